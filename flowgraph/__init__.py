@@ -1,0 +1,35 @@
+"""flowgraph: a graph-compiling, define-and-run deep-learning framework.
+
+Build a dataflow graph of tensors and ops, then run it in a :class:`Session`::
+
+    import flowgraph as fg
+    x = fg.placeholder(fg.float32, (None, 3))
+    y = fg.tanh(x @ fg.Variable(np.ones((3, 2), np.float32)))
+    with fg.Session() as sess:
+        sess.run(y, {x: np.ones((4, 3))})
+
+This module only re-exports the public API.
+"""
+from . import errors
+from .api import (abs, add, add_n, broadcast_like, cast, clip_by_value, concat, constant,
+                  convert_to_tensor, divide, equal, exp, expand_dims, gather, greater,
+                  greater_equal, group, identity, less, less_equal, log, matmul, maximum,
+                  minimum, multiply, negative, no_op, not_equal, one_hot, ones, ones_like,
+                  placeholder, reduce_max, reduce_mean, reduce_sum, relu, reshape, sigmoid,
+                  sign, split, sqrt, square, squeeze, stack, stop_gradient, subtract, tanh,
+                  transpose, unstack, where, zeros, zeros_like)
+from .autodiff import gradients
+from .devices import list_devices
+from .dtypes import bool_, float32, float64, int32, int64
+from .graph import (Graph, Operation, Tensor, control_dependencies, device,
+                    get_default_graph, name_scope, reset_default_graph)
+from .session import Session, SessionConfig
+from .variables import (Variable, global_variables, global_variables_initializer,
+                        trainable_variables, variables_initializer)
+from .visualize import summary
+from . import ops as _ops  # registers the primitives  # noqa: F401
+from . import dtypes, nn, testing, train  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [name for name in dir() if not name.startswith("_")]

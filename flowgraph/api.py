@@ -1,0 +1,634 @@
+"""User-facing op functions and the operators on tensors.
+
+Each function converts its arguments (Python scalars are *weak*, see
+:mod:`flowgraph.dtypes`), applies NumPy promotion, and creates one or more primitive
+ops. Composite functions (softmax, clip_by_value, reduce_mean, stack, ...) are
+written with primitives, so their gradients come for free.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     x = fg.placeholder(fg.float32, (None, 2))
+...     y = fg.relu(x * 2.0 - 1.0)
+...     with fg.Session() as sess:
+...         sess.run(y, {x: [[0.0, 1.0]]})
+array([[0., 1.]], dtype=float32)
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import dtypes
+from . import shapes as S
+from .errors import DTypeError, ShapeError
+from .graph import Operation, Tensor, get_default_graph
+
+# ---------------------------------------------------------------------------------------
+# conversion
+
+
+def _graph_of(*values):
+    for v in values:
+        if isinstance(v, Tensor):
+            return v.graph
+        if hasattr(v, "_as_tensor"):
+            return v._as_tensor().graph
+        if isinstance(v, (list, tuple)):
+            for item in v:
+                g = _graph_of(item)
+                if g is not None:
+                    return g
+    return None
+
+
+def _op(type_, inputs, attrs=None, name=None, **kwargs) -> Operation:
+    graph = _graph_of(*inputs) or get_default_graph()
+    return graph.create_op(type_, inputs, attrs, name, **kwargs)
+
+
+def _out(type_, inputs, attrs=None, name=None) -> Tensor:
+    return _op(type_, inputs, attrs, name).outputs[0]
+
+
+def constant(value, dtype=None, name=None, graph=None) -> Tensor:
+    """A constant tensor holding ``value`` (array-like).
+
+    Python floats become float32 and Python ints int32 unless ``dtype`` says otherwise;
+    NumPy arrays keep their dtype.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.constant([1, 2]).dtype, fg.constant(np.zeros(2)).dtype
+    (dtype('int32'), dtype('float64'))
+    """
+    if dtype is not None:
+        dtype = dtypes.as_dtype(dtype)
+    elif isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        dtype = dtypes.as_dtype(value.dtype)
+    else:
+        dtype = dtypes.default_dtype_for_python(value)
+    arr = np.array(value, dtype=dtype)
+    arr.setflags(write=False)
+    graph = graph or get_default_graph()
+    return graph.create_op("Const", [], {"value": arr}, name or "Const").outputs[0]
+
+
+def convert_to_tensor(value, dtype=None, name=None, graph=None) -> Tensor:
+    """A tensor for ``value``: tensors pass through (checked against ``dtype``),
+    variables give their value, anything else becomes a constant.
+    """
+    if hasattr(value, "_as_tensor"):
+        value = value._as_tensor()
+    if isinstance(value, Tensor):
+        if dtype is not None and value.dtype != dtypes.as_dtype(dtype):
+            raise DTypeError(f"expected a {dtypes.as_dtype(dtype).name} tensor, found "
+                             f"{value.name} of dtype {value.dtype.name}")
+        return value
+    if isinstance(value, Operation):
+        raise TypeError(f"expected a tensor, found the operation {value.name!r} "
+                        f"(use {value.name!r}.outputs[0] if it has an output)")
+    return constant(value, dtype=dtype, name=name, graph=graph)
+
+
+def _to_tensors(*values, name_hint="op"):
+    """Convert a mix of tensors, Python scalars and arrays to tensors of one dtype.
+
+    Strong dtypes (tensors, NumPy arrays and scalars) promote by NumPy's rules; Python
+    scalars adopt the strong dtype (see :mod:`flowgraph.dtypes`).
+    """
+    graph = _graph_of(*values) or get_default_graph()
+    strong = []
+    for v in values:
+        if hasattr(v, "_as_tensor"):
+            v = v._as_tensor()
+        if isinstance(v, Tensor):
+            strong.append(v.dtype)
+        elif dtypes.is_python_scalar(v):
+            strong.append(None)
+        else:
+            arr = np.asarray(v)
+            if arr.dtype.kind not in "biuf":
+                raise DTypeError(f"{name_hint}: expected numbers, found {arr.dtype} in {v!r:.60}")
+            if isinstance(v, (np.ndarray, np.generic)):
+                strong.append(dtypes.as_dtype(arr.dtype))
+            else:  # nested Python lists: weak like Python scalars
+                strong.append(None)
+    known = [d for d in strong if d is not None]
+    if known:
+        target = dtypes.result_type(*known)
+        weak = [v for v, d in zip(values, strong) if d is None]
+        target = dtypes.result_type(target, *(dtypes.weak_dtype(v, target) for v in weak))
+    else:
+        target = dtypes.result_type(*(dtypes.default_dtype_for_python(v) for v in values))
+    out = []
+    for v in values:
+        if hasattr(v, "_as_tensor"):
+            v = v._as_tensor()
+        if isinstance(v, Tensor):
+            out.append(v if v.dtype == target else cast(v, target))
+        else:
+            out.append(constant(v, dtype=target, graph=graph))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# sources
+
+
+def placeholder(dtype, shape=None, name=None) -> Tensor:
+    """A value fed at run time. ``None`` dimensions (or ``shape=None``, unknown rank)
+    accept any size.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.placeholder(fg.float32, (None, 3), name="x").shape
+    (None, 3)
+    """
+    dtype = dtypes.as_dtype(dtype)
+    return _out("Placeholder", [], {"dtype": dtype, "shape": S.as_shape(shape)},
+                name or "Placeholder")
+
+
+def zeros(shape, dtype=dtypes.float32, name=None) -> Tensor:
+    """A constant of zeros."""
+    return constant(np.zeros(shape, dtypes.as_dtype(dtype)), name=name or "zeros")
+
+
+def ones(shape, dtype=dtypes.float32, name=None) -> Tensor:
+    """A constant of ones."""
+    return constant(np.ones(shape, dtypes.as_dtype(dtype)), name=name or "ones")
+
+
+# ---------------------------------------------------------------------------------------
+# elementwise
+
+
+def _binary(type_, x, y, name=None):
+    a, b = _to_tensors(x, y, name_hint=type_)
+    return _out(type_, [a, b], name=name)
+
+
+def add(x, y, name=None):
+    """``x + y`` with broadcasting."""
+    return _binary("Add", x, y, name)
+
+
+def subtract(x, y, name=None):
+    """``x - y`` with broadcasting."""
+    return _binary("Sub", x, y, name)
+
+
+def multiply(x, y, name=None):
+    """``x * y`` with broadcasting."""
+    return _binary("Mul", x, y, name)
+
+
+def divide(x, y, name=None):
+    """``x / y`` (true division: integers give float64, as in TensorFlow)."""
+    return _binary("Div", x, y, name)
+
+
+def maximum(x, y, name=None):
+    """Elementwise maximum."""
+    return _binary("Maximum", x, y, name)
+
+
+def minimum(x, y, name=None):
+    """Elementwise minimum."""
+    return _binary("Minimum", x, y, name)
+
+
+def less(x, y, name=None):
+    return _binary("Less", x, y, name)
+
+
+def less_equal(x, y, name=None):
+    return _binary("LessEqual", x, y, name)
+
+
+def greater(x, y, name=None):
+    return _binary("Greater", x, y, name)
+
+
+def greater_equal(x, y, name=None):
+    return _binary("GreaterEqual", x, y, name)
+
+
+def equal(x, y, name=None):
+    """Elementwise ``x == y`` (the ``==`` operator is identity, as in TF1)."""
+    return _binary("Equal", x, y, name)
+
+
+def not_equal(x, y, name=None):
+    return _binary("NotEqual", x, y, name)
+
+
+def _unary(type_, x, name=None):
+    return _out(type_, [convert_to_tensor(x)], name=name)
+
+
+def negative(x, name=None):
+    """``-x``."""
+    return _unary("Neg", x, name)
+
+
+def relu(x, name=None):
+    """``max(x, 0)``."""
+    return _unary("Relu", x, name)
+
+
+def tanh(x, name=None):
+    """Hyperbolic tangent."""
+    return _unary("Tanh", x, name)
+
+
+def sigmoid(x, name=None):
+    """``1 / (1 + exp(-x))``, computed without overflow."""
+    return _unary("Sigmoid", x, name)
+
+
+def exp(x, name=None):
+    return _unary("Exp", x, name)
+
+
+def log(x, name=None):
+    return _unary("Log", x, name)
+
+
+def square(x, name=None):
+    return _unary("Square", x, name)
+
+
+def sqrt(x, name=None):
+    return _unary("Sqrt", x, name)
+
+
+def abs(x, name=None):  # noqa: A001 - the API name
+    return _unary("Abs", x, name)
+
+
+def sign(x, name=None):
+    return _unary("Sign", x, name)
+
+
+def identity(x, name=None):
+    """The same value, as a new op (a place to hang a name or a device)."""
+    return _unary("Identity", x, name)
+
+
+def stop_gradient(x, name=None):
+    """The same value; gradients do not flow through it."""
+    return _unary("StopGradient", x, name)
+
+
+def pow_scalar(x, exponent, name=None):
+    """``x ** exponent`` for a Python number ``exponent`` (``Tensor.__pow__``)."""
+    if not isinstance(exponent, numbers.Real) or isinstance(exponent, bool):
+        raise TypeError(f"expected a Python number as the exponent, found {exponent!r}")
+    x = convert_to_tensor(x)
+    if dtypes.is_integer(x.dtype) and (exponent < 0 or exponent != int(exponent)):
+        x = cast(x, dtypes.DEFAULT_FLOAT)
+    return _out("PowScalar", [x], {"exponent": float(exponent)}, name)
+
+
+def cast(x, dtype, name=None):
+    """``x`` converted to ``dtype``."""
+    x = convert_to_tensor(x)
+    dtype = dtypes.as_dtype(dtype)
+    return _out("Cast", [x], {"dtype": dtype}, name)
+
+
+def where(condition, x, y, name=None):
+    """``x`` where ``condition`` else ``y`` (all three broadcast)."""
+    cond = convert_to_tensor(condition)
+    a, b = _to_tensors(x, y, name_hint="Where")
+    return _out("Where", [cond, a, b], name=name)
+
+
+def clip_by_value(x, clip_value_min, clip_value_max, name=None):
+    """``min(max(x, lo), hi)``."""
+    return minimum(maximum(x, clip_value_min), clip_value_max, name=name)
+
+
+def zeros_like(x, dtype=None, name=None):
+    x = convert_to_tensor(x)
+    attrs = {"dtype": dtypes.as_dtype(dtype)} if dtype is not None else {}
+    return _out("ZerosLike", [x], attrs, name)
+
+
+def ones_like(x, dtype=None, name=None):
+    x = convert_to_tensor(x)
+    attrs = {"dtype": dtypes.as_dtype(dtype)} if dtype is not None else {}
+    return _out("OnesLike", [x], attrs, name)
+
+
+def add_n(inputs, name=None):
+    """The sum of a list of tensors of one shape and dtype."""
+    inputs = list(inputs)
+    total = inputs[0]
+    for t in inputs[1:]:
+        total = add(total, t)
+    return total if name is None else identity(total, name=name)
+
+
+# ---------------------------------------------------------------------------------------
+# linear algebra and shapes
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
+    """Matrix product (batched over leading dimensions, which broadcast)."""
+    a, b = _to_tensors(a, b, name_hint="MatMul")
+    return _out("MatMul", [a, b], {"transpose_a": bool(transpose_a),
+                                   "transpose_b": bool(transpose_b)}, name)
+
+
+def transpose(x, perm=None, name=None):
+    """Permute dimensions (reverse them when ``perm`` is None)."""
+    x = convert_to_tensor(x)
+    if perm is None:
+        if x.shape is None:
+            raise ShapeError(f"transpose of {x.name}: expected a known rank when perm is "
+                             "None, found an unknown rank")
+        perm = list(range(len(x.shape)))[::-1]
+    return _out("Transpose", [x], {"perm": tuple(int(p) for p in perm)}, name)
+
+
+def reshape(x, shape, name=None):
+    """``x`` with a new shape; one entry may be -1."""
+    x = convert_to_tensor(x)
+    shape = tuple(-1 if d is None else int(d) for d in shape)
+    return _out("Reshape", [x], {"shape": shape}, name)
+
+
+def reshape_like(x, like, name=None):
+    """``x`` reshaped to the run-time shape of ``like``."""
+    return _out("ReshapeLike", [convert_to_tensor(x), convert_to_tensor(like)], name=name)
+
+
+def broadcast_like(x, like, name=None):
+    """``x`` broadcast to the run-time shape of ``like``."""
+    return _out("BroadcastLike", [convert_to_tensor(x), convert_to_tensor(like)], name=name)
+
+
+def sum_like(x, like, name=None):
+    """``x`` summed down to the run-time shape of ``like`` (undoes broadcasting)."""
+    return _out("SumLike", [convert_to_tensor(x), convert_to_tensor(like)], name=name)
+
+
+def expand_dims(x, axis, name=None):
+    """Insert a dimension of size 1 at ``axis``."""
+    return _out("ExpandDims", [convert_to_tensor(x)], {"axis": int(axis)}, name)
+
+
+def squeeze(x, axis=None, name=None):
+    """Remove dimensions of size 1 (all of them when ``axis`` is None and known)."""
+    x = convert_to_tensor(x)
+    if axis is None:
+        if x.shape is None or None in x.shape:
+            raise ShapeError(f"squeeze of {x.name}: expected a known shape when axis is "
+                             f"None, found {S.fmt(x.shape)}")
+        axis = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    return _out("Squeeze", [x], {"axis": axis}, name)
+
+
+def concat(values, axis, name=None):
+    """Join tensors along ``axis``."""
+    values = _to_tensors(*values, name_hint="Concat")
+    return _out("Concat", values, {"axis": int(axis)}, name)
+
+
+def split(x, num_or_size_splits, axis=0, name=None):
+    """Split ``x`` along ``axis`` into ``num`` equal parts or parts of the given sizes."""
+    x = convert_to_tensor(x)
+    if isinstance(num_or_size_splits, numbers.Integral):
+        num = int(num_or_size_splits)
+        dim = None if x.shape is None else x.shape[S.normalize_axis(axis, len(x.shape))]
+        if dim is None:
+            raise ShapeError(f"split of {x.name}: expected a known dimension {axis} to split "
+                             f"into {num} parts, found shape {S.fmt(x.shape)}")
+        if num <= 0 or dim % num:
+            raise ShapeError(f"split of {x.name}: expected dimension {axis} ({dim}) to be "
+                             f"divisible by {num}")
+        sizes = (dim // num,) * num
+    else:
+        sizes = tuple(int(s) for s in num_or_size_splits)
+    if x.shape is not None:
+        axis = S.normalize_axis(axis, len(x.shape))
+    return list(_op("Split", [x], {"axis": int(axis), "sizes": sizes}, name).outputs)
+
+
+def split_like(x, likes, axis, name=None):
+    """``x`` cut along ``axis`` into pieces the run-time sizes of ``likes``."""
+    x = convert_to_tensor(x)
+    if x.shape is not None:
+        axis = S.normalize_axis(axis, len(x.shape))
+    return list(_op("SplitLike", [x] + list(likes), {"axis": int(axis)}, name).outputs)
+
+
+def stack(values, axis=0, name=None):
+    """Stack tensors of one shape along a new ``axis``."""
+    values = _to_tensors(*values, name_hint="Stack")
+    return concat([expand_dims(v, axis) for v in values], axis, name=name)
+
+
+def unstack(x, num=None, axis=0, name=None):
+    """The slices of ``x`` along ``axis``, as a list."""
+    x = convert_to_tensor(x)
+    if x.shape is None:
+        raise ShapeError(f"unstack of {x.name}: expected a known rank")
+    axis = S.normalize_axis(axis, len(x.shape))
+    num = num if num is not None else x.shape[axis]
+    if num is None:
+        raise ShapeError(f"unstack of {x.name}: expected a known dimension {axis} or num=, "
+                         f"found shape {S.fmt(x.shape)}")
+    return [squeeze(part, axis) for part in split(x, [1] * num, axis, name=name)]
+
+
+def strided_slice(x, spec, name=None):
+    """``x[spec]`` for a normalized static index spec (see ``Tensor.__getitem__``)."""
+    return _out("StridedSlice", [convert_to_tensor(x)], {"spec": tuple(spec)}, name)
+
+
+def slice_grad(g, like, spec, name=None):
+    """Zeros shaped like ``like`` with ``g`` written at ``like[spec]``."""
+    return _out("SliceGrad", [convert_to_tensor(g), convert_to_tensor(like)],
+                {"spec": tuple(spec)}, name)
+
+
+def _normalize_index(key):
+    if not isinstance(key, tuple):
+        key = (key,)
+    spec = []
+    for k in key:
+        if k is Ellipsis:
+            spec.append(("ellipsis",))
+        elif k is None:
+            spec.append(("newaxis",))
+        elif isinstance(k, slice):
+            parts = []
+            for part in (k.start, k.stop, k.step):
+                if part is not None and not isinstance(part, numbers.Integral):
+                    raise TypeError(f"expected static int slice bounds, found {part!r}")
+                parts.append(None if part is None else int(part))
+            if parts[2] == 0:
+                raise ValueError("slice step cannot be zero")
+            spec.append(("slice", *parts))
+        elif isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            spec.append(("index", int(k)))
+        else:
+            raise TypeError(f"expected static indices (ints, slices, None, ...), found "
+                            f"{type(k).__name__}; use fg.gather for tensor indices")
+    if sum(1 for e in spec if e[0] == "ellipsis") > 1:
+        raise ValueError("an index can only have a single ellipsis")
+    return tuple(spec)
+
+
+def gather(params, indices, axis=0, name=None):
+    """Rows of ``params`` (along ``axis``) picked by integer ``indices``; out-of-range
+    indices raise ``InvalidArgumentError`` at run time.
+    """
+    params = convert_to_tensor(params)
+    indices = convert_to_tensor(indices)
+    if axis == 0:
+        return _out("Gather", [params, indices], name=name)
+    if params.shape is None:
+        raise ShapeError(f"gather of {params.name} along axis {axis}: expected a known rank")
+    rank = len(params.shape)
+    axis = S.normalize_axis(axis, rank)
+    perm = [axis] + [i for i in range(rank) if i != axis]
+    moved = gather(transpose(params, perm), indices)
+    k = indices.ndim
+    back = list(range(k, k + axis)) + list(range(k)) + list(range(k + axis, k + rank - 1))
+    return transpose(moved, back, name=name)
+
+
+def gather_grad(g, indices, like, name=None):
+    """Zeros shaped like ``like`` with the rows of ``g`` added at ``indices``."""
+    return _out("GatherGrad", [convert_to_tensor(g), convert_to_tensor(indices),
+                               convert_to_tensor(like)], name=name)
+
+
+def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None, name=None):
+    """One-hot rows of length ``depth``; out-of-range indices give rows of zeros."""
+    dtype = dtypes.as_dtype(dtype)
+    out = _out("OneHot", [convert_to_tensor(indices)], {"depth": int(depth), "dtype": dtype},
+               name)
+    if on_value is not None or off_value is not None:
+        on = 1 if on_value is None else on_value
+        off = 0 if off_value is None else off_value
+        out = out * (on - off) + off
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# reductions
+
+
+def _axes_attr(x, axis):
+    if axis is None:
+        return None
+    if isinstance(axis, numbers.Integral):
+        return int(axis)
+    return tuple(int(a) for a in axis)
+
+
+def reduce_sum(x, axis=None, keepdims=False, name=None):
+    """Sum over ``axis`` (all axes when None)."""
+    x = convert_to_tensor(x)
+    if x.dtype == dtypes.bool_:
+        x = cast(x, dtypes.DEFAULT_INT)
+    return _out("ReduceSum", [x], {"axis": _axes_attr(x, axis), "keepdims": bool(keepdims)},
+                name)
+
+
+def reduce_max(x, axis=None, keepdims=False, name=None):
+    """Maximum over ``axis``; the gradient is shared equally among ties."""
+    x = convert_to_tensor(x)
+    return _out("ReduceMax", [x], {"axis": _axes_attr(x, axis), "keepdims": bool(keepdims)},
+                name)
+
+
+def reduce_mean(x, axis=None, keepdims=False, name=None):
+    """Mean over ``axis`` (integers give float64, as NumPy does)."""
+    x = convert_to_tensor(x)
+    total = reduce_sum(x, axis, keepdims)
+    if x.shape is not None:
+        axes = S.normalize_axes(_axes_attr(x, axis), len(x.shape))
+        dims = [x.shape[a] for a in axes]
+        if None not in dims:
+            count = int(np.prod(dims))
+            if dtypes.is_floating(x.dtype):
+                return multiply(total, 1.0 / count if count else float("nan"), name=name)
+            return divide(total, count, name=name)
+    count = _out("Size", [x], {"axis": _axes_attr(x, axis),
+                               "dtype": x.dtype if dtypes.is_floating(x.dtype)
+                               else x.dtype})
+    return divide(total, count, name=name)
+
+
+# ---------------------------------------------------------------------------------------
+# control
+
+
+def group(*ops, name=None):
+    """An operation that runs all of ``ops`` (operations, tensors or lists of them)."""
+    flat = []
+    for o in ops:
+        if isinstance(o, (list, tuple)):
+            flat.extend(o)
+        else:
+            flat.append(o)
+    deps = [o.op if isinstance(o, Tensor) else o for o in flat]
+    graph = deps[0].graph if deps else get_default_graph()
+    return graph.create_op("NoOp", [], name=name or "group_deps", control_inputs=deps)
+
+
+def no_op(name=None):
+    """An operation that does nothing."""
+    return get_default_graph().create_op("NoOp", [], name=name or "NoOp")
+
+
+def copy_to(x, device, name=None):
+    """``x`` copied to ``device`` (placement inserts these automatically)."""
+    x = convert_to_tensor(x)
+    return x.graph.create_op("Copy", [x], name=name or "copy", device=device).outputs[0]
+
+
+# ---------------------------------------------------------------------------------------
+# operators on tensors
+
+
+def _rev(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _getitem(self, key):
+    return strided_slice(self, _normalize_index(key))
+
+
+def _pow(self, exponent):
+    if isinstance(exponent, (Tensor,)) or hasattr(exponent, "_as_tensor"):
+        raise TypeError("expected a Python number as the exponent of **, found a tensor; "
+                        "use fg.exp(y * fg.log(x))")
+    return pow_scalar(self, exponent)
+
+
+OPERATORS = {
+    "__add__": add, "__radd__": _rev(add),
+    "__sub__": subtract, "__rsub__": _rev(subtract),
+    "__mul__": multiply, "__rmul__": _rev(multiply),
+    "__truediv__": divide, "__rtruediv__": _rev(divide),
+    "__matmul__": matmul, "__rmatmul__": _rev(matmul),
+    "__neg__": negative, "__abs__": abs, "__pow__": _pow,
+    "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
+    "__getitem__": _getitem,
+}
+
+
+def install_operators(cls):
+    for attr, fn in OPERATORS.items():
+        setattr(cls, attr, fn)
+
+
+install_operators(Tensor)

@@ -1,0 +1,171 @@
+"""The reference executor: the graph run op by op with each primitive's NumPy kernel.
+
+This is the specification every compiled plan is tested against
+(``SessionConfig(optimize=False)`` runs it). A *plan* is what a session runs for one
+(fetches, feeds) signature; every plan has ``run(feeds, state) -> list of values``.
+
+:class:`RunState` carries variable values through one run: reads of a ``Variable`` op
+see the value at the start of the run, assignments go to a pending set that the
+session commits only if the whole run succeeds.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import shapes as S
+from .errors import (FeedError, FlowgraphError, InvalidArgumentError, NumericsError,
+                     ShapeError, describe_op)
+
+
+class RunState:
+    """Variable values during one run: a snapshot plus pending assignments."""
+
+    __slots__ = ("snapshot", "pending", "_initial")
+
+    def __init__(self, snapshot, initial):
+        self.snapshot = snapshot        # Variable -> array at the start of the run
+        self.pending = {}               # Variable -> array assigned in this run
+        self._initial = initial         # Variable -> array, for lazily initialized ones
+
+    def read(self, var):
+        value = self.snapshot.get(var)
+        if value is None:
+            value = self._initial(var)
+            self.snapshot[var] = value
+        return value
+
+    def read_latest(self, var):
+        value = self.pending.get(var)
+        return self.read(var) if value is None else value
+
+    def write(self, var, value, op):
+        value = np.asarray(value)
+        if value.shape != var.shape:
+            raise ShapeError(f"{describe_op(op)}: expected a value of the variable's shape "
+                             f"{var.shape}, found {value.shape}")
+        value = value.astype(var.dtype, copy=True)
+        value.setflags(write=False)
+        self.pending[var] = value
+        return value
+
+
+def run_state_op(op, inputs, state: RunState):
+    """Evaluate a state primitive (Variable, ReadVariable, Assign*, InitVariables)."""
+    kind = op.type
+    if kind == "Variable":
+        return (state.read(op.attrs["variable"]),)
+    if kind == "ReadVariable":
+        return (state.read_latest(op.attrs["variable"]),)
+    var = op.attrs.get("variable")
+    if kind == "Assign":
+        return (state.write(var, inputs[0], op),)
+    if kind == "AssignAdd":
+        return (state.write(var, state.read_latest(var) + inputs[0], op),)
+    if kind == "AssignSub":
+        return (state.write(var, state.read_latest(var) - inputs[0], op),)
+    if kind == "InitVariables":
+        for v in op.attrs["variables"]:
+            state.pending[v] = v.initial_value
+        return ()
+    raise FlowgraphError(f"{describe_op(op)}: not a state op")
+
+
+def needed_ops(fetch_ops, fed):
+    """The ops that must run to produce ``fetch_ops``, in creation (topological) order.
+
+    Data inputs that are fed are not followed; control inputs always are.
+    """
+    seen, stack = set(), list(fetch_ops)
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        for t in op.inputs:
+            if t not in fed:
+                stack.append(t.op)
+        stack.extend(op.control_inputs)
+    return sorted(seen, key=lambda o: o._id)
+
+
+def missing_placeholders(ops, fed):
+    return [op for op in ops if op.type == "Placeholder" and op.outputs[0] not in fed]
+
+
+def check_output(op, index, value):
+    """Coerce a kernel's output to the static dtype and check it against the static
+    shape; a mismatch is a bug or an unknown dimension that did not fit.
+    """
+    t = op.outputs[index]
+    value = np.asarray(value)
+    if value.dtype != t.dtype:
+        value = value.astype(t.dtype)
+    if not S.compatible(t.shape, value.shape):
+        raise ShapeError(f"{describe_op(op)}: produced shape {value.shape} at run time, "
+                         f"expected {S.fmt(t.shape)}")
+    return value
+
+
+def check_finite(op, values):
+    for i, v in enumerate(values):
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            what = "NaN" if np.isnan(v).any() else "Inf"
+            raise NumericsError(f"{describe_op(op)}: output {i} contains {what} "
+                                f"(shape {v.shape}); expected finite values")
+
+
+def kernel_error(op, inputs, exc):
+    """Wrap an exception raised by a kernel so that it names the op."""
+    if isinstance(exc, FlowgraphError):
+        return type(exc)(f"{describe_op(op)}: {exc}")
+    found = ", ".join(f"{np.shape(v)} {np.asarray(v).dtype}" for v in inputs)
+    return InvalidArgumentError(f"{describe_op(op)}: failed at run time on inputs "
+                                f"[{found}]: {type(exc).__name__}: {exc}")
+
+
+class ReferencePlan:
+    """Runs the needed ops one by one with the NumPy reference kernels."""
+
+    def __init__(self, graph, fetch_tensors, target_ops, feed_tensors, check_numerics=False):
+        self.graph = graph
+        self.fetch_tensors = list(fetch_tensors)
+        self.feed_tensors = list(feed_tensors)
+        fed = set(feed_tensors)
+        roots = [t.op for t in fetch_tensors] + list(target_ops)
+        ops = needed_ops(roots, fed)
+        missing = missing_placeholders(ops, fed)
+        if missing:
+            op = missing[0]
+            raise FeedError(f"{describe_op(op)}: expected a feed for placeholder "
+                            f"'{op.outputs[0].name}' (shape {S.fmt(op.outputs[0].shape)}, "
+                            f"{op.outputs[0].dtype.name}), found none; it is needed by "
+                            f"{', '.join(repr(t.name) for t in fetch_tensors) or 'the run'}")
+        # Ops whose every output is fed do not run.
+        self.ops = [op for op in ops if not op.outputs or not all(t in fed for t in op.outputs)]
+        self.check_numerics = check_numerics
+
+    def run(self, feeds, state: RunState):
+        values = dict(feeds)
+        with np.errstate(all="ignore"):
+            for op in self.ops:
+                inputs = [values[t] for t in op.inputs]
+                try:
+                    if op.primitive.kind == "state":
+                        outs = run_state_op(op, inputs, state)
+                    else:
+                        outs = op.primitive.ref(op, *inputs)
+                        if not isinstance(outs, tuple):
+                            outs = (outs,)
+                    outs = [check_output(op, i, v) for i, v in enumerate(outs)]
+                except FlowgraphError as exc:
+                    if describe_op(op) in str(exc):
+                        raise
+                    raise kernel_error(op, inputs, exc) from None
+                except Exception as exc:  # a NumPy error: say which op and on what
+                    raise kernel_error(op, inputs, exc) from exc
+                if self.check_numerics:
+                    check_finite(op, outs)
+                for t, v in zip(op.outputs, outs):
+                    if t not in feeds:
+                        values[t] = v
+        return [values[t] for t in self.fetch_tensors]

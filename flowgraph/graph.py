@@ -1,0 +1,375 @@
+"""The graph IR: :class:`Graph`, :class:`Operation`, :class:`Tensor`, and the scopes
+(default graph, device, name, control dependencies) that shape new operations.
+
+An :class:`Operation` is one immutable node: a primitive ``type`` (declared once in
+:mod:`flowgraph.ops`), its input tensors, static ``attrs``, a device and the place in
+user code that created it. Its outputs are :class:`Tensor` handles carrying static
+shape and dtype. Graphs are append-only, so creation order is a topological order.
+
+>>> import flowgraph as fg
+>>> g = fg.Graph()
+>>> with g.as_default():
+...     x = fg.placeholder(fg.float32, (None, 3), name="x")
+>>> x.name, x.shape, g.operations[0].type
+('x:0', (None, 3), 'Placeholder')
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+
+import numpy as np
+
+from . import shapes as _shapes
+from .devices import canonical_device
+from .errors import FlowgraphError
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_KERNELS_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "kernels")
+
+
+def _user_location() -> str | None:
+    """``"file.py:LINE"`` of the innermost frame outside flowgraph itself."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not (filename.startswith(_PACKAGE_DIR) or filename.startswith(_KERNELS_DIR)
+                or "contextlib" in filename):
+            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+class Tensor:
+    """A symbolic value: output ``value_index`` of operation ``op``.
+
+    Arithmetic operators (``+ - * / @``, ``**``, comparisons, indexing) build new ops;
+    they are installed by :mod:`flowgraph.api`.
+    """
+
+    __slots__ = ("op", "value_index", "shape", "dtype", "__weakref__")
+    __array_priority__ = 100  # make `ndarray + tensor` defer to Tensor.__radd__
+
+    def __init__(self, op: "Operation", value_index: int, shape, dtype):
+        self.op = op
+        self.value_index = value_index
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def name(self) -> str:
+        return f"{self.op.name}:{self.value_index}"
+
+    @property
+    def device(self) -> str | None:
+        return self.op.device
+
+    @property
+    def graph(self) -> "Graph":
+        return self.op.graph
+
+    @property
+    def ndim(self):
+        return None if self.shape is None else len(self.shape)
+
+    def __repr__(self):
+        return (f"<fg.Tensor '{self.name}' shape={_shapes.fmt(self.shape)} "
+                f"dtype={self.dtype.name}>")
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):  # identity, as in TF1: tensors are dict keys
+        return self is other
+
+    def __bool__(self):
+        raise TypeError(
+            f"the truth value of a symbolic tensor ({self.name}) is unknown until the "
+            "graph runs; use fg.where(...) for a choice inside the graph")
+
+    def __iter__(self):
+        raise TypeError(f"tensor {self.name} is not iterable; use fg.unstack(...)")
+
+    def __len__(self):
+        if self.shape is None or not self.shape or self.shape[0] is None:
+            raise TypeError(f"len() of tensor {self.name} is unknown (shape "
+                            f"{_shapes.fmt(self.shape)})")
+        return self.shape[0]
+
+
+class Operation:
+    """One node of the graph. Create operations through the ``fg.*`` functions.
+
+    Attributes: ``type`` (the primitive's name), ``name``, ``inputs`` (tensors),
+    ``control_inputs`` (operations that must run first), ``attrs`` (static
+    parameters), ``outputs``, ``device`` (canonical string or ``None``), ``graph``,
+    ``location`` (``"file.py:LINE"`` of the user code that created it).
+    """
+
+    __slots__ = ("type", "name", "inputs", "control_inputs", "attrs", "outputs", "device",
+                 "graph", "location", "_id", "__weakref__")
+
+    def __init__(self, graph, type_, name, inputs, attrs, device, control_inputs, location):
+        self.graph = graph
+        self.type = type_
+        self.name = name
+        self.inputs = tuple(inputs)
+        self.attrs = dict(attrs)
+        self.device = device
+        self.control_inputs = tuple(control_inputs)
+        self.location = location
+        self.outputs: tuple[Tensor, ...] = ()
+        self._id = -1
+
+    @property
+    def primitive(self):
+        from .ops import get_primitive
+        return get_primitive(self.type)
+
+    def __repr__(self):
+        return f"<fg.Operation '{self.name}' type={self.type}>"
+
+    def __hash__(self):
+        return id(self)
+
+    def __eq__(self, other):
+        return self is other
+
+
+class Graph:
+    """A dataflow graph. Operations are appended in creation (topological) order.
+
+    >>> import flowgraph as fg
+    >>> g = fg.Graph()
+    >>> with g.as_default():
+    ...     c = fg.constant(2.0) * 3.0
+    >>> [op.type for op in g.operations]
+    ['Const', 'Const', 'Mul']
+    """
+
+    def __init__(self):
+        self._operations: list[Operation] = []
+        self._names: set[str] = set()
+        self._name_counts: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._variables = []
+        self._collections: dict[str, list] = {}
+        self._version = 0  # bumped on every new op; plan caches use it
+
+    @property
+    def operations(self) -> list[Operation]:
+        """All operations in creation (hence topological) order."""
+        return list(self._operations)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def as_default(self):
+        """Context manager that makes this the default graph."""
+        return _default_graph_stack.scope(self)
+
+    def get_operation_by_name(self, name: str) -> Operation:
+        for op in self._operations:
+            if op.name == name:
+                return op
+        raise KeyError(f"no operation named {name!r} in this graph")
+
+    def get_tensor_by_name(self, name: str) -> Tensor:
+        op_name, _, index = name.rpartition(":")
+        if not op_name or not index.isdigit():
+            raise KeyError(f"expected a tensor name like 'x:0', found {name!r}")
+        op = self.get_operation_by_name(op_name)
+        if int(index) >= len(op.outputs):
+            raise KeyError(f"operation {op_name!r} has {len(op.outputs)} outputs, "
+                           f"found index {index} in {name!r}")
+        return op.outputs[int(index)]
+
+    def unique_name(self, base: str) -> str:
+        """Prefix ``base`` with the name scope and make it unique in this graph."""
+        prefix = _scopes().name_prefix
+        name = f"{prefix}{base}" if prefix else base
+        with self._lock:
+            if name not in self._names:
+                self._names.add(name)
+                return name
+            count = self._name_counts.get(name, 0)
+            while True:
+                count += 1
+                candidate = f"{name}_{count}"
+                if candidate not in self._names:
+                    self._name_counts[name] = count
+                    self._names.add(candidate)
+                    return candidate
+
+    def create_op(self, type_, inputs, attrs=None, name=None, output_specs=None,
+                  device=None, control_inputs=()) -> Operation:
+        """Create and append an operation; shapes and dtypes of outputs come from the
+        primitive's rule unless ``output_specs`` (``[(shape, dtype)]``) is given.
+        """
+        from .ops import get_primitive
+
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"inputs of {type_} must be tensors, found {type(t).__name__}")
+            if t.graph is not self:
+                raise FlowgraphError(
+                    f"{type_}: input {t.name} belongs to another graph; tensors from "
+                    "different graphs cannot be combined (is a `with g.as_default()` "
+                    "missing?)")
+        primitive = get_primitive(type_)
+        scopes = _scopes()
+        dev = device if device is not None else scopes.device
+        op = Operation(self, type_, self.unique_name(name or primitive.default_name),
+                       inputs, attrs or {}, dev,
+                       scopes.control_inputs_for(self) + list(control_inputs),
+                       _user_location())
+        if output_specs is None:
+            output_specs = primitive.infer_checked(op)
+        op.outputs = tuple(Tensor(op, i, shape, dtype)
+                           for i, (shape, dtype) in enumerate(output_specs))
+        with self._lock:
+            op._id = len(self._operations)
+            self._operations.append(op)
+            self._version += 1
+        return op
+
+    # -- collections ------------------------------------------------------------------
+    def add_to_collection(self, key: str, value):
+        self._collections.setdefault(key, []).append(value)
+
+    def get_collection(self, key: str) -> list:
+        return list(self._collections.get(key, []))
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text of the graph: op names, types, shapes, devices, one
+        colour per device.
+        """
+        from .visualize import graph_to_dot
+        return graph_to_dot(self)
+
+
+class _DefaultGraphStack(threading.local):
+    def __init__(self):
+        self.stack: list[Graph] = []
+
+    @contextlib.contextmanager
+    def scope(self, graph):
+        self.stack.append(graph)
+        try:
+            yield graph
+        finally:
+            self.stack.pop()
+
+
+_default_graph_stack = _DefaultGraphStack()
+_global_default_graph = Graph()
+
+
+def get_default_graph() -> Graph:
+    """The innermost graph of a ``with g.as_default():`` block, else the module's
+    default graph.
+
+    >>> import flowgraph as fg
+    >>> isinstance(fg.get_default_graph(), fg.Graph)
+    True
+    """
+    if _default_graph_stack.stack:
+        return _default_graph_stack.stack[-1]
+    return _global_default_graph
+
+
+def reset_default_graph() -> None:
+    """Replace the module's default graph with a new empty one."""
+    global _global_default_graph
+    if _default_graph_stack.stack:
+        raise FlowgraphError("reset_default_graph() called inside a `with g.as_default()` "
+                             "block; leave the block first")
+    _global_default_graph = Graph()
+
+
+class _Scopes(threading.local):
+    """Per-thread device, name and control-dependency scopes."""
+
+    def __init__(self):
+        self.devices: list[str | None] = []
+        self.names: list[str] = []
+        self.controls: list[tuple[Graph, tuple[Operation, ...]]] = []
+
+    @property
+    def device(self):
+        return self.devices[-1] if self.devices else None
+
+    @property
+    def name_prefix(self) -> str:
+        return "".join(f"{n}/" for n in self.names)
+
+    def control_inputs_for(self, graph):
+        out = []
+        for g, ops in self.controls:
+            if g is graph:
+                out.extend(ops)
+        return out
+
+
+_scope_state = _Scopes()
+
+
+def _scopes() -> _Scopes:
+    return _scope_state
+
+
+@contextlib.contextmanager
+def device(name: str | None):
+    """Place the operations created inside on ``name`` (``"/cpu:0"``, ``"/gpu:0"``,
+    ``"cpu"``, ``"/device:GPU:0"``, ...). ``None`` clears the enclosing device.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     with fg.device("/device:CPU:0"):
+    ...         c = fg.constant(1.0)
+    >>> c.device
+    '/cpu:0'
+    """
+    _scope_state.devices.append(canonical_device(name))
+    try:
+        yield
+    finally:
+        _scope_state.devices.pop()
+
+
+@contextlib.contextmanager
+def name_scope(name: str):
+    """Prefix the names of operations created inside with ``name/``."""
+    _scope_state.names.append(name.rstrip("/"))
+    try:
+        yield name
+    finally:
+        _scope_state.names.pop()
+
+
+@contextlib.contextmanager
+def control_dependencies(ops):
+    """Operations created inside run only after ``ops`` (operations or tensors).
+
+    A variable read made inside with ``v.read_value()`` sees assignments in ``ops``.
+    """
+    ops = tuple(o.op if isinstance(o, Tensor) else o for o in (ops or ()))
+    graph = ops[0].graph if ops else get_default_graph()
+    _scope_state.controls.append((graph, ops))
+    try:
+        yield
+    finally:
+        _scope_state.controls.pop()
+
+
+@contextlib.contextmanager
+def _no_control_dependencies():
+    saved = _scope_state.controls
+    _scope_state.controls = []
+    try:
+        yield
+    finally:
+        _scope_state.controls = saved

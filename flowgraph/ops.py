@@ -1,0 +1,792 @@
+"""Every primitive, declared once: its shape/dtype rule, its gradient rule and its
+NumPy reference kernel, side by side.
+
+The reference kernels are the specification that every compiled and device kernel is
+tested against. Gradient rules are written with the same differentiable graph
+functions users call (:mod:`flowgraph.api`), so a gradient graph can be differentiated
+again to any order. Gradient rules return one entry per input: a tensor, or ``None``
+for "no gradient flows here". Gradients of broadcasting ops are returned in the
+output's shape; :mod:`flowgraph.autodiff` undoes the broadcast in one place.
+
+>>> get_primitive("Tanh").kind
+'elementwise'
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import api as F
+from . import dtypes
+from . import shapes as S
+from .errors import DTypeError, FlowgraphError, InvalidArgumentError, ShapeError, describe_op
+
+
+@dataclass(frozen=True)
+class Primitive:
+    """One primitive op type.
+
+    ``infer(op) -> [(shape, dtype), ...]``; ``grad(op, *output_grads) -> [input grads]``
+    (``None`` for a non-differentiable primitive); ``ref(op, *inputs) -> array or tuple``.
+    ``kind`` groups primitives for the compiler: ``"elementwise"``, ``"reduction"``,
+    ``"matmul"``, ``"shape"``, ``"index"``, ``"source"``, ``"state"``, ``"control"``.
+    """
+
+    name: str
+    infer: Callable
+    grad: Callable | None
+    ref: Callable
+    kind: str
+    default_name: str
+    flops: Callable | None = None
+
+    def infer_checked(self, op):
+        """Run the shape/dtype rule; errors name the op and where it was created."""
+        try:
+            return self.infer(op)
+        except (ShapeError, DTypeError) as exc:
+            raise type(exc)(f"{describe_op(op)}: {exc}") from None
+        except ValueError as exc:
+            raise ShapeError(f"{describe_op(op)}: {exc}") from None
+
+
+_PRIMITIVES: dict[str, Primitive] = {}
+
+
+def get_primitive(name: str) -> Primitive:
+    try:
+        return _PRIMITIVES[name]
+    except KeyError:
+        raise FlowgraphError(f"unknown primitive {name!r}") from None
+
+
+def all_primitives() -> dict[str, Primitive]:
+    """The registry, by name (a copy)."""
+    return dict(_PRIMITIVES)
+
+
+def defprim(name, infer, grad, ref, kind, default_name=None, flops=None):
+    """Declare a primitive. ``grad=None`` makes it non-differentiable."""
+    _PRIMITIVES[name] = Primitive(name, infer, grad, ref, kind,
+                                  default_name or _snake(name), flops)
+
+
+def _snake(name):
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+# --- shape/dtype rule helpers ----------------------------------------------------------
+
+def _in(op, i=0):
+    return op.inputs[i]
+
+
+def _require_float(op, *tensors):
+    for t in tensors:
+        if not dtypes.is_floating(t.dtype):
+            raise DTypeError(f"expected a float32 or float64 input, found {t.dtype.name} ({t.name})")
+
+
+def _require_same_dtype(op):
+    first = op.inputs[0].dtype
+    for t in op.inputs[1:]:
+        if t.dtype != first:
+            names = ", ".join(f"{x.name}: {x.dtype.name}" for x in op.inputs)
+            raise DTypeError(f"expected inputs of one dtype, found {names}")
+    return first
+
+
+def _broadcast_inputs(op):
+    try:
+        return S.broadcast_shapes(*(t.shape for t in op.inputs))
+    except ValueError:
+        found = " and ".join(S.fmt(t.shape) for t in op.inputs)
+        raise ShapeError(f"expected shapes that broadcast together, found {found}") from None
+
+
+def unary_infer(float_only=False, out_dtype=None):
+    def infer(op):
+        x = _in(op)
+        if float_only:
+            _require_float(op, x)
+        if x.dtype == dtypes.bool_ and out_dtype is None and op.type not in (
+                "Identity", "StopGradient", "Copy"):
+            raise DTypeError(f"expected a numeric input, found bool ({x.name})")
+        return [(x.shape, out_dtype or x.dtype)]
+    return infer
+
+
+def binary_infer(out_dtype=None, allow_bool=False):
+    def infer(op):
+        dtype = _require_same_dtype(op)
+        if dtype == dtypes.bool_ and not allow_bool:
+            raise DTypeError(f"expected numeric inputs, found bool ({op.inputs[0].name})")
+        result = out_dtype(dtype) if callable(out_dtype) else (out_dtype or dtype)
+        return [(_broadcast_inputs(op), result)]
+    return infer
+
+
+def _elementwise_flops(op, in_shapes, out_shapes):
+    return int(np.prod(out_shapes[0])) if out_shapes else 0
+
+
+def _ew(name, infer, grad, ref, default_name=None):
+    defprim(name, infer, grad, ref, "elementwise", default_name, _elementwise_flops)
+
+
+# --- sources and state -----------------------------------------------------------------
+
+def _no_ref(kind):
+    def ref(op, *args):
+        raise FlowgraphError(f"{describe_op(op)}: {kind} is evaluated by the session")
+    return ref
+
+
+defprim("Const", lambda op: [(op.attrs["value"].shape, op.attrs["value"].dtype)], None,
+        lambda op: op.attrs["value"], "source")
+defprim("Placeholder", lambda op: [(op.attrs["shape"], op.attrs["dtype"])], None,
+        _no_ref("a placeholder"), "source")
+# Variable: the value at the start of the run. ReadVariable: the value after the
+# assignments it depends on (v.read_value() inside fg.control_dependencies).
+defprim("Variable", lambda op: [(op.attrs["shape"], op.attrs["dtype"])], None,
+        _no_ref("a variable"), "state")
+defprim("ReadVariable", lambda op: [(op.attrs["shape"], op.attrs["dtype"])], None,
+        _no_ref("a variable read"), "state")
+
+
+def _assign_infer(op):
+    var = op.attrs["variable"]
+    value = _in(op)
+    if value.dtype != var.dtype:
+        raise DTypeError(f"expected a value of the variable's dtype {var.dtype.name}, "
+                         f"found {value.dtype.name}")
+    if value.shape is not None and not S.compatible(var.shape, tuple(
+            d if d is not None else (var.shape[i] if var.shape else None)
+            for i, d in enumerate(value.shape))):
+        raise ShapeError(f"expected a value of the variable's shape {S.fmt(var.shape)}, "
+                         f"found {S.fmt(value.shape)}")
+    return [(var.shape, var.dtype)]
+
+
+for _name in ("Assign", "AssignAdd", "AssignSub"):
+    defprim(_name, _assign_infer, None, _no_ref("an assignment"), "state")
+defprim("NoOp", lambda op: [], None, lambda op, *a: (), "control")
+# InitVariables: reset `attrs["variables"]` to their initial values.
+defprim("InitVariables", lambda op: [], None, _no_ref("an initializer"), "state")
+
+
+# --- elementwise unary -----------------------------------------------------------------
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return np.exp(-np.logaddexp(0, -x)).astype(x.dtype, copy=False)
+
+
+_ew("Neg", unary_infer(), lambda op, g: [-g], lambda op, x: np.negative(x), "neg")
+_ew("Exp", unary_infer(True), lambda op, g: [g * op.outputs[0]], lambda op, x: np.exp(x))
+_ew("Log", unary_infer(True), lambda op, g: [g / _in(op)], lambda op, x: np.log(x))
+_ew("Tanh", unary_infer(True),
+    lambda op, g: [g * (1.0 - F.square(op.outputs[0]))], lambda op, x: np.tanh(x))
+_ew("Sigmoid", unary_infer(True),
+    lambda op, g: [g * op.outputs[0] * (1.0 - op.outputs[0])], lambda op, x: _sigmoid(x))
+_ew("Relu", unary_infer(),
+    lambda op, g: [F.where(_in(op) > 0, g, F.zeros_like(g))],
+    lambda op, x: np.maximum(x, np.zeros((), x.dtype)))
+_ew("Sqrt", unary_infer(True), lambda op, g: [g / (2.0 * op.outputs[0])],
+    lambda op, x: np.sqrt(x))
+_ew("Abs", unary_infer(), lambda op, g: [g * F.sign(_in(op))], lambda op, x: np.abs(x))
+_ew("Sign", unary_infer(), lambda op, g: [None], lambda op, x: np.sign(x))
+_ew("Square", unary_infer(), lambda op, g: [g * (2.0 * _in(op))], lambda op, x: np.square(x))
+_ew("Identity", unary_infer(), lambda op, g: [g], lambda op, x: x)
+_ew("StopGradient", unary_infer(), lambda op, g: [None], lambda op, x: x)
+
+
+def _pow_grad(op, g):
+    p = op.attrs["exponent"]
+    if p == 0:
+        return [None]
+    if p == 1:
+        return [g]
+    return [g * (p * F.pow_scalar(_in(op), p - 1))]
+
+
+def _pow_ref(op, x):
+    p = op.attrs["exponent"]
+    if p == 2:
+        return np.square(x)
+    with np.errstate(all="ignore"):
+        return np.power(x, x.dtype.type(p))
+
+
+_ew("PowScalar", unary_infer(), _pow_grad, _pow_ref, "pow")
+
+
+def _cast_infer(op):
+    return [(_in(op).shape, op.attrs["dtype"])]
+
+
+def _cast_grad(op, g):
+    src = _in(op).dtype
+    if dtypes.is_floating(src) and dtypes.is_floating(op.attrs["dtype"]):
+        return [F.cast(g, src)]
+    return [None]
+
+
+_ew("Cast", _cast_infer, _cast_grad, lambda op, x: x.astype(op.attrs["dtype"]))
+
+
+def _fill_infer(op):
+    return [(_in(op).shape, op.attrs.get("dtype", _in(op).dtype))]
+
+
+defprim("ZerosLike", _fill_infer, None,
+        lambda op, x: np.zeros(x.shape, op.attrs.get("dtype", x.dtype)), "elementwise")
+defprim("OnesLike", _fill_infer, None,
+        lambda op, x: np.ones(x.shape, op.attrs.get("dtype", x.dtype)), "elementwise")
+
+
+# --- elementwise binary ----------------------------------------------------------------
+
+def _div_dtype(dtype):
+    return dtype if dtypes.is_floating(dtype) else dtypes.float64
+
+
+def _div_ref(op, x, y):
+    if dtypes.is_integer(x.dtype) and np.any(y == 0):
+        raise InvalidArgumentError("integer division by zero")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.true_divide(x, y)
+
+
+def _div_grad(op, g):
+    x, y = op.inputs
+    if not dtypes.is_floating(x.dtype):
+        return [None, None]
+    return [g / y, -(g * op.outputs[0]) / y]
+
+
+_ew("Add", binary_infer(), lambda op, g: [g, g], lambda op, x, y: np.add(x, y))
+_ew("Sub", binary_infer(), lambda op, g: [g, -g], lambda op, x, y: np.subtract(x, y))
+_ew("Mul", binary_infer(), lambda op, g: [g * op.inputs[1], g * op.inputs[0]],
+    lambda op, x, y: np.multiply(x, y))
+_ew("Div", binary_infer(_div_dtype), _div_grad, _div_ref)
+
+
+def _minmax_grad(take_x_when):
+    def grad(op, g):
+        x, y = op.inputs
+        zeros = F.zeros_like(g)
+        mask = take_x_when(x, y)
+        return [F.where(mask, g, zeros), F.where(mask, zeros, g)]
+    return grad
+
+
+_ew("Maximum", binary_infer(), _minmax_grad(lambda x, y: x >= y),
+    lambda op, x, y: np.maximum(x, y))
+_ew("Minimum", binary_infer(), _minmax_grad(lambda x, y: x <= y),
+    lambda op, x, y: np.minimum(x, y))
+
+for _name, _fn in (("Less", np.less), ("LessEqual", np.less_equal), ("Greater", np.greater),
+                   ("GreaterEqual", np.greater_equal), ("Equal", np.equal),
+                   ("NotEqual", np.not_equal)):
+    _ew(_name, binary_infer(dtypes.bool_, allow_bool=_name in ("Equal", "NotEqual")), None,
+        (lambda fn: lambda op, x, y: fn(x, y))(_fn))
+
+
+def _where_infer(op):
+    cond, x, y = op.inputs
+    if cond.dtype != dtypes.bool_:
+        raise DTypeError(f"expected a bool condition, found {cond.dtype.name} ({cond.name})")
+    if x.dtype != y.dtype:
+        raise DTypeError(f"expected both branches of one dtype, found {x.dtype.name} and "
+                         f"{y.dtype.name}")
+    return [(_broadcast_inputs(op), x.dtype)]
+
+
+def _where_grad(op, g):
+    cond = op.inputs[0]
+    zeros = F.zeros_like(g)
+    return [None, F.where(cond, g, zeros), F.where(cond, zeros, g)]
+
+
+_ew("Where", _where_infer, _where_grad, lambda op, c, x, y: np.where(c, x, y))
+
+
+# --- broadcasting helpers used by autodiff ---------------------------------------------
+
+def _like_infer(op):
+    x, like = op.inputs
+    return [(like.shape, x.dtype)]
+
+
+def _sum_like_ref(op, x, like):
+    """Sum ``x`` down to ``like``'s shape: undo NumPy broadcasting."""
+    target = like.shape
+    lead = x.ndim - len(target)
+    if lead < 0:
+        raise ShapeError(f"cannot reduce shape {x.shape} to {target}")
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(target) if d == 1 and x.shape[lead + i] != 1)
+    out = np.sum(x, axis=axes, keepdims=True) if axes else x
+    return out.reshape(target)
+
+
+defprim("BroadcastLike", _like_infer,
+        lambda op, g: [F.sum_like(g, _in(op)), None],
+        lambda op, x, like: np.broadcast_to(x, like.shape).copy(), "shape")
+defprim("SumLike", _like_infer,
+        lambda op, g: [F.broadcast_like(g, _in(op)), None], _sum_like_ref, "reduction")
+
+
+# --- matmul ----------------------------------------------------------------------------
+
+def _mt(shape, transposed):
+    return shape[:-2] + (shape[-1], shape[-2]) if transposed else shape
+
+
+def _matmul_infer(op):
+    a, b = op.inputs
+    dtype = _require_same_dtype(op)
+    if dtype == dtypes.bool_:
+        raise DTypeError("expected numeric inputs, found bool")
+    if a.shape is None or b.shape is None:
+        return [(None, dtype)]
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        raise ShapeError(f"expected inputs of rank 2 or more, found shapes "
+                         f"{S.fmt(a.shape)} and {S.fmt(b.shape)}")
+    sa = _mt(a.shape, op.attrs["transpose_a"])
+    sb = _mt(b.shape, op.attrs["transpose_b"])
+    if sa[-1] is not None and sb[-2] is not None and sa[-1] != sb[-2]:
+        raise ShapeError(
+            f"expected the inner dimensions to agree, found {S.fmt(a.shape)} @ "
+            f"{S.fmt(b.shape)} (transpose_a={op.attrs['transpose_a']}, "
+            f"transpose_b={op.attrs['transpose_b']}): {sa[-1]} != {sb[-2]}")
+    try:
+        batch = S.broadcast_shapes(sa[:-2], sb[:-2])
+    except ValueError as exc:
+        raise ShapeError(f"expected batch dimensions that broadcast, found "
+                         f"{S.fmt(a.shape)} and {S.fmt(b.shape)}: {exc}") from None
+    return [(batch + (sa[-2], sb[-1]), dtype)]
+
+
+def _matmul_ref(op, a, b):
+    if op.attrs["transpose_a"]:
+        a = np.swapaxes(a, -1, -2)
+    if op.attrs["transpose_b"]:
+        b = np.swapaxes(b, -1, -2)
+    return np.matmul(a, b)
+
+
+def _matmul_grad(op, g):
+    a, b = op.inputs
+    ta, tb = op.attrs["transpose_a"], op.attrs["transpose_b"]
+    mm = F.matmul
+    if not ta and not tb:
+        return [mm(g, b, transpose_b=True), mm(a, g, transpose_a=True)]
+    if not ta and tb:
+        return [mm(g, b), mm(g, a, transpose_a=True)]
+    if ta and not tb:
+        return [mm(b, g, transpose_b=True), mm(a, g)]
+    return [mm(b, g, transpose_a=True, transpose_b=True),
+            mm(g, a, transpose_a=True, transpose_b=True)]
+
+
+def _matmul_flops(op, in_shapes, out_shapes):
+    a = in_shapes[0]
+    k = a[-2] if op.attrs["transpose_a"] else a[-1]
+    return 2 * int(np.prod(out_shapes[0])) * int(k)
+
+
+defprim("MatMul", _matmul_infer, _matmul_grad, _matmul_ref, "matmul", "matmul", _matmul_flops)
+
+
+# --- shape manipulation ----------------------------------------------------------------
+
+def _transpose_infer(op):
+    x = _in(op)
+    perm = op.attrs["perm"]
+    if x.shape is None:
+        return [(None, x.dtype)]
+    if sorted(perm) != list(range(len(x.shape))):
+        raise ShapeError(f"expected a permutation of {list(range(len(x.shape)))}, found "
+                         f"{list(perm)} for shape {S.fmt(x.shape)}")
+    return [(tuple(x.shape[p] for p in perm), x.dtype)]
+
+
+defprim("Transpose", _transpose_infer,
+        lambda op, g: [F.transpose(g, list(np.argsort(op.attrs["perm"])))],
+        lambda op, x: np.transpose(x, op.attrs["perm"]), "shape")
+
+
+def _reshape_infer(op):
+    x = _in(op)
+    target = list(op.attrs["shape"])
+    unknown = [i for i, d in enumerate(target) if d == -1]
+    if len(unknown) > 1:
+        raise ShapeError(f"expected at most one -1 in the new shape, found {target}")
+    n = S.num_elements(x.shape)
+    known = int(np.prod([d for d in target if d != -1]))
+    if unknown:
+        if n is not None:
+            if known == 0 or n % known:
+                raise ShapeError(f"cannot reshape {S.fmt(x.shape)} ({n} elements) into "
+                                 f"{tuple(op.attrs['shape'])}")
+            target[unknown[0]] = n // known
+        else:
+            target[unknown[0]] = None
+    elif n is not None and n != known:
+        raise ShapeError(f"cannot reshape {S.fmt(x.shape)} ({n} elements) into "
+                         f"{tuple(target)} ({known} elements)")
+    return [(tuple(target), x.dtype)]
+
+
+def _reshape_ref(op, x):
+    try:
+        return x.reshape(op.attrs["shape"])
+    except ValueError:
+        raise ShapeError(f"cannot reshape an array of shape {x.shape} ({x.size} elements) "
+                         f"into {tuple(op.attrs['shape'])}") from None
+
+
+defprim("Reshape", _reshape_infer, lambda op, g: [F.reshape_like(g, _in(op))],
+        _reshape_ref, "shape")
+defprim("ReshapeLike", _like_infer, lambda op, g: [F.reshape_like(g, _in(op)), None],
+        lambda op, x, like: x.reshape(like.shape), "shape")
+
+
+def _expand_dims_infer(op):
+    x = _in(op)
+    if x.shape is None:
+        return [(None, x.dtype)]
+    axis = S.normalize_axis(op.attrs["axis"], len(x.shape) + 1)
+    return [(x.shape[:axis] + (1,) + x.shape[axis:], x.dtype)]
+
+
+def _squeeze_infer(op):
+    x = _in(op)
+    if x.shape is None:
+        return [(None, x.dtype)]
+    axes = S.normalize_axes(op.attrs["axis"], len(x.shape))
+    for a in axes:
+        if x.shape[a] not in (1, None):
+            raise ShapeError(f"expected dimension {a} of size 1, found {S.fmt(x.shape)}")
+    return [(tuple(d for i, d in enumerate(x.shape) if i not in axes), x.dtype)]
+
+
+def _squeeze_ref(op, x):
+    axes = S.normalize_axes(op.attrs["axis"], x.ndim)
+    if any(x.shape[a] != 1 for a in axes):
+        raise ShapeError(f"expected size 1 along axes {axes}, found shape {x.shape}")
+    return np.squeeze(x, axis=axes)
+
+
+defprim("ExpandDims", _expand_dims_infer,
+        lambda op, g: [F.squeeze(g, op.outputs[0].shape and S.normalize_axis(
+            op.attrs["axis"], len(op.outputs[0].shape)))],
+        lambda op, x: np.expand_dims(x, op.attrs["axis"]), "shape")
+defprim("Squeeze", _squeeze_infer, lambda op, g: [F.reshape_like(g, _in(op))], _squeeze_ref,
+        "shape")
+
+
+# --- reductions ------------------------------------------------------------------------
+
+def _reduce_infer(op):
+    x = _in(op)
+    if x.dtype == dtypes.bool_:
+        raise DTypeError(f"expected a numeric input, found bool ({x.name})")
+    if x.shape is None:
+        return [(None, x.dtype)]
+    axes = S.normalize_axes(op.attrs["axis"], len(x.shape))
+    if op.attrs["keepdims"]:
+        shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    else:
+        shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    return [(shape, x.dtype)]
+
+
+def _keepdims_grad(op, g):
+    """``g`` with the reduced axes restored as size-1 dimensions."""
+    if op.attrs["keepdims"]:
+        return g
+    axes = S.normalize_axes(op.attrs["axis"], len(_in(op).shape))
+    for a in axes:
+        g = F.expand_dims(g, a)
+    return g
+
+
+def _reduce_sum_grad(op, g):
+    return [F.broadcast_like(_keepdims_grad(op, g), _in(op))]
+
+
+def _reduce_max_grad(op, g):
+    x = _in(op)
+    y = _keepdims_grad(op, op.outputs[0])
+    mask = F.cast(F.equal(x, F.broadcast_like(y, x)), x.dtype)
+    count = F.reduce_sum(mask, op.attrs["axis"], keepdims=True)
+    return [mask / count * F.broadcast_like(_keepdims_grad(op, g), x)]
+
+
+def _reduce_ref(fn):
+    def ref(op, x):
+        axes = S.normalize_axes(op.attrs["axis"], x.ndim)
+        if fn is np.max and any(x.shape[a] == 0 for a in axes):
+            raise InvalidArgumentError(f"reduce_max over an empty axis (input shape {x.shape})")
+        return np.asarray(fn(x, axis=axes, keepdims=op.attrs["keepdims"]), dtype=x.dtype)
+    return ref
+
+
+def _reduce_flops(op, in_shapes, out_shapes):
+    return int(np.prod(in_shapes[0]))
+
+
+defprim("ReduceSum", _reduce_infer, _reduce_sum_grad, _reduce_ref(np.sum), "reduction",
+        "sum", _reduce_flops)
+defprim("ReduceMax", _reduce_infer, _reduce_max_grad, _reduce_ref(np.max), "reduction",
+        "max", _reduce_flops)
+
+
+def _size_infer(op):
+    x = _in(op)
+    if x.shape is not None:
+        S.normalize_axes(op.attrs["axis"], len(x.shape))
+    return [((), op.attrs["dtype"])]
+
+
+def _size_ref(op, x):
+    axes = S.normalize_axes(op.attrs["axis"], x.ndim)
+    return np.asarray(int(np.prod([x.shape[a] for a in axes])), dtype=op.attrs["dtype"])
+
+
+# Size: the number of elements along some axes, known only at run time for unknown
+# dimensions. reduce_mean divides by it.
+defprim("Size", _size_infer, None, _size_ref, "shape")
+
+
+# --- concat / split / slicing ----------------------------------------------------------
+
+def _concat_infer(op):
+    dtype = _require_same_dtype(op)
+    if any(t.shape is None for t in op.inputs):
+        return [(None, dtype)]
+    rank = len(op.inputs[0].shape)
+    if any(len(t.shape) != rank for t in op.inputs):
+        found = ", ".join(S.fmt(t.shape) for t in op.inputs)
+        raise ShapeError(f"expected inputs of one rank, found {found}")
+    axis = S.normalize_axis(op.attrs["axis"], rank)
+    out = []
+    for i in range(rank):
+        dims = [t.shape[i] for t in op.inputs]
+        if i == axis:
+            out.append(None if None in dims else sum(dims))
+        else:
+            known = {d for d in dims if d is not None}
+            if len(known) > 1:
+                found = ", ".join(S.fmt(t.shape) for t in op.inputs)
+                raise ShapeError(f"expected equal sizes except along axis {axis}, found {found}")
+            out.append(known.pop() if known else None)
+    return [(tuple(out), dtype)]
+
+
+def _concat_ref(op, *xs):
+    try:
+        return np.concatenate(xs, axis=op.attrs["axis"])
+    except ValueError:
+        raise ShapeError("expected equal sizes except along axis "
+                         f"{op.attrs['axis']}, found {[x.shape for x in xs]}") from None
+
+
+defprim("Concat", _concat_infer,
+        lambda op, g: list(F.split_like(g, list(op.inputs), op.attrs["axis"])),
+        _concat_ref, "shape", "concat")
+
+
+def _split_like_infer(op):
+    g, likes = op.inputs[0], op.inputs[1:]
+    if g.shape is None:
+        return [(t.shape, g.dtype) for t in likes]
+    axis = S.normalize_axis(op.attrs["axis"], len(g.shape))
+    return [(tuple((t.shape[i] if t.shape is not None else None) if i == axis else d
+                   for i, d in enumerate(g.shape)), g.dtype) for t in likes]
+
+
+def _split_like_ref(op, g, *likes):
+    axis = op.attrs["axis"]
+    bounds = np.cumsum([t.shape[axis] for t in likes])[:-1]
+    return tuple(np.split(g, bounds, axis=axis))
+
+
+def _concat_of_grads(op, *gs):
+    """Gradient of a split: the output grads concatenated, zeros where none flowed."""
+    parts = [g if g is not None else F.zeros_like(out) for g, out in zip(gs, op.outputs)]
+    return F.concat(parts, op.attrs["axis"])
+
+
+# SplitLike(g, *likes): g cut along `axis` into pieces the sizes of `likes` (the
+# gradient of Concat, valid for unknown dimensions too).
+defprim("SplitLike", _split_like_infer,
+        lambda op, *gs: [_concat_of_grads(op, *gs)] + [None] * (len(op.inputs) - 1),
+        _split_like_ref, "shape")
+
+
+def _split_infer(op):
+    x = _in(op)
+    sizes = op.attrs["sizes"]
+    if x.shape is None:
+        return [(None, x.dtype) for _ in sizes]
+    axis = S.normalize_axis(op.attrs["axis"], len(x.shape))
+    if x.shape[axis] is not None and sum(sizes) != x.shape[axis]:
+        raise ShapeError(f"expected sizes {list(sizes)} to add up to dimension {axis} of "
+                         f"{S.fmt(x.shape)}, found a sum of {sum(sizes)}")
+    return [(x.shape[:axis] + (s,) + x.shape[axis + 1:], x.dtype) for s in sizes]
+
+
+def _split_ref(op, x):
+    sizes, axis = op.attrs["sizes"], op.attrs["axis"]
+    if sum(sizes) != x.shape[axis]:
+        raise ShapeError(f"expected sizes {list(sizes)} to add up to dimension {axis} of "
+                         f"shape {x.shape}, found a sum of {sum(sizes)}")
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+defprim("Split", _split_infer, lambda op, *gs: [_concat_of_grads(op, *gs)], _split_ref,
+        "shape")
+
+
+def slice_spec_to_index(spec):
+    """The NumPy index tuple for a normalized StridedSlice spec."""
+    out = []
+    for entry in spec:
+        if entry[0] == "slice":
+            out.append(slice(*entry[1:]))
+        elif entry[0] == "index":
+            out.append(entry[1])
+        elif entry[0] == "newaxis":
+            out.append(None)
+        else:
+            out.append(Ellipsis)
+    return tuple(out)
+
+
+def _strided_slice_infer(op):
+    x = _in(op)
+    spec = op.attrs["spec"]
+    if x.shape is None:
+        return [(None, x.dtype)]
+    consumed = sum(1 for e in spec if e[0] in ("slice", "index"))
+    if consumed > len(x.shape):
+        raise ShapeError(f"expected at most {len(x.shape)} indices for shape "
+                         f"{S.fmt(x.shape)}, found {consumed}")
+    entries = list(spec)
+    if not any(e[0] == "ellipsis" for e in entries):
+        entries.append(("ellipsis",))
+    out, dim = [], 0
+    for e in entries:
+        if e[0] == "ellipsis":
+            n = len(x.shape) - consumed
+            out.extend(x.shape[dim:dim + n])
+            dim += n
+        elif e[0] == "newaxis":
+            out.append(1)
+        elif e[0] == "index":
+            d = x.shape[dim]
+            if d is not None and not -d <= e[1] < d:
+                raise ShapeError(f"index {e[1]} is out of range for dimension {dim} of "
+                                 f"size {d} (shape {S.fmt(x.shape)})")
+            dim += 1
+        else:
+            d = x.shape[dim]
+            out.append(len(range(*slice(*e[1:]).indices(d))) if d is not None else None)
+            dim += 1
+    return [(tuple(out), x.dtype)]
+
+
+def _strided_slice_ref(op, x):
+    try:
+        return np.array(x[slice_spec_to_index(op.attrs["spec"])])
+    except IndexError as exc:
+        raise InvalidArgumentError(f"index out of range for shape {x.shape}: {exc}") from None
+
+
+def _slice_grad_ref(op, g, like):
+    out = np.zeros(like.shape, g.dtype)
+    out[slice_spec_to_index(op.attrs["spec"])] = g
+    return out
+
+
+defprim("StridedSlice", _strided_slice_infer,
+        lambda op, g: [F.slice_grad(g, _in(op), op.attrs["spec"])], _strided_slice_ref,
+        "index", "strided_slice")
+# SliceGrad(g, like): zeros shaped like `like`, with g written into the slice.
+defprim("SliceGrad", _like_infer,
+        lambda op, g: [F.strided_slice(g, op.attrs["spec"]), None], _slice_grad_ref, "index")
+
+
+# --- gather / one_hot ------------------------------------------------------------------
+
+def _check_indices(indices, n, what):
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        bad = indices[(indices < 0) | (indices >= n)].ravel()[0]
+        raise InvalidArgumentError(f"expected {what} in [0, {n}), found {bad}")
+
+
+def _gather_infer(op):
+    params, indices = op.inputs
+    if not dtypes.is_integer(indices.dtype):
+        raise DTypeError(f"expected integer indices, found {indices.dtype.name}")
+    if params.shape is None or indices.shape is None:
+        return [(None, params.dtype)]
+    if not params.shape:
+        raise ShapeError("expected params of rank 1 or more, found a scalar")
+    return [(indices.shape + params.shape[1:], params.dtype)]
+
+
+def _gather_ref(op, params, indices):
+    _check_indices(indices, params.shape[0], "indices")
+    return params[indices]
+
+
+def _gather_grad_ref(op, g, indices, like):
+    out = np.zeros(like.shape, g.dtype)
+    _check_indices(indices, like.shape[0], "indices")
+    np.add.at(out, indices, g)
+    return out
+
+
+defprim("Gather", _gather_infer,
+        lambda op, g: [F.gather_grad(g, op.inputs[1], op.inputs[0]), None],
+        _gather_ref, "index", "gather")
+# GatherGrad(g, indices, like): zeros shaped like `like`, rows of g added at indices.
+defprim("GatherGrad", lambda op: [(op.inputs[2].shape, op.inputs[0].dtype)],
+        lambda op, g: [F.gather(g, op.inputs[1]), None, None], _gather_grad_ref, "index")
+
+
+def _one_hot_infer(op):
+    indices = _in(op)
+    if not dtypes.is_integer(indices.dtype):
+        raise DTypeError(f"expected integer indices, found {indices.dtype.name}")
+    shape = None if indices.shape is None else indices.shape + (op.attrs["depth"],)
+    return [(shape, op.attrs["dtype"])]
+
+
+def _one_hot_ref(op, indices):
+    depth = op.attrs["depth"]
+    # Out-of-range indices give all-zero rows, as in TensorFlow.
+    return (indices[..., None] == np.arange(depth)).astype(op.attrs["dtype"])
+
+
+defprim("OneHot", _one_hot_infer, None, _one_hot_ref, "index")
+
+
+# --- device copies ---------------------------------------------------------------------
+
+# Copy: a value moved to this op's device. Inserted by placement; its gradient is the
+# copy back to the source device.
+defprim("Copy", unary_infer(), lambda op, g: [F.copy_to(g, _in(op).device)],
+        lambda op, x: x, "copy")

@@ -1,0 +1,279 @@
+"""Sessions: feeds, fetches, variable state, and a cache of plans.
+
+A session turns each distinct (fetches, feeds, feed shapes and dtypes) signature into a
+*plan* once — the reference plan (:mod:`flowgraph.executor`) with ``optimize=False``,
+the compiled plan (:mod:`flowgraph.compiler`) otherwise — and reuses it, so repeated
+``run`` calls do no graph work.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     x = fg.placeholder(fg.float32, (2,), name="x")
+...     with fg.Session() as sess:
+...         sess.run({"double": x * 2.0}, feed_dict={"x:0": [1.0, 2.0]})
+{'double': array([2., 4.], dtype=float32)}
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import shapes as S
+from .errors import FeedError, FlowgraphError, describe_op
+from .executor import ReferencePlan, RunState
+from .graph import Operation, Tensor, get_default_graph
+from .nest import flatten
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """How a session runs graphs.
+
+    ``optimize=False`` runs the unoptimized reference path (NumPy per op), the oracle
+    the compiled path is tested against. ``check_numerics=True`` raises
+    ``NumericsError`` naming the first op that produced a NaN or Inf.
+    """
+
+    optimize: bool = True
+    allow_soft_placement: bool = False
+    log_device_placement: bool = False
+    check_numerics: bool = False
+
+
+def _is_fetch_leaf(x):
+    return isinstance(x, (Tensor, Operation, str)) or hasattr(x, "_as_tensor")
+
+
+class Session:
+    """Runs a graph. Holds its own variable values, set to their initial values when
+    the session is created (variables created later start from theirs at first use).
+
+    Concurrent ``run`` calls from several threads are safe; assignments from runs that
+    overlap are committed whole, one run after another.
+    """
+
+    def __init__(self, graph=None, config=None):
+        self.graph = graph or get_default_graph()
+        self.config = config or SessionConfig()
+        self._lock = threading.RLock()
+        self._plans = {}
+        self._values = {}
+        self._closed = False
+        for var in self.graph.get_collection("variables"):
+            self._values[var] = var.initial_value
+
+    # --- context manager ------------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Release the session's state; later ``run`` calls raise."""
+        self._closed = True
+        self._plans.clear()
+        self._values.clear()
+
+    # --- resolving fetches and feeds -----------------------------------------------
+    def _resolve_fetch(self, item):
+        if hasattr(item, "_as_tensor"):
+            item = item._as_tensor()
+        if isinstance(item, str):
+            try:
+                item = (self.graph.get_tensor_by_name(item) if ":" in item
+                        else self.graph.get_operation_by_name(item))
+            except KeyError as exc:
+                raise FeedError(f"fetch {item!r}: {exc.args[0]}") from None
+        if isinstance(item, (Tensor, Operation)):
+            if item.graph is not self.graph:
+                raise FlowgraphError(f"fetch {item.name!r} belongs to another graph than "
+                                     "this session's")
+            return item
+        raise TypeError(f"expected fetches to be tensors, operations, variables or names, "
+                        f"found {type(item).__name__}: {item!r:.60}")
+
+    def _resolve_feed_key(self, key):
+        if hasattr(key, "_as_tensor"):
+            key = key._as_tensor()
+        if isinstance(key, str):
+            name = key if ":" in key else f"{key}:0"
+            try:
+                key = self.graph.get_tensor_by_name(name)
+            except KeyError:
+                raise FeedError(f"feed key {key!r}: expected the name of a tensor in this "
+                                "graph, found none by that name") from None
+        if not isinstance(key, Tensor):
+            raise FeedError(f"expected feed keys to be tensors or tensor names, found "
+                            f"{type(key).__name__}: {key!r:.60}")
+        if key.graph is not self.graph:
+            raise FeedError(f"feed key {key.name!r} belongs to another graph than this "
+                            "session's")
+        return key
+
+    @staticmethod
+    def _check_feed_value(tensor, value):
+        op = tensor.op
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:
+            raise FeedError(f"{describe_op(op)}: could not convert the fed value to an "
+                            f"array: {exc}") from None
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise FeedError(f"{describe_op(op)}: expected a {tensor.dtype.name} value for "
+                            f"'{tensor.name}', found {arr.dtype} ({type(value).__name__})")
+        want = tensor.dtype.kind
+        got = arr.dtype.kind.replace("u", "i")
+        python_ints_for_float = want == "f" and got in "ib" and not isinstance(
+            value, (np.ndarray, np.generic))
+        if got != want.replace("u", "i") and not python_ints_for_float:
+            raise FeedError(f"{describe_op(op)}: expected a {tensor.dtype.name} value for "
+                            f"'{tensor.name}', found dtype {arr.dtype.name}")
+        if not S.compatible(tensor.shape, arr.shape):
+            expected = S.fmt(tensor.shape)
+            if tensor.shape is not None and len(tensor.shape) != arr.ndim:
+                detail = f"rank {len(tensor.shape)}, found rank {arr.ndim}"
+            else:
+                detail = "matching dimensions"
+            raise FeedError(f"{describe_op(op)}: expected a value of shape {expected} for "
+                            f"'{tensor.name}' ({detail}), found shape {arr.shape}")
+        return arr.astype(tensor.dtype, copy=False)
+
+    # --- plans ------------------------------------------------------------------------
+    def _plan(self, fetch_tensors, target_ops, feed_tensors, feed_arrays):
+        key = (tuple(map(id, fetch_tensors)), tuple(map(id, target_ops)),
+               tuple(map(id, feed_tensors)),
+               tuple((a.shape, a.dtype.str) for a in feed_arrays))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._build_plan(fetch_tensors, target_ops, feed_tensors, feed_arrays)
+            with self._lock:
+                self._plans[key] = plan
+        return plan
+
+    def _build_plan(self, fetch_tensors, target_ops, feed_tensors, feed_arrays):
+        from . import placement
+        placement.check(self.graph, fetch_tensors, target_ops, feed_tensors, self.config)
+        if self.config.optimize:
+            from . import compiler
+            return compiler.compile_plan(self.graph, fetch_tensors, target_ops, feed_tensors,
+                                         feed_arrays, self.config)
+        return ReferencePlan(self.graph, fetch_tensors, target_ops, feed_tensors,
+                             self.config.check_numerics)
+
+    def _initial_value(self, var):
+        with self._lock:
+            value = self._values.get(var)
+            if value is None:
+                value = self._values[var] = var.initial_value
+        return value
+
+    def _execute(self, plan, feed_arrays):
+        with self._lock:
+            snapshot = dict(self._values)
+        state = RunState(snapshot, self._initial_value)
+        outputs = plan.run(dict(zip(plan.feed_tensors, feed_arrays)), state)
+        if state.pending:
+            with self._lock:
+                self._values.update(state.pending)
+        return outputs
+
+    # --- public API -------------------------------------------------------------------
+    def run(self, fetches, feed_dict=None):
+        """Run the ops needed for ``fetches`` and return their values.
+
+        ``fetches`` is a tensor, an operation (its result is ``None``), a variable, a
+        name, or any nesting of lists, tuples, namedtuples and dicts of them; the
+        result has the same structure with NumPy arrays. ``feed_dict`` maps
+        placeholders (or any tensor, or names like ``"x:0"``) to values.
+        """
+        if self._closed:
+            raise FlowgraphError("this session is closed")
+        leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
+        resolved = [self._resolve_fetch(x) for x in leaves]
+        feed_tensors, feed_arrays = [], []
+        for key, value in (feed_dict or {}).items():
+            tensor = self._resolve_feed_key(key)
+            feed_tensors.append(tensor)
+            feed_arrays.append(self._check_feed_value(tensor, value))
+        if len(set(feed_tensors)) != len(feed_tensors):
+            raise FeedError("a tensor is fed twice (by object and by name?)")
+        fetch_tensors = list(dict.fromkeys(t for t in resolved if isinstance(t, Tensor)))
+        target_ops = list(dict.fromkeys(t for t in resolved if isinstance(t, Operation)))
+        plan = self._plan(fetch_tensors, target_ops, feed_tensors, feed_arrays)
+        values = dict(zip(fetch_tensors, self._execute(plan, feed_arrays)))
+        return rebuild([_to_user(values[t]) if isinstance(t, Tensor) else None
+                        for t in resolved])
+
+    def make_callable(self, fetches, feed_list=()):
+        """A function ``f(*feed_values)`` that runs ``fetches`` with the least overhead
+        per call: the fetch structure and feeds are resolved once.
+
+        >>> import flowgraph as fg
+        >>> with fg.Graph().as_default():
+        ...     x = fg.placeholder(fg.float64, ())
+        ...     step = fg.Session().make_callable(x + 1.0, [x])
+        ...     float(step(2.0))
+        3.0
+        """
+        leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
+        resolved = [self._resolve_fetch(x) for x in leaves]
+        feed_tensors = [self._resolve_feed_key(k) for k in feed_list]
+        fetch_tensors = list(dict.fromkeys(t for t in resolved if isinstance(t, Tensor)))
+        target_ops = list(dict.fromkeys(t for t in resolved if isinstance(t, Operation)))
+        index = {t: i for i, t in enumerate(fetch_tensors)}
+        picks = [index[t] if isinstance(t, Tensor) else None for t in resolved]
+        check = self._check_feed_value
+
+        def call(*feed_values):
+            if self._closed:
+                raise FlowgraphError("this session is closed")
+            if len(feed_values) != len(feed_tensors):
+                raise FeedError(f"expected {len(feed_tensors)} feed values "
+                                f"({', '.join(t.name for t in feed_tensors)}), found "
+                                f"{len(feed_values)}")
+            arrays = [check(t, v) for t, v in zip(feed_tensors, feed_values)]
+            plan = self._plan(fetch_tensors, target_ops, feed_tensors, arrays)
+            outs = self._execute(plan, arrays)
+            return rebuild([None if i is None else _to_user(outs[i]) for i in picks])
+
+        return call
+
+    def variable_value(self, var):
+        """The session's current value of ``var`` (a copy)."""
+        return np.array(self._initial_value(var))
+
+    def load(self, var, value):
+        """Set ``var`` to ``value`` in this session, without running a graph."""
+        arr = np.asarray(value, dtype=var.dtype)
+        if arr.shape != tuple(var.shape):
+            raise FeedError(f"load into {var.name}: expected shape {var.shape}, found "
+                            f"{arr.shape}")
+        arr = arr.copy()
+        arr.setflags(write=False)
+        with self._lock:
+            self._values[var] = arr
+
+
+def _to_user(value):
+    """Fetched values are owned by the caller: writable arrays (NumPy scalars for 0-d)."""
+    value = np.asarray(value)
+    if value.ndim == 0:
+        return value[()]
+    if not value.flags.writeable or not value.flags.owndata and value.base is not None \
+            and not value.base.flags.writeable:
+        return value.copy()
+    return value
+
+
+def evaluate_constant(tensor):
+    """Evaluate a tensor that depends on no placeholder or variable (used for variable
+    initial values given as tensors).
+    """
+    plan = ReferencePlan(tensor.graph, [tensor], [], [])
+    for op in plan.ops:
+        if op.primitive.kind == "state":
+            raise FlowgraphError(f"{describe_op(op)}: an initial value must not depend on "
+                                 "variables")
+    return plan.run({}, RunState({}, lambda v: v.initial_value))[0]

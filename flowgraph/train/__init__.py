@@ -1,0 +1,1 @@
+"""Training: optimizers, gradient clipping and checkpoints."""
