@@ -41,8 +41,11 @@ def _allreduce_mean_grad(op, *grads):
     # Every rank's output is the mean of all ranks' inputs, so the gradient of the sum
     # of all ranks' losses with respect to one rank's input is the mean of the output
     # gradients over ranks: AllReduceMean again.
-    grads = [g if g is not None else F.zeros_like(y) for g, y in zip(grads, op.outputs)]
-    return allreduce_mean(grads)
+    # Outputs without a gradient stay out of the collective: no gradient flows there.
+    # (Every rank builds the same gradient graph, so all ranks leave out the same ones.)
+    present = [i for i, g in enumerate(grads) if g is not None]
+    averaged = iter(allreduce_mean([grads[i] for i in present]))
+    return [next(averaged) if g is not None else None for g in grads]
 
 
 def _allreduce_mean_ref(op, *inputs):
