@@ -107,16 +107,22 @@ def main(argv=None):
                     print(f"step {n:4d}  loss {float(value):.4f}", flush=True)
             else:
                 step(mine)
+            if n == args.warmup - 1:
+                waited0 = fgd.world().allreduce_seconds
             if n >= args.warmup:
                 step_times.append(time.perf_counter() - t0)
+    waited = fgd.world().allreduce_seconds - (waited0 if args.warmup else 0.0)
     median = float(np.median(step_times)) if step_times else float("nan")
     if fgd.rank() == 0:
         print(f"{fgd.size()} rank(s): {1.0 / median:.1f} steps/s (median of "
-              f"{len(step_times)} steps, global batch {args.batch})", flush=True)
+              f"{len(step_times)} steps, global batch {args.batch}); rank 0 spent "
+              f"{waited / max(len(step_times), 1) * 1e3:.1f} ms/step in allreduce",
+              flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"ranks": fgd.size(), "median_step_s": median,
                            "steps_per_s": 1.0 / median, "losses": history,
+                           "allreduce_ms_per_step": waited / max(len(step_times), 1) * 1e3,
                            "batch": args.batch, "seq": args.seq, "hidden": args.hidden},
                           f)
     return history

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -49,6 +50,9 @@ class World:
 
     def __init__(self, mpi_comm=None):
         self._comm = mpi_comm
+        # Seconds spent waiting in allreduce and how many calls (for benchmarks: the
+        # wait includes time the other ranks were still computing).
+        self.allreduce_seconds, self.allreduce_calls = 0.0, 0
         if mpi_comm is None:
             self.rank, self.size, self.tag_ub = 0, 1, 2**31 - 1
         else:
@@ -65,7 +69,10 @@ class World:
     def allreduce_sum_(self, buf: np.ndarray) -> np.ndarray:
         """Sum ``buf`` (contiguous) over all ranks, in place."""
         if self._comm is not None and self.size > 1:
+            start = time.perf_counter()
             self._comm.Allreduce(self._mpi.IN_PLACE, buf, op=self._mpi.SUM)
+            self.allreduce_seconds += time.perf_counter() - start
+            self.allreduce_calls += 1
         return buf
 
     def bcast_(self, buf: np.ndarray, root: int = 0) -> np.ndarray:
