@@ -163,3 +163,11 @@ def test_partition_plan_of_each_rank_agrees_on_edges_and_tags(monkeypatch):
     consumer, = plans[1].recvs  # received once, before its first consumer
     assert plans[1].recvs[consumer] == [(a, 0, 0)] and plans[1].sends == {}
     assert plans[0].fetch_owner == [1, 1]
+
+
+def test_collectives_and_task_placement_do_not_mix_in_one_run():
+    x, a, v, b = _two_task_graph()
+    mean, = fgd.allreduce_mean([b])
+    sess = fg.Session(config=fg.SessionConfig(allow_soft_placement=True))
+    with pytest.raises(fg.errors.PlacementError, match="AllReduceMean.*a collective"):
+        sess.run(mean, {x: np.zeros(3)})

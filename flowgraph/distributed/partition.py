@@ -77,6 +77,14 @@ class PartitionPlan:
         self.feed_tensors = base.feed_tensors
         self.check_numerics = config.check_numerics
         fed = set(feed_tensors)
+        for op in base.ops:
+            if op.primitive.kind == "collective":
+                # it would run on one task while its peers never join: a hang
+                raise PlacementError(
+                    f"{describe_op(op)}: a collective (every rank must run it) in a run "
+                    "whose ops are placed on tasks; expected data parallelism "
+                    "(DistributedOptimizer, no /job:.../task:N devices) or partitions, "
+                    "not both in one run")
         self.task = {op: self._resolve_task(op, w.size, config) for op in base.ops}
         self._check_local_devices(base.ops, config)
 
