@@ -110,3 +110,24 @@ def test_a_failing_partition_aborts_every_rank_even_without_mpi4py_launcher():
     assert "rank 1 of 2 failed in a partitioned run" in proc.stderr
     assert "Gather 'picked'" in proc.stderr and "found 7" in proc.stderr
     assert "should not get here" not in proc.stdout
+
+
+def test_data_parallel_example_under_mpiexec_matches_one_process(tmp_path):
+    import importlib.util
+    import json
+    example = os.path.join(ROOT, "examples", "data_parallel.py")
+    args = ["--steps", "3", "--seq", "4", "--hidden", "8", "--batch", "4", "--warmup", "1"]
+    out = tmp_path / "two.json"
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.run([mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", example,
+                           *args, "--json", str(out)], capture_output=True, text=True,
+                          timeout=TIMEOUT_S, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 rank(s):" in proc.stdout
+    spec = importlib.util.spec_from_file_location("data_parallel_example", example)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    one = module.main(args)
+    two = json.load(open(out))["losses"]
+    assert [step for step, _ in one] == [step for step, _ in two] == [0, 2]
+    np.testing.assert_allclose([v for _, v in two], [v for _, v in one], rtol=1e-5)
