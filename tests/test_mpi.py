@@ -94,8 +94,11 @@ def test_partitioned_lstm_equals_single_process_forward_backward_and_step(tmp_pa
     assert int(ranks[1]["sends"]) == int(ranks[0]["recvs"]) > 0
 
 
-def test_a_rank_that_raises_ends_the_job_with_an_error():
-    proc = run_mpi("rank_fails.py", "raise")
+@pytest.mark.parametrize("via_mpi4py", [True, False], ids=["python-m-mpi4py", "plain-python"])
+def test_a_rank_that_raises_ends_the_job_with_an_error(via_mpi4py):
+    # Rank 0 waits in an allreduce for rank 1, which raises. `python -m mpi4py` aborts
+    # the job; without it, flowgraph.distributed's exception hook does.
+    proc = run_mpi("rank_fails.py", "raise", via_mpi4py=via_mpi4py)
     assert proc.returncode != 0
     assert "rank 1 failed on purpose" in proc.stderr
     assert "should not get here" not in proc.stdout

@@ -138,9 +138,31 @@ def init(comm=None) -> World:
                 "mpi4py is not installed; expected `pip install mpi4py` (it builds "
                 "against the cluster's MPI) or `pip install flowgraph[mpi]`") from None
         _world = World(MPI.COMM_WORLD)
+        if _world.size > 1:
+            _abort_on_uncaught_exception(_world)
     else:
         _world = World(None)
     return _world
+
+
+def _abort_on_uncaught_exception(w: World):
+    """An exception that ends one rank would leave the others waiting forever in their
+    next collective or receive: print it, then abort the whole job (what
+    ``python -m mpi4py`` does; this covers programs started without it).
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_flowgraph_aborts", False):
+        return
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        if not issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            print(f"flowgraph.distributed: rank {w.rank} of {w.size} ended with an "
+                  "uncaught exception; aborting the job", file=sys.stderr, flush=True)
+        w.abort(1)
+
+    hook._flowgraph_aborts = True
+    sys.excepthook = hook
 
 
 def world() -> World:
