@@ -92,6 +92,9 @@ def test_partitioned_lstm_equals_single_process_forward_backward_and_step(tmp_pa
     assert not any(name.startswith("layer2/") for name in mine[0])
     assert int(ranks[0]["sends"]) == int(ranks[1]["recvs"]) > 0
     assert int(ranks[1]["sends"]) == int(ranks[0]["recvs"]) > 0
+    # both transports ran: fixed-shape buffers and values of run-time shape
+    for kind in ("static_sends", "dynamic_sends"):
+        assert all(int(result[kind]) > 0 for result in ranks), kind
 
 
 @pytest.mark.parametrize("via_mpi4py", [True, False], ids=["python-m-mpi4py", "plain-python"])

@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 
 import flowgraph.distributed as fgd  # noqa: E402
+from flowgraph.shapes import is_fully_defined  # noqa: E402
 from models import partitioned_lstm  # noqa: E402
 
 out = partitioned_lstm(("/job:worker/task:0/cpu:0", "/job:worker/task:1/cpu:0"))
@@ -22,4 +23,8 @@ np.savez(os.path.join(sys.argv[1], f"rank{fgd.rank()}.npz"),
          local_ops=[op.name for p in plans for op in p.local_ops],
          all_ops=[op.name for p in plans for op in p.task],
          sends=sum(len(s) for p in plans for s in p.sends.values()),
-         recvs=sum(len(r) for p in plans for r in p.recvs.values()))
+         recvs=sum(len(r) for p in plans for r in p.recvs.values()),
+         static_sends=sum(is_fully_defined(t.shape) for p in plans for sends in
+                          p.sends.values() for t, _, _ in sends),
+         dynamic_sends=sum(not is_fully_defined(t.shape) for p in plans for sends in
+                           p.sends.values() for t, _, _ in sends))

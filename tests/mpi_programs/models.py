@@ -69,7 +69,9 @@ def lstm_layer(xs, units, name, rng):
     kernel = fg.Variable(rng.normal(0, 0.4, (units + inputs, 4 * units)), name=f"{name}/kernel")
     bias = fg.Variable(np.concatenate([np.zeros(units), np.ones(units), np.zeros(2 * units)]),
                        name=f"{name}/bias")
-    c = h = fg.zeros((xs[0].shape[0], units), fg.float64)
+    # zero state [batch, units] for a batch known only at run time (a dynamic shape, so
+    # the tensors crossing tasks take the variable-shape path)
+    c = h = fg.zeros_like(xs[0][:, :1]) * fg.zeros((1, units), fg.float64)
     outputs = []
     for x in xs:
         z = fg.matmul(fg.concat([h, x], 1), kernel) + bias
@@ -86,17 +88,20 @@ def lstm_data():
 
 
 def partitioned_lstm(devices=(None, None)):
-    """Two LSTM layers, layer 1 on devices[0], layer 2 and the loss on devices[1].
+    """Two LSTM layers, layer 1 on devices[0], layer 2 and the loss on devices[1] (the
+    output weights on devices[0]).
     Returns a dict of results: loss, gradients, variables after one SGD step."""
     rng = np.random.default_rng(3)
     x_val, label_val = lstm_data()
-    xs = [fg.placeholder(fg.float64, (B, I), name=f"x{t}") for t in range(T)]
+    xs = [fg.placeholder(fg.float64, (None, I), name=f"x{t}") for t in range(T)]
     labels = fg.placeholder(fg.int64, (T, B), name="labels")
     with fg.device(devices[0]):
         h1, vars1 = lstm_layer(xs, H, "layer1", rng)
+        # lives on task 0, used on task 1: its value (static shape) goes to task 1, its
+        # gradient comes back for the update
+        w_out = fg.Variable(rng.normal(0, 0.4, (H, V)), name="w_out")
     with fg.device(devices[1]):
         h2, vars2 = lstm_layer(h1, H, "layer2", rng)
-        w_out = fg.Variable(rng.normal(0, 0.4, (H, V)), name="w_out")
         logits = [h @ w_out for h in h2]
         loss = fg.reduce_mean(fg.stack([
             fg.nn.sparse_softmax_cross_entropy_with_logits(labels=labels[t], logits=logits[t])
