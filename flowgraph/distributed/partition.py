@@ -100,7 +100,6 @@ class PartitionPlan:
             raise FlowgraphError(f"a partitioned run with {len(edges)} crossing edges; "
                                  f"this MPI allows tags up to {w.tag_ub}")
         self.edges = list(edges)
-        self._tags = edges
         me = w.rank
         self.local_ops = [op for op in base.ops
                           if op.type in _REPLICATED_TYPES or self.task[op] == me]
