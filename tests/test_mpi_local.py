@@ -20,6 +20,7 @@ class SGD:
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         self.seen = list(grads_and_vars)
+        self.global_step = global_step
         return fg.group(*[v.assign_sub(self.lr * g) for g, v in grads_and_vars])
 
 
@@ -72,7 +73,11 @@ def test_distributed_optimizer_in_one_process_is_the_wrapped_optimizer():
         sess.run(train)
         np.testing.assert_allclose(sess.run(w), [0.5, -1.0])
     assert len(fg.get_default_graph().get_collection("session_start_hooks")) == 1
-    fgd.DistributedOptimizer(SGD(0.1)).minimize(loss)  # the hook is registered once
+    other = SGD(0.1)
+    step = fg.Variable(0, name="global_step", trainable=False)
+    fgd.DistributedOptimizer(other).minimize(loss, step)  # TF1 order: global_step second
+    assert other.global_step is step
+    # the broadcast hook is registered once per graph
     assert len(fg.get_default_graph().get_collection("session_start_hooks")) == 1
 
 

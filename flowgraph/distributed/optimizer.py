@@ -73,8 +73,8 @@ class DistributedOptimizer:
         i.e. from :meth:`compute_gradients`)."""
         return self.optimizer.apply_gradients(grads_and_vars, *args, **kwargs)
 
-    def minimize(self, loss, var_list=None, global_step=None, name=None):
-        """``apply_gradients(compute_gradients(loss, var_list))``."""
+    def minimize(self, loss, global_step=None, var_list=None, name=None):
+        """``apply_gradients(compute_gradients(loss, var_list))`` (TF1's argument order)."""
         grads_and_vars = self.compute_gradients(loss, var_list=var_list)
         kwargs = {}
         if global_step is not None:
