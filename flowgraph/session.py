@@ -62,6 +62,10 @@ class Session:
         self._closed = False
         for var in self.graph.get_collection("variables"):
             self._values[var] = var.initial_value
+        # Callables registered on the graph that prepare each new session, e.g.
+        # flowgraph.distributed's broadcast of rank 0's variable values.
+        for hook in self.graph.get_collection("session_start_hooks"):
+            hook(self)
 
     # --- context manager ------------------------------------------------------------
     def __enter__(self):
@@ -154,6 +158,14 @@ class Session:
 
     def _build_plan(self, fetch_tensors, target_ops, feed_tensors, feed_arrays):
         from . import placement
+        from .executor import needed_ops
+        roots = [t.op for t in fetch_tensors] + list(target_ops)
+        if any(op.device is not None and op.device.startswith("/job:")
+               for op in needed_ops(roots, set(feed_tensors))):
+            # Ops on remote tasks ("/job:worker/task:N/..."): each MPI rank runs its part.
+            from .distributed.partition import PartitionPlan
+            return PartitionPlan(self.graph, fetch_tensors, target_ops, feed_tensors,
+                                 self.config)
         placement.check(self.graph, fetch_tensors, target_ops, feed_tensors, self.config)
         if self.config.optimize:
             from . import compiler

@@ -1,0 +1,224 @@
+"""Graph partitions on remote workers: ops placed on ``"/job:worker/task:N/..."`` run
+on MPI rank ``N``.
+
+Every rank runs the same program, so every rank holds the same graph. A session whose
+run needs ops with a task prefix uses a :class:`PartitionPlan`: each rank walks the ops
+in creation (topological) order, runs only those placed on its task, and every data
+edge that crosses tasks becomes a send/receive pair. Ops without a task prefix run on
+task 0, except ``InitVariables`` (every rank resets its own variables).
+
+Why this cannot deadlock: sends are non-blocking (``MPI_Isend``) and a receive is
+posted only when its consumer is next; a rank blocks only on a value whose producer
+comes earlier in the common op order, so the earliest blocked receive always has a
+producer that can run. Tags are the edge's index in the plan's list of crossing edges,
+which every rank computes identically. Fetched values are sent to every rank (one
+``allgather`` at the end of the run), so ``sess.run`` returns the same on all ranks.
+
+A failure inside a run on one rank would leave its peers waiting for messages that
+never come, so the failing rank prints the error and aborts the whole job. Errors that
+every rank sees alike (a missing feed, a bad placement) are raised before any message
+is sent and leave the session usable.
+
+Variables live on the task of their ``Variable`` op: only that rank reads and updates
+them (``sess.variable_value`` on another rank shows that rank's stale copy; fetch the
+variable instead).
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     with fg.device("/job:worker/task:0/cpu:0"):
+...         y = fg.constant(2.0) * 3.0
+...     float(fg.Session().run(y))  # one process: task 0 is this process
+6.0
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import numpy as np
+
+from .. import shapes as S
+from ..devices import DEFAULT_DEVICE, local_device, split_device
+from ..errors import FlowgraphError, PlacementError, describe_op
+from ..executor import (ReferencePlan, check_finite, check_output, kernel_error,
+                        run_state_op)
+from .comm import world
+
+# Ops that run on every rank rather than on one task.
+_REPLICATED_TYPES = frozenset({"InitVariables"})
+
+
+def has_task(device) -> bool:
+    """Whether a canonical device string names a remote task."""
+    return device is not None and device.startswith("/job:")
+
+
+def task_of(op) -> int:
+    """The task (MPI rank) an op is placed on; 0 without a task prefix."""
+    if not has_task(op.device):
+        return 0
+    return split_device(op.device)[1] or 0
+
+
+class PartitionPlan:
+    """Runs this rank's share of one (fetches, feeds) signature; see the module doc.
+
+    Attributes for inspection: ``local_ops`` (what this rank runs), ``edges`` (every
+    crossing ``(tensor, consumer_task)`` in tag order), ``sends`` and ``recvs`` (this
+    rank's).
+    """
+
+    def __init__(self, graph, fetch_tensors, target_ops, feed_tensors, config):
+        self.world = w = world()
+        base = ReferencePlan(graph, fetch_tensors, target_ops, feed_tensors,
+                             config.check_numerics)  # raises for a missing feed
+        self.graph = graph
+        self.fetch_tensors = base.fetch_tensors
+        self.feed_tensors = base.feed_tensors
+        self.check_numerics = config.check_numerics
+        fed = set(feed_tensors)
+        for op in base.ops:
+            if op.primitive.kind == "collective":
+                # it would run on one task while its peers never join: a hang
+                raise PlacementError(
+                    f"{describe_op(op)}: a collective (every rank must run it) in a run "
+                    "whose ops are placed on tasks; expected data parallelism "
+                    "(DistributedOptimizer, no /job:.../task:N devices) or partitions, "
+                    "not both in one run")
+        self.task = {op: self._resolve_task(op, w.size, config) for op in base.ops}
+        self._check_local_devices(base.ops, config)
+
+        edges = {}
+        for op in base.ops:
+            for t in op.inputs:
+                if t in fed or op.type in _REPLICATED_TYPES:
+                    continue
+                src, dst = self.task[t.op], self.task[op]
+                if src != dst:
+                    edges.setdefault((t, dst), len(edges))
+        if len(edges) > w.tag_ub:
+            raise FlowgraphError(f"a partitioned run with {len(edges)} crossing edges; "
+                                 f"this MPI allows tags up to {w.tag_ub}")
+        self.edges = list(edges)
+        me = w.rank
+        self.local_ops = [op for op in base.ops
+                          if op.type in _REPLICATED_TYPES or self.task[op] == me]
+        # op -> [(tensor, dest, tag)] to send after it runs; [(tensor, source, tag)]
+        # to receive before it runs.
+        self.sends, self.recvs = {}, {}
+        for (t, dst), tag in edges.items():
+            if self.task[t.op] == me:
+                self.sends.setdefault(t.op, []).append((t, dst, tag))
+        received = set()
+        for op in self.local_ops:
+            for t in op.inputs:
+                key = (t, me)
+                if key in edges and key not in received:
+                    received.add(key)
+                    self.recvs.setdefault(op, []).append((t, self.task[t.op], edges[key]))
+        self.fetch_owner = [None if t in fed else self.task[t.op] for t in self.fetch_tensors]
+
+    @staticmethod
+    def _resolve_task(op, size, config):
+        task = task_of(op)
+        if task < size:
+            return task
+        if config.allow_soft_placement:
+            return 0
+        raise PlacementError(
+            f"{describe_op(op)}: placed on device '{op.device}', task {task}, but the job "
+            f"has {size} process{'es' if size > 1 else ''}; expected tasks 0..{size - 1} "
+            f"(launch with `mpiexec -n {task + 1} python -m mpi4py ...`, or "
+            "SessionConfig(allow_soft_placement=True) to run it on task 0)")
+
+    def _check_local_devices(self, ops, config):
+        local = {local_device(op.device) for op in ops if has_task(op.device)}
+        local |= {op.device for op in ops if op.device and not has_task(op.device)}
+        missing = local - {DEFAULT_DEVICE}
+        if not missing or config.allow_soft_placement:
+            return
+        from ..devices import list_devices
+        available = list_devices()
+        for op in ops:
+            dev = local_device(op.device) if has_task(op.device) else op.device
+            if dev is not None and dev not in available:
+                raise PlacementError(
+                    f"{describe_op(op)}: placed on device '{op.device}', whose local part "
+                    f"'{dev}' this machine does not have; expected one of "
+                    f"{', '.join(available)} (or SessionConfig(allow_soft_placement=True))")
+
+    # --- running -----------------------------------------------------------------------
+    def run(self, feeds, state):
+        w = self.world
+        try:
+            values = self._run_local(feeds, state)
+        except Exception as exc:
+            if w.size == 1:
+                raise
+            # The peers are waiting for this rank's messages: end the job, loudly.
+            print(f"flowgraph.distributed: rank {w.rank} of {w.size} failed in a "
+                  f"partitioned run and aborts the job:\n{''.join(traceback.format_exc())}",
+                  file=sys.stderr, flush=True)
+            w.abort(1)
+            raise exc  # not reached
+        return self._share_fetches(values, feeds)
+
+    def _run_local(self, feeds, state):
+        w = self.world
+        values = dict(feeds)
+        requests, in_flight = [], []
+        with np.errstate(all="ignore"):
+            for op in self.local_ops:
+                for t, source, tag in self.recvs.get(op, ()):
+                    values[t] = self._receive(t, source, tag)
+                inputs = [values[t] for t in op.inputs] if op.type not in \
+                    _REPLICATED_TYPES else []
+                for t, v in zip(op.outputs, self._evaluate(op, inputs, state)):
+                    if t not in feeds:
+                        values[t] = v
+                for t, dest, tag in self.sends.get(op, ()):
+                    requests.append(self._send(values[t], t, dest, tag, in_flight))
+        w.waitall(requests)
+        return values
+
+    def _evaluate(self, op, inputs, state):
+        try:
+            if op.primitive.kind == "state":
+                outs = run_state_op(op, inputs, state)
+            else:
+                outs = op.primitive.ref(op, *inputs)
+                if not isinstance(outs, tuple):
+                    outs = (outs,)
+            outs = [check_output(op, i, v) for i, v in enumerate(outs)]
+        except FlowgraphError as exc:
+            if describe_op(op) in str(exc):
+                raise
+            raise kernel_error(op, inputs, exc) from None
+        except Exception as exc:
+            raise kernel_error(op, inputs, exc) from exc
+        if self.check_numerics:
+            check_finite(op, outs)
+        return outs
+
+    def _send(self, value, tensor, dest, tag, in_flight):
+        if S.is_fully_defined(tensor.shape):
+            buf = np.ascontiguousarray(value, dtype=tensor.dtype)
+            in_flight.append(buf)  # keep the buffer alive until the send completes
+            return self.world.isend(buf, dest, tag)
+        return self.world.isend_object(np.asarray(value), dest, tag)
+
+    def _receive(self, tensor, source, tag):
+        if S.is_fully_defined(tensor.shape):
+            buf = np.empty(tensor.shape, tensor.dtype)
+            return self.world.recv_into(buf, source, tag)
+        return self.world.recv_object(source, tag)
+
+    def _share_fetches(self, values, feeds):
+        w = self.world
+        if w.size == 1:
+            return [values[t] for t in self.fetch_tensors]
+        mine = [values[t] if owner == w.rank else None
+                for t, owner in zip(self.fetch_tensors, self.fetch_owner)]
+        everyone = w.allgather(mine)
+        return [values[t] if t in feeds else everyone[owner][i]
+                for i, (t, owner) in enumerate(zip(self.fetch_tensors, self.fetch_owner))]
