@@ -95,10 +95,11 @@ class Saver:
         if not os.path.exists(path):
             raise CheckpointError(f"restore: checkpoint file {path!r} does not exist")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if not hasattr(data, "files"):
-                    raise CheckpointError(f"restore: {path!r} is a single .npy array, "
-                                          "expected a flowgraph .npz checkpoint")
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"restore: {path!r} is a single .npy array, "
+                                      "expected a flowgraph .npz checkpoint")
+            with data:  # read every member now: a truncated one fails here, not later
                 arrays = {name: data[name] for name in data.files}
         except CheckpointError:
             raise
