@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import api as F
 from ..autodiff import gradients
-from ..graph import Tensor, name_scope
+from ..graph import Tensor, _scopes, name_scope
 from ..variables import Variable, trainable_variables
 
 
@@ -35,7 +35,9 @@ class Optimizer:
 
     name = "Optimizer"
 
-    def __init__(self, learning_rate, name=None):
+    def __init__(self, learning_rate, use_locking=False, name=None):
+        # use_locking is accepted for TF1 compatibility: a session commits a run's
+        # assignments atomically anyway.
         self.learning_rate = learning_rate
         self.name = name or type(self).name
         self._slots = {}  # (var, slot name) -> Variable
@@ -99,8 +101,13 @@ class Optimizer:
         key = (var, slot_name)
         if key not in self._slots:
             value = np.zeros(var.shape, var.dtype) if initial is None else initial
-            self._slots[key] = Variable(value, name=f"{_var_base_name(var)}/{self.name}/"
-                                        f"{slot_name}", trainable=False)
+            scopes = _scopes()
+            saved, scopes.names = scopes.names, []  # named after the variable, e.g. w/Adam/m
+            try:
+                self._slots[key] = Variable(value, name=f"{_var_base_name(var)}/{self.name}/"
+                                            f"{slot_name}", trainable=False)
+            finally:
+                scopes.names = saved
         return self._slots[key]
 
     def _lr(self, dtype):
@@ -135,8 +142,9 @@ class MomentumOptimizer(Optimizer):
 
     name = "Momentum"
 
-    def __init__(self, learning_rate, momentum, use_nesterov=False, name=None):
-        super().__init__(learning_rate, name)
+    def __init__(self, learning_rate, momentum, use_locking=False, name=None,
+                 use_nesterov=False):
+        super().__init__(learning_rate, use_locking, name)
         self.momentum = float(momentum)
         self.use_nesterov = bool(use_nesterov)
 
@@ -160,8 +168,9 @@ class AdamOptimizer(Optimizer):
 
     name = "Adam"
 
-    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, name=None):
-        super().__init__(learning_rate, name)
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                 use_locking=False, name=None):
+        super().__init__(learning_rate, use_locking, name)
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
     def _prepare(self, pairs):
