@@ -46,8 +46,8 @@ def make_cell(kind, layers, hidden, seed):
     return cells[0] if layers == 1 else fg.nn.MultiRNNCell(cells)
 
 
-def build_model(vocab_size, cell="lstm", layers=1, hidden=128, embed=None, seq_len=48,
-                batch=32, lr=0.005, clip=5.0, seed=0, device="/cpu:0"):
+def build_model(vocab_size, cell="lstm", layers=1, hidden=128, embed=None, seq_len=32,
+                batch=48, lr=0.005, clip=5.0, seed=0, device="/cpu:0"):
     """The training graph, an evaluation loss and a one-character sampling step, all
     sharing the same variables. Returns a namespace of tensors and ops.
     """
@@ -158,8 +158,8 @@ def parse_args(argv=None):
     p.add_argument("--cell", choices=sorted(CELLS), default="lstm")
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--seq-len", type=int, default=48)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=32)
+    p.add_argument("--batch", type=int, default=48)
     p.add_argument("--steps", type=int, default=400, help="training steps in this run")
     p.add_argument("--lr", type=float, default=0.005, help="Adam learning rate")
     p.add_argument("--clip", type=float, default=5.0, help="clip_by_global_norm threshold")

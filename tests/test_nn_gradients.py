@@ -56,3 +56,19 @@ def test_dense_layer_and_embedding_gradients():
     loss = fg.reduce_mean(fg.nn.sparse_softmax_cross_entropy_with_logits(
         labels=fg.constant([0, 1, 1, 0]), logits=y))
     check_gradients(loss, [emb, layer.kernel, layer.bias], {ids: [0, 2, 2, 4]})
+
+
+@pytest.mark.parametrize("make_cell", [lambda: fg.nn.LSTMCell(2, seed=0),
+                                       lambda: fg.nn.GRUCell(2, reset_after=True, seed=1)],
+                         ids=["lstm", "gru_reset_after"])
+def test_second_order_gradients_through_two_steps(make_cell):
+    """The gradient is itself a graph: differentiate it again (d/dx of dL/dx . v)."""
+    rng = np.random.default_rng(3)
+    cell = make_cell()
+    xs = [fg.placeholder(fg.float64, (1, I)) for _ in range(2)]
+    outputs, _ = fg.nn.static_rnn(cell, xs, dtype=fg.float64)
+    loss = fg.reduce_sum(fg.square(outputs[-1]))
+    g = fg.gradients(loss, [xs[0]])[0]
+    hvp = fg.reduce_sum(g * fg.constant(rng.normal(size=(1, I))))
+    check_gradients(hvp, [xs[0], cell.variables[0]],
+                    {x: rng.normal(size=(1, I)) for x in xs})
