@@ -164,7 +164,9 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=0.005, help="Adam learning rate")
     p.add_argument("--clip", type=float, default=5.0, help="clip_by_global_norm threshold")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="/cpu:0")
+    p.add_argument("--device", default="/cpu:0", help="e.g. /gpu:0")
+    p.add_argument("--soft-placement", action="store_true",
+                   help="fall back to the CPU when --device does not exist")
     p.add_argument("--text", default=None, help="train on this UTF-8 file instead of the "
                    "standard library's source")
     p.add_argument("--max-chars", type=int, default=400_000,
@@ -198,7 +200,7 @@ def main(argv=None):
                             seq_len=args.seq_len, batch=args.batch, lr=args.lr,
                             clip=args.clip, seed=args.seed, device=args.device)
         saver = fg.train.Saver()
-    sess = fg.Session(graph)
+    sess = fg.Session(graph, fg.SessionConfig(allow_soft_placement=args.soft_placement))
     if args.resume:
         saver.restore(sess, args.checkpoint)
         print(f"resumed from {args.checkpoint} at step "
@@ -253,4 +255,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (fg.errors.CheckpointError, fg.errors.PlacementError) as exc:
+        sys.exit(f"char_rnn: {exc}")
