@@ -5,8 +5,9 @@ has it), prints the unigram-entropy baseline (nats/char), a progress line with t
 and characters per second, samples of generated text, and writes a checkpoint that
 ``--resume`` continues from::
 
-    python examples/char_rnn.py                       # 1-layer LSTM, ~2 minutes on 2 cores
-    python examples/char_rnn.py --cell gru --layers 2 --steps 1000 --resume
+    python examples/char_rnn.py          # 1-layer LSTM, 400 steps: ~75 s on 2 busy cores
+    python examples/char_rnn.py --resume --steps 200      # 200 more steps from the checkpoint
+    python examples/char_rnn.py --cell gru --layers 2 --checkpoint gru2.npz
 
 The graph is unrolled over ``--seq-len`` steps (``fg.nn.static_rnn``); the final state
 of each batch is fetched and fed as the initial state of the next (the streams of
