@@ -39,3 +39,35 @@ def test_state_carried_through_feeds_equals_one_long_unroll(make_cell):
     # and a zero state gives different outputs for the second chunk: the carry matters
     fresh, _ = step(*xs[chunk:], *[np.zeros_like(s) for s in state])
     assert not np.allclose(fresh[0], outputs[chunk])
+
+
+def test_sequence_length_stops_each_row_at_its_own_length():
+    rng = np.random.default_rng(1)
+    steps, dim = 4, 3
+    lengths = np.array([4, 2, 0, 1], np.int32)
+    xs_value = rng.normal(size=(steps, len(lengths), dim))
+    cell = fg.nn.LSTMCell(2, seed=0)
+    xs = [fg.placeholder(fg.float64, (None, dim)) for _ in range(steps)]
+    seq_len = fg.placeholder(fg.int32, (None,))
+    outputs, final = fg.nn.static_rnn(cell, xs, dtype=fg.float64, sequence_length=seq_len)
+    # reference: each row alone, unrolled over exactly its own length
+    ref_xs = [fg.placeholder(fg.float64, (1, dim)) for _ in range(steps)]
+    ref_states = [fg.nn.static_rnn(cell, ref_xs[:n], dtype=fg.float64)[1] if n else None
+                  for n in range(steps + 1)]
+    sess = fg.Session()
+    feed = {**dict(zip(xs, xs_value)), seq_len: lengths}
+    out_v, final_v = sess.run([outputs, final], feed)
+    for b, n in enumerate(lengths):
+        for t in range(steps):
+            if t >= n:
+                np.testing.assert_array_equal(out_v[t][b], 0.0)
+        if n == 0:
+            np.testing.assert_array_equal(final_v.c[b], 0.0)
+            continue
+        ref = sess.run(ref_states[n], {x: xs_value[t, b:b + 1] for t, x in
+                                       enumerate(ref_xs[:n])})
+        np.testing.assert_allclose(final_v.h[b], ref.h[0], rtol=1e-12)
+        np.testing.assert_allclose(final_v.c[b], ref.c[0], rtol=1e-12)
+        np.testing.assert_allclose(out_v[n - 1][b], ref.h[0], rtol=1e-12)
+    loss = fg.reduce_sum(fg.square(final.h)) + fg.add_n([fg.reduce_sum(o) for o in outputs])
+    fg.testing.check_gradients(loss, [xs[0], xs[2], cell.kernel], feed)

@@ -130,6 +130,8 @@ class RNNCell:
     def trainable_variables(self):
         return list(self.variables)
 
+    weights = trainable_weights = trainable_variables  # Keras/TF1 Layer spellings
+
     def __call__(self, inputs, state):
         inputs = F.convert_to_tensor(inputs)
         input_dim = _input_dim(inputs, self)
@@ -311,7 +313,7 @@ class MultiRNNCell(RNNCell):
     def variables(self):
         return [v for c in self.cells for v in c.variables]
 
-    trainable_variables = variables
+    trainable_variables = weights = trainable_weights = variables
 
     def __call__(self, inputs, state):
         if not isinstance(state, tuple) or len(state) != len(self.cells):

@@ -23,12 +23,17 @@ from ..nest import flatten
 from .cells import LSTMStateTuple, _state_zeros
 
 
-def static_rnn(cell, inputs, initial_state=None, dtype=None, scope=None):
+def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None,
+               scope=None):
     """Unroll ``cell`` over ``inputs``, a list of ``[batch, input_dim]`` tensors.
 
     Returns ``(outputs, final_state)``: one output per time step and the state after
     the last. With no ``initial_state`` the state starts at zeros of ``dtype`` (the
     inputs' dtype by default), with the inputs' batch size, known or not.
+
+    ``sequence_length`` (an int vector ``[batch]``), as in TF1: for row ``b``, steps
+    ``t >= sequence_length[b]`` output zeros and leave the state unchanged, so
+    ``final_state`` is each row's state after its own last step.
     """
     inputs = [F.convert_to_tensor(x) for x in inputs]
     if not inputs:
@@ -41,11 +46,31 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, scope=None):
                                                            like=inputs[0])
         else:
             state = initial_state
+        lengths = None
+        if sequence_length is not None:
+            lengths = F.expand_dims(F.convert_to_tensor(sequence_length), 1)  # [batch, 1]
+            if not dtypes.is_integer(lengths.dtype):
+                raise ShapeError(f"static_rnn: expected integer sequence_length, found "
+                                 f"{lengths.dtype.name}")
         outputs = []
-        for x in inputs:
-            out, state = cell(x, state)
+        for t, x in enumerate(inputs):
+            out, new_state = cell(x, state)
+            if lengths is not None:
+                live = lengths > t                                   # [batch, 1] bool
+                out = F.where(live, out, F.zeros_like(out))
+                new_state = _select_state(live, new_state, state)
+            state = new_state
             outputs.append(out)
     return outputs, state
+
+
+def _select_state(live, new, old):
+    """``new`` where ``live`` else ``old``, through nested state tuples."""
+    if isinstance(new, LSTMStateTuple):
+        return LSTMStateTuple(*(_select_state(live, n, o) for n, o in zip(new, old)))
+    if isinstance(new, tuple):
+        return tuple(_select_state(live, n, o) for n, o in zip(new, old))
+    return F.where(live, new, old)
 
 
 def state_placeholders(cell, batch_size=None, dtype=dtypes.float32, name="state"):
