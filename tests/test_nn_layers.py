@@ -58,3 +58,14 @@ def test_cells_are_reproducible_from_their_seed():
             return fg.Session().variable_value(cell.kernel)
     np.testing.assert_array_equal(kernel(7), kernel(7))
     assert not np.array_equal(kernel(7), kernel(8))
+
+
+@pytest.mark.parametrize("module", ["flowgraph.nn.cells", "flowgraph.nn.rnn",
+                                    "flowgraph.nn.layers", "flowgraph.nn.init",
+                                    "flowgraph.train.optimizers", "flowgraph.train.clip",
+                                    "flowgraph.train.saver"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
