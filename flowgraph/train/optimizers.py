@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import api as F
 from ..autodiff import gradients
-from ..graph import Tensor, _scopes, name_scope
+from ..graph import Tensor, _no_control_dependencies, _scopes, name_scope
 from ..variables import Variable, trainable_variables
 
 
@@ -104,8 +104,10 @@ class Optimizer:
             scopes = _scopes()
             saved, scopes.names = scopes.names, []  # named after the variable, e.g. w/Adam/m
             try:
-                self._slots[key] = Variable(value, name=f"{_var_base_name(var)}/{self.name}/"
-                                            f"{slot_name}", trainable=False)
+                with _no_control_dependencies():  # state, not part of any step's ordering
+                    self._slots[key] = Variable(
+                        value, name=f"{_var_base_name(var)}/{self.name}/{slot_name}",
+                        trainable=False)
             finally:
                 scopes.names = saved
         return self._slots[key]
@@ -174,8 +176,9 @@ class AdamOptimizer(Optimizer):
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
     def _prepare(self, pairs):
-        self.beta1_power = Variable(np.float64(1.0), name="beta1_power", trainable=False)
-        self.beta2_power = Variable(np.float64(1.0), name="beta2_power", trainable=False)
+        with _no_control_dependencies():
+            self.beta1_power = Variable(np.float64(1.0), name="beta1_power", trainable=False)
+            self.beta2_power = Variable(np.float64(1.0), name="beta2_power", trainable=False)
         self._non_slot += [self.beta1_power, self.beta2_power]
         p1 = self.beta1_power.value() * self.beta1
         p2 = self.beta2_power.value() * self.beta2
