@@ -6,7 +6,7 @@ so two cells of one kind get ``lstm_cell`` and ``lstm_cell_1``.
 """
 from __future__ import annotations
 
-from ..graph import _scopes, get_default_graph
+from ..graph import _no_control_dependencies, _scopes, get_default_graph
 from ..variables import Variable
 
 
@@ -21,5 +21,8 @@ def reserve_scope(base: str, graph=None) -> str:
 
 
 def make_variable(scope: str, name: str, value, trainable=True) -> Variable:
-    """A variable named ``<current name scope>/<scope>/<name>``."""
-    return Variable(value, name=f"{scope}/{name}", trainable=trainable)
+    """A variable named ``<current name scope>/<scope>/<name>``; created outside any
+    ``control_dependencies`` block (a variable is state, not a step of the computation).
+    """
+    with _no_control_dependencies():
+        return Variable(value, name=f"{scope}/{name}", trainable=trainable)
