@@ -1,1 +1,7 @@
 """Training: optimizers, gradient clipping and checkpoints."""
+from .clip import clip_by_global_norm, global_norm
+from .optimizers import AdamOptimizer, GradientDescentOptimizer, MomentumOptimizer, Optimizer
+from .saver import Saver
+
+__all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
+           "clip_by_global_norm", "global_norm", "Saver"]

@@ -1,0 +1,371 @@
+"""Recurrent cells with the equations and variable layouts of API.md.
+
+A cell is called as ``output, new_state = cell(inputs, state)`` on one time step of
+``[batch, input_dim]`` inputs; its variables are created on the first call (their dtype
+is the inputs' dtype) and are attributes of the cell (``cell.kernel``, ``cell.bias``,
+...). ``[h; x]`` is ``concat([h, x], axis=1)``, h first.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     cell = fg.nn.LSTMCell(3, seed=0)
+...     x = fg.placeholder(fg.float32, (2, 4))
+...     out, state = cell(x, cell.zero_state(2, fg.float32))
+...     cell.kernel.shape, cell.bias.shape, out.shape
+((7, 12), (12,), (2, 3))
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from .. import api as F
+from .. import dtypes
+from ..errors import ShapeError
+from ..graph import device as device_scope
+from ..graph import name_scope
+from . import init
+from ._scope import make_variable, reserve_scope
+
+
+class LSTMStateTuple(collections.namedtuple("LSTMStateTuple", ("c", "h"))):
+    """The state of an LSTM: cell state ``c`` and output ``h``."""
+
+    __slots__ = ()
+
+    @property
+    def dtype(self):
+        return self.c.dtype
+
+
+def _input_dim(inputs, cell):
+    if inputs.shape is None or len(inputs.shape) != 2 or inputs.shape[1] is None:
+        raise ShapeError(f"{type(cell).__name__} '{cell.name}': expected inputs of shape "
+                         f"[batch, input_dim] with a known input_dim, found "
+                         f"{inputs.name} of shape {inputs.shape}")
+    return int(inputs.shape[1])
+
+
+def _check_state(cell, state, units):
+    shape = getattr(state, "shape", None)
+    if shape is not None and (len(shape) != 2 or shape[1] not in (None, units)):
+        raise ShapeError(f"{type(cell).__name__} '{cell.name}': expected a state of shape "
+                         f"[batch, {units}], found {state.name} of shape {shape}")
+
+
+def zeros_for_batch(like, units, dtype):
+    """A ``[batch, units]`` zero tensor whose batch size is that of ``like`` (its first
+    dimension), known statically or only at run time.
+    """
+    dtype = dtypes.as_dtype(dtype)
+    batch = like.shape[0] if like.shape else None
+    if batch is not None:
+        return F.zeros((batch, units), dtype)
+    column = F.zeros_like(like[:, :1], dtype=dtype)  # [batch, 1], batch known at run time
+    return column * F.zeros((1, units), dtype)
+
+
+def _state_zeros(size, batch_size, dtype, like=None):
+    if isinstance(size, LSTMStateTuple):
+        return LSTMStateTuple(*(_state_zeros(s, batch_size, dtype, like) for s in size))
+    if isinstance(size, tuple):
+        return tuple(_state_zeros(s, batch_size, dtype, like) for s in size)
+    if like is not None:
+        return zeros_for_batch(like, size, dtype)
+    return F.zeros((int(batch_size), size), dtype)
+
+
+class RNNCell:
+    """Base class: ``state_size``, ``output_size``, ``zero_state``, build on first call.
+
+    ``seed`` (an int, a NumPy Generator or None) seeds the initial weights;
+    ``kernel_initializer(shape, seed, dtype) -> array`` replaces Glorot-uniform.
+    """
+
+    default_name = "rnn_cell"
+
+    def __init__(self, num_units, name=None, seed=None, kernel_initializer=None):
+        self.num_units = int(num_units)
+        if self.num_units <= 0:
+            raise ValueError(f"{type(self).__name__}: expected num_units > 0, found {num_units}")
+        self.name = name or self.default_name
+        self._rng = init.as_rng(seed)
+        self._kernel_init = kernel_initializer or init.glorot_uniform
+        self._scope = None
+        self.built = False
+        self.variables = []
+        self.input_dim = None
+
+    @property
+    def state_size(self):
+        return self.num_units
+
+    @property
+    def output_size(self):
+        return self.num_units
+
+    def zero_state(self, batch_size, dtype=dtypes.float32):
+        """A state of zeros for ``batch_size`` rows (an int)."""
+        return _state_zeros(self.state_size, batch_size, dtype)
+
+    def zero_state_like(self, inputs, dtype=None):
+        """A state of zeros with the batch size of ``inputs`` (known or not)."""
+        return _state_zeros(self.state_size, None, dtype or inputs.dtype, like=inputs)
+
+    # --- variables ---------------------------------------------------------------------
+    def _variable(self, name, value):
+        var = make_variable(self._scope, name, value)
+        setattr(self, name, var)
+        self.variables.append(var)
+        return var
+
+    def _kernel(self, name, shape, dtype):
+        return self._variable(name, np.asarray(self._kernel_init(shape, self._rng, dtype),
+                                               dtype=dtype))
+
+    def _build(self, input_dim, dtype):
+        raise NotImplementedError
+
+    @property
+    def trainable_variables(self):
+        return list(self.variables)
+
+    weights = trainable_weights = trainable_variables  # Keras/TF1 Layer spellings
+
+    def __call__(self, inputs, state):
+        inputs = F.convert_to_tensor(inputs)
+        input_dim = _input_dim(inputs, self)
+        if not self.built:
+            self._scope = reserve_scope(self.name, inputs.graph)
+            self._build(input_dim, inputs.dtype)
+            self.input_dim = input_dim
+            self.built = True
+        elif input_dim != self.input_dim:
+            raise ShapeError(f"{type(self).__name__} '{self._scope}': built for inputs of "
+                             f"dimension {self.input_dim}, found {inputs.name} of shape "
+                             f"{inputs.shape}")
+        with name_scope(self._scope):
+            return self._step(inputs, state)
+
+    def _step(self, inputs, state):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<fg.nn.{type(self).__name__} '{self._scope or self.name}' " \
+               f"num_units={self.num_units}>"
+
+
+class BasicRNNCell(RNNCell):
+    """``h' = tanh([h; x] @ kernel + bias)``; ``kernel [H+I, H]``, ``bias [H]``."""
+
+    default_name = "basic_rnn_cell"
+
+    def __init__(self, num_units, activation=None, name=None, seed=None,
+                 kernel_initializer=None):
+        super().__init__(num_units, name, seed, kernel_initializer)
+        self.activation = activation or F.tanh
+
+    def _build(self, input_dim, dtype):
+        H = self.num_units
+        self._kernel("kernel", (H + input_dim, H), dtype)
+        self._variable("bias", np.zeros(H, dtype))
+
+    def _step(self, inputs, state):
+        _check_state(self, state, self.num_units)
+        h = self.activation(F.matmul(F.concat([state, inputs], 1), self.kernel) + self.bias)
+        return h, h
+
+
+class LSTMCell(RNNCell):
+    """LSTM with ``kernel [H+I, 4H]`` (column blocks ``i, f, o, g``) and ``bias [4H]``
+    whose ``f`` block starts at ``forget_bias`` (nothing else is added in the graph)::
+
+        i, f, o = sigmoid(.), g = tanh(.)   of   [h; x] @ kernel + bias
+        c' = f * c + i * g;   h' = o * tanh(c')
+
+    The state is ``LSTMStateTuple(c, h)``.
+    """
+
+    default_name = "lstm_cell"
+
+    def __init__(self, num_units, forget_bias=1.0, name=None, seed=None,
+                 kernel_initializer=None):
+        super().__init__(num_units, name, seed, kernel_initializer)
+        self.forget_bias = float(forget_bias)
+
+    @property
+    def state_size(self):
+        return LSTMStateTuple(self.num_units, self.num_units)
+
+    def _build(self, input_dim, dtype):
+        H = self.num_units
+        self._kernel("kernel", (H + input_dim, 4 * H), dtype)
+        bias = np.zeros(4 * H, dtype)
+        bias[H:2 * H] = self.forget_bias
+        self._variable("bias", bias)
+
+    def _step(self, inputs, state):
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise ShapeError(f"LSTMCell '{self._scope}': expected the state to be an "
+                             f"LSTMStateTuple(c, h), found {type(state).__name__}")
+        c, h = state
+        _check_state(self, c, self.num_units)
+        _check_state(self, h, self.num_units)
+        z = F.matmul(F.concat([h, inputs], 1), self.kernel) + self.bias
+        i, f, o, g = F.split(z, 4, axis=1)
+        new_c = F.sigmoid(f) * c + F.sigmoid(i) * F.tanh(g)
+        new_h = F.sigmoid(o) * F.tanh(new_c)
+        return new_h, LSTMStateTuple(new_c, new_h)
+
+
+class GRUCell(RNNCell):
+    """Gated recurrent unit in two conventions.
+
+    ``reset_after=False``: ``gate_kernel [H+I, 2H]`` (blocks ``r, z``), ``gate_bias [2H]``,
+    ``candidate_kernel [H+I, H]``, ``candidate_bias [H]``::
+
+        r, z = sigmoid([h; x] @ gate_kernel + gate_bias)
+        n = tanh([r*h; x] @ candidate_kernel + candidate_bias);  h' = (1-z)*h + z*n
+
+    ``reset_after=True`` is exactly ``torch.nn.GRU`` (gate order ``r, z, n``):
+    ``kernel [I, 3H]`` (= ``weight_ih.T``), ``recurrent_kernel [H, 3H]``
+    (= ``weight_hh.T``), ``bias [3H]`` (= ``bias_ih``), ``recurrent_bias [3H]``
+    (= ``bias_hh``)::
+
+        r = sigmoid(x@Wr + br + h@Ur + ur);  z = sigmoid(x@Wz + bz + h@Uz + uz)
+        n = tanh(x@Wn + bn + r*(h@Un + un)); h' = (1-z)*n + z*h
+
+    All biases start at zero; the recurrent kernel of ``reset_after=True`` starts
+    orthogonal (per gate block).
+    """
+
+    default_name = "gru_cell"
+
+    def __init__(self, num_units, reset_after=False, name=None, seed=None,
+                 kernel_initializer=None):
+        super().__init__(num_units, name, seed, kernel_initializer)
+        self.reset_after = bool(reset_after)
+
+    def _build(self, input_dim, dtype):
+        H = self.num_units
+        if self.reset_after:
+            self._kernel("kernel", (input_dim, 3 * H), dtype)
+            blocks = [init.orthogonal((H, H), self._rng, dtype) for _ in range(3)]
+            self._variable("recurrent_kernel", np.concatenate(blocks, axis=1))
+            self._variable("bias", np.zeros(3 * H, dtype))
+            self._variable("recurrent_bias", np.zeros(3 * H, dtype))
+        else:
+            self._kernel("gate_kernel", (H + input_dim, 2 * H), dtype)
+            self._variable("gate_bias", np.zeros(2 * H, dtype))
+            self._kernel("candidate_kernel", (H + input_dim, H), dtype)
+            self._variable("candidate_bias", np.zeros(H, dtype))
+
+    def _step(self, inputs, h):
+        _check_state(self, h, self.num_units)
+        if self.reset_after:
+            xr, xz, xn = F.split(F.matmul(inputs, self.kernel) + self.bias, 3, axis=1)
+            hr, hz, hn = F.split(F.matmul(h, self.recurrent_kernel) + self.recurrent_bias,
+                                 3, axis=1)
+            r = F.sigmoid(xr + hr)
+            z = F.sigmoid(xz + hz)
+            n = F.tanh(xn + r * hn)
+            new_h = (1.0 - z) * n + z * h
+        else:
+            gates = F.sigmoid(F.matmul(F.concat([h, inputs], 1), self.gate_kernel)
+                              + self.gate_bias)
+            r, z = F.split(gates, 2, axis=1)
+            n = F.tanh(F.matmul(F.concat([r * h, inputs], 1), self.candidate_kernel)
+                       + self.candidate_bias)
+            new_h = (1.0 - z) * h + z * n
+        return new_h, new_h
+
+
+class MultiRNNCell(RNNCell):
+    """Cells stacked in layers: the output of layer ``k`` is the input of ``k+1``; the
+    state is a tuple of the layers' states. Layer ``k``'s variables are named
+    ``multi_rnn_cell/cell_k/...``.
+    """
+
+    default_name = "multi_rnn_cell"
+
+    def __init__(self, cells, name=None):
+        cells = list(cells)
+        if not cells:
+            raise ValueError("MultiRNNCell: expected at least one cell")
+        if len(set(map(id, cells))) != len(cells):
+            raise ValueError("MultiRNNCell: the same cell object appears twice; layers "
+                             "need their own cells (their own weights)")
+        self.cells = cells
+        self.name = name or self.default_name
+        self.num_units = cells[-1].output_size
+        self._scope = None
+        self.built = False
+
+    @property
+    def state_size(self):
+        return tuple(c.state_size for c in self.cells)
+
+    @property
+    def output_size(self):
+        return self.cells[-1].output_size
+
+    @property
+    def variables(self):
+        return [v for c in self.cells for v in c.variables]
+
+    trainable_variables = weights = trainable_weights = variables
+
+    def __call__(self, inputs, state):
+        if not isinstance(state, tuple) or len(state) != len(self.cells):
+            raise ShapeError(f"MultiRNNCell '{self._scope or self.name}': expected a tuple "
+                             f"of {len(self.cells)} layer states, found "
+                             f"{type(state).__name__}")
+        if not self.built:
+            self._scope = reserve_scope(self.name, F.convert_to_tensor(inputs).graph)
+            self.built = True
+        x, new_states = inputs, []
+        for k, (cell, s) in enumerate(zip(self.cells, state)):
+            with name_scope(self._scope), name_scope(f"cell_{k}"):
+                x, s = cell(x, s)
+            new_states.append(s)
+        return x, tuple(new_states)
+
+
+class DeviceWrapper(RNNCell):
+    """Runs ``cell``'s ops (and places its variables) on ``device``.
+
+    Attributes not found on the wrapper (``kernel``, ``bias``, ...) are the cell's.
+    """
+
+    def __init__(self, cell, device):
+        self.cell = cell
+        self.device = device
+
+    state_size = property(lambda self: self.cell.state_size)
+    output_size = property(lambda self: self.cell.output_size)
+    variables = property(lambda self: self.cell.variables)
+    trainable_variables = property(lambda self: self.cell.trainable_variables)
+
+    def zero_state(self, batch_size, dtype=dtypes.float32):
+        with device_scope(self.device):
+            return self.cell.zero_state(batch_size, dtype)
+
+    def zero_state_like(self, inputs, dtype=None):
+        with device_scope(self.device):
+            return self.cell.zero_state_like(inputs, dtype)
+
+    def __call__(self, inputs, state):
+        with device_scope(self.device):
+            return self.cell(inputs, state)
+
+    def __getattr__(self, name):
+        if name == "cell":  # not set yet (during unpickling or a failed __init__)
+            raise AttributeError(name)
+        return getattr(self.cell, name)
+
+    def __repr__(self):
+        return f"<fg.nn.DeviceWrapper {self.cell!r} on {self.device}>"
+
+
+__all__ = ["LSTMStateTuple", "RNNCell", "BasicRNNCell", "LSTMCell", "GRUCell",
+           "MultiRNNCell", "DeviceWrapper"]

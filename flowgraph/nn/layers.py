@@ -1,0 +1,68 @@
+"""A dense (fully connected) layer: ``y = activation(x @ kernel + bias)``.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     x = fg.placeholder(fg.float32, (None, 3))
+...     layer = fg.nn.Dense(2, activation=fg.nn.relu, seed=0)
+...     y = layer(x)
+...     layer.kernel.shape, layer.bias.shape, y.shape
+((3, 2), (2,), (None, 2))
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import api as F
+from ..errors import ShapeError
+from ..graph import name_scope
+from . import init
+from ._scope import make_variable, reserve_scope
+
+
+class Dense:
+    """A fully connected layer; ``kernel [in, units]`` (Glorot-uniform from ``seed``)
+    and ``bias [units]`` (zeros) are created on the first call.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, name="dense", seed=None,
+                 kernel_initializer=None):
+        self.units = int(units)
+        self.activation = activation
+        self.use_bias = bool(use_bias)
+        self.name = name
+        self._rng = init.as_rng(seed)
+        self._kernel_init = kernel_initializer or init.glorot_uniform
+        self.kernel = self.bias = None
+        self.variables = []
+        self._scope = None
+
+    def __call__(self, inputs):
+        x = F.convert_to_tensor(inputs)
+        if x.shape is None or len(x.shape) != 2 or x.shape[1] is None:
+            raise ShapeError(f"Dense '{self.name}': expected inputs [batch, features] with "
+                             f"known features, found {x.name} of shape {x.shape}")
+        if self.kernel is None:
+            self._scope = reserve_scope(self.name, x.graph)
+            k = np.asarray(self._kernel_init((x.shape[1], self.units), self._rng, x.dtype),
+                           dtype=x.dtype)
+            self.kernel = make_variable(self._scope, "kernel", k)
+            self.variables.append(self.kernel)
+            if self.use_bias:
+                self.bias = make_variable(self._scope, "bias", np.zeros(self.units, x.dtype))
+                self.variables.append(self.bias)
+        elif x.shape[1] != self.kernel.shape[0]:
+            raise ShapeError(f"Dense '{self._scope}': built for {self.kernel.shape[0]} input "
+                             f"features, found {x.name} of shape {x.shape}")
+        with name_scope(self._scope):
+            y = F.matmul(x, self.kernel)
+            if self.use_bias:
+                y = y + self.bias
+            return self.activation(y) if self.activation is not None else y
+
+
+def dense(inputs, units, activation=None, use_bias=True, name="dense", seed=None):
+    """``Dense(units, ...)(inputs)``: a new layer applied once (as ``tf.layers.dense``)."""
+    return Dense(units, activation, use_bias, name, seed)(inputs)
+
+
+__all__ = ["Dense", "dense"]

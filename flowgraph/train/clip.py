@@ -1,0 +1,48 @@
+"""Gradient clipping by the global norm (Pascanu et al., 2013).
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     (a, b), norm = fg.clip_by_global_norm([fg.constant([3.0]), fg.constant([4.0])], 1.0)
+...     fg.Session().run([a, b, norm])
+[array([0.6], dtype=float32), array([0.8], dtype=float32), np.float32(5.0)]
+"""
+from __future__ import annotations
+
+from .. import api as F
+
+
+def global_norm(tensors, name=None):
+    """``sqrt(sum of squares of every element of every tensor)``; ``None`` entries skip."""
+    present = [F.convert_to_tensor(t) for t in tensors if t is not None]
+    if not present:
+        raise ValueError("global_norm: expected at least one tensor, found none")
+    squares = [F.reduce_sum(F.square(t)) for t in present]
+    dtype = squares[0].dtype
+    squares = [s if s.dtype == dtype else F.cast(s, dtype) for s in squares]
+    return F.sqrt(F.add_n(squares) if len(squares) > 1 else squares[0], name=name)
+
+
+def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
+    """Scale ``t_list`` by ``clip_norm / max(global_norm, clip_norm)``.
+
+    Returns ``(clipped, global_norm)``; tensors are unchanged when their global norm is
+    at most ``clip_norm``. ``None`` entries stay ``None``. ``use_norm`` gives a global
+    norm computed already.
+    """
+    t_list = list(t_list)
+    norm = use_norm if use_norm is not None else global_norm(t_list)
+    clip = F.convert_to_tensor(clip_norm, dtype=norm.dtype) if not hasattr(
+        clip_norm, "dtype") else clip_norm
+    scale = clip / F.maximum(norm, clip)
+    clipped = []
+    for t in t_list:
+        if t is None:
+            clipped.append(None)
+            continue
+        t = F.convert_to_tensor(t)
+        s = scale if t.dtype == scale.dtype else F.cast(scale, t.dtype)
+        clipped.append(F.multiply(t, s))
+    return clipped, norm
+
+
+__all__ = ["clip_by_global_norm", "global_norm"]
