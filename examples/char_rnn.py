@@ -8,6 +8,7 @@ and characters per second, samples of generated text, and writes a checkpoint th
     python examples/char_rnn.py          # 1-layer LSTM, 400 steps: ~75 s on 2 busy cores
     python examples/char_rnn.py --resume --steps 200      # 200 more steps from the checkpoint
     python examples/char_rnn.py --cell gru --layers 2 --checkpoint gru2.npz
+    mpiexec -n 2 python -m mpi4py examples/char_rnn.py --data-parallel
 
 The graph is unrolled over ``--seq-len`` steps (``fg.nn.static_rnn``); the final state
 of each batch is fetched and fed as the initial state of the next (the streams of
@@ -48,7 +49,7 @@ def make_cell(kind, layers, hidden, seed):
 
 
 def build_model(vocab_size, cell="lstm", layers=1, hidden=128, embed=None, seq_len=32,
-                batch=48, lr=0.005, clip=5.0, seed=0, device="/cpu:0"):
+                batch=48, lr=0.005, clip=5.0, seed=0, device="/cpu:0", data_parallel=False):
     """The training graph, an evaluation loss and a one-character sampling step, all
     sharing the same variables. Returns a namespace of tensors and ops.
     """
@@ -72,6 +73,10 @@ def build_model(vocab_size, cell="lstm", layers=1, hidden=128, embed=None, seq_l
         m.loss = fg.reduce_mean(fg.nn.sparse_softmax_cross_entropy_with_logits(
             labels=m.targets, logits=logits), name="loss")
         m.optimizer = fg.train.AdamOptimizer(lr)
+        if data_parallel:
+            # Gradients are averaged over ranks before clipping: the same update as one
+            # process on the full batch.
+            m.optimizer = fg.train.DistributedOptimizer(m.optimizer)
         grads, variables = zip(*m.optimizer.compute_gradients(m.loss))
         grads, m.grad_norm = fg.clip_by_global_norm(grads, clip)
         m.train_op = m.optimizer.apply_gradients(zip(grads, variables),
@@ -179,11 +184,28 @@ def parse_args(argv=None):
     p.add_argument("--eval-batches", type=int, default=20,
                    help="validation windows evaluated at the end")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--data-parallel", action="store_true",
+                   help="under mpiexec: each rank trains on its shard of every batch "
+                        "(--batch must divide by the number of ranks)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.data_parallel:
+        import flowgraph.distributed as fgd
+        lead = fgd.rank() == 0
+        if args.batch % fgd.size():
+            sys.exit(f"char_rnn: --batch {args.batch} must divide by the {fgd.size()} ranks")
+    else:
+        lead = True
+    if not lead:  # one rank logs, samples and saves
+        args.quiet = True
+        args.sample_every = 0
+    say = print if lead else (lambda *a, **k: None)
+    if args.data_parallel:
+        say(f"data parallel: {fgd.size()} ranks x {args.batch // fgd.size()} rows of each "
+            f"batch of {args.batch}")
     t_start = time.perf_counter()
     text = load_text(args.text, args.max_chars)
     vocab = Vocabulary(text)
@@ -192,19 +214,20 @@ def main(argv=None):
     train, valid = ids[:split], ids[split:]
     baseline = unigram_entropy(train)
     source = args.text or "the Python standard library's source"
-    print(f"corpus: {len(ids):,} characters of {source}, vocabulary {len(vocab)}; "
+    say(f"corpus: {len(ids):,} characters of {source}, vocabulary {len(vocab)}; "
           f"unigram-entropy baseline {baseline:.3f} nats/char")
 
     graph = fg.Graph()
     with graph.as_default():
         model = build_model(len(vocab), args.cell, args.layers, args.hidden,
                             seq_len=args.seq_len, batch=args.batch, lr=args.lr,
-                            clip=args.clip, seed=args.seed, device=args.device)
+                            clip=args.clip, seed=args.seed, device=args.device,
+                            data_parallel=args.data_parallel)
         saver = fg.train.Saver()
     sess = fg.Session(graph, fg.SessionConfig(allow_soft_placement=args.soft_placement))
     if args.resume:
         saver.restore(sess, args.checkpoint)
-        print(f"resumed from {args.checkpoint} at step "
+        say(f"resumed from {args.checkpoint} at step "
               f"{int(sess.variable_value(model.global_step))}")
     first = int(sess.variable_value(model.global_step))
     batcher = StreamBatcher(train, args.batch, args.seq_len)
@@ -212,7 +235,7 @@ def main(argv=None):
                                                              // (args.seq_len + 1))),
                                   args.seq_len)
     trainer = Trainer(sess, model)
-    print(f"model: {args.layers}-layer {args.cell.upper()}, hidden {args.hidden}, "
+    say(f"model: {args.layers}-layer {args.cell.upper()}, hidden {args.hidden}, "
           f"{sum(int(np.prod(v.shape)) for v in graph.get_collection('trainable_variables')):,}"
           f" parameters; batch {args.batch} x seq {args.seq_len}; {args.steps} steps")
 
@@ -223,6 +246,8 @@ def main(argv=None):
     for i in range(args.steps):
         step = first + i
         x, y, fresh = batcher(step)
+        if args.data_parallel:
+            x, y = fgd.shard((x, y))
         loss = trainer.train_step(x, y, fresh or i == 0)
         losses.append(loss)
         smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
@@ -241,6 +266,10 @@ def main(argv=None):
             saver.save(sess, args.checkpoint)
     if tty:
         print()
+    if not lead:
+        sess.close()
+        return SimpleNamespace(losses=losses, final_train=float(np.mean(losses[-20:])),
+                               valid_loss=None, baseline=baseline, checkpoint=None)
     path = saver.save(sess, args.checkpoint)
     final_train = float(np.mean(losses[-20:])) if losses else float("nan")
     valid_loss = trainer.evaluate(valid_batcher, args.eval_batches)

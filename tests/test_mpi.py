@@ -137,3 +137,32 @@ def test_data_parallel_example_under_mpiexec_matches_one_process(tmp_path):
     two = json.load(open(out))["losses"]
     assert [step for step, _ in one] == [step for step, _ in two] == [0, 2]
     np.testing.assert_allclose([v for _, v in two], [v for _, v in one], rtol=1e-5)
+
+
+def test_char_rnn_data_parallel_equals_one_process_on_the_full_batch(tmp_path):
+    """`mpiexec -n 2 python -m mpi4py examples/char_rnn.py --data-parallel` trains the
+    same weights as one process (sharded batches, averaged gradients, rank-0 init)."""
+    example = os.path.join(ROOT, "examples", "char_rnn.py")
+    tiny = ["--steps", "4", "--hidden", "8", "--batch", "4", "--seq-len", "6",
+            "--max-chars", "4000", "--eval-batches", "1", "--sample-length", "5",
+            "--sample-every", "0", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    for name in ("PMI_RANK", "PMI_SIZE", "PMI_FD", "FLOWGRAPH_MPI"):
+        env.pop(name, None)
+    runs = {"two": [mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", example,
+                    "--data-parallel"],
+            "one": [sys.executable, example]}
+    weights = {}
+    for key, cmd in runs.items():
+        ckpt = tmp_path / f"{key}.npz"
+        proc = subprocess.run(cmd + tiny + ["--checkpoint", str(ckpt)], capture_output=True,
+                              text=True, timeout=TIMEOUT_S, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, f"{key}:\n{proc.stdout}\n{proc.stderr}"
+        assert proc.stdout.count("final loss:") == 1, proc.stdout  # one rank reports
+        if key == "two":  # each rank really trained on half of every batch
+            assert "data parallel: 2 ranks x 2 rows of each batch of 4" in proc.stdout
+        weights[key] = dict(np.load(ckpt))
+    assert weights["two"].keys() == weights["one"].keys()
+    for name, value in weights["one"].items():
+        np.testing.assert_allclose(weights["two"][name], value, rtol=2e-5, atol=2e-6,
+                                   err_msg=name)

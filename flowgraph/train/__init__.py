@@ -2,6 +2,7 @@
 from .clip import clip_by_global_norm, global_norm
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, MomentumOptimizer, Optimizer
 from .saver import Saver
+from ..distributed import DistributedOptimizer
 
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
-           "clip_by_global_norm", "global_norm", "Saver"]
+           "clip_by_global_norm", "global_norm", "Saver", "DistributedOptimizer"]
