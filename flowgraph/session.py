@@ -21,7 +21,7 @@ import numpy as np
 
 from . import shapes as S
 from .errors import FeedError, FlowgraphError, describe_op
-from .executor import ReferencePlan, RunState
+from .executor import ReferencePlan, RunState, to_host
 from .graph import Operation, Tensor, get_default_graph
 from .nest import flatten
 
@@ -154,7 +154,12 @@ class Session:
 
     def _build_plan(self, fetch_tensors, target_ops, feed_tensors, feed_arrays):
         from . import placement
-        placement.check(self.graph, fetch_tensors, target_ops, feed_tensors, self.config)
+        chosen = placement.check(self.graph, fetch_tensors, target_ops, feed_tensors,
+                                 self.config)
+        if self.config.optimize and placement.uses_gpu(chosen):
+            from .device_plan import DevicePlan
+            return DevicePlan(self.graph, fetch_tensors, target_ops, feed_tensors, chosen,
+                              self.config)
         if self.config.optimize:
             from . import compiler
             return compiler.compile_plan(self.graph, fetch_tensors, target_ops, feed_tensors,
@@ -242,7 +247,7 @@ class Session:
 
     def variable_value(self, var):
         """The session's current value of ``var`` (a copy)."""
-        return np.array(self._initial_value(var))
+        return np.array(to_host(self._initial_value(var)))
 
     def load(self, var, value):
         """Set ``var`` to ``value`` in this session, without running a graph."""
