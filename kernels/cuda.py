@@ -308,8 +308,11 @@ def _slice_view(shape, spec):
     read."""
     dummy = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=tuple(shape),
                                             strides=contiguous_strides(shape))
+    index = slice_spec_to_index(spec)
+    if not any(i is Ellipsis for i in index):
+        index = index + (Ellipsis,)  # so that all-integer indices give a view, too
     try:
-        view = dummy[slice_spec_to_index(spec)]
+        view = dummy[index]
     except IndexError as exc:
         raise InvalidArgumentError(f"index out of range for shape {tuple(shape)}: {exc}") \
             from None

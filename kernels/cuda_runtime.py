@@ -97,7 +97,7 @@ def to_host(value, stream=None):
 
 def to_device(array, stream):
     """Start an asynchronous host-to-device copy of ``array`` on ``stream``."""
-    array = np.ascontiguousarray(array)
+    array = np.require(array, requirements="C")  # (ascontiguousarray makes 0-d 1-d)
     return cuda().to_device(array, stream=stream)
 
 
