@@ -46,14 +46,6 @@ class RunState:
     def read_latest(self, var):
         return to_host(self.read_latest_raw(var))
 
-
-def to_host(value):
-    """A host array for a value that may live on a device (``copy_to_host``)."""
-    if not isinstance(value, np.ndarray) and hasattr(value, "copy_to_host"):
-        value = value.copy_to_host()
-        value.setflags(write=False)
-    return value
-
     def write(self, var, value, op):
         value = np.asarray(value)
         if value.shape != var.shape:
@@ -63,6 +55,14 @@ def to_host(value):
         value.setflags(write=False)
         self.pending[var] = value
         return value
+
+
+def to_host(value):
+    """A host array for a value that may live on a device (``copy_to_host``)."""
+    if not isinstance(value, np.ndarray) and hasattr(value, "copy_to_host"):
+        value = value.copy_to_host()
+        value.setflags(write=False)
+    return value
 
 
 def run_state_op(op, inputs, state: RunState):
