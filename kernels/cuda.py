@@ -35,9 +35,9 @@ from flowgraph.ops import slice_spec_to_index
 
 from . import cuda_codegen as codegen
 from . import cuda_runtime as rt
+from .cuda_templates import render_kernel
 from . import lookup, register  # noqa: F401  (lookup: used by device plans)
 
-cuda = rt.cuda()
 
 
 # --- the run's context ---------------------------------------------------------------
@@ -119,32 +119,12 @@ def _size(shape) -> int:
     return int(np.prod(shape)) if len(shape) else 1
 
 
-def _shared_dtype(dtype: str):
-    """The element type of a shared-memory array: a numba type on a GPU, the NumPy
-    dtype under the simulator (which allocates shared arrays with NumPy)."""
-    if rt.simulator_enabled():
-        return np.dtype(dtype)
-    from numba import from_dtype
-    return from_dtype(np.dtype(dtype))
-
-
 # --- reusable kernels ------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=None)
-def _strided_copy_kernel():
-    @cuda.jit
-    def strided_copy(n, shape, src, src_off, src_st, dst, dst_off, dst_st):
-        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            r = i
-            so = src_off
-            do = dst_off
-            for d in range(len(shape) - 1, -1, -1):
-                q = r % shape[d]
-                r //= shape[d]
-                so += q * src_st[d]
-                do += q * dst_st[d]
-            dst[do] = src[so]
-    return strided_copy
+def _kernel(name, **constants):
+    """The compiled kernel ``name`` of :mod:`kernels.cuda_templates` for ``constants``."""
+    return codegen.load_kernel(render_kernel(name, **constants), name)
 
 
 def strided_copy(ctx, shape, src, src_off, src_st, dst, dst_off, dst_st):
@@ -153,18 +133,9 @@ def strided_copy(ctx, shape, src, src_off, src_st, dst, dst_off, dst_st):
     if n == 0:
         return
     blocks, threads = rt.launch_config(n)
-    _strided_copy_kernel()[blocks, threads, ctx.stream](
+    _kernel("strided_copy")[blocks, threads, ctx.stream](
         n, _kshape(shape), flat(src), int(src_off), _kstrides(src_st), flat(dst),
         int(dst_off), _kstrides(dst_st))
-
-
-@functools.lru_cache(maxsize=None)
-def _fill_kernel():
-    @cuda.jit
-    def fill(n, out, value):
-        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            out[i] = value
-    return fill
 
 
 def filled(ctx, shape, dtype, value):
@@ -173,7 +144,7 @@ def filled(ctx, shape, dtype, value):
     n = _size(shape)
     if n:
         blocks, threads = rt.launch_config(n)
-        _fill_kernel()[blocks, threads, ctx.stream](n, flat(out), np.dtype(dtype).type(value))
+        _kernel("fill")[blocks, threads, ctx.stream](n, flat(out), np.dtype(dtype).type(value))
     return out
 
 
@@ -386,52 +357,6 @@ def _split_like(op, ctx, g, *likes):
 
 # --- reductions ------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _reduce_kernel(kind: str, dtype: str, threads: int):
-    nb_dtype = _shared_dtype(dtype)
-    is_sum = kind == "sum"  # a compile-time constant of the kernel
-
-    @cuda.jit
-    def reduce(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, init):
-        buf = cuda.shared.array(threads, nb_dtype)
-        tid = cuda.threadIdx.x
-        for o in range(cuda.blockIdx.x, n_out, cuda.gridDim.x):
-            r = o
-            base = 0
-            for d in range(len(keep_shape) - 1, -1, -1):
-                q = r % keep_shape[d]
-                r //= keep_shape[d]
-                base += q * keep_st[d]
-            acc = init
-            for j in range(tid, n_red, threads):
-                r = j
-                off = base
-                for d in range(len(red_shape) - 1, -1, -1):
-                    q = r % red_shape[d]
-                    r //= red_shape[d]
-                    off += q * red_st[d]
-                v = x[off]
-                if is_sum:
-                    acc += v
-                elif v > acc or v != v:
-                    acc = v
-            buf[tid] = acc
-            cuda.syncthreads()
-            s = threads // 2
-            while s > 0:
-                if tid < s:
-                    if is_sum:
-                        buf[tid] += buf[tid + s]
-                    elif buf[tid + s] > buf[tid] or buf[tid + s] != buf[tid + s]:
-                        buf[tid] = buf[tid + s]
-                cuda.syncthreads()
-                s //= 2
-            if tid == 0:
-                out[o] = buf[0]
-            cuda.syncthreads()
-    return reduce
-
-
 def reduce(ctx, kind, x, axes, keepdims):
     """Sum (``kind="sum"``) or maximum of ``x`` over ``axes`` (a block per output)."""
     shape = tuple(x.shape)
@@ -459,7 +384,7 @@ def reduce(ctx, kind, x, axes, keepdims):
     else:
         init = np.iinfo(x.dtype).min
         init = x.dtype.type(init)
-    kernel = _reduce_kernel(kind, x.dtype.name, threads)
+    kernel = _kernel("reduce", dtype=x.dtype.name, threads=threads, is_sum=kind == "sum")
     kernel[rt.reduce_blocks(n_out), threads, ctx.stream](
         n_out, _size([shape[a] for a in axes]), _kshape(keep_shape),
         _kstrides([st[i] for i in keep]), _kshape([shape[a] for a in axes]),
@@ -500,46 +425,6 @@ def _size_op(op, ctx, x):
 
 # --- matmul ------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
-def _matmul_kernel(tile: int, dtype: str):
-    nb_dtype = _shared_dtype(dtype)
-
-    @cuda.jit
-    def matmul(a, b, out, M, N, K, ta, tb, a_bs, b_bs, nbatch, zero):
-        sa = cuda.shared.array((tile, tile), nb_dtype)
-        sb = cuda.shared.array((tile, tile), nb_dtype)
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        tiles_m = (M + tile - 1) // tile
-        tiles_n = (N + tile - 1) // tile
-        for z in range(cuda.blockIdx.z, nbatch, cuda.gridDim.z):
-            a0 = z * a_bs
-            b0 = z * b_bs
-            for bi in range(cuda.blockIdx.y, tiles_m, cuda.gridDim.y):
-                for bj in range(cuda.blockIdx.x, tiles_n, cuda.gridDim.x):
-                    row = bi * tile + ty
-                    col = bj * tile + tx
-                    acc = zero
-                    for k0 in range(0, K, tile):
-                        ka = k0 + tx
-                        if row < M and ka < K:
-                            sa[ty, tx] = a[a0 + (ka * M + row if ta else row * K + ka)]
-                        else:
-                            sa[ty, tx] = zero
-                        kb = k0 + ty
-                        if kb < K and col < N:
-                            sb[ty, tx] = b[b0 + (col * K + kb if tb else kb * N + col)]
-                        else:
-                            sb[ty, tx] = zero
-                        cuda.syncthreads()
-                        for kk in range(tile):
-                            acc += sa[ty, kk] * sb[kk, tx]
-                        cuda.syncthreads()
-                    if row < M and col < N:
-                        out[z * M * N + row * N + col] = acc
-    return matmul
-
-
 def _batched(ctx, x, batch_shape):
     """``x`` with batch dimensions ``batch_shape`` as (array, per-batch stride)."""
     mat = tuple(tuple(x.shape)[-2:])
@@ -572,7 +457,7 @@ def matmul(ctx, a, b, transpose_a=False, transpose_b=False):
     b_arr, b_bs = _batched(ctx, b, batch)
     tile = rt.matmul_tile()
     grid = rt.matmul_grid(m, n, nbatch)
-    _matmul_kernel(tile, a.dtype.name)[grid, (tile, tile), ctx.stream](
+    _kernel("matmul", tile=tile, dtype=a.dtype.name)[grid, (tile, tile), ctx.stream](
         flat(a_arr), flat(b_arr), flat(out), m, n, ka, bool(transpose_a),
         bool(transpose_b), a_bs, b_bs, nbatch, a.dtype.type(0))
     return out
@@ -584,35 +469,6 @@ def _matmul(op, ctx, a, b):
 
 
 # --- gather / one_hot --------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=None)
-def _gather_kernel():
-    @cuda.jit
-    def gather(n, row, nrows, params, indices, out, err, code):
-        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            k = indices[i // row]
-            if k < 0 or k >= nrows:
-                err[1] = k
-                err[0] = code
-                out[i] = 0
-            else:
-                out[i] = params[k * row + i % row]
-    return gather
-
-
-@functools.lru_cache(maxsize=None)
-def _gather_grad_kernel():
-    @cuda.jit
-    def gather_grad(n, row, nrows, g, indices, out, err, code):
-        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            k = indices[i // row]
-            if k < 0 or k >= nrows:
-                err[1] = k
-                err[0] = code
-            else:
-                cuda.atomic.add(out, k * row + i % row, g[i])
-    return gather_grad
-
 
 def _index_code(op, ctx, nrows):
     return ctx.code(op, "expected indices in [0, {n}), found {found}", n=nrows)
@@ -627,7 +483,7 @@ def _gather(op, ctx, params, indices):
     n = out.size
     if n:
         blocks, threads = rt.launch_config(n)
-        _gather_kernel()[blocks, threads, ctx.stream](
+        _kernel("gather")[blocks, threads, ctx.stream](
             n, row, nrows, flat(params), flat(indices), flat(out), ctx.err,
             _index_code(op, ctx, nrows))
     return (out,)
@@ -643,19 +499,10 @@ def _gather_grad(op, ctx, g, indices, like):
     n = g.size
     if n:
         blocks, threads = rt.launch_config(n)
-        _gather_grad_kernel()[blocks, threads, ctx.stream](
+        _kernel("gather_grad")[blocks, threads, ctx.stream](
             n, row, nrows, flat(g), flat(indices), flat(out), ctx.err,
             _index_code(op, ctx, nrows))
     return (out,)
-
-
-@functools.lru_cache(maxsize=None)
-def _one_hot_kernel():
-    @cuda.jit
-    def one_hot(n, depth, indices, out):
-        for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-            out[i] = 1 if indices[i // depth] == i % depth else 0
-    return one_hot
 
 
 @register("OneHot", "gpu")
@@ -665,7 +512,7 @@ def _one_hot(op, ctx, indices):
     n = out.size
     if n:
         blocks, threads = rt.launch_config(n)
-        _one_hot_kernel()[blocks, threads, ctx.stream](n, depth, flat(indices), flat(out))
+        _kernel("one_hot")[blocks, threads, ctx.stream](n, depth, flat(indices), flat(out))
     return (out,)
 
 

@@ -112,35 +112,53 @@ def _cache_dir() -> str:
 def fused_kernel(spec: FusedSpec):
     """The compiled (lazily, on first launch) kernel for ``spec``, cached by structure."""
     kernel = _KERNELS.get(spec)
-    if kernel is not None:
-        return kernel
-    with _LOCK:
-        kernel = _KERNELS.get(spec)
-        if kernel is None:
-            kernel = _KERNELS[spec] = _load(spec)
+    if kernel is None:
+        kernel = _KERNELS.setdefault(spec, load_kernel(kernel_source(spec), "fused"))
     return kernel
 
 
-def _load(spec: FusedSpec):
-    source = kernel_source(spec)
+_LOADED: dict[tuple, object] = {}
+
+
+def load_kernel(source: str, entry: str):
+    """Compile-on-first-launch ``numba.cuda`` kernel ``entry`` defined by ``source``.
+
+    The source is written (atomically, named by its hash) under the flowgraph cache
+    directory and imported from there, so that numba's on-disk cache (``cache=True``)
+    can key on it and later processes skip the compile. Loaded modules are kept in
+    memory: one per distinct source.
+    """
+    key = (source, entry, rt.simulator_enabled())
+    kernel = _LOADED.get(key)
+    if kernel is not None:
+        return kernel
+    with _LOCK:
+        kernel = _LOADED.get(key)
+        if kernel is None:
+            kernel = _LOADED[key] = _import(source, entry)
+    return kernel
+
+
+def _import(source: str, entry: str):
     simulated = rt.simulator_enabled()
     header = ("import numpy as np\n"
               "from kernels import cuda_runtime as _rt\n"
               "cuda = _rt.cuda()\n"
-              "math = _rt.math_namespace()\n\n")
-    body = header + source + (
-        "\nfused = cuda.jit(fused)\n" if simulated else "\nfused = cuda.jit(cache=True)(fused)\n")
+              "math = _rt.math_namespace()\n")
+    decorate = "cuda.jit" if simulated else "cuda.jit(cache=True)"
+    body = f"{header}\n{source}\n\n{entry} = {decorate}({entry})\n"
     digest = hashlib.sha1(body.encode()).hexdigest()[:16]
-    path = os.path.join(_cache_dir(), f"fused_{digest}.py")
+    path = os.path.join(_cache_dir(), f"{entry}_{digest}.py")
     if not os.path.exists(path):
         tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w") as f:
             f.write(body)
         os.replace(tmp, path)  # atomic: concurrent processes see a whole file
-    module_spec = importlib.util.spec_from_file_location(f"flowgraph_fused_{digest}", path)
+    module_spec = importlib.util.spec_from_file_location(f"flowgraph_cuda_{entry}_{digest}",
+                                                         path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.fused
+    return getattr(module, entry)
 
 
 def launch(spec: FusedSpec, out_shape, outputs, inputs, strides, err, code, stream):

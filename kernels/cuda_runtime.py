@@ -110,6 +110,15 @@ def new_stream():
     return cuda().stream()
 
 
+def shared_dtype(dtype: str):
+    """The element type of a shared-memory array: a numba type on a GPU, the NumPy
+    dtype under the simulator (which allocates shared arrays with NumPy)."""
+    if simulator_enabled():
+        return np.dtype(dtype)
+    from numba import from_dtype
+    return from_dtype(np.dtype(dtype))
+
+
 def math_namespace():
     """What generated kernels call ``math``: the real module on a GPU; under the
     simulator NumPy's ufuncs, which keep float32 and return inf/nan (as CUDA does)

@@ -1,0 +1,152 @@
+"""Source templates of the non-elementwise CUDA kernels.
+
+Each entry is Python source of one ``numba.cuda`` kernel with its compile-time
+constants (block size, tile edge, element type, sum or max) as ``{placeholders}``.
+:func:`kernels.cuda_codegen.load_kernel` fills them in, writes the source to the
+flowgraph cache directory and compiles it lazily with numba's on-disk cache, exactly
+as for the fused elementwise kernels. Every kernel loops grid-stride, so its launch
+size (:mod:`kernels.cuda_runtime`) never changes its result.
+
+>>> "def strided_copy(" in SOURCES["strided_copy"]
+True
+"""
+from __future__ import annotations
+
+SOURCES = {
+    # dst[dst_off + sum(q_d * dst_st[d])] = src[src_off + sum(q_d * src_st[d])] over the
+    # index space `shape`: transpose, broadcast, slices, concat and split.
+    "strided_copy": '''
+def strided_copy(n, shape, src, src_off, src_st, dst, dst_off, dst_st):
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        r = i
+        so = src_off
+        do = dst_off
+        for d in range(len(shape) - 1, -1, -1):
+            q = r % shape[d]
+            r //= shape[d]
+            so += q * src_st[d]
+            do += q * dst_st[d]
+        dst[do] = src[so]
+''',
+    "fill": '''
+def fill(n, out, value):
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        out[i] = value
+''',
+    # One block per output element (grid-stride over outputs); the block's threads
+    # split the reduced elements and combine them in shared memory.
+    "reduce": '''
+SHARED_DTYPE = _rt.shared_dtype("{dtype}")
+
+
+def reduce(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, init):
+    buf = cuda.shared.array({threads}, SHARED_DTYPE)
+    tid = cuda.threadIdx.x
+    for o in range(cuda.blockIdx.x, n_out, cuda.gridDim.x):
+        r = o
+        base = 0
+        for d in range(len(keep_shape) - 1, -1, -1):
+            q = r % keep_shape[d]
+            r //= keep_shape[d]
+            base += q * keep_st[d]
+        acc = init
+        for j in range(tid, n_red, {threads}):
+            r = j
+            off = base
+            for d in range(len(red_shape) - 1, -1, -1):
+                q = r % red_shape[d]
+                r //= red_shape[d]
+                off += q * red_st[d]
+            v = x[off]
+            if {is_sum}:
+                acc += v
+            elif v > acc or v != v:  # max, NaN wins as in NumPy
+                acc = v
+        buf[tid] = acc
+        cuda.syncthreads()
+        s = {threads} // 2
+        while s > 0:
+            if tid < s:
+                if {is_sum}:
+                    buf[tid] += buf[tid + s]
+                elif buf[tid + s] > buf[tid] or buf[tid + s] != buf[tid + s]:
+                    buf[tid] = buf[tid + s]
+            cuda.syncthreads()
+            s //= 2
+        if tid == 0:
+            out[o] = buf[0]
+        cuda.syncthreads()
+''',
+    # Tiled shared-memory matmul; a (tile x tile) block computes one output tile at a
+    # time, looping grid-stride over tiles and batches. `ta`/`tb` read the operands
+    # transposed in place.
+    "matmul": '''
+SHARED_DTYPE = _rt.shared_dtype("{dtype}")
+
+
+def matmul(a, b, out, M, N, K, ta, tb, a_bs, b_bs, nbatch, zero):
+    sa = cuda.shared.array(({tile}, {tile}), SHARED_DTYPE)
+    sb = cuda.shared.array(({tile}, {tile}), SHARED_DTYPE)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tiles_m = (M + {tile} - 1) // {tile}
+    tiles_n = (N + {tile} - 1) // {tile}
+    for z in range(cuda.blockIdx.z, nbatch, cuda.gridDim.z):
+        a0 = z * a_bs
+        b0 = z * b_bs
+        for bi in range(cuda.blockIdx.y, tiles_m, cuda.gridDim.y):
+            for bj in range(cuda.blockIdx.x, tiles_n, cuda.gridDim.x):
+                row = bi * {tile} + ty
+                col = bj * {tile} + tx
+                acc = zero
+                for k0 in range(0, K, {tile}):
+                    ka = k0 + tx
+                    if row < M and ka < K:
+                        sa[ty, tx] = a[a0 + (ka * M + row if ta else row * K + ka)]
+                    else:
+                        sa[ty, tx] = zero
+                    kb = k0 + ty
+                    if kb < K and col < N:
+                        sb[ty, tx] = b[b0 + (col * K + kb if tb else kb * N + col)]
+                    else:
+                        sb[ty, tx] = zero
+                    cuda.syncthreads()
+                    for kk in range({tile}):
+                        acc += sa[ty, kk] * sb[kk, tx]
+                    cuda.syncthreads()
+                if row < M and col < N:
+                    out[z * M * N + row * N + col] = acc
+''',
+    # An index outside [0, nrows) is recorded in err (code, value) and never read.
+    "gather": '''
+def gather(n, row, nrows, params, indices, out, err, code):
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        k = indices[i // row]
+        if k < 0 or k >= nrows:
+            err[1] = k
+            err[0] = code
+            out[i] = 0
+        else:
+            out[i] = params[k * row + i % row]
+''',
+    "gather_grad": '''
+def gather_grad(n, row, nrows, g, indices, out, err, code):
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        k = indices[i // row]
+        if k < 0 or k >= nrows:
+            err[1] = k
+            err[0] = code
+        else:
+            cuda.atomic.add(out, k * row + i % row, g[i])
+''',
+    "one_hot": '''
+def one_hot(n, depth, indices, out):
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        out[i] = 1 if indices[i // depth] == i % depth else 0
+''',
+}
+
+
+def render_kernel(name: str, **constants) -> str:
+    """The source of kernel ``name`` with its compile-time constants filled in."""
+    return SOURCES[name].format(**constants)
