@@ -7,6 +7,8 @@ costs about a millisecond per simulated thread.
 import numpy as np
 import pytest
 
+pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
+
 import flowgraph as fg
 from flowgraph import ops as primitives
 from flowgraph.testing import compare_devices

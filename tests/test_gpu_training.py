@@ -6,6 +6,9 @@ The LSTM is written with fg ops directly, with API.md's LSTMCell equations
 (kernel [H+I, 4H] with column blocks i, f, o, g; c' = f*c + i*g; h' = o*tanh(c')).
 """
 import numpy as np
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
 
 import flowgraph as fg
 from flowgraph.device_plan import DevicePlan

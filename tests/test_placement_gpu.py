@@ -6,6 +6,8 @@ Runs on the numba.cuda simulator when no GPU is present (see tests/conftest.py).
 import numpy as np
 import pytest
 
+pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
+
 import flowgraph as fg
 from flowgraph.device_plan import DevicePlan
 from flowgraph.errors import InvalidArgumentError, NumericsError, PlacementError
