@@ -358,7 +358,8 @@ def _split_like(op, ctx, g, *likes):
 # --- reductions ------------------------------------------------------------------------
 
 def reduce(ctx, kind, x, axes, keepdims):
-    """Sum (``kind="sum"``) or maximum of ``x`` over ``axes`` (a block per output)."""
+    """Sum (``kind="sum"``) or maximum of ``x`` over ``axes``: a thread per output when
+    outputs are many, else a block per output reducing in shared memory."""
     shape = tuple(x.shape)
     axes = tuple(sorted(axes))
     if kind == "max" and any(shape[a] == 0 for a in axes):
@@ -376,7 +377,9 @@ def reduce(ctx, kind, x, axes, keepdims):
     out = rt.empty(out_shape, x.dtype, ctx.stream)
     if n_out == 0:
         return out
-    threads = rt.reduce_threads()
+    n_red = _size([shape[a] for a in axes])
+    args = (n_out, n_red, _kshape(keep_shape), _kstrides([st[i] for i in keep]),
+            _kshape([shape[a] for a in axes]), _kstrides([st[a] for a in axes]))
     if kind == "sum":
         init = x.dtype.type(0)
     elif x.dtype.kind == "f":
@@ -384,11 +387,14 @@ def reduce(ctx, kind, x, axes, keepdims):
     else:
         init = np.iinfo(x.dtype).min
         init = x.dtype.type(init)
-    kernel = _kernel("reduce", dtype=x.dtype.name, threads=threads, is_sum=kind == "sum")
-    kernel[rt.reduce_blocks(n_out), threads, ctx.stream](
-        n_out, _size([shape[a] for a in axes]), _kshape(keep_shape),
-        _kstrides([st[i] for i in keep]), _kshape([shape[a] for a in axes]),
-        _kstrides([st[a] for a in axes]), flat(x), flat(out), init)
+    if n_out >= n_red:
+        blocks, threads = rt.launch_config(n_out)
+        kernel = _kernel("reduce_rows", is_sum=kind == "sum")
+        kernel[blocks, threads, ctx.stream](*args, flat(x), flat(out), init)
+    else:
+        threads = rt.reduce_threads()
+        kernel = _kernel("reduce", dtype=x.dtype.name, threads=threads, is_sum=kind == "sum")
+        kernel[rt.reduce_blocks(n_out), threads, ctx.stream](*args, flat(x), flat(out), init)
     return out
 
 

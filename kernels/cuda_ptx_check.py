@@ -84,6 +84,10 @@ def _cases():
                    render_kernel("reduce", dtype=dtype, threads=128, is_sum=is_sum), "reduce",
                    (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
                     scalar_of(dtype)))
+            yield (f"reduce_rows sum={is_sum} {dtype}",
+                   render_kernel("reduce_rows", is_sum=is_sum), "reduce_rows",
+                   (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
+                    scalar_of(dtype)))
         yield (f"matmul {dtype}", render_kernel("matmul", tile=16, dtype=dtype), "matmul",
                (arr(dtype), arr(dtype), arr(dtype), T.int64, T.int64, T.int64, T.boolean,
                 T.boolean, T.int64, T.int64, T.int64, scalar_of(dtype)))

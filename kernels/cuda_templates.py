@@ -77,6 +77,34 @@ def reduce(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, init):
             out[o] = buf[0]
         cuda.syncthreads()
 ''',
+    # One thread per output element, looping over its reduced elements: no shared
+    # memory or barriers; chosen when there are at least as many outputs as elements
+    # per output (bias gradients, row sums), where it keeps every thread busy and
+    # neighbouring threads read neighbouring addresses.
+    "reduce_rows": '''
+def reduce_rows(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, init):
+    for o in range(cuda.grid(1), n_out, cuda.gridsize(1)):
+        r = o
+        base = 0
+        for d in range(len(keep_shape) - 1, -1, -1):
+            q = r % keep_shape[d]
+            r //= keep_shape[d]
+            base += q * keep_st[d]
+        acc = init
+        for j in range(n_red):
+            r = j
+            off = base
+            for d in range(len(red_shape) - 1, -1, -1):
+                q = r % red_shape[d]
+                r //= red_shape[d]
+                off += q * red_st[d]
+            v = x[off]
+            if {is_sum}:
+                acc += v
+            elif v > acc or v != v:  # max, NaN wins as in NumPy
+                acc = v
+        out[o] = acc
+''',
     # Tiled shared-memory matmul; a (tile x tile) block computes one output tile at a
     # time, looping grid-stride over tiles and batches. `ta`/`tb` read the operands
     # transposed in place.
