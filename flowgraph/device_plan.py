@@ -10,21 +10,19 @@ Variables placed on a GPU stay there between runs: the session keeps their devic
 arrays, and only fetched values come back to the host.
 
 >>> import flowgraph as fg
->>> if "/gpu:0" in fg.list_devices():
-...     with fg.Graph().as_default():
-...         with fg.device("/gpu:0"):
-...             y = fg.constant([1.0, -2.0]) * 3.0
-...         print(fg.Session().run(y))
-... else:
-...     print([ 3. -6.])
-[ 3. -6.]
+>>> with fg.Graph().as_default():
+...     with fg.device("/gpu:0"):  # on the CPU where there is no GPU (soft placement)
+...         y = fg.constant([1.0, -2.0]) * 3.0
+...     fg.Session(config=fg.SessionConfig(allow_soft_placement=True)).run(y)
+array([ 3., -6.], dtype=float32)
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .devices import DEFAULT_DEVICE
-from .errors import FlowgraphError, ShapeError, describe_op, InvalidArgumentError
+from .devices import DEFAULT_DEVICE, local_device
+from .errors import (FlowgraphError, InvalidArgumentError, PlacementError, ShapeError,
+                     describe_op)
 from .executor import ReferencePlan, check_finite, check_output, kernel_error, run_state_op
 from .placement import device_kind
 
@@ -59,8 +57,16 @@ class DevicePlan:
         self.feed_tensors = list(feed_tensors)
         self.check_numerics = config.check_numerics
         self.ops = reference.ops
-        self.location = {op: device_kind(chosen.get(op, op.device or DEFAULT_DEVICE))
-                         for op in self.ops}
+        devices = {op: chosen.get(op, op.device or DEFAULT_DEVICE) for op in self.ops}
+        self.location = {op: device_kind(d) for op, d in devices.items()}
+        gpus = sorted({local_device(d) for d in devices.values() if device_kind(d) == "gpu"})
+        if len(gpus) > 1:
+            op = next(op for op, d in devices.items() if local_device(d) == gpus[1])
+            raise PlacementError(
+                f"{describe_op(op)}: placed on {gpus[1]} while other ops of this run are on "
+                f"{gpus[0]}; a run spanning several GPUs is not supported yet (expected "
+                "one GPU per run, found " + ", ".join(gpus) + ")")
+        self.gpu_index = int(gpus[0].rsplit(":", 1)[1]) if gpus else 0
         self.steps = self._schedule()
         self.transfers = self._transfers()
         self._constants = {}  # Const op -> its device array, uploaded once per plan
@@ -156,6 +162,12 @@ class DevicePlan:
 
     # --- running -----------------------------------------------------------------------
     def run(self, feeds, state):
+        if self.gpu_index:  # numba.cuda launches on the current device: select ours
+            with self._gpu.rt.cuda().gpus[self.gpu_index]:
+                return self._run(feeds, state)
+        return self._run(feeds, state)
+
+    def _run(self, feeds, state):
         ctx = self._gpu.GpuContext()
         values = {(t, "cpu"): v for t, v in feeds.items()}
         with np.errstate(all="ignore"):
@@ -224,8 +236,9 @@ class DevicePlan:
             if op.type == "Const":
                 const = self._constants.get(op)
                 if const is None:
-                    const = self._constants[op] = self._gpu.rt.to_device(
-                        op.attrs["value"], ctx.stream)
+                    const = self._gpu.rt.to_device(op.attrs["value"], ctx.stream)
+                    ctx.stream.synchronize()  # complete before other runs' streams use it
+                    self._constants[op] = const
                 outs = (const,)
             else:
                 inputs = [self._get(values, t, "gpu", ctx) for t in op.inputs]

@@ -174,3 +174,30 @@ def test_make_callable_on_gpu():
     step = fg.Session().make_callable(y, [x])
     for v in ([0.0, 1.0], [2.0, -1.0]):
         np.testing.assert_allclose(step(v), 2.0 / (1.0 + np.exp(-np.array(v))), rtol=1e-6)
+
+
+def test_a_run_spanning_two_gpus_is_refused_clearly(monkeypatch):
+    # Pretend the machine has two GPUs: the plan must refuse, not run on the wrong one.
+    from flowgraph import placement
+    monkeypatch.setattr(placement, "list_devices", lambda: ["/cpu:0", "/gpu:0", "/gpu:1"])
+    with fg.device("/gpu:0"):
+        a = fg.exp(fg.constant([1.0]))
+    with fg.device("/gpu:1"):
+        b = fg.tanh(a, name="on_second_gpu")
+    with fg.Session() as sess:
+        with pytest.raises(PlacementError, match="on_second_gpu.*/gpu:1.*several GPUs"):
+            sess.run(b)
+
+
+def test_compare_devices_reports_the_differing_fetch(monkeypatch):
+    from flowgraph.testing import compare_devices
+
+    def build():
+        x = fg.constant(np.array([1.0, 2.0], np.float32))
+        # Different values per device: a stand-in for a wrong kernel.
+        on_gpu = "gpu" in (fg.get_default_graph().operations[0].device or "")
+        return [x * (3.0 if on_gpu else 2.0)], {}
+    with pytest.raises(AssertionError, match="differs between /cpu:0 and /gpu:0"):
+        compare_devices(build)
+    results = compare_devices(lambda: ([fg.constant([1, 2]) * 2], {}))
+    np.testing.assert_array_equal(results["/gpu:0"][0], [2, 4])
