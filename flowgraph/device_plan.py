@@ -30,14 +30,11 @@ _ALIASES = ("Identity", "StopGradient", "Copy")
 
 
 class _FusedGroup:
-    """Consecutive elementwise GPU ops of one static output shape."""
+    """Consecutive (in schedule order) elementwise GPU ops of one static output shape."""
 
     def __init__(self, op):
         self.ops = [op]
         self.shape = op.outputs[0].shape
-
-    def produces(self, tensor) -> bool:
-        return tensor.op in self.ops
 
 
 class DevicePlan:
@@ -104,8 +101,10 @@ class DevicePlan:
             if op in hoisted:
                 continue
             if self.location[op] == "gpu" and self._fusable(op):
-                if (group is not None and op.outputs[0].shape == group.shape
-                        and any(group.produces(t) for t in op.inputs)):
+                # Every op since the group began is in the group, so this op's inputs
+                # come from the group or from before it: it can always join (vertical
+                # and horizontal fusion alike) when its shape matches.
+                if group is not None and op.outputs[0].shape == group.shape:
                     group.ops.append(op)
                     continue
                 flush()
