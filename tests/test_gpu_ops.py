@@ -294,3 +294,53 @@ def test_every_primitive_has_a_gpu_kernel():
     missing = [name for name in primitives.all_primitives()
                if name not in HANDLED_BY_THE_PLAN and lookup(name, "gpu") is None]
     assert missing == []
+
+
+# --- fusion: random elementwise graphs ------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_SAFE_UNARY = [fg.tanh, fg.sigmoid, fg.negative, fg.square, fg.abs, fg.relu,
+               lambda x: fg.exp(fg.tanh(x)), lambda x: fg.sqrt(fg.abs(x) + 1.0)]
+_SAFE_BINARY = [fg.add, fg.subtract, fg.multiply, fg.maximum, fg.minimum,
+                lambda x, y: x / (fg.abs(y) + 1.0), lambda x, y: fg.where(x > y, x, y * 2.0)]
+_SHAPES = [(2, 3), (3,), (1, 3), (2, 1), ()]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.integers(0, 100),
+                          st.integers(0, 100)), min_size=2, max_size=7),
+       st.sampled_from([np.float32, np.float64]))
+def test_random_elementwise_graphs_fuse_to_the_reference(program, dtype):
+    """Random DAGs of elementwise ops over broadcasting inputs: the fused GPU kernels
+    equal the CPU, forward and gradient (each intermediate may be used later)."""
+    values = [_arr(s, dtype) for s in _SHAPES]
+
+    def build():
+        inputs = [fg.placeholder(dtype, s) for s in _SHAPES]
+        nodes = list(inputs)
+        for binary, which, i, j in program:
+            a = nodes[i % len(nodes)]
+            if binary:
+                nodes.append(_SAFE_BINARY[which % len(_SAFE_BINARY)](a, nodes[j % len(nodes)]))
+            else:
+                nodes.append(_SAFE_UNARY[which](a))
+        out = fg.add_n([fg.reduce_sum(n) for n in nodes[len(inputs):]])
+        grads = fg.gradients(out, inputs)
+        return [out, nodes[-1], *grads], dict(zip(inputs, values))
+    check(build)
+
+
+def test_plan_fuses_elementwise_runs():
+    from flowgraph.device_plan import DevicePlan
+    x = fg.placeholder(fg.float32, (2, 3))
+    with fg.device("/gpu:0"):
+        y = fg.tanh(x * 2.0 + 1.0) * fg.sigmoid(x)
+    with fg.Session() as sess:
+        out = sess.run(y, {x: np.ones((2, 3))})
+        (plan,) = sess._plans.values()
+    assert isinstance(plan, DevicePlan)
+    fused = [item for kind, item in plan.steps if kind == "fused"]
+    assert len(fused) == 1 and len(fused[0]["ops"]) == 5 and fused[0]["wanted"] == [4]
+    np.testing.assert_allclose(out, np.tanh(3.0) / (1 + np.exp(-1.0)) * np.ones((2, 3)),
+                               rtol=1e-6)
