@@ -12,7 +12,8 @@ function. Elementwise ops are generated from the scalar templates
   are all "copy elements between two strided views", with the strides computed on
   the host;
 - a block reduction (shared memory, tree) for sums and maxima over any axes;
-- a tiled shared-memory matmul with the transpose flags and batch dimensions;
+- a tiled shared-memory matmul (register-blocked) with the transpose flags and batch
+  dimensions;
 - gather (with index checks), the gather gradient (atomic adds) and one_hot.
 
 Run-time errors found on the device (an index out of range, an integer division by
@@ -461,9 +462,10 @@ def matmul(ctx, a, b, transpose_a=False, transpose_b=False):
         return filled(ctx, out.shape, a.dtype, 0)
     a_arr, a_bs = _batched(ctx, a, batch)
     b_arr, b_bs = _batched(ctx, b, batch)
-    tile = rt.matmul_tile()
+    threads, regs, bk = rt.matmul_config()
     grid = rt.matmul_grid(m, n, nbatch)
-    _kernel("matmul", tile=tile, dtype=a.dtype.name)[grid, (tile, tile), ctx.stream](
+    kernel = _kernel("matmul", threads=threads, regs=regs, bk=bk, dtype=a.dtype.name)
+    kernel[grid, (threads, threads), ctx.stream](
         flat(a_arr), flat(b_arr), flat(out), m, n, ka, bool(transpose_a),
         bool(transpose_b), a_bs, b_bs, nbatch, a.dtype.type(0))
     return out

@@ -52,7 +52,9 @@ def _cases():
     head = [T.int64, tup(2), arr("int64"), T.int64]
     for op_type in sorted(scalar.TEMPLATES):
         nin = 3 if op_type == "Where" else 2 if op_type in _BINARY else 1
-        for dtype in ("float32", "float64", "int32"):
+        for dtype in ("float32", "float64", "int32", "bool"):
+            if dtype == "bool" and op_type not in ("Cast", "Equal", "NotEqual", "Identity"):
+                continue
             if dtype == "int32" and op_type in _FLOAT_ONLY:
                 continue
             outs = ["bool"] if op_type in _COMPARISONS else \
@@ -88,7 +90,7 @@ def _cases():
                    render_kernel("reduce_rows", is_sum=is_sum), "reduce_rows",
                    (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
                     scalar_of(dtype)))
-        yield (f"matmul {dtype}", render_kernel("matmul", tile=16, dtype=dtype), "matmul",
+        yield (f"matmul {dtype}", render_kernel("matmul", threads=16, regs=4, bk=16, dtype=dtype), "matmul",
                (arr(dtype), arr(dtype), arr(dtype), T.int64, T.int64, T.int64, T.boolean,
                 T.boolean, T.int64, T.int64, T.int64, scalar_of(dtype)))
     for dtype in ("float32", "float64"):

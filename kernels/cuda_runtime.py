@@ -19,8 +19,12 @@ import numpy as np
 
 # Threads per block and most blocks per launch on a real GPU; the simulator gets tiny
 # values so that a test launching hundreds of kernels stays fast.
-_GPU_THREADS, _GPU_MAX_BLOCKS, _GPU_TILE, _GPU_REDUCE_THREADS = 256, 1024, 16, 128
-_SIM_THREADS, _SIM_MAX_BLOCKS, _SIM_TILE, _SIM_REDUCE_THREADS = 8, 1, 4, 8
+_GPU_THREADS, _GPU_MAX_BLOCKS, _GPU_REDUCE_THREADS = 256, 1024, 128
+_SIM_THREADS, _SIM_MAX_BLOCKS, _SIM_REDUCE_THREADS = 8, 1, 8
+# Matmul (threads per block edge, outputs per thread edge, K step): a 64x64 output tile
+# per 16x16 block on a GPU; under the simulator a 4x4 tile per 2x2 block, so that the
+# tests cross tile edges with tiny matrices.
+_GPU_MATMUL, _SIM_MATMUL = (16, 4, 16), (2, 2, 2)
 
 
 def simulator_enabled() -> bool:
@@ -68,18 +72,24 @@ def reduce_blocks(n_outputs: int) -> int:
     return max(1, min(_GPU_MAX_BLOCKS * 4, n_outputs))
 
 
-def matmul_tile() -> int:
-    """Edge of the square shared-memory tile of the matmul kernel (threads = tile²)."""
-    return _SIM_TILE if simulator_enabled() else _GPU_TILE
+def matmul_config() -> tuple[int, int, int]:
+    """``(threads, regs, bk)`` of the matmul kernel: blocks of ``threads x threads``,
+    each thread computing ``regs x regs`` outputs, K staged ``bk`` at a time. The
+    output tile edge is ``threads * regs``; ``threads * regs * bk`` must be a multiple
+    of ``threads**2``."""
+    if simulator_enabled():
+        return _SIM_MATMUL
+    return _GPU_MATMUL
 
 
 def matmul_grid(rows: int, cols: int, batch: int) -> tuple[int, int, int]:
     """Blocks ``(x, y, z)`` of the tiled matmul; the kernel loops over tiles grid-stride."""
     if simulator_enabled():
         return 1, 1, 1
-    tile = _GPU_TILE
-    return (max(1, min(1024, (cols + tile - 1) // tile)),
-            max(1, min(1024, (rows + tile - 1) // tile)),
+    threads, regs, _ = _GPU_MATMUL
+    tile = threads * regs
+    return (max(1, min(65535, (cols + tile - 1) // tile)),
+            max(1, min(65535, (rows + tile - 1) // tile)),
             max(1, min(65535, batch)))
 
 

@@ -105,45 +105,80 @@ def reduce_rows(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, in
                 acc = v
         out[o] = acc
 ''',
-    # Tiled shared-memory matmul; a (tile x tile) block computes one output tile at a
-    # time, looping grid-stride over tiles and batches. `ta`/`tb` read the operands
-    # transposed in place.
+    # Tiled shared-memory matmul with register blocking. A block of (T x T) threads
+    # computes one (T*R x T*R) output tile at a time (grid-stride over tiles and
+    # batches); each thread accumulates R x R outputs, rows ty + i*T and columns
+    # tx + j*T, so that its stores are coalesced across tx. Per K step of BK, the
+    # block stages an A tile (BM x BK, stored k-major) and a B tile (BK x BN) in
+    # shared memory; `ta`/`tb` read the operands transposed in place.
     "matmul": '''
 SHARED_DTYPE = _rt.shared_dtype("{dtype}")
+T = {threads}
+R = {regs}
+BK = {bk}
+BM = T * R
+A_LOADS = (BM * BK) // (T * T)
 
 
 def matmul(a, b, out, M, N, K, ta, tb, a_bs, b_bs, nbatch, zero):
-    sa = cuda.shared.array(({tile}, {tile}), SHARED_DTYPE)
-    sb = cuda.shared.array(({tile}, {tile}), SHARED_DTYPE)
+    sa = cuda.shared.array((BK, BM), SHARED_DTYPE)
+    sb = cuda.shared.array((BK, BM), SHARED_DTYPE)
+    acc = cuda.local.array((R, R), SHARED_DTYPE)
+    areg = cuda.local.array(R, SHARED_DTYPE)
+    breg = cuda.local.array(R, SHARED_DTYPE)
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
-    tiles_m = (M + {tile} - 1) // {tile}
-    tiles_n = (N + {tile} - 1) // {tile}
+    tid = ty * T + tx
+    tiles_m = (M + BM - 1) // BM
+    tiles_n = (N + BM - 1) // BM
     for z in range(cuda.blockIdx.z, nbatch, cuda.gridDim.z):
         a0 = z * a_bs
         b0 = z * b_bs
         for bi in range(cuda.blockIdx.y, tiles_m, cuda.gridDim.y):
             for bj in range(cuda.blockIdx.x, tiles_n, cuda.gridDim.x):
-                row = bi * {tile} + ty
-                col = bj * {tile} + tx
-                acc = zero
-                for k0 in range(0, K, {tile}):
-                    ka = k0 + tx
-                    if row < M and ka < K:
-                        sa[ty, tx] = a[a0 + (ka * M + row if ta else row * K + ka)]
-                    else:
-                        sa[ty, tx] = zero
-                    kb = k0 + ty
-                    if kb < K and col < N:
-                        sb[ty, tx] = b[b0 + (col * K + kb if tb else kb * N + col)]
-                    else:
-                        sb[ty, tx] = zero
+                row0 = bi * BM
+                col0 = bj * BM
+                for i in range(R):
+                    for j in range(R):
+                        acc[i, j] = zero
+                for k0 in range(0, K, BK):
+                    for l in range(A_LOADS):
+                        idx = tid + l * T * T
+                        # A: consecutive threads take consecutive k (row-major A) ...
+                        r = idx // BK
+                        k = idx % BK
+                        row = row0 + r
+                        kk = k0 + k
+                        if row < M and kk < K:
+                            sa[k, r] = a[a0 + (kk * M + row if ta else row * K + kk)]
+                        else:
+                            sa[k, r] = zero
+                        # ... B: consecutive threads take consecutive columns.
+                        k = idx // BM
+                        c = idx % BM
+                        col = col0 + c
+                        kk = k0 + k
+                        if kk < K and col < N:
+                            sb[k, c] = b[b0 + (col * K + kk if tb else kk * N + col)]
+                        else:
+                            sb[k, c] = zero
                     cuda.syncthreads()
-                    for kk in range({tile}):
-                        acc += sa[ty, kk] * sb[kk, tx]
+                    for k in range(BK):
+                        for i in range(R):
+                            areg[i] = sa[k, ty + i * T]
+                        for j in range(R):
+                            breg[j] = sb[k, tx + j * T]
+                        for i in range(R):
+                            for j in range(R):
+                                acc[i, j] += areg[i] * breg[j]
                     cuda.syncthreads()
-                if row < M and col < N:
-                    out[z * M * N + row * N + col] = acc
+                for i in range(R):
+                    row = row0 + ty + i * T
+                    if row < M:
+                        for j in range(R):
+                            col = col0 + tx + j * T
+                            if col < N:
+                                out[z * M * N + row * N + col] = acc[i, j]
 ''',
     # An index outside [0, nrows) is recorded in err (code, value) and never read.
     "gather": '''

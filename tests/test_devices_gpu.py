@@ -76,7 +76,7 @@ def test_launch_sizes_are_tiny_under_the_simulator():
         assert threads >= 32 and blocks > 1
         return
     assert rt.launch_config(10 ** 6) == (1, 8)
-    assert rt.matmul_tile() == 4 and rt.reduce_threads() == 8
+    assert rt.matmul_config() == (2, 2, 2) and rt.reduce_threads() == 8
 
 
 def test_canonical_gpu_device_names():

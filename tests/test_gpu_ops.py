@@ -131,7 +131,7 @@ def test_matmul_transpose_flags(ta, tb, dtype):
         return [out, *fg.gradients(fg.reduce_sum(out * out), [x, y])], {}
     results = check(build)
     ref = (a.T if ta else a) @ (b.T if tb else b)
-    np.testing.assert_allclose(results["/gpu:0"][0], ref, rtol=1e-5)
+    np.testing.assert_allclose(results["/gpu:0"][0], ref, rtol=1e-5, atol=1e-6)
 
 
 def test_batched_matmul_broadcast():
