@@ -64,8 +64,9 @@ class GpuContext:
 
     def raise_recorded_error(self):
         """After the stream is synchronized: raise the error a kernel recorded, if any."""
-        code, found = (int(v) for v in self.err.copy_to_host(stream=self.stream))
-        self.stream.synchronize()
+        recorded = self.err.copy_to_host(stream=self.stream)
+        self.stream.synchronize()  # every launch of the run, and this copy, are done
+        code, found = int(recorded[0]), int(recorded[1])
         if code:
             from flowgraph.errors import describe_op
             op, fmt, info = self._codes[code]

@@ -344,3 +344,15 @@ def test_plan_fuses_elementwise_runs():
     assert len(fused) == 1 and len(fused[0]["ops"]) == 5 and fused[0]["wanted"] == [4]
     np.testing.assert_allclose(out, np.tanh(3.0) / (1 + np.exp(-1.0)) * np.ones((2, 3)),
                                rtol=1e-6)
+
+
+def test_empty_tensors_on_gpu():
+    def build():
+        x = fg.placeholder(fg.float32, (None, 3))
+        w = fg.constant(np.ones((3, 2), np.float32))
+        y = fg.tanh(x @ w)
+        return [y, fg.reduce_sum(y, 0), fg.reduce_sum(y), fg.concat([x, x], 0),
+                *fg.gradients(fg.reduce_sum(y), [x])], {x: np.zeros((0, 3), np.float32)}
+    results = check(build)
+    assert results["/gpu:0"][0].shape == (0, 2)
+    np.testing.assert_array_equal(results["/gpu:0"][1], [0.0, 0.0])
