@@ -20,11 +20,14 @@ from .errors import (FeedError, FlowgraphError, InvalidArgumentError, NumericsEr
 class RunState:
     """Variable values during one run: a snapshot plus pending assignments."""
 
-    __slots__ = ("snapshot", "pending", "_initial")
+    __slots__ = ("snapshot", "pending", "resident", "_initial")
 
     def __init__(self, snapshot, initial):
         self.snapshot = snapshot        # Variable -> array at the start of the run
         self.pending = {}               # Variable -> array assigned in this run
+        # Variable -> (host value, its device copy): the session keeps the copy in
+        # place of the host value, unless the value changed meanwhile.
+        self.resident = {}
         self._initial = initial         # Variable -> array, for lazily initialized ones
 
     def read_raw(self, var):

@@ -179,9 +179,12 @@ class Session:
             snapshot = dict(self._values)
         state = RunState(snapshot, self._initial_value)
         outputs = plan.run(dict(zip(plan.feed_tensors, feed_arrays)), state)
-        if state.pending:
+        if state.pending or state.resident:
             with self._lock:
                 self._values.update(state.pending)
+                for var, (host, device) in state.resident.items():
+                    if self._values.get(var) is host:  # unchanged: keep the device copy
+                        self._values[var] = device
         return outputs
 
     # --- public API -------------------------------------------------------------------
