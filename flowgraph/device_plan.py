@@ -268,7 +268,7 @@ class DevicePlan:
             raw = state.read_raw(var)
             value = self._on_gpu(raw, ctx)
             if value is not raw:  # first use on the GPU: keep it resident from now on
-                state.pending.setdefault(var, value)
+                state.resident[var] = (raw, value)
             return (value,)
         if op.type == "ReadVariable":
             return (self._on_gpu(state.read_latest_raw(var), ctx),)

@@ -143,3 +143,25 @@ def test_assign_then_read_value_in_one_run_on_gpu():
         np.testing.assert_allclose(got_before, [1.0, 2.0])
         np.testing.assert_allclose(got_after, [6.0, 8.0])
         np.testing.assert_allclose(sess.run(v), [3.0, 4.0])
+
+
+def test_device_copy_of_a_variable_never_replaces_a_newer_value():
+    # A run that uploads a variable keeps the device copy only if the session's value
+    # did not change meanwhile (another run may have assigned it concurrently).
+    v = fg.Variable(np.array([1.0], np.float32), name="v")
+    w = fg.Variable(np.array([2.0], np.float32), name="w")
+    sess = fg.Session()
+    newer = np.array([5.0], np.float32)
+
+    class ConcurrentlyAssigned:
+        feed_tensors = []
+
+        def run(self, feeds, state):
+            state.resident[v] = (state.read_raw(v), "device copy of v")
+            state.resident[w] = (state.read_raw(w), "device copy of w")
+            sess._values[v] = newer  # what a concurrent run committed meanwhile
+            return []
+
+    sess._execute(ConcurrentlyAssigned(), [])
+    assert sess._values[v] is newer
+    assert sess._values[w] == "device copy of w"
