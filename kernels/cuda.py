@@ -448,8 +448,11 @@ def _batched(ctx, x, batch_shape):
 
 def matmul(ctx, a, b, transpose_a=False, transpose_b=False):
     """``a @ b`` (with the transpose flags) on the device."""
-    m, ka = (tuple(a.shape)[-1], tuple(a.shape)[-2]) if transpose_a else (tuple(a.shape)[-2], tuple(a.shape)[-1])
-    kb, n = (tuple(b.shape)[-1], tuple(b.shape)[-2]) if transpose_b else (tuple(b.shape)[-2], tuple(b.shape)[-1])
+    (m, ka), (kb, n) = tuple(a.shape)[-2:], tuple(b.shape)[-2:]
+    if transpose_a:
+        m, ka = ka, m
+    if transpose_b:
+        kb, n = n, kb
     if ka != kb:
         raise ShapeError(f"expected the inner dimensions to agree, found {tuple(a.shape)} @ "
                          f"{tuple(b.shape)} (transpose_a={transpose_a}, "

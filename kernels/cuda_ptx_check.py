@@ -90,7 +90,8 @@ def _cases():
                    render_kernel("reduce_rows", is_sum=is_sum), "reduce_rows",
                    (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
                     scalar_of(dtype)))
-        yield (f"matmul {dtype}", render_kernel("matmul", threads=16, regs=4, bk=16, dtype=dtype), "matmul",
+        yield (f"matmul {dtype}",
+               render_kernel("matmul", threads=16, regs=4, bk=16, dtype=dtype), "matmul",
                (arr(dtype), arr(dtype), arr(dtype), T.int64, T.int64, T.int64, T.boolean,
                 T.boolean, T.int64, T.int64, T.int64, scalar_of(dtype)))
     for dtype in ("float32", "float64"):
