@@ -11,7 +11,8 @@ function. Elementwise ops are generated from the scalar templates
 - ``strided_copy``: transpose, broadcast, slicing, slice gradients, concat and split
   are all "copy elements between two strided views", with the strides computed on
   the host;
-- a block reduction (shared memory, tree) for sums and maxima over any axes;
+- reductions (sums, maxima) over any axes: a thread per output when outputs are many,
+  else a block per output combining in shared memory;
 - a tiled shared-memory matmul (register-blocked) with the transpose flags and batch
   dimensions;
 - gather (with index checks), the gather gradient (atomic adds) and one_hot.
@@ -38,7 +39,6 @@ from . import cuda_codegen as codegen
 from . import cuda_runtime as rt
 from .cuda_templates import render_kernel
 from . import lookup, register  # noqa: F401  (lookup: used by device plans)
-
 
 
 # --- the run's context ---------------------------------------------------------------
