@@ -85,3 +85,18 @@ def test_canonical_gpu_device_names():
         for spelling in ("/device:GPU:1", "gpu:1", "/GPU:1"):
             with fg.device(spelling):
                 assert fg.constant(0.0).device == "/gpu:1"
+
+
+def test_kernels_are_loaded_once_per_structure_from_source_files(tmp_path, monkeypatch):
+    from kernels import cuda_codegen as codegen
+    monkeypatch.setenv("FLOWGRAPH_CACHE_DIR", str(tmp_path))
+    spec = codegen.FusedSpec(ops=(("Mul", (), (("in", 0), ("in", 0)), "float64", False),
+                                  ("Tanh", (), (("t", 0),), "float64", False)),
+                             modes=("full",), outputs=(1,))
+    source = codegen.kernel_source(spec) + "\n# a structure no other test loads\n"
+    first = codegen.load_kernel(source, "fused")
+    assert codegen.load_kernel(source, "fused") is first  # compiled once, reused
+    files = list((tmp_path / "cuda").glob("fused_*.py"))
+    assert len(files) == 1 and "t1 = np.float64(math.tanh(t0))" in files[0].read_text()
+    if not rt.simulator_enabled():  # numba's on-disk cache keys on this file
+        assert "cuda.jit(cache=True)" in files[0].read_text()
