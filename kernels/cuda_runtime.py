@@ -35,6 +35,9 @@ def simulator_enabled() -> bool:
 @functools.lru_cache(maxsize=1)
 def cuda():
     """The ``numba.cuda`` module (imported on first use)."""
+    # Small launches are routine here (one kernel per op, tiny tensors in tests): do
+    # not warn about under-occupied grids unless the user asked for it.
+    os.environ.setdefault("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "0")
     from numba import cuda as numba_cuda
     return numba_cuda
 
