@@ -12,6 +12,10 @@ import flowgraph as fg
 from flowgraph.device_plan import DevicePlan
 from flowgraph.errors import InvalidArgumentError, NumericsError, PlacementError
 
+pytestmark = pytest.mark.skipif(
+    "/gpu:0" not in fg.list_devices(),
+    reason="numba.cuda sees no GPU and the simulator is off (a driver without a device?)")
+
 
 def _plan(sess):
     (plan,) = sess._plans.values()
