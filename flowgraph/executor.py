@@ -20,23 +20,34 @@ from .errors import (FeedError, FlowgraphError, InvalidArgumentError, NumericsEr
 class RunState:
     """Variable values during one run: a snapshot plus pending assignments."""
 
-    __slots__ = ("snapshot", "pending", "_initial")
+    __slots__ = ("snapshot", "pending", "resident", "_initial")
 
     def __init__(self, snapshot, initial):
         self.snapshot = snapshot        # Variable -> array at the start of the run
         self.pending = {}               # Variable -> array assigned in this run
+        # Variable -> (host value, its device copy): the session keeps the copy in
+        # place of the host value, unless the value changed meanwhile.
+        self.resident = {}
         self._initial = initial         # Variable -> array, for lazily initialized ones
 
-    def read(self, var):
+    def read_raw(self, var):
+        """The value as stored: a host array, or a device array for a variable that
+        lives on a GPU (device plans use this to keep it there)."""
         value = self.snapshot.get(var)
         if value is None:
             value = self._initial(var)
             self.snapshot[var] = value
         return value
 
-    def read_latest(self, var):
+    def read_latest_raw(self, var):
         value = self.pending.get(var)
-        return self.read(var) if value is None else value
+        return self.read_raw(var) if value is None else value
+
+    def read(self, var):
+        return to_host(self.read_raw(var))
+
+    def read_latest(self, var):
+        return to_host(self.read_latest_raw(var))
 
     def write(self, var, value, op):
         value = np.asarray(value)
@@ -47,6 +58,14 @@ class RunState:
         value.setflags(write=False)
         self.pending[var] = value
         return value
+
+
+def to_host(value):
+    """A host array for a value that may live on a device (``copy_to_host``)."""
+    if not isinstance(value, np.ndarray) and hasattr(value, "copy_to_host"):
+        value = value.copy_to_host()
+        value.setflags(write=False)
+    return value
 
 
 def run_state_op(op, inputs, state: RunState):

@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from .devices import DEFAULT_DEVICE, list_devices
+from .devices import DEFAULT_DEVICE, list_devices, split_device
 from .errors import PlacementError, describe_op
 from .executor import needed_ops
 
@@ -40,6 +40,18 @@ def check(graph, fetch_tensors, target_ops, feed_tensors, config):
     if config.log_device_placement:
         log_placement(ops, chosen)
     return chosen
+
+
+def device_kind(device) -> str:
+    """``"gpu"`` or ``"cpu"`` for a canonical device string (``None`` is the CPU)."""
+    if device is None:
+        return "cpu"
+    return split_device(device)[2]
+
+
+def uses_gpu(chosen) -> bool:
+    """True when a placement (``{op: device}``) puts some op on a GPU."""
+    return any(device_kind(d) == "gpu" for d in chosen.values())
 
 
 def log_placement(ops, chosen):

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import shapes as S
 from .errors import FeedError, FlowgraphError, describe_op
-from .executor import ReferencePlan, RunState
+from .executor import ReferencePlan, RunState, to_host
 from .graph import Operation, Tensor, get_default_graph
 from .nest import flatten
 
@@ -166,7 +166,12 @@ class Session:
             from .distributed.partition import PartitionPlan
             return PartitionPlan(self.graph, fetch_tensors, target_ops, feed_tensors,
                                  self.config)
-        placement.check(self.graph, fetch_tensors, target_ops, feed_tensors, self.config)
+        chosen = placement.check(self.graph, fetch_tensors, target_ops, feed_tensors,
+                                 self.config)
+        if self.config.optimize and placement.uses_gpu(chosen):
+            from .device_plan import DevicePlan
+            return DevicePlan(self.graph, fetch_tensors, target_ops, feed_tensors, chosen,
+                              self.config)
         if self.config.optimize:
             from . import compiler
             return compiler.compile_plan(self.graph, fetch_tensors, target_ops, feed_tensors,
@@ -186,9 +191,12 @@ class Session:
             snapshot = dict(self._values)
         state = RunState(snapshot, self._initial_value)
         outputs = plan.run(dict(zip(plan.feed_tensors, feed_arrays)), state)
-        if state.pending:
+        if state.pending or state.resident:
             with self._lock:
                 self._values.update(state.pending)
+                for var, (host, device) in state.resident.items():
+                    if self._values.get(var) is host:  # unchanged: keep the device copy
+                        self._values[var] = device
         return outputs
 
     # --- public API -------------------------------------------------------------------
@@ -254,7 +262,7 @@ class Session:
 
     def variable_value(self, var):
         """The session's current value of ``var`` (a copy)."""
-        return np.array(self._initial_value(var))
+        return np.array(to_host(self._initial_value(var)))
 
     def load(self, var, value):
         """Set ``var`` to ``value`` in this session, without running a graph."""

@@ -23,7 +23,22 @@ def compare_devices(build, devices=("/cpu:0", "/gpu:0"), rtol=None, atol=None, c
     """Call ``build()`` once per device inside a fresh graph and ``fg.device(d)``, run
     the ``(fetches, feed_dict)`` it returns, and compare every fetch with the first
     device's. Returns ``{device: results}``; raises ``AssertionError`` naming the first
-    fetch that differs and by how much.
+    fetch that differs (in value, shape or dtype) and by how much.
+
+    Gradients built inside ``build`` run on the same device (they are colocated with
+    the ops they differentiate), so one call checks a model's forward and backward
+    pass on the GPU against the CPU::
+
+        def build():
+            x = fg.placeholder(fg.float32, (2, 3))
+            y = fg.nn.softmax(x @ fg.constant(np.ones((3, 4), np.float32)))
+            return [y, fg.gradients(fg.reduce_sum(y * y), [x])], {x: np.ones((2, 3))}
+        fg.testing.compare_devices(build, devices=("/cpu:0", "/gpu:0"))
+
+    A device this machine lacks raises ``fg.errors.PlacementError`` (pass
+    ``config=fg.SessionConfig(allow_soft_placement=True)`` to fall back to the CPU).
+    Default tolerances: ``rtol=1e-4, atol=1e-5`` for float32, ``1e-9, 1e-12`` for
+    float64, exact for integers and bools.
     """
     results, names = {}, None
     for dev in devices:
@@ -47,6 +62,9 @@ def compare_devices(build, devices=("/cpu:0", "/gpu:0"), rtol=None, atol=None, c
             d_rtol, d_atol = _TOLERANCES.get(a.dtype, (0, 0))
             r = d_rtol if rtol is None else rtol
             t = d_atol if atol is None else atol
+            if a.dtype != b.dtype:
+                raise AssertionError(f"compare_devices: fetch {name} has dtype {a.dtype} on "
+                                     f"{first} but {b.dtype} on {dev}")
             if a.shape != b.shape:
                 raise AssertionError(f"compare_devices: fetch {name} has shape {a.shape} on "
                                      f"{first} but {b.shape} on {dev}")

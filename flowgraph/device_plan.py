@@ -1,0 +1,317 @@
+"""The device plan: runs a placed graph whose ops are not all on the CPU.
+
+Each op runs where placement put it: CPU ops with the NumPy reference kernels, GPU ops
+with the numba.cuda kernels of :mod:`kernels.cuda` (consecutive elementwise GPU ops of
+one static shape are fused into one generated kernel). Every value that crosses
+devices is copied once per run per destination (a feed used on the GPU is uploaded
+once, however many ops read it); GPU launches are asynchronous on the run's stream
+and the host waits only where a CPU op needs a GPU value and to return fetches.
+Variables placed on a GPU stay there between runs: the session keeps their device
+arrays, and only fetched values come back to the host.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     with fg.device("/gpu:0"):  # on the CPU where there is no GPU (soft placement)
+...         y = fg.constant([1.0, -2.0]) * 3.0
+...     fg.Session(config=fg.SessionConfig(allow_soft_placement=True)).run(y)
+array([ 3., -6.], dtype=float32)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .devices import DEFAULT_DEVICE, local_device
+from .errors import (FlowgraphError, InvalidArgumentError, PlacementError, ShapeError,
+                     describe_op)
+from .executor import ReferencePlan, check_finite, check_output, kernel_error, run_state_op
+from .placement import device_kind
+
+_ALIASES = ("Identity", "StopGradient", "Copy")
+
+
+class _FusedGroup:
+    """Consecutive (in schedule order) elementwise GPU ops of one static output shape."""
+
+    def __init__(self, op):
+        self.ops = [op]
+        self.shape = op.outputs[0].shape
+
+
+class DevicePlan:
+    """A plan whose ops run on the CPU and on GPUs (see the module docstring).
+
+    ``transfers`` lists the copies one run makes: ``(tensor name, "cpu->gpu")`` or
+    ``(tensor name, "gpu->cpu")``, fetches included.
+    """
+
+    def __init__(self, graph, fetch_tensors, target_ops, feed_tensors, chosen, config):
+        from kernels import cuda as gpu_kernels  # imports numba.cuda: only now
+        self._gpu = gpu_kernels
+        reference = ReferencePlan(graph, fetch_tensors, target_ops, feed_tensors,
+                                  config.check_numerics)  # checks the feeds
+        self.graph = graph
+        self.fetch_tensors = list(fetch_tensors)
+        self.feed_tensors = list(feed_tensors)
+        self.check_numerics = config.check_numerics
+        self.ops = reference.ops
+        devices = {op: chosen.get(op, op.device or DEFAULT_DEVICE) for op in self.ops}
+        self.location = {op: device_kind(d) for op, d in devices.items()}
+        gpus = sorted({local_device(d) for d in devices.values() if device_kind(d) == "gpu"})
+        if len(gpus) > 1:
+            op = next(op for op, d in devices.items() if local_device(d) == gpus[1])
+            raise PlacementError(
+                f"{describe_op(op)}: placed on {gpus[1]} while other ops of this run are on "
+                f"{gpus[0]}; a run spanning several GPUs is not supported yet (expected "
+                "one GPU per run, found " + ", ".join(gpus) + ")")
+        self.gpu_index = int(gpus[0].rsplit(":", 1)[1]) if gpus else 0
+        self.steps = self._schedule()
+        self.transfers = self._transfers()
+        self._constants = {}  # Const op -> its device array, uploaded once per plan
+
+    # --- building ----------------------------------------------------------------------
+    def _where(self, tensor) -> str:
+        if tensor in set(self.feed_tensors) or tensor.op not in self.location:
+            return "cpu"
+        return self.location[tensor.op]
+
+    def _fusable(self, op) -> bool:
+        shape = op.outputs[0].shape if len(op.outputs) == 1 else None
+        return (op.primitive.kind == "elementwise" and op.type not in _ALIASES
+                and self._gpu.codegen.supports(op.type) and shape is not None
+                and None not in shape)
+
+    def _schedule(self):
+        steps, group = [], None
+
+        def flush():
+            if group is None:
+                return
+            if len(group.ops) == 1:
+                steps.append(("gpu", group.ops[0]))
+            else:
+                steps.append(("fused", self._fused_step(group)))
+
+        # Sources (constants, variable reads) do not depend on anything: running them
+        # first lets the elementwise ops that use them fuse into one kernel.
+        sources = [op for op in self.ops if op.type in ("Const", "Variable")
+                   and not op.control_inputs]
+        steps.extend((self.location[op], op) for op in sources)
+        hoisted = set(sources)
+        for op in self.ops:
+            if op in hoisted:
+                continue
+            if self.location[op] == "gpu" and self._fusable(op):
+                # Every op since the group began is in the group, so this op's inputs
+                # come from the group or from before it: it can always join (vertical
+                # and horizontal fusion alike) when its shape matches.
+                if group is not None and op.outputs[0].shape == group.shape:
+                    group.ops.append(op)
+                    continue
+                flush()
+                group = _FusedGroup(op)
+                continue
+            flush()
+            group = None
+            steps.append((self.location[op], op))
+        flush()
+        return steps
+
+    def _fused_step(self, group):
+        members = set(group.ops)
+        external, operands_of = [], []
+        for op in group.ops:
+            operands = []
+            for t in op.inputs:
+                if t.op in members:
+                    operands.append(("t", group.ops.index(t.op)))
+                else:
+                    if t not in external:
+                        external.append(t)
+                    operands.append(("in", external.index(t)))
+            operands_of.append(operands)
+        fetched = set(self.fetch_tensors)
+        used_outside = {t for op in self.ops if op not in members for t in op.inputs}
+        wanted = [j for j, op in enumerate(group.ops)
+                  if op.outputs[0] in used_outside or op.outputs[0] in fetched]
+        entries = [self._gpu.spec_entry(op, operands)
+                   for op, operands in zip(group.ops, operands_of)]
+        return {"ops": group.ops, "inputs": external, "entries": entries,
+                "wanted": wanted, "shape": group.shape,
+                "int_div": any(e[4] for e in entries)}
+
+    def _step_io(self, step):
+        kind, item = step
+        if kind == "fused":
+            return item["inputs"], [item["ops"][j].outputs[0] for j in item["wanted"]], "gpu"
+        return list(item.inputs), list(item.outputs), kind
+
+    def _transfers(self):
+        seen, out = set(), []
+        for step in self.steps:
+            inputs, _, where = self._step_io(step)
+            for t in inputs:
+                if self._where(t) != where and (t, where) not in seen:
+                    seen.add((t, where))
+                    out.append((t.name, f"{self._where(t)}->{where}"))
+        for t in self.fetch_tensors:
+            if self._where(t) == "gpu" and (t, "cpu") not in seen:
+                seen.add((t, "cpu"))
+                out.append((t.name, "gpu->cpu"))
+        return out
+
+    # --- running -----------------------------------------------------------------------
+    def run(self, feeds, state):
+        if self.gpu_index:  # numba.cuda launches on the current device: select ours
+            with self._gpu.rt.cuda().gpus[self.gpu_index]:
+                return self._run(feeds, state)
+        return self._run(feeds, state)
+
+    def _run(self, feeds, state):
+        ctx = self._gpu.GpuContext()
+        values = {(t, "cpu"): v for t, v in feeds.items()}
+        with np.errstate(all="ignore"):
+            for kind, item in self.steps:
+                if kind == "fused":
+                    self._run_fused(item, values, ctx)
+                elif kind == "gpu":
+                    self._run_gpu(item, values, ctx, state)
+                else:
+                    self._run_cpu(item, values, ctx, state)
+        pending = [(t, values.get((t, "cpu"))) for t in self.fetch_tensors]
+        copies = {t: values[(t, "gpu")].copy_to_host(stream=ctx.stream)
+                  for t, v in pending if v is None}
+        ctx.raise_recorded_error()  # synchronizes the stream: the copies are done
+        return [copies[t] if v is None else v for t, v in pending]
+
+    def _get(self, values, tensor, where, ctx):
+        """``tensor``'s value on ``where``, copied there once per run."""
+        value = values.get((tensor, where))
+        if value is not None:
+            return value
+        if where == "gpu":
+            value = self._gpu.rt.to_device(values[(tensor, "cpu")], ctx.stream)
+        else:
+            value = values[(tensor, "gpu")].copy_to_host(stream=ctx.stream)
+            ctx.stream.synchronize()
+            value.setflags(write=False)
+        values[(tensor, where)] = value
+        return value
+
+    def _store(self, op, outs, values, where):
+        if len(outs) != len(op.outputs):
+            raise FlowgraphError(f"{describe_op(op)}: a {where} kernel returned "
+                                 f"{len(outs)} values, expected {len(op.outputs)}")
+        for t, v in zip(op.outputs, outs):
+            if where == "gpu" and tuple(v.shape) != tuple(
+                    d if d is not None else v.shape[i] for i, d in enumerate(t.shape or v.shape)):
+                raise ShapeError(f"{describe_op(op)}: produced shape {tuple(v.shape)} at run "
+                                 f"time, expected {t.shape}")
+            values[(t, where)] = v
+
+    def _run_cpu(self, op, values, ctx, state):
+        inputs = [self._get(values, t, "cpu", ctx) for t in op.inputs]
+        try:
+            if op.primitive.kind == "state":
+                outs = run_state_op(op, inputs, state)
+            else:
+                outs = op.primitive.ref(op, *inputs)
+                if not isinstance(outs, tuple):
+                    outs = (outs,)
+            outs = [check_output(op, i, v) for i, v in enumerate(outs)]
+        except FlowgraphError as exc:
+            if describe_op(op) in str(exc):
+                raise
+            raise kernel_error(op, inputs, exc) from None
+        except Exception as exc:
+            raise kernel_error(op, inputs, exc) from exc
+        if self.check_numerics:
+            check_finite(op, outs)
+        self._store(op, outs, values, "cpu")
+
+    def _run_gpu(self, op, values, ctx, state):
+        if op.primitive.kind == "state":
+            outs = self._run_gpu_state(op, values, ctx, state)
+        else:
+            if op.type == "Const":
+                const = self._constants.get(op)
+                if const is None:
+                    const = self._gpu.rt.to_device(op.attrs["value"], ctx.stream)
+                    ctx.stream.synchronize()  # complete before other runs' streams use it
+                    self._constants[op] = const
+                outs = (const,)
+            else:
+                inputs = [self._get(values, t, "gpu", ctx) for t in op.inputs]
+                kernel = self._gpu.lookup(op.type, "gpu")
+                try:
+                    outs = kernel(op, ctx, *inputs)
+                except FlowgraphError as exc:
+                    if describe_op(op) in str(exc):
+                        raise
+                    raise type(exc)(f"{describe_op(op)}: {exc}") from None
+                except Exception as exc:
+                    found = ", ".join(f"{tuple(v.shape)} {v.dtype}" for v in inputs)
+                    raise InvalidArgumentError(
+                        f"{describe_op(op)}: the GPU kernel failed on inputs [{found}]: "
+                        f"{type(exc).__name__}: {exc}") from exc
+        self._store(op, outs, values, "gpu")
+        if self.check_numerics:
+            check_finite(op, [v.copy_to_host(stream=ctx.stream) for v in outs])
+
+    def _on_gpu(self, value, ctx):
+        rt = self._gpu.rt
+        return value if rt.is_device_array(value) else rt.to_device(value, ctx.stream)
+
+    def _run_gpu_state(self, op, values, ctx, state):
+        """Variables on a GPU: read and assigned as device arrays, kept there."""
+        var = op.attrs.get("variable")
+        if op.type == "Variable":
+            raw = state.read_raw(var)
+            value = self._on_gpu(raw, ctx)
+            if value is not raw:  # first use on the GPU: keep it resident from now on
+                state.resident[var] = (raw, value)
+            return (value,)
+        if op.type == "ReadVariable":
+            return (self._on_gpu(state.read_latest_raw(var), ctx),)
+        if op.type == "InitVariables":
+            for v in op.attrs["variables"]:
+                state.pending[v] = v.initial_value
+            return ()
+        value = self._get(values, op.inputs[0], "gpu", ctx)
+        if op.type in ("AssignAdd", "AssignSub"):
+            current = self._on_gpu(state.read_latest_raw(var), ctx)
+            entry = ("Add" if op.type == "AssignAdd" else "Sub", (),
+                     (("in", 0), ("in", 1)), var.dtype.name, False)
+            shape = np.broadcast_shapes(tuple(current.shape), tuple(value.shape))
+            if tuple(shape) != tuple(var.shape):
+                raise ShapeError(f"{describe_op(op)}: expected a value of the variable's "
+                                 f"shape {var.shape}, found {tuple(value.shape)}")
+            value = self._gpu.elementwise_group(ctx, [entry], [0], shape, [var.dtype],
+                                                [current, value])[0]
+        elif tuple(value.shape) != tuple(var.shape):
+            raise ShapeError(f"{describe_op(op)}: expected a value of the variable's shape "
+                             f"{var.shape}, found {tuple(value.shape)}")
+        state.pending[var] = value
+        return (value,)
+
+    def _run_fused(self, step, values, ctx):
+        inputs = [self._get(values, t, "gpu", ctx) for t in step["inputs"]]
+        ops = step["ops"]
+        code = 0
+        if step["int_div"]:
+            code = ctx.code(ops[0], "integer division by zero")
+            for op in ops[1:]:
+                ctx.code(op, "integer division by zero")
+        try:
+            outs = self._gpu.elementwise_group(
+                ctx, step["entries"], step["wanted"], step["shape"],
+                [op.outputs[0].dtype for op in ops], inputs, code)
+        except ValueError as exc:  # inputs that do not broadcast to the static shape
+            op = ops[0]
+            found = ", ".join(f"{t.name} {tuple(v.shape)}"
+                              for t, v in zip(step["inputs"], inputs))
+            raise ShapeError(f"{describe_op(op)}: expected inputs that broadcast to "
+                             f"{step['shape']}, found [{found}]: {exc}") from None
+        for j, out in zip(step["wanted"], outs):
+            values[(ops[j].outputs[0], "gpu")] = out
+            if self.check_numerics:
+                check_finite(ops[j], [out.copy_to_host(stream=ctx.stream)])

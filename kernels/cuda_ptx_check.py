@@ -1,0 +1,132 @@
+"""Compile every flowgraph CUDA kernel to PTX, without a GPU.
+
+The numba.cuda simulator runs kernels as Python, so it cannot catch code that the
+real CUDA target rejects (an unsupported call, a type that does not unify). This
+check compiles each kernel source (every scalar template, in each dtype it accepts,
+and every template of :mod:`kernels.cuda_templates`) with NVVM for one compute
+capability. It needs NVVM (the ``cuda-toolkit[nvvm]`` wheels or a CUDA toolkit) but
+no GPU or driver, and must run without ``NUMBA_ENABLE_CUDASIM``.
+
+Usage: ``python -m kernels.cuda_ptx_check`` prints each failure and exits 1 if any,
+0 if all compiled, 3 if NVVM is not available.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from . import scalar
+from .cuda_codegen import FusedSpec, kernel_source
+from .cuda_templates import render_kernel
+
+CC = (8, 0)
+_COMPARISONS = {"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual"}
+_BINARY = {"Add", "Sub", "Mul", "Div", "Maximum", "Minimum"} | _COMPARISONS
+_FLOAT_ONLY = {"Exp", "Log", "Tanh", "Sigmoid", "Sqrt"}
+
+
+def _python_function(source, entry):
+    namespace = {}
+    header = "import numpy as np\nimport math\nfrom numba import cuda\n" \
+             "from kernels import cuda_runtime as _rt\n"
+    exec(compile(header + source, f"<{entry}>", "exec"), namespace)
+    return namespace[entry]
+
+
+def _cases():
+    """``(label, source, entry, argument types)`` for every kernel variant."""
+    from numba import from_dtype
+    from numba.core import types as T
+
+    def arr(dtype):
+        return T.Array(from_dtype(np.dtype(dtype)), 1, "C")
+
+    def tup(n):
+        return T.UniTuple(T.int64, n)
+
+    def scalar_of(dtype):
+        return from_dtype(np.dtype(dtype))
+
+    head = [T.int64, tup(2), arr("int64"), T.int64]
+    for op_type in sorted(scalar.TEMPLATES):
+        nin = 3 if op_type == "Where" else 2 if op_type in _BINARY else 1
+        for dtype in ("float32", "float64", "int32", "bool"):
+            if dtype == "bool" and op_type not in ("Cast", "Equal", "NotEqual", "Identity"):
+                continue
+            if dtype == "int32" and op_type in _FLOAT_ONLY:
+                continue
+            outs = ["bool"] if op_type in _COMPARISONS else \
+                ["float64"] if op_type == "Div" and dtype == "int32" else \
+                ["float32", "int32", "bool"] if op_type == "Cast" else [dtype]
+            for out in outs:
+                attrs = (("exponent", 3.0),) if op_type == "PowScalar" else ()
+                ins = ["bool", dtype, dtype] if op_type == "Where" else [dtype] * nin
+                modes = ("full", "scalar", "bcast")[:nin] if nin > 1 else ("bcast",)
+                spec = FusedSpec(((op_type, attrs, tuple(("in", k) for k in range(nin)), out,
+                                   op_type == "Div" and dtype == "int32"),), modes, (0,))
+                args = head + [arr(out)]
+                for d in ins:
+                    args += [arr(d), tup(2)]
+                yield f"{op_type} {dtype}->{out}", kernel_source(spec), "fused", tuple(args)
+    chain = FusedSpec((("Mul", (), (("in", 0), ("in", 1)), "float32", False),
+                       ("Sigmoid", (), (("t", 0),), "float32", False),
+                       ("Tanh", (), (("t", 1),), "float32", False)), ("full", "bcast"), (0, 2))
+    yield ("fused chain", kernel_source(chain), "fused",
+           tuple(head + [arr("float32")] * 2 + [arr("float32"), tup(2)] * 2))
+    for dtype in ("float32", "float64", "int32", "bool"):
+        yield (f"strided_copy {dtype}", render_kernel("strided_copy"), "strided_copy",
+               (T.int64, tup(3), arr(dtype), T.int64, tup(3), arr(dtype), T.int64, tup(3)))
+        yield (f"fill {dtype}", render_kernel("fill"), "fill",
+               (T.int64, arr(dtype), scalar_of(dtype)))
+    for dtype in ("float32", "float64", "int32", "int64"):
+        for is_sum in (True, False):
+            yield (f"reduce sum={is_sum} {dtype}",
+                   render_kernel("reduce", dtype=dtype, threads=128, is_sum=is_sum), "reduce",
+                   (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
+                    scalar_of(dtype)))
+            yield (f"reduce_rows sum={is_sum} {dtype}",
+                   render_kernel("reduce_rows", is_sum=is_sum), "reduce_rows",
+                   (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
+                    scalar_of(dtype)))
+        yield (f"matmul {dtype}",
+               render_kernel("matmul", threads=16, regs=4, bk=16, dtype=dtype), "matmul",
+               (arr(dtype), arr(dtype), arr(dtype), T.int64, T.int64, T.int64, T.boolean,
+                T.boolean, T.int64, T.int64, T.int64, scalar_of(dtype)))
+    for dtype in ("float32", "float64"):
+        for itype in ("int32", "int64"):
+            for name in ("gather", "gather_grad"):
+                yield (f"{name} {dtype}[{itype}]", render_kernel(name), name,
+                       (T.int64, T.int64, T.int64, arr(dtype), arr(itype), arr(dtype),
+                        arr("int64"), T.int64))
+            yield (f"one_hot {dtype}[{itype}]", render_kernel("one_hot"), "one_hot",
+                   (T.int64, T.int64, arr(itype), arr(dtype)))
+
+
+def main() -> int:
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
+        print("run without NUMBA_ENABLE_CUDASIM: the check compiles for the real target")
+        return 2
+    from numba import cuda
+    try:
+        cuda.compile_ptx(_python_function("def k(x):\n    x[0] = 1\n", "k"),
+                         (__import__("numba").float32[:],), cc=CC)
+    except Exception as exc:  # no NVVM: nothing can be compiled here
+        print(f"NVVM is not available: {type(exc).__name__}: {exc}")
+        return 3
+    failures, count = [], 0
+    for label, source, entry, args in _cases():
+        count += 1
+        try:
+            cuda.compile_ptx(_python_function(source, entry), args, cc=CC)
+        except Exception as exc:
+            failures.append(f"{label}: {type(exc).__name__}: {str(exc)[:300]}")
+    for line in failures:
+        print("FAILED", line)
+    print(f"{count - len(failures)} of {count} kernels compiled to PTX for sm_{CC[0]}{CC[1]}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

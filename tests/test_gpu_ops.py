@@ -1,0 +1,362 @@
+"""Every primitive on /gpu:0 against /cpu:0: forward values and gradients.
+
+Runs on the numba.cuda simulator when no GPU is present (tests/conftest.py sets
+NUMBA_ENABLE_CUDASIM=1), unchanged on a real GPU. Tensors are tiny: the simulator
+costs about a millisecond per simulated thread.
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
+
+import flowgraph as fg
+from flowgraph import ops as primitives
+from flowgraph.testing import compare_devices
+
+pytestmark = pytest.mark.skipif(
+    "/gpu:0" not in fg.list_devices(),
+    reason="numba.cuda sees no GPU and the simulator is off (a driver without a device?)")
+
+DEVICES = ("/cpu:0", "/gpu:0")
+rng = np.random.default_rng(0)
+
+
+def _arr(shape, dtype=np.float32, low=-1.0, high=1.0):
+    return rng.uniform(low, high, shape).astype(dtype)
+
+
+def _with_grads(y, xs, feed, extra=()):
+    """Fetch y and d(sum y)/dxs."""
+    grads = fg.gradients(fg.reduce_sum(y * y), xs)
+    return [y, *grads, *extra], feed
+
+
+def check(build, **tol):
+    results = compare_devices(build, devices=DEVICES, **tol)
+    assert set(results) == set(DEVICES)
+    return results
+
+
+# --- elementwise ------------------------------------------------------------------------
+
+UNARY = {
+    "neg": (fg.negative, -1, 1), "exp": (fg.exp, -1, 1), "log": (fg.log, 0.5, 2),
+    "tanh": (fg.tanh, -2, 2), "sigmoid": (fg.sigmoid, -3, 3), "relu": (fg.relu, -1, 1),
+    "sqrt": (fg.sqrt, 0.5, 2), "abs": (fg.abs, -1, 1), "square": (fg.square, -1, 1),
+    "identity": (fg.identity, -1, 1), "pow3": (lambda x: x ** 3, -1, 1),
+    "pow_half": (lambda x: x ** 0.5, 0.5, 2),
+    "stop_gradient": (lambda x: fg.stop_gradient(x) * x, -1, 1),
+    "sign": (lambda x: fg.sign(x) * x, -1, 1),
+    "clip": (lambda x: fg.clip_by_value(x, -0.5, 0.5), -1, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_forward_and_gradient(name):
+    fn, low, high = UNARY[name]
+    value = _arr((2, 3), low=low, high=high)
+
+    def build():
+        x = fg.placeholder(fg.float32, (2, 3), name="x")
+        return _with_grads(fn(x), [x], {x: value})
+    check(build)
+
+
+BINARY = {"add": fg.add, "sub": fg.subtract, "mul": fg.multiply, "div": fg.divide,
+          "maximum": fg.maximum, "minimum": fg.minimum}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_broadcasting_forward_and_gradient(name, dtype):
+    a, b = _arr((2, 3), dtype, 0.5, 1.5), _arr((3,), dtype, 0.5, 1.5)
+
+    def build():
+        x = fg.placeholder(dtype, (2, 3))
+        y = fg.placeholder(dtype, (3,))
+        s = fg.constant(np.asarray(0.25, dtype))  # a scalar input
+        return _with_grads(BINARY[name](x, y) + s, [x, y], {x: a, y: b})
+    check(build)
+
+
+def test_comparisons_where_cast_and_fills():
+    a, b = _arr((3, 2)), _arr((3, 2))
+    b[0, 0] = a[0, 0]  # an equal pair
+
+    def build():
+        x = fg.placeholder(fg.float32, (3, 2))
+        y = fg.placeholder(fg.float32, (3, 2))
+        cmps = [x < y, x <= y, x > y, x >= y, fg.equal(x, y), fg.not_equal(x, y)]
+        w = fg.where(x > y, x * 2.0, y)
+        gx, gy = fg.gradients(fg.reduce_sum(w), [x, y])
+        casts = [fg.cast(x * 10.0, fg.int32), fg.cast(fg.cast(x * 10.0, fg.int64), fg.float64),
+                 fg.cast(x > 0.0, fg.float32), fg.cast(x, fg.float64)]
+        fills = [fg.zeros_like(x), fg.ones_like(x), fg.ones_like(x, dtype=fg.int32)]
+        return cmps + [w, gx, gy] + casts + fills, {x: a, y: b}
+    results = check(build)
+    gpu = results["/gpu:0"]
+    assert gpu[0].dtype == np.bool_ and gpu[9].dtype == np.int32
+
+
+def test_integer_arithmetic_and_division():
+    def build():
+        i = fg.constant(np.array([7, -3, 4], np.int32))
+        j = fg.constant(np.array([2, 2, -3], np.int32))
+        return [i + j, i * j, i - j, i / j, fg.maximum(i, j), -i, fg.abs(i)], {}
+    results = check(build)
+    assert results["/gpu:0"][3].dtype == np.float64
+
+
+def test_fused_chain_with_intermediate_used_later():
+    # tanh(x) is inside a fused run and also needed by a later matmul: it must be stored.
+    a = _arr((2, 2))
+
+    def build():
+        x = fg.placeholder(fg.float32, (2, 2))
+        t = fg.tanh(x * 2.0 + 1.0)
+        u = fg.sigmoid(t) * t
+        return _with_grads(fg.matmul(u, t), [x], {x: a})
+    check(build)
+
+
+# --- matmul -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_transpose_flags(ta, tb, dtype):
+    # 5x6 @ 6x7: not multiples of the tile, so the edge guards are exercised.
+    a = _arr((6, 5) if ta else (5, 6), dtype)
+    b = _arr((7, 6) if tb else (6, 7), dtype)
+
+    def build():
+        x = fg.constant(a)
+        y = fg.constant(b)
+        out = fg.matmul(x, y, transpose_a=ta, transpose_b=tb)
+        return [out, *fg.gradients(fg.reduce_sum(out * out), [x, y])], {}
+    results = check(build)
+    ref = (a.T if ta else a) @ (b.T if tb else b)
+    np.testing.assert_allclose(results["/gpu:0"][0], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_batched_matmul_broadcast():
+    a, b = _arr((2, 1, 2, 3)), _arr((3, 3, 2))
+
+    def build():
+        x = fg.constant(a)
+        y = fg.constant(b)
+        out = x @ y
+        return [out, *fg.gradients(fg.reduce_sum(out), [x, y])], {}
+    check(build)
+
+
+def test_integer_matmul():
+    def build():
+        return fg.matmul(fg.constant(np.arange(6, dtype=np.int32).reshape(2, 3)),
+                         fg.constant(np.arange(6, dtype=np.int32).reshape(3, 2))), {}
+    check(build)
+
+
+# --- reductions ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("axis,keepdims", [(None, False), (0, True), ((0, 2), False),
+                                           (-1, False), ((), False)])
+def test_reductions(axis, keepdims):
+    value = _arr((2, 3, 4))
+    value[1, 2, 3] = value[1, 2, 2]  # a tie for reduce_max's gradient
+
+    def build():
+        x = fg.placeholder(fg.float32, (2, 3, 4))
+        s = fg.reduce_sum(x, axis, keepdims=keepdims)
+        m = fg.reduce_mean(x * x, axis, keepdims=keepdims)
+        mx = fg.reduce_max(x, axis, keepdims=keepdims)
+        grads = fg.gradients([fg.reduce_sum(s * s), m, mx], [x])
+        return [s, m, mx, *grads], {x: value}
+    check(build)
+
+
+def test_reduce_mean_over_unknown_dimension_and_integer_sum():
+    value = _arr((3, 2))
+
+    def build():
+        x = fg.placeholder(fg.float32, (None, 2))
+        return [fg.reduce_mean(x, 0), fg.reduce_sum(fg.constant(np.arange(6).reshape(2, 3)), 1),
+                fg.reduce_max(fg.constant(np.array([[1, 5], [7, 2]], np.int32)), 1)], {x: value}
+    check(build)
+
+
+# --- shape ops ----------------------------------------------------------------------------
+
+def test_reshape_transpose_expand_squeeze():
+    value = _arr((2, 3, 4))
+
+    def build():
+        x = fg.placeholder(fg.float32, (2, 3, 4))
+        r = fg.reshape(x, (4, -1))
+        t = fg.transpose(x, (2, 0, 1))
+        e = fg.expand_dims(x, 1)
+        s = fg.squeeze(fg.reshape(x, (1, 2, 12, 1)))
+        y = fg.reduce_sum(r * r) + fg.reduce_sum(t * fg.transpose(t)[0, 0, 0]) + \
+            fg.reduce_sum(e * 3.0) + fg.reduce_sum(fg.tanh(s))
+        return [r, t, e, s, *fg.gradients(y, [x])], {x: value}
+    check(build)
+
+
+def test_concat_split_stack_unstack():
+    a, b = _arr((2, 3)), _arr((2, 2))
+
+    def build():
+        x = fg.placeholder(fg.float32, (2, 3))
+        y = fg.placeholder(fg.float32, (2, 2))
+        c = fg.concat([x, y], 1)
+        p, q = fg.split(c, [1, 4], axis=1)
+        st = fg.stack([x, x * 2.0])
+        u = fg.unstack(st, axis=1)
+        loss = fg.reduce_sum(p * q[:, :1]) + fg.reduce_sum(st * st) + fg.reduce_sum(u[1] ** 3)
+        return [c, p, q, st, *u, *fg.gradients(loss, [x, y])], {x: a, y: b}
+    check(build)
+
+
+def test_strided_slices_and_their_gradients():
+    value = _arr((3, 4, 5))
+
+    def build():
+        x = fg.placeholder(fg.float32, (3, 4, 5))
+        pieces = [x[1], x[:, 1:3], x[::-1, :, ::2], x[..., -1], x[:, None, 2, 1:4],
+                  x[2:0:-1, -2]]
+        loss = fg.add_n([fg.reduce_sum(p * p) for p in pieces])
+        return [*pieces, *fg.gradients(loss, [x])], {x: value}
+    check(build)
+
+
+# --- index ops ----------------------------------------------------------------------------
+
+def test_gather_embedding_lookup_and_gradient_with_repeats():
+    table = _arr((5, 3))
+    ids = np.array([[0, 4], [4, 2]], np.int32)
+
+    def build():
+        params = fg.placeholder(fg.float32, (5, 3))
+        i = fg.placeholder(fg.int32, (2, 2))
+        g = fg.gather(params, i)
+        e = fg.nn.embedding_lookup(params, fg.constant(np.array([1, 1, 3], np.int64)))
+        loss = fg.reduce_sum(g * g) + fg.reduce_sum(fg.sigmoid(e))
+        return [g, e, *fg.gradients(loss, [params])], {params: table, i: ids}
+    check(build)
+
+
+def test_one_hot_and_losses():
+    logits = _arr((3, 4), low=-2, high=2)
+    labels = np.array([0, 3, 5], np.int32)  # 5 is out of range: an all-zero one_hot row
+
+    def build():
+        x = fg.placeholder(fg.float32, (3, 4))
+        lab = fg.placeholder(fg.int32, (3,))
+        oh = fg.one_hot(lab, 4)
+        sm = fg.nn.softmax(x)
+        lsm = fg.nn.log_softmax(x)
+        xent = fg.nn.softmax_cross_entropy_with_logits(labels=oh, logits=x)
+        sparse = fg.nn.sparse_softmax_cross_entropy_with_logits(labels=lab[:2], logits=x[:2])
+        loss = fg.reduce_sum(xent) + fg.reduce_sum(sparse) + fg.reduce_sum(sm * lsm)
+        return [oh, sm, lsm, xent, sparse, *fg.gradients(loss, [x])], {x: logits, lab: labels}
+    check(build)
+
+
+def test_second_order_gradient_on_gpu():
+    value = _arr((2, 2))
+
+    def build():
+        x = fg.placeholder(fg.float64, (2, 2))
+        y = fg.reduce_sum(fg.tanh(x) * fg.sigmoid(x @ x))
+        (g,) = fg.gradients(y, [x])
+        (h,) = fg.gradients(fg.reduce_sum(g * g), [x])
+        return [y, g, h], {x: value.astype(np.float64)}
+    check(build)
+
+
+def test_explicit_copy_op_and_its_gradient():
+    value = _arr((2, 2))
+
+    def build():
+        x = fg.placeholder(fg.float32, (2, 2))
+        on_gpu = fg.api.copy_to(fg.exp(x), "/gpu:0")
+        back = fg.api.copy_to(on_gpu * 2.0, "/cpu:0")
+        return _with_grads(back, [x], {x: value})
+    check(build)
+
+
+# --- coverage ---------------------------------------------------------------------------
+
+# Ops the device plan evaluates itself rather than through a kernel: sources are
+# uploaded (Const) or fed (Placeholder); state ops read and write the session's values.
+HANDLED_BY_THE_PLAN = {"Placeholder", "Variable", "ReadVariable", "Assign", "AssignAdd",
+                       "AssignSub", "InitVariables"}
+
+
+def test_every_primitive_has_a_gpu_kernel():
+    from kernels import cuda as gpu_kernels  # noqa: F401  (registers the kernels)
+    from kernels import lookup
+    missing = [name for name in primitives.all_primitives()
+               if name not in HANDLED_BY_THE_PLAN and lookup(name, "gpu") is None]
+    assert missing == []
+
+
+# --- fusion: random elementwise graphs ------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_SAFE_UNARY = [fg.tanh, fg.sigmoid, fg.negative, fg.square, fg.abs, fg.relu,
+               lambda x: fg.exp(fg.tanh(x)), lambda x: fg.sqrt(fg.abs(x) + 1.0)]
+_SAFE_BINARY = [fg.add, fg.subtract, fg.multiply, fg.maximum, fg.minimum,
+                lambda x, y: x / (fg.abs(y) + 1.0), lambda x, y: fg.where(x > y, x, y * 2.0)]
+_SHAPES = [(2, 3), (3,), (1, 3), (2, 1), ()]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7), st.integers(0, 100),
+                          st.integers(0, 100)), min_size=2, max_size=7),
+       st.sampled_from([np.float32, np.float64]))
+def test_random_elementwise_graphs_fuse_to_the_reference(program, dtype):
+    """Random DAGs of elementwise ops over broadcasting inputs: the fused GPU kernels
+    equal the CPU, forward and gradient (each intermediate may be used later)."""
+    values = [_arr(s, dtype) for s in _SHAPES]
+
+    def build():
+        inputs = [fg.placeholder(dtype, s) for s in _SHAPES]
+        nodes = list(inputs)
+        for binary, which, i, j in program:
+            a = nodes[i % len(nodes)]
+            if binary:
+                nodes.append(_SAFE_BINARY[which % len(_SAFE_BINARY)](a, nodes[j % len(nodes)]))
+            else:
+                nodes.append(_SAFE_UNARY[which](a))
+        out = fg.add_n([fg.reduce_sum(n) for n in nodes[len(inputs):]])
+        grads = fg.gradients(out, inputs)
+        return [out, nodes[-1], *grads], dict(zip(inputs, values))
+    check(build)
+
+
+def test_plan_fuses_elementwise_runs():
+    from flowgraph.device_plan import DevicePlan
+    x = fg.placeholder(fg.float32, (2, 3))
+    with fg.device("/gpu:0"):
+        y = fg.tanh(x * 2.0 + 1.0) * fg.sigmoid(x)
+    with fg.Session() as sess:
+        out = sess.run(y, {x: np.ones((2, 3))})
+        (plan,) = sess._plans.values()
+    assert isinstance(plan, DevicePlan)
+    fused = [item for kind, item in plan.steps if kind == "fused"]
+    assert len(fused) == 1 and len(fused[0]["ops"]) == 5 and fused[0]["wanted"] == [4]
+    np.testing.assert_allclose(out, np.tanh(3.0) / (1 + np.exp(-1.0)) * np.ones((2, 3)),
+                               rtol=1e-6)
+
+
+def test_empty_tensors_on_gpu():
+    def build():
+        x = fg.placeholder(fg.float32, (None, 3))
+        w = fg.constant(np.ones((3, 2), np.float32))
+        y = fg.tanh(x @ w)
+        return [y, fg.reduce_sum(y, 0), fg.reduce_sum(y), fg.concat([x, x], 0),
+                *fg.gradients(fg.reduce_sum(y), [x])], {x: np.zeros((0, 3), np.float32)}
+    results = check(build)
+    assert results["/gpu:0"][0].shape == (0, 2)
+    np.testing.assert_array_equal(results["/gpu:0"][1], [0.0, 0.0])

@@ -1,0 +1,207 @@
+"""Placement on /gpu:0: device names, PlacementError, soft placement, the placement
+log, copies between devices, and run-time errors found on the GPU.
+
+Runs on the numba.cuda simulator when no GPU is present (see tests/conftest.py).
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
+
+import flowgraph as fg
+from flowgraph.device_plan import DevicePlan
+from flowgraph.errors import InvalidArgumentError, NumericsError, PlacementError
+
+pytestmark = pytest.mark.skipif(
+    "/gpu:0" not in fg.list_devices(),
+    reason="numba.cuda sees no GPU and the simulator is off (a driver without a device?)")
+
+
+def _plan(sess):
+    (plan,) = sess._plans.values()
+    return plan
+
+
+def test_gpu_is_listed_and_spellings_are_accepted():
+    assert "/gpu:0" in fg.list_devices()
+    for spelling in ("/gpu:0", "gpu:0", "gpu", "/device:GPU:0", "/GPU:0"):
+        with fg.device(spelling):
+            assert fg.constant(1.0).device == "/gpu:0"
+
+
+def test_op_on_a_missing_device_raises_naming_op_and_device():
+    x = fg.placeholder(fg.float32, (2,), name="x")
+    with fg.device("/gpu:7"):
+        y = fg.tanh(x, name="far_away")
+    ok = x * 2.0
+    with fg.Session() as sess:
+        with pytest.raises(PlacementError) as info:
+            sess.run(y, {x: [1.0, 2.0]})
+        message = str(info.value)
+        assert "far_away" in message and "/gpu:7" in message and "Tanh" in message
+        # The session stays usable.
+        np.testing.assert_allclose(sess.run(ok, {x: [1.0, 2.0]}), [2.0, 4.0])
+
+
+def test_soft_placement_falls_back_to_the_cpu():
+    x = fg.placeholder(fg.float32, (2,))
+    with fg.device("/gpu:7"):
+        y = fg.tanh(x)
+    config = fg.SessionConfig(allow_soft_placement=True)
+    with fg.Session(config=config) as sess:
+        np.testing.assert_allclose(sess.run(y, {x: [0.5, 1.0]}), np.tanh([0.5, 1.0]),
+                                   rtol=1e-6)
+        assert not isinstance(_plan(sess), DevicePlan)
+
+
+def test_log_device_placement_prints_one_line_per_op(capfd):
+    x = fg.placeholder(fg.float32, (2,), name="x")
+    with fg.device("/gpu:0"):
+        y = fg.exp(x, name="e")
+    z = fg.negative(y, name="n")
+    with fg.Session(config=fg.SessionConfig(log_device_placement=True)) as sess:
+        sess.run(z, {x: [0.0, 1.0]})
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert "e: (Exp): /gpu:0" in lines
+    assert "n: (Neg): /cpu:0" in lines
+    assert len(lines) == 2  # the fed placeholder does not run
+
+
+def test_feeds_are_copied_once_and_only_fetches_come_back():
+    x = fg.placeholder(fg.float32, (3,), name="x")
+    with fg.device("/gpu:0"):
+        a = fg.exp(x, name="a")
+        b = fg.tanh(x, name="b")
+        c = fg.reduce_sum(a * b, name="c")
+        d = fg.sqrt(fg.abs(c) + x, name="d")
+    with fg.Session() as sess:
+        out = sess.run(d, {x: [0.1, 0.2, 0.3]})
+        plan = _plan(sess)
+    assert isinstance(plan, DevicePlan)
+    assert plan.transfers == [("x:0", "cpu->gpu"), ("d:0", "gpu->cpu")]
+    v = np.array([0.1, 0.2, 0.3], np.float32)
+    np.testing.assert_allclose(out, np.sqrt(np.abs(np.sum(np.exp(v) * np.tanh(v))) + v),
+                               rtol=1e-5)
+
+
+def test_values_crossing_devices_get_copies_both_ways():
+    x = fg.placeholder(fg.float32, (2, 2), name="x")
+    with fg.device("/gpu:0"):
+        h = fg.tanh(x, name="h")
+    with fg.device("/cpu:0"):
+        m = fg.matmul(h, h, name="m")
+    with fg.device("/gpu:0"):
+        y = fg.exp(m, name="y")
+    value = np.array([[0.1, 0.2], [0.3, 0.4]], np.float32)
+    with fg.Session() as sess:
+        out = sess.run(y, {x: value})
+        plan = _plan(sess)
+    assert plan.transfers == [("x:0", "cpu->gpu"), ("h:0", "gpu->cpu"), ("m:0", "cpu->gpu"),
+                              ("y:0", "gpu->cpu")]
+    t = np.tanh(value)
+    np.testing.assert_allclose(out, np.exp(t @ t), rtol=1e-5)
+
+
+def test_optimize_false_runs_the_reference_path_for_gpu_ops():
+    with fg.device("/gpu:0"):
+        y = fg.constant([1.0, 4.0]) ** 0.5
+    with fg.Session(config=fg.SessionConfig(optimize=False)) as sess:
+        np.testing.assert_allclose(sess.run(y), [1.0, 2.0])
+        assert not isinstance(_plan(sess), DevicePlan)
+
+
+def test_gather_out_of_range_on_gpu_names_the_op_and_commits_nothing():
+    ids = fg.placeholder(fg.int32, (3,), name="ids")
+    with fg.device("/gpu:0"):
+        table = fg.Variable(np.arange(8, dtype=np.float32).reshape(4, 2), name="table")
+        rows = fg.gather(table, ids, name="lookup")
+        step = table.assign_add(fg.ones_like(table))
+    with fg.Session() as sess:
+        with pytest.raises(InvalidArgumentError) as info:
+            sess.run([rows, step], {ids: [0, 9, 1]})
+        message = str(info.value)
+        assert "lookup" in message and "Gather" in message and "9" in message
+        assert "[0, 4)" in message
+        # Nothing was committed, and the session still works.
+        np.testing.assert_array_equal(sess.run(table), np.arange(8).reshape(4, 2))
+        np.testing.assert_array_equal(sess.run(rows, {ids: [3, 0, 1]}),
+                                      [[6, 7], [0, 1], [2, 3]])
+        with pytest.raises(InvalidArgumentError, match="-1"):
+            sess.run(rows, {ids: [0, -1, 1]})
+
+
+def test_gather_gradient_out_of_range_is_an_error_too():
+    ids = fg.placeholder(fg.int32, (2,))
+    with fg.device("/gpu:0"):
+        params = fg.constant(np.ones((3, 2), np.float32))
+        g = fg.api.gather_grad(fg.constant(np.ones((2, 2), np.float32)), ids, params,
+                               name="scatter")
+    with fg.Session() as sess:
+        with pytest.raises(InvalidArgumentError, match="scatter"):
+            sess.run(g, {ids: [0, 3]})
+        np.testing.assert_array_equal(sess.run(g, {ids: [2, 2]}), [[0, 0], [0, 0], [2, 2]])
+
+
+def test_integer_division_by_zero_on_gpu_is_an_error():
+    d = fg.placeholder(fg.int32, (2,))
+    with fg.device("/gpu:0"):
+        q = fg.divide(fg.constant(np.array([4, 2], np.int32)), d, name="quotient")
+    with fg.Session() as sess:
+        with pytest.raises(InvalidArgumentError, match="quotient.*division by zero"):
+            sess.run(q, {d: [1, 0]})
+        np.testing.assert_allclose(sess.run(q, {d: [2, 2]}), [2.0, 1.0])
+
+
+def test_run_time_shape_error_on_gpu_names_the_op():
+    x = fg.placeholder(fg.float32, (None, 3))
+    y = fg.placeholder(fg.float32, (None, 3))
+    with fg.device("/gpu:0"):
+        s = fg.add(x, y, name="sum_of_two")
+    with fg.Session() as sess:
+        with pytest.raises(fg.errors.FlowgraphError, match="sum_of_two"):
+            sess.run(s, {x: np.ones((2, 3)), y: np.ones((4, 3))})
+
+
+def test_check_numerics_on_gpu_names_the_op():
+    x = fg.placeholder(fg.float32, (2,))
+    with fg.device("/gpu:0"):
+        y = fg.log(x, name="bad_log")
+    with fg.Session(config=fg.SessionConfig(check_numerics=True)) as sess:
+        with pytest.raises(NumericsError, match="bad_log"):
+            sess.run(y, {x: [1.0, -1.0]})
+
+
+def test_make_callable_on_gpu():
+    x = fg.placeholder(fg.float32, (2,))
+    with fg.device("/gpu:0"):
+        y = fg.sigmoid(x) * 2.0
+    step = fg.Session().make_callable(y, [x])
+    for v in ([0.0, 1.0], [2.0, -1.0]):
+        np.testing.assert_allclose(step(v), 2.0 / (1.0 + np.exp(-np.array(v))), rtol=1e-6)
+
+
+def test_a_run_spanning_two_gpus_is_refused_clearly(monkeypatch):
+    # Pretend the machine has two GPUs: the plan must refuse, not run on the wrong one.
+    from flowgraph import placement
+    monkeypatch.setattr(placement, "list_devices", lambda: ["/cpu:0", "/gpu:0", "/gpu:1"])
+    with fg.device("/gpu:0"):
+        a = fg.exp(fg.constant([1.0]))
+    with fg.device("/gpu:1"):
+        b = fg.tanh(a, name="on_second_gpu")
+    with fg.Session() as sess:
+        with pytest.raises(PlacementError, match="on_second_gpu.*/gpu:1.*several GPUs"):
+            sess.run(b)
+
+
+def test_compare_devices_reports_the_differing_fetch(monkeypatch):
+    from flowgraph.testing import compare_devices
+
+    def build():
+        x = fg.constant(np.array([1.0, 2.0], np.float32))
+        # Different values per device: a stand-in for a wrong kernel.
+        on_gpu = "gpu" in (fg.get_default_graph().operations[0].device or "")
+        return [x * (3.0 if on_gpu else 2.0)], {}
+    with pytest.raises(AssertionError, match="differs between /cpu:0 and /gpu:0"):
+        compare_devices(build)
+    results = compare_devices(lambda: ([fg.constant([1, 2]) * 2], {}))
+    np.testing.assert_array_equal(results["/gpu:0"][0], [2, 4])
