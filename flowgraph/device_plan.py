@@ -55,7 +55,10 @@ class DevicePlan:
         self.check_numerics = config.check_numerics
         self.ops = reference.ops
         devices = {op: chosen.get(op, op.device or DEFAULT_DEVICE) for op in self.ops}
-        self.location = {op: device_kind(d) for op, d in devices.items()}
+        # MPI collectives exchange host buffers: they run on the CPU wherever they are
+        # placed, and the plan copies their inputs and outputs.
+        self.location = {op: "cpu" if op.primitive.kind == "collective" else device_kind(d)
+                         for op, d in devices.items()}
         gpus = sorted({local_device(d) for d in devices.values() if device_kind(d) == "gpu"})
         if len(gpus) > 1:
             op = next(op for op, d in devices.items() if local_device(d) == gpus[1])
