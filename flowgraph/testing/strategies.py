@@ -108,6 +108,13 @@ def arrays(dtype=np.float64, shape=None, min_value=-2.0, max_value=2.0, unique=F
         shape = shapes()
     if dtype.kind == "f":
         width = 32 if dtype == np.float32 else 64
+        if width == 32:  # bounds must be float32 numbers: round them inwards
+            lo, hi = np.float32(min_value), np.float32(max_value)
+            if lo < min_value:
+                lo = np.nextafter(lo, np.float32(np.inf))
+            if hi > max_value:
+                hi = np.nextafter(hi, np.float32(-np.inf))
+            min_value, max_value = float(lo), float(hi)
         elements = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False,
                              width=width)
     elif dtype.kind in "iu":
