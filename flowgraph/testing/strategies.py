@@ -402,12 +402,12 @@ def _draw_step(b: _Builder, op):
 
 @st.composite
 def graphs(draw, max_inputs=3, max_ops=6, max_side=3, dtype=np.float64, unknown_dims=False,
-           ops=None):
+           ops=None, min_ops=1):
     """Random well-formed graphs of differentiable ops, as :class:`GraphRecipe`.
 
     Inputs are broadcast-compatible variants of one base shape (full, size-1 and
-    dropped dimensions), with values in [-2, 2]; ``max_ops`` steps of ``ops`` (default:
-    every key of :data:`RECIPE_OPS`) combine them. ``unknown_dims=True`` declares some
+    dropped dimensions), with values in [-2, 2]; ``min_ops`` to ``max_ops`` steps of
+    ``ops`` (default: every key of :data:`RECIPE_OPS`) combine them. ``unknown_dims=True`` declares some
     placeholder dimensions (or ranks) as unknown. Magnitudes are tracked while drawing:
     an operand that might be large is squashed with tanh first, so values stay in
     [-1e3, 1e3] and derivatives stay well conditioned.
@@ -440,7 +440,7 @@ def graphs(draw, max_inputs=3, max_ops=6, max_side=3, dtype=np.float64, unknown_
         statics.append(draw(static_shapes(shape, unknown=unknown_dims)))
     recipe = GraphRecipe(inputs, statics, dtype=dtype)
     builder = _Builder(draw, recipe)
-    for _ in range(draw(st.integers(1, max_ops))):
+    for _ in range(draw(st.integers(min_ops, max(min_ops, max_ops)))):
         _draw_step(builder, draw(st.sampled_from(allowed)))
     if not recipe.steps:  # every drawn op was inapplicable: fall back to a smooth one
         builder.add("tanh", [len(builder.nodes) - 1], (), builder.nodes[-1].shape, 1.0)
