@@ -118,7 +118,11 @@ def _to_tensors(*values, name_hint="op"):
     if known:
         target = dtypes.result_type(*known)
         weak = [v for v, d in zip(values, strong) if d is None]
-        target = dtypes.result_type(target, *(dtypes.weak_dtype(v, target) for v in weak))
+        # A weak scalar of a higher kind (a float meeting an int tensor) gives its
+        # default dtype, as documented in flowgraph.dtypes: int32 + 1.5 is float32.
+        higher = [d for d in (dtypes.weak_dtype(v, target) for v in weak) if d != target]
+        if higher:
+            target = dtypes.result_type(*higher)
     else:
         target = dtypes.result_type(*(dtypes.default_dtype_for_python(v) for v in values))
     out = []
