@@ -347,3 +347,34 @@ def test_tanh_chain_on_a_constant_and_in_float32():
     assert abs(float(a) - TANH_DERIVATIVES_AT_1[0]) <= 1e-15
     assert abs(float(b) - TANH_DERIVATIVES_AT_1[1]) <= 1e-15
     assert f.dtype == np.float32 and abs(float(f) - TANH_DERIVATIVES_AT_1[0]) < 1e-6
+
+
+# --- composites ------------------------------------------------------------------------
+
+COMPOSITES = {
+    "softmax": lambda p, lab: fg.nn.softmax(p, axis=0) * fg.nn.softmax(p),
+    "log_softmax": lambda p, lab: fg.nn.log_softmax(p) * p,
+    "xent": lambda p, lab: fg.nn.softmax_cross_entropy_with_logits(labels=lab, logits=p),
+    "sparse_xent": lambda p, lab: fg.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=[0, 2], logits=p),
+    "reduce_mean_unknown": lambda p, lab: fg.reduce_mean(p * p, axis=0) * fg.reduce_mean(p),
+    "clip": lambda p, lab: fg.clip_by_value(p, -1.0, 1.0) * p,
+    "embedding": lambda p, lab: fg.nn.embedding_lookup(p, [1, 1, 0]) ** 2,
+    "stack_unstack": lambda p, lab: fg.stack(fg.unstack(p * p, axis=1), axis=0) * 2.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
+@pytest.mark.parametrize("order", [1, 2])
+@settings(max_examples=5)
+@given(data=st.data())
+def test_composite_gradients_match_finite_differences(name, order, data):
+    x = away_from_zero(data, (2, 3)) * 0.9  # clip's kinks at +-1 are out of reach
+    labels = data.draw(fgst.arrays(F64, (2, 3), 0.0, 1.0))
+    with fg.Graph().as_default():
+        p = fg.placeholder(F64, (None, 3))
+        y = COMPOSITES[name](p, labels / labels.sum(-1, keepdims=True).clip(1e-3))
+        if order == 2:
+            (g,) = fg.gradients(y, [p])
+            y = g * np.arange(1.0, 7.0).reshape(2, 3)
+        fg.testing.check_gradients(y, [p], {p: x})

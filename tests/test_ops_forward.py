@@ -454,3 +454,63 @@ def test_forward_matches_numpy(check, primitives, data):
         check(data)
     built = {op.type for op in graph.operations}
     assert set(primitives) <= built, f"the case built no {set(primitives) - built} op"
+
+
+# --- composites (API.md "Building blocks" written with primitives) ---------------------
+
+def _softmax_np(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@settings(max_examples=15)
+@given(x=fgst.arrays(np.float64, fgst.shapes(min_rank=1), -30, 30), data=st.data())
+def test_softmax_family_matches_numpy(x, data):
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    labels = _softmax_np(data.draw(fgst.arrays(np.float64, x.shape)), -1)
+    with fg.Graph().as_default():
+        p = feed_ph(data, x)
+        got = run([fg.nn.softmax(p, axis), fg.nn.log_softmax(p, axis),
+                   fg.nn.softmax_cross_entropy_with_logits(labels=labels, logits=p)], {p: x})
+    sm = _softmax_np(x, axis)
+    np.testing.assert_allclose(got[0], sm, rtol=1e-12, atol=1e-300)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    log_sm = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    np.testing.assert_allclose(got[1], log_sm, rtol=1e-12, atol=1e-12)
+    last = x - x.max(-1, keepdims=True)
+    xent = -(labels * (last - np.log(np.exp(last).sum(-1, keepdims=True)))).sum(-1)
+    np.testing.assert_allclose(got[2], xent, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=15)
+@given(x=fgst.arrays(np.float32, fgst.shapes(min_rank=2, max_rank=2), -5, 5), data=st.data())
+def test_sparse_cross_entropy_matches_numpy(x, data):
+    labels = data.draw(fgst.arrays(np.int32, (x.shape[0],), 0, x.shape[1] - 1))
+    with fg.Graph().as_default():
+        p = fg.placeholder(fg.float32, (None, x.shape[1]))
+        loss = fg.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=p)
+        got = run(loss, {p: x})
+    x64 = x.astype(np.float64)
+    want = -np.log(_softmax_np(x64))[np.arange(len(labels)), labels]
+    assert got.dtype == np.float32 and got.shape == (x.shape[0],)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_other_composites_match_numpy():
+    x = np.array([[-2.0, 0.5, 3.0], [1.0, -0.25, 0.0]])
+    p = fg.placeholder(fg.float64, (None, 3))
+    got = run({"clip": fg.clip_by_value(p, -1.0, 1.0), "add_n": fg.add_n([p, p, p]),
+               "stack": fg.stack([p, p], axis=1), "unstack": fg.unstack(p, axis=1),
+               "onehot": fg.one_hot([0, 2], 3, on_value=5.0, off_value=-1.0),
+               "zeros": fg.zeros((2,), fg.int32), "ones": fg.ones((1, 2)),
+               "sq": fg.squeeze(fg.expand_dims(p, 0), 0),
+               "mean": fg.reduce_mean(p, axis=[0, 1], keepdims=True)}, {p: x})
+    np.testing.assert_array_equal(got["clip"], np.clip(x, -1, 1))
+    np.testing.assert_array_equal(got["add_n"], 3 * x)
+    np.testing.assert_array_equal(got["stack"], np.stack([x, x], axis=1))
+    for part, want in zip(got["unstack"], x.T):
+        np.testing.assert_array_equal(part, want)
+    np.testing.assert_array_equal(got["onehot"], [[5, -1, -1], [-1, -1, 5]])
+    assert got["zeros"].dtype == np.int32 and got["ones"].dtype == np.float32
+    np.testing.assert_array_equal(got["sq"], x)
+    np.testing.assert_allclose(got["mean"], x.mean(keepdims=True))

@@ -407,7 +407,8 @@ def graphs(draw, max_inputs=3, max_ops=6, max_side=3, dtype=np.float64, unknown_
 
     Inputs are broadcast-compatible variants of one base shape (full, size-1 and
     dropped dimensions), with values in [-2, 2]; ``min_ops`` to ``max_ops`` steps of
-    ``ops`` (default: every key of :data:`RECIPE_OPS`) combine them. ``unknown_dims=True`` declares some
+    ``ops`` (default: every key of :data:`RECIPE_OPS`) combine them (when none of
+    ``ops`` applies to the nodes drawn so far, tanh steps make up ``min_ops``). ``unknown_dims=True`` declares some
     placeholder dimensions (or ranks) as unknown. Magnitudes are tracked while drawing:
     an operand that might be large is squashed with tanh first, so values stay in
     [-1e3, 1e3] and derivatives stay well conditioned.
@@ -440,8 +441,11 @@ def graphs(draw, max_inputs=3, max_ops=6, max_side=3, dtype=np.float64, unknown_
         statics.append(draw(static_shapes(shape, unknown=unknown_dims)))
     recipe = GraphRecipe(inputs, statics, dtype=dtype)
     builder = _Builder(draw, recipe)
-    for _ in range(draw(st.integers(min_ops, max(min_ops, max_ops)))):
+    target = draw(st.integers(min_ops, max(min_ops, max_ops)))
+    for _ in range(3 * target + 3):  # a drawn op may not apply (matmul needs rank 2)
+        if len(recipe.steps) >= target:
+            break
         _draw_step(builder, draw(st.sampled_from(allowed)))
-    if not recipe.steps:  # every drawn op was inapplicable: fall back to a smooth one
+    while len(recipe.steps) < max(min_ops, 1):  # nothing applied: pad with tanh
         builder.add("tanh", [len(builder.nodes) - 1], (), builder.nodes[-1].shape, 1.0)
     return recipe
