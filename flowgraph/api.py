@@ -516,6 +516,8 @@ def gather_grad(g, indices, like, name=None):
 def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None, name=None):
     """One-hot rows of length ``depth``; out-of-range indices give rows of zeros."""
     dtype = dtypes.as_dtype(dtype)
+    if int(depth) < 0:
+        raise ShapeError(f"one_hot: expected a depth >= 0, found {depth}")
     out = _out("OneHot", [convert_to_tensor(indices)], {"depth": int(depth), "dtype": dtype},
                name)
     if on_value is not None or off_value is not None:
