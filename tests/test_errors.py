@@ -314,3 +314,37 @@ def test_a_failed_run_leaves_every_variable_as_it_was():
         with pytest.raises(InvalidArgumentError):
             sess.run(second, {ids: [0, 9]})  # fails after `first` already ran
         assert_usable(sess, [(a, snapshot[0]), (b, snapshot[1])])
+
+
+def test_integer_feeds_that_would_wrap_around_are_refused():
+    i = fg.placeholder(fg.int32, (None,), name="ids")
+    with fg.Session() as sess:
+        for value in ([2 ** 40], np.array([-2 ** 40]), np.array([2 ** 63], np.uint64)):
+            with pytest.raises(FeedError) as info:
+                sess.run(i, {i: value})
+            assert_message(info.value, "Placeholder 'ids'", "int32", "[-2147483648, 2147483647]")
+        np.testing.assert_array_equal(sess.run(i, {i: np.array([200], np.uint8)}), [200])
+        np.testing.assert_array_equal(sess.run(i, {i: np.array([7], np.int64)}), [7])
+
+
+def test_run_time_shape_mismatches_name_the_op():
+    x = fg.placeholder(fg.float32, (None,), name="x")
+    a = fg.placeholder(fg.float32, (None, None), name="a")
+    cases = [
+        (fg.reshape(x, [3, -1], name="r"), {x: [1.0, 2.0]}, ShapeError, ["Reshape 'r'", "(2,)"]),
+        (x[5], {x: [1.0, 2.0]}, InvalidArgumentError, ["StridedSlice", "index"]),
+        (fg.matmul(a, np.ones((3, 2), np.float32), name="mm"), {a: np.ones((2, 4))},
+         InvalidArgumentError, ["MatMul 'mm'", "(2, 4)", "(3, 2)"]),
+        (fg.split(x, [1, 1], name="sp"), {x: [1.0, 2.0, 3.0]}, ShapeError,
+         ["Split 'sp'", "sum of 2"]),
+        (fg.reduce_max(x, name="mx"), {x: np.zeros(0, np.float32)}, InvalidArgumentError,
+         ["ReduceMax 'mx'", "empty"]),
+    ]
+    with fg.Session() as sess:
+        for fetch, feed, cls, parts in cases:
+            with pytest.raises(cls) as info:
+                sess.run(fetch, feed)
+            assert_message(info.value, HERE, *parts)
+            assert_usable(sess)
+    with pytest.raises(ShapeError, match="depth"):
+        fg.one_hot([0], -1)
