@@ -165,3 +165,16 @@ def test_reduce_max_shares_the_gradient_among_ties():
     x = fg.placeholder(fg.float64, (4,))
     (dx,) = fg.gradients(fg.reduce_max(x), [x])
     np.testing.assert_allclose(run(dx, {x: [1.0, 3.0, 3.0, 0.0]}), [0, 0.5, 0.5, 0])
+
+
+@pytest.mark.parametrize("axis", [None, 0, -1, (0, 1)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_reductions_and_expand_dims_of_unknown_rank_inputs_differentiate(axis, keepdims):
+    x = fg.placeholder(fg.float64, None)
+    y = fg.reduce_sum(fg.square(x), axis, keepdims) * fg.reduce_max(x, axis, keepdims)
+    z = fg.expand_dims(x, -1) * 2.0
+    v = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]])
+    fg.testing.check_gradients(y, [x], {x: v})
+    fg.testing.check_gradients(z, [x], {x: v})
+    (g,) = fg.gradients(y, [x])
+    fg.testing.check_gradients(g, [x], {x: v})

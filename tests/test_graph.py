@@ -205,3 +205,43 @@ def test_variables_act_like_tensors():
     np.testing.assert_array_equal(got[0], [2.0, 4.0])
     assert got[2] == 1.0 and got[3] == 3.0
     np.testing.assert_array_equal(got[4], [-1.0, -2.0])
+
+
+FOUNDATION_API = """
+Graph get_default_graph reset_default_graph summary float32 float64 int32 int64 bool_
+constant placeholder Variable global_variables trainable_variables
+global_variables_initializer add subtract multiply divide negative relu tanh sigmoid exp log
+square sqrt abs maximum minimum where cast clip_by_value zeros_like ones_like identity
+stop_gradient matmul reshape transpose concat split stack unstack gather one_hot reduce_sum
+reduce_mean reduce_max group no_op gradients Session SessionConfig device list_devices
+errors testing nn
+""".split()
+
+
+def test_the_foundation_api_of_api_md_exists():
+    missing = [name for name in FOUNDATION_API if not hasattr(fg, name)]
+    assert not missing, missing
+    for name in ("softmax", "log_softmax", "softmax_cross_entropy_with_logits",
+                 "sparse_softmax_cross_entropy_with_logits", "embedding_lookup"):
+        assert callable(getattr(fg.nn, name)), name
+    for name in ("check_gradients", "compare_devices"):
+        assert callable(getattr(fg.testing, name)), name
+    for name in ("FlowgraphError", "ShapeError", "DTypeError", "FeedError", "PlacementError",
+                 "NumericsError", "CheckpointError"):
+        assert issubclass(getattr(fg.errors, name), Exception), name
+    g = fg.Graph()
+    assert callable(g.to_dot) and isinstance(g.operations, list)
+    assert callable(fg.Session.make_callable)
+    config = fg.SessionConfig(optimize=True, allow_soft_placement=False,
+                              log_device_placement=False, check_numerics=False)
+    assert config.optimize
+
+
+def test_importing_flowgraph_does_not_import_numba_cuda_or_hypothesis():
+    import subprocess
+    import sys
+    code = ("import sys, flowgraph; "
+            "print('numba.cuda' in sys.modules, 'hypothesis' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=__file__.rsplit("/tests/", 1)[0], check=True)
+    assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
