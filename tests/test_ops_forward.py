@@ -407,7 +407,8 @@ def _gather(data):
     close(run(fg.nn.embedding_lookup(p, pi), {p: x, pi: idx}), x[idx])
     if x.ndim > 1:
         cols = np.array([x.shape[1] - 1, 0], np.int64)
-        close(run(fg.gather(p, cols, axis=1), {p: x}), np.take(x, cols, axis=1))
+        q = fg.placeholder(x.dtype, (None,) * x.ndim)  # axis=1 needs a known rank
+        close(run(fg.gather(q, cols, axis=1), {q: x}), np.take(x, cols, axis=1))
     g = float_array(data, shape=idx.shape + x.shape[1:], dtype=x.dtype)
     want = np.zeros_like(x)
     np.add.at(want, idx, g)
