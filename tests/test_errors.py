@@ -213,14 +213,15 @@ def test_unknown_fetch_name_and_bad_fetch_type():
 
 # --- run time --------------------------------------------------------------------------
 
-def test_check_numerics_names_the_first_op_that_made_a_nan():
+@pytest.mark.parametrize("optimize", [False, True])
+def test_check_numerics_names_the_first_op_that_made_a_nan(optimize):
     x = fg.placeholder(fg.float64, (2,), name="x")
     v = fg.Variable(np.array([1.0, 1.0]), name="v")
     line = next_line()
     bad = fg.log(x, name="logx")
     later = fg.sqrt(bad * 2.0, name="later")
     step = v.assign(later)
-    config = fg.SessionConfig(check_numerics=True)
+    config = fg.SessionConfig(check_numerics=True, optimize=optimize)
     with fg.Session(config=config) as sess:
         with pytest.raises(NumericsError) as info:
             sess.run(step, {x: [1.0, -1.0]})
@@ -298,7 +299,8 @@ def test_placement_on_a_missing_device():
         assert sess.run(y) == pytest.approx(np.tanh(1.0))
 
 
-def test_a_failed_run_leaves_every_variable_as_it_was():
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_failed_run_leaves_every_variable_as_it_was(optimize):
     a = fg.Variable(np.array([1.0, 2.0]), name="a")
     b = fg.Variable(np.int64(0), name="b")
     ids = fg.placeholder(fg.int32, (None,), name="ids")
@@ -306,7 +308,7 @@ def test_a_failed_run_leaves_every_variable_as_it_was():
     with fg.control_dependencies([first]):
         second = b.assign(fg.cast(fg.reduce_sum(fg.gather(a.read_value(), ids)),
                                   fg.int64) * 1)
-    with fg.Session() as sess:
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
         sess.run(second, {ids: [0, 1]})
         np.testing.assert_array_equal(sess.run(a), [2.0, 3.0])
         assert sess.run(b) == 5

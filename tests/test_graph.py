@@ -87,6 +87,35 @@ def test_every_op_function_takes_a_name():
         "oh": fg.one_hot(fg.constant([0, 1]), 3, name="oh"),
         "cat": fg.concat([x, x], 0, name="cat"), "st": fg.stack([x, x], name="st"),
     }
+    p = fg.placeholder(fg.float32, (2,), name="p")
+    b = p > 0.0
+    ids = fg.constant([0, 1])
+    more = {
+        "add": fg.add(p, p, name="n_add"), "sub": fg.subtract(p, p, name="n_sub"),
+        "mul": fg.multiply(p, p, name="n_mul"), "div": fg.divide(p, p, name="n_div"),
+        "neg": fg.negative(p, name="n_neg"), "tanh": fg.tanh(p, name="n_tanh"),
+        "sig": fg.sigmoid(p, name="n_sig"), "exp": fg.exp(p, name="n_exp"),
+        "log": fg.log(p, name="n_log"), "sq": fg.square(p, name="n_sq"),
+        "sqrt": fg.sqrt(p, name="n_sqrt"), "abs": fg.abs(p, name="n_abs"),
+        "max": fg.maximum(p, p, name="n_max"), "min": fg.minimum(p, p, name="n_min"),
+        "where": fg.where(b, p, p, name="n_where"), "cast": fg.cast(p, fg.int32, name="n_cast"),
+        "zl": fg.zeros_like(p, name="n_zl"), "ol": fg.ones_like(p, name="n_ol"),
+        "id": fg.identity(p, name="n_id"), "stop": fg.stop_gradient(p, name="n_stop"),
+        "reshape": fg.reshape(p, [2, 1], name="n_reshape"),
+        "transpose": fg.transpose(x, name="n_transpose"),
+        "gather": fg.gather(p, ids, name="n_gather"), "rmax": fg.reduce_max(p, name="n_rmax"),
+        "lsm": fg.nn.log_softmax(x, name="n_lsm"),
+        "xent": fg.nn.softmax_cross_entropy_with_logits(labels=x, logits=x, name="n_xent"),
+        "sxent": fg.nn.sparse_softmax_cross_entropy_with_logits(labels=ids, logits=x,
+                                                                name="n_sxent"),
+        "emb": fg.nn.embedding_lookup(x, ids, name="n_emb"),
+        "const": fg.constant(1.0, name="n_const"),
+    }
+    for key, t in more.items():
+        assert t.op.name == "n_" + key, (key, t.op.name)
+    halves = fg.split(x, 2, name="n_split")
+    assert all(t.op.name == "n_split" for t in halves)
+    assert fg.unstack(x, name="n_unstack")[0].op.inputs[0].op.name == "n_unstack"
     for name, t in named.items():
         assert t.op.name == name, (name, t.op.name)
     assert fg.no_op(name="nothing").name == "nothing"

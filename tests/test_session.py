@@ -138,7 +138,12 @@ def test_global_variables_initializer_resets_values():
         np.testing.assert_array_equal(sess.run(b), [5.0, 5.0])
 
 
-def test_run_loss_and_train_op_returns_the_loss_before_the_step():
+CONFIGS = [pytest.param(fg.SessionConfig(optimize=False), id="reference"),
+           pytest.param(fg.SessionConfig(optimize=True), id="optimized")]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_run_loss_and_train_op_returns_the_loss_before_the_step(config):
     w = fg.Variable(np.array([1.0, -2.0]), name="w")
     x = fg.placeholder(fg.float64, (None, 2))
     loss = fg.reduce_mean(fg.square(x @ fg.reshape(w, [2, 1])))
@@ -149,7 +154,7 @@ def test_run_loss_and_train_op_returns_the_loss_before_the_step():
     def loss_of(wv):
         return np.mean((xv @ wv) ** 2)
 
-    with fg.Session() as sess:
+    with fg.Session(config=config) as sess:
         w0 = sess.run(w)
         loss0, _ = sess.run([loss, train], {x: xv})
         assert loss0 == pytest.approx(loss_of(w0), rel=1e-14)
@@ -164,13 +169,14 @@ def test_run_loss_and_train_op_returns_the_loss_before_the_step():
         assert loss2 == pytest.approx(loss_of(w2), rel=1e-14)
 
 
-def test_reads_after_an_assignment_under_control_dependencies_see_it():
+@pytest.mark.parametrize("config", CONFIGS)
+def test_reads_after_an_assignment_under_control_dependencies_see_it(config):
     v = fg.Variable(1.0, name="v")
     assign = v.assign(5.0)
     with fg.control_dependencies([assign]):
         after = v.read_value() * 1.0
     before = v * 1.0
-    with fg.Session() as sess:
+    with fg.Session(config=config) as sess:
         b, a = sess.run([before, after])
         assert (b, a) == (1.0, 5.0)
         assert sess.run(v) == 5.0
