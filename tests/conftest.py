@@ -2,7 +2,8 @@
 
 Hypothesis runs under the ``flowgraph`` profile: derandomized (the same examples on
 every run and machine), modest example counts, no deadline (a first run may compile).
-Set ``HYPOTHESIS_PROFILE=thorough`` for a longer randomized search.
+``HYPOTHESIS_PROFILE=randomized`` draws fresh examples on every run (tests keep their
+own ``max_examples``), to hunt for new failures locally.
 """
 import os
 
@@ -18,7 +19,7 @@ settings.register_profile("flowgraph", max_examples=15, deadline=None, derandomi
                           suppress_health_check=[HealthCheck.too_slow,
                                                  HealthCheck.data_too_large,
                                                  HealthCheck.function_scoped_fixture])
-settings.register_profile("thorough", max_examples=300, deadline=None,
+settings.register_profile("randomized", max_examples=15, deadline=None, derandomize=False,
                           suppress_health_check=[HealthCheck.too_slow,
                                                  HealthCheck.data_too_large,
                                                  HealthCheck.function_scoped_fixture])
