@@ -370,8 +370,14 @@ def _concat_split(data):
 
 @st.composite
 def _index(draw, shape):
+    """A static index: ints, slices (any bounds, steps +-1, +-2), None and Ellipsis,
+    for the leading dimensions, or after an Ellipsis for the trailing ones.
+    """
+    k = draw(st.integers(0, len(shape)))
+    trailing = draw(st.booleans())
+    dims = shape[len(shape) - k:] if trailing else shape[:k]
     key = []
-    for d in shape[:draw(st.integers(0, len(shape)))]:
+    for d in dims:
         kind = draw(st.sampled_from(["index", "slice", "all"]))
         if kind == "index":
             key.append(draw(st.integers(-d, d - 1)))
@@ -382,10 +388,12 @@ def _index(draw, shape):
             key.append(slice(start, stop, step))
         else:
             key.append(slice(None))
+    if trailing:
+        key.insert(0, Ellipsis)
+    elif draw(st.booleans()):
+        key.append(Ellipsis)
     if draw(st.booleans()):
         key.insert(draw(st.integers(0, len(key))), None)
-    if draw(st.booleans()) and len(key) < len(shape):
-        key.insert(draw(st.integers(0, len(key))), Ellipsis)
     return tuple(key)
 
 
