@@ -378,3 +378,10 @@ def test_composite_gradients_match_finite_differences(name, order, data):
             (g,) = fg.gradients(y, [p])
             y = g * np.arange(1.0, 7.0).reshape(2, 3)
         fg.testing.check_gradients(y, [p], {p: x})
+
+
+def test_the_coverage_guard_catches_a_differentiable_primitive_without_a_case(monkeypatch):
+    from flowgraph import ops
+    monkeypatch.setitem(ops._PRIMITIVES, "Unheard", ops.get_primitive("Tanh"))
+    with pytest.raises(AssertionError, match="Unheard"):
+        test_every_differentiable_primitive_has_a_gradient_case()

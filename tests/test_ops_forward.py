@@ -527,3 +527,10 @@ def test_other_composites_match_numpy():
     assert got["zeros"].dtype == np.int32 and got["ones"].dtype == np.float32
     np.testing.assert_array_equal(got["sq"], x)
     np.testing.assert_allclose(got["mean"], x.mean(keepdims=True))
+
+
+def test_the_coverage_guard_catches_a_primitive_without_a_case(monkeypatch):
+    from flowgraph import ops
+    monkeypatch.setitem(ops._PRIMITIVES, "Unheard", ops.get_primitive("Tanh"))
+    with pytest.raises(AssertionError, match="Unheard"):
+        test_every_primitive_has_a_forward_case()
