@@ -118,7 +118,11 @@ def _to_tensors(*values, name_hint="op"):
     if known:
         target = dtypes.result_type(*known)
         weak = [v for v, d in zip(values, strong) if d is None]
-        target = dtypes.result_type(target, *(dtypes.weak_dtype(v, target) for v in weak))
+        # A weak scalar of a higher kind (a float meeting an int tensor) gives its
+        # default dtype, as documented in flowgraph.dtypes: int32 + 1.5 is float32.
+        higher = [d for d in (dtypes.weak_dtype(v, target) for v in weak) if d != target]
+        if higher:
+            target = dtypes.result_type(*higher)
     else:
         target = dtypes.result_type(*(dtypes.default_dtype_for_python(v) for v in values))
     out = []
@@ -512,6 +516,8 @@ def gather_grad(g, indices, like, name=None):
 def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None, name=None):
     """One-hot rows of length ``depth``; out-of-range indices give rows of zeros."""
     dtype = dtypes.as_dtype(dtype)
+    if int(depth) < 0:
+        raise ShapeError(f"one_hot: expected a depth >= 0, found {depth}")
     out = _out("OneHot", [convert_to_tensor(indices)], {"depth": int(depth), "dtype": dtype},
                name)
     if on_value is not None or off_value is not None:

@@ -488,8 +488,7 @@ def _squeeze_ref(op, x):
 
 
 defprim("ExpandDims", _expand_dims_infer,
-        lambda op, g: [F.squeeze(g, op.outputs[0].shape and S.normalize_axis(
-            op.attrs["axis"], len(op.outputs[0].shape)))],
+        lambda op, g: [F.reshape_like(g, _in(op))],
         lambda op, x: np.expand_dims(x, op.attrs["axis"]), "shape")
 defprim("Squeeze", _squeeze_infer, lambda op, g: [F.reshape_like(g, _in(op))], _squeeze_ref,
         "shape")
@@ -515,7 +514,15 @@ def _keepdims_grad(op, g):
     """``g`` with the reduced axes restored as size-1 dimensions."""
     if op.attrs["keepdims"]:
         return g
-    axes = S.normalize_axes(op.attrs["axis"], len(_in(op).shape))
+    x = _in(op)
+    if x.shape is None:
+        if op.attrs["axis"] is None:
+            return g  # a scalar: it broadcasts as it is
+        # Unknown rank: the reduced positions are known only at run time, so take the
+        # keepdims shape from a keepdims reduction of the input.
+        return F.reshape_like(g, F.reduce_sum(F.stop_gradient(x), op.attrs["axis"],
+                                              keepdims=True))
+    axes = S.normalize_axes(op.attrs["axis"], len(x.shape))
     for a in axes:
         g = F.expand_dims(g, a)
     return g

@@ -134,6 +134,14 @@ class Session:
         if got != want.replace("u", "i") and not python_ints_for_float:
             raise FeedError(f"{describe_op(op)}: expected a {tensor.dtype.name} value for "
                             f"'{tensor.name}', found dtype {arr.dtype.name}")
+        if want in "iu" and arr.dtype != tensor.dtype and arr.size:
+            # a narrowing cast would wrap around silently: refuse out-of-range values
+            info = np.iinfo(tensor.dtype)
+            lo, hi = arr.min(), arr.max()
+            if lo < info.min or hi > info.max:
+                raise FeedError(f"{describe_op(op)}: expected {tensor.dtype.name} values "
+                                f"in [{info.min}, {info.max}] for '{tensor.name}', found "
+                                f"{lo if lo < info.min else hi}")
         if not S.compatible(tensor.shape, arr.shape):
             expected = S.fmt(tensor.shape)
             if tensor.shape is not None and len(tensor.shape) != arr.ndim:

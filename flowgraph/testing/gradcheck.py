@@ -42,6 +42,9 @@ def check_gradients(y, xs, feed_dict=None, eps=None, rtol=None, atol=None, confi
     rtol = d_rtol if rtol is None else rtol
     atol = d_atol if atol is None else atol
 
+    for x in xs:  # before running: an unfed placeholder would fail as a FeedError
+        if not (hasattr(x, "_as_tensor") and not isinstance(x, Tensor)) and x not in feed:
+            raise ValueError(f"check_gradients: {x.name} is neither fed nor a variable")
     analytic = sess.run([g for g in grads], feed)
     worst_error, worst = 0.0, None
     for x, g_val in zip(xs, analytic):
@@ -82,6 +85,6 @@ def check_gradients(y, xs, feed_dict=None, eps=None, rtol=None, atol=None, confi
         _, label, index, a, n = worst
         raise AssertionError(
             f"check_gradients: gradient of {y.name} with respect to {label} differs at "
-            f"element {tuple(int(k) for k in index)}: symbolic {a!r}, finite differences "
-            f"{n!r} (|diff| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |fd|)")
+            f"element {tuple(int(k) for k in index)}: symbolic {float(a)!r}, finite "
+            f"differences {float(n)!r} (|diff| {abs(a - n):.3g} > atol {atol:g} + rtol {rtol:g} * |fd|)")
     return worst_error

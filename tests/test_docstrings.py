@@ -1,0 +1,19 @@
+"""The runnable examples in the foundation's docstrings run and print what they show."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgraph.dtypes",
+           "flowgraph.errors", "flowgraph.executor", "flowgraph.graph", "flowgraph.nest",
+           "flowgraph.ops", "flowgraph.placement", "flowgraph.session", "flowgraph.shapes",
+           "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
+           "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
+           "flowgraph.testing.strategies"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name, fresh_graph):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} docstring examples of {name} failed"
