@@ -257,6 +257,12 @@ def _copy(data):
     return one_input(data, lambda p: api.copy_to(p * p, "/cpu:0") * p)
 
 
+@grad_case("AllReduceMean")
+def _allreduce_mean(data):
+    import flowgraph.distributed as fgd
+    return one_input(data, lambda p: fgd.allreduce_mean([p * p, fg.tanh(p)])[0] * p)
+
+
 # --- the tests -------------------------------------------------------------------------
 
 def test_every_differentiable_primitive_has_a_gradient_case():

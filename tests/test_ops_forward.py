@@ -444,6 +444,19 @@ def _copy(data):
     close(run(api.copy_to(p, "/cpu:0"), {p: x}), x)
 
 
+@case("AllReduceMean")
+def _allreduce_mean(data):
+    # In one process (world size 1) the mean over ranks is the value itself; the
+    # multi-rank result is tested under mpiexec in test_mpi.py.
+    import flowgraph.distributed as fgd
+    x = float_array(data)
+    y = float_array(data, dtype=np.float32)  # one fused message per dtype
+    p, q = feed_ph(data, x), feed_ph(data, y)
+    got = run(fgd.allreduce_mean([p, q * 2]), {p: x, q: y})
+    close(got[0], x)
+    close(got[1], y * 2)
+
+
 # --- the tests -------------------------------------------------------------------------
 
 def test_every_primitive_has_a_forward_case():

@@ -113,6 +113,9 @@ class World:
         if self._comm is not None and self.size > 1:
             sys.stdout.flush()
             sys.stderr.flush()
+            # MPI_Abort kills the launcher's output forwarding at once: give it a moment
+            # to deliver the traceback just printed (seen lost about 1 run in 8).
+            time.sleep(0.25)
             self._comm.Abort(code)
         raise SystemExit(code)
 
