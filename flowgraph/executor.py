@@ -36,7 +36,8 @@ class RunState:
         value = self.snapshot.get(var)
         if value is None:
             value = self._initial(var)
-            self.snapshot[var] = value
+            # The snapshot is the session's own (copy-on-write) mapping: never mutate it.
+            self.snapshot = {**self.snapshot, var: value}
         return value
 
     def read_latest_raw(self, var):

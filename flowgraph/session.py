@@ -58,10 +58,12 @@ class Session:
         self.config = config or SessionConfig()
         self._lock = threading.RLock()
         self._plans = {}
-        self._values = {}
+        self._feed_checks = {}
+        # Variable -> value. Copy-on-write: replaced whole under the lock, never mutated,
+        # so a run's snapshot is just a reference to it.
+        self._values = {var: var.initial_value
+                        for var in self.graph.get_collection("variables")}
         self._closed = False
-        for var in self.graph.get_collection("variables"):
-            self._values[var] = var.initial_value
         # Callables registered on the graph that prepare each new session, e.g.
         # flowgraph.distributed's broadcast of rank 0's variable values.
         for hook in self.graph.get_collection("session_start_hooks"):
@@ -78,7 +80,7 @@ class Session:
         """Release the session's state; later ``run`` calls raise."""
         self._closed = True
         self._plans.clear()
-        self._values.clear()
+        self._values = {}
 
     # --- resolving fetches and feeds -----------------------------------------------
     def _resolve_fetch(self, item):
@@ -188,24 +190,48 @@ class Session:
                              self.config.check_numerics)
 
     def _initial_value(self, var):
-        with self._lock:
-            value = self._values.get(var)
-            if value is None:
-                value = self._values[var] = var.initial_value
+        value = self._values.get(var)
+        if value is None:
+            with self._lock:
+                value = self._values.get(var)
+                if value is None:
+                    value = var.initial_value
+                    self._values = {**self._values, var: value}
         return value
 
     def _execute(self, plan, feed_arrays):
-        with self._lock:
-            snapshot = dict(self._values)
-        state = RunState(snapshot, self._initial_value)
+        state = RunState(self._values, self._initial_value)
         outputs = plan.run(dict(zip(plan.feed_tensors, feed_arrays)), state)
         if state.pending or state.resident:
             with self._lock:
-                self._values.update(state.pending)
+                values = dict(self._values)
+                values.update(state.pending)
                 for var, (host, device) in state.resident.items():
-                    if self._values.get(var) is host:  # unchanged: keep the device copy
-                        self._values[var] = device
+                    if values.get(var) is host:  # unchanged: keep the device copy
+                        values[var] = device
+                self._values = values
         return outputs
+
+    def _feed_check(self, tensor):
+        """A checker for values fed to ``tensor``: an ndarray of exactly its dtype and a
+        fitting shape passes at once; anything else gets the full check."""
+        check = self._feed_checks.get(tensor)
+        if check is None:
+            dtype, shape, full = tensor.dtype, tensor.shape, self._check_feed_value
+            rank = None if shape is None else len(shape)
+            known = () if shape is None else tuple(
+                (i, d) for i, d in enumerate(shape) if d is not None)
+
+            def check(value):
+                if type(value) is np.ndarray and value.dtype == dtype:
+                    found = value.shape
+                    if rank is None or (len(found) == rank
+                                        and all(found[i] == d for i, d in known)):
+                        return value
+                return full(tensor, value)
+
+            self._feed_checks[tensor] = check
+        return check
 
     # --- public API -------------------------------------------------------------------
     def run(self, fetches, feed_dict=None):
@@ -222,9 +248,10 @@ class Session:
         resolved = [self._resolve_fetch(x) for x in leaves]
         feed_tensors, feed_arrays = [], []
         for key, value in (feed_dict or {}).items():
-            tensor = self._resolve_feed_key(key)
+            tensor = key if type(key) is Tensor and key.graph is self.graph \
+                else self._resolve_feed_key(key)
             feed_tensors.append(tensor)
-            feed_arrays.append(self._check_feed_value(tensor, value))
+            feed_arrays.append(self._feed_check(tensor)(value))
         if len(set(feed_tensors)) != len(feed_tensors):
             raise FeedError("a tensor is fed twice (by object and by name?)")
         fetch_tensors = list(dict.fromkeys(t for t in resolved if isinstance(t, Tensor)))
@@ -252,17 +279,23 @@ class Session:
         target_ops = list(dict.fromkeys(t for t in resolved if isinstance(t, Operation)))
         index = {t: i for i, t in enumerate(fetch_tensors)}
         picks = [index[t] if isinstance(t, Tensor) else None for t in resolved]
-        check = self._check_feed_value
+        checks = [self._feed_check(t) for t in feed_tensors]
+        n_feeds = len(feed_tensors)
+        plans = {}  # feed shapes -> plan (dtypes are fixed by the checks)
 
         def call(*feed_values):
             if self._closed:
                 raise FlowgraphError("this session is closed")
-            if len(feed_values) != len(feed_tensors):
-                raise FeedError(f"expected {len(feed_tensors)} feed values "
+            if len(feed_values) != n_feeds:
+                raise FeedError(f"expected {n_feeds} feed values "
                                 f"({', '.join(t.name for t in feed_tensors)}), found "
                                 f"{len(feed_values)}")
-            arrays = [check(t, v) for t, v in zip(feed_tensors, feed_values)]
-            plan = self._plan(fetch_tensors, target_ops, feed_tensors, arrays)
+            arrays = [check(v) for check, v in zip(checks, feed_values)]
+            shapes = tuple(a.shape for a in arrays)
+            plan = plans.get(shapes)
+            if plan is None:
+                plan = plans[shapes] = self._plan(fetch_tensors, target_ops, feed_tensors,
+                                                  arrays)
             outs = self._execute(plan, arrays)
             return rebuild([None if i is None else _to_user(outs[i]) for i in picks])
 
@@ -281,7 +314,7 @@ class Session:
         arr = arr.copy()
         arr.setflags(write=False)
         with self._lock:
-            self._values[var] = arr
+            self._values = {**self._values, var: arr}
 
 
 def _to_user(value):
