@@ -78,11 +78,7 @@ class Tensor:
         return (f"<fg.Tensor '{self.name}' shape={_shapes.fmt(self.shape)} "
                 f"dtype={self.dtype.name}>")
 
-    def __hash__(self):
-        return id(self)
-
-    def __eq__(self, other):  # identity, as in TF1: tensors are dict keys
-        return self is other
+    # __hash__ and __eq__ are object's: identity, as in TF1 (tensors are dict keys).
 
     def __bool__(self):
         raise TypeError(
@@ -131,11 +127,6 @@ class Operation:
     def __repr__(self):
         return f"<fg.Operation '{self.name}' type={self.type}>"
 
-    def __hash__(self):
-        return id(self)
-
-    def __eq__(self, other):
-        return self is other
 
 
 class Graph:

@@ -59,6 +59,7 @@ class Session:
         self._lock = threading.RLock()
         self._plans = {}
         self._feed_checks = {}
+        self._runners = {}
         # Variable -> value. Copy-on-write: replaced whole under the lock, never mutated,
         # so a run's snapshot is just a reference to it.
         self._values = {var: var.initial_value
@@ -80,6 +81,7 @@ class Session:
         """Release the session's state; later ``run`` calls raise."""
         self._closed = True
         self._plans.clear()
+        self._runners.clear()
         self._values = {}
 
     # --- resolving fetches and feeds -----------------------------------------------
@@ -233,48 +235,15 @@ class Session:
             self._feed_checks[tensor] = check
         return check
 
-    # --- public API -------------------------------------------------------------------
-    def run(self, fetches, feed_dict=None):
-        """Run the ops needed for ``fetches`` and return their values.
-
-        ``fetches`` is a tensor, an operation (its result is ``None``), a variable, a
-        name, or any nesting of lists, tuples, namedtuples and dicts of them; the
-        result has the same structure with NumPy arrays. ``feed_dict`` maps
-        placeholders (or any tensor, or names like ``"x:0"``) to values.
+    def _runner(self, leaves, feed_keys):
+        """``call(*feed_values) -> [value per leaf]`` for flat fetch ``leaves`` and
+        ``feed_keys``: everything that does not depend on the fed values is resolved
+        once here, so a call checks the feeds, finds the plan by feed shapes and runs it.
         """
-        if self._closed:
-            raise FlowgraphError("this session is closed")
-        leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
         resolved = [self._resolve_fetch(x) for x in leaves]
-        feed_tensors, feed_arrays = [], []
-        for key, value in (feed_dict or {}).items():
-            tensor = key if type(key) is Tensor and key.graph is self.graph \
-                else self._resolve_feed_key(key)
-            feed_tensors.append(tensor)
-            feed_arrays.append(self._feed_check(tensor)(value))
+        feed_tensors = [self._resolve_feed_key(k) for k in feed_keys]
         if len(set(feed_tensors)) != len(feed_tensors):
             raise FeedError("a tensor is fed twice (by object and by name?)")
-        fetch_tensors = list(dict.fromkeys(t for t in resolved if isinstance(t, Tensor)))
-        target_ops = list(dict.fromkeys(t for t in resolved if isinstance(t, Operation)))
-        plan = self._plan(fetch_tensors, target_ops, feed_tensors, feed_arrays)
-        values = dict(zip(fetch_tensors, self._execute(plan, feed_arrays)))
-        return rebuild([_to_user(values[t]) if isinstance(t, Tensor) else None
-                        for t in resolved])
-
-    def make_callable(self, fetches, feed_list=()):
-        """A function ``f(*feed_values)`` that runs ``fetches`` with the least overhead
-        per call: the fetch structure and feeds are resolved once.
-
-        >>> import flowgraph as fg
-        >>> with fg.Graph().as_default():
-        ...     x = fg.placeholder(fg.float64, ())
-        ...     step = fg.Session().make_callable(x + 1.0, [x])
-        ...     float(step(2.0))
-        3.0
-        """
-        leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
-        resolved = [self._resolve_fetch(x) for x in leaves]
-        feed_tensors = [self._resolve_feed_key(k) for k in feed_list]
         fetch_tensors = list(dict.fromkeys(t for t in resolved if isinstance(t, Tensor)))
         target_ops = list(dict.fromkeys(t for t in resolved if isinstance(t, Operation)))
         index = {t: i for i, t in enumerate(fetch_tensors)}
@@ -297,9 +266,57 @@ class Session:
                 plan = plans[shapes] = self._plan(fetch_tensors, target_ops, feed_tensors,
                                                   arrays)
             outs = self._execute(plan, arrays)
-            return rebuild([None if i is None else _to_user(outs[i]) for i in picks])
+            return [None if i is None else _to_user(outs[i]) for i in picks]
 
         return call
+
+    # --- public API -------------------------------------------------------------------
+    def run(self, fetches, feed_dict=None):
+        """Run the ops needed for ``fetches`` and return their values.
+
+        ``fetches`` is a tensor, an operation (its result is ``None``), a variable, a
+        name, or any nesting of lists, tuples, namedtuples and dicts of them; the
+        result has the same structure with NumPy arrays. ``feed_dict`` maps
+        placeholders (or any tensor, or names like ``"x:0"``) to values.
+        """
+        if self._closed:
+            raise FlowgraphError("this session is closed")
+        if _is_fetch_leaf(fetches):
+            leaves, rebuild = (fetches,), None
+        else:
+            leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
+        feed_dict = feed_dict or {}
+        # Keyed by the objects themselves (tensors hash by identity, names by value), so
+        # a repeated run with the same fetches and feed keys resolves nothing again.
+        signature = (tuple(leaves), tuple(feed_dict))
+        try:
+            runner = self._runners.get(signature)
+        except TypeError:  # an unhashable fetch: _runner raises the clear error
+            runner = self._runner(leaves, list(feed_dict))
+        if runner is None:
+            runner = self._runner(leaves, list(feed_dict))
+            with self._lock:
+                self._runners[signature] = runner
+        values = runner(*feed_dict.values())
+        return values[0] if rebuild is None else rebuild(values)
+
+    def make_callable(self, fetches, feed_list=()):
+        """A function ``f(*feed_values)`` that runs ``fetches`` with the least overhead
+        per call: the fetch structure and feeds are resolved once.
+
+        >>> import flowgraph as fg
+        >>> with fg.Graph().as_default():
+        ...     x = fg.placeholder(fg.float64, ())
+        ...     step = fg.Session().make_callable(x + 1.0, [x])
+        ...     float(step(2.0))
+        3.0
+        """
+        if _is_fetch_leaf(fetches):
+            runner = self._runner([fetches], list(feed_list))
+            return lambda *feed_values: runner(*feed_values)[0]
+        leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
+        runner = self._runner(leaves, list(feed_list))
+        return lambda *feed_values: rebuild(runner(*feed_values))
 
     def variable_value(self, var):
         """The session's current value of ``var`` (a copy)."""

@@ -115,12 +115,6 @@ class Variable:
         from .shapes import fmt
         return f"<fg.Variable '{self.name}' shape={fmt(self.shape)} dtype={self.dtype.name}>"
 
-    def __hash__(self):
-        return id(self)
-
-    def __eq__(self, other):
-        return self is other
-
     def __bool__(self):
         return self._tensor.__bool__()
 
