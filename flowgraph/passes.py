@@ -381,10 +381,10 @@ def fusable(n):
 class Group:
     """A convex region of elementwise nodes of one output shape: one generated kernel."""
 
-    __slots__ = ("nodes", "shape", "bit")
+    __slots__ = ("nodes", "shape", "index")
 
-    def __init__(self, shape, bit):
-        self.nodes, self.shape, self.bit = [], shape, bit
+    def __init__(self, shape, index):
+        self.nodes, self.shape, self.index = [], shape, index
 
     def __repr__(self):
         return f"<Group {[n.type for n in self.nodes]} {self.shape}>"
@@ -396,37 +396,87 @@ def fuse_elementwise(prog):
     A node joins the group of one of its fusable producers when the output shapes are
     equal and the region stays convex: no input of the node may depend on the group
     through a node outside it (else the group would have to run both before and after
-    that node). Ancestor sets of groups are bitmasks, so the check is cheap. Inputs are
-    broadcast at the region's edge.
+    that node). Dependencies are bitmasks of groups, closed over groups at query time
+    (a group depends on all its members' inputs), so the check is cheap and exact.
+    Inputs are broadcast at the region's edge.
     """
-    ancestors = {}   # node -> int bitmask of groups it depends on
-    n_groups = 0
+    groups = []
+    ndeps = {}    # node -> bitmask of the groups holding its ancestors (fixed once set)
+    gdeps = {}    # group -> bitmask of groups its members' outside inputs come from
+    by_root = {}  # root node of a buffer -> groups reading it
 
-    def deps(v):
-        node = v[0]
-        return ancestors[node] | (node.group.bit if node.group is not None else 0)
+    def outside_mask(n, g):
+        mask = 0
+        for m in [v[0] for v in n.inputs] + list(n.controls):
+            if m.group is not g:
+                mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
+        return mask
+
+    def reaches(mask, g):
+        """Is ``g`` in the closure of ``mask``? A group as a unit depends on whatever
+        any member's outside inputs depend on (``gdeps``, which grows as members join).
+        """
+        seen, frontier = 0, mask
+        while frontier:
+            if frontier >> g.index & 1:
+                return True
+            seen |= frontier
+            grown, f = 0, frontier
+            while f:
+                low = f & -f
+                grown |= gdeps[groups[low.bit_length() - 1]]
+                f ^= low
+            frontier = grown & ~seen
+        return False
+
+    def legal(n, g):
+        return g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
 
     for n in prog.nodes:
         n.group = None
         if fusable(n):
+            # 1. Join a producer's group (vertical fusion).
             for v in n.inputs:
                 g = v[0].group
-                if g is None or g.shape != n.shapes[0]:
-                    continue
-                if all(w[0].group is g or not (deps(w) & g.bit) for w in n.inputs):
+                if g is not None and legal(n, g):
                     n.group = g
                     break
+            # 2. Else join a group that reads the same buffer (sibling fusion: the
+            #    gates of an LSTM cell, all slices of one matmul output).
             if n.group is None:
-                n.group = Group(n.shapes[0], 1 << n_groups)
-                n_groups += 1
+                for v in n.inputs:
+                    for g in by_root.get(_root(v[0]), ()):
+                        if legal(n, g):
+                            n.group = g
+                            break
+                    if n.group is not None:
+                        break
+            if n.group is None:
+                n.group = Group(n.shapes[0], len(groups))
+                groups.append(n.group)
+                gdeps[n.group] = 0
             n.group.nodes.append(n)
+            gdeps[n.group] |= outside_mask(n, n.group)
+            for v in n.inputs:
+                root = _root(v[0])
+                if v[0].group is not n.group and root.type != "Const":
+                    readers = by_root.setdefault(root, [])
+                    if n.group not in readers:
+                        readers.append(n.group)
         mask = 0
-        for v in n.inputs:
-            mask |= deps(v)
-        for c in n.controls:
-            mask |= ancestors[c] | (c.group.bit if c.group is not None else 0)
-        ancestors[n] = mask
+        for m in [v[0] for v in n.inputs] + list(n.controls):
+            mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
+        ndeps[n] = mask
     return prog
+
+
+VIEW_NODES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
+
+
+def _root(node):
+    while node.type in VIEW_NODES and node.group is None:
+        node = node.inputs[0][0]
+    return node
 
 
 PIPELINE = [prune, fold_constants, simplify, cse, prune, fuse_elementwise]

@@ -24,6 +24,7 @@ import glob
 import hashlib
 import importlib.util
 import os
+import sys
 import threading
 import uuid
 
@@ -80,9 +81,16 @@ def load_module(source: str):
 
 
 def _import(path: str, key: str):
-    spec = importlib.util.spec_from_file_location(f"flowgraph_kernel_{key}", path)
+    name = f"flowgraph_kernel_{key}"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Numba's cached code refers to its module by name: it must be importable.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     return module
 
 
@@ -91,6 +99,7 @@ def purge(source: str) -> None:
     key = source_hash(source)
     with _LOCK:
         _MODULES.pop(key, None)
+        sys.modules.pop(f"flowgraph_kernel_{key}", None)
     folder = cache_dir()
     for path in [os.path.join(folder, f"fg_{key}.py")] + glob.glob(
             os.path.join(folder, "__pycache__", f"fg_{key}.*")):
