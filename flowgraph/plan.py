@@ -181,8 +181,10 @@ class CompiledPlan:
         for i, (kind, p) in enumerate(units):
             outs = [v for v in produced[i] if kinds[v] == "buffer"]
             handed = {}
-            if kind == "group":
-                # In place: overwrite a plain input buffer this kernel reads last.
+            if kind == "group" and not uses_ufuncs(p):
+                # In place: overwrite a plain input buffer this kernel reads last (a
+                # generated loop loads every input before it stores; a ufunc chain
+                # writes outputs early, so it gets no in-place outputs).
                 for v in inputs_of[i]:
                     if (kinds[v] == "buffer" and last.get(v) == i and v in live
                             and sum(root(w) == v for w in inputs_of[i]) == 1):
@@ -232,10 +234,11 @@ class CompiledPlan:
         arrays = self._arrays
         steps, checked = [], []
         self._feed_loads = []
+        self._scratch = {}
         for kind, p in units:
             if kind == "group":
-                step, outs, origin = self._group_step(p, arrays), self._group_outputs[p], \
-                    p.nodes[-1]
+                unit_steps = self._group_steps(p, arrays)
+                outs, origin = self._group_outputs[p], p.nodes[-1]
             else:
                 n = p
                 outs = [(n, k) for k in range(len(n.shapes)) if self._kinds[(n, k)] == "buffer"]
@@ -246,10 +249,12 @@ class CompiledPlan:
                 if n.type == "Const" or self._kinds.get((n, 0)) == "view" or (
                         n.kind == "control"):
                     continue
-                step = self._node_step(n, arrays)
-            steps.append(step)
-            checked.append((step, [arrays[v] for v in outs if arrays[v].dtype.kind == "f"],
-                            origin))
+                unit_steps = [self._node_step(n, arrays)]
+            steps.extend(unit_steps)
+            if unit_steps:
+                checked.append((unit_steps, [arrays[v] for v in outs
+                                             if arrays[v].dtype.kind == "f"], origin))
+        self.memory_stats["scratch_bytes"] = sum(a.nbytes for a in self._scratch.values())
         self._steps = steps
         self._checked_steps = checked
         self._fetch_arrays = [arrays[v] for v in prog.fetches]
@@ -257,7 +262,39 @@ class CompiledPlan:
             a.dtype.kind == "f" and not np.isfinite(a).all()
             for v, a in arrays.items() if self._kinds[v] == "const")
 
-    def _group_step(self, group, arrays):
+    def _group_steps(self, group, arrays):
+        """A fused region: one generated kernel, or for regions with transcendental
+        functions a chain of NumPy ufunc calls over shared scratch buffers (see
+        :mod:`kernels.ufuncs` for the measurements behind that choice).
+        """
+        outs = self._group_outputs[group]
+        if not outs:
+            return []
+        if uses_ufuncs(group):
+            return self._ufunc_steps(group, arrays)
+        return [self._fused_kernel(group, arrays)]
+
+    def _ufunc_steps(self, group, arrays):
+        from kernels.ufuncs import bind
+        outs = set(self._group_outputs[group])
+        local, steps, slots = {}, [], {}
+        for n in group.nodes:
+            v = (n, 0)
+            if v in outs:
+                out = arrays[v]
+            else:
+                key = (n.dtypes[0].str, group.shape, slots.setdefault(
+                    (n.dtypes[0].str, group.shape), 0))
+                slots[(n.dtypes[0].str, group.shape)] += 1
+                out = self._scratch.get(key)
+                if out is None:
+                    out = self._scratch[key] = np.empty(group.shape, n.dtypes[0])
+            local[v] = out
+            ins = [local[w] if w in local else arrays[w] for w in n.inputs]
+            steps.append(bind(n.type, n.attrs, out, ins))
+        return steps
+
+    def _fused_kernel(self, group, arrays):
         from kernels.codegen import FusedSpec, compile_fused
         members = {n: i for i, n in enumerate(group.nodes)}
         ins = []
@@ -271,16 +308,13 @@ class CompiledPlan:
                     if v not in ins:
                         ins.append(v)
                     operands.append(("in", ins.index(v)))
-            attrs = dict(n.attrs)
-            spec.nodes.append((n.type, operands, attrs, n.dtypes[0].name))
+            spec.nodes.append((n.type, operands, dict(n.attrs), n.dtypes[0].name))
         spec.n_inputs = len(ins)
         outs = self._group_outputs[group]
         spec.outputs = [members[v[0]] for v in outs]
         shape = group.shape
         bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
                  for v in ins] + [arrays[v] for v in outs]
-        if not outs:
-            return lambda: None
         step, source = compile_fused(spec, bound)
         self.kernel_sources.add(source)
         return step
@@ -341,8 +375,9 @@ class CompiledPlan:
     def _run_checked(self, feeds, state):
         if self._nonfinite_const:
             self._replay(feeds, state, None)
-        for step, outs, origin in self._checked_steps:
-            step()
+        for unit_steps, outs, origin in self._checked_steps:
+            for step in unit_steps:
+                step()
             for out in outs:
                 if not np.isfinite(out).all():
                     self._replay(feeds, state, None, origin)
@@ -360,6 +395,11 @@ class CompiledPlan:
                                  f"succeeds): {type(exc).__name__}: {exc}") from exc
         raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or Inf "
                             "in the compiled plan")
+
+
+def uses_ufuncs(group):
+    from kernels.ufuncs import TRANSCENDENTAL
+    return any(n.type in TRANSCENDENTAL for n in group.nodes)
 
 
 def _nbytes(v):
