@@ -361,6 +361,60 @@ def cse(prog):
     return _rewrite(prog, visit)
 
 
+def stack_matmul_sums(prog):
+    """A sum of matmuls ``a1.T @ b1 + a2.T @ b2 + ...`` (the weight gradient of an
+    unrolled RNN: one term per time step) becomes one matmul of stacked operands,
+    ``concat(a).T @ concat(b)``: one large GEMM runs near the machine's GEMM rate, and the
+    T-1 additions of weight-sized arrays disappear.
+    """
+    users = prog.users()
+
+    def single_use(v):
+        return len(users.get(v, ())) == 1 and v not in fetched
+
+    def collect(v, leaves):
+        n = v[0]
+        if n.type == "Add" and single_use(v) and all(
+                w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs):
+            return all(collect(w, leaves) for w in n.inputs)
+        if (n.type == "MatMul" and single_use(v) and n.attrs["transpose_a"]
+                and not n.attrs["transpose_b"] and len(n.shapes[0]) == 2
+                and not n.controls):
+            leaves.append(n)
+            return True
+        return False
+
+    fetched = set(prog.fetches)
+    replace = {}
+    for n in reversed(prog.nodes):
+        if n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f":
+            continue
+        leaves = []
+        if not all(collect(w, leaves) for w in n.inputs) or len(leaves) < 2:
+            continue
+        a_shape = leaves[0].inputs[0][0].shapes[leaves[0].inputs[0][1]]
+        b_shape = leaves[0].inputs[1][0].shapes[leaves[0].inputs[1][1]]
+        if n.shapes[0] != (a_shape[1], b_shape[1]):
+            continue
+        leaves.sort(key=lambda m: m.order)
+        stacked = []
+        for side in (0, 1):
+            parts = [m.inputs[side] for m in leaves]
+            rows = sum(p[0].shapes[p[1]][0] for p in parts)
+            cols = parts[0][0].shapes[parts[0][1]][1]
+            stacked.append((Node("Concat", parts, {"axis": 0}, leaves[0].origin, [(rows, cols)],
+                                 [n.dtypes[0]], order=n.order), 0))
+        replace[n] = Node("MatMul", stacked, {"transpose_a": True, "transpose_b": False},
+                          n.origin, n.shapes, n.dtypes, order=n.order)
+        for m in leaves:
+            replace.setdefault(m, None)
+
+    def visit(n):
+        new = replace.get(n)
+        return (new, 0) if new is not None else None
+    return prune(_rewrite(prog, visit)) if replace else prog
+
+
 # --- elementwise fusion ----------------------------------------------------------------
 
 def fusable(n):
@@ -479,7 +533,8 @@ def _root(node):
     return node
 
 
-PIPELINE = [prune, fold_constants, simplify, cse, prune, fuse_elementwise]
+PIPELINE = [prune, fold_constants, simplify, cse, prune, stack_matmul_sums,
+            fuse_elementwise]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

@@ -28,6 +28,7 @@ from .errors import FlowgraphError, NumericsError, describe_op
 from .executor import ReferencePlan, RunState, run_state_op
 from .ops import get_primitive, slice_spec_to_index
 
+MAX_KERNEL_OPERANDS = 12   # inputs + nodes of a generated kernel; see uses_ufuncs
 VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
 
 
@@ -215,6 +216,7 @@ class CompiledPlan:
             s.array = np.empty(max(s.nbytes, 1), np.uint8)
 
         arrays = {}
+        self._parents = {}
         for outs in produced:
             for v in outs:
                 n, k = v
@@ -222,6 +224,8 @@ class CompiledPlan:
                     arrays[v] = np.asarray(n.attrs["value"])
                 elif kinds[v] == "view":
                     arrays[v] = _make_view(n, k, arrays[n.inputs[0]])
+                    if n.type != "Reshape":     # a window of its input, for codegen
+                        self._parents[id(arrays[v])] = arrays[n.inputs[0]]
                 else:
                     raw = storage_of[v].array
                     arrays[v] = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
@@ -315,7 +319,7 @@ class CompiledPlan:
         shape = group.shape
         bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
                  for v in ins] + [arrays[v] for v in outs]
-        step, source = compile_fused(spec, bound)
+        step, source = compile_fused(spec, bound, self._parents)
         self.kernel_sources.add(source)
         return step
 
@@ -398,8 +402,19 @@ class CompiledPlan:
 
 
 def uses_ufuncs(group):
+    """Run this region as NumPy ufunc calls rather than one generated loop?
+
+    Yes with transcendental functions (Numba calls scalar libm, 10-35x slower than
+    NumPy's SIMD loops) and with many operands: LLVM does not vectorize a loop over
+    more than a few possibly-aliasing arrays (its runtime alias checks give up), and a
+    scalar loop over 18 arrays measured 3x slower than the ufunc chain.
+    """
     from kernels.ufuncs import TRANSCENDENTAL
-    return any(n.type in TRANSCENDENTAL for n in group.nodes)
+    if any(n.type in TRANSCENDENTAL for n in group.nodes):
+        return True
+    members = set(group.nodes)
+    operands = {v for n in group.nodes for v in n.inputs if v[0] not in members}
+    return len(operands) + len(group.nodes) > MAX_KERNEL_OPERANDS
 
 
 def _nbytes(v):

@@ -58,46 +58,115 @@ def _expression(op_type, operands, attrs, dtype):
     return expr
 
 
-def render_source(spec: FusedSpec, rank: int) -> str:
-    """Source of ``kernel(a0, ..., o0, ...)`` looping over ``rank`` dimensions."""
+def render_source(spec: FusedSpec, rank: int, modes=None) -> str:
+    """Source of ``kernel(a0, ..., o0, ..., offsets...)`` looping over ``rank`` dims.
+
+    ``modes[k]`` says how operand ``k`` (inputs, then outputs) is indexed: ``None``
+    (same shape as the output: ``a[i0, i1]``) or ``(broadcast_dims, windowed)``:
+    broadcast dimensions are indexed with 0, and a windowed operand is a C-contiguous
+    parent array indexed at ``i + offset`` (offsets are arguments, so every window of
+    one shape shares the kernel). Either way the compiler sees unit inner strides and
+    can vectorize, which it cannot for a strided view.
+    """
+    n_ops = spec.n_inputs + len(spec.outputs)
+    modes = modes or [None] * n_ops
     ins = [f"a{k}" for k in range(spec.n_inputs)]
     outs = [f"o{k}" for k in range(len(spec.outputs))]
-    idx = ", ".join(f"i{d}" for d in range(rank))
-    lines = [DECORATOR + f"def kernel({', '.join(ins + outs)}):"]
+    names = ins + outs
+    offsets = [f"{names[k]}_off{d}" for k in range(n_ops) if modes[k] and modes[k][1]
+               for d in range(rank)]
+
+    def index(k):
+        if modes[k] is None:
+            return ", ".join(f"i{d}" for d in range(rank))
+        broadcast, windowed = modes[k]
+        parts = []
+        for d in range(rank):
+            if d in broadcast:
+                parts.append(f"{names[k]}_off{d}" if windowed else "0")
+            elif windowed:
+                parts.append(f"i{d} + {names[k]}_off{d}")
+            else:
+                parts.append(f"i{d}")
+        return ", ".join(parts)
+
+    lines = [DECORATOR + f"def kernel({', '.join(names + offsets)}):"]
     for d in range(rank):
-        lines.append(f"    n{d} = o0.shape[{d}]")
+        lines.append(f"    n{d} = {_shape_source(spec, modes, names, d)}")
     indent = "    "
     for d in range(rank):
         lines.append(f"{indent}for i{d} in range(n{d}):")
         indent += "    "
     # Loads first, stores last: an output may share memory with an input (in place).
     for k in range(spec.n_inputs):
-        lines.append(f"{indent}x{k} = a{k}[{idx}]")
+        lines.append(f"{indent}x{k} = a{k}[{index(k)}]")
     for k, (op_type, operands, attrs, dtype) in enumerate(spec.nodes):
         args = [_operand(r) for r in operands]
         lines.append(f"{indent}t{k} = {_expression(op_type, args, attrs, dtype)}")
     for k, node in enumerate(spec.outputs):
-        lines.append(f"{indent}{outs[k]}[{idx}] = t{node}")
+        lines.append(f"{indent}{outs[k]}[{index(spec.n_inputs + k)}] = t{node}")
     return HEADER + "\n".join(lines) + "\n"
 
 
-def compile_fused(spec: FusedSpec, arrays):
-    """A prebound zero-argument callable running the fused kernel over ``arrays``
-    (inputs then outputs, all of the output's shape, any strides).
+def _shape_source(spec, modes, names, d):
+    """The loop bound of dimension ``d``: from the first output that is not a window."""
+    for k in range(spec.n_inputs, len(names)):
+        if modes[k] is None:
+            return f"{names[k]}.shape[{d}]"
+    raise ValueError("expected an output indexed like the loop (a whole buffer)")
 
-    Same-shape C-contiguous operands are flattened so the loop is 1-D and vectorizes.
+
+def _operand_mode(array, shape, parent):
+    """(array to pass, mode, offsets) for one operand of output shape ``shape``."""
+    import numpy as np
+    rank = len(shape)
+    x = array.reshape((1,) * (rank - array.ndim) + array.shape) if array.ndim < rank \
+        else array
+    broadcast = tuple(d for d in range(rank) if x.shape[d] == 1 and shape[d] != 1)
+    if x.flags.c_contiguous:
+        return x, ((broadcast, False) if broadcast else None), []
+    if (parent is not None and parent.flags.c_contiguous and parent.ndim == rank
+            and parent.strides == x.strides):
+        byte_offset = (x.__array_interface__["data"][0]
+                       - parent.__array_interface__["data"][0])
+        offsets = []
+        for stride in parent.strides:
+            offsets.append(byte_offset // stride if stride else 0)
+            byte_offset = byte_offset % stride if stride else byte_offset
+        return parent, (broadcast, True), [np.int64(o) for o in offsets]
+    return np.broadcast_to(x, shape), None, []
+
+
+def compile_fused(spec: FusedSpec, arrays, parents=None):
+    """A prebound zero-argument callable running the fused kernel over ``arrays``
+    (inputs then outputs; inputs broadcast to the outputs' shape).
+
+    ``parents`` maps ``id(view)`` to the C-contiguous array a strided view (a split
+    or slice) was cut from, so the kernel can index the parent at an offset. Same-shape
+    C-contiguous operands are flattened so the loop is 1-D.
     """
     import numpy as np
     from numba import typeof
 
     from .cache import compile_kernel
 
+    parents = parents or {}
     shape = arrays[-1].shape
     if all(a.flags.c_contiguous and a.shape == shape for a in arrays) or not shape:
-        arrays = [a.reshape(-1) for a in arrays]
-    if any(a.ndim == 0 for a in arrays):
-        arrays = [np.reshape(a, (1,)) for a in arrays]
-    source = render_source(spec, arrays[-1].ndim)
+        arrays = [np.reshape(a, (-1,)) if a.shape == shape else
+                  np.broadcast_to(a, shape).reshape(-1) for a in arrays]
+        modes, extra = None, []
+        rank = 1
+    else:
+        rank = len(shape)
+        passed, modes, extra = [], [], []
+        for a in arrays:
+            x, mode, offsets = _operand_mode(a, shape, parents.get(id(a)))
+            passed.append(x)
+            modes.append(mode)
+            extra.extend(offsets)
+        arrays = passed + extra
+    source = render_source(spec, rank, modes)
     entry = compile_kernel(source, "kernel", [typeof(a) for a in arrays])
     return _bind(entry, arrays), source
 

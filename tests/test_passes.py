@@ -150,3 +150,17 @@ def test_fusion_separates_shapes():
 def test_pipeline_is_one_ordered_list():
     assert P.PIPELINE[0] is P.prune and P.PIPELINE[-1] is P.fuse_elementwise
     assert P.fold_constants in P.PIPELINE and P.cse in P.PIPELINE
+
+
+def test_stack_matmul_sums_makes_one_gemm():
+    a = [fg.placeholder(fg.float64, (4, 3)) for _ in range(3)]
+    b = [fg.placeholder(fg.float64, (4, 5)) for _ in range(3)]
+    total = fg.add_n([fg.matmul(x, y, transpose_a=True) for x, y in zip(a, b)])
+    prog = P.prune(P.stack_matmul_sums(lowered([total], a + b)))
+    assert types(prog).count("MatMul") == 1 and types(prog).count("Concat") == 2
+    assert "Add" not in types(prog)
+    # A term used elsewhere (here fetched) keeps the sum as it was.
+    m = fg.matmul(a[0], b[0], transpose_a=True)
+    prog = P.prune(P.stack_matmul_sums(lowered([m + fg.matmul(a[1], b[1], transpose_a=True),
+                                                 m], a + b)))
+    assert types(prog).count("MatMul") == 2
