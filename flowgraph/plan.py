@@ -24,11 +24,11 @@ import threading
 
 import numpy as np
 
+from . import shapes as S
 from .errors import FlowgraphError, NumericsError, describe_op
 from .executor import ReferencePlan, RunState, run_state_op
 from .ops import get_primitive, slice_spec_to_index
 
-MAX_KERNEL_OPERANDS = 12   # inputs + nodes of a generated kernel; see uses_ufuncs
 VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
 
 
@@ -151,10 +151,38 @@ class CompiledPlan:
                     kinds[v], plain[v] = "buffer", True
         self._kinds = kinds
 
+        # Concatenation along axis 0 without a copy: each input is written straight
+        # into its rows of the output buffer (a "window"; the weight-gradient stacking
+        # and the per-step [h; x] of an unrolled RNN both end up here).
+        window_of, self._elided = {}, set()
+        for outs in produced:
+            for v in outs:
+                n = v[0]
+                if n.type != "Concat" or kinds[v] != "buffer" or v in window_of:
+                    continue
+                if S.normalize_axis(n.attrs["axis"], len(n.shapes[0])) != 0:
+                    continue
+                ins = n.inputs
+                if len(set(ins)) != len(ins) or not all(
+                        kinds.get(w) == "buffer" and w not in window_of
+                        and w[0].type != "Feed" and w[0] not in self._elided for w in ins):
+                    continue
+                offset = 0
+                for w in ins:
+                    window_of[w] = (v, offset)
+                    offset += w[0].shapes[w[1]][0]
+                self._elided.add(n)
+        for w in window_of:
+            kinds[w] = "window"
+
         def root(v):
-            while kinds[v] == "view":
-                v = v[0].inputs[0]
-            return v
+            while True:
+                if kinds[v] == "view":
+                    v = v[0].inputs[0]
+                elif kinds[v] == "window":
+                    v = window_of[v][0]
+                else:
+                    return v
 
         # Liveness: the last unit reading each buffer, through any view of it.
         last = {}
@@ -193,7 +221,15 @@ class CompiledPlan:
                             if o not in handed and _same_layout(o, v):
                                 handed[o] = v
                                 break
+            for w in produced[i]:
+                c = window_of[w][0] if kinds[w] == "window" else None
+                if c is not None and c not in storage_of:
+                    storage_of[c] = take(_nbytes(c))
+                    live[c] = _nbytes(c)
+                    releases.setdefault(last.setdefault(c, i), []).append(c)
             for o in outs:
+                if o in storage_of:
+                    continue              # a concatenation whose inputs filled it
                 if o in handed:
                     storage_of[o] = storage_of[handed[o]]
                     del live[handed[o]]
@@ -220,7 +256,16 @@ class CompiledPlan:
         for outs in produced:
             for v in outs:
                 n, k = v
-                if kinds[v] == "const":
+                if v in arrays:
+                    continue
+                if kinds[v] == "window":
+                    c, offset = window_of[v]
+                    if c not in arrays:
+                        raw = storage_of[c].array
+                        arrays[c] = raw[:_nbytes(c)].view(c[0].dtypes[c[1]]).reshape(
+                            c[0].shapes[c[1]])
+                    arrays[v] = arrays[c][offset:offset + n.shapes[k][0]]
+                elif kinds[v] == "const":
                     arrays[v] = np.asarray(n.attrs["value"])
                 elif kinds[v] == "view":
                     arrays[v] = _make_view(n, k, arrays[n.inputs[0]])
@@ -251,7 +296,7 @@ class CompiledPlan:
                     self._feed_loads.append((arrays[(n, 0)], n.feed))
                     continue
                 if n.type == "Const" or self._kinds.get((n, 0)) == "view" or (
-                        n.kind == "control"):
+                        n.kind == "control") or n in self._elided:
                     continue
                 unit_steps = [self._node_step(n, arrays)]
             steps.extend(unit_steps)
@@ -404,17 +449,24 @@ class CompiledPlan:
 def uses_ufuncs(group):
     """Run this region as NumPy ufunc calls rather than one generated loop?
 
-    Yes with transcendental functions (Numba calls scalar libm, 10-35x slower than
-    NumPy's SIMD loops) and with many operands: LLVM does not vectorize a loop over
-    more than a few possibly-aliasing arrays (its runtime alias checks give up), and a
-    scalar loop over 18 arrays measured 3x slower than the ufunc chain.
+    A cost model from measurements on this machine (float32, one core): a generated
+    loop costs about 1 ns per element per operand array (loops over many possibly-
+    aliasing arrays are not vectorized) plus 12 ns per exp/sigmoid/log and 33 ns per
+    tanh (Numba calls scalar libm); a ufunc costs about 1.2 µs per call plus 0.6 ns
+    per element (SIMD), sigmoid being four calls. Small regions stay loops (call
+    overhead dominates), large transcendental-heavy ones become ufunc chains.
     """
-    from kernels.ufuncs import TRANSCENDENTAL
-    if any(n.type in TRANSCENDENTAL for n in group.nodes):
-        return True
     members = set(group.nodes)
-    operands = {v for n in group.nodes for v in n.inputs if v[0] not in members}
-    return len(operands) + len(group.nodes) > MAX_KERNEL_OPERANDS
+    operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
+    elems = int(np.prod(group.shape))
+    loop_ns = elems * (1.0 * (operands + len(group.nodes) // 2)
+                       + sum(LOOP_NS.get(n.type, 0.0) for n in group.nodes))
+    calls = sum(4 if n.type == "Sigmoid" else 1 for n in group.nodes)
+    ufunc_ns = calls * (1200.0 + 0.6 * elems)
+    return ufunc_ns < loop_ns
+
+
+LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
 
 
 def _nbytes(v):

@@ -309,3 +309,17 @@ def test_unrolled_rnn_weight_gradients_match_reference():
     feeds = {x: rng.normal(size=(3, 2)) for x in xs}
     ref, opt = run_both(grads, feeds)
     assert_close(ref, opt)
+
+
+def test_concat_writes_inputs_in_place_and_matches_reference():
+    x = fg.placeholder(fg.float64, (2, 3))
+    a = fg.tanh(x)
+    b = x * 2.0 + 1.0
+    c = fg.concat([a, b, fg.matmul(a, fg.transpose(b))[:, :1] * x], axis=0)
+    both = fg.concat([c, c], axis=1)
+    fetches = [c, both, a * b]
+    ref, opt = run_both(fetches, {x: np.arange(6.0).reshape(2, 3) / 6})
+    assert_close(ref, opt)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, {x: np.zeros((2, 3))})
+        assert compiled_plan(sess)._elided
