@@ -284,9 +284,11 @@ class CompiledPlan:
         steps, checked = [], []
         self._feed_loads = []
         self._scratch = {}
+        quiet = True      # no step is a NumPy call that could raise an FP warning
         for kind, p in units:
             if kind == "group":
                 unit_steps = self._group_steps(p, arrays)
+                quiet = quiet and not uses_ufuncs(p)
                 outs, origin = self._group_outputs[p], p.nodes[-1]
             else:
                 n = p
@@ -299,10 +301,12 @@ class CompiledPlan:
                         n.kind == "control") or n in self._elided:
                     continue
                 unit_steps = [self._node_step(n, arrays)]
+                quiet = quiet and n.kind == "state"
             steps.extend(unit_steps)
             if unit_steps:
                 checked.append((unit_steps, [arrays[v] for v in outs
                                              if arrays[v].dtype.kind == "f"], origin))
+        self._quiet = quiet
         self.memory_stats["scratch_bytes"] = sum(a.nbytes for a in self._scratch.values())
         self._steps = steps
         self._checked_steps = checked
@@ -407,10 +411,14 @@ class CompiledPlan:
             try:
                 for buf, tensor in self._feed_loads:
                     np.copyto(buf, feeds[tensor])
-                with np.errstate(all="ignore"):
-                    if self._check_numerics:
+                if self._check_numerics:
+                    with np.errstate(all="ignore"):
                         self._run_checked(feeds, state)
-                    else:
+                elif self._quiet:
+                    for step in self._steps:   # generated kernels raise no FP warnings
+                        step()
+                else:
+                    with np.errstate(all="ignore"):   # NumPy calls might (overflow...)
                         for step in self._steps:
                             step()
             except NumericsError:

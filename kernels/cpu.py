@@ -9,7 +9,7 @@ Fused elementwise kernels are Numba-generated (:mod:`kernels.codegen`).
 >>> import numpy as np
 >>> a, b, out = np.ones((2, 3)), np.ones((3, 4)), np.empty((2, 4))
 >>> step = build("MatMul", {"transpose_a": False, "transpose_b": False}, [a, b], [out])
->>> step(); float(out[0, 0])
+>>> _ = step(); float(out[0, 0])
 3.0
 """
 from __future__ import annotations
