@@ -415,6 +415,45 @@ def stack_matmul_sums(prog):
     return prune(_rewrite(prog, visit)) if replace else prog
 
 
+def narrow_split_matmuls(prog):
+    """A matmul whose output is split by columns with only one piece used computes just
+    that piece, from a slice of its right operand: the gradient of ``concat([h, x]) @ K``
+    with respect to ``[h; x]`` is needed only for ``h`` in an RNN, a third less work.
+    """
+    users = prog.users()
+    fetched = set(prog.fetches)
+
+    def visit(n):
+        if n.type not in ("Split", "SplitLike") or n.controls:
+            return None
+        src = n.inputs[0]
+        m = src[0]
+        if (m.type != "MatMul" or len(m.shapes[0]) != 2 or len(users.get(src, ())) != 1
+                or src in fetched or m.controls):
+            return None
+        if S.normalize_axis(n.attrs["axis"], 2) != 1:
+            return None
+        used = [k for k in range(len(n.shapes)) if users.get((n, k)) or (n, k) in fetched]
+        if len(used) != 1:
+            return None
+        k = used[0]
+        start = sum(n.shapes[j][1] for j in range(k))
+        stop = start + n.shapes[k][1]
+        b, b_shape = m.inputs[1], m.inputs[1][0].shapes[m.inputs[1][1]]
+        if m.attrs["transpose_b"]:
+            spec, sliced = (("slice", start, stop, None),), (stop - start, b_shape[1])
+        else:
+            spec = (("slice", None, None, None), ("slice", start, stop, None))
+            sliced = (b_shape[0], stop - start)
+        piece = Node("StridedSlice", [b], {"spec": spec}, m.origin, [sliced], [m.dtypes[0]],
+                     order=m.order)
+        narrow = Node("MatMul", [m.inputs[0], (piece, 0)], dict(m.attrs), m.origin,
+                      [n.shapes[k]], m.dtypes, order=n.order)
+        return [(narrow, 0) if j == k else (n, j) for j in range(len(n.shapes))]
+
+    return prune(_rewrite(prog, visit))
+
+
 # --- elementwise fusion ----------------------------------------------------------------
 
 def fusable(n):
@@ -533,8 +572,8 @@ def _root(node):
     return node
 
 
-PIPELINE = [prune, fold_constants, simplify, cse, prune, stack_matmul_sums,
-            fuse_elementwise]
+PIPELINE = [prune, fold_constants, simplify, cse, prune, narrow_split_matmuls,
+            stack_matmul_sums, fuse_elementwise]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

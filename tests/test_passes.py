@@ -164,3 +164,15 @@ def test_stack_matmul_sums_makes_one_gemm():
     prog = P.prune(P.stack_matmul_sums(lowered([m + fg.matmul(a[1], b[1], transpose_a=True),
                                                  m], a + b)))
     assert types(prog).count("MatMul") == 2
+
+
+def test_narrow_split_matmuls_computes_only_the_used_piece():
+    g = fg.placeholder(fg.float64, (2, 4))
+    k = fg.placeholder(fg.float64, (5, 4))
+    h_part, x_part = fg.split(fg.matmul(g, k, transpose_b=True), [3, 2], axis=1)
+    prog = P.prune(P.narrow_split_matmuls(lowered([h_part * 2.0], [g, k])))
+    mm = next(n for n in prog.nodes if n.type == "MatMul")
+    assert mm.shapes == [(2, 3)] and "Split" not in types(prog)
+    assert mm.inputs[1][0].type == "StridedSlice"
+    prog = P.prune(P.narrow_split_matmuls(lowered([h_part, x_part], [g, k])))
+    assert "Split" in types(prog)          # both pieces used: unchanged
