@@ -25,6 +25,9 @@ from .ops import get_primitive
 # Primitive kinds whose ops are pure functions of their inputs (safe to fold, merge
 # and drop). Anything else (state, sources other than Const, unknown kinds) is kept.
 PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy"})
+# Kinds the compiler knows how to plan; a run with any other kind of op (a primitive
+# added later, say with data-dependent output shapes) runs on the reference plan.
+KNOWN_KINDS = PURE_KINDS | {"source", "state", "control"}
 FOLD_LIMIT = 1 << 16       # largest constant (elements) that folding may create
 FLOAT_OR_BOOL = frozenset({"float32", "float64", "bool"})
 
@@ -130,6 +133,8 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes):
     for op in ops:
         if op.outputs and all(t in fed for t in op.outputs):
             continue
+        if op.primitive.kind not in KNOWN_KINDS:
+            raise NotCompilable(f"{op.name}: primitive kind {op.primitive.kind!r}")
         inputs = [value[t] for t in op.inputs]
         proxy = _ProxyOp(op, [_ProxyTensor(n.shapes[i], n.dtypes[i], t.name)
                               for (n, i), t in zip(inputs, op.inputs)])
