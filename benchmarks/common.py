@@ -39,6 +39,23 @@ def median_ms(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median ms of each callable, timed in turn within each repeat, so that all of them
+    see the same machine load (this VM is shared and noisy: a peer measured minutes
+    apart is not a fair comparison).
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t) * 1e3)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def gemm_gflops(m: int, k: int, n: int, dtype, repeats: int = 20) -> float:
     """This machine's measured ``np.matmul`` rate at an (m x k) @ (k x n) shape."""
     import numpy as np

@@ -20,7 +20,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import gemm_gflops, median_ms, pin_threads, write_results  # noqa: E402
+from common import (gemm_gflops, interleaved_medians_ms, median_ms, pin_threads,  # noqa: E402
+                    write_results)  # noqa: E402
 
 SIZES = {"small": dict(B=16, I=32, H=64, T=20),
          "medium": dict(B=64, I=128, H=256, T=50),
@@ -240,23 +241,23 @@ def run(args):
                 t0 = time.perf_counter()
                 step(*xs)
                 row["first call s"] = time.perf_counter() - t0
-                row["flowgraph ms"] = median_ms(lambda: step(*xs), reps)
                 plan = next(iter(sess._plans.values()))
                 stats = getattr(plan, "memory_stats", None)
                 if stats:
                     row["buffers / live set"] = (stats["pooled_bytes"]
                                                  / stats["largest_live_set_bytes"])
+                np_step, _, _ = numpy_training_step(cell, B, I, H, T, dtype)
+                fns = {"flowgraph ms": lambda: step(*xs), "numpy ms": np_step}
+                if torch is not None:
+                    fns["torch ms"] = torch_training_step(cell, B, I, H, T, dtype)
+                row.update(interleaved_medians_ms(fns, reps))
                 sess.close()
+                if torch is not None:
+                    row["flowgraph / torch"] = row["flowgraph ms"] / row["torch ms"]
                 if not args.no_reference:
                     ref, rsess, _ = fg_training_step(cell, B, I, H, T, dtype, optimize=False)
                     row["reference ms"] = median_ms(lambda: ref(*xs), max(1, reps // 2))
                     rsess.close()
-                np_step, _, _ = numpy_training_step(cell, B, I, H, T, dtype)
-                row["numpy ms"] = median_ms(np_step, reps)
-                if torch is not None:
-                    row["torch ms"] = median_ms(torch_training_step(cell, B, I, H, T, dtype),
-                                                reps)
-                    row["flowgraph / torch"] = row["flowgraph ms"] / row["torch ms"]
                 flops = step_flops(cell, B, I, H, T)
                 row["GFLOP/s"] = flops / (row["flowgraph ms"] * 1e-3) / 1e9
                 k = H if cell == "gru" else H + I
@@ -268,8 +269,12 @@ def run(args):
                "numpy ms", "flowgraph / torch", "GFLOP/s", "% GEMM", "first call s",
                "buffers / live set"]
     notes = [f"{args.threads} thread(s){' pinned to one core' if args.threads == 1 else ''};"
-             " medians over repeats after one warm-up call; the machine was shared with "
-             "other jobs while measuring (noisy)."]
+             " flowgraph, NumPy and torch timed in turn within each repeat (same load), "
+             "medians after one warm-up call; the machine was shared with other jobs "
+             "while measuring (noisy).",
+             "% GEMM: the step's matmul GFLOP/s over np.matmul's measured rate at the "
+             "forward GEMM shape; the compiled weight gradient is one larger GEMM, which "
+             "can run faster than that shape, so above 100% is possible."]
     text = write_results(rows, columns, args.out, "RNN training step (ms per step)", notes)
     print(text)
 
