@@ -420,6 +420,76 @@ def stack_matmul_sums(prog):
     return prune(_rewrite(prog, visit)) if replace else prog
 
 
+def batch_input_matmuls(prog):
+    """Matmuls by one weight of inputs that are fed or constant (``x_t @ W`` for every
+    time step of an unrolled RNN) become one matmul of the stacked inputs, split back
+    into per-step views: one large GEMM instead of T small ones.
+    """
+    def fixed_input(v):
+        n = v[0]
+        while n.type in ("Reshape", "StridedSlice", "Split", "SplitLike", "Transpose"):
+            n = n.inputs[0][0]
+        return n.type in ("Feed", "Const")
+
+    groups = {}
+    for n in prog.nodes:
+        if (n.type == "MatMul" and not n.controls and len(n.shapes[0]) == 2
+                and not n.attrs["transpose_a"] and fixed_input(n.inputs[0])):
+            key = (n.inputs[1], n.attrs["transpose_b"], n.dtypes[0].str)
+            groups.setdefault(key, []).append(n)
+    replace = {}
+    for (b, tb, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        parts = [m.inputs[0] for m in members]
+        rows = [p[0].shapes[p[1]][0] for p in parts]
+        cols = parts[0][0].shapes[parts[0][1]][1]
+        last = members[-1]
+        stacked = Node("Concat", parts, {"axis": 0}, last.origin, [(sum(rows), cols)],
+                       last.dtypes, order=last.order)
+        width = last.shapes[0][1]
+        product = Node("MatMul", [(stacked, 0), b], dict(last.attrs), last.origin,
+                       [(sum(rows), width)], last.dtypes, order=last.order)
+        pieces = Node("Split", [(product, 0)], {"sizes": tuple(rows), "axis": 0},
+                      last.origin, [(r, width) for r in rows], last.dtypes * len(rows),
+                      order=last.order)
+        for k, m in enumerate(members):
+            replace[m] = (pieces, k)
+
+    # The stacked matmul runs where the last member was: move earlier members' users
+    # after it by giving the replacement the last member's position.
+    def visit(n):
+        return replace.get(n)
+    if not replace:
+        return prog
+    prog = _rewrite(prog, visit)
+    return _reorder(prog)
+
+
+def _reorder(prog):
+    """Topological order again after a rewrite moved a value later than its users."""
+    placed, order = set(), []
+
+    def place(n):
+        stack = [(n, False)]
+        while stack:
+            m, expanded = stack.pop()
+            if m in placed:
+                continue
+            if expanded:
+                placed.add(m)
+                order.append(m)
+                continue
+            stack.append((m, True))
+            for w in reversed([v[0] for v in m.inputs] + list(m.controls)):
+                if w not in placed:
+                    stack.append((w, False))
+    for n in prog.nodes:
+        place(n)
+    prog.nodes = order
+    return prog
+
+
 def narrow_split_matmuls(prog):
     """A matmul whose output is split by columns with only one piece used computes just
     that piece, from a slice of its right operand: the gradient of ``concat([h, x]) @ K``
@@ -578,7 +648,7 @@ def _root(node):
 
 
 PIPELINE = [prune, fold_constants, simplify, cse, prune, narrow_split_matmuls,
-            stack_matmul_sums, fuse_elementwise]
+            stack_matmul_sums, batch_input_matmuls, fuse_elementwise]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

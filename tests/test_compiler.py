@@ -323,3 +323,20 @@ def test_concat_writes_inputs_in_place_and_matches_reference():
     with fg.Session(config=OPT) as sess:
         sess.run(fetches, {x: np.zeros((2, 3))})
         assert compiled_plan(sess)._elided
+
+
+def test_unrolled_gru_like_step_with_batched_input_matmuls_matches_reference():
+    rng = np.random.default_rng(4)
+    xs = [fg.placeholder(fg.float64, (3, 2)) for _ in range(4)]
+    w = fg.Variable(rng.normal(size=(2, 8)))
+    u = fg.Variable(rng.normal(size=(4, 8)) * 0.5)
+    h = fg.constant(np.zeros((3, 4)))
+    for x in xs:
+        gx, gh = fg.matmul(x, w), fg.matmul(h, u)
+        xr, xn = fg.split(gx, 2, axis=1)
+        hr, hn = fg.split(gh, 2, axis=1)
+        r = fg.sigmoid(xr + hr)
+        h = (1.0 - r) * fg.tanh(xn + r * hn) + r * h
+    fetches = [h] + fg.gradients(fg.reduce_mean(h * h), [w, u])
+    ref, opt = run_both(fetches, {x: rng.normal(size=(3, 2)) for x in xs})
+    assert_close(ref, opt)

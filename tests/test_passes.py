@@ -176,3 +176,17 @@ def test_narrow_split_matmuls_computes_only_the_used_piece():
     assert mm.inputs[1][0].type == "StridedSlice"
     prog = P.prune(P.narrow_split_matmuls(lowered([h_part, x_part], [g, k])))
     assert "Split" in types(prog)          # both pieces used: unchanged
+
+
+def test_batch_input_matmuls_makes_one_gemm_for_all_steps():
+    w = fg.placeholder(fg.float64, (3, 4))
+    xs = [fg.placeholder(fg.float64, (2, 3)) for _ in range(4)]
+    h = fg.constant(np.zeros((2, 4)))
+    for x in xs:
+        h = fg.tanh(fg.matmul(x, w) + fg.matmul(h, fg.transpose(w)[:4, :3] @ w))
+    prog = P.run_pipeline(lowered([h], xs + [w]))
+    input_mms = [n for n in prog.nodes if n.type == "MatMul" and n.inputs[1][0].type == "Feed"]
+    # the four x_t @ w and the (CSE-merged) fixed w.T[:4, :3] @ w: 4 * 2 + 4 rows
+    assert len(input_mms) == 1 and input_mms[0].shapes == [(12, 4)]
+    position = {n: i for i, n in enumerate(prog.nodes)}
+    assert all(position[v[0]] < position[n] for n in prog.nodes for v in n.inputs)
