@@ -32,8 +32,9 @@ TEMPLATES = {
     "Sub": "({0} - {1})",
     "Mul": "({0} * {1})",
     "Div": "({0} / {1})",
-    "Maximum": "max({0}, {1})",
-    "Minimum": "min({0}, {1})",
+    # NaN-propagating like np.maximum / np.minimum (Python's max would drop a NaN).
+    "Maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
+    "Minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})",
     "Less": "({0} < {1})",
     "LessEqual": "({0} <= {1})",
     "Greater": "({0} > {1})",

@@ -1,4 +1,9 @@
-"""Shared fixtures: every test gets a fresh default graph.
+"""Shared fixtures: every test gets a fresh default graph, and runs with the session
+default ``optimize`` chosen on the command line.
+
+``pytest --optimize=on`` (the default) runs sessions through the graph compiler,
+``--optimize=off`` through the NumPy reference path, ``--optimize=both`` runs every
+test twice. A test that passes an explicit ``SessionConfig(optimize=...)`` keeps it.
 
 Hypothesis runs under the ``flowgraph`` profile: derandomized (the same examples on
 every run and machine), modest example counts, no deadline (a first run may compile).
@@ -6,6 +11,14 @@ every run and machine), modest example counts, no deadline (a first run may comp
 own ``max_examples``), to hunt for new failures locally.
 """
 import os
+import sys
+
+# The tests' matrices are tiny and xdist already runs one worker per core: a
+# multithreaded BLAS only oversubscribes the machine (measured 10-20x slower steps on a
+# busy 2-core machine). Must be set before NumPy loads its BLAS.
+if "numpy" not in sys.modules:
+    for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +27,34 @@ os.environ.setdefault("FLOWGRAPH_CACHE_DIR", os.path.join(os.path.dirname(__file
                                                           ".pytest_cache", "flowgraph"))
 
 import flowgraph as fg  # noqa: E402
+from flowgraph.session import SessionConfig  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--optimize", choices=("on", "off", "both"), default="on",
+                     help="default SessionConfig.optimize for the tests (both: run twice)")
+
+
+def pytest_generate_tests(metafunc):
+    if "optimize_mode" in metafunc.fixturenames:
+        choice = metafunc.config.getoption("--optimize")
+        modes = ["on", "off"] if choice == "both" else [choice]
+        metafunc.parametrize("optimize_mode", modes, indirect=True,
+                             ids=[f"optimize={m}" for m in modes] if len(modes) > 1 else None)
+
+
+@pytest.fixture(autouse=True)
+def optimize_mode(request):
+    """Set the default of ``SessionConfig.optimize`` for this test."""
+    mode = getattr(request, "param", request.config.getoption("--optimize"))
+    mode = "on" if mode == "both" else mode
+    init = SessionConfig.__init__
+    saved = init.__defaults__
+    init.__defaults__ = (mode == "on",) + saved[1:]
+    try:
+        yield mode
+    finally:
+        init.__defaults__ = saved
 
 settings.register_profile("flowgraph", max_examples=15, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow,

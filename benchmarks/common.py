@@ -1,0 +1,98 @@
+"""Shared benchmark helpers: thread pinning, timing, GEMM rate, result tables.
+
+Call :func:`pin_threads` before importing NumPy or torch: BLAS reads the thread
+environment variables when it loads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS")
+
+
+def pin_threads(threads: int) -> None:
+    """One core and one BLAS thread (``threads=1``), or ``threads`` cores unpinned."""
+    for var in THREAD_VARS:
+        os.environ[var] = str(threads)
+    if threads == 1 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def median_ms(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median ms of each callable, timed in turn within each repeat, so that all of them
+    see the same machine load (this VM is shared and noisy: a peer measured minutes
+    apart is not a fair comparison).
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t) * 1e3)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def gemm_gflops(m: int, k: int, n: int, dtype, repeats: int = 20) -> float:
+    """This machine's measured ``np.matmul`` rate at an (m x k) @ (k x n) shape."""
+    import numpy as np
+    a = np.random.default_rng(0).standard_normal((m, k)).astype(dtype)
+    b = np.random.default_rng(1).standard_normal((k, n)).astype(dtype)
+    out = np.empty((m, n), dtype)
+    ms = median_ms(lambda: np.matmul(a, b, out=out), repeats, warmup=3)
+    return 2.0 * m * k * n / (ms * 1e-3) / 1e9
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity") else None,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def write_results(rows, columns, path_stem: str, title: str, notes=()):
+    """Write ``rows`` (dicts) as ``<stem>.json`` and a Markdown table ``<stem>.md``."""
+    meta = machine()
+    with open(path_stem + ".json", "w") as f:
+        json.dump({"machine": meta, "rows": rows, "notes": list(notes)}, f, indent=1)
+    lines = [f"### {title}", "", f"Machine: {meta['cpus']} CPUs, affinity "
+             f"{meta['affinity']}, {meta['threads']} thread(s), Python {meta['python']}.", ""]
+    lines += [f"- {n}" for n in notes]
+    lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |")
+    text = "\n".join(lines) + "\n"
+    with open(path_stem + ".md", "w") as f:
+        f.write(text)
+    return text
+
+
+def _fmt(value):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)

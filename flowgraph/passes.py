@@ -1,0 +1,658 @@
+"""Rewrite passes: the compiler's graph IR and the ordered pipeline that optimizes it.
+
+The compiler lowers the ops of one run (fetches, feeds, feed shapes) to a
+:class:`Program` of :class:`Node` objects in topological order, with *concrete* shapes
+(feed shapes are part of a plan's key, so every shape is known). Each pass is
+"program in, program out" and can be run and tested alone. :data:`PIPELINE` is the
+whole optimization, in order, in one place.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     x = fg.placeholder(fg.float64, (2,), name="x")
+...     y = fg.identity(x * 1.0) + 0.0
+...     prog = lower([y], [], [x], [(2,)])
+...     prog = run_pipeline(prog)
+>>> [n.type for n in prog.nodes]
+['Feed']
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import shapes as S
+from .ops import get_primitive
+
+# Primitive kinds whose ops are pure functions of their inputs (safe to fold, merge
+# and drop). Anything else (state, sources other than Const, unknown kinds) is kept.
+PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy"})
+# Kinds the compiler knows how to plan; a run with any other kind of op (a primitive
+# added later, say with data-dependent output shapes) runs on the reference plan.
+KNOWN_KINDS = PURE_KINDS | {"source", "state", "control"}
+FOLD_LIMIT = 1 << 16       # largest constant (elements) that folding may create
+FLOAT_OR_BOOL = frozenset({"float32", "float64", "bool"})
+
+
+class Node:
+    """One IR node. ``inputs`` are ``(node, output_index)`` pairs; ``origin`` is the
+    graph :class:`~flowgraph.graph.Operation` it came from (errors name it);
+    ``order`` keeps the original creation order for scheduling.
+    """
+
+    __slots__ = ("type", "inputs", "attrs", "origin", "shapes", "dtypes", "controls",
+                 "order", "group", "feed")
+
+    def __init__(self, type_, inputs, attrs, origin, shapes, dtypes, controls=(), order=0):
+        self.type = type_
+        self.inputs = list(inputs)
+        self.attrs = attrs
+        self.origin = origin
+        self.shapes = list(shapes)
+        self.dtypes = [np.dtype(d) for d in dtypes]
+        self.controls = list(controls)
+        self.order = order
+        self.group = None
+        self.feed = None   # the fed Tensor, for Feed nodes
+
+    # The reference kernels read ``op.attrs`` and ``op.type``; a Node stands in for
+    # the op there. ``name`` and ``location`` name the original op in errors.
+    @property
+    def name(self):
+        return self.origin.name if self.origin is not None else self.type
+
+    @property
+    def location(self):
+        return getattr(self.origin, "location", None)
+
+    @property
+    def kind(self):
+        if self.type in ("Feed",):
+            return "source"
+        if self.type == "BroadcastTo":
+            return "elementwise"
+        return get_primitive(self.type).kind
+
+    def __repr__(self):
+        return f"<Node {self.type} {self.name} {self.shapes}>"
+
+
+class Program:
+    """Nodes in topological order, the fetched values and the nodes run for effect."""
+
+    def __init__(self, nodes, fetches, targets):
+        self.nodes = nodes
+        self.fetches = fetches      # [(node, index)]
+        self.targets = targets      # [node]
+
+    def users(self):
+        """``{(node, index): [consumer nodes]}``."""
+        out = {}
+        for n in self.nodes:
+            for v in n.inputs:
+                out.setdefault(v, []).append(n)
+        return out
+
+
+# --- lowering --------------------------------------------------------------------------
+
+class _ProxyTensor:
+    __slots__ = ("shape", "dtype", "name")
+
+    def __init__(self, shape, dtype, name):
+        self.shape, self.dtype, self.name = shape, dtype, name
+
+
+class _ProxyOp:
+    """What a primitive's shape rule needs, with concrete input shapes."""
+
+    __slots__ = ("type", "attrs", "inputs", "name", "location")
+
+    def __init__(self, op, inputs):
+        self.type, self.attrs, self.name, self.location = op.type, op.attrs, op.name, op.location
+        self.inputs = inputs
+
+
+class NotCompilable(Exception):
+    """The run cannot be compiled (an unknown shape, a rule that fails): use the
+    reference plan, which reports any error exactly as the specification does.
+    """
+
+
+def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes):
+    """The ops needed for a run as a :class:`Program` with concrete shapes."""
+    from .executor import needed_ops
+    fed = {t: s for t, s in zip(feed_tensors, feed_shapes)}
+    ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(fed))
+    value = {}     # Tensor -> (Node, index)
+    made = {}      # Operation -> Node
+    nodes = []
+    for t, shape in fed.items():
+        node = Node("Feed", [], {}, t.op, [tuple(shape)], [t.dtype], order=-1)
+        node.feed = t
+        value[t] = (node, 0)
+        nodes.append(node)
+    for op in ops:
+        if op.outputs and all(t in fed for t in op.outputs):
+            continue
+        if op.primitive.kind not in KNOWN_KINDS:
+            raise NotCompilable(f"{op.name}: primitive kind {op.primitive.kind!r}")
+        inputs = [value[t] for t in op.inputs]
+        proxy = _ProxyOp(op, [_ProxyTensor(n.shapes[i], n.dtypes[i], t.name)
+                              for (n, i), t in zip(inputs, op.inputs)])
+        try:
+            specs = op.primitive.infer(proxy)
+        except Exception as exc:
+            raise NotCompilable(f"{op.name}: {exc}") from None
+        shapes = [s for s, _ in specs]
+        if any(s is None or None in s for s in shapes):
+            raise NotCompilable(f"{op.name}: unknown output shape")
+        node = Node(op.type, inputs, op.attrs, op, shapes, [d for _, d in specs],
+                    [made[c] for c in op.control_inputs if c in made], op._id)
+        made[op] = node
+        nodes.append(node)
+        for i, t in enumerate(op.outputs):
+            if t not in fed:
+                value[t] = (node, i)
+    return Program(nodes, [value[t] for t in fetch_tensors],
+                   [made[o] for o in target_ops if o in made])
+
+
+# --- helpers for rewriting -------------------------------------------------------------
+
+def _rewrite(prog, visit):
+    """Rebuild ``prog`` calling ``visit(node) -> None | (node, index) | [values]`` on
+    each node (inputs already substituted). ``None`` keeps the node; a value or list of
+    values replaces its outputs (new nodes among them are inserted in order).
+    """
+    originals = set(prog.nodes)
+    subst, nodes, listed, dropped = {}, [], set(), set()
+
+    def add_new(node):
+        if node in listed or node in originals:
+            return
+        for v in node.inputs:
+            add_new(v[0])
+        listed.add(node)
+        nodes.append(node)
+
+    for n in prog.nodes:
+        n.inputs = [subst.get(v, v) for v in n.inputs]
+        n.controls = [c for c in n.controls if c not in dropped]
+        result = visit(n)
+        if result is None:
+            nodes.append(n)
+            listed.add(n)
+            continue
+        dropped.add(n)
+        replacements = result if isinstance(result, list) else [result]
+        for i, r in enumerate(replacements):
+            subst[(n, i)] = r
+            add_new(r[0])
+    prog.nodes = nodes
+    prog.fetches = [subst.get(v, v) for v in prog.fetches]
+    prog.targets = [t for t in prog.targets if t not in dropped]
+    return prog
+
+
+def _const(value, like):
+    value = np.asarray(value)
+    node = Node("Const", [], {"value": value}, like.origin, [value.shape], [value.dtype],
+                order=like.order)
+    return node
+
+
+def _const_value(v):
+    node, _ = v
+    return node.attrs["value"] if node.type == "Const" else None
+
+
+def _is_pure(node):
+    return node.type != "Feed" and node.kind in PURE_KINDS and not node.controls
+
+
+# --- passes ----------------------------------------------------------------------------
+
+def prune(prog):
+    """Keep only nodes the fetches and targets need (data and control inputs)."""
+    keep, stack = set(), [v[0] for v in prog.fetches] + list(prog.targets)
+    while stack:
+        n = stack.pop()
+        if n in keep:
+            continue
+        keep.add(n)
+        stack.extend(v[0] for v in n.inputs)
+        stack.extend(n.controls)
+    prog.nodes = [n for n in prog.nodes if n in keep]
+    return prog
+
+
+def fold_constants(prog):
+    """Evaluate pure ops of constant inputs at compile time (small results only); also
+    ops that depend only on shapes (``Size``, ``ZerosLike``, ``OnesLike``), which are
+    constants once feed shapes are fixed.
+    """
+    def visit(n):
+        if not _is_pure(n):
+            return None
+        if any(int(np.prod(s)) > FOLD_LIMIT for s in n.shapes):
+            return None
+        if n.type in ("Size", "ZerosLike", "OnesLike"):
+            # Only the shapes matter: zero-stride stand-ins cost no memory.
+            args = [np.broadcast_to(np.zeros((), v[0].dtypes[v[1]]), v[0].shapes[v[1]])
+                    for v in n.inputs]
+        else:
+            args = [_const_value(v) for v in n.inputs]
+            if not n.inputs or any(a is None for a in args):
+                return None
+        try:
+            with np.errstate(all="ignore"):
+                out = get_primitive(n.type).ref(n, *args)
+        except Exception:
+            return None   # leave the error to run time, where it names the op
+        outs = out if isinstance(out, tuple) else (out,)
+        return [(_const(np.asarray(o).astype(d, copy=False), n), 0)
+                for o, d in zip(outs, n.dtypes)]
+    return _rewrite(prog, visit)
+
+
+def _all_equal(value, x):
+    return value is not None and value.size > 0 and bool(np.all(value == x))
+
+
+def simplify(prog):
+    """Algebraic identities: x*1, x+0, x-0, -(-x), identity ops, transpose of
+    transpose, reshape chains, and the autodiff helpers (``ReshapeLike``,
+    ``SumLike``, ``BroadcastLike``, ``ExpandDims``, ``Squeeze``) turned into plain
+    reshapes, reductions and broadcasts now that shapes are known.
+    """
+    def same(n, v):
+        return v[0].shapes[v[1]] == n.shapes[0] and v[0].dtypes[v[1]] == n.dtypes[0]
+
+    def visit(n):
+        t = n.type
+        if n.controls:
+            return None
+        if t in ("Identity", "StopGradient", "Copy") and same(n, n.inputs[0]):
+            return n.inputs[0]
+        if t in ("Mul", "Add", "Sub") and n.dtypes[0].kind == "f":
+            a, b = n.inputs
+            unit = 1 if t == "Mul" else 0
+            if _all_equal(_const_value(b), unit) and same(n, a):
+                return a
+            if t != "Sub" and _all_equal(_const_value(a), unit) and same(n, b):
+                return b
+        if t == "Neg" and n.inputs[0][0].type == "Neg":
+            return n.inputs[0][0].inputs[0]
+        if t == "Transpose":
+            src = n.inputs[0]
+            perm = list(n.attrs["perm"])
+            if src[0].type == "Transpose":
+                inner = list(src[0].attrs["perm"])
+                perm = [inner[p] for p in perm]
+                src = src[0].inputs[0]
+            if perm == sorted(perm):
+                return src
+            if src is not n.inputs[0]:
+                return _replace(n, "Transpose", [src], {"perm": tuple(perm)})
+        if t in ("Reshape", "ReshapeLike", "ExpandDims", "Squeeze"):
+            src = n.inputs[0]
+            while src[0].type == "Reshape":
+                src = src[0].inputs[0]
+            if src[0].shapes[src[1]] == n.shapes[0]:
+                return src
+            if t != "Reshape" or src is not n.inputs[0]:
+                return _replace(n, "Reshape", [src], {"shape": n.shapes[0]})
+        if t == "SumLike":
+            x = n.inputs[0]
+            xs, target = x[0].shapes[x[1]], n.shapes[0]
+            if xs == target:
+                return x
+            lead = len(xs) - len(target)
+            axes = tuple(range(lead)) + tuple(
+                lead + i for i, d in enumerate(target) if d == 1 and xs[lead + i] != 1)
+            kept = tuple(d for i, d in enumerate(xs) if i not in axes)
+            total = _replace(n, "ReduceSum", [x], {"axis": axes, "keepdims": False}, [kept])
+            if kept == target:
+                return total
+            return _replace(n, "Reshape", [total], {"shape": target})
+        if t == "BroadcastLike":
+            x = n.inputs[0]
+            if same(n, x):
+                return x
+            return _replace(n, "BroadcastTo", [x], {"shape": n.shapes[0]})
+        return None
+
+    return _rewrite(prog, visit)
+
+
+def _replace(n, type_, inputs, attrs, shapes=None):
+    node = Node(type_, inputs, attrs, n.origin, shapes or n.shapes, n.dtypes[:1],
+                order=n.order)
+    return (node, 0)
+
+
+def _freeze(value):
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, np.dtype):
+        return ("dtype", value.str)
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return ("id", id(value))
+
+
+def cse(prog):
+    """Common subexpression elimination: pure nodes with equal type, inputs, attrs
+    (and constants with equal values) become one.
+    """
+    seen = {}
+
+    def visit(n):
+        if n.type != "Const" and not _is_pure(n):
+            return None
+        key = (n.type, tuple((id(v[0]), v[1]) for v in n.inputs), _freeze(n.attrs),
+               tuple(map(str, n.dtypes)), tuple(n.shapes))
+        first = seen.get(key)
+        if first is None:
+            seen[key] = n
+            return None
+        return [(first, i) for i in range(len(n.shapes))]
+
+    return _rewrite(prog, visit)
+
+
+def stack_matmul_sums(prog):
+    """A sum of matmuls ``a1.T @ b1 + a2.T @ b2 + ...`` (the weight gradient of an
+    unrolled RNN: one term per time step) becomes one matmul of stacked operands,
+    ``concat(a).T @ concat(b)``: one large GEMM runs near the machine's GEMM rate, and the
+    T-1 additions of weight-sized arrays disappear.
+    """
+    users = prog.users()
+
+    def single_use(v):
+        return len(users.get(v, ())) == 1 and v not in fetched
+
+    def collect(v, leaves):
+        n = v[0]
+        if n.type == "Add" and single_use(v) and all(
+                w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs):
+            return all(collect(w, leaves) for w in n.inputs)
+        if (n.type == "MatMul" and single_use(v) and n.attrs["transpose_a"]
+                and not n.attrs["transpose_b"] and len(n.shapes[0]) == 2
+                and not n.controls):
+            leaves.append(n)
+            return True
+        return False
+
+    fetched = set(prog.fetches)
+    replace = {}
+    for n in reversed(prog.nodes):
+        if n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f":
+            continue
+        leaves = []
+        if not all(collect(w, leaves) for w in n.inputs) or len(leaves) < 2:
+            continue
+        a_shape = leaves[0].inputs[0][0].shapes[leaves[0].inputs[0][1]]
+        b_shape = leaves[0].inputs[1][0].shapes[leaves[0].inputs[1][1]]
+        if n.shapes[0] != (a_shape[1], b_shape[1]):
+            continue
+        leaves.sort(key=lambda m: m.order)
+        stacked = []
+        for side in (0, 1):
+            parts = [m.inputs[side] for m in leaves]
+            rows = sum(p[0].shapes[p[1]][0] for p in parts)
+            cols = parts[0][0].shapes[parts[0][1]][1]
+            stacked.append((Node("Concat", parts, {"axis": 0}, leaves[0].origin, [(rows, cols)],
+                                 [n.dtypes[0]], order=n.order), 0))
+        replace[n] = Node("MatMul", stacked, {"transpose_a": True, "transpose_b": False},
+                          n.origin, n.shapes, n.dtypes, order=n.order)
+        for m in leaves:
+            replace.setdefault(m, None)
+
+    def visit(n):
+        new = replace.get(n)
+        return (new, 0) if new is not None else None
+    return prune(_rewrite(prog, visit)) if replace else prog
+
+
+def batch_input_matmuls(prog):
+    """Matmuls by one weight of inputs that are fed or constant (``x_t @ W`` for every
+    time step of an unrolled RNN) become one matmul of the stacked inputs, split back
+    into per-step views: one large GEMM instead of T small ones.
+    """
+    def fixed_input(v):
+        n = v[0]
+        while n.type in ("Reshape", "StridedSlice", "Split", "SplitLike", "Transpose"):
+            n = n.inputs[0][0]
+        return n.type in ("Feed", "Const")
+
+    groups = {}
+    for n in prog.nodes:
+        if (n.type == "MatMul" and not n.controls and len(n.shapes[0]) == 2
+                and not n.attrs["transpose_a"] and fixed_input(n.inputs[0])):
+            key = (n.inputs[1], n.attrs["transpose_b"], n.dtypes[0].str)
+            groups.setdefault(key, []).append(n)
+    replace = {}
+    for (b, tb, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        parts = [m.inputs[0] for m in members]
+        rows = [p[0].shapes[p[1]][0] for p in parts]
+        cols = parts[0][0].shapes[parts[0][1]][1]
+        last = members[-1]
+        stacked = Node("Concat", parts, {"axis": 0}, last.origin, [(sum(rows), cols)],
+                       last.dtypes, order=last.order)
+        width = last.shapes[0][1]
+        product = Node("MatMul", [(stacked, 0), b], dict(last.attrs), last.origin,
+                       [(sum(rows), width)], last.dtypes, order=last.order)
+        pieces = Node("Split", [(product, 0)], {"sizes": tuple(rows), "axis": 0},
+                      last.origin, [(r, width) for r in rows], last.dtypes * len(rows),
+                      order=last.order)
+        for k, m in enumerate(members):
+            replace[m] = (pieces, k)
+
+    # The stacked matmul runs where the last member was: move earlier members' users
+    # after it by giving the replacement the last member's position.
+    def visit(n):
+        return replace.get(n)
+    if not replace:
+        return prog
+    prog = _rewrite(prog, visit)
+    return _reorder(prog)
+
+
+def _reorder(prog):
+    """Topological order again after a rewrite moved a value later than its users."""
+    placed, order = set(), []
+
+    def place(n):
+        stack = [(n, False)]
+        while stack:
+            m, expanded = stack.pop()
+            if m in placed:
+                continue
+            if expanded:
+                placed.add(m)
+                order.append(m)
+                continue
+            stack.append((m, True))
+            for w in reversed([v[0] for v in m.inputs] + list(m.controls)):
+                if w not in placed:
+                    stack.append((w, False))
+    for n in prog.nodes:
+        place(n)
+    prog.nodes = order
+    return prog
+
+
+def narrow_split_matmuls(prog):
+    """A matmul whose output is split by columns with only one piece used computes just
+    that piece, from a slice of its right operand: the gradient of ``concat([h, x]) @ K``
+    with respect to ``[h; x]`` is needed only for ``h`` in an RNN, a third less work.
+    """
+    users = prog.users()
+    fetched = set(prog.fetches)
+
+    def visit(n):
+        if n.type not in ("Split", "SplitLike") or n.controls:
+            return None
+        src = n.inputs[0]
+        m = src[0]
+        if (m.type != "MatMul" or len(m.shapes[0]) != 2 or len(users.get(src, ())) != 1
+                or src in fetched or m.controls):
+            return None
+        if S.normalize_axis(n.attrs["axis"], 2) != 1:
+            return None
+        used = [k for k in range(len(n.shapes)) if users.get((n, k)) or (n, k) in fetched]
+        if len(used) != 1:
+            return None
+        k = used[0]
+        start = sum(n.shapes[j][1] for j in range(k))
+        stop = start + n.shapes[k][1]
+        b, b_shape = m.inputs[1], m.inputs[1][0].shapes[m.inputs[1][1]]
+        if m.attrs["transpose_b"]:
+            spec, sliced = (("slice", start, stop, None),), (stop - start, b_shape[1])
+        else:
+            spec = (("slice", None, None, None), ("slice", start, stop, None))
+            sliced = (b_shape[0], stop - start)
+        piece = Node("StridedSlice", [b], {"spec": spec}, m.origin, [sliced], [m.dtypes[0]],
+                     order=m.order)
+        narrow = Node("MatMul", [m.inputs[0], (piece, 0)], dict(m.attrs), m.origin,
+                      [n.shapes[k]], m.dtypes, order=n.order)
+        return [(narrow, 0) if j == k else (n, j) for j in range(len(n.shapes))]
+
+    return prune(_rewrite(prog, visit))
+
+
+# --- elementwise fusion ----------------------------------------------------------------
+
+def fusable(n):
+    """Can ``n`` be part of a generated elementwise kernel?"""
+    from kernels.scalar import has_template
+    if n.type == "Feed" or n.controls or len(n.shapes) != 1:
+        return False
+    if n.type != "BroadcastTo" and not (n.kind == "elementwise" and has_template(n.type)):
+        return False
+    dtypes = [d.name for d in n.dtypes] + [v[0].dtypes[v[1]].name for v in n.inputs]
+    if not all(d in FLOAT_OR_BOOL for d in dtypes):
+        return False
+    if n.type == "Sign" and n.dtypes[0].kind != "f":
+        return False
+    return True
+
+
+class Group:
+    """A convex region of elementwise nodes of one output shape: one generated kernel."""
+
+    __slots__ = ("nodes", "shape", "index")
+
+    def __init__(self, shape, index):
+        self.nodes, self.shape, self.index = [], shape, index
+
+    def __repr__(self):
+        return f"<Group {[n.type for n in self.nodes]} {self.shape}>"
+
+
+def fuse_elementwise(prog):
+    """Assign fusable nodes to :class:`Group` s (``node.group``).
+
+    A node joins the group of one of its fusable producers when the output shapes are
+    equal and the region stays convex: no input of the node may depend on the group
+    through a node outside it (else the group would have to run both before and after
+    that node). Dependencies are bitmasks of groups, closed over groups at query time
+    (a group depends on all its members' inputs), so the check is cheap and exact.
+    Inputs are broadcast at the region's edge.
+    """
+    groups = []
+    ndeps = {}    # node -> bitmask of the groups holding its ancestors (fixed once set)
+    gdeps = {}    # group -> bitmask of groups its members' outside inputs come from
+    by_root = {}  # root node of a buffer -> groups reading it
+
+    def outside_mask(n, g):
+        mask = 0
+        for m in [v[0] for v in n.inputs] + list(n.controls):
+            if m.group is not g:
+                mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
+        return mask
+
+    def reaches(mask, g):
+        """Is ``g`` in the closure of ``mask``? A group as a unit depends on whatever
+        any member's outside inputs depend on (``gdeps``, which grows as members join).
+        """
+        seen, frontier = 0, mask
+        while frontier:
+            if frontier >> g.index & 1:
+                return True
+            seen |= frontier
+            grown, f = 0, frontier
+            while f:
+                low = f & -f
+                grown |= gdeps[groups[low.bit_length() - 1]]
+                f ^= low
+            frontier = grown & ~seen
+        return False
+
+    def legal(n, g):
+        return g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
+
+    for n in prog.nodes:
+        n.group = None
+        if fusable(n):
+            # 1. Join a producer's group (vertical fusion).
+            for v in n.inputs:
+                g = v[0].group
+                if g is not None and legal(n, g):
+                    n.group = g
+                    break
+            # 2. Else join a group that reads the same buffer (sibling fusion: the
+            #    gates of an LSTM cell, all slices of one matmul output).
+            if n.group is None:
+                for v in n.inputs:
+                    for g in by_root.get(_root(v[0]), ()):
+                        if legal(n, g):
+                            n.group = g
+                            break
+                    if n.group is not None:
+                        break
+            if n.group is None:
+                n.group = Group(n.shapes[0], len(groups))
+                groups.append(n.group)
+                gdeps[n.group] = 0
+            n.group.nodes.append(n)
+            gdeps[n.group] |= outside_mask(n, n.group)
+            for v in n.inputs:
+                root = _root(v[0])
+                if v[0].group is not n.group and root.type != "Const":
+                    readers = by_root.setdefault(root, [])
+                    if n.group not in readers:
+                        readers.append(n.group)
+        mask = 0
+        for m in [v[0] for v in n.inputs] + list(n.controls):
+            mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
+        ndeps[n] = mask
+    return prog
+
+
+VIEW_NODES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
+
+
+def _root(node):
+    while node.type in VIEW_NODES and node.group is None:
+        node = node.inputs[0][0]
+    return node
+
+
+PIPELINE = [prune, fold_constants, simplify, cse, prune, narrow_split_matmuls,
+            stack_matmul_sums, batch_input_matmuls, fuse_elementwise]
+"""The optimization passes, in order. Each takes and returns a :class:`Program`."""
+
+
+def run_pipeline(prog, passes=PIPELINE):
+    for p in passes:
+        prog = p(prog)
+    return prog

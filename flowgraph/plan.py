@@ -1,0 +1,514 @@
+"""Plans: an optimized :class:`~flowgraph.passes.Program` as a linear schedule of
+prebound kernel calls over preallocated buffers.
+
+Building a plan:
+
+1. **Schedule.** Units (a fused group or a single node) are ordered topologically,
+   by the original creation order where free; state ops keep their relative order.
+2. **Values.** Every output is a *buffer* (from the pool), a *view* of another value
+   (reshape, transpose, split, basic slicing: no copy), or a constant.
+3. **Buffers by liveness.** Walking the schedule, a buffer goes back to the pool after
+   its last reader (over all views of it) and is reused, best size first. A fused
+   elementwise kernel may write in place over an input it reads last (same element
+   count, plain layout): loads precede stores in the generated loop, so it is safe.
+4. **Steps.** Each unit becomes a zero-argument callable with its arrays bound, so
+   :meth:`CompiledPlan.run` is a tight loop.
+
+Fetched values are copied out at the end (the buffers are reused by the next run), and
+a plan runs one call at a time (a lock), as its buffers are shared.
+"""
+from __future__ import annotations
+
+import heapq
+import threading
+
+import numpy as np
+
+from . import shapes as S
+from .errors import FlowgraphError, NumericsError, describe_op
+from .executor import ReferencePlan, RunState, run_state_op
+from .ops import get_primitive, slice_spec_to_index
+
+VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
+
+
+# --- scheduling ------------------------------------------------------------------------
+
+def schedule(prog):
+    """Units in an executable order: ``[(kind, payload)]`` where kind is ``"group"``
+    (payload a Group) or ``"node"``.
+    """
+    unit_of = {}
+    units = []
+    for n in prog.nodes:
+        if n.group is not None:
+            if n.group not in unit_of:
+                unit_of[n.group] = len(units)
+                units.append(("group", n.group))
+            unit_of[n] = unit_of[n.group]
+        else:
+            unit_of[n] = len(units)
+            units.append(("node", n))
+    preds = [set() for _ in units]
+    last_state = None
+    for n in prog.nodes:
+        u = unit_of[n]
+        for v in n.inputs:
+            preds[u].add(unit_of[v[0]])
+        for c in n.controls:
+            preds[u].add(unit_of[c])
+        if n.kind == "state":
+            if last_state is not None:
+                preds[u].add(unit_of[last_state])
+            last_state = n
+    for u, p in enumerate(preds):
+        p.discard(u)
+    key = [max(n.order for n in (p.nodes if k == "group" else [p])) for k, p in units]
+    succs = [[] for _ in units]
+    indegree = [len(p) for p in preds]
+    for u, p in enumerate(preds):
+        for q in p:
+            succs[q].append(u)
+    ready = [(key[u], u) for u in range(len(units)) if not indegree[u]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, u = heapq.heappop(ready)
+        order.append(units[u])
+        for w in succs[u]:
+            indegree[w] -= 1
+            if not indegree[w]:
+                heapq.heappush(ready, (key[w], w))
+    if len(order) != len(units):
+        raise FlowgraphError("internal error: the fused graph has a cycle")
+    return order
+
+
+# --- the plan --------------------------------------------------------------------------
+
+class _Storage:
+    __slots__ = ("nbytes", "array", "last_use", "pinned")
+
+    def __init__(self, nbytes, pinned=False):
+        self.nbytes, self.array, self.last_use, self.pinned = nbytes, None, -1, pinned
+
+
+class CompiledPlan:
+    """A compiled run: ``run(feeds, state) -> [fetched arrays]``, like
+    :class:`~flowgraph.executor.ReferencePlan` (its specification).
+
+    ``kernel_sources`` lists the distinct generated kernels; ``memory_stats`` gives
+    the bytes of all pooled buffers and of the largest live set.
+    """
+
+    def __init__(self, prog, graph, fetch_tensors, target_ops, feed_tensors, config):
+        self.feed_tensors = list(feed_tensors)
+        self.fetch_tensors = list(fetch_tensors)
+        self._reference_args = (graph, fetch_tensors, target_ops, feed_tensors)
+        self._check_numerics = config.check_numerics
+        self._lock = threading.Lock()
+        self._state = [None]
+        self.kernel_sources = set()
+        units = schedule(prog)
+        self.n_units = len(units)
+        self._layout(prog, units)
+        self._build_steps(prog, units)
+
+    # -- values and buffers ----------------------------------------------------------
+    def _layout(self, prog, units):
+        """Decide for every value: constant, view of another value, value inside a
+        fused kernel, or pooled buffer; assign buffers to storage blocks by liveness.
+        """
+        users = prog.users()
+        fetched = set(prog.fetches)
+        self._group_outputs = {}
+        inputs_of, produced = [], []
+        for kind, p in units:
+            nodes = p.nodes if kind == "group" else [p]
+            members = set(nodes)
+            ins = list(dict.fromkeys(v for n in nodes for v in n.inputs
+                                     if v[0] not in members))
+            if kind == "group":
+                self._group_outputs[p] = [
+                    (n, 0) for n in p.nodes
+                    if (n, 0) in fetched or any(u not in members for u in users.get((n, 0), ()))]
+                outs = self._group_outputs[p]
+            else:
+                outs = [(p, k) for k in range(len(p.shapes))]
+            inputs_of.append(ins)
+            produced.append(outs)
+
+        kinds, plain = {}, {}    # plain: a whole buffer in C order
+        for outs in produced:
+            for v in outs:
+                n, k = v
+                if n.type == "Const":
+                    kinds[v], plain[v] = "const", False
+                elif n.type in VIEW_TYPES and _view_possible(n, plain[n.inputs[0]]):
+                    kinds[v] = "view"
+                    plain[v] = n.type == "Reshape" and plain[n.inputs[0]]
+                else:
+                    kinds[v], plain[v] = "buffer", True
+        self._kinds = kinds
+
+        # Concatenation along axis 0 without a copy: each input is written straight
+        # into its rows of the output buffer (a "window"; the weight-gradient stacking
+        # and the per-step [h; x] of an unrolled RNN both end up here).
+        window_of, self._elided = {}, set()
+        for outs in produced:
+            for v in outs:
+                n = v[0]
+                if n.type != "Concat" or kinds[v] != "buffer" or v in window_of:
+                    continue
+                if S.normalize_axis(n.attrs["axis"], len(n.shapes[0])) != 0:
+                    continue
+                ins = n.inputs
+                if len(set(ins)) != len(ins) or not all(
+                        kinds.get(w) == "buffer" and w not in window_of
+                        and w[0].type != "Feed" and w[0] not in self._elided for w in ins):
+                    continue
+                offset = 0
+                for w in ins:
+                    window_of[w] = (v, offset)
+                    offset += w[0].shapes[w[1]][0]
+                self._elided.add(n)
+        for w in window_of:
+            kinds[w] = "window"
+
+        def root(v):
+            while True:
+                if kinds[v] == "view":
+                    v = v[0].inputs[0]
+                elif kinds[v] == "window":
+                    v = window_of[v][0]
+                else:
+                    return v
+
+        # Liveness: the last unit reading each buffer, through any view of it.
+        last = {}
+        for i, ins in enumerate(inputs_of):
+            for v in ins:
+                r = root(v)
+                last[r] = max(last.get(r, -1), i)
+        for v in prog.fetches:
+            last[root(v)] = len(units)
+
+        pool = {}          # nbytes -> [free _Storage]
+        self._storages = []
+
+        def take(nbytes):
+            fits = [size for size, free in pool.items()
+                    if free and nbytes <= size <= 2 * nbytes + 64]
+            if fits:
+                return pool[min(fits)].pop()
+            s = _Storage(nbytes)
+            self._storages.append(s)
+            return s
+
+        storage_of, live, releases = {}, {}, {}
+        self.largest_live_set = 0
+        for i, (kind, p) in enumerate(units):
+            outs = [v for v in produced[i] if kinds[v] == "buffer"]
+            handed = {}
+            if kind == "group" and not uses_ufuncs(p):
+                # In place: overwrite a plain input buffer this kernel reads last (a
+                # generated loop loads every input before it stores; a ufunc chain
+                # writes outputs early, so it gets no in-place outputs).
+                for v in inputs_of[i]:
+                    if (kinds[v] == "buffer" and last.get(v) == i and v in live
+                            and sum(root(w) == v for w in inputs_of[i]) == 1):
+                        for o in outs:
+                            if o not in handed and _same_layout(o, v):
+                                handed[o] = v
+                                break
+            for w in produced[i]:
+                c = window_of[w][0] if kinds[w] == "window" else None
+                if c is not None and c not in storage_of:
+                    storage_of[c] = take(_nbytes(c))
+                    live[c] = _nbytes(c)
+                    releases.setdefault(last.setdefault(c, i), []).append(c)
+            for o in outs:
+                if o in storage_of:
+                    continue              # a concatenation whose inputs filled it
+                if o in handed:
+                    storage_of[o] = storage_of[handed[o]]
+                    del live[handed[o]]
+                else:
+                    storage_of[o] = take(_nbytes(o))
+                live[o] = _nbytes(o)
+                last.setdefault(o, i)      # never read: free right after
+                releases.setdefault(last[o], []).append(o)
+            self.largest_live_set = max(self.largest_live_set, sum(live.values()))
+            for v in releases.pop(i, ()):
+                if v in live:
+                    del live[v]
+                    s = storage_of[v]
+                    pool.setdefault(s.nbytes, []).append(s)
+        self.memory_stats = {
+            "pooled_bytes": sum(s.nbytes for s in self._storages),
+            "largest_live_set_bytes": self.largest_live_set,
+        }
+        for s in self._storages:
+            s.array = np.empty(max(s.nbytes, 1), np.uint8)
+
+        arrays = {}
+        self._parents = {}
+        for outs in produced:
+            for v in outs:
+                n, k = v
+                if v in arrays:
+                    continue
+                if kinds[v] == "window":
+                    c, offset = window_of[v]
+                    if c not in arrays:
+                        raw = storage_of[c].array
+                        arrays[c] = raw[:_nbytes(c)].view(c[0].dtypes[c[1]]).reshape(
+                            c[0].shapes[c[1]])
+                    arrays[v] = arrays[c][offset:offset + n.shapes[k][0]]
+                elif kinds[v] == "const":
+                    arrays[v] = np.asarray(n.attrs["value"])
+                elif kinds[v] == "view":
+                    arrays[v] = _make_view(n, k, arrays[n.inputs[0]])
+                    if n.type != "Reshape":     # a window of its input, for codegen
+                        self._parents[id(arrays[v])] = arrays[n.inputs[0]]
+                else:
+                    raw = storage_of[v].array
+                    arrays[v] = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
+        self._arrays = arrays
+
+    # -- steps -------------------------------------------------------------------------
+    def _build_steps(self, prog, units):
+        from kernels import codegen, cpu  # noqa: F401 - registers the CPU kernels
+
+        arrays = self._arrays
+        steps, checked = [], []
+        self._feed_loads = []
+        self._scratch = {}
+        quiet = True      # no step is a NumPy call that could raise an FP warning
+        for kind, p in units:
+            if kind == "group":
+                unit_steps = self._group_steps(p, arrays)
+                quiet = quiet and not uses_ufuncs(p)
+                outs, origin = self._group_outputs[p], p.nodes[-1]
+            else:
+                n = p
+                outs = [(n, k) for k in range(len(n.shapes)) if self._kinds[(n, k)] == "buffer"]
+                origin = n
+                if n.type == "Feed":
+                    self._feed_loads.append((arrays[(n, 0)], n.feed))
+                    continue
+                if n.type == "Const" or self._kinds.get((n, 0)) == "view" or (
+                        n.kind == "control") or n in self._elided:
+                    continue
+                unit_steps = [self._node_step(n, arrays)]
+                quiet = quiet and n.kind == "state"
+            steps.extend(unit_steps)
+            if unit_steps:
+                checked.append((unit_steps, [arrays[v] for v in outs
+                                             if arrays[v].dtype.kind == "f"], origin))
+        self._quiet = quiet
+        self.memory_stats["scratch_bytes"] = sum(a.nbytes for a in self._scratch.values())
+        self._steps = steps
+        self._checked_steps = checked
+        self._fetch_arrays = [arrays[v] for v in prog.fetches]
+        self._nonfinite_const = self._check_numerics and any(
+            a.dtype.kind == "f" and not np.isfinite(a).all()
+            for v, a in arrays.items() if self._kinds[v] == "const")
+
+    def _group_steps(self, group, arrays):
+        """A fused region: one generated kernel, or for regions with transcendental
+        functions a chain of NumPy ufunc calls over shared scratch buffers (see
+        :mod:`kernels.ufuncs` for the measurements behind that choice).
+        """
+        outs = self._group_outputs[group]
+        if not outs:
+            return []
+        if uses_ufuncs(group):
+            return self._ufunc_steps(group, arrays)
+        return [self._fused_kernel(group, arrays)]
+
+    def _ufunc_steps(self, group, arrays):
+        from kernels.ufuncs import bind
+        outs = set(self._group_outputs[group])
+        local, steps, slots = {}, [], {}
+        for n in group.nodes:
+            v = (n, 0)
+            if v in outs:
+                out = arrays[v]
+            else:
+                key = (n.dtypes[0].str, group.shape, slots.setdefault(
+                    (n.dtypes[0].str, group.shape), 0))
+                slots[(n.dtypes[0].str, group.shape)] += 1
+                out = self._scratch.get(key)
+                if out is None:
+                    out = self._scratch[key] = np.empty(group.shape, n.dtypes[0])
+            local[v] = out
+            ins = [local[w] if w in local else arrays[w] for w in n.inputs]
+            steps.append(bind(n.type, n.attrs, out, ins))
+        return steps
+
+    def _fused_kernel(self, group, arrays):
+        from kernels.codegen import FusedSpec, compile_fused
+        members = {n: i for i, n in enumerate(group.nodes)}
+        ins = []
+        spec = FusedSpec(0)
+        for n in group.nodes:
+            operands = []
+            for v in n.inputs:
+                if v[0] in members:
+                    operands.append(("node", members[v[0]]))
+                else:
+                    if v not in ins:
+                        ins.append(v)
+                    operands.append(("in", ins.index(v)))
+            spec.nodes.append((n.type, operands, dict(n.attrs), n.dtypes[0].name))
+        spec.n_inputs = len(ins)
+        outs = self._group_outputs[group]
+        spec.outputs = [members[v[0]] for v in outs]
+        shape = group.shape
+        bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
+                 for v in ins] + [arrays[v] for v in outs]
+        step, source = compile_fused(spec, bound, self._parents)
+        self.kernel_sources.add(source)
+        return step
+
+    def _node_step(self, n, arrays):
+        from kernels.cpu import build
+        ins = [arrays[v] for v in n.inputs]
+        outs = [arrays[(n, k)] for k in range(len(n.shapes))]
+        if n.kind == "state":
+            return self._state_step(n, ins, outs)
+        step = build(n.type, n.attrs, ins, outs)
+        if step is not None:
+            return step
+        ref = get_primitive(n.type).ref if n.type != "BroadcastTo" else None
+        copyto = np.copyto
+
+        def reference_step():
+            values = ref(n, *ins)
+            if not isinstance(values, tuple):
+                values = (values,)
+            for out, value in zip(outs, values):
+                if np.shape(value) != out.shape:
+                    raise FlowgraphError(f"produced shape {np.shape(value)}, expected "
+                                         f"{out.shape}")
+                copyto(out, value, casting="unsafe")
+        return reference_step
+
+    def _state_step(self, n, ins, outs):
+        holder, op, copyto = self._state, n.origin, np.copyto
+
+        def state_step():
+            values = run_state_op(op, ins, holder[0])
+            for out, value in zip(outs, values):
+                copyto(out, value)
+        return state_step
+
+    # -- running -----------------------------------------------------------------------
+    def run(self, feeds, state: RunState):
+        with self._lock:
+            self._state[0] = state
+            try:
+                for buf, tensor in self._feed_loads:
+                    np.copyto(buf, feeds[tensor])
+                if self._check_numerics:
+                    with np.errstate(all="ignore"):
+                        self._run_checked(feeds, state)
+                elif self._quiet:
+                    for step in self._steps:   # generated kernels raise no FP warnings
+                        step()
+                else:
+                    with np.errstate(all="ignore"):   # NumPy calls might (overflow...)
+                        for step in self._steps:
+                            step()
+            except NumericsError:
+                raise
+            except Exception as exc:
+                self._replay(feeds, state, exc)
+            finally:
+                self._state[0] = None
+            return [a.copy() for a in self._fetch_arrays]
+
+    def _run_checked(self, feeds, state):
+        if self._nonfinite_const:
+            self._replay(feeds, state, None)
+        for unit_steps, outs, origin in self._checked_steps:
+            for step in unit_steps:
+                step()
+            for out in outs:
+                if not np.isfinite(out).all():
+                    self._replay(feeds, state, None, origin)
+
+    def _replay(self, feeds, state, exc, origin=None):
+        """Run the reference plan on the same inputs: it names the original op that
+        failed (or first made a NaN/Inf) exactly as the specification does.
+        """
+        graph, fetches, targets, feed_tensors = self._reference_args
+        reference = ReferencePlan(graph, fetches, targets, feed_tensors, self._check_numerics)
+        fresh = RunState(dict(state.snapshot), state._initial)
+        reference.run(feeds, fresh)   # raises the specified error
+        if exc is not None:
+            raise FlowgraphError(f"internal error in the compiled plan (the reference path "
+                                 f"succeeds): {type(exc).__name__}: {exc}") from exc
+        raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or Inf "
+                            "in the compiled plan")
+
+
+def uses_ufuncs(group):
+    """Run this region as NumPy ufunc calls rather than one generated loop?
+
+    A cost model from measurements on this machine (float32, one core): a generated
+    loop costs about 1 ns per element per operand array (loops over many possibly-
+    aliasing arrays are not vectorized) plus 12 ns per exp/sigmoid/log and 33 ns per
+    tanh (Numba calls scalar libm); a ufunc costs about 1.2 µs per call plus 0.6 ns
+    per element (SIMD), sigmoid being four calls. Small regions stay loops (call
+    overhead dominates), large transcendental-heavy ones become ufunc chains.
+    """
+    members = set(group.nodes)
+    operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
+    elems = int(np.prod(group.shape))
+    loop_ns = elems * (1.0 * (operands + len(group.nodes) // 2)
+                       + sum(LOOP_NS.get(n.type, 0.0) for n in group.nodes))
+    calls = sum(4 if n.type == "Sigmoid" else 1 for n in group.nodes)
+    ufunc_ns = calls * (1200.0 + 0.6 * elems)
+    return ufunc_ns < loop_ns
+
+
+LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
+
+
+def _nbytes(v):
+    n, k = v
+    return int(np.prod(n.shapes[k])) * n.dtypes[k].itemsize
+
+
+def _same_layout(o, v):
+    (a, i), (b, j) = o, v
+    return (int(np.prod(a.shapes[i])) == int(np.prod(b.shapes[j]))
+            and a.dtypes[i].itemsize == b.dtypes[j].itemsize)
+
+
+def _view_possible(n, input_plain):
+    """Reshapes of a whole C-order buffer, transposes and slices are views."""
+    if n.type == "Reshape":
+        return input_plain
+    if n.type == "StridedSlice":
+        return len(n.shapes[0]) > 0   # all-integer indexing gives a scalar, not a view
+    return True
+
+
+def _make_view(n, k, x):
+    t = n.type
+    if t == "Reshape":
+        return x.reshape(n.shapes[0])
+    if t == "Transpose":
+        return np.transpose(x, n.attrs["perm"])
+    if t in ("Split", "SplitLike"):
+        axis = n.attrs["axis"] % x.ndim
+        start = sum(n.shapes[j][axis] for j in range(k))
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(start, start + n.shapes[k][axis])
+        return x[tuple(index)]
+    if t == "StridedSlice":
+        return x[slice_spec_to_index(n.attrs["spec"])]
+    raise AssertionError(t)

@@ -1,0 +1,75 @@
+"""CPU kernels that are not generated: BLAS matmul, reductions, concatenation.
+
+Each builder takes the plan's preallocated arrays (inputs, then outputs) and returns a
+zero-argument callable with everything prebound, so the plan's run loop is just
+``for step in steps: step()``. Matmul calls NumPy's BLAS (``np.matmul(..., out=)``):
+calling BLAS from the plan needs no SciPy, unlike ``np.dot`` inside ``@njit``.
+Fused elementwise kernels are Numba-generated (:mod:`kernels.codegen`).
+
+>>> import numpy as np
+>>> a, b, out = np.ones((2, 3)), np.ones((3, 4)), np.empty((2, 4))
+>>> step = build("MatMul", {"transpose_a": False, "transpose_b": False}, [a, b], [out])
+>>> _ = step(); float(out[0, 0])
+3.0
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flowgraph.shapes import normalize_axes
+
+from . import register
+
+
+def build(op_type, attrs, inputs, outputs):
+    """The prebound step for ``op_type``, or ``None`` if there is no CPU kernel (the
+    plan then calls the NumPy reference kernel).
+    """
+    from . import lookup
+    builder = lookup(op_type, "cpu")
+    return None if builder is None else builder(attrs, inputs, outputs)
+
+
+@register("MatMul", "cpu")
+def matmul(attrs, inputs, outputs):
+    a, b = inputs
+    if a.dtype.kind != "f" or a.ndim != 2 or b.ndim != 2:
+        return None
+    if attrs["transpose_a"]:
+        a = a.T
+    if attrs["transpose_b"]:
+        b = b.T
+    out = outputs[0]
+    mm = np.matmul
+    return lambda: mm(a, b, out=out)
+
+
+def _reduce(fn):
+    def builder(attrs, inputs, outputs):
+        x, = inputs
+        axes = normalize_axes(attrs["axis"], x.ndim)
+        if any(x.shape[a] == 0 for a in axes) and fn is np.max:
+            return None   # the reference raises the error
+        if x.dtype.kind not in "f":
+            return None
+        out = outputs[0].reshape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+        return lambda: fn(x, axis=axes, out=out, keepdims=True)
+    return builder
+
+
+register("ReduceSum", "cpu")(_reduce(np.sum))
+register("ReduceMax", "cpu")(_reduce(np.max))
+
+
+@register("Concat", "cpu")
+def concat(attrs, inputs, outputs):
+    xs, out, axis = tuple(inputs), outputs[0], attrs["axis"]
+    cat = np.concatenate
+    return lambda: cat(xs, axis=axis, out=out)
+
+
+@register("BroadcastTo", "cpu")
+def broadcast_to(attrs, inputs, outputs):
+    x, out = inputs[0], outputs[0]
+    copyto = np.copyto
+    return lambda: copyto(out, x)

@@ -1,0 +1,192 @@
+"""Each compiler pass alone, on small graphs lowered to the pass IR."""
+import numpy as np
+
+import flowgraph as fg
+from flowgraph import passes as P
+
+
+def lowered(fetches, feeds=(), shapes=None, targets=()):
+    shapes = shapes or [t.shape for t in feeds]
+    return P.lower(list(fetches), list(targets), list(feeds), shapes)
+
+
+def types(prog):
+    return [n.type for n in prog.nodes]
+
+
+def test_lower_makes_shapes_concrete():
+    x = fg.placeholder(fg.float32, (None, 3))
+    y = fg.reduce_sum(x * 2.0, axis=1)
+    prog = lowered([y], [x], [(5, 3)])
+    assert prog.fetches[0][0].shapes == [(5,)]
+    assert types(prog) == ["Feed", "Const", "Mul", "ReduceSum"]
+
+
+def test_prune_drops_unneeded_nodes():
+    x = fg.placeholder(fg.float64, (2,))
+    y = fg.tanh(x)
+    prog = lowered([y], [x])
+    extra = P.Node("Exp", [(prog.nodes[0], 0)], {}, None, [(2,)], ["float64"])
+    prog.nodes.insert(1, extra)
+    assert types(P.prune(prog)) == ["Feed", "Tanh"]
+
+
+def test_fold_constants_evaluates_constant_subgraphs():
+    c = fg.constant(np.array([1.0, 2.0])) * 3.0 + 1.0
+    x = fg.placeholder(fg.float64, (2,))
+    prog = P.fold_constants(lowered([x + c], [x]))
+    prog = P.prune(prog)
+    consts = [n for n in prog.nodes if n.type == "Const"]
+    assert types(prog) == ["Feed", "Const", "Add"]
+    np.testing.assert_array_equal(consts[0].attrs["value"], [4.0, 7.0])
+
+
+def test_fold_constants_turns_shape_ops_into_constants():
+    x = fg.placeholder(fg.float64, (None, 3))
+    y = fg.reduce_mean(x, axis=0)          # divides by Size(x), unknown at build time
+    prog = P.prune(P.fold_constants(lowered([y], [x], [(4, 3)])))
+    assert "Size" not in types(prog)
+    ones = P.prune(P.fold_constants(lowered([fg.ones_like(x)], [x], [(4, 3)])))
+    assert types(ones) == ["Const"] and ones.nodes[0].attrs["value"].shape == (4, 3)
+
+
+def test_fold_constants_leaves_errors_to_run_time():
+    bad = fg.gather(fg.constant([1.0, 2.0]), fg.constant([5]))
+    prog = P.fold_constants(lowered([bad]))
+    assert "Gather" in types(prog)
+
+
+def test_simplify_removes_identities():
+    x = fg.placeholder(fg.float64, (2, 3))
+    y = -(-(fg.identity(x) * 1.0 + 0.0))
+    prog = P.prune(P.simplify(lowered([y], [x])))
+    assert types(prog) == ["Feed"]
+    assert prog.fetches[0][0].type == "Feed"
+
+
+def test_simplify_keeps_broadcasting_identities():
+    x = fg.placeholder(fg.float64, (3,))
+    y = x * fg.ones((2, 3), fg.float64)     # broadcasts: not an identity
+    prog = P.prune(P.simplify(lowered([y], [x])))
+    assert "Mul" in types(prog)
+
+
+def test_simplify_transpose_and_reshape_chains():
+    x = fg.placeholder(fg.float64, (2, 3, 4))
+    t = fg.transpose(fg.transpose(x, [1, 0, 2]), [1, 0, 2])
+    r = fg.reshape(fg.reshape(fg.expand_dims(x, 0), (6, 4)), (24,))
+    prog = P.prune(P.simplify(lowered([t, r], [x])))
+    assert prog.fetches[0][0].type == "Feed"
+    reshape = prog.fetches[1][0]
+    assert reshape.type == "Reshape" and reshape.inputs[0][0].type == "Feed"
+    assert types(prog).count("Reshape") == 1
+    t2 = fg.transpose(fg.transpose(x, [1, 2, 0]), [1, 2, 0])
+    prog = P.prune(P.simplify(lowered([t2], [x])))
+    assert types(prog) == ["Feed", "Transpose"]
+    assert tuple(prog.nodes[1].attrs["perm"]) == (2, 0, 1)
+
+
+def test_simplify_lowers_autodiff_helpers():
+    x = fg.placeholder(fg.float64, (3,))
+    w = fg.placeholder(fg.float64, (2, 3))
+    gx, = fg.gradients(fg.reduce_sum(x * w), [x])   # SumLike over the broadcast axis
+    prog = P.prune(P.simplify(lowered([gx], [x, w])))
+    assert "SumLike" not in types(prog) and "ReduceSum" in types(prog)
+
+
+def test_cse_merges_equal_subexpressions():
+    x = fg.placeholder(fg.float64, (2,))
+    a = fg.tanh(x * 2.0)
+    b = fg.tanh(x * 2.0)
+    prog = P.prune(P.cse(lowered([a + b], [x])))
+    assert types(prog).count("Tanh") == 1 and types(prog).count("Mul") == 1
+    add = prog.fetches[0][0]
+    assert add.inputs[0] == add.inputs[1]
+
+
+def test_cse_never_merges_state_ops():
+    v = fg.Variable(np.zeros(2))
+    a1 = v.assign_add(np.ones(2))
+    a2 = v.assign_add(np.ones(2))
+    as_tensor = [a.outputs[0] if isinstance(a, fg.Operation) else a for a in (a1, a2)]
+    prog = P.cse(lowered(as_tensor))
+    assert types(prog).count("AssignAdd") == 2
+
+
+def test_fusion_groups_convex_elementwise_regions():
+    x = fg.placeholder(fg.float64, (4, 3))
+    w = fg.placeholder(fg.float64, (3, 3))
+    h = fg.tanh(x * 2.0) + fg.sigmoid(x)      # one region (siblings over x)
+    y = fg.exp(fg.matmul(h, w)) * h            # matmul splits; exp*h another region
+    prog = P.run_pipeline(lowered([y], [x, w]))
+    groups = {n.group for n in prog.nodes if n.group is not None}
+    assert len(groups) == 2
+    sizes = sorted(len(g.nodes) for g in groups)
+    assert sizes == [2, 4]
+
+
+def test_fusion_never_makes_a_cycle():
+    # a -> matmul -> b, with a and b elementwise: fusing a and b into one kernel
+    # would need the matmul both before and after it.
+    x = fg.placeholder(fg.float64, (3, 3))
+    a = fg.tanh(x)
+    m = fg.matmul(a, a)
+    b = a + m
+    prog = P.run_pipeline(lowered([b], [x]))
+    tanh = next(n for n in prog.nodes if n.type == "Tanh")
+    add = next(n for n in prog.nodes if n.type == "Add")
+    assert tanh.group is not add.group
+
+
+def test_fusion_separates_shapes():
+    x = fg.placeholder(fg.float64, (2, 3))
+    y = fg.tanh(fg.reduce_sum(fg.exp(x), axis=0))
+    prog = P.run_pipeline(lowered([y], [x]))
+    exp = next(n for n in prog.nodes if n.type == "Exp")
+    tanh = next(n for n in prog.nodes if n.type == "Tanh")
+    assert exp.group is not tanh.group
+
+
+def test_pipeline_is_one_ordered_list():
+    assert P.PIPELINE[0] is P.prune and P.PIPELINE[-1] is P.fuse_elementwise
+    assert P.fold_constants in P.PIPELINE and P.cse in P.PIPELINE
+
+
+def test_stack_matmul_sums_makes_one_gemm():
+    a = [fg.placeholder(fg.float64, (4, 3)) for _ in range(3)]
+    b = [fg.placeholder(fg.float64, (4, 5)) for _ in range(3)]
+    total = fg.add_n([fg.matmul(x, y, transpose_a=True) for x, y in zip(a, b)])
+    prog = P.prune(P.stack_matmul_sums(lowered([total], a + b)))
+    assert types(prog).count("MatMul") == 1 and types(prog).count("Concat") == 2
+    assert "Add" not in types(prog)
+    # A term used elsewhere (here fetched) keeps the sum as it was.
+    m = fg.matmul(a[0], b[0], transpose_a=True)
+    prog = P.prune(P.stack_matmul_sums(lowered([m + fg.matmul(a[1], b[1], transpose_a=True),
+                                                 m], a + b)))
+    assert types(prog).count("MatMul") == 2
+
+
+def test_narrow_split_matmuls_computes_only_the_used_piece():
+    g = fg.placeholder(fg.float64, (2, 4))
+    k = fg.placeholder(fg.float64, (5, 4))
+    h_part, x_part = fg.split(fg.matmul(g, k, transpose_b=True), [3, 2], axis=1)
+    prog = P.prune(P.narrow_split_matmuls(lowered([h_part * 2.0], [g, k])))
+    mm = next(n for n in prog.nodes if n.type == "MatMul")
+    assert mm.shapes == [(2, 3)] and "Split" not in types(prog)
+    assert mm.inputs[1][0].type == "StridedSlice"
+    prog = P.prune(P.narrow_split_matmuls(lowered([h_part, x_part], [g, k])))
+    assert "Split" in types(prog)          # both pieces used: unchanged
+
+
+def test_batch_input_matmuls_makes_one_gemm_for_all_steps():
+    w = fg.placeholder(fg.float64, (3, 4))
+    xs = [fg.placeholder(fg.float64, (2, 3)) for _ in range(4)]
+    h = fg.constant(np.zeros((2, 4)))
+    for x in xs:
+        h = fg.tanh(fg.matmul(x, w) + fg.matmul(h, fg.transpose(w)[:4, :3] @ w))
+    prog = P.run_pipeline(lowered([h], xs + [w]))
+    input_mms = [n for n in prog.nodes if n.type == "MatMul" and n.inputs[1][0].type == "Feed"]
+    # the four x_t @ w and the (CSE-merged) fixed w.T[:4, :3] @ w: 4 * 2 + 4 rows
+    assert len(input_mms) == 1 and input_mms[0].shapes == [(12, 4)]
+    position = {n: i for i, n in enumerate(prog.nodes)}
+    assert all(position[v[0]] < position[n] for n in prog.nodes for v in n.inputs)
