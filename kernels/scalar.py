@@ -18,7 +18,8 @@ TEMPLATES = {
     # exp(-logaddexp(0, -x)) without overflow, as the reference computes it.
     "Sigmoid": "(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else "
                "math.exp({0}) / (1.0 + math.exp({0})))",
-    "Relu": "({0} if {0} > 0 else {0} * 0)",
+    # +0 for negatives and -inf (np.maximum(x, 0) does not give -0.0), NaN passes through
+    "Relu": "({0} if {0} > 0 else ({0} if {0} != {0} else 0))",
     "Sqrt": "math.sqrt({0})",
     "Abs": "abs({0})",
     "Sign": "((({0}) > 0) - (({0}) < 0))",
