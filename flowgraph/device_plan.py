@@ -23,7 +23,7 @@ import numpy as np
 from .devices import DEFAULT_DEVICE, local_device
 from .errors import (FlowgraphError, InvalidArgumentError, PlacementError, ShapeError,
                      describe_op)
-from .executor import ReferencePlan, check_finite, check_output, kernel_error, run_state_op
+from .executor import ReferencePlan, check_finite, evaluate_op
 from .placement import device_kind
 
 _ALIASES = ("Identity", "StopGradient", "Copy")
@@ -213,22 +213,7 @@ class DevicePlan:
 
     def _run_cpu(self, op, values, ctx, state):
         inputs = [self._get(values, t, "cpu", ctx) for t in op.inputs]
-        try:
-            if op.primitive.kind == "state":
-                outs = run_state_op(op, inputs, state)
-            else:
-                outs = op.primitive.ref(op, *inputs)
-                if not isinstance(outs, tuple):
-                    outs = (outs,)
-            outs = [check_output(op, i, v) for i, v in enumerate(outs)]
-        except FlowgraphError as exc:
-            if describe_op(op) in str(exc):
-                raise
-            raise kernel_error(op, inputs, exc) from None
-        except Exception as exc:
-            raise kernel_error(op, inputs, exc) from exc
-        if self.check_numerics:
-            check_finite(op, outs)
+        outs = evaluate_op(op, inputs, state, self.check_numerics)
         self._store(op, outs, values, "cpu")
 
     def _run_gpu(self, op, values, ctx, state):

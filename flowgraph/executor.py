@@ -143,6 +143,30 @@ def kernel_error(op, inputs, exc):
                                 f"[{found}]: {type(exc).__name__}: {exc}")
 
 
+def evaluate_op(op, inputs, state: RunState, check_numerics=False):
+    """One op on the host with its NumPy reference kernel (state ops through ``state``):
+    outputs checked against the static shapes and dtypes, errors naming the op. Every
+    executor runs host ops through this.
+    """
+    try:
+        if op.primitive.kind == "state":
+            outs = run_state_op(op, inputs, state)
+        else:
+            outs = op.primitive.ref(op, *inputs)
+            if not isinstance(outs, tuple):
+                outs = (outs,)
+        outs = [check_output(op, i, v) for i, v in enumerate(outs)]
+    except FlowgraphError as exc:
+        if describe_op(op) in str(exc):
+            raise
+        raise kernel_error(op, inputs, exc) from None
+    except Exception as exc:  # a NumPy error: say which op and on what
+        raise kernel_error(op, inputs, exc) from exc
+    if check_numerics:
+        check_finite(op, outs)
+    return outs
+
+
 class ReferencePlan:
     """Runs the needed ops one by one with the NumPy reference kernels."""
 
@@ -168,23 +192,8 @@ class ReferencePlan:
         values = dict(feeds)
         with np.errstate(all="ignore"):
             for op in self.ops:
-                inputs = [values[t] for t in op.inputs]
-                try:
-                    if op.primitive.kind == "state":
-                        outs = run_state_op(op, inputs, state)
-                    else:
-                        outs = op.primitive.ref(op, *inputs)
-                        if not isinstance(outs, tuple):
-                            outs = (outs,)
-                    outs = [check_output(op, i, v) for i, v in enumerate(outs)]
-                except FlowgraphError as exc:
-                    if describe_op(op) in str(exc):
-                        raise
-                    raise kernel_error(op, inputs, exc) from None
-                except Exception as exc:  # a NumPy error: say which op and on what
-                    raise kernel_error(op, inputs, exc) from exc
-                if self.check_numerics:
-                    check_finite(op, outs)
+                outs = evaluate_op(op, [values[t] for t in op.inputs], state,
+                                   self.check_numerics)
                 for t, v in zip(op.outputs, outs):
                     if t not in feeds:
                         values[t] = v

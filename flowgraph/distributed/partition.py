@@ -40,8 +40,7 @@ import numpy as np
 from .. import shapes as S
 from ..devices import DEFAULT_DEVICE, local_device, split_device
 from ..errors import FlowgraphError, PlacementError, describe_op
-from ..executor import (ReferencePlan, check_finite, check_output, kernel_error,
-                        run_state_op)
+from ..executor import ReferencePlan, evaluate_op
 from .comm import world
 
 # Ops that run on every rank rather than on one task.
@@ -182,23 +181,7 @@ class PartitionPlan:
         return values
 
     def _evaluate(self, op, inputs, state):
-        try:
-            if op.primitive.kind == "state":
-                outs = run_state_op(op, inputs, state)
-            else:
-                outs = op.primitive.ref(op, *inputs)
-                if not isinstance(outs, tuple):
-                    outs = (outs,)
-            outs = [check_output(op, i, v) for i, v in enumerate(outs)]
-        except FlowgraphError as exc:
-            if describe_op(op) in str(exc):
-                raise
-            raise kernel_error(op, inputs, exc) from None
-        except Exception as exc:
-            raise kernel_error(op, inputs, exc) from exc
-        if self.check_numerics:
-            check_finite(op, outs)
-        return outs
+        return evaluate_op(op, inputs, state, self.check_numerics)
 
     def _send(self, value, tensor, dest, tag, in_flight):
         if S.is_fully_defined(tensor.shape):
