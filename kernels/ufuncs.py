@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import bind_call
+
 TRANSCENDENTAL = frozenset({"Tanh", "Sigmoid", "Exp", "Log"})
 
 
@@ -84,10 +86,4 @@ def bind(op_type, attrs, out, inputs):
     if op_type == "PowScalar":
         exponent = attrs["exponent"]
         return lambda: fn(*args, exponent)
-    if len(args) == 2:
-        a, b = args
-        return lambda: fn(a, b)
-    if len(args) == 3:
-        a, b, c = args
-        return lambda: fn(a, b, c)
-    return lambda: fn(*args)
+    return bind_call(fn, args)
