@@ -1,6 +1,6 @@
 """One rank fails while the other waits on it; the job must end with an error.
 
-Usage: mpiexec -n 2 python -m mpi4py tests/mpi_programs/rank_fails.py MODE
+Usage: mpiexec -n 2 python -m mpi4py tests/mpi_programs/rank_fails.py MODE [OUT]
   MODE=raise:     rank 1 raises in user code while rank 0 waits in an allreduce.
   MODE=partition: an op on task 1 fails at run time while task 0 waits for its output.
 """
@@ -25,6 +25,10 @@ elif mode == "partition":
     with fg.device("/job:worker/task:0/cpu:0"):
         doubled = picked * 2.0
     sess = fg.Session()
-    print("ok", sess.run(doubled, {index: 1}), flush=True)
+    first = sess.run(doubled, {index: 1})
+    print("ok", first, flush=True)
+    if len(sys.argv) > 2:  # a file too: MPI_Abort may cut off forwarded stdout
+        with open(f"{sys.argv[2]}.rank{fgd.rank()}", "w") as f:
+            f.write(f"ok {first}\n")
     sess.run(doubled, {index: 7})  # out of range on task 1
 print("rank", fgd.rank(), "should not get here", flush=True)
