@@ -109,6 +109,24 @@ def purge(source: str) -> None:
             pass
 
 
+_LLVM_CONFIGURED = []
+
+# LLVM vectorizes a loop over several arrays only after run-time checks that they do
+# not overlap, and gives up when more than 128 checks would be needed (its default).
+# A fused LSTM cell reads 6 arrays and writes 12: it stayed scalar, 5x slower (1.75 ms
+# against 0.36 ms at 64x256, float32, one core). The checks run once per row.
+LLVM_OPTIONS = ("-vectorize-memory-check-threshold=256",)
+
+
+def _configure_llvm():
+    """Set :data:`LLVM_OPTIONS` once per process, before the first kernel compiles."""
+    if not _LLVM_CONFIGURED:
+        import llvmlite.binding as llvm
+        for option in LLVM_OPTIONS:
+            llvm.set_option("flowgraph", option)
+        _LLVM_CONFIGURED.append(True)
+
+
 def compile_kernel(source: str, name: str, arg_types):
     """The compiled entry point of function ``name`` in ``source`` for ``arg_types``
     (Numba types), loaded from the disk cache when possible.
@@ -116,6 +134,7 @@ def compile_kernel(source: str, name: str, arg_types):
     If loading or compiling fails (a corrupt cache entry), the entry is purged and the
     kernel rebuilt from scratch once; a second failure is raised.
     """
+    _configure_llvm()
     for attempt in (0, 1):
         try:
             dispatcher = getattr(load_module(source), name)

@@ -340,3 +340,28 @@ def test_unrolled_gru_like_step_with_batched_input_matmuls_matches_reference():
     fetches = [h] + fg.gradients(fg.reduce_mean(h * h), [w, u])
     ref, opt = run_both(fetches, {x: rng.normal(size=(3, 2)) for x in xs})
     assert_close(ref, opt)
+
+
+def test_concat_along_columns_writes_windows_and_copies_only_constants():
+    rng = np.random.default_rng(5)
+    x = fg.placeholder(fg.float64, (3, 2))
+    row = fg.constant(rng.normal(size=(1, 2)))
+    a = x * 2.0 + row                    # fused, written into columns 0:2
+    p, q = fg.placeholder(fg.float64, (1, 2)), fg.placeholder(fg.float64, (3, 1))
+    b = fg.tanh(p) + q                   # every operand broadcast: only a windowed output
+    c = fg.concat([a, b, fg.constant(np.ones((3, 1)))], axis=1)
+    nested = fg.concat([c, fg.concat([x, x, x[:, :1]], axis=1)], axis=0)
+    reshaped = fg.reshape(x * 3.0, (2, 3))          # a reshape reads it: not a window
+    d = fg.concat([x * 3.0, x], axis=1)
+    fetches = [c, nested, d, reshaped]
+    feeds = {x: rng.normal(size=(3, 2)), p: rng.normal(size=(1, 2)),
+             q: rng.normal(size=(3, 1))}
+    ref, opt = run_both(fetches, feeds)
+    assert_close(ref, opt)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, feeds)
+        plan = compiled_plan(sess)
+        copied = {n.name: [w[0].type for w, _, _ in parts]
+                  for n, parts in plan._concat_copies.items()}
+        assert ["Const"] in copied.values()
+        assert any(", n0, n1):" in src for src in plan.kernel_sources)   # b's kernel
