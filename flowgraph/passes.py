@@ -697,6 +697,16 @@ def fusable(n):
     return True
 
 
+def fusable_reduction(n):
+    """Can ``n`` end a generated elementwise loop (a float sum over some axes)?"""
+    if n.type != "ReduceSum" or n.controls or n.dtypes[0].name not in ("float32", "float64"):
+        return False
+    x = n.inputs[0]
+    rank = len(x[0].shapes[x[1]])
+    axes = S.normalize_axes(n.attrs["axis"], rank)
+    return rank > 0 and len(axes) > 0 and x[0].dtypes[x[1]] == n.dtypes[0]
+
+
 class Group:
     """A convex region of elementwise nodes of one output shape: one generated kernel."""
 
@@ -717,7 +727,8 @@ def fuse_elementwise(prog):
     through a node outside it (else the group would have to run both before and after
     that node). Dependencies are bitmasks of groups, closed over groups at query time
     (a group depends on all its members' inputs), so the check is cheap and exact.
-    Inputs are broadcast at the region's edge.
+    Inputs are broadcast at the region's edge, and a float sum of a region's value
+    (over any axes) joins the region as an output accumulated in its loop.
     """
     groups = []
     ndeps = {}    # node -> bitmask of the groups holding its ancestors (fixed once set)
@@ -749,11 +760,22 @@ def fuse_elementwise(prog):
         return False
 
     def legal(n, g):
-        return g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
+        return (g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
+                and not any(v[0].group is g and v[0].type == "ReduceSum"
+                            for v in n.inputs))
 
     for n in prog.nodes:
         n.group = None
-        if fusable(n):
+        if fusable_reduction(n):
+            # A sum of a region's value ends that region's loop: it accumulates while
+            # the loop runs, instead of a second pass over the value. Nothing can
+            # join a group through it (it is complete only after the loop).
+            v = n.inputs[0]
+            g = v[0].group
+            if g is not None and v[0].type != "ReduceSum" and g.shape == v[0].shapes[v[1]]:
+                n.group = g
+                g.nodes.append(n)
+        elif fusable(n):
             # 1. Join a producer's group (vertical fusion).
             for v in n.inputs:
                 g = v[0].group

@@ -228,7 +228,8 @@ class CompiledPlan:
                     if (kinds[v] == "buffer" and last.get(v) == i and v in live
                             and sum(root(w) == v for w in inputs_of[i]) == 1):
                         for o in outs:
-                            if o not in handed and _same_layout(o, v):
+                            if (o not in handed and _same_layout(o, v)
+                                    and o[0].type != "ReduceSum"):   # zeroed first
                                 handed[o] = v
                                 break
             for w in produced[i]:
@@ -387,8 +388,8 @@ class CompiledPlan:
         spec.outputs = [members[v[0]] for v in outs]
         shape = group.shape
         bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
-                 for v in ins] + [arrays[v] for v in outs]
-        step, source = compile_fused(spec, bound, self._parents)
+                 for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
+        step, source = compile_fused(spec, bound, self._parents, shape)
         self.kernel_sources.add(source)
         return step
 
@@ -515,6 +516,14 @@ def uses_ufuncs(group):
 
 LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
 LOOP_NS_FLOAT32 = {"Tanh": 4.0, "Sigmoid": 4.0, "Exp": 2.5, "Log": 12.0}
+
+
+def _kept_dims(node, array, shape):
+    """A fused reduction's output as a view with the loop's rank (1 where reduced)."""
+    if node.type != "ReduceSum" or node.attrs.get("keepdims"):
+        return array
+    axes = S.normalize_axes(node.attrs["axis"], len(shape))
+    return np.expand_dims(array, tuple(axes))
 
 
 def _nbytes(v):

@@ -365,3 +365,24 @@ def test_concat_along_columns_writes_windows_and_copies_only_constants():
                   for n, parts in plan._concat_copies.items()}
         assert ["Const"] in copied.values()
         assert any(", n0, n1):" in src for src in plan.kernel_sources)   # b's kernel
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_sums_match_reference(dtype):
+    rng = np.random.default_rng(6)
+    x = fg.placeholder(dtype, (5, 4, 3))
+    b = fg.placeholder(dtype, (3,))
+    y = fg.tanh(x * 2.0 + b)
+    fetches = [y, fg.reduce_sum(y, axis=0), fg.reduce_sum(y * y, axis=(0, 1)),
+               fg.reduce_sum(y - 1.0, axis=2, keepdims=True), fg.reduce_mean(fg.square(y)),
+               fg.reduce_sum(fg.sigmoid(x), axis=1)]
+    fetches += fg.gradients(fetches[-2], [b])
+    feeds = {x: rng.normal(size=(5, 4, 3)).astype(dtype), b: rng.normal(size=3).astype(dtype)}
+    ref, opt = run_both(fetches, feeds)
+    for r, o in zip(ref, opt):
+        assert o.dtype == dtype
+        np.testing.assert_allclose(o, r, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-6 if dtype == np.float32 else 1e-12)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, feeds)
+        assert any("acc" in src for src in compiled_plan(sess).kernel_sources)

@@ -230,3 +230,18 @@ def test_uniform_constants_are_folded_to_one_broadcast_element():
     mixed = fg.constant(np.array([0.0, -0.0])) * 1.0
     kept = P.prune(P.fold_constants(lowered([mixed])))
     assert np.signbit(kept.nodes[0].attrs["value"]).tolist() == [False, True]
+
+
+def test_a_sum_of_a_fused_value_ends_that_region():
+    x = fg.placeholder(fg.float64, (4, 3))
+    y = fg.tanh(x) * 2.0
+    total = fg.reduce_sum(y, axis=0)
+    after = fg.exp(x) / fg.reduce_sum(fg.exp(x), axis=1, keepdims=True)   # softmax-like
+    prog = P.run_pipeline(lowered([y, total, after], [x]))
+    node = {n.type: n for n in prog.nodes}
+    tanh = next(n for n in prog.nodes if n.type == "Tanh")
+    sums = [n for n in prog.nodes if n.type == "ReduceSum"]
+    assert all(s.group is not None for s in sums) and sums[0].group is tanh.group
+    # What reads a sum cannot join the sum's own region: it needs the finished sum.
+    div = node["Div"]
+    assert div.group is not sums[1].group
