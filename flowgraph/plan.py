@@ -303,8 +303,15 @@ class CompiledPlan:
         self._feed_loads = []
         self._scratch = {}
         quiet = True      # no step is a NumPy call that could raise an FP warning
+        epilogues = self._epilogues(prog, units)
         for kind, p in units:
-            if kind == "group":
+            if kind == "node" and p in epilogues:
+                continue          # runs in row blocks with the region that follows it
+            if kind == "group" and p in epilogues:
+                unit_steps = [self._epilogue_step(epilogues[p], p, arrays)]
+                quiet = False     # BLAS calls through NumPy
+                outs, origin = self._group_outputs[p], p.nodes[-1]
+            elif kind == "group":
                 unit_steps = self._group_steps(p, arrays)
                 quiet = quiet and not uses_ufuncs(p)
                 outs, origin = self._group_outputs[p], p.nodes[-1]
@@ -335,6 +342,71 @@ class CompiledPlan:
         self._nonfinite_const = self._check_numerics and any(
             a.dtype.kind == "f" and not np.isfinite(a).all()
             for v, a in arrays.items() if self._kinds[v] == "const")
+
+    def _epilogues(self, prog, units):
+        """``{matmul: group, group: matmul}`` for matmuls whose output only the fused
+        region scheduled right after them reads, when that output is large enough to
+        leave the cache: the two then run in row blocks (GEMM a block, run the region on
+        it while it is in cache), a bias/activation epilogue fused with the GEMM.
+        """
+        users, fetched = prog.users(), set(prog.fetches)
+        pairs = {}
+        running = [(k, p) for k, p in units   # units that run a step (not constants, views)
+                   if k == "group" or (p.type not in ("Const", "Feed")
+                                       and self._kinds.get((p, 0)) != "view")]
+        for (kind, m), (next_kind, g) in zip(running, running[1:]):
+            if kind != "node" or m.type != "MatMul" or next_kind != "group":
+                continue
+            v = (m, 0)
+            readers = users.get(v, ())
+            rows = m.shapes[0][0] if len(m.shapes[0]) == 2 else 0
+            if (readers and all(r.group is g for r in readers) and v not in fetched
+                    and self._kinds[v] == "buffer" and not m.attrs["transpose_a"]
+                    and g.shape == m.shapes[0] and not uses_ufuncs(g)
+                    and _nbytes(v) >= EPILOGUE_MIN_BYTES and rows >= 2 * _block_rows(m)
+                    and self._group_outputs[g] and self._row_blockable(m, g)):
+                pairs[m], pairs[g] = g, m
+        return pairs
+
+    def _row_blockable(self, m, g):
+        """Every array of the region has the GEMM's rows or is broadcast along them,
+        and no output of the region is memory the GEMM still reads."""
+        rows = m.shapes[0][0]
+        members = set(g.nodes)
+        operands = [self._arrays[v] for n in g.nodes for v in n.inputs if v[0] not in members]
+        outputs = [self._arrays[v] for v in self._group_outputs[g]]
+        gemm_inputs = [self._arrays[v] for v in m.inputs]
+        for a in operands + outputs:
+            if a.ndim == 2 and a.shape[0] == rows:
+                if not a.flags.c_contiguous or id(a) in self._parents:
+                    return False
+            elif a.ndim == 2 and a.shape[0] != 1:
+                return False
+        return not any(np.shares_memory(o, x) for o in outputs for x in gemm_inputs)
+
+    def _epilogue_step(self, m, group, arrays):
+        from kernels.cpu import build
+        rows, block = m.shapes[0][0], _block_rows(m)
+        out = arrays[(m, 0)]
+        a, b = (arrays[v] for v in m.inputs)
+        members = set(group.nodes)
+        used = [v for n in group.nodes for v in n.inputs if v[0] not in members]
+        used += self._group_outputs[group]
+        pairs = []
+        for start in range(0, rows, block):
+            stop = min(start + block, rows)
+            part = {v: arrays[v][start:stop] for v in used
+                    if arrays[v].ndim == 2 and arrays[v].shape[0] == rows}
+            gemm = build("MatMul", m.attrs, [a[start:stop], b], [out[start:stop]])
+            region = self._fused_kernel(group, {**arrays, **part}, (stop - start,)
+                                        + tuple(group.shape[1:]))
+            pairs.append((gemm, region))
+
+        def gemm_with_epilogue():
+            for gemm, region in pairs:
+                gemm()
+                region()
+        return gemm_with_epilogue
 
     def _group_steps(self, group, arrays):
         """A fused region: one generated kernel, or for regions with transcendental
@@ -368,7 +440,7 @@ class CompiledPlan:
             steps.append(bind(n.type, n.attrs, out, ins))
         return steps
 
-    def _fused_kernel(self, group, arrays):
+    def _fused_kernel(self, group, arrays, shape=None):
         from kernels.codegen import FusedSpec, compile_fused
         members = {n: i for i, n in enumerate(group.nodes)}
         ins = []
@@ -386,7 +458,7 @@ class CompiledPlan:
         spec.n_inputs = len(ins)
         outs = self._group_outputs[group]
         spec.outputs = [members[v[0]] for v in outs]
-        shape = group.shape
+        shape = group.shape if shape is None else shape
         bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
                  for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
         step, source = compile_fused(spec, bound, self._parents, shape)
@@ -516,6 +588,23 @@ def uses_ufuncs(group):
 
 LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
 LOOP_NS_FLOAT32 = {"Tanh": 4.0, "Sigmoid": 4.0, "Exp": 2.5, "Log": 12.0}
+
+
+# A GEMM output at least this large (bytes) is produced in row blocks with its
+# epilogue (see CompiledPlan._epilogues). Off (infinite) by default: measured with
+# OpenBLAS on this project's machine (`python benchmarks/epilogue.py`), the blocked GEMM
+# was 0-56% slower than one GEMM and a separate epilogue pass, for every shape tried
+# (OpenBLAS packs the right operand again for each block, which costs more than the
+# memory traffic the fusion saves). A BLAS with cheap repeated calls may differ; set it
+# (1 << 20, say) and measure.
+EPILOGUE_MIN_BYTES = float("inf")
+EPILOGUE_BLOCK_BYTES = 1 << 18
+
+
+def _block_rows(m):
+    """Rows per block: about EPILOGUE_BLOCK_BYTES of output (L2-sized)."""
+    row_bytes = max(1, int(np.prod(m.shapes[0][1:])) * m.dtypes[0].itemsize)
+    return max(8, EPILOGUE_BLOCK_BYTES // row_bytes)
 
 
 def _kept_dims(node, array, shape):

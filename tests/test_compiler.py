@@ -386,3 +386,24 @@ def test_fused_sums_match_reference(dtype):
     with fg.Session(config=OPT) as sess:
         sess.run(fetches, feeds)
         assert any("acc" in src for src in compiled_plan(sess).kernel_sources)
+
+
+def test_gemm_with_a_row_blocked_epilogue_matches_reference(monkeypatch):
+    # Off by default (it did not pay with OpenBLAS: benchmarks/epilogue.py); when on,
+    # a GEMM and the region after it run block by block.
+    import flowgraph.plan as plan_module
+    monkeypatch.setattr(plan_module, "EPILOGUE_MIN_BYTES", 1)
+    monkeypatch.setattr(plan_module, "EPILOGUE_BLOCK_BYTES", 64)
+    rng = np.random.default_rng(7)
+    x = fg.placeholder(fg.float64, (37, 5))
+    w = fg.constant(rng.normal(size=(5, 4)))
+    b = fg.constant(rng.normal(size=4))
+    y = fg.relu(fg.matmul(x, w) + b) * 2.0
+    fetches = [y] + fg.gradients(fg.reduce_sum(y * y), [x])
+    feeds = {x: rng.normal(size=(37, 5))}
+    ref, opt = run_both(fetches, feeds)
+    assert_close(ref, opt)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, feeds)
+        names = [s.__code__.co_name for s in compiled_plan(sess)._steps]
+        assert "gemm_with_epilogue" in names
