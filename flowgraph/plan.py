@@ -456,6 +456,7 @@ class CompiledPlan:
                     operands.append(("in", ins.index(v)))
             spec.nodes.append((n.type, operands, dict(n.attrs), n.dtypes[0].name))
         spec.n_inputs = len(ins)
+        spec.input_dtypes = [v[0].dtypes[v[1]].name for v in ins]
         outs = self._group_outputs[group]
         spec.outputs = [members[v[0]] for v in outs]
         shape = group.shape if shape is None else shape
