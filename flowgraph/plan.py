@@ -20,6 +20,7 @@ a plan runs one call at a time (a lock), as its buffers are shared.
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 
 import numpy as np
@@ -466,7 +467,7 @@ def uses_ufuncs(group):
     """
     members = set(group.nodes)
     operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
-    elems = int(np.prod(group.shape))
+    elems = math.prod(group.shape)
     loop_ns = elems * (1.0 * (operands + len(group.nodes) // 2)
                        + sum(LOOP_NS.get(n.type, 0.0) for n in group.nodes))
     calls = sum(4 if n.type == "Sigmoid" else 1 for n in group.nodes)
@@ -479,12 +480,12 @@ LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
 
 def _nbytes(v):
     n, k = v
-    return int(np.prod(n.shapes[k])) * n.dtypes[k].itemsize
+    return int(math.prod(n.shapes[k])) * n.dtypes[k].itemsize
 
 
 def _same_layout(o, v):
     (a, i), (b, j) = o, v
-    return (int(np.prod(a.shapes[i])) == int(np.prod(b.shapes[j]))
+    return (math.prod(a.shapes[i]) == math.prod(b.shapes[j])
             and a.dtypes[i].itemsize == b.dtypes[j].itemsize)
 
 

@@ -30,6 +30,10 @@ import uuid
 
 _LOCK = threading.Lock()
 _MODULES: dict[str, object] = {}     # source hash -> imported module, per process
+# (source, name, argument types) -> entry point, per process: the steps of a plan (the T
+# time steps of an RNN) share a few kernels, resolved once here rather than going through
+# the module lookup, Numba's signature normalization and its compile lock at every step.
+_ENTRIES: dict[tuple, object] = {}
 
 
 def cache_dir() -> str:
@@ -100,6 +104,8 @@ def purge(source: str) -> None:
     with _LOCK:
         _MODULES.pop(key, None)
         sys.modules.pop(f"flowgraph_kernel_{key}", None)
+        for entry_key in [k for k in _ENTRIES if k[0] == source]:
+            del _ENTRIES[entry_key]
     folder = cache_dir()
     for path in [os.path.join(folder, f"fg_{key}.py")] + glob.glob(
             os.path.join(folder, "__pycache__", f"fg_{key}.*")):
@@ -116,13 +122,18 @@ def compile_kernel(source: str, name: str, arg_types):
     If loading or compiling fails (a corrupt cache entry), the entry is purged and the
     kernel rebuilt from scratch once; a second failure is raised.
     """
+    signature = tuple(arg_types)
+    entry = _ENTRIES.get((source, name, signature))
+    if entry is not None:
+        return entry
     for attempt in (0, 1):
         try:
             dispatcher = getattr(load_module(source), name)
-            signature = tuple(arg_types)
             with _LOCK:
                 dispatcher.compile(signature)
-                return dispatcher.overloads[signature].entry_point
+                entry = dispatcher.overloads[signature].entry_point
+                _ENTRIES[(source, name, signature)] = entry
+                return entry
         except Exception:
             if attempt:
                 raise
