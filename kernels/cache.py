@@ -130,8 +130,10 @@ def compile_kernel(source: str, name: str, arg_types):
         try:
             dispatcher = getattr(load_module(source), name)
             with _LOCK:
-                dispatcher.compile(signature)
-                entry = dispatcher.overloads[signature].entry_point
+                entry = _load_compiled(dispatcher, signature)
+                if entry is None:
+                    dispatcher.compile(signature)
+                    entry = dispatcher.overloads[signature].entry_point
                 _ENTRIES[(source, name, signature)] = entry
                 return entry
         except Exception:
@@ -139,3 +141,35 @@ def compile_kernel(source: str, name: str, arg_types):
                 raise
             purge(source)
     raise AssertionError("unreachable")
+
+
+def _load_compiled(dispatcher, signature):
+    """The entry point of ``dispatcher`` for ``signature`` from Numba's disk cache, or
+    ``None`` (not cached, or anything unexpected: the caller then takes Numba's own path).
+
+    This is what ``Dispatcher.compile`` does on a cache hit, less its
+    ``target_context.refresh()``: that call imports every lowering registry of Numba
+    (its linear algebra imports SciPy), about 0.4 s in a new process that only a
+    compilation needs; loading machine code needs just the runtime's symbols
+    (``rtsys.initialize``). A later compilation in the process refreshes as usual.
+    Measured in benchmarks/overhead.py (compile time from the disk cache).
+    """
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.runtime import rtsys
+
+        with global_compiler_lock:
+            existing = dispatcher.overloads.get(signature)
+            if existing is not None:
+                return existing.entry_point
+            context = dispatcher.targetctx
+            rtsys.initialize(context)
+            cres = dispatcher._cache._load_overload(signature, context)
+            if cres is None or cres.objectmode:
+                return None
+            context.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            dispatcher.add_overload(cres)
+            dispatcher._cache_hits[signature] += 1
+            return cres.entry_point
+    except Exception:
+        return None
