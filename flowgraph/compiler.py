@@ -36,7 +36,7 @@ def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, co
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
     try:
         prog = passes.lower(fetch_tensors, target_ops, feed_tensors,
-                            [a.shape for a in feed_arrays])
+                            [a.shape for a in feed_arrays], ops=ops)
     except passes.NotCompilable:
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
     fed = set(feed_tensors)

@@ -88,9 +88,14 @@ class Program:
     def users(self):
         """``{(node, index): [consumer nodes]}``."""
         out = {}
+        get = out.get
         for n in self.nodes:
             for v in n.inputs:
-                out.setdefault(v, []).append(n)
+                readers = get(v)
+                if readers is None:
+                    out[v] = [n]
+                else:
+                    readers.append(n)
         return out
 
 
@@ -119,11 +124,15 @@ class NotCompilable(Exception):
     """
 
 
-def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes):
-    """The ops needed for a run as a :class:`Program` with concrete shapes."""
+def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
+    """The ops needed for a run as a :class:`Program` with concrete shapes.
+
+    ``ops``: those ops (``executor.needed_ops``) when the caller has them already.
+    """
     from .executor import needed_ops
     fed = {t: s for t, s in zip(feed_tensors, feed_shapes)}
-    ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(fed))
+    if ops is None:
+        ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(fed))
     value = {}     # Tensor -> (Node, index)
     made = {}      # Operation -> Node
     nodes = []
@@ -224,7 +233,7 @@ def prune(prog):
         if n in keep:
             continue
         keep.add(n)
-        stack.extend(v[0] for v in n.inputs)
+        stack.extend([v[0] for v in n.inputs])
         stack.extend(n.controls)
     prog.nodes = [n for n in prog.nodes if n in keep]
     return prog
