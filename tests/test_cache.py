@@ -95,3 +95,23 @@ def test_importing_flowgraph_compiles_nothing():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, timeout=120)
     assert proc.stdout.split() == ["False", "False"], proc.stderr
+
+
+MIXED_CHILD = CHILD.replace("print(", "z = fg.exp(x) * 0.5 - x / 3.0\n"
+                            "with fg.Session() as sess:\n"
+                            "    out = sess.run(z, {x: [0.1, 0.2, 0.3]})\n"
+                            "print(")
+
+
+def test_compiling_after_loading_from_disk(tmp_path):
+    # A process that first loads kernels from the disk cache (skipping Numba's compiler
+    # set-up) and then compiles a new kernel: the compile sets Numba up as usual.
+    run_child(tmp_path)
+    env = dict(os.environ, FLOWGRAPH_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", MIXED_CHILD], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    values, compiles, registries = proc.stdout.strip().rsplit(" ", 2)
+    x = np.array([0.1, 0.2, 0.3])
+    np.testing.assert_allclose(eval(values), np.exp(x) * 0.5 - x / 3.0, rtol=1e-12)
+    assert int(compiles) >= 1 and registries == "True"
