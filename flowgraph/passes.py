@@ -263,9 +263,21 @@ def fold_constants(prog):
         except Exception:
             return None   # leave the error to run time, where it names the op
         outs = out if isinstance(out, tuple) else (out,)
-        return [(_const(np.asarray(o).astype(d, copy=False), n), 0)
+        return [(_const(_compact(np.asarray(o).astype(d, copy=False)), n), 0)
                 for o, d in zip(outs, n.dtypes)]
     return _rewrite(prog, visit)
+
+
+def _compact(value):
+    """A constant whose elements are all equal (``ones_like``, a filled gradient seed)
+    as a read-only broadcast of one element: kernels then load one value, not an array.
+    """
+    if value.size > 1 and value.dtype.kind in "fb":
+        flat = np.ascontiguousarray(value).reshape(-1)
+        bits = flat.view(np.uint8).reshape(flat.size, -1)
+        if (bits == bits[0]).all():          # bitwise: NaN and -0.0 compare exactly
+            return np.broadcast_to(flat[:1].reshape(()), value.shape)
+    return value
 
 
 def _all_equal(value, x):
@@ -380,58 +392,96 @@ def cse(prog):
     return _rewrite(prog, visit)
 
 
-def stack_matmul_sums(prog):
-    """A sum of matmuls ``a1.T @ b1 + a2.T @ b2 + ...`` (the weight gradient of an
-    unrolled RNN: one term per time step) becomes one matmul of stacked operands,
-    ``concat(a).T @ concat(b)``: one large GEMM runs near the machine's GEMM rate, and the
-    T-1 additions of weight-sized arrays disappear.
+def _stack_sums(prog, is_term, stacked):
+    """Replace each tree of single-use ``Add`` s over two or more terms (nodes for which
+    ``is_term(node)`` holds, used only there) by ``stacked(add_root, terms)``, a node
+    computing the same sum in one op. Terms are passed in creation order.
     """
     users = prog.users()
+    fetched = set(prog.fetches)
 
     def single_use(v):
         return len(users.get(v, ())) == 1 and v not in fetched
 
-    def collect(v, leaves):
+    def collect(v, terms):
         n = v[0]
-        if n.type == "Add" and single_use(v) and all(
+        if n.type == "Add" and single_use(v) and not n.controls and all(
                 w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs):
-            return all(collect(w, leaves) for w in n.inputs)
-        if (n.type == "MatMul" and single_use(v) and n.attrs["transpose_a"]
-                and not n.attrs["transpose_b"] and len(n.shapes[0]) == 2
-                and not n.controls):
-            leaves.append(n)
+            return all(collect(w, terms) for w in n.inputs)
+        if single_use(v) and not n.controls and is_term(n):
+            terms.append(n)
             return True
         return False
 
-    fetched = set(prog.fetches)
     replace = {}
     for n in reversed(prog.nodes):
         if n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f":
             continue
-        leaves = []
-        if not all(collect(w, leaves) for w in n.inputs) or len(leaves) < 2:
+        terms = []
+        if not all(collect(w, terms) for w in n.inputs) or len(terms) < 2:
             continue
-        a_shape = leaves[0].inputs[0][0].shapes[leaves[0].inputs[0][1]]
-        b_shape = leaves[0].inputs[1][0].shapes[leaves[0].inputs[1][1]]
-        if n.shapes[0] != (a_shape[1], b_shape[1]):
+        terms.sort(key=lambda m: m.order)
+        new = stacked(n, terms)
+        if new is None:
             continue
-        leaves.sort(key=lambda m: m.order)
-        stacked = []
-        for side in (0, 1):
-            parts = [m.inputs[side] for m in leaves]
-            rows = sum(p[0].shapes[p[1]][0] for p in parts)
-            cols = parts[0][0].shapes[parts[0][1]][1]
-            stacked.append((Node("Concat", parts, {"axis": 0}, leaves[0].origin, [(rows, cols)],
-                                 [n.dtypes[0]], order=n.order), 0))
-        replace[n] = Node("MatMul", stacked, {"transpose_a": True, "transpose_b": False},
-                          n.origin, n.shapes, n.dtypes, order=n.order)
-        for m in leaves:
+        replace[n] = new
+        for m in terms:
             replace.setdefault(m, None)
 
     def visit(n):
         new = replace.get(n)
         return (new, 0) if new is not None else None
     return prune(_rewrite(prog, visit)) if replace else prog
+
+
+def _concat_rows(parts, origin, dtype, order):
+    rows = sum(p[0].shapes[p[1]][0] for p in parts)
+    shape = (rows,) + tuple(parts[0][0].shapes[parts[0][1]][1:])
+    return (Node("Concat", parts, {"axis": 0}, origin, [shape], [dtype], order=order), 0)
+
+
+def stack_matmul_sums(prog):
+    """A sum of matmuls ``a1.T @ b1 + a2.T @ b2 + ...`` (the weight gradient of an
+    unrolled RNN: one term per time step) becomes one matmul of stacked operands,
+    ``concat(a).T @ concat(b)``: one large GEMM runs near the machine's GEMM rate, and the
+    T-1 additions of weight-sized arrays disappear.
+    """
+    def is_term(m):
+        return (m.type == "MatMul" and m.attrs["transpose_a"] and not m.attrs["transpose_b"]
+                and len(m.shapes[0]) == 2)
+
+    def stacked(n, terms):
+        a_shape = terms[0].inputs[0][0].shapes[terms[0].inputs[0][1]]
+        b_shape = terms[0].inputs[1][0].shapes[terms[0].inputs[1][1]]
+        if n.shapes[0] != (a_shape[1], b_shape[1]):
+            return None
+        sides = [_concat_rows([m.inputs[side] for m in terms], terms[0].origin,
+                              n.dtypes[0], n.order) for side in (0, 1)]
+        return Node("MatMul", sides, {"transpose_a": True, "transpose_b": False},
+                    n.origin, n.shapes, n.dtypes, order=n.order)
+    return _stack_sums(prog, is_term, stacked)
+
+
+def stack_reduce_sums(prog):
+    """A sum of column sums ``sum(x1, 0) + sum(x2, 0) + ...`` (the bias gradient of an
+    unrolled RNN) becomes one column sum of the stacked rows, ``sum(concat(x), 0)``.
+    The stacked rows are usually the very concatenation the weight gradient's GEMM
+    reads (the CSE after this pass merges the two), so T reductions and T-1 additions
+    become one reduction over a buffer that exists anyway.
+    """
+    def is_term(m):
+        return (m.type == "ReduceSum" and not m.attrs.get("keepdims")
+                and tuple(S.normalize_axes(m.attrs["axis"], len(m.inputs[0][0].shapes[
+                    m.inputs[0][1]]))) == (0,))
+
+    def stacked(n, terms):
+        parts = [m.inputs[0] for m in terms]
+        if len({p[0].shapes[p[1]][1:] for p in parts}) != 1:
+            return None
+        rows = _concat_rows(parts, terms[0].origin, n.dtypes[0], n.order)
+        return Node("ReduceSum", [rows], {"axis": (0,), "keepdims": False}, n.origin,
+                    n.shapes, n.dtypes, order=n.order)
+    return _stack_sums(prog, is_term, stacked)
 
 
 def batch_input_matmuls(prog):
@@ -480,6 +530,57 @@ def batch_input_matmuls(prog):
     return _reorder(prog)
 
 
+def add_before_split(prog):
+    """``split(m)[k] + b`` for every piece ``k`` with one ``b`` broadcast along the
+    split axis becomes ``split(m + b)[k]``: one addition over the whole array.
+
+    After :func:`batch_input_matmuls` this puts the bias of an RNN's input projection
+    on the batched GEMM's output (one vectorized pass over ``T*B`` rows) instead of
+    into T separate additions, which elementwise fusion would otherwise gather into
+    one kernel with T inputs and T outputs (too many arrays for LLVM to vectorize).
+    """
+    users = prog.users()
+    fetched = set(prog.fetches)
+    plan = {}
+    for n in prog.nodes:
+        if n.type != "Split" or n.controls or len(n.shapes) < 2:
+            continue
+        axis = S.normalize_axis(n.attrs["axis"], len(n.shapes[0]))
+        adds, bias = [], None
+        for k in range(len(n.shapes)):
+            us = users.get((n, k), ())
+            if len(us) != 1 or (n, k) in fetched or us[0].type != "Add" or us[0].controls:
+                break
+            add = us[0]
+            other = add.inputs[1] if add.inputs[0] == (n, k) else add.inputs[0]
+            if other[0] is n or (bias is not None and other != bias):
+                break
+            bias = other
+            adds.append(add)
+        else:
+            b_shape = bias[0].shapes[bias[1]]
+            rank = len(n.shapes[0])
+            padded = (1,) * (rank - len(b_shape)) + tuple(b_shape)
+            if (len(b_shape) <= rank and padded[axis] == 1
+                    and all(a.shapes[0] == p for a, p in zip(adds, n.shapes))
+                    and all(a.dtypes[0] == n.dtypes[0] for a in adds)):
+                plan[n] = (bias, adds)
+    if not plan:
+        return prog
+    replace = {}
+    for split, (bias, adds) in plan.items():
+        src = split.inputs[0]
+        total = Node("Add", [src, bias], {}, adds[-1].origin, [src[0].shapes[src[1]]],
+                     split.dtypes[:1], order=split.order)
+        pieces = Node("Split", [(total, 0)], dict(split.attrs), split.origin,
+                      split.shapes, split.dtypes, order=split.order)
+        for k, add in enumerate(adds):
+            replace[add] = (pieces, k)
+
+    prog = _rewrite(prog, lambda n: replace.get(n))
+    return _reorder(prune(prog))
+
+
 def _reorder(prog):
     """Topological order again after a rewrite moved a value later than its users."""
     placed, order = set(), []
@@ -511,6 +612,7 @@ def narrow_split_matmuls(prog):
     """
     users = prog.users()
     fetched = set(prog.fetches)
+    pieces = {}
 
     def visit(n):
         if n.type not in ("Split", "SplitLike") or n.controls:
@@ -534,13 +636,62 @@ def narrow_split_matmuls(prog):
         else:
             spec = (("slice", None, None, None), ("slice", start, stop, None))
             sliced = (b_shape[0], stop - start)
-        piece = Node("StridedSlice", [b], {"spec": spec}, m.origin, [sliced], [m.dtypes[0]],
-                     order=m.order)
+        piece = pieces.get((b, spec))
+        if piece is None:   # one slice of the weight for all time steps
+            piece = pieces[(b, spec)] = Node("StridedSlice", [b], {"spec": spec}, m.origin,
+                                             [sliced], [m.dtypes[0]], order=m.order)
         narrow = Node("MatMul", [m.inputs[0], (piece, 0)], dict(m.attrs), m.origin,
                       [n.shapes[k]], m.dtypes, order=n.order)
         return [(narrow, 0) if j == k else (n, j) for j in range(len(n.shapes))]
 
     return prune(_rewrite(prog, visit))
+
+
+# Rows that matmuls by one transposed right operand must have in all before that
+# operand is transposed once into a buffer of its own (see untranspose_matmul_operands).
+UNTRANSPOSE_MIN_ROWS = 128
+
+
+def untranspose_matmul_operands(prog):
+    """``a @ b.T`` becomes ``a @ copy(b.T)`` when the copy is worth it.
+
+    OpenBLAS multiplies by a transposed right operand 20-35% slower than by a plain
+    one at RNN shapes (64x1024 @ (256x1024).T: 42 against 57 GFLOP/s, one core, same
+    run). The backward pass of an unrolled RNN multiplies by the transposed recurrent
+    weight at every step, so transposing it once per run (one copy of the weight)
+    pays back once the matmuls have :data:`UNTRANSPOSE_MIN_ROWS` rows in all; all
+    users share the one copy.
+    """
+    rows = {}
+    for n in prog.nodes:
+        if _untransposable(n):
+            rows[n.inputs[1]] = rows.get(n.inputs[1], 0) + n.shapes[0][0]
+    chosen = {b for b, r in rows.items() if r >= UNTRANSPOSE_MIN_ROWS}
+    if not chosen:
+        return prog
+    copies = {}
+
+    def visit(n):
+        if not (_untransposable(n) and n.inputs[1] in chosen):
+            return None
+        b = n.inputs[1]
+        plain = copies.get(b)
+        if plain is None:
+            rows_, cols = b[0].shapes[b[1]]
+            dtype = [b[0].dtypes[b[1]]]
+            view = Node("Transpose", [b], {"perm": (1, 0)}, n.origin, [(cols, rows_)],
+                        dtype, order=n.order)
+            plain = copies[b] = Node("Copy", [(view, 0)], {}, n.origin, [(cols, rows_)],
+                                     dtype, order=n.order)
+        attrs = dict(n.attrs, transpose_b=False)
+        return (Node("MatMul", [n.inputs[0], (plain, 0)], attrs, n.origin, n.shapes,
+                     n.dtypes, order=n.order), 0)
+    return _rewrite(prog, visit)
+
+
+def _untransposable(n):
+    return (n.type == "MatMul" and n.attrs["transpose_b"] and not n.controls
+            and len(n.shapes[0]) == 2 and n.dtypes[0].kind == "f")
 
 
 # --- elementwise fusion ----------------------------------------------------------------
@@ -575,6 +726,16 @@ def _dtype_text(d, how):
     return text
 
 
+def fusable_reduction(n):
+    """Can ``n`` end a generated elementwise loop (a float sum over some axes)?"""
+    if n.type != "ReduceSum" or n.controls or n.dtypes[0].name not in ("float32", "float64"):
+        return False
+    x = n.inputs[0]
+    rank = len(x[0].shapes[x[1]])
+    axes = S.normalize_axes(n.attrs["axis"], rank)
+    return rank > 0 and len(axes) > 0 and x[0].dtypes[x[1]] == n.dtypes[0]
+
+
 class Group:
     """A convex region of elementwise nodes of one output shape: one generated kernel."""
 
@@ -595,7 +756,8 @@ def fuse_elementwise(prog):
     through a node outside it (else the group would have to run both before and after
     that node). Dependencies are bitmasks of groups, closed over groups at query time
     (a group depends on all its members' inputs), so the check is cheap and exact.
-    Inputs are broadcast at the region's edge.
+    Inputs are broadcast at the region's edge, and a float sum of a region's value
+    (over any axes) joins the region as an output accumulated in its loop.
     """
     groups = []
     ndeps = {}    # node -> bitmask of the groups holding its ancestors (fixed once set)
@@ -627,11 +789,22 @@ def fuse_elementwise(prog):
         return False
 
     def legal(n, g):
-        return g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
+        return (g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
+                and not any(v[0].group is g and v[0].type == "ReduceSum"
+                            for v in n.inputs))
 
     for n in prog.nodes:
         n.group = None
-        if fusable(n):
+        if fusable_reduction(n):
+            # A sum of a region's value ends that region's loop: it accumulates while
+            # the loop runs, instead of a second pass over the value. Nothing can
+            # join a group through it (it is complete only after the loop).
+            v = n.inputs[0]
+            g = v[0].group
+            if g is not None and v[0].type != "ReduceSum" and g.shape == v[0].shapes[v[1]]:
+                n.group = g
+                g.nodes.append(n)
+        elif fusable(n):
             # 1. Join a producer's group (vertical fusion).
             for v in n.inputs:
                 g = v[0].group
@@ -677,7 +850,8 @@ def _root(node):
 
 
 PIPELINE = [prune, fold_constants, simplify, cse, prune, narrow_split_matmuls,
-            stack_matmul_sums, batch_input_matmuls, fuse_elementwise]
+            stack_matmul_sums, stack_reduce_sums, cse, batch_input_matmuls,
+            add_before_split, cse, untranspose_matmul_operands, fuse_elementwise]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

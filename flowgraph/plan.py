@@ -152,27 +152,36 @@ class CompiledPlan:
                     kinds[v], plain[v] = "buffer", True
         self._kinds = kinds
 
-        # Concatenation along axis 0 without a copy: each input is written straight
-        # into its rows of the output buffer (a "window"; the weight-gradient stacking
-        # and the per-step [h; x] of an unrolled RNN both end up here).
-        window_of, self._elided = {}, set()
+        # Concatenation without a copy: each input is written straight into its slice
+        # of the output buffer (a "window"): the weight-gradient stacking, the
+        # per-step [h, x] of an unrolled RNN (itself a window of that stacking) and the
+        # gradient of a split all end up here. An input that cannot be a window (a
+        # constant, one used twice, a window elsewhere) is copied in by the
+        # concatenation's step; with none left, the concatenation runs no step.
+        # Windows along other axes than 0 are strided views: only for inputs no
+        # reshape reads (NumPy would silently reshape a copy).
+        window_of, self._elided, self._concat_copies = {}, set(), {}
         for outs in produced:
             for v in outs:
                 n = v[0]
-                if n.type != "Concat" or kinds[v] != "buffer" or v in window_of:
+                if n.type != "Concat" or kinds[v] != "buffer":
                     continue
-                if S.normalize_axis(n.attrs["axis"], len(n.shapes[0])) != 0:
+                axis = S.normalize_axis(n.attrs["axis"], len(n.shapes[0]))
+                offset, copied = 0, []
+                for w in n.inputs:
+                    size = w[0].shapes[w[1]][axis]
+                    if (kinds.get(w) == "buffer" and w not in window_of
+                            and n.inputs.count(w) == 1 and (axis == 0 or not any(
+                                u.type in VIEW_TYPES for u in users.get(w, ())))):
+                        window_of[w] = (v, axis, offset)
+                    else:
+                        copied.append((w, axis, offset))
+                    offset += size
+                if len(copied) == len(n.inputs):
                     continue
-                ins = n.inputs
-                if len(set(ins)) != len(ins) or not all(
-                        kinds.get(w) == "buffer" and w not in window_of
-                        and w[0].type != "Feed" and w[0] not in self._elided for w in ins):
-                    continue
-                offset = 0
-                for w in ins:
-                    window_of[w] = (v, offset)
-                    offset += w[0].shapes[w[1]][0]
-                self._elided.add(n)
+                self._concat_copies[n] = copied
+                if not copied:
+                    self._elided.add(n)
         for w in window_of:
             kinds[w] = "window"
 
@@ -184,6 +193,7 @@ class CompiledPlan:
                     v = window_of[v][0]
                 else:
                     return v
+        self._root = root
 
         # Liveness: the last unit reading each buffer, through any view of it.
         last = {}
@@ -219,11 +229,12 @@ class CompiledPlan:
                     if (kinds[v] == "buffer" and last.get(v) == i and v in live
                             and sum(root(w) == v for w in inputs_of[i]) == 1):
                         for o in outs:
-                            if o not in handed and _same_layout(o, v):
+                            if (o not in handed and _same_layout(o, v)
+                                    and o[0].type != "ReduceSum"):   # zeroed first
                                 handed[o] = v
                                 break
             for w in produced[i]:
-                c = window_of[w][0] if kinds[w] == "window" else None
+                c = root(w) if kinds[w] == "window" else None
                 if c is not None and c not in storage_of:
                     storage_of[c] = take(_nbytes(c))
                     live[c] = _nbytes(c)
@@ -254,27 +265,34 @@ class CompiledPlan:
 
         arrays = {}
         self._parents = {}
+
+        def array_of(v):
+            a = arrays.get(v)
+            if a is not None:
+                return a
+            n, k = v
+            if kinds[v] == "window":
+                c, axis, offset = window_of[v]
+                parent = array_of(c)
+                index = (slice(None),) * axis + (slice(offset, offset + n.shapes[k][axis]),)
+                a = parent[index]
+                if not a.flags.c_contiguous:   # the kernel indexes the parent instead
+                    self._parents[id(a)] = parent
+            elif kinds[v] == "const":
+                a = np.asarray(n.attrs["value"])
+            elif kinds[v] == "view":
+                a = _make_view(n, k, array_of(n.inputs[0]))
+                if n.type != "Reshape":     # a window of its input, for codegen
+                    self._parents[id(a)] = arrays[n.inputs[0]]
+            else:
+                raw = storage_of[v].array
+                a = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
+            arrays[v] = a
+            return a
+
         for outs in produced:
             for v in outs:
-                n, k = v
-                if v in arrays:
-                    continue
-                if kinds[v] == "window":
-                    c, offset = window_of[v]
-                    if c not in arrays:
-                        raw = storage_of[c].array
-                        arrays[c] = raw[:_nbytes(c)].view(c[0].dtypes[c[1]]).reshape(
-                            c[0].shapes[c[1]])
-                    arrays[v] = arrays[c][offset:offset + n.shapes[k][0]]
-                elif kinds[v] == "const":
-                    arrays[v] = np.asarray(n.attrs["value"])
-                elif kinds[v] == "view":
-                    arrays[v] = _make_view(n, k, arrays[n.inputs[0]])
-                    if n.type != "Reshape":     # a window of its input, for codegen
-                        self._parents[id(arrays[v])] = arrays[n.inputs[0]]
-                else:
-                    raw = storage_of[v].array
-                    arrays[v] = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
+                array_of(v)
         self._arrays = arrays
 
     # -- steps -------------------------------------------------------------------------
@@ -301,8 +319,11 @@ class CompiledPlan:
                 if n.type == "Const" or self._kinds.get((n, 0)) == "view" or (
                         n.kind == "control") or n in self._elided:
                     continue
-                unit_steps = [self._node_step(n, arrays)]
-                quiet = quiet and n.kind == "state"
+                if n in self._concat_copies:
+                    unit_steps = [self._concat_copy_step(n, arrays)]
+                else:
+                    unit_steps = [self._node_step(n, arrays)]
+                    quiet = quiet and n.kind == "state"
             steps.extend(unit_steps)
             if unit_steps:
                 checked.append((unit_steps, [arrays[v] for v in outs
@@ -368,10 +389,24 @@ class CompiledPlan:
         spec.outputs = [members[v[0]] for v in outs]
         shape = group.shape
         bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
-                 for v in ins] + [arrays[v] for v in outs]
-        step, source = compile_fused(spec, bound, self._parents)
+                 for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
+        step, source = compile_fused(spec, bound, self._parents, shape)
         self.kernel_sources.add(source)
         return step
+
+    def _concat_copy_step(self, n, arrays):
+        """The parts of a concatenation that are not windows, copied into place."""
+        out = arrays[(n, 0)]
+        pairs = []
+        for w, axis, offset in self._concat_copies[n]:
+            index = (slice(None),) * axis + (slice(offset, offset + w[0].shapes[w[1]][axis]),)
+            pairs.append((out[index], arrays[w]))
+        copyto = np.copyto
+
+        def copy_parts():
+            for dst, src in pairs:
+                copyto(dst, src)
+        return copy_parts
 
     def _node_step(self, n, arrays):
         from kernels.cpu import build
@@ -458,24 +493,38 @@ class CompiledPlan:
 def uses_ufuncs(group):
     """Run this region as NumPy ufunc calls rather than one generated loop?
 
-    A cost model from measurements on this machine (float32, one core): a generated
-    loop costs about 1 ns per element per operand array (loops over many possibly-
-    aliasing arrays are not vectorized) plus 12 ns per exp/sigmoid/log and 33 ns per
-    tanh (Numba calls scalar libm); a ufunc costs about 1.2 µs per call plus 0.6 ns
-    per element (SIMD), sigmoid being four calls. Small regions stay loops (call
-    overhead dominates), large transcendental-heavy ones become ufunc chains.
+    A cost model from measurements on this machine (one core, float32, 64x256 and
+    16x64 LSTM cells). A generated loop vectorizes (see :mod:`kernels.cache` and the
+    row views of :mod:`kernels.codegen`): about 0.3 ns per element per array it reads
+    or writes, plus per element 4 ns for each exp, tanh or sigmoid in float32
+    (:mod:`kernels.vmath`) and 12-33 ns in float64 (scalar libm calls). A ufunc call
+    costs about 1.2 us plus 0.6 ns per element (NumPy's SIMD loops; sigmoid is four
+    calls). So arithmetic regions are loops; large float64 regions full of
+    transcendental functions are ufunc chains.
     """
     members = set(group.nodes)
     operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
     elems = math.prod(group.shape)
-    loop_ns = elems * (1.0 * (operands + len(group.nodes) // 2)
-                       + sum(LOOP_NS.get(n.type, 0.0) for n in group.nodes))
+    per_element = 0.3 * (operands + len(group.nodes) // 2)
+    for n in group.nodes:
+        costs = LOOP_NS_FLOAT32 if n.dtypes[0] == np.float32 else LOOP_NS
+        per_element += costs.get(n.type, 0.0)
+    loop_ns = 500.0 + elems * per_element
     calls = sum(4 if n.type == "Sigmoid" else 1 for n in group.nodes)
     ufunc_ns = calls * (1200.0 + 0.6 * elems)
     return ufunc_ns < loop_ns
 
 
 LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
+LOOP_NS_FLOAT32 = {"Tanh": 4.0, "Sigmoid": 4.0, "Exp": 2.5, "Log": 12.0}
+
+
+def _kept_dims(node, array, shape):
+    """A fused reduction's output as a view with the loop's rank (1 where reduced)."""
+    if node.type != "ReduceSum" or node.attrs.get("keepdims"):
+        return array
+    axes = S.normalize_axes(node.attrs["axis"], len(shape))
+    return np.expand_dims(array, tuple(axes))
 
 
 def _nbytes(v):

@@ -115,6 +115,24 @@ def purge(source: str) -> None:
             pass
 
 
+_LLVM_CONFIGURED = []
+
+# LLVM vectorizes a loop over several arrays only after run-time checks that they do
+# not overlap, and gives up when more than 128 checks would be needed (its default).
+# A fused LSTM cell reads 6 arrays and writes 12: it stayed scalar, 5x slower (1.75 ms
+# against 0.36 ms at 64x256, float32, one core). The checks run once per row.
+LLVM_OPTIONS = ("-vectorize-memory-check-threshold=256",)
+
+
+def _configure_llvm():
+    """Set :data:`LLVM_OPTIONS` once per process, before the first kernel compiles."""
+    if not _LLVM_CONFIGURED:
+        import llvmlite.binding as llvm
+        for option in LLVM_OPTIONS:
+            llvm.set_option("flowgraph", option)
+        _LLVM_CONFIGURED.append(True)
+
+
 def compile_kernel(source: str, name: str, arg_types):
     """The compiled entry point of function ``name`` in ``source`` for ``arg_types``
     (Numba types), loaded from the disk cache when possible.
@@ -126,6 +144,7 @@ def compile_kernel(source: str, name: str, arg_types):
     entry = _ENTRIES.get((source, name, signature))
     if entry is not None:
         return entry
+    _configure_llvm()
     for attempt in (0, 1):
         try:
             dispatcher = getattr(load_module(source), name)

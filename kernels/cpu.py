@@ -68,8 +68,9 @@ def concat(attrs, inputs, outputs):
     return lambda: cat(xs, axis=axis, out=out)
 
 
+@register("Copy", "cpu")
 @register("BroadcastTo", "cpu")
-def broadcast_to(attrs, inputs, outputs):
+def copy_to(attrs, inputs, outputs):
     x, out = inputs[0], outputs[0]
     copyto = np.copyto
     return lambda: copyto(out, x)

@@ -81,6 +81,13 @@ UFUNCS = {
 
 def bind(op_type, attrs, out, inputs):
     """A zero-argument callable computing ``op_type`` into ``out``."""
+    if op_type == "ReduceSum":      # a fused region's sum (out has the reduced shape)
+        from flowgraph.shapes import normalize_axes
+        x, = inputs
+        axes = tuple(normalize_axes(attrs["axis"], x.ndim))
+        kept = out if out.ndim == x.ndim else np.expand_dims(out, axes)   # a view
+        total = np.sum
+        return lambda: total(x, axis=axes, out=kept, keepdims=True)
     fn = UFUNCS[op_type]
     args = (out,) + tuple(inputs)
     if op_type == "PowScalar":

@@ -340,3 +340,49 @@ def test_unrolled_gru_like_step_with_batched_input_matmuls_matches_reference():
     fetches = [h] + fg.gradients(fg.reduce_mean(h * h), [w, u])
     ref, opt = run_both(fetches, {x: rng.normal(size=(3, 2)) for x in xs})
     assert_close(ref, opt)
+
+
+def test_concat_along_columns_writes_windows_and_copies_only_constants():
+    rng = np.random.default_rng(5)
+    x = fg.placeholder(fg.float64, (3, 2))
+    row = fg.constant(rng.normal(size=(1, 2)))
+    a = x * 2.0 + row                    # fused, written into columns 0:2
+    p, q = fg.placeholder(fg.float64, (1, 2)), fg.placeholder(fg.float64, (3, 1))
+    b = fg.tanh(p) + q                   # every operand broadcast: only a windowed output
+    c = fg.concat([a, b, fg.constant(np.ones((3, 1)))], axis=1)
+    nested = fg.concat([c, fg.concat([x, x, x[:, :1]], axis=1)], axis=0)
+    reshaped = fg.reshape(x * 3.0, (2, 3))          # a reshape reads it: not a window
+    d = fg.concat([x * 3.0, x], axis=1)
+    fetches = [c, nested, d, reshaped]
+    feeds = {x: rng.normal(size=(3, 2)), p: rng.normal(size=(1, 2)),
+             q: rng.normal(size=(3, 1))}
+    ref, opt = run_both(fetches, feeds)
+    assert_close(ref, opt)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, feeds)
+        plan = compiled_plan(sess)
+        copied = {n.name: [w[0].type for w, _, _ in parts]
+                  for n, parts in plan._concat_copies.items()}
+        assert ["Const"] in copied.values()
+        assert any(", n0, n1):" in src for src in plan.kernel_sources)   # b's kernel
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_sums_match_reference(dtype):
+    rng = np.random.default_rng(6)
+    x = fg.placeholder(dtype, (5, 4, 3))
+    b = fg.placeholder(dtype, (3,))
+    y = fg.tanh(x * 2.0 + b)
+    fetches = [y, fg.reduce_sum(y, axis=0), fg.reduce_sum(y * y, axis=(0, 1)),
+               fg.reduce_sum(y - 1.0, axis=2, keepdims=True), fg.reduce_mean(fg.square(y)),
+               fg.reduce_sum(fg.sigmoid(x), axis=1)]
+    fetches += fg.gradients(fetches[-2], [b])
+    feeds = {x: rng.normal(size=(5, 4, 3)).astype(dtype), b: rng.normal(size=3).astype(dtype)}
+    ref, opt = run_both(fetches, feeds)
+    for r, o in zip(ref, opt):
+        assert o.dtype == dtype
+        np.testing.assert_allclose(o, r, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-6 if dtype == np.float32 else 1e-12)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, feeds)
+        assert any("acc" in src for src in compiled_plan(sess).kernel_sources)

@@ -190,3 +190,58 @@ def test_batch_input_matmuls_makes_one_gemm_for_all_steps():
     assert len(input_mms) == 1 and input_mms[0].shapes == [(12, 4)]
     position = {n: i for i, n in enumerate(prog.nodes)}
     assert all(position[v[0]] < position[n] for n in prog.nodes for v in n.inputs)
+
+
+def test_stack_reduce_sums_makes_one_reduction_over_the_matmul_rows():
+    # The bias and weight gradients of an unrolled RNN read the same stacked rows.
+    a = [fg.placeholder(fg.float64, (4, 3)) for _ in range(3)]
+    g = [fg.placeholder(fg.float64, (4, 5)) for _ in range(3)]
+    weight = fg.add_n([fg.matmul(x, y, transpose_a=True) for x, y in zip(a, g)])
+    bias = fg.add_n([fg.reduce_sum(y, axis=0) for y in g])
+    prog = P.run_pipeline(lowered([weight, bias], a + g))
+    assert types(prog).count("ReduceSum") == 1 and types(prog).count("Concat") == 2
+    reduce_ = next(n for n in prog.nodes if n.type == "ReduceSum")
+    matmul = next(n for n in prog.nodes if n.type == "MatMul")
+    assert reduce_.inputs[0] == matmul.inputs[1]          # one concatenation, shared
+    # Sums over other axes are left alone.
+    other = fg.add_n([fg.reduce_sum(y, axis=1) for y in g])
+    assert types(P.stack_reduce_sums(lowered([other], g))).count("ReduceSum") == 3
+
+
+def test_untranspose_matmul_operands_copies_a_shared_weight_once():
+    w = fg.placeholder(fg.float64, (5, 6))
+    gs = [fg.placeholder(fg.float64, (64, 6)) for _ in range(3)]
+    outs = [fg.matmul(g, w, transpose_b=True) for g in gs]
+    prog = P.untranspose_matmul_operands(lowered(outs, gs + [w]))
+    mms = [n for n in prog.nodes if n.type == "MatMul"]
+    assert all(not m.attrs["transpose_b"] for m in mms)
+    assert len({m.inputs[1] for m in mms}) == 1 and mms[0].inputs[1][0].type == "Copy"
+    # Too few rows in all: the copy would not pay.
+    few = P.untranspose_matmul_operands(lowered(outs[:1], gs[:1] + [w], [(4, 6), (5, 6)]))
+    assert next(n for n in few.nodes if n.type == "MatMul").attrs["transpose_b"]
+
+
+def test_uniform_constants_are_folded_to_one_broadcast_element():
+    x = fg.placeholder(fg.float64, (3, 4))
+    prog = P.prune(P.fold_constants(lowered([fg.ones_like(x) * 2.0], [x])))
+    value = prog.nodes[0].attrs["value"]
+    assert value.shape == (3, 4) and value.strides == (0, 0) and (value == 2.0).all()
+    # Bitwise equality decides: -0.0 and 0.0 differ, NaNs are kept.
+    mixed = fg.constant(np.array([0.0, -0.0])) * 1.0
+    kept = P.prune(P.fold_constants(lowered([mixed])))
+    assert np.signbit(kept.nodes[0].attrs["value"]).tolist() == [False, True]
+
+
+def test_a_sum_of_a_fused_value_ends_that_region():
+    x = fg.placeholder(fg.float64, (4, 3))
+    y = fg.tanh(x) * 2.0
+    total = fg.reduce_sum(y, axis=0)
+    after = fg.exp(x) / fg.reduce_sum(fg.exp(x), axis=1, keepdims=True)   # softmax-like
+    prog = P.run_pipeline(lowered([y, total, after], [x]))
+    node = {n.type: n for n in prog.nodes}
+    tanh = next(n for n in prog.nodes if n.type == "Tanh")
+    sums = [n for n in prog.nodes if n.type == "ReduceSum"]
+    assert all(s.group is not None for s in sums) and sums[0].group is tanh.group
+    # What reads a sum cannot join the sum's own region: it needs the finished sum.
+    div = node["Div"]
+    assert div.group is not sums[1].group
