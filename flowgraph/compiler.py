@@ -36,11 +36,12 @@ def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, co
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
     try:
         prog = passes.lower(fetch_tensors, target_ops, feed_tensors,
-                            [a.shape for a in feed_arrays])
+                            [a.shape for a in feed_arrays], ops=ops)
     except passes.NotCompilable:
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
+    fed = set(feed_tensors)
     if any(op.type == "Placeholder" for op in ops if op.outputs
-           and op.outputs[0] not in set(feed_tensors)):
+           and op.outputs[0] not in fed):
         # A missing feed: the reference plan raises the specified FeedError.
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
     prog = passes.run_pipeline(prog)

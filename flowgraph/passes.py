@@ -17,6 +17,8 @@ whole optimization, in order, in one place.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import shapes as S
@@ -86,9 +88,14 @@ class Program:
     def users(self):
         """``{(node, index): [consumer nodes]}``."""
         out = {}
+        get = out.get
         for n in self.nodes:
             for v in n.inputs:
-                out.setdefault(v, []).append(n)
+                readers = get(v)
+                if readers is None:
+                    out[v] = [n]
+                else:
+                    readers.append(n)
         return out
 
 
@@ -117,11 +124,15 @@ class NotCompilable(Exception):
     """
 
 
-def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes):
-    """The ops needed for a run as a :class:`Program` with concrete shapes."""
+def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
+    """The ops needed for a run as a :class:`Program` with concrete shapes.
+
+    ``ops``: those ops (``executor.needed_ops``) when the caller has them already.
+    """
     from .executor import needed_ops
     fed = {t: s for t, s in zip(feed_tensors, feed_shapes)}
-    ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(fed))
+    if ops is None:
+        ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(fed))
     value = {}     # Tensor -> (Node, index)
     made = {}      # Operation -> Node
     nodes = []
@@ -133,13 +144,14 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes):
     for op in ops:
         if op.outputs and all(t in fed for t in op.outputs):
             continue
-        if op.primitive.kind not in KNOWN_KINDS:
-            raise NotCompilable(f"{op.name}: primitive kind {op.primitive.kind!r}")
+        primitive = op.primitive
+        if primitive.kind not in KNOWN_KINDS:
+            raise NotCompilable(f"{op.name}: primitive kind {primitive.kind!r}")
         inputs = [value[t] for t in op.inputs]
         proxy = _ProxyOp(op, [_ProxyTensor(n.shapes[i], n.dtypes[i], t.name)
                               for (n, i), t in zip(inputs, op.inputs)])
         try:
-            specs = op.primitive.infer(proxy)
+            specs = primitive.infer(proxy)
         except Exception as exc:
             raise NotCompilable(f"{op.name}: {exc}") from None
         shapes = [s for s, _ in specs]
@@ -175,8 +187,10 @@ def _rewrite(prog, visit):
         nodes.append(node)
 
     for n in prog.nodes:
-        n.inputs = [subst.get(v, v) for v in n.inputs]
-        n.controls = [c for c in n.controls if c not in dropped]
+        if subst:     # (nothing to substitute until a node is replaced: skip the copies)
+            n.inputs = [subst.get(v, v) for v in n.inputs]
+        if dropped and n.controls:
+            n.controls = [c for c in n.controls if c not in dropped]
         result = visit(n)
         if result is None:
             nodes.append(n)
@@ -219,7 +233,7 @@ def prune(prog):
         if n in keep:
             continue
         keep.add(n)
-        stack.extend(v[0] for v in n.inputs)
+        stack.extend([v[0] for v in n.inputs])
         stack.extend(n.controls)
     prog.nodes = [n for n in prog.nodes if n in keep]
     return prog
@@ -233,7 +247,7 @@ def fold_constants(prog):
     def visit(n):
         if not _is_pure(n):
             return None
-        if any(int(np.prod(s)) > FOLD_LIMIT for s in n.shapes):
+        if any(math.prod(s) > FOLD_LIMIT for s in n.shapes):
             return None
         if n.type in ("Size", "ZerosLike", "OnesLike"):
             # Only the shapes matter: zero-stride stand-ins cost no memory.
@@ -368,7 +382,7 @@ def cse(prog):
         if n.type != "Const" and not _is_pure(n):
             return None
         key = (n.type, tuple((id(v[0]), v[1]) for v in n.inputs), _freeze(n.attrs),
-               tuple(map(str, n.dtypes)), tuple(n.shapes))
+               tuple(_dtype_text(d, str) for d in n.dtypes), tuple(n.shapes))
         first = seen.get(key)
         if first is None:
             seen[key] = n
@@ -689,12 +703,27 @@ def fusable(n):
         return False
     if n.type != "BroadcastTo" and not (n.kind == "elementwise" and has_template(n.type)):
         return False
-    dtypes = [d.name for d in n.dtypes] + [v[0].dtypes[v[1]].name for v in n.inputs]
-    if not all(d in FLOAT_OR_BOOL for d in dtypes):
+    dtypes = list(n.dtypes) + [v[0].dtypes[v[1]] for v in n.inputs]
+    if not all(_dtype_text(d, _name) in FLOAT_OR_BOOL for d in dtypes):
         return False
     if n.type == "Sign" and n.dtypes[0].kind != "f":
         return False
     return True
+
+
+_DTYPE_TEXT = {}   # (dtype, str or _name) -> text: NumPy formats it anew on each access
+
+
+def _name(d):
+    return d.name
+
+
+def _dtype_text(d, how):
+    key = (d, how)
+    text = _DTYPE_TEXT.get(key)
+    if text is None:
+        text = _DTYPE_TEXT[key] = how(d)
+    return text
 
 
 def fusable_reduction(n):

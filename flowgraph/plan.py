@@ -20,6 +20,7 @@ a plan runs one call at a time (a lock), as its buffers are shared.
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 
 import numpy as np
@@ -576,7 +577,7 @@ def uses_ufuncs(group):
     """
     members = set(group.nodes)
     operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
-    elems = int(np.prod(group.shape))
+    elems = math.prod(group.shape)
     per_element = 0.3 * (operands + len(group.nodes) // 2)
     for n in group.nodes:
         costs = LOOP_NS_FLOAT32 if n.dtypes[0] == np.float32 else LOOP_NS
@@ -618,12 +619,12 @@ def _kept_dims(node, array, shape):
 
 def _nbytes(v):
     n, k = v
-    return int(np.prod(n.shapes[k])) * n.dtypes[k].itemsize
+    return int(math.prod(n.shapes[k])) * n.dtypes[k].itemsize
 
 
 def _same_layout(o, v):
     (a, i), (b, j) = o, v
-    return (int(np.prod(a.shapes[i])) == int(np.prod(b.shapes[j]))
+    return (math.prod(a.shapes[i]) == math.prod(b.shapes[j])
             and a.dtypes[i].itemsize == b.dtypes[j].itemsize)
 
 

@@ -30,6 +30,10 @@ import uuid
 
 _LOCK = threading.Lock()
 _MODULES: dict[str, object] = {}     # source hash -> imported module, per process
+# (source, name, argument types) -> entry point, per process: the steps of a plan (the T
+# time steps of an RNN) share a few kernels, resolved once here rather than going through
+# the module lookup, Numba's signature normalization and its compile lock at every step.
+_ENTRIES: dict[tuple, object] = {}
 
 
 def cache_dir() -> str:
@@ -100,6 +104,8 @@ def purge(source: str) -> None:
     with _LOCK:
         _MODULES.pop(key, None)
         sys.modules.pop(f"flowgraph_kernel_{key}", None)
+        for entry_key in [k for k in _ENTRIES if k[0] == source]:
+            del _ENTRIES[entry_key]
     folder = cache_dir()
     for path in [os.path.join(folder, f"fg_{key}.py")] + glob.glob(
             os.path.join(folder, "__pycache__", f"fg_{key}.*")):
@@ -134,16 +140,55 @@ def compile_kernel(source: str, name: str, arg_types):
     If loading or compiling fails (a corrupt cache entry), the entry is purged and the
     kernel rebuilt from scratch once; a second failure is raised.
     """
+    signature = tuple(arg_types)
+    entry = _ENTRIES.get((source, name, signature))
+    if entry is not None:
+        return entry
     _configure_llvm()
     for attempt in (0, 1):
         try:
             dispatcher = getattr(load_module(source), name)
-            signature = tuple(arg_types)
             with _LOCK:
-                dispatcher.compile(signature)
-                return dispatcher.overloads[signature].entry_point
+                entry = _load_compiled(dispatcher, signature)
+                if entry is None:
+                    dispatcher.compile(signature)
+                    entry = dispatcher.overloads[signature].entry_point
+                _ENTRIES[(source, name, signature)] = entry
+                return entry
         except Exception:
             if attempt:
                 raise
             purge(source)
     raise AssertionError("unreachable")
+
+
+def _load_compiled(dispatcher, signature):
+    """The entry point of ``dispatcher`` for ``signature`` from Numba's disk cache, or
+    ``None`` (not cached, or anything unexpected: the caller then takes Numba's own path).
+
+    This is what ``Dispatcher.compile`` does on a cache hit, less its
+    ``target_context.refresh()``: that call imports every lowering registry of Numba
+    (its linear algebra imports SciPy), about 0.4 s in a new process that only a
+    compilation needs; loading machine code needs just the runtime's symbols
+    (``rtsys.initialize``). A later compilation in the process refreshes as usual.
+    Measured in benchmarks/overhead.py (compile time from the disk cache).
+    """
+    try:
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.runtime import rtsys
+
+        with global_compiler_lock:
+            existing = dispatcher.overloads.get(signature)
+            if existing is not None:
+                return existing.entry_point
+            context = dispatcher.targetctx
+            rtsys.initialize(context)
+            cres = dispatcher._cache._load_overload(signature, context)
+            if cres is None or cres.objectmode:
+                return None
+            context.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            dispatcher.add_overload(cres)
+            dispatcher._cache_hits[signature] += 1
+            return cres.entry_point
+    except Exception:
+        return None
