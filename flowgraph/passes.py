@@ -840,6 +840,75 @@ def fuse_elementwise(prog):
     return prog
 
 
+# Elementwise ops cheaper to recompute from values a kernel already reads than to
+# store in one kernel and load in another (one multiply or add per element).
+RECOMPUTABLE = frozenset({"Add", "Sub", "Mul", "Neg", "Square"})
+
+
+def recompute_in_readers(prog):
+    """Move cheap derived values into the region that reads them, where the region
+    already reads what they are computed from.
+
+    Autodiff writes an activation's derivative as arithmetic on the activation's
+    output (``1 - y``, ``1 - y*y``), and fusion puts that arithmetic beside the
+    activation, in the forward step's kernel, which then stores it for the backward
+    step's kernel to load. When the backward region reads ``y`` anyway, the
+    derivative costs one operation there, and the forward kernel stores one array
+    less and the backward kernel loads one less: the memory traffic is what these
+    kernels are bound by. A node moves (with the chain of cheap nodes only it reads)
+    when every reader is in one other region of the same shape, it is not fetched,
+    and each leaf it needs is a constant, a member of that region, or a value the
+    region already reads. Results are bitwise equal: the same operations in the same
+    dtypes, run in another loop.
+    """
+    readers_of = {}
+    for n in prog.nodes:
+        for m in [v[0] for v in n.inputs] + list(n.controls):
+            readers_of.setdefault(m, []).append(n)
+    fetched = {v[0] for v in prog.fetches}
+    reads = {}      # group -> values its members read from outside it
+
+    def read_by(h):
+        if h not in reads:
+            reads[h] = {v for m in h.nodes for v in m.inputs if v[0].group is not h}
+        return reads[h]
+
+    def chain(n, g, h, moving):
+        """Can ``n`` (in ``g``) move to ``h``, with the nodes of ``g`` only it needs?"""
+        if (n.group is not g or n.type not in RECOMPUTABLE or n in fetched
+                or n.controls or n in moving):
+            return n in moving
+        if not all(r.group is h or r in moving for r in readers_of.get(n, ())):
+            return False
+        moving.add(n)
+        for v in n.inputs:
+            m = v[0]
+            if not (m.type == "Const" or m.group is h or v in read_by(h)
+                    or chain(m, g, h, moving)):
+                moving.discard(n)
+                return False
+        return True
+
+    position = {n: i for i, n in enumerate(prog.nodes)}
+    for n in reversed(prog.nodes):
+        g = n.group
+        readers = readers_of.get(n, ())
+        if g is None or not readers or n.type not in RECOMPUTABLE:
+            continue
+        h = readers[0].group
+        if h is None or h is g or h.shape != g.shape:
+            continue
+        moving = set()
+        if chain(n, g, h, moving):
+            for m in moving:
+                g.nodes.remove(m)
+                m.group = h
+            h.nodes.extend(moving)
+            h.nodes.sort(key=position.__getitem__)
+            reads.pop(h, None)
+    return prog
+
+
 VIEW_NODES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
 
 
@@ -851,7 +920,8 @@ def _root(node):
 
 PIPELINE = [prune, fold_constants, simplify, cse, prune, narrow_split_matmuls,
             stack_matmul_sums, stack_reduce_sums, cse, batch_input_matmuls,
-            add_before_split, cse, untranspose_matmul_operands, fuse_elementwise]
+            add_before_split, cse, untranspose_matmul_operands, fuse_elementwise,
+            recompute_in_readers]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

@@ -148,7 +148,8 @@ def test_fusion_separates_shapes():
 
 
 def test_pipeline_is_one_ordered_list():
-    assert P.PIPELINE[0] is P.prune and P.PIPELINE[-1] is P.fuse_elementwise
+    assert P.PIPELINE[0] is P.prune and P.PIPELINE[-2] is P.fuse_elementwise
+    assert P.PIPELINE[-1] is P.recompute_in_readers
     assert P.fold_constants in P.PIPELINE and P.cse in P.PIPELINE
 
 
@@ -245,3 +246,51 @@ def test_a_sum_of_a_fused_value_ends_that_region():
     # What reads a sum cannot join the sum's own region: it needs the finished sum.
     div = node["Div"]
     assert div.group is not sums[1].group
+
+
+def _sigmoid_layer_gradient():
+    x = fg.placeholder(fg.float64, (4, 3))
+    w = fg.placeholder(fg.float64, (3, 3))
+    y = fg.sigmoid(x)                                   # the forward region
+    loss = fg.reduce_sum(fg.square(fg.matmul(y, w)))
+    (gx,) = fg.gradients(loss, [x])                     # dy * y * (1 - y), after the matmul
+    return x, w, y, gx
+
+
+def test_recompute_in_readers_moves_derivative_arithmetic_to_the_backward_region():
+    x, w, y, gx = _sigmoid_layer_gradient()
+    fused = P.fuse_elementwise(P.run_pipeline(lowered([gx], [x, w]), P.PIPELINE[:-2]))
+    sigmoid = next(n for n in fused.nodes if n.type == "Sigmoid")
+    sub = next(n for n in fused.nodes if n.type == "Sub")
+    assert sub.group is sigmoid.group       # fusion alone keeps it with the activation
+    prog = P.recompute_in_readers(fused)
+    last = next(n for n in reversed(prog.nodes) if n.group is not None)
+    assert sub.group is last.group and sub.group is not sigmoid.group
+    assert sigmoid.group.nodes == [sigmoid]           # it now stores only y
+    order = {n: i for i, n in enumerate(prog.nodes)}
+    assert all(order[a] < order[b] for a, b in zip(last.group.nodes, last.group.nodes[1:]))
+
+
+def test_recompute_in_readers_keeps_fetched_values():
+    x, w, y, gx = _sigmoid_layer_gradient()
+    prog = P.run_pipeline(lowered([gx, y], [x, w]))     # y fetched: 1 - y still moves
+    sub = next(n for n in prog.nodes if n.type == "Sub")
+    sigmoid = next(n for n in prog.nodes if n.type == "Sigmoid")
+    assert sub.group is not None and sub.group is not sigmoid.group
+    # 1 - y fetched: it stays where fusion put it.
+    one_minus = 1.0 - fg.sigmoid(x)
+    loss = fg.reduce_sum(fg.matmul(one_minus, w) * one_minus)
+    (g2,) = fg.gradients(loss, [x])
+    prog = P.run_pipeline(lowered([g2, one_minus], [x, w]))
+    sigmoid = next(n for n in prog.nodes if n.type == "Sigmoid")
+    fetched = prog.fetches[1][0]
+    assert fetched.type == "Sub" and fetched.group is sigmoid.group
+
+
+def test_recompute_in_readers_gives_the_reference_result():
+    x, w, y, gx = _sigmoid_layer_gradient()
+    rng = np.random.default_rng(0)
+    feeds = {x: rng.normal(size=(4, 3)), w: rng.normal(size=(3, 3))}
+    compiled = fg.Session(config=fg.SessionConfig(optimize=True)).run(gx, feeds)
+    reference = fg.Session(config=fg.SessionConfig(optimize=False)).run(gx, feeds)
+    np.testing.assert_allclose(compiled, reference, rtol=1e-13, atol=1e-15)
