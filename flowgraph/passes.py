@@ -840,6 +840,12 @@ def fuse_elementwise(prog):
     return prog
 
 
+def _one_element(node):
+    """A constant a kernel loads as one element (a scalar, or a uniform broadcast)."""
+    value = _const_value((node, 0))
+    return value is not None and (value.size <= 1 or not any(value.strides))
+
+
 # Elementwise ops cheaper to recompute from values a kernel already reads than to
 # store in one kernel and load in another (one multiply or add per element).
 RECOMPUTABLE = frozenset({"Add", "Sub", "Mul", "Neg", "Square"})
@@ -857,7 +863,7 @@ def recompute_in_readers(prog):
     less and the backward kernel loads one less: the memory traffic is what these
     kernels are bound by. A node moves (with the chain of cheap nodes only it reads)
     when every reader is in one other region of the same shape, it is not fetched,
-    and each leaf it needs is a constant, a member of that region, or a value the
+    and each leaf it needs is a one-element constant, a member of that region, or a value the
     region already reads. Results are bitwise equal: the same operations in the same
     dtypes, run in another loop.
     """
@@ -883,7 +889,7 @@ def recompute_in_readers(prog):
         moving.add(n)
         for v in n.inputs:
             m = v[0]
-            if not (m.type == "Const" or m.group is h or v in read_by(h)
+            if not (_one_element(m) or m.group is h or v in read_by(h)
                     or chain(m, g, h, moving)):
                 moving.discard(n)
                 return False

@@ -1,0 +1,27 @@
+"""The benchmark scripts still run (on the smallest sizes; their timings are not tested)."""
+import os
+import re
+import sys
+
+import pytest
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+@pytest.fixture
+def bench_path(monkeypatch):
+    monkeypatch.syspath_prepend(BENCH)
+
+
+def test_step_profile_accounts_for_the_plan_units(bench_path, capsys):
+    import step_profile
+    step_profile.profile("rnn", "small", "float64", repeats=1)
+    out = capsys.readouterr().out
+    assert out.startswith("rnn small float64: step ")
+    shares = [float(s) for s in re.findall(r"ms\s+([\d.]+)%", out)]
+    assert shares and all(s >= 0.0 for s in shares)   # timings themselves are noisy
+    gemms = re.findall(r"(\d+) x (\d+)x(\d+) @ (\d+)x(\d+)", out)
+    # Forward: one [h, x] @ K per time step (T = 20); the weight gradient: one stacked GEMM.
+    assert ("20", "16", "96", "96", "64") in gemms
+    assert sum(int(g[0]) for g in gemms) >= 21
+    assert "MatMul" in out and "fused" in out
