@@ -160,7 +160,12 @@ class CompiledPlan:
         # concatenation's step; with none left, the concatenation runs no step.
         # Windows along other axes than 0 are strided views: only for inputs no
         # reshape reads (NumPy would silently reshape a copy).
+        # A value that a second concatenation reads as well (the r and z gate
+        # gradients of a GRU go into both the input and the recurrent weight
+        # gradient) is stored there too by the generated kernel that computes it
+        # (``also_into``), rather than copied in afterwards.
         window_of, self._elided, self._concat_copies = {}, set(), {}
+        also_into = self._also_into = {}
         for outs in produced:
             for v in outs:
                 n = v[0]
@@ -170,10 +175,15 @@ class CompiledPlan:
                 offset, copied = 0, []
                 for w in n.inputs:
                     size = w[0].shapes[w[1]][axis]
-                    if (kinds.get(w) == "buffer" and w not in window_of
-                            and n.inputs.count(w) == 1 and (axis == 0 or not any(
+                    if (kinds.get(w) == "buffer" and n.inputs.count(w) == 1
+                            and (axis == 0 or not any(
                                 u.type in VIEW_TYPES for u in users.get(w, ())))):
-                        window_of[w] = (v, axis, offset)
+                        if w not in window_of:
+                            window_of[w] = (v, axis, offset)
+                        elif _stores_twice(w[0]):
+                            also_into.setdefault(w, []).append((v, axis, offset))
+                        else:
+                            copied.append((w, axis, offset))
                     else:
                         copied.append((w, axis, offset))
                     offset += size
@@ -234,11 +244,13 @@ class CompiledPlan:
                                 handed[o] = v
                                 break
             for w in produced[i]:
-                c = root(w) if kinds[w] == "window" else None
-                if c is not None and c not in storage_of:
-                    storage_of[c] = take(_nbytes(c))
-                    live[c] = _nbytes(c)
-                    releases.setdefault(last.setdefault(c, i), []).append(c)
+                targets = [root(w)] if kinds[w] == "window" else []
+                targets += [root(c) for c, _, _ in also_into.get(w, ())]
+                for c in targets:
+                    if c not in storage_of:
+                        storage_of[c] = take(_nbytes(c))
+                        live[c] = _nbytes(c)
+                        releases.setdefault(last.setdefault(c, i), []).append(c)
             for o in outs:
                 if o in storage_of:
                     continue              # a concatenation whose inputs filled it
@@ -294,6 +306,15 @@ class CompiledPlan:
             for v in outs:
                 array_of(v)
         self._arrays = arrays
+        # The second places a value is stored (kept here: _parents is keyed by id()).
+        self._also_arrays = {}
+        for w, places in also_into.items():
+            for c, axis, offset in places:
+                index = (slice(None),) * axis + (slice(offset, offset + w[0].shapes[w[1]][axis]),)
+                a = arrays[c][index]
+                if not a.flags.c_contiguous:
+                    self._parents[id(a)] = arrays[c]
+                self._also_arrays.setdefault(w, []).append(a)
 
     # -- steps -------------------------------------------------------------------------
     def _build_steps(self, prog, units):
@@ -365,7 +386,8 @@ class CompiledPlan:
                     and self._kinds[v] == "buffer" and not m.attrs["transpose_a"]
                     and g.shape == m.shapes[0] and not uses_ufuncs(g)
                     and _nbytes(v) >= EPILOGUE_MIN_BYTES and rows >= 2 * _block_rows(m)
-                    and self._group_outputs[g] and self._row_blockable(m, g)):
+                    and self._group_outputs[g] and self._row_blockable(m, g)
+                    and not any(o in self._also_into for o in self._group_outputs[g])):
                 pairs[m], pairs[g] = g, m
         return pairs
 
@@ -463,6 +485,10 @@ class CompiledPlan:
         shape = group.shape if shape is None else shape
         bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
                  for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
+        for v in outs:
+            for a in self._also_arrays.get(v, ()):
+                spec.outputs.append(members[v[0]])
+                bound.append(a)
         step, source = compile_fused(spec, bound, self._parents, shape)
         self.kernel_sources.add(source)
         return step
@@ -601,6 +627,14 @@ LOOP_NS_FLOAT32 = {"Tanh": 4.0, "Sigmoid": 4.0, "Exp": 2.5, "Log": 12.0}
 # (1 << 20, say) and measure.
 EPILOGUE_MIN_BYTES = float("inf")
 EPILOGUE_BLOCK_BYTES = 1 << 18
+
+
+def _stores_twice(node):
+    """Can the kernel computing ``node`` store it in a second place? A generated
+    loop can (one more output); a ufunc chain or a reduction's accumulator cannot."""
+    group = node.group
+    return (group is not None and node.type not in ("ReduceSum", "BroadcastTo")
+            and not uses_ufuncs(group))
 
 
 def _block_rows(m):

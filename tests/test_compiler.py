@@ -367,6 +367,27 @@ def test_concat_along_columns_writes_windows_and_copies_only_constants():
         assert any(", n0, n1):" in src for src in plan.kernel_sources)   # b's kernel
 
 
+def test_a_value_two_concatenations_read_is_stored_in_both_by_its_kernel():
+    # The GRU pattern: the r and z gate gradients go into the input-weight and the
+    # recurrent-weight gradient operands; the kernel computing them writes both.
+    rng = np.random.default_rng(7)
+    x, y = fg.placeholder(fg.float64, (3, 2)), fg.placeholder(fg.float64, (3, 2))
+    r, z = x * y + 1.0, x - y * 2.0               # one fused region, two outputs
+    first = fg.concat([r, z, x * 4.0], axis=1)
+    second = fg.concat([r, z, y * 5.0], axis=1)   # also along rows, nested:
+    stacked = fg.concat([fg.concat([z, r, x - y], axis=1), second], axis=0)
+    fetches = [fg.matmul(first, fg.transpose(second)), stacked]
+    feeds = {x: rng.normal(size=(3, 2)), y: rng.normal(size=(3, 2))}
+    ref, opt = run_both(fetches, feeds)
+    assert_close(ref, opt)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, feeds)
+        plan = compiled_plan(sess)
+        assert not any(parts for parts in plan._concat_copies.values())
+        twice = [w for w, places in plan._also_into.items() if places]
+        assert {w[0].type for w in twice} == {"Add", "Sub"}
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_sums_match_reference(dtype):
     rng = np.random.default_rng(6)
