@@ -27,7 +27,7 @@ SIZES = {"small": dict(B=16, I=32, H=64, T=20),
          "medium": dict(B=64, I=128, H=256, T=50),
          "large": dict(B=128, I=256, H=512, T=50)}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-REPEATS = {"small": 15, "medium": 5, "large": 3}
+REPEATS = {"small": 25, "medium": 9, "large": 7}
 
 
 def init_params(cell, I, H, dtype, seed=0):
