@@ -41,9 +41,15 @@ def init_params(cell, I, H, dtype, seed=0):
 
 
 def step_flops(cell, B, I, H, T):
-    g = GATES[cell]
-    forward = 2 * B * (H + I) * g * H
-    return 3 * T * forward       # forward, and two GEMMs of the same size backward
+    """Matmul FLOPs a training step needs: the forward GEMMs, the gradient of the state
+    through the recurrent weight (T-1 steps: the initial state is a constant) and the
+    weight gradients. No input gradient: x is fed, nothing asks for it, and flowgraph
+    does not compute it (counting it, as 3x the forward, would overstate the rate)."""
+    gates = GATES[cell] * H
+    forward = 2 * B * (H + I) * gates * T
+    state = 2 * B * gates * H * (T - 1)
+    weights = 2 * (H + I) * gates * B * T
+    return forward + state + weights
 
 
 # --- flowgraph -------------------------------------------------------------------------
@@ -272,9 +278,11 @@ def run(args):
              " flowgraph, NumPy and torch timed in turn within each repeat (same load), "
              "medians after one warm-up call; the machine was shared with other jobs "
              "while measuring (noisy).",
-             "% GEMM: the step's matmul GFLOP/s over np.matmul's measured rate at the "
-             "forward GEMM shape; the compiled weight gradient is one larger GEMM, which "
-             "can run faster than that shape, so above 100% is possible."]
+             "GFLOP/s: the matmul work the step needs (forward, state gradient, weight "
+             "gradients; see step_flops) over flowgraph's step time. % GEMM: that over "
+             "np.matmul's measured rate at the forward GEMM shape; the compiled weight "
+             "gradient is one larger GEMM, which can run faster than that shape, so "
+             "above 100% is possible."]
     text = write_results(rows, columns, args.out, "RNN training step (ms per step)", notes)
     print(text)
 

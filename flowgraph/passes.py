@@ -863,9 +863,9 @@ def recompute_in_readers(prog):
     less and the backward kernel loads one less: the memory traffic is what these
     kernels are bound by. A node moves (with the chain of cheap nodes only it reads)
     when every reader is in one other region of the same shape, it is not fetched,
-    and each leaf it needs is a one-element constant, a member of that region, or a value the
-    region already reads. Results are bitwise equal: the same operations in the same
-    dtypes, run in another loop.
+    and each leaf it needs is a one-element constant, a member of that region, or a
+    value the region already reads. Results are bitwise equal: the same operations in
+    the same dtypes, run in another loop.
     """
     readers_of = {}
     for n in prog.nodes:
