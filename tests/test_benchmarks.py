@@ -25,3 +25,13 @@ def test_step_profile_accounts_for_the_plan_units(bench_path, capsys):
     assert ("20", "16", "96", "96", "64") in gemms
     assert sum(int(g[0]) for g in gemms) >= 21
     assert "MatMul" in out and "fused" in out
+
+
+def test_gemm_layout_variants_compute_the_same_product(bench_path):
+    import numpy as np
+    import gemm_layouts
+    results = {name: fn() for name, fn in gemm_layouts.variants(6, 5, 12, 4, np.float64).items()}
+    plain = results.pop("a @ b ms")
+    assert plain.shape == (6, 12) and len(results) == 2
+    for name, value in results.items():
+        np.testing.assert_allclose(value, plain, rtol=1e-12, err_msg=name)
