@@ -285,11 +285,7 @@ class CompiledPlan:
             n, k = v
             if kinds[v] == "window":
                 c, axis, offset = window_of[v]
-                parent = array_of(c)
-                index = (slice(None),) * axis + (slice(offset, offset + n.shapes[k][axis]),)
-                a = parent[index]
-                if not a.flags.c_contiguous:   # the kernel indexes the parent instead
-                    self._parents[id(a)] = parent
+                a = self._window(array_of(c), v, axis, offset)
             elif kinds[v] == "const":
                 a = np.asarray(n.attrs["value"])
             elif kinds[v] == "view":
@@ -307,14 +303,17 @@ class CompiledPlan:
                 array_of(v)
         self._arrays = arrays
         # The second places a value is stored (kept here: _parents is keyed by id()).
-        self._also_arrays = {}
-        for w, places in also_into.items():
-            for c, axis, offset in places:
-                index = (slice(None),) * axis + (slice(offset, offset + w[0].shapes[w[1]][axis]),)
-                a = arrays[c][index]
-                if not a.flags.c_contiguous:
-                    self._parents[id(a)] = arrays[c]
-                self._also_arrays.setdefault(w, []).append(a)
+        self._also_arrays = {w: [self._window(arrays[c], w, axis, offset)
+                                 for c, axis, offset in places]
+                             for w, places in also_into.items()}
+
+    def _window(self, parent, v, axis, offset):
+        """The slice of ``parent`` that value ``v`` fills at ``offset`` along ``axis``;
+        a strided one is recorded in ``_parents`` (the kernel indexes the parent)."""
+        a = parent[_along(axis, offset, v[0].shapes[v[1]][axis])]
+        if not a.flags.c_contiguous:
+            self._parents[id(a)] = parent
+        return a
 
     # -- steps -------------------------------------------------------------------------
     def _build_steps(self, prog, units):
@@ -498,8 +497,7 @@ class CompiledPlan:
         out = arrays[(n, 0)]
         pairs = []
         for w, axis, offset in self._concat_copies[n]:
-            index = (slice(None),) * axis + (slice(offset, offset + w[0].shapes[w[1]][axis]),)
-            pairs.append((out[index], arrays[w]))
+            pairs.append((out[_along(axis, offset, w[0].shapes[w[1]][axis])], arrays[w]))
         copyto = np.copyto
 
         def copy_parts():
@@ -627,6 +625,11 @@ LOOP_NS_FLOAT32 = {"Tanh": 4.0, "Sigmoid": 4.0, "Exp": 2.5, "Log": 12.0}
 # (1 << 20, say) and measure.
 EPILOGUE_MIN_BYTES = float("inf")
 EPILOGUE_BLOCK_BYTES = 1 << 18
+
+
+def _along(axis, offset, size):
+    """The index of ``size`` entries from ``offset`` along ``axis``."""
+    return (slice(None),) * axis + (slice(offset, offset + size),)
 
 
 def _stores_twice(node):

@@ -78,8 +78,8 @@ def _expression(op_type, operands, attrs, dtype, operand_dtypes=None):
         expr = operands[0]
     elif op_type == "BroadcastTo":
         expr = operands[0]
-    elif dtype == "float32" and op_type in _vmath().TEMPLATES:
-        expr = _vmath().TEMPLATES[op_type].format(*operands)   # vectorizable, see vmath
+    elif dtype == "float32" and op_type in (templates := _vmath().TEMPLATES):
+        expr = templates[op_type].format(*operands)   # vectorizable, see vmath
     else:
         expr = render(op_type, operands, attrs)
     # Round every intermediate to its dtype, as NumPy does op by op (a float64 literal
