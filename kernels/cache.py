@@ -88,13 +88,15 @@ def _source_file(source: str, folder: str, stem: str) -> str | None:
         pass
     except OSError as exc:
         auth.warn_once(f"kernel cache entry {path} cannot be read ({type(exc).__name__}): "
-                       "that kernel compiles in memory")
+                       "that kernel compiles in memory (later unusable entries are not "
+                       "reported)", kind="entry")
         return None
     try:
         _atomic_write(path, source)
     except OSError as exc:
         auth.warn_once(f"kernel cache entry {path} cannot be written ({type(exc).__name__}): "
-                       "that kernel compiles in memory")
+                       "that kernel compiles in memory (later unusable entries are not "
+                       "reported)", kind="entry")
         return None
     return path
 
@@ -168,7 +170,8 @@ def attach_disk_cache(dispatcher, module, cache_class=None) -> None:
     try:
         dispatcher._cache = sealed_cache_class(cache_class)(dispatcher.py_func, trust)
     except (OSError, RuntimeError) as exc:
-        auth.warn_once(f"kernel cache: {exc}; that kernel compiles in memory")
+        auth.warn_once(f"kernel cache: {exc}; that kernel compiles in memory (later "
+                       "unusable entries are not reported)", kind="entry")
 
 
 def purge(source: str) -> None:

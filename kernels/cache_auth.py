@@ -58,12 +58,13 @@ _WARNED: set[str] = set()
 _KEYS: dict[str, object] = {}          # key path -> key bytes, or the problem (str)
 
 
-def warn_once(message: str) -> None:
-    """One :class:`KernelCacheWarning` per distinct message per process."""
+def warn_once(message: str, kind: str | None = None) -> None:
+    """One :class:`KernelCacheWarning` per ``kind`` of problem (by default, per distinct
+    message) per process: a folder full of bad entries gives one warning, not one each."""
     with _LOCK:
-        if message in _WARNED:
+        if (kind or message) in _WARNED:
             return
-        _WARNED.add(message)
+        _WARNED.add(kind or message)
     warnings.warn(message, KernelCacheWarning, stacklevel=3)
 
 

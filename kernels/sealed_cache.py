@@ -82,7 +82,8 @@ def sealed_cache_class(base):
                 super()._save_overload(sig, data)
             except OSError as exc:
                 auth.warn_once(f"kernel cache: cannot write an entry in {self._cache_path} "
-                               f"({type(exc).__name__}: {exc}); that kernel stays in memory")
+                               f"({type(exc).__name__}: {exc}); that kernel stays in memory (later "
+                               "unusable entries are not reported)", kind="entry")
                 self.disable()
 
     Sealed.__name__ = Sealed.__qualname__ = f"Sealed{base.__name__}"
@@ -108,14 +109,15 @@ def _sealed_file_class(base):
                 return None
             except OSError as exc:
                 auth.warn_once(f"kernel cache entry {path} cannot be read "
-                               f"({type(exc).__name__}); compiling that kernel again")
+                               f"({type(exc).__name__}); compiling that kernel again (later "
+                               "unusable entries are not reported)", kind="entry")
                 return None
             payload = auth.unseal(self.trust.key, self._name(path), self.trust.source_digest,
                                   blob)
             if payload is None:
                 auth.warn_once(f"kernel cache entry {path} failed its authentication check "
                                "(not written by flowgraph with your key, or corrupt): "
-                               "deleted and rebuilt (this warning is shown once)")
+                               "deleted and rebuilt (later ones are not reported)", kind="auth")
                 try:
                     os.remove(path)
                 except OSError:
