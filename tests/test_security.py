@@ -256,3 +256,52 @@ def test_key_readable_by_others_is_refused(tmp_path):
         result["warnings"][0]
     assert not glob.glob(str(cache / "__pycache__" / "*"))
     shutil.rmtree(cache, ignore_errors=True)
+
+
+def _cuda_cache_class():
+    """numba-cuda's CUDACache; under the CUDA simulator (which has none) a cache class
+    built the same way on numba-cuda's own caching module."""
+    try:
+        from numba.cuda.dispatcher import CUDACache
+        return CUDACache
+    except ImportError:
+        caching = pytest.importorskip("numba.cuda.core.caching")
+
+        class Impl(caching.CacheImpl):
+            def reduce(self, data):
+                return data
+
+            def rebuild(self, target_context, payload):
+                return payload
+
+            def check_cachable(self, data):
+                return True
+
+        return type("CUDALikeCache", (caching.Cache,), {"_impl_class": Impl})
+
+
+def test_cuda_cache_files_are_sealed_too(tmp_path, monkeypatch):
+    # numba-cuda's disk cache (used on a real GPU) goes through the same sealed,
+    # confined classes; their save/load is exercised here without a GPU.
+    import flowgraph as fg
+    from kernels import cache, cache_auth
+    from kernels.sealed_cache import sealed_cache_class
+    monkeypatch.setattr(cache_auth, "_WARNED", set())   # warnings are once per process
+    monkeypatch.setenv("FLOWGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLOWGRAPH_CACHE_KEY", str(tmp_path / "key"))
+    module = cache.load_module("def fused(a):\n    return a  # test_security\n",
+                               subdir="cuda", stem="fused")
+    sealed = sealed_cache_class(_cuda_cache_class())(module.fused, module.__flowgraph_trust__)
+    assert os.path.dirname(sealed._cache_path) == str(tmp_path / "cache" / "cuda")
+    sealed._cache_file.save(("key",), {"kernel": 1})
+    assert sealed._cache_file.load(("key",)) == {"kernel": 1}
+    data = glob.glob(os.path.join(sealed._cache_path, "*.nbc"))
+    assert len(data) == 1
+    with open(data[0], "r+b") as f:          # one flipped byte of the payload
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 1]))
+    with pytest.warns(fg.errors.KernelCacheWarning, match="authentication"):
+        assert sealed._cache_file.load(("key",)) is None
+    assert not os.path.exists(data[0])       # deleted, to be rebuilt
