@@ -183,6 +183,8 @@ def purge(source: str) -> None:
         for entry_key in [k for k in _ENTRIES if k[0] == source]:
             del _ENTRIES[entry_key]
     folder = cache_dir()
+    if auth.folder_problem(folder, create=False):
+        return                            # a folder flowgraph does not use: leave it alone
     for path in [os.path.join(folder, f"fg_{key}.py")] + glob.glob(
             os.path.join(folder, "__pycache__", f"fg_{key}.*")):
         try:
@@ -249,7 +251,9 @@ def _load_compiled(dispatcher, signature):
     (its linear algebra imports SciPy), about 0.4 s in a new process that only a
     compilation needs; loading machine code needs just the runtime's symbols
     (``rtsys.initialize``). A later compilation in the process refreshes as usual.
-    Measured in benchmarks/overhead.py (compile time from the disk cache).
+    Measured in benchmarks/overhead.py (compile time from the disk cache). The files
+    are read through the sealed cache (:mod:`kernels.sealed_cache`): checked before
+    they are unpickled, as on Numba's own path.
     """
     from .sealed_cache import SealedCache
     if not isinstance(dispatcher._cache, SealedCache):
