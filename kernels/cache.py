@@ -67,7 +67,8 @@ def _usable_folder(subdir: str = ""):
         problem = auth.folder_problem(path)
         if problem:
             auth.warn_once(f"kernel cache folder {path} {problem}: not used; kernels "
-                           "compile in memory in this process")
+                           "compile in memory in this process (use a folder of your own, "
+                           "mode 0700, in FLOWGRAPH_CACHE_DIR)")
             return None
     key, problem = auth.load_key()
     if problem:
