@@ -67,16 +67,17 @@ Y1 = np.tanh(X * 3.0) - 1 / (1 + np.exp(-X)) * 0.25
 Y2 = np.exp(X) * 0.5 - X / 3.0
 
 
-def child_env(tmp_path, cache):
-    """The child's environment: its cache folder, a key of its own, and Numba's
-    user-wide cache folder redirected under ``tmp_path/xdg`` (to see writes there)."""
+def child_env(tmp_path, cache, key=None):
+    """The child's environment: its cache folder, its key (by default a new one under
+    ``tmp_path``), and Numba's user-wide cache folder redirected under
+    ``tmp_path/xdg`` (to see writes there)."""
     return dict(os.environ, PYTHONPATH=ROOT, FLOWGRAPH_CACHE_DIR=str(cache),
-                FLOWGRAPH_CACHE_KEY=str(tmp_path / "key" / "kernel-cache.key"),
+                FLOWGRAPH_CACHE_KEY=str(key or tmp_path / "key" / "kernel-cache.key"),
                 XDG_CACHE_HOME=str(tmp_path / "xdg"), NUMBA_CACHE_DIR="")
 
 
-def run_child(tmp_path, cache):
-    proc = subprocess.run([sys.executable, "-c", CHILD], env=child_env(tmp_path, cache),
+def run_child(tmp_path, cache, key=None):
+    proc = subprocess.run([sys.executable, "-c", CHILD], env=child_env(tmp_path, cache, key),
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -105,13 +106,25 @@ class Plant:
         return (open, (self.marker, "w"))
 
 
-@pytest.fixture
-def filled(tmp_path):
-    """A cache folder filled by one child run."""
-    cache = tmp_path / "cache"
-    first = run_child(tmp_path, cache)
+@pytest.fixture(scope="module")
+def filled_once(tmp_path_factory):
+    """A cache folder filled by one child run, and its key (filled once per module)."""
+    base = tmp_path_factory.mktemp("filled")
+    key = base / "key" / "kernel-cache.key"
+    first = run_child(base, base / "cache", key)
     assert first["compiled"] >= 2 and first["warnings"] == []
-    return cache
+    return base / "cache", key
+
+
+@pytest.fixture
+def filled(tmp_path, filled_once):
+    """A copy of the filled cache folder for this test, with the key in its place
+    (``tmp_path/key``): the seals name files relative to the folder, so they hold."""
+    cache, key = filled_once
+    shutil.copytree(cache, tmp_path / "cache")
+    (tmp_path / "key").mkdir()
+    shutil.copy2(key, tmp_path / "key" / "kernel-cache.key")
+    return tmp_path / "cache"
 
 
 def test_planted_pyc_is_never_executed(tmp_path, filled):
