@@ -9,7 +9,8 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.ops", "flowgraph.placement", "flowgraph.session", "flowgraph.shapes",
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
-           "flowgraph.testing.strategies"]
+           "flowgraph.testing.strategies", "flowgraph.philox", "flowgraph.random_ops",
+           "flowgraph.initializers", "flowgraph.variable_scopes", "flowgraph.nn.dropout"]
 
 
 @pytest.mark.parametrize("name", MODULES)
