@@ -10,7 +10,7 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
            "flowgraph.testing.strategies", "flowgraph.philox", "flowgraph.random_ops",
-           "flowgraph.initializers", "flowgraph.variable_scopes", "flowgraph.nn.dropout"]
+           "flowgraph.initializers", "flowgraph.variable_scopes", "flowgraph.nn.dropouts"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -24,8 +24,8 @@ from .. import dtypes
 from ..errors import ShapeError
 from ..graph import device as device_scope
 from ..graph import name_scope
+from ..variable_scopes import get_variable, get_variable_scope, variable_scope
 from . import init
-from ._scope import make_variable, reserve_scope
 
 
 class LSTMStateTuple(collections.namedtuple("LSTMStateTuple", ("c", "h"))):
@@ -80,6 +80,12 @@ class RNNCell:
 
     ``seed`` (an int, a NumPy Generator or None) seeds the initial weights;
     ``kernel_initializer(shape, seed, dtype) -> array`` replaces Glorot-uniform.
+
+    Variables are made with ``fg.get_variable`` inside ``fg.variable_scope(None,
+    default_name=name)`` at the first call (TF1's layers), so a cell built under a
+    reusing scope shares the variables of the same name. A kernel takes, in order: the
+    cell's ``kernel_initializer``, the enclosing variable scope's initializer, or
+    Glorot-uniform from ``seed``; biases always start at their documented values.
     """
 
     default_name = "rnn_cell"
@@ -90,8 +96,10 @@ class RNNCell:
             raise ValueError(f"{type(self).__name__}: expected num_units > 0, found {num_units}")
         self.name = name or self.default_name
         self._rng = init.as_rng(seed)
+        self._explicit_kernel_init = kernel_initializer
         self._kernel_init = kernel_initializer or init.glorot_uniform
         self._scope = None
+        self._variable_scope = None
         self.built = False
         self.variables = []
         self.input_dim = None
@@ -113,15 +121,31 @@ class RNNCell:
         return _state_zeros(self.state_size, None, dtype or inputs.dtype, like=inputs)
 
     # --- variables ---------------------------------------------------------------------
-    def _variable(self, name, value):
-        var = make_variable(self._scope, name, value)
+    def _variable(self, name, value, shape=None, dtype=None):
+        """``get_variable(name)`` in the cell's scope; ``value`` an array or a callable
+        ``(shape, dtype) -> array`` (called only when the variable is made)."""
+        if callable(value):
+            var = get_variable(name, shape, dtype, initializer=value)
+        else:
+            value = np.asarray(value)
+            var = get_variable(name, value.shape, value.dtype,
+                               initializer=lambda shape, dtype=None: value)
         setattr(self, name, var)
         self.variables.append(var)
         return var
 
     def _kernel(self, name, shape, dtype):
-        return self._variable(name, np.asarray(self._kernel_init(shape, self._rng, dtype),
-                                               dtype=dtype))
+        if self._explicit_kernel_init is None and get_variable_scope().initializer:
+            initial = None       # the enclosing scope's initializer (TF1)
+        else:
+            def initial(shape, dtype=dtype):
+                return np.asarray(self._kernel_init(shape, self._rng, dtype), dtype=dtype)
+        if initial is None:
+            var = get_variable(name, shape, dtype)
+            setattr(self, name, var)
+            self.variables.append(var)
+            return var
+        return self._variable(name, initial, shape, dtype)
 
     def _build(self, input_dim, dtype):
         raise NotImplementedError
@@ -136,8 +160,10 @@ class RNNCell:
         inputs = F.convert_to_tensor(inputs)
         input_dim = _input_dim(inputs, self)
         if not self.built:
-            self._scope = reserve_scope(self.name, inputs.graph)
-            self._build(input_dim, inputs.dtype)
+            with variable_scope(None, default_name=self.name) as scope:
+                self._variable_scope = scope
+                self._scope = scope.name.rsplit("/", 1)[-1]
+                self._build(input_dim, inputs.dtype)
             self.input_dim = input_dim
             self.built = True
         elif input_dim != self.input_dim:
@@ -250,8 +276,9 @@ class GRUCell(RNNCell):
         H = self.num_units
         if self.reset_after:
             self._kernel("kernel", (input_dim, 3 * H), dtype)
-            blocks = [init.orthogonal((H, H), self._rng, dtype) for _ in range(3)]
-            self._variable("recurrent_kernel", np.concatenate(blocks, axis=1))
+            self._variable("recurrent_kernel", lambda shape, dtype=dtype: np.concatenate(
+                [init.orthogonal((H, H), self._rng, dtype) for _ in range(3)], axis=1),
+                (H, 3 * H), dtype)
             self._variable("bias", np.zeros(3 * H, dtype))
             self._variable("recurrent_bias", np.zeros(3 * H, dtype))
         else:
@@ -299,6 +326,7 @@ class MultiRNNCell(RNNCell):
         self.name = name or self.default_name
         self.num_units = cells[-1].output_size
         self._scope = None
+        self._variable_scope = None
         self.built = False
 
     @property
@@ -321,11 +349,13 @@ class MultiRNNCell(RNNCell):
                              f"of {len(self.cells)} layer states, found "
                              f"{type(state).__name__}")
         if not self.built:
-            self._scope = reserve_scope(self.name, F.convert_to_tensor(inputs).graph)
+            with variable_scope(None, default_name=self.name) as scope:
+                self._variable_scope = scope
+                self._scope = scope.name.rsplit("/", 1)[-1]
             self.built = True
         x, new_states = inputs, []
         for k, (cell, s) in enumerate(zip(self.cells, state)):
-            with name_scope(self._scope), name_scope(f"cell_{k}"):
+            with variable_scope(self._variable_scope), variable_scope(f"cell_{k}"):
                 x, s = cell(x, s)
             new_states.append(s)
         return x, tuple(new_states)
