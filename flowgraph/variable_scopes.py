@@ -169,7 +169,7 @@ def variable_scope(name_or_scope, reuse=None, initializer=None, default_name=Non
     if isinstance(name_or_scope, VariableScope):
         full = name_or_scope.name
         scope = VariableScope(_inherit(reuse, name_or_scope.reuse or parent.reuse), full,
-                              initializer or name_or_scope.initializer,
+                              name_or_scope.initializer if initializer is None else initializer,
                               dtype or name_or_scope.dtype)
         names = _absolute_name_scope(full)
     else:
@@ -185,7 +185,8 @@ def variable_scope(name_or_scope, reuse=None, initializer=None, default_name=Non
             base = str(name_or_scope).rstrip("/")
         full = _join(parent.name, base)
         scope = VariableScope(_inherit(reuse, parent.reuse), full,
-                              initializer or parent.initializer, dtype or parent.dtype)
+                              parent.initializer if initializer is None else initializer,
+                              dtype or parent.dtype)
         names = _relative_name_scope(base)
     store.open(full)
     _stack.stack.append((graph, scope))
@@ -233,7 +234,7 @@ def get_variable(name, shape=None, dtype=None, initializer=None, trainable=True)
     ...     try:
     ...         fg.get_variable("v", (3,))
     ...     except ValueError as e:
-    ...         print(str(e)[:43])
+    ...         print(str(e)[:38])
     Variable v already exists, disallowed.
     """
     graph = get_default_graph()
@@ -258,8 +259,9 @@ def get_variable(name, shape=None, dtype=None, initializer=None, trainable=True)
                              f"{dtypes.as_dtype(dtype).name} and found dtype "
                              f"{existing.dtype.name}.")
         return existing
-    var = _new_variable(full, shape, dtype, initializer or scope.initializer, trainable,
-                        scope)
+    if initializer is None:
+        initializer = scope.initializer
+    var = _new_variable(full, shape, dtype, initializer, trainable, scope)
     store.variables[full] = var
     return var
 

@@ -135,7 +135,7 @@ class RNNCell:
         return var
 
     def _kernel(self, name, shape, dtype):
-        if self._explicit_kernel_init is None and get_variable_scope().initializer:
+        if self._explicit_kernel_init is None and get_variable_scope().initializer is not None:
             initial = None       # the enclosing scope's initializer (TF1)
         else:
             def initial(shape, dtype=dtype):
