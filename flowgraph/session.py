@@ -375,4 +375,7 @@ def evaluate_constant(tensor):
         if op.primitive.kind == "state":
             raise FlowgraphError(f"{describe_op(op)}: an initial value must not depend on "
                                  "variables")
-    return plan.run({}, RunState({}, lambda v: v.initial_value))[0]
+    # Random ops in an initial value draw as a session's first run would; unseeded ones
+    # take a fresh salt (different numbers each time, as TF1's).
+    salt = int(np.random.SeedSequence().generate_state(1)[0]) & 0x7FFFFFFF
+    return plan.run({}, RunState({}, lambda v: v.initial_value, lambda: (0, salt)))[0]
