@@ -803,7 +803,8 @@ defprim("Copy", unary_infer(), lambda op, g: [F.copy_to(g, _in(op).device)],
 # Kind "random": a function of its inputs, its seeds and the session's run number, which
 # executors pass as ``counter=(run, session salt)``. Not pure (every run draws new
 # numbers), so the compiler neither folds nor merges these ops; it runs the reference
-# kernel. The numbers come from flowgraph.philox (bit-identical on every path).
+# kernel with a Numba loop for the Philox rounds (``generator=``, same words). The
+# numbers come from flowgraph.philox (bit-identical on every path).
 
 def _random_infer(op):
     shape = op.attrs["shape"]
@@ -838,10 +839,10 @@ def random_key(op, counter):
 
 
 def _random_ref(draw, *params):
-    def ref(op, *inputs, counter=(0, 0)):
+    def ref(op, *inputs, counter=(0, 0), generator=None):
         args = [op.attrs[p] for p in params]
         return draw(_random_shape(op, inputs), op.attrs["dtype"], random_key(op, counter),
-                    counter[0], *args)
+                    counter[0], *args, generator=generator)
     return ref
 
 

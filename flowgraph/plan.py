@@ -540,12 +540,15 @@ class CompiledPlan:
         return state_step
 
     def _random_step(self, n, ins, outs):
-        # The reference kernel itself: Philox is vectorized NumPy already, and sharing
-        # it makes the compiled and reference paths draw bit-identical numbers.
+        # The reference kernel with the Philox rounds in a Numba loop: the same 32-bit
+        # words (exact integer arithmetic), converted by the same NumPy code, so the
+        # compiled and reference paths draw bit-identical numbers.
+        from kernels.philox_cpu import contiguous_blocks
         holder, ref, copyto = self._state, get_primitive(n.type).ref, np.copyto
 
         def random_step():
-            copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter()))
+            copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter(),
+                                generator=contiguous_blocks))
         return random_step
 
     # -- running -----------------------------------------------------------------------

@@ -388,3 +388,19 @@ def test_unseeded_initializers_follow_the_graph_seed():
     np.testing.assert_array_equal(draw(), draw())
     fresh = fg.random_normal_initializer()
     assert not np.array_equal(fresh((5,)), fresh((5,)))
+
+
+def test_the_compiled_plans_philox_loop_makes_the_reference_words():
+    from kernels.philox_cpu import contiguous_blocks
+    for key, run, n, attempt in [((0, 0), 0, 3, 0), ((2 ** 31 - 2, 5), 2 ** 40 + 7, 1000, 3),
+                                 ((87654321, 12), 12345, 17, 0)]:
+        want = philox.blocks(key, run, np.arange(n, dtype=np.uint64), attempt)
+        np.testing.assert_array_equal(contiguous_blocks(key, run, n, attempt), want)
+    for dtype, lo, hi in [(np.float32, 0.0, 1.0), (np.float32, -2.0, 3.0),
+                          (np.float64, -1.0, 1.0), (np.int32, -5, 9)]:
+        np.testing.assert_array_equal(
+            philox.uniform((33, 3), dtype, (4, 5), 6, lo, hi, generator=contiguous_blocks),
+            philox.uniform((33, 3), dtype, (4, 5), 6, lo, hi))
+    np.testing.assert_array_equal(
+        philox.truncated_normal((99,), np.float32, (4, 5), 6, 0.0, 1.0, contiguous_blocks),
+        philox.truncated_normal((99,), np.float32, (4, 5), 6, 0.0, 1.0))
