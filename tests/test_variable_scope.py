@@ -150,3 +150,20 @@ def test_unnamed_cells_without_reuse_get_their_own_weights_and_bias_values_stay(
     again = fg.nn.LSTMCell(4, seed=0)
     again(x, again.zero_state(2))
     np.testing.assert_array_equal(seeded.kernel.initial_value, again.kernel.initial_value)
+
+
+def test_tf1_cell_arguments_reuse_initializer_and_state_is_tuple():
+    x = fg.placeholder(fg.float32, (2, 3))
+    with fg.variable_scope("m"):
+        first = fg.nn.LSTMCell(4, initializer=fg.constant_initializer(0.25))
+        first(x, first.zero_state(2))
+    with fg.variable_scope("m"):
+        shared = fg.nn.LSTMCell(4, reuse=True)          # TF1: reuse=scope.reuse
+        shared(x, shared.zero_state(2))
+        with pytest.raises(ValueError, match="does not exist"):
+            missing = fg.nn.GRUCell(4, reuse=True)
+            missing(x, missing.zero_state(2))
+    assert shared.kernel is first.kernel and shared.bias is first.bias
+    np.testing.assert_array_equal(first.kernel.initial_value, np.full((7, 16), 0.25))
+    with pytest.raises(ValueError, match="state_is_tuple=False"):
+        fg.nn.LSTMCell(4, state_is_tuple=False)

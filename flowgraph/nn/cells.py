@@ -24,7 +24,7 @@ from .. import dtypes
 from ..errors import ShapeError
 from ..graph import device as device_scope
 from ..graph import name_scope
-from ..variable_scopes import get_variable, get_variable_scope, variable_scope
+from ..variable_scopes import AUTO_REUSE, get_variable, get_variable_scope, variable_scope
 from . import init
 
 
@@ -79,7 +79,9 @@ class RNNCell:
     """Base class: ``state_size``, ``output_size``, ``zero_state``, build on first call.
 
     ``seed`` (an int, a NumPy Generator or None) seeds the initial weights;
-    ``kernel_initializer(shape, seed, dtype) -> array`` replaces Glorot-uniform.
+    ``kernel_initializer(shape, seed, dtype) -> array`` replaces Glorot-uniform, and so
+    does TF1's ``initializer(shape, dtype)``. ``reuse=True`` (TF1) builds in the scope
+    named after the cell with reuse: the variables must exist.
 
     Variables are made with ``fg.get_variable`` inside ``fg.variable_scope(None,
     default_name=name)`` at the first call (TF1's layers), so a cell built under a
@@ -90,7 +92,13 @@ class RNNCell:
 
     default_name = "rnn_cell"
 
-    def __init__(self, num_units, name=None, seed=None, kernel_initializer=None):
+    def __init__(self, num_units, name=None, seed=None, kernel_initializer=None,
+                 reuse=None, initializer=None):
+        self._reuse = reuse
+        if initializer is not None and kernel_initializer is None:
+            # TF1's ``initializer=``: a callable (shape, dtype) for the kernels
+            def kernel_initializer(shape, rng, dtype, _init=initializer):
+                return _init(shape, dtype=dtype)
         self.num_units = int(num_units)
         if self.num_units <= 0:
             raise ValueError(f"{type(self).__name__}: expected num_units > 0, found {num_units}")
@@ -160,7 +168,11 @@ class RNNCell:
         inputs = F.convert_to_tensor(inputs)
         input_dim = _input_dim(inputs, self)
         if not self.built:
-            with variable_scope(None, default_name=self.name) as scope:
+            if self._reuse is True or self._reuse is AUTO_REUSE:
+                opened = variable_scope(self.name, reuse=self._reuse)
+            else:
+                opened = variable_scope(None, default_name=self.name)
+            with opened as scope:
                 self._variable_scope = scope
                 self._scope = scope.name.rsplit("/", 1)[-1]
                 self._build(input_dim, inputs.dtype)
@@ -187,8 +199,8 @@ class BasicRNNCell(RNNCell):
     default_name = "basic_rnn_cell"
 
     def __init__(self, num_units, activation=None, name=None, seed=None,
-                 kernel_initializer=None):
-        super().__init__(num_units, name, seed, kernel_initializer)
+                 kernel_initializer=None, reuse=None, initializer=None):
+        super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.activation = activation or F.tanh
 
     def _build(self, input_dim, dtype):
@@ -215,8 +227,11 @@ class LSTMCell(RNNCell):
     default_name = "lstm_cell"
 
     def __init__(self, num_units, forget_bias=1.0, name=None, seed=None,
-                 kernel_initializer=None):
-        super().__init__(num_units, name, seed, kernel_initializer)
+                 kernel_initializer=None, reuse=None, initializer=None, state_is_tuple=True):
+        if not state_is_tuple:
+            raise ValueError("LSTMCell: state_is_tuple=False (a concatenated state) is not "
+                             "supported; the state is an LSTMStateTuple(c, h)")
+        super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.forget_bias = float(forget_bias)
 
     @property
@@ -268,8 +283,8 @@ class GRUCell(RNNCell):
     default_name = "gru_cell"
 
     def __init__(self, num_units, reset_after=False, name=None, seed=None,
-                 kernel_initializer=None):
-        super().__init__(num_units, name, seed, kernel_initializer)
+                 kernel_initializer=None, reuse=None, initializer=None):
+        super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.reset_after = bool(reset_after)
 
     def _build(self, input_dim, dtype):
