@@ -35,7 +35,16 @@ _MAXINT32 = 2 ** 31 - 1
 
 def set_random_seed(seed):
     """Set the default graph's random seed (``None`` clears it); random ops and
-    initializers made afterwards derive their seeds from it (TF1's rules)."""
+    initializers made afterwards derive their seeds from it (TF1's rules).
+
+    >>> import flowgraph as fg
+    >>> def draw():
+    ...     with fg.Graph().as_default():
+    ...         fg.set_random_seed(7)
+    ...         return fg.Session().run(fg.random_normal((3,)))
+    >>> bool((draw() == draw()).all())
+    True
+    """
     get_default_graph().seed = None if seed is None else int(seed)
 
 

@@ -20,7 +20,7 @@ import numbers
 
 from .. import api as F
 from .. import dtypes
-from ..graph import Tensor
+from ..graph import Tensor, name_scope
 from ..random_ops import random_op
 from .cells import LSTMStateTuple, RNNCell
 
@@ -58,6 +58,14 @@ def dropout(x, keep_prob=None, *, rate=None, noise_shape=None, seed=None, name=N
     ``noise_shape`` (ints, 1 where the mask is shared; ``None`` for x's dimension)
     shares the mask along axes, e.g. ``[None, 1, d]`` for one mask per sequence. A
     constant ``keep_prob`` of 1 returns ``x`` itself.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.ones((3, 4))
+    ...     rows = fg.nn.dropout(x, rate=0.5, noise_shape=[3, 1], seed=2)  # whole rows
+    ...     v = fg.Session().run(rows)
+    >>> all(len(set(row)) == 1 for row in v.tolist()), fg.nn.dropout(x, 1.0) is x
+    (True, True)
     """
     x = F.convert_to_tensor(x)
     if not dtypes.is_floating(x.dtype):
@@ -74,12 +82,13 @@ def dropout(x, keep_prob=None, *, rate=None, noise_shape=None, seed=None, name=N
             raise ValueError(f"dropout: expected keep_prob in (0, 1], found {keep_prob}")
         if float(keep_prob) == 1.0:
             return x
-    keep = F.convert_to_tensor(keep_prob, dtype=x.dtype)
-    like = _noise_like(x, noise_shape)
-    u = random_op("RandomUniform", None, x.dtype, seed, name or "dropout", like=like,
-                  minval=0.0, maxval=1.0)
-    mask = F.cast(u < keep, x.dtype)
-    return x / keep * mask
+    with name_scope(name or "dropout"):
+        keep = F.convert_to_tensor(keep_prob, dtype=x.dtype)
+        like = _noise_like(x, noise_shape)
+        u = random_op("RandomUniform", None, x.dtype, seed, None, like=like, minval=0.0,
+                      maxval=1.0)
+        mask = F.cast(u < keep, x.dtype)
+        return x / keep * mask
 
 
 def _keep_used(p):
