@@ -263,6 +263,8 @@ def test_dropout_rate_noise_shape_and_errors():
         fg.nn.dropout(x, 0.0)
     with pytest.raises(ValueError, match="does not broadcast"):
         fg.nn.dropout(x, 0.5, noise_shape=[3, 1])
+    with pytest.raises(ValueError, match="expected a float tensor"):
+        fg.nn.dropout(fg.constant([1, 2]), 0.5)
 
 
 def test_dropout_gradient_is_mask_over_keep_and_matches_finite_differences():
@@ -404,3 +406,17 @@ def test_the_compiled_plans_philox_loop_makes_the_reference_words():
     np.testing.assert_array_equal(
         philox.truncated_normal((99,), np.float32, (4, 5), 6, 0.0, 1.0, contiguous_blocks),
         philox.truncated_normal((99,), np.float32, (4, 5), 6, 0.0, 1.0))
+
+
+def test_bad_shapes_raise_clear_errors_naming_the_op():
+    with pytest.raises(fg.errors.DTypeError, match=r"random_uniform.*1-D integer shape"):
+        fg.random_uniform(fg.placeholder(fg.float32, (2,)))
+    with pytest.raises(ValueError, match="sizes >= 0"):
+        fg.random_normal((2, -1))
+    dims = fg.placeholder(fg.int32, (None,))
+    u = fg.random_uniform(dims, seed=1)
+    with fg.Session() as sess:
+        with pytest.raises(fg.errors.InvalidArgumentError,
+                           match=r"random_uniform.*test_random.py:\d+.*1-D shape of sizes"):
+            sess.run(u, {dims: [2, -3]})
+        assert sess.run(u, {dims: [2, 3]}).shape == (2, 3)     # the session still works
