@@ -167,3 +167,41 @@ def test_tf1_cell_arguments_reuse_initializer_and_state_is_tuple():
     np.testing.assert_array_equal(first.kernel.initial_value, np.full((7, 16), 0.25))
     with pytest.raises(ValueError, match="state_is_tuple=False"):
         fg.nn.LSTMCell(4, state_is_tuple=False)
+
+
+def test_a_ptb_style_model_trains_with_dropout_and_its_eval_model_shares_the_weights():
+    vocab, hidden, steps, batch = 6, 8, 3, 3
+
+    def build(is_training):
+        keep = 0.5 if is_training else 1.0
+        ids = fg.placeholder(fg.int32, (batch, steps + 1))
+        embedding = fg.get_variable("embedding", (vocab, hidden))
+        inputs = fg.nn.embedding_lookup(embedding, ids)
+        cells = [fg.nn.DropoutWrapper(fg.nn.LSTMCell(hidden, forget_bias=0.0),
+                                      output_keep_prob=keep) for _ in range(2)]
+        cell = fg.nn.MultiRNNCell(cells)
+        xs = [fg.nn.dropout(inputs[:, t], keep) for t in range(steps)]
+        outputs, _ = fg.nn.static_rnn(cell, xs, dtype=fg.float32)
+        w = fg.get_variable("softmax_w", (hidden, vocab))
+        b = fg.get_variable("softmax_b", (vocab,), initializer=fg.zeros_initializer())
+        losses = [fg.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=ids[:, t + 1], logits=o @ w + b) for t, o in enumerate(outputs)]
+        loss = fg.reduce_mean(fg.add_n(losses)) / steps
+        return ids, loss
+
+    init = fg.random_uniform_initializer(-0.1, 0.1, seed=1)
+    with fg.variable_scope("Model", initializer=init):
+        ids, loss = build(True)
+        train_op = fg.train.GradientDescentOptimizer(1.0).minimize(loss)
+    n_vars = len(fg.trainable_variables())
+    with fg.variable_scope("Model", reuse=True, initializer=init):
+        eval_ids, eval_loss = build(False)
+    assert len(fg.trainable_variables()) == n_vars == 2 * 2 + 3
+    data = np.tile(np.arange(steps + 1) % vocab, (batch, 1)).astype(np.int32)
+    with fg.Session() as sess:
+        before = sess.run(eval_loss, {eval_ids: data})
+        assert sess.run(eval_loss, {eval_ids: data}) == before      # no dropout: no noise
+        for _ in range(40):
+            sess.run(train_op, {ids: data})
+        after = sess.run(eval_loss, {eval_ids: data})
+    assert after < 0.85 * before                      # from ln(6) = 1.79
