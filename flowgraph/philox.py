@@ -135,7 +135,7 @@ def _box_muller(w):
     return radius * np.cos(angle), radius * np.sin(angle)
 
 
-def _standard_normal(n, key, run, index, attempt=0):
+def _standard_normal(key, run, index, attempt=0):
     """Standard normals of elements ``index`` (uint64): element ``2b + j`` is branch
     ``j`` (cosine, sine) of block ``b``."""
     z_cos, z_sin = _box_muller(blocks(key, run, index >> np.uint64(1), attempt))
@@ -159,7 +159,7 @@ def truncated_normal(shape, dtype, key, run, mean, stddev, generator=None):
     todo = np.flatnonzero(np.abs(out) >= TRUNCATE_AT).astype(np.uint64)
     attempt = 1
     while todo.size:
-        z = _standard_normal(todo.size, key, run, todo, attempt)
+        z = _standard_normal(key, run, todo, attempt)
         ok = np.abs(z) < TRUNCATE_AT
         out[todo[ok].astype(np.int64)] = z[ok]
         todo = todo[~ok]
