@@ -212,6 +212,12 @@ class Session:
             self._next_run += 1
         return number, self._salt
 
+    def _rewind_random_draws(self):
+        """Make the next run draw what this session's first run drew (fg.testing's
+        finite differences compare runs that must see the same dropout masks)."""
+        with self._lock:
+            self._next_run = 0
+
     def _release_run(self, number):
         with self._lock:
             if self._next_run == number + 1:   # no run reserved a later number meanwhile

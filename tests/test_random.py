@@ -420,3 +420,11 @@ def test_bad_shapes_raise_clear_errors_naming_the_op():
                            match=r"random_uniform.*test_random.py:\d+.*1-D shape of sizes"):
             sess.run(u, {dims: [2, -3]})
         assert sess.run(u, {dims: [2, 3]}).shape == (2, 3)     # the session still works
+
+
+def test_check_gradients_holds_the_dropout_mask_still():
+    x = fg.placeholder(fg.float64, (3, 4))
+    keep = fg.placeholder(fg.float64, ())
+    y = fg.tanh(fg.nn.dropout(x, keep, seed=5)) * x
+    xv = np.random.default_rng(2).uniform(-1, 1, (3, 4))
+    assert fg.testing.check_gradients(y, [x, keep], {x: xv, keep: 0.6}) < 1e-6
