@@ -28,6 +28,15 @@ from .train.clip import clip_by_global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)
 from .visualize import summary
+# --- randomness, initializers and variable scopes (issue 14) ---
+from .random_ops import get_seed, random_normal, random_uniform, set_random_seed, truncated_normal
+from .initializers import (constant_initializer, glorot_uniform_initializer, ones_initializer,
+                           orthogonal_initializer, random_normal_initializer,
+                           random_uniform_initializer, truncated_normal_initializer,
+                           zeros_initializer)
+from .variable_scopes import (AUTO_REUSE, VariableScope, get_variable, get_variable_scope,
+                             variable_scope)
+# --- end of randomness, initializers and variable scopes ---
 from . import ops as _ops  # registers the primitives  # noqa: F401
 from . import dtypes, nn, testing, train  # noqa: E402
 

@@ -219,6 +219,20 @@ class DevicePlan:
     def _run_gpu(self, op, values, ctx, state):
         if op.primitive.kind == "state":
             outs = self._run_gpu_state(op, values, ctx, state)
+        elif op.primitive.kind == "random":
+            # Host fallback: the numbers are drawn on the host as the compiled CPU plan
+            # draws them (bit-identical to the CPU paths) and uploaded.
+            if op.attrs.get("shape_from") == "like":  # only the shape is read
+                t = op.inputs[0]
+                value = values.get((t, "cpu"))
+                if value is None:
+                    value = values[(t, "gpu")]
+                inputs = [np.broadcast_to(np.zeros((), t.dtype), tuple(value.shape))]
+            else:
+                inputs = [self._get(values, t, "cpu", ctx) for t in op.inputs]
+            from kernels.philox_cpu import contiguous_blocks
+            host = evaluate_op(op, inputs, state, self.check_numerics, contiguous_blocks)
+            outs = tuple(self._gpu.rt.to_device(v, ctx.stream) for v in host)
         else:
             if op.type == "Const":
                 const = self._constants.get(op)

@@ -6,7 +6,8 @@ This is the specification every compiled plan is tested against
 
 :class:`RunState` carries variable values through one run: reads of a ``Variable`` op
 see the value at the start of the run, assignments go to a pending set that the
-session commits only if the whole run succeeds.
+session commits only if the whole run succeeds. Random ops take the run's number
+from it (:meth:`RunState.random_counter`): a run that fails gives its number back.
 """
 from __future__ import annotations
 
@@ -20,15 +21,25 @@ from .errors import (FeedError, FlowgraphError, InvalidArgumentError, NumericsEr
 class RunState:
     """Variable values during one run: a snapshot plus pending assignments."""
 
-    __slots__ = ("snapshot", "pending", "resident", "_initial")
+    __slots__ = ("snapshot", "pending", "resident", "_initial", "_reserve", "counter")
 
-    def __init__(self, snapshot, initial):
+    def __init__(self, snapshot, initial, reserve_run=None):
         self.snapshot = snapshot        # Variable -> array at the start of the run
         self.pending = {}               # Variable -> array assigned in this run
         # Variable -> (host value, its device copy): the session keeps the copy in
         # place of the host value, unless the value changed meanwhile.
         self.resident = {}
         self._initial = initial         # Variable -> array, for lazily initialized ones
+        # () -> (run number, session salt), called once, at the run's first random draw
+        self._reserve = reserve_run
+        self.counter = None
+
+    def random_counter(self):
+        """``(run number, session salt)`` for this run's random ops; the first call
+        reserves the number (a run without random ops takes none)."""
+        if self.counter is None:
+            self.counter = self._reserve() if self._reserve is not None else (0, 0)
+        return self.counter
 
     def read_raw(self, var):
         """The value as stored: a host array, or a device array for a variable that
@@ -143,14 +154,19 @@ def kernel_error(op, inputs, exc):
                                 f"[{found}]: {type(exc).__name__}: {exc}")
 
 
-def evaluate_op(op, inputs, state: RunState, check_numerics=False):
+def evaluate_op(op, inputs, state: RunState, check_numerics=False, generator=None):
     """One op on the host with its NumPy reference kernel (state ops through ``state``):
     outputs checked against the static shapes and dtypes, errors naming the op. Every
     executor runs host ops through this.
     """
     try:
-        if op.primitive.kind == "state":
+        kind = op.primitive.kind
+        if kind == "state":
             outs = run_state_op(op, inputs, state)
+        elif kind == "random":
+            # generator: a faster maker of the same Philox words (kernels.philox_cpu)
+            outs = (op.primitive.ref(op, *inputs, counter=state.random_counter(),
+                                     generator=generator),)
         else:
             outs = op.primitive.ref(op, *inputs)
             if not isinstance(outs, tuple):

@@ -148,6 +148,7 @@ class Graph:
         self._variables = []
         self._collections: dict[str, list] = {}
         self._version = 0  # bumped on every new op; plan caches use it
+        self.seed = None   # graph-level random seed (fg.set_random_seed)
 
     @property
     def operations(self) -> list[Operation]:
@@ -354,6 +355,17 @@ def control_dependencies(ops):
         yield
     finally:
         _scope_state.controls.pop()
+
+
+@contextlib.contextmanager
+def _absolute_name_scope(name: str):
+    """Replace the name scope by ``name`` (absolute; "" for the root) inside."""
+    saved = _scope_state.names
+    _scope_state.names = [name] if name else []
+    try:
+        yield
+    finally:
+        _scope_state.names = saved
 
 
 @contextlib.contextmanager

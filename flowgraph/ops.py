@@ -797,3 +797,63 @@ defprim("OneHot", _one_hot_infer, None, _one_hot_ref, "index")
 # copy back to the source device.
 defprim("Copy", unary_infer(), lambda op, g: [F.copy_to(g, _in(op).device)],
         lambda op, x: x, "copy")
+
+
+# --- random numbers --------------------------------------------------------------------
+# Kind "random": a function of its inputs, its seeds and the session's run number, which
+# executors pass as ``counter=(run, session salt)``. Not pure (every run draws new
+# numbers), so the compiler neither folds nor merges these ops; it runs the reference
+# kernel with a Numba loop for the Philox rounds (``generator=``, same words). The
+# numbers come from flowgraph.philox (bit-identical on every path).
+
+def _random_infer(op):
+    shape = op.attrs["shape"]
+    if op.inputs:
+        source = _in(op)
+        if op.attrs.get("shape_from") == "like":
+            shape = source.shape
+        else:
+            if not dtypes.is_integer(source.dtype) or (source.shape is not None
+                                                       and len(source.shape) != 1):
+                raise DTypeError(f"expected a 1-D integer shape tensor, found {source.name} "
+                                 f"({source.dtype.name}, shape {S.fmt(source.shape)})")
+    return [(shape, op.attrs["dtype"])]
+
+
+def _random_shape(op, inputs):
+    if not inputs:
+        return tuple(op.attrs["shape"])
+    if op.attrs.get("shape_from") == "like":
+        return inputs[0].shape
+    dims = np.asarray(inputs[0])
+    if dims.ndim != 1 or (dims.size and dims.min() < 0):
+        raise InvalidArgumentError(f"expected a 1-D shape of sizes >= 0, found {dims.tolist()}")
+    return tuple(int(d) for d in dims)
+
+
+def random_key(op, counter):
+    """The Philox key (graph seed, op seed) of a random op in a run; an op with no
+    seed at all takes the session's salt as its graph seed (TF1: nondeterministic)."""
+    graph_seed, op_seed = op.attrs["seeds"]
+    return (counter[1] if graph_seed is None else graph_seed), op_seed
+
+
+def _random_ref(draw, *params):
+    def ref(op, *inputs, counter=(0, 0), generator=None):
+        args = [op.attrs[p] for p in params]
+        return draw(_random_shape(op, inputs), op.attrs["dtype"], random_key(op, counter),
+                    counter[0], *args, generator=generator)
+    return ref
+
+
+def _declare_random():
+    from . import philox
+    defprim("RandomUniform", _random_infer, None,
+            _random_ref(philox.uniform, "minval", "maxval"), "random")
+    defprim("RandomStandardNormal", _random_infer, None,
+            _random_ref(philox.normal, "mean", "stddev"), "random", "random_normal")
+    defprim("TruncatedNormal", _random_infer, None,
+            _random_ref(philox.truncated_normal, "mean", "stddev"), "random")
+
+
+_declare_random()

@@ -29,7 +29,8 @@ from .ops import get_primitive
 PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy"})
 # Kinds the compiler knows how to plan; a run with any other kind of op (a primitive
 # added later, say with data-dependent output shapes) runs on the reference plan.
-KNOWN_KINDS = PURE_KINDS | {"source", "state", "control"}
+# "random" ops are planned as reference steps, never folded or merged (not pure).
+KNOWN_KINDS = PURE_KINDS | {"source", "state", "control", "random"}
 FOLD_LIMIT = 1 << 16       # largest constant (elements) that folding may create
 FLOAT_OR_BOOL = frozenset({"float32", "float64", "bool"})
 

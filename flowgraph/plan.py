@@ -511,6 +511,8 @@ class CompiledPlan:
         outs = [arrays[(n, k)] for k in range(len(n.shapes))]
         if n.kind == "state":
             return self._state_step(n, ins, outs)
+        if n.kind == "random":
+            return self._random_step(n, ins, outs)
         step = build(n.type, n.attrs, ins, outs)
         if step is not None:
             return step
@@ -536,6 +538,18 @@ class CompiledPlan:
             for out, value in zip(outs, values):
                 copyto(out, value)
         return state_step
+
+    def _random_step(self, n, ins, outs):
+        # The reference kernel with the Philox rounds in a Numba loop: the same 32-bit
+        # words (exact integer arithmetic), converted by the same NumPy code, so the
+        # compiled and reference paths draw bit-identical numbers.
+        from kernels.philox_cpu import contiguous_blocks
+        holder, ref, copyto = self._state, get_primitive(n.type).ref, np.copyto
+
+        def random_step():
+            copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter(),
+                                generator=contiguous_blocks))
+        return random_step
 
     # -- running -----------------------------------------------------------------------
     def run(self, feeds, state: RunState):
@@ -578,7 +592,8 @@ class CompiledPlan:
         """
         graph, fetches, targets, feed_tensors = self._reference_args
         reference = ReferencePlan(graph, fetches, targets, feed_tensors, self._check_numerics)
-        fresh = RunState(dict(state.snapshot), state._initial)
+        # the same run number for random ops (reserved in ``state``, if not yet)
+        fresh = RunState(dict(state.snapshot), state._initial, state.random_counter)
         reference.run(feeds, fresh)   # raises the specified error
         if exc is not None:
             raise FlowgraphError(f"internal error in the compiled plan (the reference path "

@@ -65,6 +65,11 @@ class Session:
         self._values = {var: var.initial_value
                         for var in self.graph.get_collection("variables")}
         self._closed = False
+        # Random ops: the number of the next run that draws, and this session's salt
+        # (the graph seed of ops with no seed at all, so their numbers differ per
+        # session, as TF1's). A run that fails gives its number back.
+        self._next_run = 0
+        self._salt = int(np.random.SeedSequence().generate_state(1)[0]) & 0x7FFFFFFF
         # Callables registered on the graph that prepare each new session, e.g.
         # flowgraph.distributed's broadcast of rank 0's variable values.
         for hook in self.graph.get_collection("session_start_hooks"):
@@ -201,9 +206,31 @@ class Session:
                     self._values = {**self._values, var: value}
         return value
 
+    def _reserve_run(self):
+        with self._lock:
+            number = self._next_run
+            self._next_run += 1
+        return number, self._salt
+
+    def _rewind_random_draws(self):
+        """Make the next run draw what this session's first run drew (fg.testing's
+        finite differences compare runs that must see the same dropout masks)."""
+        with self._lock:
+            self._next_run = 0
+
+    def _release_run(self, number):
+        with self._lock:
+            if self._next_run == number + 1:   # no run reserved a later number meanwhile
+                self._next_run = number
+
     def _execute(self, plan, feed_arrays):
-        state = RunState(self._values, self._initial_value)
-        outputs = plan.run(dict(zip(plan.feed_tensors, feed_arrays)), state)
+        state = RunState(self._values, self._initial_value, self._reserve_run)
+        try:
+            outputs = plan.run(dict(zip(plan.feed_tensors, feed_arrays)), state)
+        except BaseException:
+            if state.counter is not None:
+                self._release_run(state.counter[0])
+            raise
         if state.pending or state.resident:
             with self._lock:
                 values = dict(self._values)
@@ -354,4 +381,7 @@ def evaluate_constant(tensor):
         if op.primitive.kind == "state":
             raise FlowgraphError(f"{describe_op(op)}: an initial value must not depend on "
                                  "variables")
-    return plan.run({}, RunState({}, lambda v: v.initial_value))[0]
+    # Random ops in an initial value draw as a session's first run would; unseeded ones
+    # take a fresh salt (different numbers each time, as TF1's).
+    salt = int(np.random.SeedSequence().generate_state(1)[0]) & 0x7FFFFFFF
+    return plan.run({}, RunState({}, lambda v: v.initial_value, lambda: (0, salt)))[0]

@@ -10,7 +10,9 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
            "flowgraph.testing.strategies", "flowgraph.train.saver", "kernels.cache_auth",
-           "kernels.sealed_cache"]
+           "kernels.sealed_cache", "flowgraph.philox", "flowgraph.random_ops",
+           "flowgraph.initializers", "flowgraph.variable_scopes", "flowgraph.nn.dropouts",
+           "kernels.philox_cpu"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -290,6 +290,28 @@ def test_explicit_copy_op_and_its_gradient():
 # uploaded (Const) or fed (Placeholder); state ops read and write the session's values.
 HANDLED_BY_THE_PLAN = {"Placeholder", "Variable", "ReadVariable", "Assign", "AssignAdd",
                        "AssignSub", "InitVariables"}
+# Random ops: a documented host fallback (the device plan draws them on the host with
+# the reference kernel and uploads them, so they are bit-identical to the CPU's);
+# test_random_ops_and_dropout_on_the_gpu_are_bit_identical checks it.
+HANDLED_BY_THE_PLAN |= {"RandomUniform", "RandomStandardNormal", "TruncatedNormal"}
+
+
+def test_random_ops_and_dropout_on_the_gpu_are_bit_identical():
+    def build():
+        fg.set_random_seed(3)
+        x = fg.placeholder(fg.float32, (None, 5))
+        keep = fg.placeholder(fg.float32, ())
+        y = fg.nn.dropout(x * 2.0, keep)
+        g, = fg.gradients(fg.reduce_sum(y * y), [x])
+        return [y, g, fg.random_normal((2, 3), seed=1),
+                fg.truncated_normal((4,), dtype=fg.float64),
+                fg.random_uniform(fg.constant([3, 2]), -1.0, 1.0)], \
+            {x: np.linspace(-1, 1, 15, dtype=np.float32).reshape(3, 5), keep: 0.5}
+    results = check(build, rtol=0, atol=0)
+    cpu, gpu = results["/cpu:0"], results["/gpu:0"]
+    for a, b in zip(cpu, gpu):
+        np.testing.assert_array_equal(a, b)
+    assert (cpu[0] == 0).any() and (cpu[0] != 0).any()
 
 
 def test_every_primitive_has_a_gpu_kernel():

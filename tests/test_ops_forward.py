@@ -457,6 +457,30 @@ def _allreduce_mean(data):
     close(got[1], y * 2)
 
 
+@case("RandomUniform", "RandomStandardNormal", "TruncatedNormal")
+def _random(data):
+    # The specification is flowgraph.philox (known-answer tested in test_random.py):
+    # the first run of a session draws with run number 0 and key (graph seed, op seed).
+    from flowgraph import philox
+    shape = data.draw(fgst.shapes(max_rank=3), label="shape")
+    dtype = data.draw(floats)
+    seed = data.draw(st.integers(0, 2 ** 31 - 2), label="seed")
+    key = (fg.random_ops.DEFAULT_GRAPH_SEED, seed)
+    lo, hi = data.draw(st.sampled_from([(0.0, 1.0), (-2.0, 3.0)]))
+    like = feed_ph(data, np.zeros(shape, dtype))        # shapes from a tensor, or static
+    fetch = [fg.random_uniform(shape, lo, hi, dtype=dtype, seed=seed),
+             fg.random_normal(shape, 1.0, 2.0, dtype=dtype, seed=seed),
+             fg.truncated_normal(shape, -1.0, 0.5, dtype=dtype, seed=seed),
+             fg.random_ops.random_op("RandomUniform", None, dtype, seed, None, like=like,
+                                     minval=lo, maxval=hi)]
+    got = run(fetch, {like: np.zeros(shape, dtype)})
+    close(got[0], philox.uniform(shape, dtype, key, 0, lo, hi))
+    close(got[1], philox.normal(shape, dtype, key, 0, 1.0, 2.0))
+    close(got[2], philox.truncated_normal(shape, dtype, key, 0, -1.0, 0.5))
+    close(got[3], got[0])
+    np.testing.assert_array_equal(got[3], got[0])
+
+
 # --- the tests -------------------------------------------------------------------------
 
 def test_every_primitive_has_a_forward_case():

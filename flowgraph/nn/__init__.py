@@ -3,6 +3,7 @@ initializers and recurrent cells."""
 from . import init
 from .cells import (BasicRNNCell, DeviceWrapper, GRUCell, LSTMCell, LSTMStateTuple,
                     MultiRNNCell, RNNCell)
+from .dropouts import DropoutWrapper, dropout
 from .layers import Dense, dense
 from .losses import (embedding_lookup, log_softmax, softmax,
                      softmax_cross_entropy_with_logits,
@@ -14,4 +15,4 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "relu", "sigmoid",
            "tanh", "init", "Dense", "dense", "RNNCell", "BasicRNNCell", "LSTMCell", "GRUCell",
            "MultiRNNCell", "DeviceWrapper", "LSTMStateTuple", "static_rnn",
-           "state_placeholders", "flatten_state", "feed_state"]
+           "state_placeholders", "flatten_state", "feed_state", "dropout", "DropoutWrapper"]

@@ -24,8 +24,8 @@ from .. import dtypes
 from ..errors import ShapeError
 from ..graph import device as device_scope
 from ..graph import name_scope
+from ..variable_scopes import AUTO_REUSE, get_variable, get_variable_scope, variable_scope
 from . import init
-from ._scope import make_variable, reserve_scope
 
 
 class LSTMStateTuple(collections.namedtuple("LSTMStateTuple", ("c", "h"))):
@@ -79,19 +79,35 @@ class RNNCell:
     """Base class: ``state_size``, ``output_size``, ``zero_state``, build on first call.
 
     ``seed`` (an int, a NumPy Generator or None) seeds the initial weights;
-    ``kernel_initializer(shape, seed, dtype) -> array`` replaces Glorot-uniform.
+    ``kernel_initializer(shape, seed, dtype) -> array`` replaces Glorot-uniform, and so
+    does TF1's ``initializer(shape, dtype)``. ``reuse=True`` (TF1) builds in the scope
+    named after the cell with reuse: the variables must exist.
+
+    Variables are made with ``fg.get_variable`` inside ``fg.variable_scope(None,
+    default_name=name)`` at the first call (TF1's layers), so a cell built under a
+    reusing scope shares the variables of the same name. A kernel takes, in order: the
+    cell's ``kernel_initializer``, the enclosing variable scope's initializer, or
+    Glorot-uniform from ``seed``; biases always start at their documented values.
     """
 
     default_name = "rnn_cell"
 
-    def __init__(self, num_units, name=None, seed=None, kernel_initializer=None):
+    def __init__(self, num_units, name=None, seed=None, kernel_initializer=None,
+                 reuse=None, initializer=None):
+        self._reuse = reuse
+        if initializer is not None and kernel_initializer is None:
+            # TF1's ``initializer=``: a callable (shape, dtype) for the kernels
+            def kernel_initializer(shape, rng, dtype, _init=initializer):
+                return _init(shape, dtype=dtype)
         self.num_units = int(num_units)
         if self.num_units <= 0:
             raise ValueError(f"{type(self).__name__}: expected num_units > 0, found {num_units}")
         self.name = name or self.default_name
         self._rng = init.as_rng(seed)
+        self._explicit_kernel_init = kernel_initializer
         self._kernel_init = kernel_initializer or init.glorot_uniform
         self._scope = None
+        self._variable_scope = None
         self.built = False
         self.variables = []
         self.input_dim = None
@@ -113,15 +129,31 @@ class RNNCell:
         return _state_zeros(self.state_size, None, dtype or inputs.dtype, like=inputs)
 
     # --- variables ---------------------------------------------------------------------
-    def _variable(self, name, value):
-        var = make_variable(self._scope, name, value)
+    def _variable(self, name, value, shape=None, dtype=None):
+        """``get_variable(name)`` in the cell's scope; ``value`` an array or a callable
+        ``(shape, dtype) -> array`` (called only when the variable is made)."""
+        if callable(value):
+            var = get_variable(name, shape, dtype, initializer=value)
+        else:
+            value = np.asarray(value)
+            var = get_variable(name, value.shape, value.dtype,
+                               initializer=lambda shape, dtype=None: value)
         setattr(self, name, var)
         self.variables.append(var)
         return var
 
     def _kernel(self, name, shape, dtype):
-        return self._variable(name, np.asarray(self._kernel_init(shape, self._rng, dtype),
-                                               dtype=dtype))
+        if self._explicit_kernel_init is None and get_variable_scope().initializer is not None:
+            initial = None       # the enclosing scope's initializer (TF1)
+        else:
+            def initial(shape, dtype=dtype):
+                return np.asarray(self._kernel_init(shape, self._rng, dtype), dtype=dtype)
+        if initial is None:
+            var = get_variable(name, shape, dtype)
+            setattr(self, name, var)
+            self.variables.append(var)
+            return var
+        return self._variable(name, initial, shape, dtype)
 
     def _build(self, input_dim, dtype):
         raise NotImplementedError
@@ -136,8 +168,14 @@ class RNNCell:
         inputs = F.convert_to_tensor(inputs)
         input_dim = _input_dim(inputs, self)
         if not self.built:
-            self._scope = reserve_scope(self.name, inputs.graph)
-            self._build(input_dim, inputs.dtype)
+            if self._reuse is True or self._reuse is AUTO_REUSE:
+                opened = variable_scope(self.name, reuse=self._reuse)
+            else:
+                opened = variable_scope(None, default_name=self.name)
+            with opened as scope:
+                self._variable_scope = scope
+                self._scope = scope.name.rsplit("/", 1)[-1]
+                self._build(input_dim, inputs.dtype)
             self.input_dim = input_dim
             self.built = True
         elif input_dim != self.input_dim:
@@ -161,8 +199,8 @@ class BasicRNNCell(RNNCell):
     default_name = "basic_rnn_cell"
 
     def __init__(self, num_units, activation=None, name=None, seed=None,
-                 kernel_initializer=None):
-        super().__init__(num_units, name, seed, kernel_initializer)
+                 kernel_initializer=None, reuse=None, initializer=None):
+        super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.activation = activation or F.tanh
 
     def _build(self, input_dim, dtype):
@@ -189,8 +227,11 @@ class LSTMCell(RNNCell):
     default_name = "lstm_cell"
 
     def __init__(self, num_units, forget_bias=1.0, name=None, seed=None,
-                 kernel_initializer=None):
-        super().__init__(num_units, name, seed, kernel_initializer)
+                 kernel_initializer=None, reuse=None, initializer=None, state_is_tuple=True):
+        if not state_is_tuple:
+            raise ValueError("LSTMCell: state_is_tuple=False (a concatenated state) is not "
+                             "supported; the state is an LSTMStateTuple(c, h)")
+        super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.forget_bias = float(forget_bias)
 
     @property
@@ -242,16 +283,17 @@ class GRUCell(RNNCell):
     default_name = "gru_cell"
 
     def __init__(self, num_units, reset_after=False, name=None, seed=None,
-                 kernel_initializer=None):
-        super().__init__(num_units, name, seed, kernel_initializer)
+                 kernel_initializer=None, reuse=None, initializer=None):
+        super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.reset_after = bool(reset_after)
 
     def _build(self, input_dim, dtype):
         H = self.num_units
         if self.reset_after:
             self._kernel("kernel", (input_dim, 3 * H), dtype)
-            blocks = [init.orthogonal((H, H), self._rng, dtype) for _ in range(3)]
-            self._variable("recurrent_kernel", np.concatenate(blocks, axis=1))
+            self._variable("recurrent_kernel", lambda shape, dtype=dtype: np.concatenate(
+                [init.orthogonal((H, H), self._rng, dtype) for _ in range(3)], axis=1),
+                (H, 3 * H), dtype)
             self._variable("bias", np.zeros(3 * H, dtype))
             self._variable("recurrent_bias", np.zeros(3 * H, dtype))
         else:
@@ -299,6 +341,7 @@ class MultiRNNCell(RNNCell):
         self.name = name or self.default_name
         self.num_units = cells[-1].output_size
         self._scope = None
+        self._variable_scope = None
         self.built = False
 
     @property
@@ -321,11 +364,13 @@ class MultiRNNCell(RNNCell):
                              f"of {len(self.cells)} layer states, found "
                              f"{type(state).__name__}")
         if not self.built:
-            self._scope = reserve_scope(self.name, F.convert_to_tensor(inputs).graph)
+            with variable_scope(None, default_name=self.name) as scope:
+                self._variable_scope = scope
+                self._scope = scope.name.rsplit("/", 1)[-1]
             self.built = True
         x, new_states = inputs, []
         for k, (cell, s) in enumerate(zip(self.cells, state)):
-            with name_scope(self._scope), name_scope(f"cell_{k}"):
+            with variable_scope(self._variable_scope), variable_scope(f"cell_{k}"):
                 x, s = cell(x, s)
             new_states.append(s)
         return x, tuple(new_states)

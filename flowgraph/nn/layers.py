@@ -15,13 +15,15 @@ import numpy as np
 from .. import api as F
 from ..errors import ShapeError
 from ..graph import name_scope
+from ..variable_scopes import get_variable, get_variable_scope, variable_scope
 from . import init
-from ._scope import make_variable, reserve_scope
 
 
 class Dense:
-    """A fully connected layer; ``kernel [in, units]`` (Glorot-uniform from ``seed``)
-    and ``bias [units]`` (zeros) are created on the first call.
+    """A fully connected layer; ``kernel [in, units]`` (Glorot-uniform from ``seed``,
+    or the enclosing variable scope's initializer) and ``bias [units]`` (zeros) are
+    made on the first call with ``fg.get_variable`` in ``variable_scope(None,
+    default_name=name)``, so a layer built under a reusing scope shares them.
     """
 
     def __init__(self, units, activation=None, use_bias=True, name="dense", seed=None,
@@ -31,6 +33,7 @@ class Dense:
         self.use_bias = bool(use_bias)
         self.name = name
         self._rng = init.as_rng(seed)
+        self._explicit_kernel_init = kernel_initializer
         self._kernel_init = kernel_initializer or init.glorot_uniform
         self.kernel = self.bias = None
         self.variables = []
@@ -42,14 +45,9 @@ class Dense:
             raise ShapeError(f"Dense '{self.name}': expected inputs [batch, features] with "
                              f"known features, found {x.name} of shape {x.shape}")
         if self.kernel is None:
-            self._scope = reserve_scope(self.name, x.graph)
-            k = np.asarray(self._kernel_init((x.shape[1], self.units), self._rng, x.dtype),
-                           dtype=x.dtype)
-            self.kernel = make_variable(self._scope, "kernel", k)
-            self.variables.append(self.kernel)
-            if self.use_bias:
-                self.bias = make_variable(self._scope, "bias", np.zeros(self.units, x.dtype))
-                self.variables.append(self.bias)
+            with variable_scope(None, default_name=self.name) as scope:
+                self._scope = scope.name.rsplit("/", 1)[-1]
+                self._build(int(x.shape[1]), x.dtype)
         elif x.shape[1] != self.kernel.shape[0]:
             raise ShapeError(f"Dense '{self._scope}': built for {self.kernel.shape[0]} input "
                              f"features, found {x.name} of shape {x.shape}")
@@ -58,6 +56,21 @@ class Dense:
             if self.use_bias:
                 y = y + self.bias
             return self.activation(y) if self.activation is not None else y
+
+
+    def _build(self, features, dtype):
+        shape = (features, self.units)
+        if self._explicit_kernel_init is None and get_variable_scope().initializer is not None:
+            self.kernel = get_variable("kernel", shape, dtype)   # the scope's initializer
+        else:
+            self.kernel = get_variable("kernel", shape, dtype, initializer=lambda s, dtype=None:
+                                       np.asarray(self._kernel_init(s, self._rng, dtype),
+                                                  dtype=dtype))
+        self.variables.append(self.kernel)
+        if self.use_bias:
+            self.bias = get_variable("bias", (self.units,), dtype,
+                                     initializer=lambda s, dtype=None: np.zeros(s, dtype))
+            self.variables.append(self.bias)
 
 
 def dense(inputs, units, activation=None, use_bias=True, name="dense", seed=None):

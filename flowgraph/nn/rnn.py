@@ -18,8 +18,8 @@ from __future__ import annotations
 from .. import api as F
 from .. import dtypes
 from ..errors import ShapeError
-from ..graph import name_scope
 from ..nest import flatten
+from ..variable_scopes import variable_scope
 from .cells import LSTMStateTuple, _state_zeros
 
 
@@ -38,7 +38,7 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
     inputs = [F.convert_to_tensor(x) for x in inputs]
     if not inputs:
         raise ShapeError("static_rnn: expected a non-empty list of input tensors")
-    with name_scope(scope or "rnn"):
+    with variable_scope(scope or "rnn"):
         if initial_state is None:
             dtype = dtypes.as_dtype(dtype) if dtype is not None else inputs[0].dtype
             state = cell.zero_state_like(inputs[0], dtype) if hasattr(

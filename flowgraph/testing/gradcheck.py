@@ -27,12 +27,18 @@ def check_gradients(y, xs, feed_dict=None, eps=None, rtol=None, atol=None, confi
 
     ``xs`` may be placeholders (perturbed through the feed) or variables (perturbed in
     the session). Raises ``AssertionError`` naming the input, the element index and both
-    values at the worst mismatch; returns the largest absolute error found.
+    values at the worst mismatch; returns the largest absolute error found. Random ops
+    (dropout) draw the same numbers in every evaluation, so their masks hold still.
     """
     xs = list(xs) if isinstance(xs, (list, tuple)) else [xs]
     y = F.convert_to_tensor(y)
     feed = dict(feed_dict or {})
     sess = Session(y.graph, config or SessionConfig())
+
+    def run(fetches, feed_dict):
+        sess._rewind_random_draws()   # every run draws what the first drew: one mask
+        return sess.run(fetches, feed_dict)
+
     with y.graph.as_default():
         grads = gradients(y, xs)
         objective = F.reduce_sum(F.cast(y, np.float64)) if y.dtype != np.float64 \
@@ -45,7 +51,7 @@ def check_gradients(y, xs, feed_dict=None, eps=None, rtol=None, atol=None, confi
     for x in xs:  # before running: an unfed placeholder would fail as a FeedError
         if not (hasattr(x, "_as_tensor") and not isinstance(x, Tensor)) and x not in feed:
             raise ValueError(f"check_gradients: {x.name} is neither fed nor a variable")
-    analytic = sess.run([g for g in grads], feed)
+    analytic = run([g for g in grads], feed)
     worst_error, worst = 0.0, None
     for x, g_val in zip(xs, analytic):
         is_variable = hasattr(x, "_as_tensor") and not isinstance(x, Tensor)
@@ -66,9 +72,9 @@ def check_gradients(y, xs, feed_dict=None, eps=None, rtol=None, atol=None, confi
                 pert[idx] += sign * eps
                 if is_variable:
                     sess.load(x, pert)
-                    values.append(float(sess.run(objective, feed)))
+                    values.append(float(run(objective, feed)))
                 else:
-                    values.append(float(sess.run(objective, {**feed, x: pert.astype(
+                    values.append(float(run(objective, {**feed, x: pert.astype(
                         x.dtype)})))
             numeric[idx] = (values[0] - values[1]) / (2 * eps)
         if is_variable:
