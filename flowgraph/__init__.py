@@ -18,6 +18,11 @@ from .api import (abs, add, add_n, broadcast_like, cast, clip_by_value, concat, 
                   placeholder, reduce_max, reduce_mean, reduce_sum, relu, reshape, sigmoid,
                   sign, split, sqrt, square, squeeze, stack, stop_gradient, subtract, tanh,
                   transpose, unstack, where, zeros, zeros_like)
+# TF1's "more ops" (issue 14)
+from .array_ops import (argmax, argmin, fill, logical_and, logical_not, logical_or,
+                        logical_xor, pow, range, rank, reduce_all, reduce_any, reduce_min,
+                        reduce_prod, reverse, reverse_sequence, sequence_mask, shape, size,
+                        tile)
 from .autodiff import gradients
 from .devices import list_devices
 from .dtypes import bool_, float32, float64, int32, int64
