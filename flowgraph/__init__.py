@@ -29,6 +29,9 @@ from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
                     get_default_graph, name_scope, reset_default_graph)
 from .session import Session, SessionConfig
+# TF1 spellings (issue 14): default sessions, tf.assign & co.
+from .session import InteractiveSession, get_default_session
+from .variables import assign, assign_add, assign_sub
 from .train.clip import clip_by_global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)
