@@ -113,9 +113,6 @@ def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_
         if p.dtype != dtype:
             raise DTypeError(f"embedding_lookup: expected shards of one dtype, found "
                              f"{', '.join(f'{q.name}: {q.dtype.name}' for q in shards)}")
-        if p.shape is None or p.shape[0] is None:
-            raise ShapeError(f"embedding_lookup: expected shards with a known number of "
-                             f"rows, found {p.name} of shape {p.shape}")
     table = F.concat(shards, 0)
     ids = F.convert_to_tensor(ids)
     if not dtypes.is_integer(ids.dtype):
@@ -126,6 +123,10 @@ def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_
         raise ValueError(f"embedding_lookup: expected partition_strategy 'mod' or 'div', "
                          f"found {partition_strategy!r}")
     n = len(shards)
+    for p in shards:
+        if p.shape is None or p.shape[0] is None:
+            raise ShapeError(f"embedding_lookup: expected 'mod' shards with a known number "
+                             f"of rows, found {p.name} of shape {p.shape}")
     sizes = [p.shape[0] for p in shards]
     expected = [(sum(sizes) + n - 1 - k) // n for k in range(n)]
     if sizes != expected:
