@@ -10,6 +10,9 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
            "flowgraph.testing.strategies"]
+# TF1's more ops, losses, optimizers and schedules (issue 14)
+MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optimizers",
+            "flowgraph.train.schedules"]
 
 
 @pytest.mark.parametrize("name", MODULES)
