@@ -120,7 +120,7 @@ def test_dynamic_shapes_compile_once_feed_shapes_are_fixed():
     x = fg.placeholder(fg.float64, (None, 3))
     n = fg.shape(x)[0]
     y = fg.cast(fg.range(n), fg.float64)[:, None] * x + fg.fill(fg.shape(x), 0.5)
-    sess = fg.Session()
+    sess = fg.Session(config=fg.SessionConfig(optimize=True))
     value = np.ones((4, 3))
     got = sess.run(y, {x: value})
     np.testing.assert_array_equal(got, np.arange(4.0)[:, None] * value + 0.5)
