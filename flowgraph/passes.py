@@ -195,7 +195,10 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
                     [made[c] for c in op.control_inputs if c in made], op._id)
         made[op] = node
         nodes.append(node)
-        if op.type in ("Const", "Size", "Shape") or any(v in known for v in inputs):
+        # (integer values only: shapes, sizes and their arithmetic; float math is left
+        # to fold_constants, which keeps lowering cheap on large training graphs)
+        if len(shapes) == 1 and node.dtypes[0].kind in "iu" and (
+                op.type in ("Const", "Size", "Shape") or any(v in known for v in inputs)):
             folded = _known_value(node, inputs, known)
             if folded is not None:
                 known[(node, 0)] = np.asarray(folded)
