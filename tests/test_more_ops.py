@@ -376,3 +376,19 @@ def test_embedding_lookup_errors():
         fg.nn.embedding_lookup([a, a], [0], partition_strategy="zigzag")
     with pytest.raises(fg.errors.InvalidArgumentError):
         run(fg.nn.embedding_lookup([a, a], [-1]), optimize=False)
+
+
+def test_the_composite_ops_benchmark_runs_and_computes_the_ops(monkeypatch):
+    import os
+    import sys
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "benchmarks"))
+    sys.modules.pop("composite_ops", None)
+    import composite_ops
+    x, table = composite_ops.pairs(fg, np, 3, 4)
+    value = np.arange(12, dtype=np.float32).reshape(3, 4)
+    got = run({name: pair for name, pair in table.items()}, {x: value})
+    np.testing.assert_array_equal(got["reduce_min vs reduce_max"][0], value.min(1))
+    np.testing.assert_array_equal(got["reverse vs copy"][0], value[:, ::-1])
+    np.testing.assert_array_equal(got["tile vs concat"][0], got["tile vs concat"][1])
+    assert got["reverse_sequence vs gather"][0].shape == (3, 4, 1)
