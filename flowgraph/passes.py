@@ -282,8 +282,8 @@ def prune(prog):
 
 def fold_constants(prog):
     """Evaluate pure ops of constant inputs at compile time (small results only); also
-    ops that depend only on shapes (``Size``, ``Shape``, ``ZerosLike``, ``OnesLike``), which are
-    constants once feed shapes are fixed.
+    ops that depend only on shapes (:data:`SHAPE_ONLY`: ``Size``, ``Shape``,
+    ``ZerosLike``, ``OnesLike``), which are constants once feed shapes are fixed.
     """
     def visit(n):
         if not _is_pure(n):
