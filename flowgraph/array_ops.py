@@ -312,8 +312,8 @@ def _indices(n):
     return range(n) if isinstance(n, int) else range(0, n)
 
 
-def reverse_sequence(input, seq_lengths, seq_axis=None, batch_axis=None, name=None,  # noqa: A002
-                     seq_dim=None, batch_dim=None):
+def reverse_sequence(input, seq_lengths, seq_axis=None,  # noqa: A002 - TF1's names
+                     batch_axis=None, name=None, seq_dim=None, batch_dim=None):
     """Reverse the first ``seq_lengths[b]`` elements of each slice ``b`` (along
     ``batch_axis``) along ``seq_axis``; the rest stay in place (TF1's
     ``tf.reverse_sequence``, e.g. for a backward RNN over padded sequences). A gather.

@@ -188,5 +188,6 @@ def global_variables_initializer():
     return variables_initializer(global_variables())
 
 
-__all__ = ["Variable", "assign", "assign_add", "assign_sub", "global_variables", "trainable_variables", "variables_initializer",
+__all__ = ["Variable", "assign", "assign_add", "assign_sub", "global_variables",
+           "trainable_variables", "variables_initializer",
            "global_variables_initializer", "control_dependencies"]

@@ -277,7 +277,8 @@ def test_composite_gradients_match_finite_differences(name, order, data):
 
 def test_losses_refuse_positional_arguments_as_tf1():
     pred, y = fg.constant([[2.0, 0.0]]), fg.constant([[0.0, 1.0]])
-    for fn in (fg.nn.softmax_cross_entropy_with_logits, fg.nn.sigmoid_cross_entropy_with_logits,
+    for fn in (fg.nn.softmax_cross_entropy_with_logits,
+               fg.nn.sigmoid_cross_entropy_with_logits,
                fg.nn.softmax_cross_entropy_with_logits_v2):
         with pytest.raises(ValueError, match=r"Only call `.*` with named arguments"):
             fn(pred, y)
@@ -295,7 +296,8 @@ def test_sigmoid_cross_entropy_is_stable_and_exact():
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
     small = np.array([-3.0, 0.25, 2.0])
-    naive = -(0.5 * np.log(1 / (1 + np.exp(-small))) + 0.5 * np.log(1 - 1 / (1 + np.exp(-small))))
+    sig = 1 / (1 + np.exp(-small))
+    naive = -(0.5 * np.log(sig) + 0.5 * np.log(1 - sig))
     np.testing.assert_allclose(
         run(fg.nn.sigmoid_cross_entropy_with_logits(labels=np.full(3, 0.5), logits=small)),
         naive, rtol=1e-12)
