@@ -849,21 +849,31 @@ defprim("ArgMin", _arg_infer, None, _arg_ref(np.argmin), "reduction", "arg_min")
 
 
 def _reduce_prod_grad(op, g):
-    """d prod / dx_i = the product of the others: y / x_i where x_i != 0; at the one
-    zero of a slice, the product of its other (non-zero) elements; 0 where a slice has
-    two zeros or more. Divisions only by safe values, so second derivatives stay finite.
+    """d prod / dx_i is the product of the others: ``y / x_i`` where ``x_i != 0``. At a
+    zero of a slice with one zero, the product ``P`` of its non-zero elements; with two
+    zeros, ``(z - x_i) * P`` where ``z`` sums the slice's zeros: 0, with the right
+    derivative (``P``) along the other zero; with three or more, 0. Exact to second
+    order everywhere (to every order with at most two zeros in a slice), and every
+    division is by a non-zero, so no NaN hides in a branch not taken.
     """
     x = _in(op)
     axis = op.attrs["axis"]
     zeros = F.zeros_like(x)
+    ones = F.ones_like(x)
     is_zero = F.equal(x, zeros)
-    safe = F.where(is_zero, F.ones_like(x), x)
-    y = F.broadcast_like(_keepdims_grad(op, op.outputs[0]), x)
-    n_zero = F.broadcast_like(F.reduce_sum(F.cast(is_zero, x.dtype), axis, keepdims=True), x)
-    others_at_zero = F.broadcast_like(A.reduce_prod(safe, axis, keepdims=True), x)
-    others = F.where(is_zero, F.where(F.equal(n_zero, F.ones_like(x)), others_at_zero, zeros),
-                     y / safe)
-    return [others * F.broadcast_like(_keepdims_grad(op, g), x)]
+    safe = F.where(is_zero, ones, x)
+
+    def spread(t):  # a keepdims reduction back to x's shape
+        return F.broadcast_like(t, x)
+
+    y = spread(_keepdims_grad(op, op.outputs[0]))
+    n_zero = spread(F.reduce_sum(F.cast(is_zero, x.dtype), axis, keepdims=True))
+    nonzero_product = spread(A.reduce_prod(safe, axis, keepdims=True))
+    zero_sum = spread(F.reduce_sum(F.where(is_zero, x, zeros), axis, keepdims=True))
+    at_zero = F.where(F.equal(n_zero, ones), nonzero_product,
+                      F.where(F.equal(n_zero, ones + ones), (zero_sum - x) * nonzero_product,
+                              zeros))
+    return [F.where(is_zero, at_zero, y / safe) * spread(_keepdims_grad(op, g))]
 
 
 defprim("ReduceProd", _reduce_infer, _reduce_prod_grad, _reduce_ref(np.prod), "reduction",

@@ -394,3 +394,15 @@ def test_the_composite_ops_benchmark_runs_and_computes_the_ops(monkeypatch):
     np.testing.assert_array_equal(got["reverse vs copy"][0], value[:, ::-1])
     np.testing.assert_array_equal(got["tile vs concat"][0], got["tile vs concat"][1])
     assert got["reverse_sequence vs gather"][0].shape == (3, 4, 1)
+
+
+@pytest.mark.parametrize("values", [[0.0, 2.0, -1.5], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0, 1.5]])
+def test_reduce_prod_derivatives_at_zeros(values):
+    """Slices with one, two and three zeros: first and second derivatives (the second
+    one of a two-zero slice is the product of the non-zeros, not 0)."""
+    x = np.array(values)
+    p = fg.placeholder(fg.float64, x.shape)
+    y = fg.reduce_prod(p) * 1.5
+    fg.testing.check_gradients(y, [p], {p: x})
+    (g,) = fg.gradients(y, [p])
+    fg.testing.check_gradients(fg.reduce_sum(g * np.arange(1.0, x.size + 1)), [p], {p: x})
