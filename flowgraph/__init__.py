@@ -18,12 +18,20 @@ from .api import (abs, add, add_n, broadcast_like, cast, clip_by_value, concat, 
                   placeholder, reduce_max, reduce_mean, reduce_sum, relu, reshape, sigmoid,
                   sign, split, sqrt, square, squeeze, stack, stop_gradient, subtract, tanh,
                   transpose, unstack, where, zeros, zeros_like)
+# TF1's "more ops" (issue 14)
+from .array_ops import (argmax, argmin, fill, logical_and, logical_not, logical_or,
+                        logical_xor, pow, range, rank, reduce_all, reduce_any, reduce_min,
+                        reduce_prod, reverse, reverse_sequence, sequence_mask, shape, size,
+                        tile)
 from .autodiff import gradients
 from .devices import list_devices
 from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
                     get_default_graph, name_scope, reset_default_graph)
 from .session import Session, SessionConfig
+# TF1 spellings (issue 14): default sessions, tf.assign & co.
+from .session import InteractiveSession, get_default_session
+from .variables import assign, assign_add, assign_sub
 from .train.clip import clip_by_global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)

@@ -539,8 +539,33 @@ def _axes_attr(x, axis):
     return tuple(int(a) for a in axis)
 
 
-def reduce_sum(x, axis=None, keepdims=False, name=None):
-    """Sum over ``axis`` (all axes when None)."""
+def tf1_reduction_args(fn_name, axis, keepdims, reduction_indices, keep_dims):
+    """``(axis, keepdims)`` from TF1's aliases ``reduction_indices=`` and ``keep_dims=``.
+
+    >>> tf1_reduction_args("reduce_sum", None, False, [1], True)
+    ([1], True)
+    """
+    if reduction_indices is not None:
+        if axis is not None:
+            raise ValueError(f"{fn_name}: expected axis= or reduction_indices=, found both")
+        axis = reduction_indices
+    if keep_dims is not None:
+        keepdims = keep_dims
+    return axis, bool(keepdims)
+
+
+def reduce_sum(x, axis=None, keepdims=False, name=None, reduction_indices=None,
+               keep_dims=None):
+    """Sum over ``axis`` (all axes when None). ``reduction_indices`` and ``keep_dims``
+    are TF1's names for ``axis`` and ``keepdims``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.reduce_sum([[1, 2], [3, 4]], reduction_indices=1))
+    array([3, 7], dtype=int32)
+    """
+    axis, keepdims = tf1_reduction_args("reduce_sum", axis, keepdims, reduction_indices,
+                                        keep_dims)
     x = convert_to_tensor(x)
     if x.dtype == dtypes.bool_:
         x = cast(x, dtypes.DEFAULT_INT)
@@ -548,15 +573,21 @@ def reduce_sum(x, axis=None, keepdims=False, name=None):
                 name)
 
 
-def reduce_max(x, axis=None, keepdims=False, name=None):
+def reduce_max(x, axis=None, keepdims=False, name=None, reduction_indices=None,
+               keep_dims=None):
     """Maximum over ``axis``; the gradient is shared equally among ties."""
+    axis, keepdims = tf1_reduction_args("reduce_max", axis, keepdims, reduction_indices,
+                                        keep_dims)
     x = convert_to_tensor(x)
     return _out("ReduceMax", [x], {"axis": _axes_attr(x, axis), "keepdims": bool(keepdims)},
                 name)
 
 
-def reduce_mean(x, axis=None, keepdims=False, name=None):
+def reduce_mean(x, axis=None, keepdims=False, name=None, reduction_indices=None,
+                keep_dims=None):
     """Mean over ``axis`` (integers give float64, as NumPy does)."""
+    axis, keepdims = tf1_reduction_args("reduce_mean", axis, keepdims, reduction_indices,
+                                        keep_dims)
     x = convert_to_tensor(x)
     total = reduce_sum(x, axis, keepdims)
     if x.shape is not None:

@@ -29,6 +29,10 @@ SUPPORTED = (float32, float64, int32, int64, bool_)
 DEFAULT_FLOAT = float32
 DEFAULT_INT = int32
 
+# TensorFlow 1.x dtype names that NumPy reads differently: NumPy's "float" is float64,
+# TF1's is float32 (a TF1 program's dtype="float" must not silently become float64).
+TF1_NAMES = {"float": float32, "double": float64}
+
 _KIND_ORDER = {"b": 0, "i": 1, "u": 1, "f": 2}
 
 
@@ -37,9 +41,13 @@ def as_dtype(value) -> np.dtype:
 
     >>> as_dtype("float64")
     dtype('float64')
+    >>> as_dtype("float"), as_dtype("double")    # TF1's names, not NumPy's
+    (dtype('float32'), dtype('float64'))
     """
     from .errors import DTypeError
 
+    if isinstance(value, str) and value in TF1_NAMES:
+        return TF1_NAMES[value]
     try:
         dtype = np.dtype(value)
     except TypeError as exc:

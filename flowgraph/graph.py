@@ -88,6 +88,13 @@ class Tensor:
     def __iter__(self):
         raise TypeError(f"tensor {self.name} is not iterable; use fg.unstack(...)")
 
+    def eval(self, feed_dict=None, session=None):
+        """This tensor's value, run in ``session`` or the default session (TF1; see
+        ``Session.as_default``)."""
+        from .session import run_in_default_session
+        return run_in_default_session(self, feed_dict, session,
+                                      f"evaluate tensor {self.name!r} using `eval()`")
+
     def __len__(self):
         if self.shape is None or not self.shape or self.shape[0] is None:
             raise TypeError(f"len() of tensor {self.name} is unknown (shape "
@@ -123,6 +130,12 @@ class Operation:
     def primitive(self):
         from .ops import get_primitive
         return get_primitive(self.type)
+
+    def run(self, feed_dict=None, session=None):
+        """Run this operation in ``session`` or the default session (TF1); ``None``."""
+        from .session import run_in_default_session
+        run_in_default_session(self, feed_dict, session,
+                               f"execute operation {self.name!r} using `run()`")
 
     def __repr__(self):
         return f"<fg.Operation '{self.name}' type={self.type}>"

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from . import api as F
+from . import array_ops as A
 from . import dtypes
 from . import shapes as S
 from .errors import DTypeError, FlowgraphError, InvalidArgumentError, ShapeError, describe_op
@@ -789,6 +790,189 @@ def _one_hot_ref(op, indices):
 
 
 defprim("OneHot", _one_hot_infer, None, _one_hot_ref, "index")
+
+
+# --- TF1's "more ops": arg reductions, products, powers, shapes as values, ranges, fills --
+
+def static_value(t):
+    """The value of ``t`` when it is known before the run, else ``None``.
+
+    Shape rules use it for ops whose output shape is another tensor's value (``Range``,
+    ``Fill``). During compilation, :func:`flowgraph.passes.lower` hands the rules
+    stand-ins carrying the values it could fold (constants, shapes of fixed-shape
+    feeds, and pure ops of those); a graph tensor is known when it is a constant or
+    the shape of a tensor of fully known shape.
+    """
+    if hasattr(t, "value"):                # the compiler's stand-in
+        return t.value
+    op = getattr(t, "op", None)
+    if op is None:
+        return None
+    if op.type == "Const":
+        return op.attrs["value"]
+    if op.type == "Shape":
+        shape = op.inputs[0].shape
+        if shape is not None and None not in shape:
+            return np.asarray(shape, op.attrs["out_type"])
+    return None
+
+
+def _arg_infer(op):
+    x = _in(op)
+    if x.dtype == dtypes.bool_:
+        raise DTypeError(f"expected a numeric input, found bool ({x.name})")
+    if not dtypes.is_integer(op.attrs["output_type"]):
+        raise DTypeError(f"expected an integer output_type, found "
+                         f"{np.dtype(op.attrs['output_type']).name}")
+    if x.shape is None:
+        return [(None, op.attrs["output_type"])]
+    if not x.shape:
+        raise ShapeError(f"expected an input of rank 1 or more, found a scalar ({x.name})")
+    axis = S.normalize_axis(op.attrs["axis"], len(x.shape))
+    return [(x.shape[:axis] + x.shape[axis + 1:], op.attrs["output_type"])]
+
+
+def _arg_ref(fn):
+    def ref(op, x):
+        axis = S.normalize_axis(op.attrs["axis"], x.ndim)
+        if x.shape[axis] == 0:
+            raise InvalidArgumentError(f"{op.type} over an empty axis {axis} (input shape "
+                                       f"{x.shape})")
+        return np.asarray(fn(x, axis=axis), op.attrs["output_type"])
+    return ref
+
+
+# ArgMax/ArgMin: the index of the first largest/smallest element along `axis` (a NaN
+# counts as the largest and the smallest, as in NumPy). Not differentiable.
+defprim("ArgMax", _arg_infer, None, _arg_ref(np.argmax), "reduction", "arg_max")
+defprim("ArgMin", _arg_infer, None, _arg_ref(np.argmin), "reduction", "arg_min")
+
+
+def _reduce_prod_grad(op, g):
+    """d prod / dx_i is the product of the others: ``y / x_i`` where ``x_i != 0``. At a
+    zero of a slice with one zero, the product ``P`` of its non-zero elements; with two
+    zeros, ``(z - x_i) * P`` where ``z`` sums the slice's zeros: 0, with the right
+    derivative (``P``) along the other zero; with three or more, 0. Exact to second
+    order everywhere (to every order with at most two zeros in a slice), and every
+    division is by a non-zero, so no NaN hides in a branch not taken.
+    """
+    x = _in(op)
+    axis = op.attrs["axis"]
+    zeros = F.zeros_like(x)
+    ones = F.ones_like(x)
+    is_zero = F.equal(x, zeros)
+    safe = F.where(is_zero, ones, x)
+
+    def spread(t):  # a keepdims reduction back to x's shape
+        return F.broadcast_like(t, x)
+
+    y = spread(_keepdims_grad(op, op.outputs[0]))
+    n_zero = spread(F.reduce_sum(F.cast(is_zero, x.dtype), axis, keepdims=True))
+    nonzero_product = spread(A.reduce_prod(safe, axis, keepdims=True))
+    zero_sum = spread(F.reduce_sum(F.where(is_zero, x, zeros), axis, keepdims=True))
+    at_zero = F.where(F.equal(n_zero, ones), nonzero_product,
+                      F.where(F.equal(n_zero, ones + ones), (zero_sum - x) * nonzero_product,
+                              zeros))
+    return [F.where(is_zero, at_zero, y / safe) * spread(_keepdims_grad(op, g))]
+
+
+defprim("ReduceProd", _reduce_infer, _reduce_prod_grad, _reduce_ref(np.prod), "reduction",
+        "prod", _reduce_flops)
+
+
+def _pow_ref2(op, x, y):
+    if dtypes.is_integer(x.dtype) and np.any(y < 0):
+        raise InvalidArgumentError("integers to negative integer powers are not allowed")
+    with np.errstate(all="ignore"):
+        return np.power(x, y)
+
+
+def _pow_grad2(op, g):
+    x, y = op.inputs
+    if not dtypes.is_floating(x.dtype):
+        return [None, None]
+    z = op.outputs[0]
+    positive = x > F.zeros_like(x)
+    # log(x) only where x > 0 (TF1's rule); the other branch never divides by zero, so
+    # the second derivative has no NaN from the branch not taken.
+    log_x = F.where(positive, F.log(F.where(positive, x, F.ones_like(x))), F.zeros_like(x))
+    return [g * y * A.pow(x, y - F.ones_like(y)), g * z * log_x]
+
+
+# Pow: x ** y elementwise for tensor exponents (PowScalar serves Python numbers).
+_ew("Pow", binary_infer(), _pow_grad2, _pow_ref2, "pow")
+
+
+def _shape_infer(op):
+    x = _in(op)
+    if not dtypes.is_integer(op.attrs["out_type"]):
+        raise DTypeError(f"expected an integer out_type, found "
+                         f"{np.dtype(op.attrs['out_type']).name}")
+    return [((None,) if x.shape is None else (len(x.shape),), op.attrs["out_type"])]
+
+
+# Shape: the run-time shape of its input as a 1-d integer tensor. Only the input's shape
+# is read, so the compiler folds it to a constant once the feed shapes are fixed.
+defprim("Shape", _shape_infer, None,
+        lambda op, x: np.asarray(x.shape, op.attrs["out_type"]), "shape")
+
+
+def _range_infer(op):
+    dtype = _require_same_dtype(op)
+    if dtype == dtypes.bool_:
+        raise DTypeError("expected numeric start, limit and delta, found bool")
+    for t, what in zip(op.inputs, ("start", "limit", "delta")):
+        if t.shape is not None and t.shape != ():
+            raise ShapeError(f"expected a scalar {what}, found shape {S.fmt(t.shape)}")
+    values = [static_value(t) for t in op.inputs]
+    if any(v is None for v in values):
+        return [((None,), dtype)]
+    return [(_range_ref(op, *values).shape, dtype)]
+
+
+def _range_ref(op, start, limit, delta):
+    if delta == 0:
+        raise InvalidArgumentError("expected a non-zero delta, found 0")
+    return np.arange(start, limit, delta).astype(start.dtype, copy=False)
+
+
+# Range(start, limit, delta): np.arange; its length depends on the values, so a run
+# whose limit is known only at run time is planned by the reference path.
+defprim("Range", _range_infer, None, _range_ref, "shape")
+
+
+def _fill_dims(dims):
+    dims = np.asarray(dims)
+    if dims.ndim != 1 or (dims.size and dims.min() < 0):
+        raise ShapeError(f"expected a 1-d list of sizes >= 0, found {dims.tolist()}")
+    return tuple(int(d) for d in dims)
+
+
+def _fill_op_infer(op):
+    dims, value = op.inputs
+    if not dtypes.is_integer(dims.dtype):
+        raise DTypeError(f"expected integer dims, found {dims.dtype.name}")
+    if value.shape is not None and value.shape != ():
+        raise ShapeError(f"expected a scalar value, found shape {S.fmt(value.shape)}")
+    known = static_value(dims)
+    if known is not None:
+        return [(_fill_dims(known), value.dtype)]
+    if dims.shape is None or dims.shape[0] is None:
+        return [(None, value.dtype)]
+    return [((None,) * dims.shape[0], value.dtype)]
+
+
+def _fill_op_ref(op, dims, value):
+    try:
+        shape = _fill_dims(dims)
+    except ShapeError as exc:
+        raise InvalidArgumentError(str(exc)) from None
+    return np.full(shape, value, value.dtype)
+
+
+# Fill(dims, value): an array of shape `dims` (a 1-d integer tensor) filled with the
+# scalar `value`.
+defprim("Fill", _fill_op_infer, lambda op, g: [None, F.reduce_sum(g)], _fill_op_ref, "shape")
 
 
 # --- device copies ---------------------------------------------------------------------

@@ -103,10 +103,42 @@ class Program:
 # --- lowering --------------------------------------------------------------------------
 
 class _ProxyTensor:
-    __slots__ = ("shape", "dtype", "name")
+    """A shape rule's view of an input: concrete shape, dtype, and ``value`` when the
+    lowering could fold it (``flowgraph.ops.static_value`` reads it)."""
 
-    def __init__(self, shape, dtype, name):
-        self.shape, self.dtype, self.name = shape, dtype, name
+    __slots__ = ("shape", "dtype", "name", "value")
+
+    def __init__(self, shape, dtype, name, value=None):
+        self.shape, self.dtype, self.name, self.value = shape, dtype, name, value
+
+
+# Ops whose value depends only on their inputs' shapes: once the feed shapes are fixed
+# their values are known, and so are those of small pure ops of known values. Shape
+# rules that need a value (Range's limit, Fill's dims) read these during lowering.
+SHAPE_ONLY = frozenset({"Size", "Shape", "ZerosLike", "OnesLike"})
+KNOWN_VALUE_LIMIT = 1 << 10   # largest value (elements) lowering keeps for shape rules
+
+
+def _known_value(node, inputs, known):
+    """The value of ``node`` if it can be computed now, else ``None``."""
+    if node.type == "Const":
+        return node.attrs["value"]
+    if node.type in ("Size", "Shape"):
+        args = [np.broadcast_to(np.zeros((), d), s) for s, d in
+                ((v[0].shapes[v[1]], v[0].dtypes[v[1]]) for v in inputs)]
+    elif inputs and all(v in known for v in inputs) and node.kind in PURE_KINDS \
+            and not node.controls:
+        args = [known[v] for v in inputs]
+    else:
+        return None
+    if any(math.prod(s) > KNOWN_VALUE_LIMIT for s in node.shapes):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            out = get_primitive(node.type).ref(node, *args)
+    except Exception:
+        return None
+    return out if len(node.shapes) == 1 and not isinstance(out, tuple) else None
 
 
 class _ProxyOp:
@@ -136,6 +168,7 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
         ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(fed))
     value = {}     # Tensor -> (Node, index)
     made = {}      # Operation -> Node
+    known = {}     # (Node, index) -> value known before the run (see _known_value)
     nodes = []
     for t, shape in fed.items():
         node = Node("Feed", [], {}, t.op, [tuple(shape)], [t.dtype], order=-1)
@@ -149,7 +182,8 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
         if primitive.kind not in KNOWN_KINDS:
             raise NotCompilable(f"{op.name}: primitive kind {primitive.kind!r}")
         inputs = [value[t] for t in op.inputs]
-        proxy = _ProxyOp(op, [_ProxyTensor(n.shapes[i], n.dtypes[i], t.name)
+        proxy = _ProxyOp(op, [_ProxyTensor(n.shapes[i], n.dtypes[i], t.name,
+                                           known.get((n, i)))
                               for (n, i), t in zip(inputs, op.inputs)])
         try:
             specs = primitive.infer(proxy)
@@ -162,6 +196,13 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
                     [made[c] for c in op.control_inputs if c in made], op._id)
         made[op] = node
         nodes.append(node)
+        # (integer values only: shapes, sizes and their arithmetic; float math is left
+        # to fold_constants, which keeps lowering cheap on large training graphs)
+        if len(shapes) == 1 and node.dtypes[0].kind in "iu" and (
+                op.type in ("Const", "Size", "Shape") or any(v in known for v in inputs)):
+            folded = _known_value(node, inputs, known)
+            if folded is not None:
+                known[(node, 0)] = np.asarray(folded)
         for i, t in enumerate(op.outputs):
             if t not in fed:
                 value[t] = (node, i)
@@ -242,15 +283,15 @@ def prune(prog):
 
 def fold_constants(prog):
     """Evaluate pure ops of constant inputs at compile time (small results only); also
-    ops that depend only on shapes (``Size``, ``ZerosLike``, ``OnesLike``), which are
-    constants once feed shapes are fixed.
+    ops that depend only on shapes (:data:`SHAPE_ONLY`: ``Size``, ``Shape``,
+    ``ZerosLike``, ``OnesLike``), which are constants once feed shapes are fixed.
     """
     def visit(n):
         if not _is_pure(n):
             return None
         if any(math.prod(s) > FOLD_LIMIT for s in n.shapes):
             return None
-        if n.type in ("Size", "ZerosLike", "OnesLike"):
+        if n.type in SHAPE_ONLY:
             # Only the shapes matter: zero-stride stand-ins cost no memory.
             args = [np.broadcast_to(np.zeros((), v[0].dtypes[v[1]]), v[0].shapes[v[1]])
                     for v in n.inputs]

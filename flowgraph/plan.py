@@ -58,7 +58,13 @@ def schedule(prog):
             preds[u].add(unit_of[v[0]])
         for c in n.controls:
             preds[u].add(unit_of[c])
-        if n.kind == "state":
+        # Assignments (and reads of the latest value) keep their program order. A plain
+        # Variable read sees the value from the start of the run whatever runs before
+        # it, so it is left out of that chain: chained, a read created between two
+        # assignments (an optimizer's slot made while building the updates) could
+        # close a cycle through a fused region that feeds the first assignment and
+        # reads the variable.
+        if n.kind == "state" and n.type != "Variable":
             if last_state is not None:
                 preds[u].add(unit_of[last_state])
             last_state = n

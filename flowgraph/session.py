@@ -14,6 +14,7 @@ the compiled plan (:mod:`flowgraph.compiler`) otherwise — and reuses it, so re
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -75,12 +76,36 @@ class Session:
         for hook in self.graph.get_collection("session_start_hooks"):
             hook(self)
 
-    # --- context manager ------------------------------------------------------------
+    # --- context manager and the default session -----------------------------------
     def __enter__(self):
+        # TF1: `with Session() as sess:` makes it the default session (for
+        # tensor.eval() and op.run()) and its graph the default graph.
+        self._entered = getattr(self, "_entered", [])
+        scope = _default_session_scope(self)
+        graph_scope = self.graph.as_default()
+        scope.__enter__()
+        graph_scope.__enter__()
+        self._entered.append((scope, graph_scope))
         return self
 
     def __exit__(self, *exc):
+        scope, graph_scope = self._entered.pop()
+        graph_scope.__exit__(*exc)
+        scope.__exit__(*exc)
         self.close()
+
+    def as_default(self):
+        """A context manager making this the default session (``tensor.eval()``,
+        ``op.run()``, ``fg.get_default_session()``); it does not close the session.
+
+        >>> import flowgraph as fg
+        >>> with fg.Graph().as_default():
+        ...     sess = fg.Session()
+        ...     with sess.as_default():
+        ...         float((fg.constant(2.0) * 3.0).eval())
+        6.0
+        """
+        return _default_session_scope(self)
 
     def close(self):
         """Release the session's state; later ``run`` calls raise."""
@@ -359,6 +384,80 @@ class Session:
         arr.setflags(write=False)
         with self._lock:
             self._values = {**self._values, var: arr}
+
+
+class _DefaultSessionStack(threading.local):
+    def __init__(self):
+        self.stack = []
+
+
+_default_sessions = _DefaultSessionStack()
+
+
+@contextlib.contextmanager
+def _default_session_scope(session):
+    _default_sessions.stack.append(session)
+    try:
+        yield session
+    finally:
+        # (removed by identity: an InteractiveSession closed inside the block is gone)
+        for i in range(len(_default_sessions.stack) - 1, -1, -1):
+            if _default_sessions.stack[i] is session:
+                del _default_sessions.stack[i]
+                break
+
+
+def get_default_session():
+    """The innermost session of a ``with sess.as_default():`` or ``with fg.Session()
+    as sess:`` block in this thread (or an open ``InteractiveSession``), else ``None``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     with fg.Session() as sess:
+    ...         fg.get_default_session() is sess
+    True
+    """
+    stack = _default_sessions.stack
+    return stack[-1] if stack else None
+
+
+class InteractiveSession(Session):
+    """A session that makes itself the default session (and its graph the default
+    graph) from creation until ``close()``, for shells and notebooks (TF1).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     sess = fg.InteractiveSession()
+    ...     float(fg.constant(5.0).eval())
+    ...     sess.close()
+    5.0
+    """
+
+    def __init__(self, graph=None, config=None):
+        super().__init__(graph, config)
+        self._default_scope = _default_session_scope(self)
+        self._default_scope.__enter__()
+
+    def close(self):
+        scope, self._default_scope = getattr(self, "_default_scope", None), None
+        if scope is not None:
+            scope.__exit__(None, None, None)
+        super().close()
+
+
+def run_in_default_session(fetches, feed_dict, session, what):
+    """``session.run(fetches, feed_dict)``, the default session when ``session`` is
+    None: ``Tensor.eval``, ``Operation.run`` and ``Variable.eval``."""
+    session = session or get_default_session()
+    if session is None:
+        raise ValueError(f"Cannot {what}: no default session is registered. Use `with "
+                         f"sess.as_default():` (or `with fg.Session() as sess:`) or pass "
+                         f"an explicit session (session=sess)")
+    graph = fetches.graph
+    if session.graph is not graph:
+        raise ValueError(f"Cannot {what}: the session's graph is not the graph of "
+                         f"{fetches.name!r}")
+    return session.run(fetches, feed_dict)
 
 
 def _to_user(value):

@@ -106,6 +106,12 @@ class Variable:
         """An operation that subtracts ``value`` from the variable."""
         return self._assign("AssignSub", value, name)
 
+    def eval(self, session=None):
+        """The variable's value in ``session`` or the default session (TF1)."""
+        from .session import run_in_default_session
+        return run_in_default_session(self._tensor, None, session,
+                                      f"evaluate variable {self._op.name!r} using `eval()`")
+
     @property
     def initializer(self):
         """An operation resetting this variable to its initial value."""
@@ -120,6 +126,41 @@ class Variable:
 
 
 api.install_operators(Variable)
+
+
+# --- TF1's functional spellings: tf.assign(ref, value), ... -----------------------------
+
+def _check_ref(fn_name, ref):
+    if not isinstance(ref, Variable):
+        raise TypeError(f"{fn_name}: expected an fg.Variable as ref, found "
+                        f"{type(ref).__name__}: {ref!r:.60}")
+
+
+def assign(ref, value, validate_shape=None, use_locking=None, name=None):
+    """``ref.assign(value)`` as TF1's ``tf.assign``: returns the new value (a tensor
+    whose evaluation performs the assignment; use it as a training op or fetch it).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     v = fg.Variable(1.0)
+    ...     with fg.Session() as sess:
+    ...         float(sess.run(fg.assign(v, 4.0))), float(sess.run(v))
+    (4.0, 4.0)
+    """
+    _check_ref("assign", ref)
+    return ref.assign(value, name=name).outputs[0]
+
+
+def assign_add(ref, value, use_locking=None, name=None):
+    """``ref.assign_add(value)`` as TF1's ``tf.assign_add`` (returns the new value)."""
+    _check_ref("assign_add", ref)
+    return ref.assign_add(value, name=name).outputs[0]
+
+
+def assign_sub(ref, value, use_locking=None, name=None):
+    """``ref.assign_sub(value)`` as TF1's ``tf.assign_sub`` (returns the new value)."""
+    _check_ref("assign_sub", ref)
+    return ref.assign_sub(value, name=name).outputs[0]
 
 
 def global_variables(graph=None):
@@ -147,5 +188,6 @@ def global_variables_initializer():
     return variables_initializer(global_variables())
 
 
-__all__ = ["Variable", "global_variables", "trainable_variables", "variables_initializer",
+__all__ = ["Variable", "assign", "assign_add", "assign_sub", "global_variables",
+           "trainable_variables", "variables_initializer",
            "global_variables_initializer", "control_dependencies"]

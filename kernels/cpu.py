@@ -59,6 +59,7 @@ def _reduce(fn):
 
 register("ReduceSum", "cpu")(_reduce(np.sum))
 register("ReduceMax", "cpu")(_reduce(np.max))
+register("ReduceProd", "cpu")(_reduce(np.prod))
 
 
 @register("Concat", "cpu")

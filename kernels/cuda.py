@@ -360,8 +360,9 @@ def _split_like(op, ctx, g, *likes):
 # --- reductions ------------------------------------------------------------------------
 
 def reduce(ctx, kind, x, axes, keepdims):
-    """Sum (``kind="sum"``) or maximum of ``x`` over ``axes``: a thread per output when
-    outputs are many, else a block per output reducing in shared memory."""
+    """Sum (``kind="sum"``), product (``"prod"``) or maximum (``"max"``) of ``x`` over
+    ``axes``: a thread per output when outputs are many, else a block per output
+    reducing in shared memory."""
     shape = tuple(x.shape)
     axes = tuple(sorted(axes))
     if kind == "max" and any(shape[a] == 0 for a in axes):
@@ -372,18 +373,18 @@ def reduce(ctx, kind, x, axes, keepdims):
     out_shape = (tuple(1 if i in axes else d for i, d in enumerate(shape)) if keepdims
                  else keep_shape)
     n_out = _size(keep_shape)
-    if kind == "sum" and (x.size == 0 or not axes):
+    if kind in ("sum", "prod") and (x.size == 0 or not axes):
         if not axes:
             return view_of(x, out_shape)
-        return filled(ctx, out_shape, x.dtype, 0)
+        return filled(ctx, out_shape, x.dtype, 0 if kind == "sum" else 1)
     out = rt.empty(out_shape, x.dtype, ctx.stream)
     if n_out == 0:
         return out
     n_red = _size([shape[a] for a in axes])
     args = (n_out, n_red, _kshape(keep_shape), _kstrides([st[i] for i in keep]),
             _kshape([shape[a] for a in axes]), _kstrides([st[a] for a in axes]))
-    if kind == "sum":
-        init = x.dtype.type(0)
+    if kind in ("sum", "prod"):
+        init = x.dtype.type(0 if kind == "sum" else 1)
     elif x.dtype.kind == "f":
         init = x.dtype.type(-np.inf)
     else:
@@ -391,11 +392,12 @@ def reduce(ctx, kind, x, axes, keepdims):
         init = x.dtype.type(init)
     if n_out >= n_red:
         blocks, threads = rt.launch_config(n_out)
-        kernel = _kernel("reduce_rows", is_sum=kind == "sum")
+        kernel = _kernel("reduce_rows", is_sum=kind == "sum", is_prod=kind == "prod")
         kernel[blocks, threads, ctx.stream](*args, flat(x), flat(out), init)
     else:
         threads = rt.reduce_threads()
-        kernel = _kernel("reduce", dtype=x.dtype.name, threads=threads, is_sum=kind == "sum")
+        kernel = _kernel("reduce", dtype=x.dtype.name, threads=threads, is_sum=kind == "sum",
+                         is_prod=kind == "prod")
         kernel[rt.reduce_blocks(n_out), threads, ctx.stream](*args, flat(x), flat(out), init)
     return out
 
@@ -410,6 +412,35 @@ def _reduce_sum(op, ctx, x):
 def _reduce_max(op, ctx, x):
     return (reduce(ctx, "max", x, S.normalize_axes(op.attrs["axis"], x.ndim),
                    op.attrs["keepdims"]),)
+
+
+@register("ReduceProd", "gpu")
+def _reduce_prod(op, ctx, x):
+    return (reduce(ctx, "prod", x, S.normalize_axes(op.attrs["axis"], x.ndim),
+                   op.attrs["keepdims"]),)
+
+
+def _arg_reduce(better):
+    def kernel_fn(op, ctx, x):
+        shape = tuple(x.shape)
+        axis = S.normalize_axis(op.attrs["axis"], len(shape))
+        n = shape[axis]
+        if n == 0:
+            raise InvalidArgumentError(f"{op.type} over an empty axis {axis} (input shape "
+                                       f"{shape})")
+        out_shape = shape[:axis] + shape[axis + 1:]
+        out = rt.empty(out_shape, op.attrs["output_type"], ctx.stream)
+        n_out = _size(out_shape)
+        if n_out:
+            blocks, threads = rt.launch_config(n_out)
+            _kernel("arg_reduce", better=better)[blocks, threads, ctx.stream](
+                n_out, n, _size(shape[axis + 1:]), flat(x), flat(out))
+        return (out,)
+    return kernel_fn
+
+
+register("ArgMax", "gpu")(_arg_reduce(">"))
+register("ArgMin", "gpu")(_arg_reduce("<"))
 
 
 @register("SumLike", "gpu")
@@ -429,6 +460,42 @@ def _size_op(op, ctx, x):
     axes = S.normalize_axes(op.attrs["axis"], x.ndim)
     count = int(np.prod([tuple(x.shape)[a] for a in axes]))
     return (rt.to_device(np.asarray(count, op.attrs["dtype"]), ctx.stream),)
+
+
+@register("Shape", "gpu")
+def _shape_op(op, ctx, x):
+    # Only the input's shape is read: made on the host and uploaded, like Size.
+    return (rt.to_device(np.asarray(tuple(x.shape), op.attrs["out_type"]), ctx.stream),)
+
+
+def _host_values(ctx, *arrays):
+    """Device arrays copied to the host (waits for the stream): for the few ops whose
+    output *shape* is an input's value (Range, Fill), which the host must know to
+    allocate the output. Tiny copies; the compiler folds them when values are known."""
+    values = [a.copy_to_host(stream=ctx.stream) for a in arrays]
+    ctx.stream.synchronize()
+    return values
+
+
+@register("Range", "gpu")
+def _range_op(op, ctx, start, limit, delta):
+    # Host fallback (documented): the length depends on the values; the numbers are
+    # made on the host from the three scalars and uploaded.
+    from flowgraph.ops import get_primitive
+    values = _host_values(ctx, start, limit, delta)
+    return (rt.to_device(np.ascontiguousarray(get_primitive("Range").ref(op, *values)),
+                         ctx.stream),)
+
+
+@register("Fill", "gpu")
+def _fill_op(op, ctx, dims, value):
+    # The shape comes to the host; the value stays on the device and is broadcast.
+    (host_dims,) = _host_values(ctx, dims)
+    if host_dims.ndim != 1 or (host_dims.size and host_dims.min() < 0):
+        raise InvalidArgumentError(f"expected a 1-d list of sizes >= 0, found "
+                                   f"{host_dims.tolist()}")
+    out_shape = tuple(int(d) for d in host_dims)
+    return (materialize(ctx, value, (0,) * len(out_shape), out_shape, value.dtype),)
 
 
 # --- matmul ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from .cuda_templates import render_kernel
 
 CC = (8, 0)
 _COMPARISONS = {"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual"}
-_BINARY = {"Add", "Sub", "Mul", "Div", "Maximum", "Minimum"} | _COMPARISONS
+_BINARY = {"Add", "Sub", "Mul", "Div", "Maximum", "Minimum", "Pow"} | _COMPARISONS
 _FLOAT_ONLY = {"Exp", "Log", "Tanh", "Sigmoid", "Sqrt"}
 
 
@@ -81,15 +81,21 @@ def _cases():
         yield (f"fill {dtype}", render_kernel("fill"), "fill",
                (T.int64, arr(dtype), scalar_of(dtype)))
     for dtype in ("float32", "float64", "int32", "int64"):
-        for is_sum in (True, False):
-            yield (f"reduce sum={is_sum} {dtype}",
-                   render_kernel("reduce", dtype=dtype, threads=128, is_sum=is_sum), "reduce",
+        for is_sum, is_prod in ((True, False), (False, True), (False, False)):
+            yield (f"reduce sum={is_sum} prod={is_prod} {dtype}",
+                   render_kernel("reduce", dtype=dtype, threads=128, is_sum=is_sum,
+                                 is_prod=is_prod), "reduce",
                    (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
                     scalar_of(dtype)))
-            yield (f"reduce_rows sum={is_sum} {dtype}",
-                   render_kernel("reduce_rows", is_sum=is_sum), "reduce_rows",
+            yield (f"reduce_rows sum={is_sum} prod={is_prod} {dtype}",
+                   render_kernel("reduce_rows", is_sum=is_sum, is_prod=is_prod), "reduce_rows",
                    (T.int64, T.int64, tup(2), tup(2), tup(1), tup(1), arr(dtype), arr(dtype),
                     scalar_of(dtype)))
+        for better in ("<", ">"):
+            for itype in ("int32", "int64"):
+                yield (f"arg_reduce {better} {dtype}->{itype}",
+                       render_kernel("arg_reduce", better=better), "arg_reduce",
+                       (T.int64, T.int64, T.int64, arr(dtype), arr(itype)))
         yield (f"matmul {dtype}",
                render_kernel("matmul", threads=16, regs=4, bk=16, dtype=dtype), "matmul",
                (arr(dtype), arr(dtype), arr(dtype), T.int64, T.int64, T.int64, T.boolean,

@@ -33,6 +33,7 @@ def fill(n, out, value):
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
         out[i] = value
 ''',
+    # Sums, products (is_prod) or maxima (neither).
     # One block per output element (grid-stride over outputs); the block's threads
     # split the reduced elements and combine them in shared memory.
     "reduce": '''
@@ -60,6 +61,8 @@ def reduce(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, init):
             v = x[off]
             if {is_sum}:
                 acc += v
+            elif {is_prod}:
+                acc *= v
             elif v > acc or v != v:  # max, NaN wins as in NumPy
                 acc = v
         buf[tid] = acc
@@ -69,6 +72,8 @@ def reduce(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, init):
             if tid < s:
                 if {is_sum}:
                     buf[tid] += buf[tid + s]
+                elif {is_prod}:
+                    buf[tid] *= buf[tid + s]
                 elif buf[tid + s] > buf[tid] or buf[tid + s] != buf[tid + s]:
                     buf[tid] = buf[tid + s]
             cuda.syncthreads()
@@ -101,6 +106,8 @@ def reduce_rows(n_out, n_red, keep_shape, keep_st, red_shape, red_st, x, out, in
             v = x[off]
             if {is_sum}:
                 acc += v
+            elif {is_prod}:
+                acc *= v
             elif v > acc or v != v:  # max, NaN wins as in NumPy
                 acc = v
         out[o] = acc
@@ -201,6 +208,23 @@ def gather_grad(n, row, nrows, g, indices, out, err, code):
             err[0] = code
         else:
             cuda.atomic.add(out, k * row + i % row, g[i])
+''',
+    # ArgMax/ArgMin along one axis of x seen as [outer, n, inner]: a thread per output
+    # scans its n elements; the first best wins, and the first NaN (as in NumPy).
+    "arg_reduce": '''
+def arg_reduce(n_out, n, inner, x, out):
+    for o in range(cuda.grid(1), n_out, cuda.gridsize(1)):
+        base = (o // inner) * n * inner + o % inner
+        best = x[base]
+        bi = 0
+        for j in range(1, n):
+            if best != best:
+                break
+            v = x[base + j * inner]
+            if v {better} best or v != v:
+                best = v
+                bi = j
+        out[o] = bi
 ''',
     "one_hot": '''
 def one_hot(n, depth, indices, out):

@@ -33,6 +33,7 @@ TEMPLATES = {
     "Sub": "({0} - {1})",
     "Mul": "({0} * {1})",
     "Div": "({0} / {1})",
+    "Pow": "({0} ** {1})",
     # NaN-propagating like np.maximum / np.minimum (Python's max would drop a NaN).
     "Maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
     "Minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})",

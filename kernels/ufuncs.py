@@ -70,7 +70,7 @@ UFUNCS = {
     "Identity": _copy, "StopGradient": _copy, "Copy": _copy, "BroadcastTo": _copy,
     "Cast": _copy, "PowScalar": _pow,
     "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
-    "Div": _binary(np.true_divide), "Maximum": _binary(np.maximum),
+    "Div": _binary(np.true_divide), "Pow": _binary(np.power), "Maximum": _binary(np.maximum),
     "Minimum": _binary(np.minimum), "Less": _binary(np.less),
     "LessEqual": _binary(np.less_equal), "Greater": _binary(np.greater),
     "GreaterEqual": _binary(np.greater_equal), "Equal": _binary(np.equal),

@@ -13,6 +13,9 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "kernels.sealed_cache", "flowgraph.philox", "flowgraph.random_ops",
            "flowgraph.initializers", "flowgraph.variable_scopes", "flowgraph.nn.dropouts",
            "kernels.philox_cpu"]
+# TF1's more ops, losses, optimizers and schedules (issue 14)
+MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optimizers",
+            "flowgraph.train.schedules"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -284,6 +284,42 @@ def test_explicit_copy_op_and_its_gradient():
     check(build)
 
 
+# --- TF1's "more ops" (issue 14) ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_arg_reductions_products_and_powers(dtype):
+    value = _arr((3, 4), dtype, 0.2, 1.5)
+    value[1, 2] = value[1, 0]                      # a tie: the first index wins
+    exponent = _arr((4,), dtype, -1.0, 2.0)
+
+    def build():
+        x = fg.placeholder(dtype, (3, 4))
+        e = fg.placeholder(dtype, (4,))
+        outs = [fg.argmax(x, 1), fg.argmin(x, 0, output_type=fg.int32),
+                fg.argmax(-x, -1), fg.reduce_prod(x, 1), fg.reduce_prod(x, keepdims=True),
+                fg.reduce_prod(x, [0, 1]), fg.pow(x, e)]
+        loss = fg.reduce_sum(fg.reduce_prod(x, 1)) + fg.reduce_sum(fg.pow(x, e))
+        return outs + fg.gradients(loss, [x, e]), {x: value, e: exponent}
+    check(build)
+
+
+def test_shapes_as_values_ranges_fills_and_composites():
+    value = _arr((3, 2))
+
+    def build():
+        x = fg.placeholder(fg.float32, (None, 2))
+        n = fg.placeholder(fg.int32, ())
+        lengths = fg.constant(np.array([2, 0, 1], np.int32))
+        outs = [fg.shape(x), fg.size(x), fg.range(n), fg.range(1, n, 2),
+                fg.fill(fg.shape(x), 3.5), fg.fill(fg.stack([n, 2]), 1),
+                fg.reverse(x, [0, 1]), fg.tile(x, [2, 1]), fg.sequence_mask(lengths, 3),
+                fg.reduce_min(x, 0), fg.reduce_any(x > 0.0, 1),
+                fg.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)]
+        loss = fg.reduce_sum(fg.tile(x, [2, 1]) * fg.tile(fg.reverse(x, [0, 1]), [2, 1]))
+        return outs + fg.gradients(loss, [x]), {x: value, n: 4}
+    check(build)
+
+
 # --- coverage ---------------------------------------------------------------------------
 
 # Ops the device plan evaluates itself rather than through a kernel: sources are

@@ -252,6 +252,37 @@ def _gather(data):
         {p: x, g: arr(data, idx.shape + x.shape[1:])}
 
 
+# --- TF1's "more ops" (issue 14) ---------------------------------------------------------
+
+@grad_case("ReduceProd")
+def _reduce_prod(data):
+    # Values on a grid that includes 0, so slices with one zero and with two zeros
+    # (where only the first / no element has a non-zero derivative) are drawn too.
+    grid = data.draw(fgst.arrays(np.int64, fgst.shapes(min_rank=1, max_side=3), -2, 2),
+                     label="grid")
+    x = grid * 0.5 + np.where(grid == 0, 0.0, 0.25)
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1)))
+    keepdims = data.draw(st.booleans())
+    p = ph(data, x)
+    return fg.reduce_prod(p, axis, keepdims) * 1.5, [p], {p: x}
+
+
+@grad_case("Pow")
+def _pow_tensor(data):
+    sa, sb = data.draw(fgst.broadcastable_shapes(max_side=3), label="shapes")
+    a, b = arr(data, sa, 0.3, 2.0), arr(data, sb, -1.5, 1.5)
+    pa, pb = ph(data, a), ph(data, b)
+    return fg.pow(pa, pb) * pa, [pa, pb], {pa: a, pb: b}
+
+
+@grad_case("Fill")
+def _fill(data):
+    x = arr(data)
+    p = ph(data, x)
+    v = fg.placeholder(F64, ())
+    return fg.fill(fg.shape(p), v * v) * p, [p, v], {p: x, v: 0.75}
+
+
 @grad_case("Copy")
 def _copy(data):
     return one_input(data, lambda p: api.copy_to(p * p, "/cpu:0") * p)

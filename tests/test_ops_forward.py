@@ -437,6 +437,75 @@ def _one_hot(data):
     close(run(fg.one_hot(p, depth, dtype=dtype), {p: idx}), want)
 
 
+# --- TF1's "more ops" (issue 14): arg reductions, products, powers, shapes, ranges, fills
+
+@case("ArgMax", "ArgMin")
+def _arg_reductions(data):
+    x = float_array(data, shape=fgst.shapes(min_rank=1))
+    if data.draw(st.booleans(), label="ties"):
+        x = np.round(x)          # ties: the first index wins, as in NumPy and TF
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    out_type = data.draw(st.sampled_from([fg.int32, fg.int64]))
+    p = feed_ph(data, x)
+    got = run([fg.argmax(p, axis, output_type=out_type), fg.argmin(p, axis, out_type)],
+              {p: x})
+    close(got[0], np.argmax(x, axis).astype(out_type))
+    close(got[1], np.argmin(x, axis).astype(out_type))
+    ints = data.draw(fgst.arrays(np.int32, x.shape, -3, 3))
+    close(run(fg.argmax(fg.constant(ints))), np.argmax(ints, 0).astype(np.int64))
+
+
+@case("ReduceProd")
+def _reduce_prod(data):
+    x = float_array(data, -1.5, 1.5)
+    axis = data.draw(st.one_of(st.none(), st.integers(-x.ndim, x.ndim - 1) if x.ndim
+                               else st.none()))
+    keepdims = data.draw(st.booleans())
+    p = feed_ph(data, x)
+    close(run(fg.reduce_prod(p, axis, keepdims), {p: x}),
+          np.prod(x, axis=axis, keepdims=keepdims).astype(x.dtype))
+    ints = data.draw(fgst.arrays(np.int64, x.shape, -3, 3))
+    close(run(fg.reduce_prod(fg.constant(ints), axis, keepdims)),
+          np.prod(ints, axis=axis, keepdims=keepdims))
+
+
+@case("Pow")
+def _pow_tensor(data):
+    sa, sb = data.draw(fgst.broadcastable_shapes(), label="shapes")
+    dtype = data.draw(floats)
+    a = data.draw(fgst.arrays(dtype, sa, 0.1, 3.0))
+    b = data.draw(fgst.arrays(dtype, sb, -2.0, 2.0))
+    pa, pb = feed_ph(data, a), feed_ph(data, b)
+    close(run(fg.pow(pa, pb), {pa: a, pb: b}), np.power(a, b))
+    # negative bases with integer-valued exponents, and integers
+    ia = data.draw(fgst.arrays(np.int32, sa, -3, 3))
+    ib = data.draw(fgst.arrays(np.int32, sb, 0, 3))
+    close(run(fg.pow(ia.astype(dtype), ib.astype(dtype))),
+          np.power(ia.astype(dtype), ib.astype(dtype)))
+    close(run(fg.pow(fg.constant(ia), fg.constant(ib))), np.power(ia, ib))
+
+
+@case("Shape", "Range", "Fill")
+def _shapes_as_values(data):
+    x = float_array(data)
+    p = feed_ph(data, x)
+    out_type = data.draw(st.sampled_from([fg.int32, fg.int64]))
+    close(run(fg.shape(p, out_type), {p: x}), np.array(x.shape, out_type))
+    # a range whose limit is the fed size (dynamic), and one of fed scalars
+    n = fg.placeholder(fg.int32, ())
+    start, limit, delta = data.draw(st.tuples(st.integers(-5, 5), st.integers(-5, 5),
+                                              st.sampled_from([-2, -1, 1, 3])))
+    close(run(fg.range(n, limit, delta), {n: start}),
+          np.arange(start, limit, delta, dtype=np.int32))
+    close(run(fg.range(fg.size(p)), {p: x}), np.arange(x.size, dtype=np.int32))
+    f = fg.placeholder(fg.float64, ())
+    close(run(fg.range(f, 2.5, 0.5), {f: -1.0}), np.arange(-1.0, 2.5, 0.5))
+    value = float(data.draw(st.floats(-3, 3)))
+    close(run(fg.fill(fg.shape(p), fg.constant(value, x.dtype)), {p: x}),
+          np.full(x.shape, value, x.dtype))
+    close(run(fg.fill([2, 0, 1], 4)), np.full((2, 0, 1), 4, np.int32))
+
+
 @case("Copy")
 def _copy(data):
     x = float_array(data)

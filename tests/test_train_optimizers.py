@@ -87,7 +87,7 @@ def test_adam_formula():
             np.testing.assert_allclose(got[k], p[k], rtol=1e-11)
     np.testing.assert_allclose(sess.variable_value(opt.get_slot(wv, "m")), m[0], rtol=1e-11)
     np.testing.assert_allclose(sess.variable_value(opt.get_slot(uv, "v")), v[1], rtol=1e-11)
-    assert all(not var.trainable for var in opt.variables)
+    assert all(not var.trainable for var in opt.variables())
     assert opt.get_slot(wv, "m").op.name == "w/Adam/m"
     assert opt.get_slot_names() == ["m", "v"]
 

@@ -4,10 +4,12 @@ from . import init
 from .cells import (BasicRNNCell, DeviceWrapper, GRUCell, LSTMCell, LSTMStateTuple,
                     MultiRNNCell, RNNCell)
 from .dropouts import DropoutWrapper, dropout
-from .layers import Dense, dense
+from .layers import Dense, dense, xw_plus_b
 from .losses import (embedding_lookup, log_softmax, softmax,
                      softmax_cross_entropy_with_logits,
                      sparse_softmax_cross_entropy_with_logits)
+# TF1's losses beyond cross-entropy (issue 14)
+from .losses import l2_loss, sequence_loss, sigmoid_cross_entropy_with_logits
 from .rnn import feed_state, flatten_state, state_placeholders, static_rnn
 from ..api import relu, sigmoid, tanh
 
@@ -15,4 +17,9 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "relu", "sigmoid",
            "tanh", "init", "Dense", "dense", "RNNCell", "BasicRNNCell", "LSTMCell", "GRUCell",
            "MultiRNNCell", "DeviceWrapper", "LSTMStateTuple", "static_rnn",
-           "state_placeholders", "flatten_state", "feed_state", "dropout", "DropoutWrapper"]
+           "state_placeholders", "flatten_state", "feed_state", "dropout", "DropoutWrapper",
+           # issue 14
+           "xw_plus_b", "l2_loss", "sequence_loss", "sigmoid_cross_entropy_with_logits",
+           "softmax_cross_entropy_with_logits_v2"]
+# TF1's name for the same loss (labels may carry gradients there; here they always do)
+softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits

@@ -78,4 +78,16 @@ def dense(inputs, units, activation=None, use_bias=True, name="dense", seed=None
     return Dense(units, activation, use_bias, name, seed)(inputs)
 
 
-__all__ = ["Dense", "dense"]
+def xw_plus_b(x, weights, biases, name=None):
+    """``x @ weights + biases`` (TF1's ``tf.nn.xw_plus_b``).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.nn.xw_plus_b([[1.0, 2.0]], [[1.0], [1.0]], [0.5])
+    ...     fg.Session().run(y)
+    array([[3.5]], dtype=float32)
+    """
+    return F.add(F.matmul(x, weights), biases, name=name)
+
+
+__all__ = ["Dense", "dense", "xw_plus_b"]

@@ -9,6 +9,8 @@ array([[0.5, 0.5]], dtype=float32)
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import api as F
 from .. import dtypes
 from ..errors import DTypeError, ShapeError
@@ -31,10 +33,29 @@ def log_softmax(logits, axis=-1, name=None):
                       name=name)
 
 
-def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, name=None):
-    """Per-example ``-sum(labels * log_softmax(logits))`` over the last axis."""
+def _named_arguments_only(fn_name, sentinel, labels, logits):
+    """TF1 refuses positional arguments for its losses: ``loss(pred, y)`` would read
+    the prediction as the labels and train silently towards a wrong answer."""
+    if sentinel is not None:
+        raise ValueError(f"Only call `{fn_name}` with named arguments (labels=..., "
+                         f"logits=..., ...)")
     if labels is None or logits is None:
-        raise TypeError("softmax_cross_entropy_with_logits needs labels= and logits=")
+        raise ValueError(f"{fn_name}: both labels= and logits= must be provided")
+
+
+def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, axis=-1,
+                                      name=None, dim=None):
+    """Per-example ``-sum(labels * log_softmax(logits))`` over the last axis. Named
+    arguments only (a positional call raises ``ValueError``, as in TF1).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.nn.softmax_cross_entropy_with_logits([[0.0, 1.0]], [[0.0, 0.0]])
+    Traceback (most recent call last):
+    ValueError: Only call `softmax_cross_entropy_with_logits` with named arguments (labels=..., logits=..., ...)
+    """
+    _named_arguments_only("softmax_cross_entropy_with_logits", _sentinel, labels, logits)
+    axis = axis if dim is None else dim
     logits = F.convert_to_tensor(logits)
     labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
         labels, F.Tensor) else labels
@@ -44,13 +65,15 @@ def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, name=No
     return F.negative(F.reduce_sum(labels * log_softmax(logits, axis), axis), name=name)
 
 
-def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None):
+def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None,
+                                             name=None):
     """Per-example ``logsumexp(logits) - logits[label]``; ``labels`` are class indices.
 
     A label outside ``[0, classes)`` raises ``fg.errors.InvalidArgumentError`` at run
     time naming the check (``.../labels_in_range``), for the loss and its gradient, as
     TF1 does. A ``-inf`` logit on a class other than the label gives the finite loss
-    and gradient (the label's logit is picked, never ``0 * -inf``).
+    and gradient (the label's logit is picked, never ``0 * -inf``). Named arguments
+    only (a positional call raises ``ValueError``, as in TF1).
 
     >>> import flowgraph as fg, numpy as np
     >>> with fg.Graph().as_default():
@@ -59,8 +82,8 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
     ...     fg.Session().run(loss)
     array([0.], dtype=float32)
     """
-    if labels is None or logits is None:
-        raise TypeError("sparse_softmax_cross_entropy_with_logits needs labels= and logits=")
+    _named_arguments_only("sparse_softmax_cross_entropy_with_logits", _sentinel, labels,
+                          logits)
     logits = F.convert_to_tensor(logits)
     labels = F.convert_to_tensor(labels)
     if not dtypes.is_integer(labels.dtype):
@@ -83,6 +106,141 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
     return F.subtract(log_sum, picked, name=name)
 
 
-def embedding_lookup(params, ids, name=None):
-    """Rows of ``params`` for integer ``ids`` (a gather along axis 0)."""
-    return F.gather(params, ids, name=name)
+def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_indices=True,
+                     max_norm=None):
+    """Rows of ``params`` for integer ``ids`` (a gather along axis 0).
+
+    ``params`` may be a list of shards of one table (TF1): with ``"mod"`` (the
+    default) row ``i`` is row ``i // n`` of shard ``i % n``; with ``"div"`` the shards
+    hold consecutive blocks of rows (the first ``rows % n`` one row more). The shards
+    are joined and ``ids`` remapped, so the gradient reaches every shard.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     shards = [fg.constant([[0.0], [2.0]]), fg.constant([[1.0]])]   # rows 0, 2 | 1
+    ...     fg.Session().run(fg.nn.embedding_lookup(shards, [2, 1, 0]))
+    array([[2.],
+           [1.],
+           [0.]], dtype=float32)
+    """
+    if max_norm is not None:
+        raise NotImplementedError("embedding_lookup: max_norm is not supported")
+    if not isinstance(params, (list, tuple)):
+        return F.gather(params, ids, name=name)
+    shards = [F.convert_to_tensor(p) for p in params]
+    if not shards:
+        raise ValueError("embedding_lookup: expected at least one shard of params")
+    if len(shards) == 1:
+        return F.gather(shards[0], ids, name=name)
+    dtype = shards[0].dtype
+    for p in shards:
+        if p.dtype != dtype:
+            raise DTypeError(f"embedding_lookup: expected shards of one dtype, found "
+                             f"{', '.join(f'{q.name}: {q.dtype.name}' for q in shards)}")
+    table = F.concat(shards, 0)
+    ids = F.convert_to_tensor(ids)
+    if not dtypes.is_integer(ids.dtype):
+        raise DTypeError(f"embedding_lookup: expected integer ids, found {ids.dtype.name}")
+    if partition_strategy == "div":
+        return F.gather(table, ids, name=name)       # the shards in order are the table
+    if partition_strategy != "mod":
+        raise ValueError(f"embedding_lookup: expected partition_strategy 'mod' or 'div', "
+                         f"found {partition_strategy!r}")
+    n = len(shards)
+    for p in shards:
+        if p.shape is None or p.shape[0] is None:
+            raise ShapeError(f"embedding_lookup: expected 'mod' shards with a known number "
+                             f"of rows, found {p.name} of shape {p.shape}")
+    sizes = [p.shape[0] for p in shards]
+    expected = [(sum(sizes) + n - 1 - k) // n for k in range(n)]
+    if sizes != expected:
+        raise ShapeError(f"embedding_lookup: expected 'mod' shards of {expected} rows for "
+                         f"a table of {sum(sizes)}, found {sizes}")
+    offsets = F.constant(np.cumsum([0] + sizes[:-1]).astype(ids.dtype))
+    # ids // n and ids % n with exact integer results for ids >= 0 (true division,
+    # truncated); a negative id gives a negative shard index, which gather rejects.
+    quotient = F.cast(F.divide(ids, n), ids.dtype)
+    shard = ids - quotient * n
+    return F.gather(table, F.gather(offsets, shard) + quotient, name=name)
+
+
+def sigmoid_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, name=None):
+    """Per-element ``-labels*log(sigmoid(x)) - (1-labels)*log(1-sigmoid(x))`` in TF1's
+    overflow-free form ``max(x, 0) - x*labels + log(1 + exp(-|x|))``. Named arguments
+    only, as TF1.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     loss = fg.nn.sigmoid_cross_entropy_with_logits(labels=[1.0, 0.0],
+    ...                                                    logits=[100.0, -100.0])
+    ...     fg.Session().run(loss)
+    array([0., 0.], dtype=float32)
+    """
+    _named_arguments_only("sigmoid_cross_entropy_with_logits", _sentinel, labels, logits)
+    logits = F.convert_to_tensor(logits)
+    labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
+        labels, F.Tensor) else labels
+    if labels.dtype != logits.dtype:
+        raise DTypeError(f"sigmoid_cross_entropy_with_logits: expected labels of the "
+                         f"logits' dtype {logits.dtype.name}, found {labels.dtype.name}")
+    return F.add(F.relu(logits) - logits * labels, F.log(1.0 + F.exp(-F.abs(logits))),
+                 name=name)
+
+
+def l2_loss(t, name=None):
+    """``sum(t ** 2) / 2`` (TF1's weight-decay term).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     float(fg.Session().run(fg.nn.l2_loss([3.0, 4.0])))
+    12.5
+    """
+    t = F.convert_to_tensor(t)
+    return F.multiply(F.reduce_sum(F.square(t)), 0.5, name=name)
+
+
+def sequence_loss(logits, targets, weights, average_across_timesteps=True,
+                  average_across_batch=True, softmax_loss_function=None, name=None):
+    """Weighted cross-entropy of ``logits [batch, time, classes]`` against integer
+    ``targets [batch, time]`` with ``weights [batch, time]``, exactly as
+    ``tf.contrib.seq2seq.sequence_loss``: summed losses divided by the summed weights
+    (+1e-12) over the averaged axes; a scalar when both averages are on, ``[time]`` or
+    ``[batch]`` when one is off, ``[batch, time]`` when both are.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     logits = fg.zeros((1, 2, 4))                    # uniform over 4 classes
+    ...     loss = fg.nn.sequence_loss(logits, [[0, 3]], fg.ones((1, 2)))
+    ...     round(float(fg.Session().run(loss)), 6)         # log(4)
+    1.386294
+    """
+    logits = F.convert_to_tensor(logits)
+    targets = F.convert_to_tensor(targets)
+    weights = F.convert_to_tensor(weights, dtype=logits.dtype) if not isinstance(
+        weights, F.Tensor) and not hasattr(weights, "_as_tensor") else \
+        F.convert_to_tensor(weights)
+    if logits.shape is None or len(logits.shape) != 3 or logits.shape[-1] is None:
+        raise ShapeError(f"sequence_loss: expected logits [batch, time, classes] with a "
+                         f"known number of classes, found shape {logits.shape}")
+    if targets.shape is not None and len(targets.shape) != 2:
+        raise ShapeError(f"sequence_loss: expected targets [batch, time], found shape "
+                         f"{targets.shape}")
+    if weights.shape is not None and len(weights.shape) != 2:
+        raise ShapeError(f"sequence_loss: expected weights [batch, time], found shape "
+                         f"{weights.shape}")
+    flat_logits = F.reshape(logits, [-1, logits.shape[-1]])
+    flat_targets = F.reshape(targets, [-1])
+    if softmax_loss_function is None:
+        crossent = sparse_softmax_cross_entropy_with_logits(labels=flat_targets,
+                                                            logits=flat_logits)
+    else:
+        crossent = softmax_loss_function(labels=flat_targets, logits=flat_logits)
+    crossent = crossent * F.reshape(weights, [-1])
+    if average_across_timesteps and average_across_batch:
+        return F.divide(F.reduce_sum(crossent), F.reduce_sum(weights) + 1e-12, name=name)
+    crossent = F.reshape_like(crossent, weights)
+    if average_across_timesteps:
+        return F.divide(F.reduce_sum(crossent, 1), F.reduce_sum(weights, 1) + 1e-12, name=name)
+    if average_across_batch:
+        return F.divide(F.reduce_sum(crossent, 0), F.reduce_sum(weights, 0) + 1e-12, name=name)
+    return F.identity(crossent, name=name) if name else crossent

@@ -1,11 +1,15 @@
-"""Optimizers: gradient descent, momentum and Adam, as TF1 ``tf.train`` optimizers.
+"""Optimizers: gradient descent, momentum, Adagrad, RMSProp and Adam, as TF1
+``tf.train`` optimizers (TF1's update formulas).
 
 An update is a graph op built from tensors: each new value is computed from the values
 the variables had at the start of the run (API.md's ordering rule), then assigned. So
 ``sess.run([loss, train_op])`` returns the loss before the step, and Adam's parameter
 update uses the new moments ``m_new``, ``v_new`` of the same step. Slot variables
 (momenta, moments, step counts) are ordinary non-trainable ``fg.Variable``s, saved by
-``Saver`` like any other.
+``Saver`` like any other. One optimizer applied more than once (two
+``apply_gradients`` calls, say for two losses) shares its slots and its step counters,
+as in TF1. Learning rates (and Momentum's ``momentum``) may be tensors, e.g. a
+placeholder or a schedule of ``fg.train.get_or_create_global_step()``.
 
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
@@ -41,7 +45,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.name = name or type(self).name
         self._slots = {}  # (var, slot name) -> Variable
-        self._non_slot = []  # variables not tied to one parameter (Adam's beta powers)
+        self._non_slot = {}  # (graph, name) -> variables not tied to one parameter
 
     # --- the TF1 surface ----------------------------------------------------------------
     def compute_gradients(self, loss, var_list=None):
@@ -92,32 +96,30 @@ class Optimizer:
     def get_slot_names(self):
         return sorted({name for _, name in self._slots})
 
-    @property
     def variables(self):
-        """The optimizer's own (non-trainable) variables."""
-        return list(self._slots.values()) + list(self._non_slot)
+        """The optimizer's own (non-trainable) variables: slots and step counters (a
+        method, as in TF1)."""
+        return list(self._slots.values()) + list(self._non_slot.values())
 
     def _slot(self, var, slot_name, initial=None):
         key = (var, slot_name)
         if key not in self._slots:
             value = np.zeros(var.shape, var.dtype) if initial is None else initial
-            scopes = _scopes()
-            saved, scopes.names = scopes.names, []  # named after the variable, e.g. w/Adam/m
-            try:
-                with _no_control_dependencies():  # state, not part of any step's ordering
-                    self._slots[key] = Variable(
-                        value, name=f"{_var_base_name(var)}/{self.name}/{slot_name}",
-                        trainable=False)
-            finally:
-                scopes.names = saved
+            self._slots[key] = _state_variable(
+                value, f"{_var_base_name(var)}/{self.name}/{slot_name}")  # e.g. w/Adam/m
         return self._slots[key]
 
+    def _non_slot_variable(self, graph, name, initial):
+        """A variable of the whole optimizer (Adam's beta powers), created once per
+        graph and shared by every ``apply_gradients`` of this optimizer."""
+        key = (graph, name)
+        if key not in self._non_slot:
+            with graph.as_default():
+                self._non_slot[key] = _state_variable(initial, f"{self.name}/{name}")
+        return self._non_slot[key]
+
     def _lr(self, dtype):
-        lr = self.learning_rate
-        if hasattr(lr, "_as_tensor") or isinstance(lr, Tensor):
-            lr = F.convert_to_tensor(lr)
-            return lr if lr.dtype == dtype else F.cast(lr, dtype)
-        return F.constant(np.asarray(lr, dtype))
+        return _hyper(self.learning_rate, dtype)
 
     # --- per-optimizer rules --------------------------------------------------------------
     def _prepare(self, pairs):
@@ -126,6 +128,26 @@ class Optimizer:
 
     def _apply_dense(self, grad, var):
         raise NotImplementedError
+
+
+def _state_variable(value, name):
+    """A non-trainable variable named ``name`` at the graph's root, outside any control
+    dependencies (state, not part of any step's ordering)."""
+    scopes = _scopes()
+    saved, scopes.names = scopes.names, []
+    try:
+        with _no_control_dependencies():
+            return Variable(value, name=name, trainable=False)
+    finally:
+        scopes.names = saved
+
+
+def _hyper(value, dtype):
+    """A hyperparameter (a number, a tensor or a variable) as a tensor of ``dtype``."""
+    if hasattr(value, "_as_tensor") or isinstance(value, Tensor):
+        value = F.convert_to_tensor(value)
+        return value if value.dtype == dtype else F.cast(value, dtype)
+    return F.constant(np.asarray(value, dtype))
 
 
 class GradientDescentOptimizer(Optimizer):
@@ -147,14 +169,76 @@ class MomentumOptimizer(Optimizer):
     def __init__(self, learning_rate, momentum, use_locking=False, name=None,
                  use_nesterov=False):
         super().__init__(learning_rate, use_locking, name)
-        self.momentum = float(momentum)
+        # a number, or a tensor (a placeholder, a schedule), as TF1 accepts
+        self.momentum = momentum if hasattr(momentum, "_as_tensor") or isinstance(
+            momentum, Tensor) else float(momentum)
         self.use_nesterov = bool(use_nesterov)
 
     def _apply_dense(self, grad, var):
         accum = self._slot(var, "momentum")
-        new_accum = self.momentum * accum.value() + grad
-        step = grad + self.momentum * new_accum if self.use_nesterov else new_accum
+        momentum = _hyper(self.momentum, var.dtype)
+        new_accum = momentum * accum.value() + grad
+        step = grad + momentum * new_accum if self.use_nesterov else new_accum
         return [accum.assign(new_accum), var.assign(var.value() - self._lr(var.dtype) * step)]
+
+
+class AdagradOptimizer(Optimizer):
+    """TF1's Adagrad: ``accum += g*g;  p -= lr * g / sqrt(accum)``, the accumulator
+    starting at ``initial_accumulator_value`` (torch.optim.Adagrad with ``eps=0``)."""
+
+    name = "Adagrad"
+
+    def __init__(self, learning_rate, initial_accumulator_value=0.1, use_locking=False,
+                 name=None):
+        if initial_accumulator_value <= 0.0:
+            raise ValueError(f"AdagradOptimizer: expected initial_accumulator_value > 0, "
+                             f"found {initial_accumulator_value}")
+        super().__init__(learning_rate, use_locking, name)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+
+    def _apply_dense(self, grad, var):
+        accum = self._slot(var, "accumulator",
+                           np.full(var.shape, self.initial_accumulator_value, var.dtype))
+        new_accum = accum.value() + F.square(grad)
+        step = self._lr(var.dtype) * grad / F.sqrt(new_accum)
+        return [accum.assign(new_accum), var.assign(var.value() - step)]
+
+
+class RMSPropOptimizer(Optimizer):
+    """TF1's RMSProp (``tf.train.RMSPropOptimizer``)::
+
+        ms  = decay * ms + (1 - decay) * g*g              (ms starts at ones, as TF1)
+        mg  = decay * mg + (1 - decay) * g                (centered only; starts at 0)
+        mom = momentum * mom + lr * g / sqrt(ms - mg*mg + epsilon)   (mg = 0 uncentered)
+        p  -= mom
+
+    (torch.optim.RMSprop differs: its ``ms`` starts at zeros and its epsilon is added
+    outside the square root.)
+    """
+
+    name = "RMSProp"
+
+    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10,
+                 use_locking=False, centered=False, name=None):
+        super().__init__(learning_rate, use_locking, name)
+        self.decay, self.momentum, self.epsilon = decay, momentum, float(epsilon)
+        self.centered = bool(centered)
+
+    def _apply_dense(self, grad, var):
+        decay = _hyper(self.decay, var.dtype)
+        rms = self._slot(var, "rms", np.ones(var.shape, var.dtype))
+        new_rms = decay * rms.value() + (1.0 - decay) * F.square(grad)
+        denom = new_rms + self.epsilon
+        updates = [rms.assign(new_rms)]
+        if self.centered:
+            mg = self._slot(var, "mg")
+            new_mg = decay * mg.value() + (1.0 - decay) * grad
+            denom = denom - F.square(new_mg)
+            updates.append(mg.assign(new_mg))
+        mom = self._slot(var, "momentum")
+        new_mom = _hyper(self.momentum, var.dtype) * mom.value() \
+            + self._lr(var.dtype) * grad / F.sqrt(denom)
+        return updates + [mom.assign(new_mom), var.assign(var.value() - new_mom)]
 
 
 class AdamOptimizer(Optimizer):
@@ -165,7 +249,8 @@ class AdamOptimizer(Optimizer):
         p -= lr * m_hat / (sqrt(v_hat) + epsilon)
 
     ``b1**t`` and ``b2**t`` are kept as the non-trainable variables ``beta1_power`` and
-    ``beta2_power`` (float64), one pair per ``apply_gradients`` call.
+    ``beta2_power`` (float64, ``b**t`` after ``t`` steps), one pair per optimizer and
+    graph: every ``apply_gradients`` of the optimizer advances the same pair, as TF1.
     """
 
     name = "Adam"
@@ -176,10 +261,9 @@ class AdamOptimizer(Optimizer):
         self.beta1, self.beta2, self.epsilon = float(beta1), float(beta2), float(epsilon)
 
     def _prepare(self, pairs):
-        with _no_control_dependencies():
-            self.beta1_power = Variable(np.float64(1.0), name="beta1_power", trainable=False)
-            self.beta2_power = Variable(np.float64(1.0), name="beta2_power", trainable=False)
-        self._non_slot += [self.beta1_power, self.beta2_power]
+        graph = pairs[0][1].graph
+        self.beta1_power = self._non_slot_variable(graph, "beta1_power", np.float64(1.0))
+        self.beta2_power = self._non_slot_variable(graph, "beta2_power", np.float64(1.0))
         p1 = self.beta1_power.value() * self.beta1
         p2 = self.beta2_power.value() * self.beta2
         self._corrections = {}
@@ -206,4 +290,5 @@ class AdamOptimizer(Optimizer):
         return [m.assign(m_new), v.assign(v_new), var.assign(var.value() - step)]
 
 
-__all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer"]
+__all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdagradOptimizer",
+           "RMSPropOptimizer", "AdamOptimizer"]

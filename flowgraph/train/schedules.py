@@ -1,0 +1,123 @@
+"""The global step and learning-rate schedules (TF1's ``tf.train`` functions).
+
+A schedule is an ordinary graph tensor of the global step: an optimizer given it as its
+learning rate reads the step's value from the start of the run, so the step that
+``minimize(loss, global_step=step)`` takes with ``step == k`` uses the rate of ``k``.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     step = fg.train.get_or_create_global_step()
+...     lr = fg.train.exponential_decay(0.1, step, decay_steps=2, decay_rate=0.5,
+...                                     staircase=True)
+...     w = fg.Variable(0.0)
+...     train = fg.train.GradientDescentOptimizer(lr).minimize(-w, global_step=step)
+...     with fg.Session() as sess:
+...         rates = [round(float(sess.run([lr, train])[0]), 6) for _ in range(5)]
+...         int(sess.run(step)), rates
+(5, [0.1, 0.1, 0.05, 0.05, 0.025])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import api as F
+from .. import dtypes
+from ..array_ops import pow as _pow
+from ..graph import get_default_graph
+from ..variables import Variable
+
+GLOBAL_STEP = "global_step"   # the collection holding the graph's global step
+
+
+def get_global_step(graph=None):
+    """The graph's global step variable, or ``None`` (TF1)."""
+    found = (graph or get_default_graph()).get_collection(GLOBAL_STEP)
+    return found[0] if found else None
+
+
+def get_or_create_global_step(graph=None):
+    """The graph's global step: a non-trainable int64 scalar variable named
+    ``global_step``, starting at 0, created on the first call (TF1).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     step = fg.train.get_or_create_global_step()
+    ...     step is fg.train.get_or_create_global_step(), step.name, step.dtype
+    (True, 'global_step:0', dtype('int64'))
+    """
+    graph = graph or get_default_graph()
+    step = get_global_step(graph)
+    if step is None:
+        from .optimizers import _state_variable
+        with graph.as_default():
+            step = _state_variable(np.int64(0), "global_step")
+        graph.add_to_collection(GLOBAL_STEP, step)
+    return step
+
+
+def create_global_step(graph=None):
+    """A new global step (``ValueError`` if the graph has one already), as TF1."""
+    if get_global_step(graph) is not None:
+        raise ValueError("create_global_step: the graph already has a global step")
+    return get_or_create_global_step(graph)
+
+
+def _step_as(global_step, dtype):
+    if global_step is None:
+        raise ValueError("expected a global_step (e.g. fg.train.get_or_create_global_step())")
+    step = F.convert_to_tensor(global_step)
+    return step if step.dtype == dtype else F.cast(step, dtype)
+
+
+def exponential_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False,
+                      name=None):
+    """``learning_rate * decay_rate ** (global_step / decay_steps)``; with ``staircase``
+    the exponent is floored, so the rate drops every ``decay_steps`` steps (TF1).
+    Computed in the learning rate's dtype (float32 for a Python number)."""
+    lr = F.convert_to_tensor(learning_rate)
+    if not dtypes.is_floating(lr.dtype):
+        lr = F.cast(lr, dtypes.float32)
+    dtype = lr.dtype
+    p = F.divide(_step_as(global_step, dtype), F.cast(F.convert_to_tensor(decay_steps), dtype)
+                 if not isinstance(decay_steps, (int, float)) else decay_steps)
+    if staircase:
+        p = _floor_nonnegative(p)
+    rate = F.cast(F.convert_to_tensor(decay_rate), dtype) if not isinstance(
+        decay_rate, (int, float)) else F.constant(decay_rate, dtype)
+    return F.multiply(lr, _pow(rate, p), name=name)
+
+
+def _floor_nonnegative(x):
+    """``floor(x)`` for ``x >= 0`` (a step count over a period): truncation."""
+    return F.cast(F.cast(x, dtypes.int64), x.dtype)
+
+
+def piecewise_constant(x, boundaries, values, name=None):
+    """``values[0]`` while ``x <= boundaries[0]``, ``values[i]`` while
+    ``boundaries[i-1] < x <= boundaries[i]``, ``values[-1]`` after the last boundary
+    (TF1; ``len(values) == len(boundaries) + 1``).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     step = fg.placeholder(fg.int64, ())
+    ...     lr = fg.train.piecewise_constant(step, [10, 20], [1.0, 0.5, 0.1])
+    ...     sess = fg.Session()
+    ...     [round(float(sess.run(lr, {step: s})), 6) for s in (0, 10, 11, 20, 21)]
+    [1.0, 1.0, 0.5, 0.5, 0.1]
+    """
+    boundaries, values = list(boundaries), list(values)
+    if len(values) != len(boundaries) + 1:
+        raise ValueError(f"piecewise_constant: expected len(values) == len(boundaries) + 1, "
+                         f"found {len(values)} values and {len(boundaries)} boundaries")
+    x = F.convert_to_tensor(x)
+    values = F._to_tensors(*values, name_hint="piecewise_constant")
+    result = values[-1]
+    for bound, value in zip(reversed(boundaries), reversed(values[:-1])):
+        bound = F.cast(bound, x.dtype) if hasattr(bound, "_as_tensor") or isinstance(
+            bound, F.Tensor) else F.constant(np.asarray(bound, x.dtype))
+        result = F.where(F.less_equal(x, bound), value, result)
+    return F.identity(result, name=name) if name else result
+
+
+__all__ = ["get_global_step", "get_or_create_global_step", "create_global_step",
+           "exponential_decay", "piecewise_constant"]
