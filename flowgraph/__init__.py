@@ -23,6 +23,7 @@ from .devices import list_devices
 from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
                     get_default_graph, name_scope, reset_default_graph)
+from .explain import RunMetadata, RunOptions
 from .session import Session, SessionConfig
 from .train.clip import clip_by_global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,

@@ -29,7 +29,11 @@ from .ops import get_primitive
 PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy"})
 # Kinds the compiler knows how to plan; a run with any other kind of op (a primitive
 # added later, say with data-dependent output shapes) runs on the reference plan.
-KNOWN_KINDS = PURE_KINDS | {"source", "state", "control"}
+# Collectives (AllReduceMean) are kept, never merged or folded, and run in their order.
+KNOWN_KINDS = PURE_KINDS | {"source", "state", "control", "collective"}
+# IR-only nodes of a value crossing MPI tasks (flowgraph.distributed.partition): kind
+# "comm", ordered among themselves by control edges, like collectives never pure.
+COMM_TYPES = frozenset({"Send", "Recv"})
 FOLD_LIMIT = 1 << 16       # largest constant (elements) that folding may create
 FLOAT_OR_BOOL = frozenset({"float32", "float64", "bool"})
 
@@ -69,6 +73,8 @@ class Node:
     def kind(self):
         if self.type in ("Feed",):
             return "source"
+        if self.type in COMM_TYPES:
+            return "comm"
         if self.type == "BroadcastTo":
             return "elementwise"
         return get_primitive(self.type).kind
