@@ -175,7 +175,10 @@ class Session:
         if any(op.device is not None and op.device.startswith("/job:")
                for op in needed_ops(roots, set(feed_tensors))):
             # Ops on remote tasks ("/job:worker/task:N/..."): each MPI rank runs its part.
-            from .distributed.partition import PartitionPlan
+            from .distributed.partition import PartitionPlan, compile_partition
+            if self.config.optimize:
+                return compile_partition(self.graph, fetch_tensors, target_ops,
+                                         feed_tensors, feed_arrays, self.config)
             return PartitionPlan(self.graph, fetch_tensors, target_ops, feed_tensors,
                                  self.config)
         # Placement first: what follows depends on where ops landed (after soft
