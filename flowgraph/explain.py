@@ -17,7 +17,7 @@ on, its kind and the graph ops it covers. Kinds:
 >>> with fg.Graph().as_default():
 ...     x = fg.placeholder(fg.float32, (2, 3))
 ...     y = fg.tanh(x @ fg.constant(np.ones((3, 4), np.float32)) + 1.0)
-...     sess = fg.Session()
+...     sess = fg.Session(config=fg.SessionConfig(optimize=True))
 ...     md = fg.RunMetadata()
 ...     _ = sess.run(y, {x: np.ones((2, 3))}, options=fg.RunOptions(trace=True),
 ...                  run_metadata=md)

@@ -350,7 +350,8 @@ class Session:
         >>> with fg.Graph().as_default():
         ...     x = fg.placeholder(fg.float32, (4, 3))
         ...     y = fg.relu(x @ fg.constant(np.ones((3, 2), np.float32)))
-        ...     print(fg.Session().explain(y, {x: np.zeros((4, 3))}).splitlines()[0])
+        ...     sess = fg.Session(config=fg.SessionConfig(optimize=True))
+        ...     print(sess.explain(y, {x: np.zeros((4, 3))}).splitlines()[0])
         CompiledPlan: 2 steps, 1 distinct kernels (1 gemm, 1 fused kernel)
         """
         from .explain import explain

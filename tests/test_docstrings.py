@@ -5,11 +5,12 @@ import importlib
 import pytest
 
 MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgraph.dtypes",
-           "flowgraph.errors", "flowgraph.executor", "flowgraph.graph", "flowgraph.nest",
+           "flowgraph.errors", "flowgraph.executor", "flowgraph.explain", "flowgraph.graph",
+           "flowgraph.nest",
            "flowgraph.ops", "flowgraph.placement", "flowgraph.session", "flowgraph.shapes",
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
-           "flowgraph.testing.strategies"]
+           "flowgraph.testing.strategies", "flowgraph.distributed.steps"]
 
 
 @pytest.mark.parametrize("name", MODULES)
