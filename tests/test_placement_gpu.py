@@ -205,3 +205,39 @@ def test_compare_devices_reports_the_differing_fetch(monkeypatch):
         compare_devices(build)
     results = compare_devices(lambda: ([fg.constant([1, 2]) * 2], {}))
     np.testing.assert_array_equal(results["/gpu:0"][0], [2, 4])
+
+
+def test_cpu_ops_of_a_mixed_run_are_compiled_steps():
+    """The CPU part of a CPU+GPU run goes through the CPU compiler (GEMMs and fused
+    kernels, shown by explain) with copies where values cross, and trains exactly as
+    the reference path does."""
+    from flowgraph.explain import step_infos
+    x = fg.placeholder(fg.float64, (4, 8), name="x")
+    w = fg.Variable(np.linspace(-1, 1, 32).reshape(8, 4), name="w")
+    with fg.device("/gpu:0"):
+        h = fg.tanh(fg.matmul(x, w, name="gpu_mm"), name="gpu_tanh")
+    z = fg.reduce_mean(fg.square(fg.sigmoid(fg.matmul(h, fg.transpose(w), name="cpu_mm"))
+                                 + 1.0))
+    (gw,) = fg.gradients(z, [w])
+    train = w.assign_sub(0.1 * gw)
+    feed = {x: np.linspace(0, 1, 32).reshape(4, 8)}
+    results = {}
+    for optimize in (True, False):
+        with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+            results[optimize] = [sess.run([z, train], feed)[0] for _ in range(3)]
+            if optimize:
+                plan = _plan(sess)
+                assert isinstance(plan, DevicePlan)
+                text = sess.explain([z, train], feed)
+                infos = step_infos(plan)
+    np.testing.assert_allclose(results[True], results[False], rtol=1e-12)
+    assert results[True][2] < results[True][0]
+    kinds = {(i.device, i.kind) for i in infos}
+    assert ("/cpu:0", "gemm") in kinds and ("/cpu:0", "fused kernel") in kinds, text
+    assert ("/gpu:0", "copy") in kinds and ("/cpu:0", "copy") in kinds, text
+    assert not any(i.kind == "reference" for i in infos), text
+    on = {op: i.device for i in infos for op in i.ops}
+    assert on["cpu_mm"] == "/cpu:0" and on["gpu_mm"] == "/gpu:0"
+    assert on["gpu_tanh"] == "/gpu:0"
+    # fusion never crosses a device: no step covers ops of both devices
+    assert not any("gpu_tanh" in i.ops and i.device == "/cpu:0" for i in infos)
