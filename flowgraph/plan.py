@@ -660,6 +660,9 @@ def uses_ufuncs(group):
     calls). So arithmetic regions are loops; large float64 regions full of
     transcendental functions are ufunc chains.
     """
+    from kernels.ufuncs import UFUNCS
+    if any(n.type not in UFUNCS and n.type != "ReduceSum" for n in group.nodes):
+        return False    # an op with no ufunc entry: the generated loop (never a KeyError)
     members = set(group.nodes)
     operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
     elems = math.prod(group.shape)

@@ -168,3 +168,22 @@ def test_compiled_partition_in_one_process_runs_task_zero_compiled():
     md = fg.RunMetadata()
     sess.run(y, feed, options=fg.RunOptions(trace=True), run_metadata=md)
     assert len(md.step_stats) == len(_steps(text))
+
+
+def test_a_region_whose_op_has_no_ufunc_entry_runs_as_a_generated_loop(monkeypatch):
+    """The lowering falls back instead of failing: a float64 tanh region is a ufunc
+    chain by the cost model; without a ufunc entry for Tanh it is a generated kernel."""
+    from kernels import ufuncs
+    x = fg.placeholder(fg.float64, (64, 64))
+    y = fg.tanh(fg.tanh(x) * 2.0) + fg.tanh(x * 3.0)
+    feed = {x: np.linspace(-2, 2, 64 * 64).reshape(64, 64)}
+    expected = np.tanh(np.tanh(feed[x]) * 2.0) + np.tanh(feed[x] * 3.0)
+    kinds = {}
+    for missing in (False, True):
+        if missing:
+            monkeypatch.delitem(ufuncs.UFUNCS, "Tanh")
+        sess = fg.Session(config=COMPILED)
+        np.testing.assert_allclose(sess.run(y, feed), expected, rtol=1e-12)
+        kinds[missing] = {kind for _, _, kind, _ in _steps(sess.explain(y, feed))}
+    assert kinds[False] == {"ufunc chain"}
+    assert kinds[True] == {"fused kernel"}
