@@ -249,18 +249,26 @@ class DevicePlan:
         return infos
 
     # --- running -----------------------------------------------------------------------
-    def run(self, feeds, state):
+    def run(self, feeds, state, metadata=None):
         if self.gpu_index:  # numba.cuda launches on the current device: select ours
             with self._gpu.rt.cuda().gpus[self.gpu_index]:
-                return self._run(feeds, state)
-        return self._run(feeds, state)
+                return self._run(feeds, state, metadata)
+        return self._run(feeds, state, metadata)
 
-    def _run(self, feeds, state):
+    def run_traced(self, feeds, state, metadata):
+        """``run``, recording each step's start and end (``metadata.record``); GPU
+        steps are waited for, so that their events show their real duration."""
+        return self.run(feeds, state, metadata)
+
+    def _run(self, feeds, state, metadata=None):
         ctx = self._gpu.GpuContext()
         values = {(t, "cpu"): v for t, v in feeds.items()}
         with np.errstate(all="ignore"):
-            for kind, item in self.steps:
-                if kind == "fused":
+            for step in self.steps:
+                kind, item = step
+                if metadata is not None:
+                    self._run_step_traced(step, values, ctx, state, metadata)
+                elif kind == "fused":
                     self._run_fused(item, values, ctx)
                 elif kind == "segment":
                     self._run_segment(item, values, ctx, state)
@@ -273,6 +281,32 @@ class DevicePlan:
                   for t, v in pending if v is None}
         ctx.raise_recorded_error()  # synchronizes the stream: the copies are done
         return [copies[t] if v is None else v for t, v in pending]
+
+    def _run_step_traced(self, step, values, ctx, state, metadata):
+        import time
+
+        from .explain import StepInfo
+        kind, item = step
+        if kind == "segment":   # its compiled plan records its own steps
+            feeds = {t: self._get(values, t, "cpu", ctx) for t in item.inputs}
+            outs = item.plan.run_traced(feeds, state, metadata)
+            for t, v in zip(item.outputs, outs):
+                v.setflags(write=False)
+                values[(t, "cpu")] = v
+            return
+        start = time.perf_counter_ns()
+        gpu = f"/gpu:{self.gpu_index}"
+        if kind == "fused":
+            self._run_fused(item, values, ctx)
+            info = StepInfo("gpu fused kernel", gpu, [op.name for op in item["ops"]])
+        elif kind == "gpu":
+            self._run_gpu(item, values, ctx, state)
+            info = StepInfo("gpu kernel", gpu, [item.name])
+        else:
+            self._run_cpu(item, values, ctx, state)
+            info = StepInfo("reference", DEFAULT_DEVICE, [item.name])
+        ctx.stream.synchronize()
+        metadata.record(info, start, time.perf_counter_ns())
 
     def _get(self, values, tensor, where, ctx):
         """``tensor``'s value on ``where``, copied there once per run."""

@@ -241,3 +241,27 @@ def test_cpu_ops_of_a_mixed_run_are_compiled_steps():
     assert on["gpu_tanh"] == "/gpu:0"
     # fusion never crosses a device: no step covers ops of both devices
     assert not any("gpu_tanh" in i.ops and i.device == "/cpu:0" for i in infos)
+
+
+def test_trace_of_a_mixed_run_has_one_track_per_device():
+    import json
+    x = fg.placeholder(fg.float32, (4, 8))
+    w = fg.Variable(np.ones((8, 4), np.float32))
+    with fg.device("/gpu:0"):
+        h = fg.tanh(x @ w)
+    y = fg.reduce_sum(fg.matmul(h, w, transpose_b=True) * 2.0)
+    feed = {x: np.full((4, 8), 0.1, np.float32)}
+    sess = fg.Session(config=fg.SessionConfig(optimize=True))
+    md = fg.RunMetadata()
+    traced = sess.run(y, feed, options=fg.RunOptions(trace=True), run_metadata=md)
+    np.testing.assert_allclose(traced, sess.run(y, feed), rtol=1e-6)
+    trace = json.loads(md.chrome_trace())
+    events = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    tracks = {e["args"]["name"]: e["tid"] for e in trace["traceEvents"]
+              if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert set(tracks) == {"/cpu:0", "/gpu:0"}
+    assert {e["tid"] for e in events} == set(tracks.values())
+    assert any(e["cat"] == "gemm" and e["tid"] == tracks["/cpu:0"] for e in events)
+    assert any(e["cat"].startswith("gpu") and e["tid"] == tracks["/gpu:0"] for e in events)
+    starts = [e["ts"] for e in events]
+    assert starts == sorted(starts)
