@@ -61,9 +61,10 @@ class DevicePlan:
         self.check_numerics = config.check_numerics
         self.ops = reference.ops
         devices = {op: chosen.get(op, op.device or DEFAULT_DEVICE) for op in self.ops}
-        # MPI collectives exchange host buffers: they run on the CPU wherever they are
-        # placed, and the plan copies their inputs and outputs.
-        self.location = {op: "cpu" if op.primitive.kind == "collective" else device_kind(d)
+        # MPI collectives exchange host buffers, and an op with no GPU kernel has only
+        # its host kernels: they run on the CPU wherever they are placed (slower, never
+        # failing), and the plan copies their inputs and outputs.
+        self.location = {op: "cpu" if self._host_only(op) else device_kind(d)
                          for op, d in devices.items()}
         gpus = sorted({local_device(d) for d in devices.values() if device_kind(d) == "gpu"})
         if len(gpus) > 1:
@@ -81,6 +82,13 @@ class DevicePlan:
         self._constants = {}  # Const op -> its device array, uploaded once per plan
 
     # --- building ----------------------------------------------------------------------
+    def _host_only(self, op) -> bool:
+        kind = op.primitive.kind
+        if kind == "collective":
+            return True
+        return (kind != "state" and op.type not in ("Const", "Placeholder")
+                and self._gpu.lookup(op.type, "gpu") is None)
+
     def _where(self, tensor) -> str:
         if tensor in set(self.feed_tensors) or tensor.op not in self.location:
             return "cpu"

@@ -265,3 +265,22 @@ def test_trace_of_a_mixed_run_has_one_track_per_device():
     assert any(e["cat"].startswith("gpu") and e["tid"] == tracks["/gpu:0"] for e in events)
     starts = [e["ts"] for e in events]
     assert starts == sorted(starts)
+
+
+def test_an_op_without_a_gpu_kernel_runs_on_the_host(monkeypatch):
+    """The lowering falls back instead of failing: a GPU-placed op whose GPU kernel is
+    missing runs on the CPU (compiled or reference kernels), with copies around it."""
+    import kernels
+    from kernels import cuda as gpu_kernels  # noqa: F401  (registers the kernels)
+    from flowgraph.explain import step_infos
+    monkeypatch.delitem(kernels._REGISTRY, ("OneHot", "gpu"))
+    ids = fg.placeholder(fg.int32, (4,))
+    x = fg.placeholder(fg.float32, (4, 3))
+    with fg.device("/gpu:0"):
+        y = fg.tanh(x * 2.0) + fg.one_hot(ids, 3, name="hot")
+    feed = {ids: np.array([0, 2, 1, 0], np.int32), x: np.full((4, 3), 0.25, np.float32)}
+    sess = fg.Session(config=fg.SessionConfig(optimize=True))
+    np.testing.assert_allclose(sess.run(y, feed), np.tanh(feed[x] * 2.0)
+                               + np.eye(3, dtype=np.float32)[feed[ids]], rtol=1e-6)
+    on = {op: i.device for i in step_infos(_plan(sess)) for op in i.ops}
+    assert on["hot"] == "/cpu:0"
