@@ -201,3 +201,18 @@ def test_compiled_partitioned_lstm_equals_single_process(tmp_path):
     assert expected["loss_after"] < expected["loss"]
     assert int(ranks[0]["sends"]) == int(ranks[1]["recvs"]) > 0
     assert int(ranks[1]["sends"]) == int(ranks[0]["recvs"]) > 0
+
+
+def test_compiled_partition_with_values_crossing_back_and_forth(tmp_path):
+    ranks = run_ok("pingpong.py", tmp_path)
+    x = np.linspace(-1, 1, 12).reshape(4, 3)
+    a = np.tanh(x) * 2.0
+    c = 1.0 / (1.0 + np.exp(-(a + 1.0)))
+    d = c * a + np.tanh(x)
+    out = (d * c).sum(axis=1) * 3.0 + a.sum(axis=1)
+    for r, result in enumerate(ranks):
+        assert str(result["compiled_kind"]) == "CompiledPartitionPlan"
+        assert str(result["reference_kind"]) == "PartitionPlan"
+        np.testing.assert_allclose(result["out"], out, rtol=1e-12, err_msg=f"rank {r}")
+        np.testing.assert_allclose(result["d"], d, rtol=1e-12, err_msg=f"rank {r}")
+        np.testing.assert_allclose(result["out"], result["ref_out"], rtol=1e-13)
