@@ -36,7 +36,8 @@ from .ops import get_primitive, slice_spec_to_index
 VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
 # What explain() calls the step of a node run by a registered CPU kernel ("kernel"
 # otherwise) and by a communication step.
-STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy"}
+STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy",
+              "Reshape": "copy"}
 COMM_STEP_KINDS = {"AllReduceMean": "allreduce", "Send": "send", "Recv": "recv"}
 
 

@@ -74,3 +74,30 @@ def copy_to(attrs, inputs, outputs):
     x, out = inputs[0], outputs[0]
     copyto = np.copyto
     return lambda: copyto(out, x)
+
+
+@register("Reshape", "cpu")
+def reshape_copy(attrs, inputs, outputs):
+    # Only reached where the plan could not make the reshape a view (a strided input,
+    # such as one time step split out of a batch): one copy, through a view of the
+    # output with the input's shape (no temporary).
+    x, out = inputs[0], outputs[0]
+    copyto = np.copyto
+    target = _reshaped_view(out, x.shape)
+    if target is not None:
+        return lambda: copyto(target, x)
+    source = _reshaped_view(x, out.shape)
+    if source is not None:
+        return lambda: copyto(out, source)
+    return None
+
+
+def _reshaped_view(a, shape):
+    """``a`` seen with ``shape`` without a copy, or ``None`` where that takes a copy
+    (setting ``.shape`` refuses what ``reshape`` would silently copy)."""
+    view = a.view()
+    try:
+        view.shape = shape
+    except (AttributeError, ValueError):
+        return None
+    return view

@@ -187,3 +187,17 @@ def test_a_region_whose_op_has_no_ufunc_entry_runs_as_a_generated_loop(monkeypat
         kinds[missing] = {kind for _, _, kind, _ in _steps(sess.explain(y, feed))}
     assert kinds[False] == {"ufunc chain"}
     assert kinds[True] == {"fused kernel"}
+
+
+def test_a_reshape_of_a_strided_value_is_one_copy_step():
+    """unstack along axis 1 gives strided slices: reshaping one is a copy step (a CPU
+    kernel), not the reference kernel."""
+    x = fg.placeholder(fg.float64, (4, 3, 5))
+    parts = fg.unstack(x, axis=1)
+    y = fg.concat([fg.reshape(p, (20,)) * 2.0 for p in parts], axis=0)
+    feed = {x: np.arange(60, dtype=np.float64).reshape(4, 3, 5)}
+    sess = fg.Session(config=COMPILED)
+    expected = np.concatenate([feed[x][:, k].reshape(20) * 2.0 for k in range(3)])
+    np.testing.assert_array_equal(sess.run(y, feed), expected)
+    kinds = [kind for _, _, kind, _ in _steps(sess.explain(y, feed))]
+    assert "reference" not in kinds and "copy" in kinds
