@@ -35,10 +35,11 @@ from .ops import get_primitive, slice_spec_to_index
 
 VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
 # What explain() calls the step of a node run by a registered CPU kernel ("kernel"
-# otherwise) and by a communication step.
+# otherwise; the collective and communication steps are registered by
+# flowgraph.distributed.steps).
 STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy",
-              "Reshape": "copy"}
-COMM_STEP_KINDS = {"AllReduceMean": "allreduce", "Send": "send", "Recv": "recv"}
+              "Reshape": "copy", "AllReduceMean": "allreduce", "Send": "send",
+              "Recv": "recv"}
 
 
 # --- scheduling ------------------------------------------------------------------------
@@ -534,14 +535,11 @@ class CompiledPlan:
         outs = [arrays[(n, k)] for k in range(len(n.shapes))]
         if n.kind == "state":
             return self._state_step(n, ins, outs), "state"
-        if n.kind in ("collective", "comm"):
-            from .distributed.steps import build_step
-            step, finish = build_step(n, ins, outs)
-            if finish is not None:
-                self._finishers.append(finish)
-            return step, COMM_STEP_KINDS.get(n.type, n.type)
         step = build(n.type, n.attrs, ins, outs)
         if step is not None:
+            finish = getattr(step, "finish", None)   # work after the last step (MPI sends)
+            if finish is not None:
+                self._finishers.append(finish)
             return step, STEP_KINDS.get(n.type, "kernel")
         ref = get_primitive(n.type).ref if n.type != "BroadcastTo" else None
         copyto = np.copyto

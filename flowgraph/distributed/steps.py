@@ -1,9 +1,11 @@
 """Plan steps that talk to other ranks: the fused allreduce of ``AllReduceMean`` and
 the ``Send``/``Recv`` pair of a value that crosses MPI tasks.
 
-A compiled plan (:mod:`flowgraph.plan`) emits these like any other step: its buffers
+They are registered as the CPU kernels of those op types (:mod:`kernels`), so a
+compiled plan (:mod:`flowgraph.plan`) emits them like any other step: their buffers
 are planned by liveness, and the step reads and writes them in place. They run on the
-host (MPI exchanges host memory).
+host (MPI exchanges host memory). A step with a ``finish`` attribute has work left
+after the run's last step (the plan calls it: waiting for sends).
 
 - ``AllReduceMean``: every input is copied into one preallocated buffer per dtype, one
   in-place ``MPI_Allreduce`` sums it, a division makes it the mean (the same
@@ -19,13 +21,16 @@ the reference partition plan, so a compiled rank and a reference rank understand
 other.
 
 >>> import numpy as np
->>> step, finish = allreduce_mean_step([np.ones(2)], [np.empty(2)])
->>> finish is None
-True
+>>> out = np.empty(2)
+>>> step = allreduce_mean_step({}, [np.array([1.0, 2.0])], [out])
+>>> step(); out.tolist()      # one process: the mean of one value is itself
+[1.0, 2.0]
 """
 from __future__ import annotations
 
 import numpy as np
+
+from kernels import register
 
 from .comm import world
 
@@ -34,19 +39,8 @@ from .comm import world
 SEND, RECV = "Send", "Recv"
 
 
-def build_step(node, inputs, outputs):
-    """``(step, finish)`` for a collective or communication node; ``finish`` (or
-    ``None``) runs once after all steps of a successful run."""
-    if node.type == "AllReduceMean":
-        return allreduce_mean_step(inputs, outputs)
-    if node.type == SEND:
-        return send_step(inputs[0], node.attrs)
-    if node.type == RECV:
-        return recv_step(outputs[0], node.attrs), None
-    raise AssertionError(node.type)
-
-
-def allreduce_mean_step(inputs, outputs):
+@register("AllReduceMean", "cpu")
+def allreduce_mean_step(attrs, inputs, outputs):
     """The fused allreduce: one message per dtype (see the module doc)."""
     w = world()
     copyto = np.copyto
@@ -56,7 +50,7 @@ def allreduce_mean_step(inputs, outputs):
         def mean_of_one():
             for out, x in pairs:
                 copyto(out, x)
-        return mean_of_one, None
+        return mean_of_one
     packs = []
     for dtype in dict.fromkeys(x.dtype for x in inputs):
         picks = [i for i, x in enumerate(inputs) if x.dtype == dtype]
@@ -78,11 +72,12 @@ def allreduce_mean_step(inputs, outputs):
             divide(buf, ranks, out=buf)
             for part, _, out in parts:
                 copyto(out, part)
-    return allreduce_mean, None
+    return allreduce_mean
 
 
-def send_step(value, attrs):
-    w = world()
+@register(SEND, "cpu")
+def send_step(attrs, inputs, outputs):
+    w, (value,) = world(), inputs
     dest, tag, copyto = attrs["dest"], attrs["tag"], np.copyto
     requests = []
     if attrs["static"]:
@@ -98,11 +93,13 @@ def send_step(value, attrs):
     def finish():
         w.waitall(requests)
         requests.clear()
-    return send, finish
+    send.finish = finish
+    return send
 
 
-def recv_step(out, attrs):
-    w = world()
+@register(RECV, "cpu")
+def recv_step(attrs, inputs, outputs):
+    w, (out,) = world(), outputs
     source, tag, copyto = attrs["source"], attrs["tag"], np.copyto
     if attrs["static"] and out.flags.c_contiguous:
         recv_into = w.recv_into
