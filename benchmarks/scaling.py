@@ -110,26 +110,36 @@ def char_lstm_worker(out_path, steps, global_batch):
 
 
 def char_lstm_scaling(ranks, steps, repeats, tmp):
-    """The compiled data-parallel char-LSTM at global batch 64: 1 rank vs ``ranks``."""
-    runs = {1: [], ranks: []}
-    for _ in range(repeats):     # alternate so that load from others hits both
-        for n in runs:
-            out = os.path.join(tmp, f"charlstm{n}.json")
+    """The compiled data-parallel char-LSTM at global batch 64: 1 rank vs ``ranks``.
+    One process at 64/ranks rows (a rank's share, no communication) is timed too: the
+    speed-up that perfect communication would give on this machine at this moment."""
+    configs = [(1, 64), (ranks, 64), (1, 64 // ranks)]
+    runs = {c: [] for c in configs}
+    for _ in range(repeats):     # alternate so that load from others hits all
+        for n, batch in configs:
+            out = os.path.join(tmp, f"charlstm{n}_{batch}.json")
             launch(n, [os.path.abspath(__file__), "--worker", "char-lstm", "--out", out,
-                       "--steps", str(steps)])
+                       "--steps", str(steps), "--global-batch", str(batch)])
             with open(out) as f:
-                runs[n].append(json.load(f))
-    print(f"\ncompiled data-parallel char-LSTM (T=32, H=256, vocab 96, Adam, global batch "
-          f"64; median step of the slowest rank, median over {repeats} runs)")
-    print(f"{'ranks':>5} {'rows/rank':>9} {'ms/step':>8} {'steps/s':>8} {'vs 1 rank':>9}  plan")
+                runs[n, batch].append(json.load(f))
+    print(f"\ncompiled data-parallel char-LSTM (T=32, H=256, vocab 96, Adam; median step "
+          f"of the slowest rank, median over {repeats} runs; every run's figure in [])")
+    print(f"{'ranks':>5} {'global batch':>12} {'ms/step':>8} {'steps/s':>8} {'vs 1 rank':>9}"
+          "  runs (ms)")
     base = None
     result = {}
-    for n, results in runs.items():
-        step_s = sorted(r["median_step_s"] for r in results)[len(results) // 2]
+    for (n, batch), results in runs.items():
+        times = sorted(r["median_step_s"] for r in results)
+        step_s = times[len(times) // 2]
         base = base or step_s
-        result[n] = step_s
-        print(f"{n:>5} {64 // n:>9} {step_s * 1e3:>8.1f} {1 / step_s:>8.2f} "
-              f"{base / step_s:>8.2f}x  {results[0]['plan']}")
+        result[n, batch] = step_s
+        print(f"{n:>5} {batch:>12} {step_s * 1e3:>8.1f} {1 / step_s:>8.2f} "
+              f"{base / step_s:>8.2f}x  [{', '.join(f'{t * 1e3:.0f}' for t in times)}]")
+    print(f"plans: {runs[configs[0]][0]['plan']}\n       {runs[configs[1]][0]['plan']}")
+    print(f"(the last row is one rank's share of the work without communication: "
+          f"{ranks} ranks at batch 64 reach {result[configs[0]] / result[configs[1]]:.2f}x "
+          f"of one process, of the {result[configs[0]] / result[configs[2]]:.2f}x that "
+          "this machine allowed while measuring)")
     return result
 
 
@@ -144,13 +154,14 @@ def main():
                         help="also the compiled data-parallel char-LSTM")
     parser.add_argument("--only-char-lstm", action="store_true",
                         help="only the compiled data-parallel char-LSTM")
+    parser.add_argument("--global-batch", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "allreduce":
         return allreduce_worker(args.out)
     if args.worker == "char-lstm":
-        return char_lstm_worker(args.out, args.steps, 64)
+        return char_lstm_worker(args.out, args.steps, args.global_batch)
 
     print(f"machine: {os.cpu_count()} cores; {args.ranks} ranks, one BLAS thread each")
     if args.only_char_lstm:
