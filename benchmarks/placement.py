@@ -1,8 +1,8 @@
 """Soft placement against the plain CPU run: the char-LSTM training step (T=32, H=256,
-vocabulary 96, batch 64, Adam; one BLAS thread) built once with no device and once
-under ``fg.device("/gpu:0")`` with ``allow_soft_placement=True`` on a machine without a
-GPU (with a GPU, or ``NUMBA_ENABLE_CUDASIM=1``, under the first GPU it lacks). Both are timed in turn within every
-repeat; medians after warm-up.
+vocabulary 96, batch 64, Adam; one BLAS thread) built once with no device and once under
+``fg.device("/gpu:0")`` with ``allow_soft_placement=True`` on a machine without a GPU
+(with a GPU, or ``NUMBA_ENABLE_CUDASIM=1``, under the first GPU it lacks). Both are
+timed in turn within every repeat; medians after warm-up.
 
     python benchmarks/placement.py [--repeats 15]
 """
@@ -38,8 +38,8 @@ def main(argv=None):
         print(f"{name}: {plans[name]}")
     print(f"soft-placed graph built under {missing}")
     times = interleaved_medians_ms({"cpu": cpu, "soft": soft}, args.repeats, warmup=2)
-    print(f"char-LSTM step (T=32, H=256, vocab 96, batch {args.batch}, Adam), ms, median of "
-          f"{args.repeats}:")
+    print(f"char-LSTM step (T=32, H=256, vocab 96, batch {args.batch}, Adam), ms, "
+          f"median of {args.repeats}:")
     print(f"  compiled CPU run:                        {times['cpu']:8.1f}")
     print(f"  built under {missing}, soft-placed on CPU:  {times['soft']:8.1f}")
     print(f"  ratio soft / cpu:                        {times['soft'] / times['cpu']:8.3f}")

@@ -124,8 +124,8 @@ def char_lstm_scaling(ranks, steps, repeats, tmp):
                 runs[n, batch].append(json.load(f))
     print(f"\ncompiled data-parallel char-LSTM (T=32, H=256, vocab 96, Adam; median step "
           f"of the slowest rank, median over {repeats} runs; every run's figure in [])")
-    print(f"{'ranks':>5} {'global batch':>12} {'ms/step':>8} {'steps/s':>8} {'vs 1 rank':>9}"
-          "  runs (ms)")
+    print(f"{'ranks':>5} {'global batch':>12} {'ms/step':>8} {'steps/s':>8} "
+          f"{'vs 1 rank':>9}  runs (ms)")
     base = None
     result = {}
     for (n, batch), results in runs.items():

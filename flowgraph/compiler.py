@@ -7,9 +7,9 @@ a schedule of prebound kernel calls over buffers planned by liveness. Each disti
 fused kernel is compiled once per structure and cached on disk
 (:mod:`kernels.cache`), so the T steps of an unrolled RNN share their kernels.
 
-Runs the compiler does not handle go to the reference plan: ops that landed off the
-CPU after placement (the GPU executor hooks in there) and graphs whose shapes cannot be made concrete
-(the reference then reports any error exactly as specified).
+Runs the compiler does not handle go to the reference plan: ops that landed off the CPU
+after placement (the GPU executor hooks in there) and graphs whose shapes cannot be made
+concrete (the reference then reports any error exactly as specified).
 
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
