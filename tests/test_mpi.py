@@ -216,3 +216,7 @@ def test_compiled_partition_with_values_crossing_back_and_forth(tmp_path):
         np.testing.assert_allclose(result["out"], out, rtol=1e-12, err_msg=f"rank {r}")
         np.testing.assert_allclose(result["d"], d, rtol=1e-12, err_msg=f"rank {r}")
         np.testing.assert_allclose(result["out"], result["ref_out"], rtol=1e-13)
+        # the trace: one process track per rank, this rank's device, sends and receives
+        assert set(result["trace_pids"]) == {r}
+        assert set(result["trace_devices"]) == {f"/job:worker/task:{r}/cpu:0"}
+        assert {"send", "recv"} <= set(result["trace_kinds"])

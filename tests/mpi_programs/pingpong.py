@@ -4,6 +4,7 @@ the compiled partition and the reference partition must both finish and agree.
 
 Usage: mpiexec -n 2 python -m mpi4py tests/mpi_programs/pingpong.py OUT_DIR
 """
+import json
 import os
 import sys
 
@@ -30,7 +31,13 @@ for optimize in (True, False):
     results[optimize] = [sess.run([out, d], {x: value}) for _ in range(2)]
     (plan,) = sess._plans.values()
     kinds[optimize] = type(plan).__name__
+    if optimize:   # a traced run: this rank's steps on its own track
+        md = fg.RunMetadata()
+        sess.run([out, d], {x: value}, options=fg.RunOptions(trace=True), run_metadata=md)
+        events = [e for e in json.loads(md.chrome_trace())["traceEvents"] if e["ph"] == "X"]
 np.savez(os.path.join(sys.argv[1], f"rank{fgd.rank()}.npz"),
          out=results[True][1][0], d=results[True][1][1],
          ref_out=results[False][1][0], ref_d=results[False][1][1],
-         compiled_kind=kinds[True], reference_kind=kinds[False])
+         compiled_kind=kinds[True], reference_kind=kinds[False],
+         trace_pids=[e["pid"] for e in events], trace_kinds=[e["cat"] for e in events],
+         trace_devices=[e["args"]["device"] for e in events])
