@@ -170,6 +170,11 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
         for i, t in enumerate(op.outputs):
             if t not in fed:
                 value[t] = (node, i)
+    # Collectives run in creation order on every rank: a control chain, so that every
+    # pass (fusion included) sees the order, not just the scheduler.
+    collectives = [n for n in nodes if n.kind == "collective"]
+    for a, b in zip(collectives, collectives[1:]):
+        b.controls.append(a)
     return Program(nodes, [value[t] for t in fetch_tensors],
                    [made[o] for o in target_ops if o in made])
 

@@ -60,19 +60,17 @@ def schedule(prog):
             unit_of[n] = len(units)
             units.append(("node", n))
     preds = [set() for _ in units]
-    last_of_kind = {}   # state ops keep their order, and so do collectives
+    last_state = None   # (collectives are ordered by control edges: passes.lower)
     for n in prog.nodes:
         u = unit_of[n]
         for v in n.inputs:
             preds[u].add(unit_of[v[0]])
         for c in n.controls:
             preds[u].add(unit_of[c])
-        kind = n.kind
-        if kind == "state" or kind == "collective":
-            last = last_of_kind.get(kind)
-            if last is not None:
-                preds[u].add(unit_of[last])
-            last_of_kind[kind] = n
+        if n.kind == "state":
+            if last_state is not None:
+                preds[u].add(unit_of[last_state])
+            last_state = n
     for u, p in enumerate(preds):
         p.discard(u)
     key = [max(n.order for n in (p.nodes if k == "group" else [p])) for k, p in units]

@@ -25,7 +25,8 @@ def _steps(text):
 
 
 def _small_graph():
-    """A GEMM, a fused elementwise region and an op with no compiled kernel (one_hot)."""
+    """A GEMM, a fused elementwise region and a one_hot (a CPU kernel, removed by a
+    test to see the reference fallback)."""
     x = fg.placeholder(fg.float32, (4, 3), name="x")
     ids = fg.placeholder(fg.int32, (4,), name="ids")
     w = fg.Variable(np.arange(12, dtype=np.float32).reshape(3, 4) / 10, name="w")
@@ -73,8 +74,14 @@ def test_placement_gives_every_op_its_device_after_soft_placement():
             place([b], [], [], fg.SessionConfig())
 
 
-def test_explain_lists_gemm_fused_and_reference_steps_with_their_ops():
+def test_explain_lists_gemm_fused_and_reference_steps_with_their_ops(monkeypatch):
+    import kernels
+    from kernels import cpu  # noqa: F401  (registers the CPU kernels)
     y, feed = _small_graph()
+    kinds = {k: ops for _, _, k, ops in _steps(fg.Session(config=COMPILED).explain(y, feed))}
+    assert kinds["kernel"] == "hot"                 # OneHot's CPU kernel
+    # without a CPU kernel an op runs its reference kernel (the lowering's fallback)
+    monkeypatch.delitem(kernels._REGISTRY, ("OneHot", "cpu"))
     sess = fg.Session(config=COMPILED)
     text = sess.explain(y, feed)
     header = text.splitlines()[0]
@@ -201,3 +208,19 @@ def test_a_reshape_of_a_strided_value_is_one_copy_step():
     np.testing.assert_array_equal(sess.run(y, feed), expected)
     kinds = [kind for _, _, kind, _ in _steps(sess.explain(y, feed))]
     assert "reference" not in kinds and "copy" in kinds
+
+
+def test_collectives_keep_their_order_without_a_cycle_through_fusion():
+    """Two allreduces (a forward one and its gradient) where fusion puts an input of
+    the first and a reader of the second in one region: the order of the collectives
+    is a control chain every pass sees, so the plan has no cycle."""
+    from flowgraph.distributed import allreduce_mean
+    p = fg.placeholder(fg.float64, ())
+    y = allreduce_mean([p * p, fg.tanh(p)])[0] * p
+    (g,) = fg.gradients(y, [p])
+    feed = {p: np.float64(0.3)}
+    sess = fg.Session(config=COMPILED)
+    expected = fg.Session(config=fg.SessionConfig(optimize=False)).run([y, g], feed)
+    np.testing.assert_allclose(sess.run([y, g], feed), expected, rtol=1e-14)
+    kinds = [kind for _, _, kind, _ in _steps(sess.explain([y, g], feed))]
+    assert kinds.count("allreduce") == 2
