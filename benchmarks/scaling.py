@@ -12,6 +12,11 @@ N ranks use N cores. Figures are medians over repeats after warm-up.
   local NumPy copy of the same buffer as the peer (memory bandwidth on one core).
 - Training: ``examples/data_parallel.py`` (an LSTM from fg ops, SGD, fixed global
   batch) under 1 and 2 ranks: strong scaling, each rank computes half the batch.
+- Compiled data-parallel char-LSTM (``--char-lstm``, or ``--only-char-lstm``):
+  ``examples/char_rnn.py``'s model (T=32, H=256, vocabulary 96, Adam, clipping) with
+  ``DistributedOptimizer``, global batch 64: one compiled process against N ranks of
+  64/N rows, each rank's step one compiled plan with one allreduce step. Steps per
+  second of the job (the slowest rank's median step), runs alternated.
 """
 from __future__ import annotations
 
@@ -80,6 +85,64 @@ def allreduce_worker(out_path):
             json.dump({"ranks": w.size, "allreduce": results}, f)
 
 
+def char_lstm_worker(out_path, steps, global_batch):
+    import numpy as np
+
+    import flowgraph.distributed as fgd
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from char_lstm import make_step
+    w = fgd.world()
+    step, sess, model = make_step(global_batch // w.size, data_parallel=w.size > 1)
+    for _ in range(3):   # compile, warm up
+        step()
+    times = []
+    for _ in range(steps):
+        w.barrier()
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    worst = max(w.allgather(float(np.median(times))))
+    if w.rank == 0:
+        feeds = dict(zip([model.inputs, model.targets] + model.flat_state_in, step.feeds))
+        plan = sess.explain([model.loss, model.train_op], feeds).splitlines()[0]
+        with open(out_path, "w") as f:
+            json.dump({"ranks": w.size, "median_step_s": worst, "plan": plan}, f)
+
+
+def char_lstm_scaling(ranks, steps, repeats, tmp):
+    """The compiled data-parallel char-LSTM at global batch 64: 1 rank vs ``ranks``.
+    One process at 64/ranks rows (a rank's share, no communication) is timed too: the
+    speed-up that perfect communication would give on this machine at this moment."""
+    configs = [(1, 64), (ranks, 64), (1, 64 // ranks)]
+    runs = {c: [] for c in configs}
+    for _ in range(repeats):     # alternate so that load from others hits all
+        for n, batch in configs:
+            out = os.path.join(tmp, f"charlstm{n}_{batch}.json")
+            launch(n, [os.path.abspath(__file__), "--worker", "char-lstm", "--out", out,
+                       "--steps", str(steps), "--global-batch", str(batch)])
+            with open(out) as f:
+                runs[n, batch].append(json.load(f))
+    print(f"\ncompiled data-parallel char-LSTM (T=32, H=256, vocab 96, Adam; median step "
+          f"of the slowest rank, median over {repeats} runs; every run's figure in [])")
+    print(f"{'ranks':>5} {'global batch':>12} {'ms/step':>8} {'steps/s':>8} "
+          f"{'vs 1 rank':>9}  runs (ms)")
+    base = None
+    result = {}
+    for (n, batch), results in runs.items():
+        times = sorted(r["median_step_s"] for r in results)
+        step_s = times[len(times) // 2]
+        base = base or step_s
+        result[n, batch] = step_s
+        print(f"{n:>5} {batch:>12} {step_s * 1e3:>8.1f} {1 / step_s:>8.2f} "
+              f"{base / step_s:>8.2f}x  [{', '.join(f'{t * 1e3:.0f}' for t in times)}]")
+    print(f"plans: {runs[configs[0]][0]['plan']}\n       {runs[configs[1]][0]['plan']}")
+    print(f"(the last row is one rank's share of the work without communication: "
+          f"{ranks} ranks at batch 64 reach {result[configs[0]] / result[configs[1]]:.2f}x "
+          f"of one process, of the {result[configs[0]] / result[configs[2]]:.2f}x that "
+          "this machine allowed while measuring)")
+    return result
+
+
 # --- the driver ------------------------------------------------------------------------------
 
 def main():
@@ -87,13 +150,23 @@ def main():
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=2, help="training runs per rank count")
+    parser.add_argument("--char-lstm", action="store_true",
+                        help="also the compiled data-parallel char-LSTM")
+    parser.add_argument("--only-char-lstm", action="store_true",
+                        help="only the compiled data-parallel char-LSTM")
+    parser.add_argument("--global-batch", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "allreduce":
         return allreduce_worker(args.out)
+    if args.worker == "char-lstm":
+        return char_lstm_worker(args.out, args.steps, args.global_batch)
 
     print(f"machine: {os.cpu_count()} cores; {args.ranks} ranks, one BLAS thread each")
+    if args.only_char_lstm:
+        with tempfile.TemporaryDirectory() as tmp:
+            return char_lstm_scaling(args.ranks, args.steps, args.repeats, tmp)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         launch(args.ranks, ["-c", "pass"])
@@ -145,6 +218,8 @@ def main():
         diff = max(abs(a[1] - b[1]) for a, b in zip(first["losses"], strong))
         print(f"largest difference of the logged losses, 1 vs {args.ranks} ranks on the same "
               f"global batch: {diff:.2e} (float32)")
+        if args.char_lstm:
+            char_lstm_scaling(args.ranks, args.steps, args.repeats, tmp)
 
 if __name__ == "__main__":
     main()

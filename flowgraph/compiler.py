@@ -7,9 +7,9 @@ a schedule of prebound kernel calls over buffers planned by liveness. Each disti
 fused kernel is compiled once per structure and cached on disk
 (:mod:`kernels.cache`), so the T steps of an unrolled RNN share their kernels.
 
-Runs the compiler does not handle go to the reference plan: ops placed off the CPU
-(the GPU executor hooks in there) and graphs whose shapes cannot be made concrete
-(the reference then reports any error exactly as specified).
+Runs the compiler does not handle go to the reference plan: ops that landed off the CPU
+after placement (the GPU executor hooks in there) and graphs whose shapes cannot be made
+concrete (the reference then reports any error exactly as specified).
 
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
@@ -26,13 +26,21 @@ from .devices import DEFAULT_DEVICE
 from .executor import ReferencePlan, needed_ops
 
 
-def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, config):
-    """Build the plan a session runs for one (fetches, feeds, feed shapes) signature."""
+def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, config,
+                 chosen=None):
+    """Build the plan a session runs for one (fetches, feeds, feed shapes) signature.
+
+    ``chosen``: the placement (``{op: device}``, :func:`flowgraph.placement.place`);
+    the compiled CPU plan serves runs whose ops all *landed* on the CPU, whatever
+    device they asked for (soft placement).
+    """
     from . import passes
     from .plan import CompiledPlan
 
     ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(feed_tensors))
-    if any(op.device not in (None, DEFAULT_DEVICE) for op in ops):
+    if chosen is None:
+        chosen = {op: op.device or DEFAULT_DEVICE for op in ops}
+    if any(chosen.get(op, DEFAULT_DEVICE) != DEFAULT_DEVICE for op in ops):
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
     try:
         prog = passes.lower(fetch_tensors, target_ops, feed_tensors,

@@ -1,8 +1,13 @@
 """The device plan: runs a placed graph whose ops are not all on the CPU.
 
-Each op runs where placement put it: CPU ops with the NumPy reference kernels, GPU ops
-with the numba.cuda kernels of :mod:`kernels.cuda` (consecutive elementwise GPU ops of
-one static shape are fused into one generated kernel). Every value that crosses
+Each op runs where placement put it: GPU ops with the numba.cuda kernels of
+:mod:`kernels.cuda` (consecutive elementwise GPU ops of one static shape are fused into
+one generated kernel), CPU ops through the CPU compiler: each stretch of consecutive
+CPU steps is one :class:`~flowgraph.plan.CompiledPlan` (all CPU passes, fusion,
+GEMMs, planned buffers) whose feeds are the values it reads from elsewhere and whose
+fetches are the values read after it, so fusion never crosses a device (a stretch the
+compiler does not take runs on the NumPy reference kernels, as with
+``optimize=False``). Every value that crosses
 devices is copied once per run per destination (a feed used on the GPU is uploaded
 once, however many ops read it); GPU launches are asynchronous on the run's stream
 and the host waits only where a CPU op needs a GPU value and to return fetches.
@@ -44,7 +49,8 @@ class DevicePlan:
     ``(tensor name, "gpu->cpu")``, fetches included.
     """
 
-    def __init__(self, graph, fetch_tensors, target_ops, feed_tensors, chosen, config):
+    def __init__(self, graph, fetch_tensors, target_ops, feed_tensors, chosen, config,
+                 feed_arrays=None):
         from kernels import cuda as gpu_kernels  # imports numba.cuda: only now
         self._gpu = gpu_kernels
         reference = ReferencePlan(graph, fetch_tensors, target_ops, feed_tensors,
@@ -55,9 +61,10 @@ class DevicePlan:
         self.check_numerics = config.check_numerics
         self.ops = reference.ops
         devices = {op: chosen.get(op, op.device or DEFAULT_DEVICE) for op in self.ops}
-        # MPI collectives exchange host buffers: they run on the CPU wherever they are
-        # placed, and the plan copies their inputs and outputs.
-        self.location = {op: "cpu" if op.primitive.kind == "collective" else device_kind(d)
+        # MPI collectives exchange host buffers, and an op with no GPU kernel has only
+        # its host kernels: they run on the CPU wherever they are placed (slower, never
+        # failing), and the plan copies their inputs and outputs.
+        self.location = {op: "cpu" if self._host_only(op) else device_kind(d)
                          for op, d in devices.items()}
         gpus = sorted({local_device(d) for d in devices.values() if device_kind(d) == "gpu"})
         if len(gpus) > 1:
@@ -68,10 +75,20 @@ class DevicePlan:
                 "one GPU per run, found " + ", ".join(gpus) + ")")
         self.gpu_index = int(gpus[0].rsplit(":", 1)[1]) if gpus else 0
         self.steps = self._schedule()
+        self.kernel_sources = set()
+        if config.optimize and feed_arrays is not None:
+            self.steps = self._compile_cpu_stretches(graph, target_ops, feed_arrays, config)
         self.transfers = self._transfers()
         self._constants = {}  # Const op -> its device array, uploaded once per plan
 
     # --- building ----------------------------------------------------------------------
+    def _host_only(self, op) -> bool:
+        kind = op.primitive.kind
+        if kind == "collective":
+            return True
+        return (kind != "state" and op.type not in ("Const", "Placeholder")
+                and self._gpu.lookup(op.type, "gpu") is None)
+
     def _where(self, tensor) -> str:
         if tensor in set(self.feed_tensors) or tensor.op not in self.location:
             return "cpu"
@@ -119,6 +136,58 @@ class DevicePlan:
         flush()
         return steps
 
+    def _compile_cpu_stretches(self, graph, target_ops, feed_arrays, config):
+        """The schedule with each stretch of consecutive CPU steps as one compiled
+        ``("segment", _CpuSegment)`` step (see the module doc)."""
+        from . import passes
+        try:   # concrete shapes of every value of the run, from the feed shapes
+            whole = passes.lower(self.fetch_tensors, target_ops, self.feed_tensors,
+                                 [a.shape for a in feed_arrays])
+        except passes.NotCompilable:
+            return self.steps
+        shapes = dict(zip(self.feed_tensors, (a.shape for a in feed_arrays)))
+        for n in whole.nodes:
+            if n.type != "Feed":
+                shapes.update(zip(n.origin.outputs, n.shapes))
+        fetched, targets = set(self.fetch_tensors), set(target_ops)
+        steps, stretch = [], []
+
+        def flush():
+            if stretch:
+                steps.extend(self._cpu_segment(graph, stretch, shapes, fetched, targets,
+                                               config))
+                stretch.clear()
+
+        for step in self.steps:
+            if step[0] == "cpu":
+                stretch.append(step[1])
+            else:
+                flush()
+                steps.append(step)
+        flush()
+        return steps
+
+    def _cpu_segment(self, graph, ops, shapes, fetched, targets, config):
+        from . import passes
+        from .plan import CompiledPlan
+        members = set(ops)
+        inputs = list(dict.fromkeys(t for op in ops for t in op.inputs
+                                    if t.op not in members or t in self.feed_tensors))
+        read_later = {t for op in self.ops if op not in members for t in op.inputs}
+        outputs = [t for op in ops for t in op.outputs
+                   if (t in read_later or t in fetched) and t not in inputs]
+        effects = [op for op in ops if op in targets or op.primitive.kind not in
+                   passes.PURE_KINDS | {"source"}]
+        try:
+            prog = passes.lower(outputs, effects, inputs, [shapes[t] for t in inputs],
+                                ops=ops)
+            prog = passes.run_pipeline(prog)
+            plan = CompiledPlan(prog, graph, outputs, effects, inputs, config)
+        except Exception:  # noqa: BLE001 - anything the compiler cannot take: reference
+            return [("cpu", op) for op in ops]
+        self.kernel_sources |= plan.kernel_sources
+        return [("segment", _CpuSegment(ops, inputs, outputs, plan))]
+
     def _fused_step(self, group):
         members = set(group.ops)
         external, operands_of = [], []
@@ -146,6 +215,8 @@ class DevicePlan:
         kind, item = step
         if kind == "fused":
             return item["inputs"], [item["ops"][j].outputs[0] for j in item["wanted"]], "gpu"
+        if kind == "segment":
+            return item.inputs, item.outputs, "cpu"
         return list(item.inputs), list(item.outputs), kind
 
     def _transfers(self):
@@ -162,20 +233,53 @@ class DevicePlan:
                 out.append((t.name, "gpu->cpu"))
         return out
 
+    def describe_steps(self):
+        """What ``Session.explain`` shows: every step in run order, with a ``copy``
+        step where a value first crosses devices."""
+        from .explain import StepInfo
+        gpu, seen, infos = f"/gpu:{self.gpu_index}", set(), []
+        for step in self.steps:
+            kind, item = step
+            inputs, _, where = self._step_io(step)
+            for t in inputs:
+                if self._where(t) != where and (t, where) not in seen:
+                    seen.add((t, where))
+                    infos.append(StepInfo("copy", gpu if where == "gpu" else DEFAULT_DEVICE,
+                                          [f"{t.name} {self._where(t)}->{where}"]))
+            if kind == "segment":
+                infos.extend(item.plan.step_infos)
+            elif kind == "fused":
+                infos.append(StepInfo("gpu fused kernel", gpu, [op.name for op in item["ops"]]))
+            elif kind == "gpu":
+                infos.append(StepInfo("gpu kernel", gpu, [item.name]))
+            else:
+                infos.append(StepInfo("reference", DEFAULT_DEVICE, [item.name]))
+        return infos
+
     # --- running -----------------------------------------------------------------------
-    def run(self, feeds, state):
+    def run(self, feeds, state, metadata=None):
         if self.gpu_index:  # numba.cuda launches on the current device: select ours
             with self._gpu.rt.cuda().gpus[self.gpu_index]:
-                return self._run(feeds, state)
-        return self._run(feeds, state)
+                return self._run(feeds, state, metadata)
+        return self._run(feeds, state, metadata)
 
-    def _run(self, feeds, state):
+    def run_traced(self, feeds, state, metadata):
+        """``run``, recording each step's start and end (``metadata.record``); GPU
+        steps are waited for, so that their events show their real duration."""
+        return self.run(feeds, state, metadata)
+
+    def _run(self, feeds, state, metadata=None):
         ctx = self._gpu.GpuContext()
         values = {(t, "cpu"): v for t, v in feeds.items()}
         with np.errstate(all="ignore"):
-            for kind, item in self.steps:
-                if kind == "fused":
+            for step in self.steps:
+                kind, item = step
+                if metadata is not None:
+                    self._run_step_traced(step, values, ctx, state, metadata)
+                elif kind == "fused":
                     self._run_fused(item, values, ctx)
+                elif kind == "segment":
+                    self._run_segment(item, values, ctx, state)
                 elif kind == "gpu":
                     self._run_gpu(item, values, ctx, state)
                 else:
@@ -185,6 +289,32 @@ class DevicePlan:
                   for t, v in pending if v is None}
         ctx.raise_recorded_error()  # synchronizes the stream: the copies are done
         return [copies[t] if v is None else v for t, v in pending]
+
+    def _run_step_traced(self, step, values, ctx, state, metadata):
+        import time
+
+        from .explain import StepInfo
+        kind, item = step
+        if kind == "segment":   # its compiled plan records its own steps
+            feeds = {t: self._get(values, t, "cpu", ctx) for t in item.inputs}
+            outs = item.plan.run_traced(feeds, state, metadata)
+            for t, v in zip(item.outputs, outs):
+                v.setflags(write=False)
+                values[(t, "cpu")] = v
+            return
+        start = time.perf_counter_ns()
+        gpu = f"/gpu:{self.gpu_index}"
+        if kind == "fused":
+            self._run_fused(item, values, ctx)
+            info = StepInfo("gpu fused kernel", gpu, [op.name for op in item["ops"]])
+        elif kind == "gpu":
+            self._run_gpu(item, values, ctx, state)
+            info = StepInfo("gpu kernel", gpu, [item.name])
+        else:
+            self._run_cpu(item, values, ctx, state)
+            info = StepInfo("reference", DEFAULT_DEVICE, [item.name])
+        ctx.stream.synchronize()
+        metadata.record(info, start, time.perf_counter_ns())
 
     def _get(self, values, tensor, where, ctx):
         """``tensor``'s value on ``where``, copied there once per run."""
@@ -210,6 +340,12 @@ class DevicePlan:
                 raise ShapeError(f"{describe_op(op)}: produced shape {tuple(v.shape)} at run "
                                  f"time, expected {t.shape}")
             values[(t, where)] = v
+
+    def _run_segment(self, segment, values, ctx, state):
+        feeds = {t: self._get(values, t, "cpu", ctx) for t in segment.inputs}
+        for t, v in zip(segment.outputs, segment.plan.run(feeds, state)):
+            v.setflags(write=False)
+            values[(t, "cpu")] = v
 
     def _run_cpu(self, op, values, ctx, state):
         inputs = [self._get(values, t, "cpu", ctx) for t in op.inputs]
@@ -317,3 +453,11 @@ class DevicePlan:
             values[(ops[j].outputs[0], "gpu")] = out
             if self.check_numerics:
                 check_finite(ops[j], [out.copy_to_host(stream=ctx.stream)])
+
+
+class _CpuSegment:
+    """A stretch of consecutive CPU ops compiled as one plan: it reads ``inputs``
+    (values from feeds or other devices) and returns ``outputs`` (values read later)."""
+
+    def __init__(self, ops, inputs, outputs, plan):
+        self.ops, self.inputs, self.outputs, self.plan = ops, inputs, outputs, plan

@@ -214,3 +214,22 @@ class ReferencePlan:
                     if t not in feeds:
                         values[t] = v
         return [values[t] for t in self.fetch_tensors]
+
+    def run_traced(self, feeds, state: RunState, metadata):
+        """``run``, recording each op's start and end (``metadata.record``)."""
+        import time
+
+        from .devices import DEFAULT_DEVICE
+        from .explain import StepInfo
+        clock, values = time.perf_counter_ns, dict(feeds)
+        with np.errstate(all="ignore"):
+            for op in self.ops:
+                start = clock()
+                outs = evaluate_op(op, [values[t] for t in op.inputs], state,
+                                   self.check_numerics)
+                metadata.record(StepInfo("reference", op.device or DEFAULT_DEVICE,
+                                         [op.name]), start, clock())
+                for t, v in zip(op.outputs, outs):
+                    if t not in feeds:
+                        values[t] = v
+        return [values[t] for t in self.fetch_tensors]

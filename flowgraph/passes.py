@@ -29,8 +29,12 @@ from .ops import get_primitive
 PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy"})
 # Kinds the compiler knows how to plan; a run with any other kind of op (a primitive
 # added later, say with data-dependent output shapes) runs on the reference plan.
-# "random" ops are planned as reference steps, never folded or merged (not pure).
-KNOWN_KINDS = PURE_KINDS | {"source", "state", "control", "random"}
+# "random" ops are planned as their own steps, never folded or merged (not pure).
+# Collectives (AllReduceMean) are kept, never merged or folded, and run in their order.
+KNOWN_KINDS = PURE_KINDS | {"source", "state", "control", "random", "collective"}
+# IR-only nodes of a value crossing MPI tasks (flowgraph.distributed.partition): kind
+# "comm", ordered among themselves by control edges, like collectives never pure.
+COMM_TYPES = frozenset({"Send", "Recv"})
 FOLD_LIMIT = 1 << 16       # largest constant (elements) that folding may create
 FLOAT_OR_BOOL = frozenset({"float32", "float64", "bool"})
 
@@ -70,6 +74,8 @@ class Node:
     def kind(self):
         if self.type in ("Feed",):
             return "source"
+        if self.type in COMM_TYPES:
+            return "comm"
         if self.type == "BroadcastTo":
             return "elementwise"
         return get_primitive(self.type).kind
@@ -206,6 +212,11 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
         for i, t in enumerate(op.outputs):
             if t not in fed:
                 value[t] = (node, i)
+    # Collectives run in creation order on every rank: a control chain, so that every
+    # pass (fusion included) sees the order, not just the scheduler.
+    collectives = [n for n in nodes if n.kind == "collective"]
+    for a, b in zip(collectives, collectives[1:]):
+        b.controls.append(a)
     return Program(nodes, [value[t] for t in fetch_tensors],
                    [made[o] for o in target_ops if o in made])
 

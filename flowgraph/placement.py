@@ -1,8 +1,20 @@
-"""Device placement: every op gets a device; unknown devices raise ``PlacementError``
-(or fall back to ``/cpu:0`` with ``allow_soft_placement=True``).
+"""Device placement, the first step of every compiled run: every op of the run gets
+the device it actually runs on, after soft placement. Unknown devices raise
+``PlacementError`` (or fall back to ``/cpu:0`` with ``allow_soft_placement=True``).
+
+What the compiler does next depends only on where ops *landed*, never on what was
+requested: a graph built under ``fg.device("/gpu:0")`` and soft-placed on a machine
+without a GPU is an all-CPU run and gets the compiled CPU plan.
 
 >>> resolve_device(None, ["/cpu:0"], soft=False)
 '/cpu:0'
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     with fg.device("/gpu:7"):
+...         y = fg.constant(1.0) + 1.0
+...     chosen = place([y], [], [], fg.SessionConfig(allow_soft_placement=True))
+>>> sorted(set(chosen.values()))
+['/cpu:0']
 """
 from __future__ import annotations
 
@@ -25,21 +37,32 @@ def resolve_device(requested, available, soft, op=None):
                          "SessionConfig(allow_soft_placement=True))")
 
 
-def check(graph, fetch_tensors, target_ops, feed_tensors, config):
-    """Raise ``PlacementError`` for an op of this run placed on a missing device."""
+def place(fetch_tensors, target_ops, feed_tensors, config):
+    """``{op: device}`` for every op of the run: the device each op runs on after soft
+    placement. Raises ``PlacementError`` for an op placed on a missing device (without
+    ``allow_soft_placement``).
+    """
     ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(feed_tensors))
     requested = {op.device for op in ops} - {None, DEFAULT_DEVICE}
-    if not requested:
-        if config.log_device_placement:
-            log_placement(ops, {})
-        return {}
-    available = list_devices()
-    chosen = {}
-    for op in ops:
-        chosen[op] = resolve_device(op.device, available, config.allow_soft_placement, op)
+    if requested:
+        available = list_devices()
+        chosen = {op: resolve_device(op.device, available, config.allow_soft_placement, op)
+                  for op in ops}
+    else:   # nothing placed: no need to ask numba.cuda what this machine has
+        chosen = dict.fromkeys(ops, DEFAULT_DEVICE)
     if config.log_device_placement:
         log_placement(ops, chosen)
     return chosen
+
+
+def check(graph, fetch_tensors, target_ops, feed_tensors, config):
+    """``place`` (kept for callers that pass the graph)."""
+    return place(fetch_tensors, target_ops, feed_tensors, config)
+
+
+def all_on_cpu(chosen) -> bool:
+    """True when a placement (``{op: device}``) puts every op on the local CPU."""
+    return all(d == DEFAULT_DEVICE for d in chosen.values())
 
 
 def device_kind(device) -> str:

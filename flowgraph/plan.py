@@ -22,15 +22,24 @@ from __future__ import annotations
 import heapq
 import math
 import threading
+import time
 
 import numpy as np
 
 from . import shapes as S
+from .devices import DEFAULT_DEVICE
 from .errors import FlowgraphError, NumericsError, describe_op
+from .explain import StepInfo
 from .executor import ReferencePlan, RunState, run_state_op
 from .ops import get_primitive, slice_spec_to_index
 
 VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
+# What explain() calls the step of a node run by a registered CPU kernel ("kernel"
+# otherwise; the collective and communication steps are registered by
+# flowgraph.distributed.steps).
+STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy",
+              "Reshape": "copy", "AllReduceMean": "allreduce", "Send": "send",
+              "Recv": "recv"}
 
 
 # --- scheduling ------------------------------------------------------------------------
@@ -51,7 +60,7 @@ def schedule(prog):
             unit_of[n] = len(units)
             units.append(("node", n))
     preds = [set() for _ in units]
-    last_state = None
+    last_state = None   # (collectives are ordered by control edges: passes.lower)
     for n in prog.nodes:
         u = unit_of[n]
         for v in n.inputs:
@@ -108,7 +117,8 @@ class CompiledPlan:
     the bytes of all pooled buffers and of the largest live set.
     """
 
-    def __init__(self, prog, graph, fetch_tensors, target_ops, feed_tensors, config):
+    def __init__(self, prog, graph, fetch_tensors, target_ops, feed_tensors, config,
+                 device=DEFAULT_DEVICE):
         self.feed_tensors = list(feed_tensors)
         self.fetch_tensors = list(fetch_tensors)
         self._reference_args = (graph, fetch_tensors, target_ops, feed_tensors)
@@ -116,6 +126,7 @@ class CompiledPlan:
         self._lock = threading.Lock()
         self._state = [None]
         self.kernel_sources = set()
+        self.device = device      # where every step runs (the placement's device)
         units = schedule(prog)
         self.n_units = len(units)
         self._layout(prog, units)
@@ -327,10 +338,12 @@ class CompiledPlan:
 
         arrays = self._arrays
         steps, checked = [], []
+        self._finishers = []    # run once after the steps (waiting for MPI sends)
         self._feed_loads = []
         self._scratch = {}
         quiet = True      # no step is a NumPy call that could raise an FP warning
         epilogues = self._epilogues(prog, units)
+        self.step_infos = []    # one per entry of _checked_steps: what explain shows
         for kind, p in units:
             if kind == "node" and p in epilogues:
                 continue          # runs in row blocks with the region that follows it
@@ -338,10 +351,13 @@ class CompiledPlan:
                 unit_steps = [self._epilogue_step(epilogues[p], p, arrays)]
                 quiet = False     # BLAS calls through NumPy
                 outs, origin = self._group_outputs[p], p.nodes[-1]
+                step_kind, covered = "gemm+fused kernel", [epilogues[p]] + p.nodes
             elif kind == "group":
                 unit_steps = self._group_steps(p, arrays)
                 quiet = quiet and not uses_ufuncs(p)
                 outs, origin = self._group_outputs[p], p.nodes[-1]
+                step_kind = "ufunc chain" if uses_ufuncs(p) else "fused kernel"
+                covered = p.nodes
             else:
                 n = p
                 outs = [(n, k) for k in range(len(n.shapes)) if self._kinds[(n, k)] == "buffer"]
@@ -352,15 +368,20 @@ class CompiledPlan:
                 if n.type == "Const" or self._kinds.get((n, 0)) == "view" or (
                         n.kind == "control") or n in self._elided:
                     continue
+                covered = [n]
                 if n in self._concat_copies:
                     unit_steps = [self._concat_copy_step(n, arrays)]
+                    step_kind = "copy"
                 else:
-                    unit_steps = [self._node_step(n, arrays)]
+                    step, step_kind = self._node_step(n, arrays)
+                    unit_steps = [step]
                     quiet = quiet and n.kind == "state"
             steps.extend(unit_steps)
             if unit_steps:
                 checked.append((unit_steps, [arrays[v] for v in outs
                                              if arrays[v].dtype.kind == "f"], origin))
+                self.step_infos.append(StepInfo(step_kind, self.device,
+                                                [m.name for m in covered]))
         self._quiet = quiet
         self.memory_stats["scratch_bytes"] = sum(a.nbytes for a in self._scratch.values())
         self._steps = steps
@@ -512,16 +533,20 @@ class CompiledPlan:
         return copy_parts
 
     def _node_step(self, n, arrays):
+        """``(step, kind)`` for one node (``kind`` as :meth:`explain` shows it)."""
         from kernels.cpu import build
         ins = [arrays[v] for v in n.inputs]
         outs = [arrays[(n, k)] for k in range(len(n.shapes))]
         if n.kind == "state":
-            return self._state_step(n, ins, outs)
+            return self._state_step(n, ins, outs), "state"
         if n.kind == "random":
-            return self._random_step(n, ins, outs)
+            return self._random_step(n, ins, outs), "kernel"
         step = build(n.type, n.attrs, ins, outs)
         if step is not None:
-            return step
+            finish = getattr(step, "finish", None)   # work after the last step (MPI sends)
+            if finish is not None:
+                self._finishers.append(finish)
+            return step, STEP_KINDS.get(n.type, "kernel")
         ref = get_primitive(n.type).ref if n.type != "BroadcastTo" else None
         copyto = np.copyto
 
@@ -534,7 +559,7 @@ class CompiledPlan:
                     raise FlowgraphError(f"produced shape {np.shape(value)}, expected "
                                          f"{out.shape}")
                 copyto(out, value, casting="unsafe")
-        return reference_step
+        return reference_step, "reference"
 
     def _state_step(self, n, ins, outs):
         holder, op, copyto = self._state, n.origin, np.copyto
@@ -574,6 +599,39 @@ class CompiledPlan:
                     with np.errstate(all="ignore"):   # NumPy calls might (overflow...)
                         for step in self._steps:
                             step()
+                for finish in self._finishers:
+                    finish()
+            except NumericsError:
+                raise
+            except Exception as exc:
+                self._replay(feeds, state, exc)
+            finally:
+                self._state[0] = None
+            return [a.copy() for a in self._fetch_arrays]
+
+    def run_traced(self, feeds, state, metadata):
+        """``run``, recording each step's start and end (``metadata.record``). A
+        separate loop, so that the untraced one pays nothing for tracing."""
+        clock, record = time.perf_counter_ns, metadata.record
+        with self._lock:
+            self._state[0] = state
+            try:
+                for buf, tensor in self._feed_loads:
+                    np.copyto(buf, feeds[tensor])
+                if self._check_numerics and self._nonfinite_const:
+                    self._replay(feeds, state, None)
+                with np.errstate(all="ignore"):
+                    for (unit_steps, outs, origin), info in zip(self._checked_steps,
+                                                                self.step_infos):
+                        start = clock()
+                        for step in unit_steps:
+                            step()
+                        record(info, start, clock())
+                        if self._check_numerics and not all(np.isfinite(o).all()
+                                                            for o in outs):
+                            self._replay(feeds, state, None, origin)
+                for finish in self._finishers:
+                    finish()
             except NumericsError:
                 raise
             except Exception as exc:
@@ -620,6 +678,9 @@ def uses_ufuncs(group):
     calls). So arithmetic regions are loops; large float64 regions full of
     transcendental functions are ufunc chains.
     """
+    from kernels.ufuncs import UFUNCS
+    if any(n.type not in UFUNCS and n.type != "ReduceSum" for n in group.nodes):
+        return False    # an op with no ufunc entry: the generated loop (never a KeyError)
     members = set(group.nodes)
     operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
     elems = math.prod(group.shape)

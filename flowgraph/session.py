@@ -205,19 +205,23 @@ class Session:
         if any(op.device is not None and op.device.startswith("/job:")
                for op in needed_ops(roots, set(feed_tensors))):
             # Ops on remote tasks ("/job:worker/task:N/..."): each MPI rank runs its part.
-            from .distributed.partition import PartitionPlan
+            from .distributed.partition import PartitionPlan, compile_partition
+            if self.config.optimize:
+                return compile_partition(self.graph, fetch_tensors, target_ops,
+                                         feed_tensors, feed_arrays, self.config)
             return PartitionPlan(self.graph, fetch_tensors, target_ops, feed_tensors,
                                  self.config)
-        chosen = placement.check(self.graph, fetch_tensors, target_ops, feed_tensors,
-                                 self.config)
+        # Placement first: what follows depends on where ops landed (after soft
+        # placement), not on what they asked for.
+        chosen = placement.place(fetch_tensors, target_ops, feed_tensors, self.config)
         if self.config.optimize and placement.uses_gpu(chosen):
             from .device_plan import DevicePlan
             return DevicePlan(self.graph, fetch_tensors, target_ops, feed_tensors, chosen,
-                              self.config)
+                              self.config, feed_arrays)
         if self.config.optimize:
             from . import compiler
             return compiler.compile_plan(self.graph, fetch_tensors, target_ops, feed_tensors,
-                                         feed_arrays, self.config)
+                                         feed_arrays, self.config, chosen)
         return ReferencePlan(self.graph, fetch_tensors, target_ops, feed_tensors,
                              self.config.check_numerics)
 
@@ -248,10 +252,15 @@ class Session:
             if self._next_run == number + 1:   # no run reserved a later number meanwhile
                 self._next_run = number
 
-    def _execute(self, plan, feed_arrays):
+    def _execute(self, plan, feed_arrays, metadata=None):
         state = RunState(self._values, self._initial_value, self._reserve_run)
+        feeds = dict(zip(plan.feed_tensors, feed_arrays))
         try:
-            outputs = plan.run(dict(zip(plan.feed_tensors, feed_arrays)), state)
+            if metadata is None:
+                outputs = plan.run(feeds, state)
+            else:
+                from .explain import run_traced
+                outputs = run_traced(plan, feeds, state, metadata)
         except BaseException:
             if state.counter is not None:
                 self._release_run(state.counter[0])
@@ -320,16 +329,39 @@ class Session:
             outs = self._execute(plan, arrays)
             return [None if i is None else _to_user(outs[i]) for i in picks]
 
+        def plan_for(feed_values):
+            """``(plan, checked feed arrays)`` for these feed values (builds the plan)."""
+            if len(feed_values) != n_feeds:
+                raise FeedError(f"expected {n_feeds} feed values, found {len(feed_values)}")
+            arrays = [check(v) for check, v in zip(checks, feed_values)]
+            shapes = tuple(a.shape for a in arrays)
+            plan = plans.get(shapes)
+            if plan is None:
+                plan = plans[shapes] = self._plan(fetch_tensors, target_ops, feed_tensors,
+                                                  arrays)
+            return plan, arrays
+
+        def traced(metadata, *feed_values):
+            # The untraced `call` above stays as it is: tracing costs nothing there.
+            if self._closed:
+                raise FlowgraphError("this session is closed")
+            plan, arrays = plan_for(feed_values)
+            outs = self._execute(plan, arrays, metadata)
+            return [None if i is None else _to_user(outs[i]) for i in picks]
+
+        call.plan_for, call.traced = plan_for, traced
         return call
 
     # --- public API -------------------------------------------------------------------
-    def run(self, fetches, feed_dict=None):
+    def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
         """Run the ops needed for ``fetches`` and return their values.
 
         ``fetches`` is a tensor, an operation (its result is ``None``), a variable, a
         name, or any nesting of lists, tuples, namedtuples and dicts of them; the
         result has the same structure with NumPy arrays. ``feed_dict`` maps
         placeholders (or any tensor, or names like ``"x:0"``) to values.
+        ``options=fg.RunOptions(trace=True)`` records each plan step's start and end
+        into ``run_metadata`` (an ``fg.RunMetadata``; see its ``chrome_trace()``).
         """
         if self._closed:
             raise FlowgraphError("this session is closed")
@@ -349,8 +381,53 @@ class Session:
             runner = self._runner(leaves, list(feed_dict))
             with self._lock:
                 self._runners[signature] = runner
-        values = runner(*feed_dict.values())
+        if options is not None and options.trace and run_metadata is not None:
+            values = runner.traced(run_metadata, *feed_dict.values())
+        else:
+            values = runner(*feed_dict.values())
         return values[0] if rebuild is None else rebuild(values)
+
+    def _runner_for(self, fetches, feed_dict):
+        # (run() inlines the same lookup: its per-call overhead is measured)
+        if _is_fetch_leaf(fetches):
+            leaves, rebuild = (fetches,), None
+        else:
+            leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
+        feed_dict = feed_dict or {}
+        # Keyed by the objects themselves (tensors hash by identity, names by value), so
+        # a repeated run with the same fetches and feed keys resolves nothing again.
+        signature = (tuple(leaves), tuple(feed_dict))
+        try:
+            runner = self._runners.get(signature)
+        except TypeError:  # an unhashable fetch: _runner raises the clear error
+            runner = self._runner(leaves, list(feed_dict))
+        if runner is None:
+            runner = self._runner(leaves, list(feed_dict))
+            with self._lock:
+                self._runners[signature] = runner
+        return runner, rebuild, feed_dict
+
+    def explain(self, fetches, feed_dict=None) -> str:
+        """The plan a ``run(fetches, feed_dict)`` would use, as text: one line per
+        step with its device, its kind (gemm, fused kernel, ufunc chain, copy,
+        send/recv, allreduce, state, reference, ...) and the graph ops it covers, and
+        the number of distinct generated kernels. Builds (and caches) the plan; runs
+        nothing. The feed values only give the shapes.
+
+        >>> import numpy as np, flowgraph as fg
+        >>> with fg.Graph().as_default():
+        ...     x = fg.placeholder(fg.float32, (4, 3))
+        ...     y = fg.relu(x @ fg.constant(np.ones((3, 2), np.float32)))
+        ...     sess = fg.Session(config=fg.SessionConfig(optimize=True))
+        ...     print(sess.explain(y, {x: np.zeros((4, 3))}).splitlines()[0])
+        CompiledPlan: 2 steps, 1 distinct kernels (1 gemm, 1 fused kernel)
+        """
+        from .explain import explain
+        if self._closed:
+            raise FlowgraphError("this session is closed")
+        runner, _, feed_dict = self._runner_for(fetches, feed_dict)
+        plan, _ = runner.plan_for(list(feed_dict.values()))
+        return explain(plan)
 
     def make_callable(self, fetches, feed_list=()):
         """A function ``f(*feed_values)`` that runs ``fetches`` with the least overhead

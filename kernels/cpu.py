@@ -75,3 +75,74 @@ def copy_to(attrs, inputs, outputs):
     x, out = inputs[0], outputs[0]
     copyto = np.copyto
     return lambda: copyto(out, x)
+
+
+@register("Reshape", "cpu")
+def reshape_copy(attrs, inputs, outputs):
+    # Only reached where the plan could not make the reshape a view (a strided input,
+    # such as one time step split out of a batch): one copy, through a view of the
+    # output with the input's shape (no temporary).
+    x, out = inputs[0], outputs[0]
+    copyto = np.copyto
+    target = _reshaped_view(out, x.shape)
+    if target is not None:
+        return lambda: copyto(target, x)
+    source = _reshaped_view(x, out.shape)
+    if source is not None:
+        return lambda: copyto(out, source)
+    return None
+
+
+def _reshaped_view(a, shape):
+    """``a`` seen with ``shape`` without a copy, or ``None`` where that takes a copy
+    (setting ``.shape`` refuses what ``reshape`` would silently copy)."""
+    view = a.view()
+    try:
+        view.shape = shape
+    except (AttributeError, ValueError):
+        return None
+    return view
+
+
+# --- index ops: in place, no temporaries. An index out of range raises here, and the
+# plan's replay on the reference kernels then reports the specified error. ------------
+
+def _in_range(indices, n):
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise IndexError(f"an index outside [0, {n})")
+
+
+@register("Gather", "cpu")
+def gather(attrs, inputs, outputs):
+    params, indices = inputs
+    out = outputs[0]
+    if not out.flags.c_contiguous or params.ndim == 0:
+        return None
+    take, n = np.take, params.shape[0]
+
+    def gather_rows():
+        _in_range(indices, n)
+        take(params, indices, axis=0, out=out)
+    return gather_rows
+
+
+@register("GatherGrad", "cpu")
+def gather_grad(attrs, inputs, outputs):
+    g, indices, _ = inputs
+    out = outputs[0]
+    add_at, n = np.add.at, out.shape[0]
+
+    def scatter_add_rows():
+        _in_range(indices, n)
+        out.fill(0)
+        add_at(out, indices, g)
+    return scatter_add_rows
+
+
+@register("OneHot", "cpu")
+def one_hot(attrs, inputs, outputs):
+    indices, out = inputs[0], outputs[0]
+    # out-of-range indices give all-zero rows (as the reference, and TensorFlow)
+    expanded, depth = indices[..., None], np.arange(attrs["depth"])
+    equal = np.equal
+    return lambda: equal(expanded, depth, out=out)

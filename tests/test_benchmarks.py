@@ -35,3 +35,11 @@ def test_gemm_layout_variants_compute_the_same_product(bench_path):
     assert plain.shape == (6, 12) and len(results) == 2
     for name, value in results.items():
         np.testing.assert_allclose(value, plain, rtol=1e-12, err_msg=name)
+
+
+def test_placement_benchmark_compares_the_same_compiled_plan(bench_path, capsys):
+    import placement
+    times, plans = placement.main(["--repeats", "1", "--batch", "2"])
+    assert plans["soft"] == plans["cpu"] and plans["cpu"].startswith("CompiledPlan:")
+    assert times["cpu"] > 0 and times["soft"] > 0
+    assert "ratio soft / cpu:" in capsys.readouterr().out

@@ -5,7 +5,8 @@ import importlib
 import pytest
 
 MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgraph.dtypes",
-           "flowgraph.errors", "flowgraph.executor", "flowgraph.graph", "flowgraph.nest",
+           "flowgraph.errors", "flowgraph.executor", "flowgraph.explain", "flowgraph.graph",
+           "flowgraph.nest",
            "flowgraph.ops", "flowgraph.placement", "flowgraph.session", "flowgraph.shapes",
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
@@ -16,6 +17,7 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
 # TF1's more ops, losses, optimizers and schedules (issue 14)
 MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optimizers",
             "flowgraph.train.schedules"]
+MODULES += ["flowgraph.distributed.steps"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -48,8 +48,8 @@ def run_mpi(program, *args, ranks=2, via_mpi4py=True):
                              f"{exc.stdout}\n{exc.stderr}") from None
 
 
-def run_ok(program, out_dir, ranks=2):
-    proc = run_mpi(program, out_dir, ranks=ranks)
+def run_ok(program, out_dir, *args, ranks=2):
+    proc = run_mpi(program, out_dir, *args, ranks=ranks)
     assert proc.returncode == 0, f"{program} failed:\n{proc.stdout}\n{proc.stderr}"
     return [np.load(os.path.join(out_dir, f"rank{r}.npz")) for r in range(ranks)]
 
@@ -65,6 +65,11 @@ def test_two_rank_data_parallel_training_equals_full_batch_training(tmp_path):
         assert list(result["allreduce_inputs"]) == [3]
         np.testing.assert_allclose(result["history"], expected, rtol=1e-12, atol=1e-14,
                                    err_msg=f"rank {r}")
+        # compiled: the step is one compiled plan with the allreduce as one of its steps
+        explained = str(result["explain"])
+        assert explained.startswith("CompiledPlan:"), explained
+        assert sum(" allreduce " in line for line in explained.splitlines()) == 1
+        assert "gemm" in explained
     # training moved the weights, so the comparison is not of initial values
     assert np.abs(expected[-1] - expected[0]).max() > 1e-3
 
@@ -170,3 +175,48 @@ def test_char_rnn_data_parallel_equals_one_process_on_the_full_batch(tmp_path):
     for name, value in weights["one"].items():
         np.testing.assert_allclose(weights["two"][name], value, rtol=2e-5, atol=2e-6,
                                    err_msg=name)
+
+
+def test_compiled_partitioned_lstm_equals_single_process(tmp_path):
+    """Each rank's part of the 2-layer LSTM (one layer per task) runs compiled, with
+    its sends and receives as plan steps, and trains exactly as one process does."""
+    ranks = run_ok("lstm_partition.py", tmp_path, "compiled")
+    expected = models.partitioned_lstm()                  # one process, reference path
+    for r, result in enumerate(ranks):
+        msg = f"rank {r}"
+        assert set(result["plan_types"]) == {"CompiledPartitionPlan"}, msg
+        explained = str(result["explain"])
+        assert " send " in explained and " recv " in explained, explained
+        assert f"/job:worker/task:{r}/cpu:0" in explained
+        assert "fused kernel" in explained and "gemm" in explained
+        np.testing.assert_allclose(result["loss"], expected["loss"], rtol=1e-12, err_msg=msg)
+        np.testing.assert_allclose(result["loss_after"], expected["loss_after"], rtol=1e-12,
+                                   err_msg=msg)
+        for i, g in enumerate(expected["grads"]):
+            np.testing.assert_allclose(result[f"grad{i}"], g, rtol=1e-10, atol=1e-14,
+                                       err_msg=f"{msg}, gradient {i}")
+        for i, v in enumerate(expected["variables"]):
+            np.testing.assert_allclose(result[f"var{i}"], v, rtol=1e-12, atol=1e-14,
+                                       err_msg=f"{msg}, variable {i}")
+    assert expected["loss_after"] < expected["loss"]
+    assert int(ranks[0]["sends"]) == int(ranks[1]["recvs"]) > 0
+    assert int(ranks[1]["sends"]) == int(ranks[0]["recvs"]) > 0
+
+
+def test_compiled_partition_with_values_crossing_back_and_forth(tmp_path):
+    ranks = run_ok("pingpong.py", tmp_path)
+    x = np.linspace(-1, 1, 12).reshape(4, 3)
+    a = np.tanh(x) * 2.0
+    c = 1.0 / (1.0 + np.exp(-(a + 1.0)))
+    d = c * a + np.tanh(x)
+    out = (d * c).sum(axis=1) * 3.0 + a.sum(axis=1)
+    for r, result in enumerate(ranks):
+        assert str(result["compiled_kind"]) == "CompiledPartitionPlan"
+        assert str(result["reference_kind"]) == "PartitionPlan"
+        np.testing.assert_allclose(result["out"], out, rtol=1e-12, err_msg=f"rank {r}")
+        np.testing.assert_allclose(result["d"], d, rtol=1e-12, err_msg=f"rank {r}")
+        np.testing.assert_allclose(result["out"], result["ref_out"], rtol=1e-13)
+        # the trace: one process track per rank, this rank's device, sends and receives
+        assert set(result["trace_pids"]) == {r}
+        assert set(result["trace_devices"]) == {f"/job:worker/task:{r}/cpu:0"}
+        assert {"send", "recv"} <= set(result["trace_kinds"])

@@ -205,3 +205,82 @@ def test_compare_devices_reports_the_differing_fetch(monkeypatch):
         compare_devices(build)
     results = compare_devices(lambda: ([fg.constant([1, 2]) * 2], {}))
     np.testing.assert_array_equal(results["/gpu:0"][0], [2, 4])
+
+
+def test_cpu_ops_of_a_mixed_run_are_compiled_steps():
+    """The CPU part of a CPU+GPU run goes through the CPU compiler (GEMMs and fused
+    kernels, shown by explain) with copies where values cross, and trains exactly as
+    the reference path does."""
+    from flowgraph.explain import step_infos
+    x = fg.placeholder(fg.float64, (4, 8), name="x")
+    w = fg.Variable(np.linspace(-1, 1, 32).reshape(8, 4), name="w")
+    with fg.device("/gpu:0"):
+        h = fg.tanh(fg.matmul(x, w, name="gpu_mm"), name="gpu_tanh")
+    z = fg.reduce_mean(fg.square(fg.sigmoid(fg.matmul(h, fg.transpose(w), name="cpu_mm"))
+                                 + 1.0))
+    (gw,) = fg.gradients(z, [w])
+    train = w.assign_sub(0.1 * gw)
+    feed = {x: np.linspace(0, 1, 32).reshape(4, 8)}
+    results = {}
+    for optimize in (True, False):
+        with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+            results[optimize] = [sess.run([z, train], feed)[0] for _ in range(3)]
+            if optimize:
+                plan = _plan(sess)
+                assert isinstance(plan, DevicePlan)
+                text = sess.explain([z, train], feed)
+                infos = step_infos(plan)
+    np.testing.assert_allclose(results[True], results[False], rtol=1e-12)
+    assert results[True][2] < results[True][0]
+    kinds = {(i.device, i.kind) for i in infos}
+    assert ("/cpu:0", "gemm") in kinds and ("/cpu:0", "fused kernel") in kinds, text
+    assert ("/gpu:0", "copy") in kinds and ("/cpu:0", "copy") in kinds, text
+    assert not any(i.kind == "reference" for i in infos), text
+    on = {op: i.device for i in infos for op in i.ops}
+    assert on["cpu_mm"] == "/cpu:0" and on["gpu_mm"] == "/gpu:0"
+    assert on["gpu_tanh"] == "/gpu:0"
+    # fusion never crosses a device: no step covers ops of both devices
+    assert not any("gpu_tanh" in i.ops and i.device == "/cpu:0" for i in infos)
+
+
+def test_trace_of_a_mixed_run_has_one_track_per_device():
+    import json
+    x = fg.placeholder(fg.float32, (4, 8))
+    w = fg.Variable(np.ones((8, 4), np.float32))
+    with fg.device("/gpu:0"):
+        h = fg.tanh(x @ w)
+    y = fg.reduce_sum(fg.matmul(h, w, transpose_b=True) * 2.0)
+    feed = {x: np.full((4, 8), 0.1, np.float32)}
+    sess = fg.Session(config=fg.SessionConfig(optimize=True))
+    md = fg.RunMetadata()
+    traced = sess.run(y, feed, options=fg.RunOptions(trace=True), run_metadata=md)
+    np.testing.assert_allclose(traced, sess.run(y, feed), rtol=1e-6)
+    trace = json.loads(md.chrome_trace())
+    events = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    tracks = {e["args"]["name"]: e["tid"] for e in trace["traceEvents"]
+              if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert set(tracks) == {"/cpu:0", "/gpu:0"}
+    assert {e["tid"] for e in events} == set(tracks.values())
+    assert any(e["cat"] == "gemm" and e["tid"] == tracks["/cpu:0"] for e in events)
+    assert any(e["cat"].startswith("gpu") and e["tid"] == tracks["/gpu:0"] for e in events)
+    starts = [e["ts"] for e in events]
+    assert starts == sorted(starts)
+
+
+def test_an_op_without_a_gpu_kernel_runs_on_the_host(monkeypatch):
+    """The lowering falls back instead of failing: a GPU-placed op whose GPU kernel is
+    missing runs on the CPU (compiled or reference kernels), with copies around it."""
+    import kernels
+    from kernels import cuda as gpu_kernels  # noqa: F401  (registers the kernels)
+    from flowgraph.explain import step_infos
+    monkeypatch.delitem(kernels._REGISTRY, ("OneHot", "gpu"))
+    ids = fg.placeholder(fg.int32, (4,))
+    x = fg.placeholder(fg.float32, (4, 3))
+    with fg.device("/gpu:0"):
+        y = fg.tanh(x * 2.0) + fg.one_hot(ids, 3, name="hot")
+    feed = {ids: np.array([0, 2, 1, 0], np.int32), x: np.full((4, 3), 0.25, np.float32)}
+    sess = fg.Session(config=fg.SessionConfig(optimize=True))
+    np.testing.assert_allclose(sess.run(y, feed), np.tanh(feed[x] * 2.0)
+                               + np.eye(3, dtype=np.float32)[feed[ids]], rtol=1e-6)
+    on = {op: i.device for i in step_infos(_plan(sess)) for op in i.ops}
+    assert on["hot"] == "/cpu:0"

@@ -26,6 +26,7 @@ from .. import dtypes
 from ..errors import DTypeError
 from ..ops import defprim
 from ..variables import global_variables
+from . import steps  # noqa: F401 - registers the compiled allreduce step
 from .comm import world
 
 

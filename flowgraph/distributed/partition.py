@@ -23,6 +23,18 @@ Variables live on the task of their ``Variable`` op: only that rank reads and up
 them (``sess.variable_value`` on another rank shows that rank's stale copy; fetch the
 variable instead).
 
+**Compiled** (the default, ``optimize=True``): :func:`compile_partition` lowers the
+whole run with concrete shapes on every rank (every rank has the graph and the feed
+shapes, so both ends of an edge agree on its shape), keeps this rank's nodes, turns
+each crossing edge into a ``Recv`` node (a value source) on the consumer's rank and a
+``Send`` node (run for effect) on the producer's, and compiles that program with the
+usual passes and plan (:mod:`flowgraph.distributed.steps` has the steps). The send and
+receive nodes are chained by control edges in the order of their producers' creation,
+the same order on every rank, which is what keeps the argument above: every step a
+receive waits for on a peer comes earlier in that common order, and the chain also
+stops fusion or scheduling from moving a send after a receive. Messages are the same
+as the reference plan's, so ranks may even run different kinds of plan.
+
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
 ...     with fg.device("/job:worker/task:0/cpu:0"):
@@ -33,6 +45,7 @@ variable instead).
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -41,7 +54,9 @@ from .. import shapes as S
 from ..devices import DEFAULT_DEVICE, local_device, split_device
 from ..errors import FlowgraphError, PlacementError, describe_op
 from ..executor import ReferencePlan, evaluate_op
+from ..explain import StepInfo
 from .comm import world
+from .steps import RECV, SEND
 
 # Ops that run on every rank rather than on one task.
 _REPLICATED_TYPES = frozenset({"InitVariables"})
@@ -117,6 +132,10 @@ class PartitionPlan:
                     self.recvs.setdefault(op, []).append((t, self.task[t.op], edges[key]))
         self.fetch_owner = [None if t in fed else self.task[t.op] for t in self.fetch_tensors]
 
+    @property
+    def _device(self):
+        return f"/job:worker/task:{self.world.rank}/cpu:0"
+
     @staticmethod
     def _resolve_task(op, size, config):
         task = task_of(op)
@@ -147,10 +166,10 @@ class PartitionPlan:
                     f"{', '.join(available)} (or SessionConfig(allow_soft_placement=True))")
 
     # --- running -----------------------------------------------------------------------
-    def run(self, feeds, state):
+    def run(self, feeds, state, metadata=None):
         w = self.world
         try:
-            values = self._run_local(feeds, state)
+            values = self._run_local(feeds, state, metadata)
         except Exception as exc:
             if w.size == 1:
                 raise
@@ -162,7 +181,11 @@ class PartitionPlan:
             raise exc  # not reached
         return self._share_fetches(values, feeds)
 
-    def _run_local(self, feeds, state):
+    def run_traced(self, feeds, state, metadata):
+        """``run``, recording each step's start and end (``metadata.record``)."""
+        return self.run(feeds, state, metadata)
+
+    def _run_local(self, feeds, state, metadata=None):
         w = self.world
         values = dict(feeds)
         requests, in_flight = [], []
@@ -172,9 +195,13 @@ class PartitionPlan:
                     values[t] = self._receive(t, source, tag)
                 inputs = [values[t] for t in op.inputs] if op.type not in \
                     _REPLICATED_TYPES else []
+                start = None if metadata is None else time.perf_counter_ns()
                 for t, v in zip(op.outputs, self._evaluate(op, inputs, state)):
                     if t not in feeds:
                         values[t] = v
+                if start is not None:
+                    metadata.record(StepInfo("reference", self._device, [op.name]), start,
+                                    time.perf_counter_ns())
                 for t, dest, tag in self.sends.get(op, ()):
                     requests.append(self._send(values[t], t, dest, tag, in_flight))
         w.waitall(requests)
@@ -196,6 +223,19 @@ class PartitionPlan:
             return self.world.recv_into(buf, source, tag)
         return self.world.recv_object(source, tag)
 
+    def describe_steps(self):
+        """What ``Session.explain`` shows: this rank's ops (reference kernels) and
+        its sends and receives."""
+        device = self._device
+        infos = []
+        for op in self.local_ops:
+            for t, source, tag in self.recvs.get(op, ()):
+                infos.append(StepInfo("recv", device, [f"{t.name} from task {source}"]))
+            infos.append(StepInfo("reference", device, [op.name]))
+            for t, dest, tag in self.sends.get(op, ()):
+                infos.append(StepInfo("send", device, [f"{t.name} to task {dest}"]))
+        return infos
+
     def _share_fetches(self, values, feeds):
         w = self.world
         if w.size == 1:
@@ -205,3 +245,120 @@ class PartitionPlan:
         everyone = w.allgather(mine)
         return [values[t] if t in feeds else everyone[owner][i]
                 for i, (t, owner) in enumerate(zip(self.fetch_tensors, self.fetch_owner))]
+
+
+# --- compiled partitions ---------------------------------------------------------------------
+
+def compile_partition(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, config):
+    """The plan of a partitioned run: this rank's part compiled
+    (:class:`CompiledPartitionPlan`), or the reference :class:`PartitionPlan` for runs
+    the compiler does not take (unknown shapes, unsupported ops)."""
+    base = PartitionPlan(graph, fetch_tensors, target_ops, feed_tensors, config)
+    try:
+        return CompiledPartitionPlan(base, graph, target_ops, feed_arrays, config)
+    except _NotCompiled:
+        return base
+
+
+class _NotCompiled(Exception):
+    pass
+
+
+def local_program(base, prog):
+    """This rank's part of ``prog`` (the whole run lowered, one node per op): its own
+    nodes, a ``Recv`` node per value received, a ``Send`` node per value sent, chained
+    in the common order (see the module doc). Returns ``(program, local fetch
+    tensors)``."""
+    from ..passes import Node, Program
+    me = base.world.rank
+
+    def local(op):
+        return op.type in _REPLICATED_TYPES or base.task[op] == me
+
+    edges = {edge: tag for tag, edge in enumerate(base.edges)}
+    received, keyed, comm = {}, [], []
+    # Local nodes another task's node depends on by a control edge only (an update in a
+    # group placed elsewhere): they run for effect, so they are targets here.
+    controlled = []
+    for n in prog.nodes:
+        if n.type == "Feed":
+            keyed.append(((-1, 0, 0), n))
+            continue
+        if not local(n.origin):
+            controlled += [c for c in n.controls if c.type != "Feed" and local(c.origin)]
+            continue
+        inputs = []
+        for m, i in n.inputs:
+            if m.type == "Feed" or local(m.origin):
+                inputs.append((m, i))
+                continue
+            if n.origin.type in _REPLICATED_TYPES:
+                raise _NotCompiled("a replicated op reads another task's value")
+            t = m.origin.outputs[i]
+            r = received.get(t)
+            if r is None:
+                tag = edges[(t, me)]
+                r = received[t] = Node(RECV, [], {"source": base.task[t.op], "tag": tag,
+                                                  "static": S.is_fully_defined(t.shape)},
+                                       m.origin, [m.shapes[i]], [m.dtypes[i]],
+                                       order=m.order)
+                keyed.append(((m.order, 1, tag), r))
+                comm.append(((m.order, tag), r))
+            inputs.append((r, 0))
+        n.inputs = inputs
+        n.controls = [c for c in n.controls if c.type == "Feed" or local(c.origin)]
+        keyed.append(((n.order, 0, 0), n))
+        for t, dest, tag in base.sends.get(n.origin, ()):
+            send = Node(SEND, [(n, t.value_index)], {"dest": dest, "tag": tag,
+                                                    "static": S.is_fully_defined(t.shape)},
+                        n.origin, [], [], order=n.order)
+            keyed.append(((n.order, 1, tag), send))
+            comm.append(((n.order, tag), send))
+    comm.sort(key=lambda kn: kn[0])
+    for (_, a), (_, b) in zip(comm, comm[1:]):
+        b.controls.append(a)
+    keyed.sort(key=lambda kn: kn[0])
+    fed = set(base.feed_tensors)
+    fetches, local_fetches = [], []
+    for t, v, owner in zip(base.fetch_tensors, prog.fetches, base.fetch_owner):
+        if t in fed or owner == me:
+            fetches.append(v)
+            local_fetches.append(t)
+    kept = {n for _, n in keyed}
+    targets = [n for n in prog.targets if n in kept] + [n for _, n in comm]
+    targets += [n for n in dict.fromkeys(controlled) if n not in targets]
+    return Program([n for _, n in keyed], fetches, targets), local_fetches
+
+
+class CompiledPartitionPlan(PartitionPlan):
+    """A :class:`PartitionPlan` whose local part runs as one compiled plan with its
+    sends and receives as plan steps (``compiled``: the
+    :class:`~flowgraph.plan.CompiledPlan`)."""
+
+    def __init__(self, base, graph, target_ops, feed_arrays, config):
+        from .. import passes
+        from ..plan import CompiledPlan
+        self.__dict__.update(base.__dict__)
+        shapes = {t: a.shape for t, a in zip(base.feed_tensors, feed_arrays)}
+        try:
+            prog = passes.lower(base.fetch_tensors, target_ops, base.feed_tensors,
+                                [shapes[t] for t in base.feed_tensors])
+        except passes.NotCompilable as exc:
+            raise _NotCompiled(str(exc)) from None
+        prog, self.local_fetches = local_program(base, prog)
+        prog = passes.run_pipeline(prog)
+        device = self._device
+        # (This rank's ops are the targets of the plan's error replay: the reference
+        # kernels, run locally, name the op that failed.)
+        self.compiled = CompiledPlan(prog, graph, self.local_fetches, self.local_ops,
+                                     base.feed_tensors, config, device=device)
+        self.step_infos = self.compiled.step_infos
+        self.kernel_sources = self.compiled.kernel_sources
+
+    def _run_local(self, feeds, state, metadata=None):
+        plan = self.compiled
+        outs = (plan.run(feeds, state) if metadata is None
+                else plan.run_traced(feeds, state, metadata))
+        values = dict(feeds)
+        values.update(zip(self.local_fetches, outs))
+        return values

@@ -16,4 +16,5 @@ history, ops = train_data_parallel()
 allreduces = [op for op in ops if op.type == "AllReduceMean"]
 np.savez(os.path.join(sys.argv[1], f"rank{fgd.rank()}.npz"), history=history,
          size=fgd.size(), allreduce_ops=len(allreduces),
+         explain=train_data_parallel.explained,
          allreduce_inputs=[len(op.inputs) for op in allreduces])

@@ -54,6 +54,8 @@ def train_data_parallel(steps=4):
             sess.run(train, {x: xs, y: ys})
             history.append(np.concatenate([sess.variable_value(v).ravel()
                                            for v in (w1, b1, w2)]))
+        explained = sess.explain(train, {x: xs, y: ys})
+    train_data_parallel.explained = explained   # the plan of the training step
     return np.array(history), fg.get_default_graph().operations
 
 
@@ -87,9 +89,9 @@ def lstm_data():
     return rng.normal(size=(T, B, I)), rng.integers(0, V, size=(T, B))
 
 
-def partitioned_lstm(devices=(None, None)):
+def partitioned_lstm(devices=(None, None), optimize=False):
     """Two LSTM layers, layer 1 on devices[0], layer 2 and the loss on devices[1] (the
-    output weights on devices[0]).
+    output weights on devices[0]); the reference path unless ``optimize``.
     Returns a dict of results: loss, gradients, variables after one SGD step."""
     rng = np.random.default_rng(3)
     x_val, label_val = lstm_data()
@@ -111,9 +113,10 @@ def partitioned_lstm(devices=(None, None)):
     train = SGD(0.5).apply_gradients(list(zip(grads, variables)))
     feed = {labels: label_val, **{xs[t]: x_val[t] for t in range(T)}}
     out = {}
-    with fg.Session(config=fg.SessionConfig(optimize=False)) as sess:
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
         out["loss"], out["grads"] = sess.run((loss, grads), feed)
         sess.run(train, feed)
         out["loss_after"], out["variables"] = sess.run((loss, variables), feed)
         out["plans"] = list(sess._plans.values())
+        out["explain"] = sess.explain((loss, grads), feed)
     return out
