@@ -179,12 +179,20 @@ def _rewrite(prog, visit):
     subst, nodes, listed, dropped = {}, [], set(), set()
 
     def add_new(node):
-        if node in listed or node in originals:
-            return
-        for v in node.inputs:
-            add_new(v[0])
-        listed.add(node)
-        nodes.append(node)
+        """List ``node`` after the new nodes it reads (an explicit stack, no recursion
+        on depth)."""
+        stack = [(node, False)]
+        while stack:
+            m, expanded = stack.pop()
+            if m in listed or m in originals:
+                continue
+            if expanded:
+                listed.add(m)
+                nodes.append(m)
+                continue
+            stack.append((m, True))
+            for v in reversed(m.inputs):
+                stack.append((v[0], False))
 
     for n in prog.nodes:
         if subst:     # (nothing to substitute until a node is replaced: skip the copies)
@@ -403,24 +411,53 @@ def _stack_sums(prog, is_term, stacked):
     def single_use(v):
         return len(users.get(v, ())) == 1 and v not in fetched
 
-    def collect(v, terms):
+    def collect(root, terms, adds):
+        """Gather the terms of the tree of adds under ``root`` into ``terms`` (its inner
+        adds into ``adds``); False if a leaf is not a term. An explicit stack: the tree
+        of an unrolled RNN's weight gradient is a chain as deep as the number of time
+        steps."""
+        stack = list(reversed(root.inputs))
+        while stack:
+            v = stack.pop()
+            n = v[0]
+            if inner_add(v):
+                adds.append(n)
+                stack.extend(reversed(n.inputs))
+            elif single_use(v) and not n.controls and is_term(n):
+                terms.append(n)
+            else:
+                return False
+        return True
+
+    def inner_add(v):
         n = v[0]
-        if n.type == "Add" and single_use(v) and not n.controls and all(
-                w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs):
-            return all(collect(w, terms) for w in n.inputs)
-        if single_use(v) and not n.controls and is_term(n):
-            terms.append(n)
-            return True
-        return False
+        return (n.type == "Add" and single_use(v) and not n.controls
+                and all(w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs))
+
+    # Whether every leaf under an add is a term, in one forward sweep, so that an add
+    # whose tree fails is skipped at once instead of walked again for each inner add.
+    complete = {}
+    for n in prog.nodes:
+        if n.type == "Add":
+            complete[n] = all(
+                complete.get(w[0], False) if inner_add(w)
+                else single_use(w) and not w[0].controls and is_term(w[0])
+                for w in n.inputs)
 
     replace = {}
     for n in reversed(prog.nodes):
-        if n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f":
+        if (n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f"
+                or not complete[n]):
             continue
-        terms = []
-        if not all(collect(w, terms) for w in n.inputs) or len(terms) < 2:
+        terms, adds = [], []
+        if not collect(n, terms, adds) or len(terms) < 2:
             continue
         terms.sort(key=lambda m: m.order)
+        # The inner adds are not roots of trees of their own (visiting them again
+        # would make the pass quadratic in the depth of the tree; they have the
+        # root's shape, so where the root cannot be stacked, neither can they).
+        for m in adds:
+            replace.setdefault(m, None)
         new = stacked(n, terms)
         if new is None:
             continue
@@ -748,6 +785,10 @@ class Group:
         return f"<Group {[n.type for n in self.nodes]} {self.shape}>"
 
 
+# Sibling groups (reading one buffer) a node tries to join, newest first.
+SIBLING_CANDIDATES = 4
+
+
 def fuse_elementwise(prog):
     """Assign fusable nodes to :class:`Group` s (``node.group``).
 
@@ -762,7 +803,7 @@ def fuse_elementwise(prog):
     groups = []
     ndeps = {}    # node -> bitmask of the groups holding its ancestors (fixed once set)
     gdeps = {}    # group -> bitmask of groups its members' outside inputs come from
-    by_root = {}  # root node of a buffer -> groups reading it
+    by_root = {}  # root node of a buffer -> groups reading it (dict keys, in order)
 
     def outside_mask(n, g):
         mask = 0
@@ -813,11 +854,21 @@ def fuse_elementwise(prog):
                     break
             # 2. Else join a group that reads the same buffer (sibling fusion: the
             #    gates of an LSTM cell, all slices of one matmul output).
+            #    Newest first, and only the last few of one shape: a weight read by
+            #    every time step has a reader group per step, and trying them all
+            #    would make fusion quadratic in the number of steps (the older
+            #    ones depend on the newer node anyway, so they are illegal).
             if n.group is None:
                 for v in n.inputs:
-                    for g in by_root.get(_root(v[0]), ()):
+                    tried = 0
+                    for g in reversed(by_root.get(_root(v[0]), ())):
+                        if g.shape != n.shapes[0]:
+                            continue
                         if legal(n, g):
                             n.group = g
+                            break
+                        tried += 1
+                        if tried == SIBLING_CANDIDATES:
                             break
                     if n.group is not None:
                         break
@@ -830,9 +881,7 @@ def fuse_elementwise(prog):
             for v in n.inputs:
                 root = _root(v[0])
                 if v[0].group is not n.group and root.type != "Const":
-                    readers = by_root.setdefault(root, [])
-                    if n.group not in readers:
-                        readers.append(n.group)
+                    by_root.setdefault(root, {})[n.group] = None   # an ordered set
         mask = 0
         for m in [v[0] for v in n.inputs] + list(n.controls):
             mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)

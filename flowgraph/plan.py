@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 import threading
+from collections import Counter
 
 import numpy as np
 
@@ -173,9 +174,10 @@ class CompiledPlan:
                     continue
                 axis = S.normalize_axis(n.attrs["axis"], len(n.shapes[0]))
                 offset, copied = 0, []
+                counts = Counter(n.inputs)
                 for w in n.inputs:
                     size = w[0].shapes[w[1]][axis]
-                    if (kinds.get(w) == "buffer" and n.inputs.count(w) == 1
+                    if (kinds.get(w) == "buffer" and counts[w] == 1
                             and (axis == 0 or not any(
                                 u.type in VIEW_TYPES for u in users.get(w, ())))):
                         if w not in window_of:
@@ -228,6 +230,14 @@ class CompiledPlan:
 
         storage_of, live, releases = {}, {}, {}
         self.largest_live_set = 0
+        live_bytes = [0]     # sum(live.values()), kept as it changes (not summed per unit)
+
+        def go_live(v, nbytes):
+            live[v] = nbytes
+            live_bytes[0] += nbytes
+
+        def go_dead(v):
+            live_bytes[0] -= live.pop(v)
         for i, (kind, p) in enumerate(units):
             outs = [v for v in produced[i] if kinds[v] == "buffer"]
             handed = {}
@@ -249,23 +259,23 @@ class CompiledPlan:
                 for c in targets:
                     if c not in storage_of:
                         storage_of[c] = take(_nbytes(c))
-                        live[c] = _nbytes(c)
+                        go_live(c, _nbytes(c))
                         releases.setdefault(last.setdefault(c, i), []).append(c)
             for o in outs:
                 if o in storage_of:
                     continue              # a concatenation whose inputs filled it
                 if o in handed:
                     storage_of[o] = storage_of[handed[o]]
-                    del live[handed[o]]
+                    go_dead(handed[o])
                 else:
                     storage_of[o] = take(_nbytes(o))
-                live[o] = _nbytes(o)
+                go_live(o, _nbytes(o))
                 last.setdefault(o, i)      # never read: free right after
                 releases.setdefault(last[o], []).append(o)
-            self.largest_live_set = max(self.largest_live_set, sum(live.values()))
+            self.largest_live_set = max(self.largest_live_set, live_bytes[0])
             for v in releases.pop(i, ()):
                 if v in live:
-                    del live[v]
+                    go_dead(v)
                     s = storage_of[v]
                     pool.setdefault(s.nbytes, []).append(s)
         self.memory_stats = {

@@ -1,0 +1,67 @@
+"""Graphs deeper than Python's recursion limit build, differentiate, compile and run.
+
+Nothing in graph building, ``gradients``, the passes or plan building may recurse
+along a chain of ops: an unrolled RNN of a thousand steps is a chain tens of thousands
+of ops deep. These graphs are long but cheap (tiny shapes, a few distinct kernels).
+"""
+import sys
+
+import numpy as np
+import pytest
+
+import flowgraph as fg
+
+DEPTH = 1200     # steps; each adds several ops, well past the recursion limit
+
+
+@pytest.fixture
+def low_recursion_limit():
+    """Run with Python's default limit even if a plugin raised it."""
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(saved)
+
+
+def _deep_rnn(depth):
+    x = fg.placeholder(fg.float64, (2, 3), name="x")
+    w = fg.Variable(np.eye(3) * 0.5 + 0.1, name="w")
+    h = x
+    for _ in range(depth):
+        # A matmul per step keeps the elementwise regions small (one kernel, shared);
+        # the weight gradient is then a chain of `depth` adds of a.T @ b terms
+        # (stacked into one GEMM by the compiler), the input gradient a chain of
+        # `depth` matmuls.
+        h = fg.tanh(fg.matmul(h, w)) + x * 0.01
+    loss = fg.reduce_sum(fg.square(h))
+    dx, dw = fg.gradients(loss, [x, w])
+    return x, loss, dx, dw
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["compiled", "reference"])
+def test_a_chain_deeper_than_the_recursion_limit_compiles_and_runs(optimize,
+                                                                   low_recursion_limit):
+    x, loss, dx, dw = _deep_rnn(DEPTH)
+    assert len(x.graph.operations) > 4 * DEPTH
+    value = np.random.default_rng(0).standard_normal((2, 3))
+    config = fg.SessionConfig(optimize=optimize)
+    with fg.Session(config=config) as sess:
+        got = sess.run([loss, dx, dw], {x: value})
+    # Against a direct NumPy forward and backward pass of the same chain.
+    w0 = np.eye(3) * 0.5 + 0.1
+    hs, h = [], value
+    for _ in range(DEPTH):
+        hs.append(h)
+        h = np.tanh(h @ w0) + value * 0.01
+    g, gx, gw = 2 * h, np.zeros_like(value), np.zeros_like(w0)
+    for prev in reversed(hs):
+        pre = 1 - np.tanh(prev @ w0) ** 2
+        gx += g * 0.01
+        gw += prev.T @ (g * pre)
+        g = (g * pre) @ w0.T
+    gx += g
+    np.testing.assert_allclose(got[0], np.sum(h ** 2), rtol=1e-9)
+    np.testing.assert_allclose(got[1], gx, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got[2], gw, rtol=1e-8, atol=1e-12)
