@@ -238,10 +238,21 @@ def compile_fused(spec: FusedSpec, arrays, parents=None, shape=None):
     or slice) was cut from, so the kernel can index the parent at an offset. Same-shape
     C-contiguous operands are flattened so the loop is 1-D.
     """
+    from .cache import compile_kernel
+
+    source, arg_types, arrays = prepare_fused(spec, arrays, parents, shape)
+    entry = compile_kernel(source, "kernel", arg_types)
+    return bind_call(entry, arrays), source
+
+
+def prepare_fused(spec: FusedSpec, arrays, parents=None, shape=None):
+    """Everything :func:`compile_fused` does short of compiling: ``(source, argument
+    types, arguments)``; ``compile_kernel(source, "kernel", types)`` then gives the
+    entry point to call with the arguments. (source, types) is the kernel's identity:
+    plans compile each distinct one once, possibly in the background.
+    """
     import numpy as np
     from numba import typeof
-
-    from .cache import compile_kernel
 
     parents = parents or {}
     n_in = spec.n_inputs
@@ -268,8 +279,7 @@ def compile_fused(spec: FusedSpec, arrays, parents=None, shape=None):
         extra = extra + [np.int64(d) for d in shape]     # the loop bounds (see above)
     arrays = [arrays[k] for k in kept] + extra
     source = render_source(spec, rank, [modes[k] for k in kept])
-    entry = compile_kernel(source, "kernel", [typeof(a) for a in arrays])
-    return bind_call(entry, tuple(arrays)), source
+    return source, tuple(typeof(a) for a in arrays), tuple(arrays)
 
 
 def _inplace_outputs(arrays, modes, n_in, reduced=()):

@@ -9,7 +9,7 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.ops", "flowgraph.placement", "flowgraph.session", "flowgraph.shapes",
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
-           "flowgraph.testing.strategies"]
+           "flowgraph.testing.strategies", "flowgraph.tiering"]
 
 
 @pytest.mark.parametrize("name", MODULES)
