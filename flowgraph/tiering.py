@@ -37,9 +37,9 @@ anyway). Closing a session drops its plans' kernels not started yet.
 ...     y = fg.tanh(x) * 2.0 + 1.0
 ...     with fg.Session(config=fg.SessionConfig(compile="never")) as sess:
 ...         out = sess.run(y, {x: np.zeros(3)})
-...         sess.wait_compiled()      # nothing to wait for: nothing compiles
->>> out.tolist()
-[1.0, 1.0, 1.0]
+...         done = sess.wait_compiled()      # nothing to wait for: nothing compiles
+>>> out.tolist(), done
+([1.0, 1.0, 1.0], True)
 """
 from __future__ import annotations
 
