@@ -32,6 +32,9 @@ from .executor import ReferencePlan, RunState, run_state_op
 from .ops import get_primitive, slice_spec_to_index
 
 VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
+# Fused ops whose operands a kernel may take in either order with bitwise-equal results
+# (not Maximum/Minimum: their order decides the sign of a zero result).
+COMMUTATIVE = frozenset({"Add", "Mul"})
 
 
 # --- scheduling ------------------------------------------------------------------------
@@ -540,6 +543,11 @@ class CompiledPlan:
                         index[v] = len(ins)
                         ins.append(v)
                     operands.append(("in", index[v]))
+            if n.type in COMMUTATIVE:
+                # One order for the same arithmetic (values computed in the kernel
+                # first, then inputs, each by number): one kernel, not two. Exact:
+                # IEEE addition and multiplication are commutative.
+                operands.sort(key=lambda ref: (ref[0] == "in", ref[1]))
             spec.nodes.append((n.type, operands, dict(n.attrs), n.dtypes[0].name))
         spec.n_inputs = len(ins)
         spec.input_dtypes = [v[0].dtypes[v[1]].name for v in ins]

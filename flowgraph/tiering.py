@@ -129,7 +129,13 @@ class KernelSet:
                 labels[(source, types)] = job.label
             self.plan.kernel_sources.update(source for source, _ in by_key)
             self.total = len(by_key)
-            for key in sorted(by_key, key=lambda k: -len(by_key[k])):
+            keys = sorted(by_key, key=lambda k: -len(by_key[k]))
+            # In the background, a child process compiles into the disk cache (this
+            # thread just waits for it, holding no GIL) and each kernel is then
+            # loaded from there; see BACKEND.
+            compiled_elsewhere = (_child_compiles(keys, self) if progress is None
+                                  and BACKEND == "process" else iter(keys))
+            for key in compiled_elsewhere:
                 if self.cancelled or _STOP.is_set():
                     return
                 self.label = labels[key]
@@ -173,6 +179,63 @@ def cancel(plan):
 
 # --- the background thread ---------------------------------------------------------------
 
+# "process": background kernels compile in a child process (kernels/compile_child.py)
+# and are loaded from the disk cache; "thread": on the background thread itself.
+# Measured with benchmarks/compile_latency.py (see the README): Numba's compiler is
+# mostly Python and holds the GIL, so a thread slows the training steps it runs beside
+# and is slowed by them, where a process uses the second core.
+BACKEND = os.environ.get("FLOWGRAPH_BACKGROUND", "process")
+_CHILDREN = set()
+
+
+def _child_compiles(keys, kernels):
+    """Yield each key once a child process has compiled it into the disk cache
+    (every key not yet yielded is yielded at the end if the child fails: then this
+    process compiles it)."""
+    import pickle
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    pending = list(keys)
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "kernels.compile_child"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, env=env, cwd=root)
+    except OSError:
+        yield from pending
+        return
+    _CHILDREN.add(child)
+    try:
+        child.stdin.write(pickle.dumps(pending))
+        child.stdin.close()
+        done = set()
+        for line in child.stdout:
+            index = int(line.split()[0])
+            done.add(index)
+            yield pending[index]
+            if kernels.cancelled or _STOP.is_set():
+                return
+        yield from (key for k, key in enumerate(pending) if k not in done)
+    finally:
+        _stop_child(child)
+        _CHILDREN.discard(child)
+
+
+def _stop_child(child, timeout=60.0):
+    """Ask the child to stop after its current kernel, and reap it."""
+    if child.poll() is None:
+        child.terminate()          # handled: it stops between kernels
+        try:
+            child.wait(timeout)
+        except Exception:
+            child.kill()
+            child.wait()
+    for stream in (child.stdin, child.stdout):
+        try:
+            stream.close()
+        except Exception:
+            pass
+
 _STOP = threading.Event()
 
 
@@ -205,13 +268,15 @@ class _Worker:
                 kernels.error = exc
                 kernels._finished.set()
 
-    def stop(self, timeout=30.0):
+    def stop(self, timeout=60.0):
         _STOP.set()
         with self._ready:
             for kernels in self._queue:
                 kernels.cancelled = True
             self._queue.clear()
             self._ready.notify_all()
+        for child in list(_CHILDREN):
+            _stop_child(child, timeout)
         self._thread.join(timeout)
 
 
