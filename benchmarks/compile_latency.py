@@ -15,6 +15,7 @@ against graph size.
 2. **Steady state**: in one process with a warm cache, a session whose kernels were
    compiled in the background (after ``wait_compiled``) against an eager one, steps
    timed in turn (medians): the same kernels, so the ratio should be 1 within noise.
+   A third session with ``compile="never"`` shows what the kernels buy.
 3. **T scaling**: a T-step LSTM training graph (B=16, I=32, H=64, ``fg.nn.LSTMCell``,
    loss mean(h_T^2), gradients of all weights) for T = 50 ... 1000, each in a new
    process with a warm kernel cache: graph building, ``gradients``, the first run
@@ -104,7 +105,7 @@ rng = np.random.default_rng(0)
 x = rng.integers(0, model.vocab_size, (model.batch, model.seq_len)).astype(np.int32)
 y = rng.integers(0, model.vocab_size, (model.batch, model.seq_len)).astype(np.int32)
 trainers = {{}}
-for mode in ("background", "eager"):
+for mode in ("background", "eager", "never"):
     sess = fg.Session(graph, fg.SessionConfig(compile=mode))
     trainers[mode] = char_rnn.Trainer(sess, model)
     trainers[mode].train_step(x, y, True)
@@ -112,7 +113,7 @@ for mode in ("background", "eager"):
 ms = interleaved_medians_ms({{m: (lambda t=t: t.train_step(x, y, False))
                              for m, t in trainers.items()}}, repeats, warmup=3)
 print(json.dumps(dict(background_ms=ms["background"], eager_ms=ms["eager"],
-                      ratio=ms["background"] / ms["eager"])))
+                      never_ms=ms["never"], ratio=ms["background"] / ms["eager"])))
 """
 
 SCALING_CHILD = r"""
@@ -207,7 +208,8 @@ def main(argv=None):
             row.update(model=name)
             steady_rows.append(row)
             print(f"{name:22s} steady state: background-compiled {row['background_ms']:.1f} "
-                  f"ms, eager {row['eager_ms']:.1f} ms, ratio {row['ratio']:.3f}", flush=True)
+                  f"ms, eager {row['eager_ms']:.1f} ms, ratio {row['ratio']:.3f}; never "
+                  f"(ufunc chains) {row['never_ms']:.1f} ms", flush=True)
 
         scaling_rows = []
         scaling(min(args.steps), warm)      # warms the cache: the same kernels for every T
@@ -227,7 +229,7 @@ def main(argv=None):
                                    "step_ms"],
                       args.out + "_first_step", "Time to the first training step, empty "
                       "kernel cache", notes=["seconds; step_ms after wait_compiled"])
-        write_results(steady_rows, ["model", "background_ms", "eager_ms", "ratio"],
+        write_results(steady_rows, ["model", "background_ms", "eager_ms", "ratio", "never_ms"],
                       args.out + "_steady", "Steady-state step, background vs eager")
         write_results(scaling_rows, ["T", "ops", "build_s", "gradients_s", "first_run_s",
                                      "total_s", "build_us_per_op", "total_us_per_op",

@@ -179,12 +179,17 @@ def cancel(plan):
 
 # --- the background thread ---------------------------------------------------------------
 
-# "process": background kernels compile in a child process (kernels/compile_child.py)
-# and are loaded from the disk cache; "thread": on the background thread itself.
-# Measured with benchmarks/compile_latency.py (see the README): Numba's compiler is
-# mostly Python and holds the GIL, so a thread slows the training steps it runs beside
-# and is slowed by them, where a process uses the second core.
-BACKEND = os.environ.get("FLOWGRAPH_BACKGROUND", "process")
+# "thread": background kernels compile on the background thread itself; "process":
+# in a child process (kernels/compile_child.py) that fills the disk cache, from which
+# the thread then loads them. Numba's compiler is mostly Python and holds the GIL, so
+# in theory a process, on a second free core, is the better choice. Measured on this
+# project's 2-vCPU machine shared with other jobs (load 5-6; README, "Compile time and
+# tiered execution"), the thread finished compiling sooner (the char-LSTM's 16 kernels
+# in 63 s against 76-80 s; six small kernels in 5.6 s against 11.2 s, the child's
+# Numba import included) and slowed the training steps beside it no more (0.71 of
+# the lone rate against 0.50), so it is the default; FLOWGRAPH_BACKGROUND=process
+# selects the child process.
+BACKEND = os.environ.get("FLOWGRAPH_BACKGROUND", "thread")
 _CHILDREN = set()
 
 
