@@ -142,3 +142,39 @@ def test_a_long_compile_prints_progress_unless_quiet(monkeypatch, capfd):
         err = capfd.readouterr().err
         assert ("flowgraph: compiling kernel 1 of" in err) is expect, err
         assert (f"compiled {total} kernels" in err) is expect, err
+
+
+def test_the_child_process_backend_compiles_and_leaves_no_orphan(tmp_path):
+    code = textwrap.dedent("""
+        import time, numpy as np, flowgraph as fg
+        from flowgraph import tiering
+        assert tiering.BACKEND == "process"
+        x = fg.placeholder(fg.float64, (4, 3))
+        y = fg.tanh(x * 2.0) + fg.sigmoid(x) * 3.0
+        with fg.Session() as sess:
+            first = sess.run(y, {x: np.ones((4, 3))})
+            assert sess.wait_compiled(timeout=240)
+            plan, = sess._plans.values()
+            assert plan.compiled and plan.distinct_kernels >= 1
+            second = sess.run(y, {x: np.ones((4, 3))})
+        np.testing.assert_allclose(first, second, rtol=1e-10)
+        # A second plan whose compile is still running at exit:
+        z = [fg.exp(x * float(k)) - x * float(k) for k in range(2, 7)]
+        sess = fg.Session()
+        sess.run(z, {x: np.ones((4, 3))})
+        deadline = time.time() + 60
+        while not tiering._CHILDREN and time.time() < deadline:
+            time.sleep(0.05)
+        print(" ".join(str(c.pid) for c in tiering._CHILDREN))
+    """)
+    env = dict(os.environ, PYTHONPATH=ROOT, FLOWGRAPH_CACHE_DIR=str(tmp_path),
+               FLOWGRAPH_BACKGROUND="process")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    pids = [int(p) for p in done.stdout.split()]
+    assert pids                              # a child was compiling at exit
+    for pid in pids:                         # it was stopped and reaped with its parent
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not glob.glob(str(tmp_path / "**" / "*.tmp"), recursive=True)
