@@ -97,7 +97,7 @@ import numpy as np
 import flowgraph as fg
 import char_rnn
 from common import interleaved_medians_ms
-kwargs, repeats = {kwargs!r}, {repeats!r}
+kwargs, repeats, modes = {kwargs!r}, {repeats!r}, {modes!r}
 graph = fg.Graph()
 with graph.as_default():
     model = char_rnn.build_model(kwargs.pop("vocab_size"), **kwargs)
@@ -105,15 +105,17 @@ rng = np.random.default_rng(0)
 x = rng.integers(0, model.vocab_size, (model.batch, model.seq_len)).astype(np.int32)
 y = rng.integers(0, model.vocab_size, (model.batch, model.seq_len)).astype(np.int32)
 trainers = {{}}
-for mode in ("background", "eager", "never"):
+for mode in modes:
     sess = fg.Session(graph, fg.SessionConfig(compile=mode))
     trainers[mode] = char_rnn.Trainer(sess, model)
     trainers[mode].train_step(x, y, True)
     sess.wait_compiled()
 ms = interleaved_medians_ms({{m: (lambda t=t: t.train_step(x, y, False))
                              for m, t in trainers.items()}}, repeats, warmup=3)
-print(json.dumps(dict(background_ms=ms["background"], eager_ms=ms["eager"],
-                      never_ms=ms["never"], ratio=ms["background"] / ms["eager"])))
+row = {{f"{{m}}_ms": v for m, v in ms.items()}}
+if "background" in ms and "eager" in ms:
+    row["ratio"] = ms["background"] / ms["eager"]
+print(json.dumps(row))
 """
 
 SCALING_CHILD = r"""
@@ -167,10 +169,10 @@ def first_step(kwargs, mode, cache_dir=None, after=10):
         return _child(code, cache_dir or empty)
 
 
-def steady_state(kwargs, cache_dir, repeats=30):
+def steady_state(kwargs, cache_dir, repeats=30, modes=("background", "eager", "never")):
     """Part 2: background-compiled against eager step time, warm cache."""
     code = STEADY_CHILD.format(examples=EXAMPLES, here=HERE, kwargs=dict(kwargs),
-                               repeats=repeats)
+                               repeats=repeats, modes=tuple(modes))
     return _child(code, cache_dir)
 
 
