@@ -795,44 +795,55 @@ def fuse_elementwise(prog):
     A node joins the group of one of its fusable producers when the output shapes are
     equal and the region stays convex: no input of the node may depend on the group
     through a node outside it (else the group would have to run both before and after
-    that node). Dependencies are bitmasks of groups, closed over groups at query time
-    (a group depends on all its members' inputs), so the check is cheap and exact.
+    that node). Dependencies are bitmasks of groups, kept closed over groups as they
+    grow (a group depends on all its members' inputs), so the check is a few ORs and
+    exact.
     Inputs are broadcast at the region's edge, and a float sum of a region's value
     (over any axes) joins the region as an output accumulated in its loop.
     """
     groups = []
-    ndeps = {}    # node -> bitmask of the groups holding its ancestors (fixed once set)
-    gdeps = {}    # group -> bitmask of groups its members' outside inputs come from
     by_root = {}  # root node of a buffer -> groups reading it (dict keys, in order)
+    # The closure over groups, kept as it is built so that a query is a few ORs and a
+    # bit test (the closure from scratch walks every ancestor group: quadratic in the
+    # length of an unrolled RNN). cdeps[n]: every group n's unit depends on;
+    # gclose[g]: every group g's unit depends on. When a group that something already
+    # depends on gains dependencies (a "late" growth: rare, once in a char-RNN's
+    # softmax loss), every mask holding it gets them too (`grow`).
+    cdeps, gclose = {}, {}
+    depended = set()     # groups that a node outside them has read
 
-    def outside_mask(n, g):
+    def closed_outside(n, g):
+        """The closed mask of what n's inputs outside g depend on."""
         mask = 0
         for m in [v[0] for v in n.inputs] + list(n.controls):
-            if m.group is not g:
-                mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
+            h = m.group
+            if h is not g:
+                mask |= cdeps[m]
+                if h is not None:
+                    mask |= (1 << h.index) | gclose[h]
         return mask
 
-    def reaches(mask, g):
-        """Is ``g`` in the closure of ``mask``? A group as a unit depends on whatever
-        any member's outside inputs depend on (``gdeps``, which grows as members join).
-        """
-        seen, frontier = 0, mask
-        while frontier:
-            if frontier >> g.index & 1:
-                return True
-            seen |= frontier
-            grown, f = 0, frontier
-            while f:
-                low = f & -f
-                grown |= gdeps[groups[low.bit_length() - 1]]
-                f ^= low
-            frontier = grown & ~seen
-        return False
+    def depends_on(n, g):
+        return bool(closed_outside(n, g) >> g.index & 1)
 
     def legal(n, g):
-        return (g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
+        return (g.shape == n.shapes[0] and not depends_on(n, g)
                 and not any(v[0].group is g and v[0].type == "ReduceSum"
                             for v in n.inputs))
+
+    def grow(g, mask):
+        """``g`` (now) depends on ``mask`` too, and so does whatever depends on g.
+        (All masks are closed: one pass over those holding g's bit suffices.)"""
+        new = mask & ~gclose[g]
+        if not new:
+            return
+        gclose[g] |= new
+        if g in depended:
+            bit = 1 << g.index
+            for table in (cdeps, gclose):
+                for key, held in table.items():
+                    if held & bit:
+                        table[key] = held | new
 
     for n in prog.nodes:
         n.group = None
@@ -875,17 +886,22 @@ def fuse_elementwise(prog):
             if n.group is None:
                 n.group = Group(n.shapes[0], len(groups))
                 groups.append(n.group)
-                gdeps[n.group] = 0
+                gclose[n.group] = 0
             n.group.nodes.append(n)
-            gdeps[n.group] |= outside_mask(n, n.group)
+            grow(n.group, closed_outside(n, n.group))
             for v in n.inputs:
                 root = _root(v[0])
                 if v[0].group is not n.group and root.type != "Const":
                     by_root.setdefault(root, {})[n.group] = None   # an ordered set
-        mask = 0
+        closed = 0
         for m in [v[0] for v in n.inputs] + list(n.controls):
-            mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
-        ndeps[n] = mask
+            h = m.group
+            closed |= cdeps[m]
+            if h is not None:
+                closed |= (1 << h.index) | gclose[h]
+                if h is not n.group:
+                    depended.add(h)
+        cdeps[n] = closed
     return prog
 
 
