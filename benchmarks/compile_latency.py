@@ -14,7 +14,8 @@ against graph size.
    ``wait_compiled`` returned.
 2. **Steady state**: in one process with a warm cache, a session whose kernels were
    compiled in the background (after ``wait_compiled``) against an eager one, steps
-   timed in turn (medians): the same kernels, so the ratio should be 1 within noise.
+   timed in turn in a shuffled order (the ratio is the median of the per-repeat
+   ratios): the same kernels, so the ratio should be 1 within noise.
    A third session with ``compile="never"`` shows what the kernels buy.
 3. **T scaling**: a T-step LSTM training graph (B=16, I=32, H=64, ``fg.nn.LSTMCell``,
    loss mean(h_T^2), gradients of all weights) for T = 50 ... 1000, each in a new
@@ -96,7 +97,6 @@ sys.path.insert(0, {here!r})
 import numpy as np
 import flowgraph as fg
 import char_rnn
-from common import interleaved_medians_ms
 kwargs, repeats, modes = {kwargs!r}, {repeats!r}, {modes!r}
 graph = fg.Graph()
 with graph.as_default():
@@ -110,11 +110,24 @@ for mode in modes:
     trainers[mode] = char_rnn.Trainer(sess, model)
     trainers[mode].train_step(x, y, True)
     sess.wait_compiled()
-ms = interleaved_medians_ms({{m: (lambda t=t: t.train_step(x, y, False))
-                             for m, t in trainers.items()}}, repeats, warmup=3)
-row = {{f"{{m}}_ms": v for m, v in ms.items()}}
-if "background" in ms and "eager" in ms:
-    row["ratio"] = ms["background"] / ms["eager"]
+# Each repeat times every session once, in a shuffled order; the ratio is the median
+# of the per-repeat ratios (paired: the machine's load drifts between repeats).
+order = list(trainers)
+times = {{m: [] for m in order}}
+for t in trainers.values():
+    for _ in range(3):
+        t.train_step(x, y, False)
+shuffle = np.random.default_rng(2)
+for _ in range(repeats):
+    shuffle.shuffle(order)
+    for m in order:
+        t = time.perf_counter()
+        trainers[m].train_step(x, y, False)
+        times[m].append(1e3 * (time.perf_counter() - t))
+row = {{f"{{m}}_ms": statistics.median(v) for m, v in times.items()}}
+if "background" in times and "eager" in times:
+    row["ratio"] = statistics.median(b / e for b, e in zip(times["background"],
+                                                            times["eager"]))
 print(json.dumps(row))
 """
 
@@ -189,7 +202,7 @@ def main(argv=None):
     p.add_argument("--models", nargs="*", default=list(MODELS))
     p.add_argument("--modes", nargs="*", default=["background", "eager"])
     p.add_argument("--steps", nargs="*", type=int, default=[50, 200, 400, 800, 1000])
-    p.add_argument("--repeats", type=int, default=30, help="steady-state steps timed")
+    p.add_argument("--repeats", type=int, default=60, help="steady-state steps timed")
     args = p.parse_args(argv)
 
     first_rows = []
