@@ -944,19 +944,42 @@ def recompute_in_readers(prog):
             reads[h] = {v for m in h.nodes for v in m.inputs if v[0].group is not h}
         return reads[h]
 
-    def chain(n, g, h, moving):
-        """Can ``n`` (in ``g``) move to ``h``, with the nodes of ``g`` only it needs?"""
+    def can_start(n, g, h, moving):
+        """(decided, answer): whether ``n`` can move as a new member of the chain."""
         if (n.group is not g or n.type not in RECOMPUTABLE or n in fetched
                 or n.controls or n in moving):
-            return n in moving
+            return True, n in moving
         if not all(r.group is h or r in moving for r in readers_of.get(n, ())):
-            return False
+            return True, False
+        return False, None
+
+    def chain(n, g, h, moving):
+        """Can ``n`` (in ``g``) move to ``h``, with the nodes of ``g`` only it needs?
+        (A depth-first walk with an explicit stack: a chain of cheap ops can be as
+        long as the graph.)"""
+        decided, answer = can_start(n, g, h, moving)
+        if decided:
+            return answer
         moving.add(n)
-        for v in n.inputs:
+        stack = [[n, 0]]
+        while stack:
+            frame = stack[-1]
+            node, i = frame
+            if i == len(node.inputs):
+                stack.pop()          # every input of node is available in h
+                continue
+            frame[1] += 1
+            v = node.inputs[i]
             m = v[0]
-            if not (_one_element(m) or m.group is h or v in read_by(h)
-                    or chain(m, g, h, moving)):
-                moving.discard(n)
+            if _one_element(m) or m.group is h or v in read_by(h):
+                continue
+            decided, answer = can_start(m, g, h, moving)
+            if not decided:
+                moving.add(m)
+                stack.append([m, 0])
+            elif not answer:
+                for node, _ in stack:     # the chain fails: none of these moves
+                    moving.discard(node)
                 return False
         return True
 

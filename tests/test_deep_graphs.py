@@ -65,3 +65,21 @@ def test_a_chain_deeper_than_the_recursion_limit_compiles_and_runs(optimize,
     np.testing.assert_allclose(got[0], np.sum(h ** 2), rtol=1e-9)
     np.testing.assert_allclose(got[1], gx, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(got[2], gw, rtol=1e-8, atol=1e-12)
+
+
+def test_a_long_chain_of_cheap_ops_read_by_another_region(low_recursion_limit):
+    # recompute_in_readers follows chains of cheap ops that only another region reads
+    # (to compute them there): a chain longer than the recursion limit.
+    x = fg.placeholder(fg.float64, (2, 3))
+    d = x * 2.0                               # in the chain's region...
+    a = x
+    for _ in range(DEPTH):
+        a = a * 1.0001 + x * 0.5
+    c = fg.tanh(fg.matmul(d, fg.ones((3, 3), fg.float64)))   # ...so c depends on it
+    y = a * c + x                             # and y's region cannot be that region
+    value = np.random.default_rng(1).standard_normal((2, 3))
+    with fg.Session(config=fg.SessionConfig(compile="never")) as sess:
+        got = sess.run(y, {x: value})
+    with fg.Session(config=fg.SessionConfig(optimize=False)) as sess:
+        want = sess.run(y, {x: value})
+    np.testing.assert_allclose(got, want, rtol=1e-12)
