@@ -316,25 +316,39 @@ class CompiledPlan:
         arrays = {}
         self._parents = {}
 
-        def array_of(v):
-            a = arrays.get(v)
-            if a is not None:
-                return a
-            n, k = v
+        def base_of(v):
+            """The value a window or view is cut from (None for the others)."""
             if kinds[v] == "window":
-                c, axis, offset = window_of[v]
-                a = self._window(array_of(c), v, axis, offset)
-            elif kinds[v] == "const":
-                a = np.asarray(n.attrs["value"])
-            elif kinds[v] == "view":
-                a = _make_view(n, k, array_of(n.inputs[0]))
-                if n.type != "Reshape":     # a window of its input, for codegen
-                    self._parents[id(a)] = arrays[n.inputs[0]]
-            else:
-                raw = storage_of[v].array
-                a = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
-            arrays[v] = a
-            return a
+                return window_of[v][0]
+            if kinds[v] == "view":
+                return v[0].inputs[0]
+            return None
+
+        def array_of(v):
+            # Down the chain of views and windows to a value with an array, then
+            # back up (a loop: slices of slices can be as deep as the graph).
+            chain = []
+            while v not in arrays:
+                chain.append(v)
+                base = base_of(v)
+                if base is None:
+                    break
+                v = base
+            for v in reversed(chain):
+                n, k = v
+                if kinds[v] == "window":
+                    c, axis, offset = window_of[v]
+                    a = self._window(arrays[c], v, axis, offset)
+                elif kinds[v] == "const":
+                    a = np.asarray(n.attrs["value"])
+                elif kinds[v] == "view":
+                    a = _make_view(n, k, arrays[n.inputs[0]])
+                    if n.type != "Reshape":     # a window of its input, for codegen
+                        self._parents[id(a)] = arrays[n.inputs[0]]
+                else:
+                    raw = storage_of[v].array
+                    a = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
+                arrays[v] = a
 
         for outs in produced:
             for v in outs:

@@ -83,3 +83,16 @@ def test_a_long_chain_of_cheap_ops_read_by_another_region(low_recursion_limit):
     with fg.Session(config=fg.SessionConfig(optimize=False)) as sess:
         want = sess.run(y, {x: value})
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("optimize", [True, False], ids=["compiled", "reference"])
+def test_slices_of_slices_deeper_than_the_recursion_limit(optimize, low_recursion_limit):
+    # Every slice is a view of the one before: the plan resolves the chain of views.
+    x = fg.placeholder(fg.float64, (DEPTH + 2,))
+    y = x
+    for _ in range(DEPTH):
+        y = y[1:]
+    value = np.arange(DEPTH + 2, dtype=np.float64)
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+        got = sess.run(y * 2.0, {x: value})
+    np.testing.assert_array_equal(got, [2.0 * DEPTH, 2.0 * (DEPTH + 1)])
