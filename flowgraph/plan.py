@@ -131,7 +131,7 @@ class CompiledPlan:
 
     @property
     def compiled(self):
-        """Do all steps run their compiled kernels (nothing left to compile)?"""
+        """Are all generated kernels compiled (nothing left to compile)?"""
         return self._kernels is None or self._kernels.finished()
 
     def wait_compiled(self, timeout=None):

@@ -95,25 +95,33 @@ class KernelSet:
         self.done = 0
         self.label = ""
         self.cancelled = False
+        self.complete = False       # every kernel compiled and staged
+        self.error = None           # why a background compile stopped, if it failed
         self._finished = threading.Event()
 
     def finished(self):
-        return self._finished.is_set()
+        """Is every kernel compiled and staged (nothing more will come)?"""
+        return self.complete
 
     def wait(self, timeout=None):
-        """Wait for the compile, with a progress line after a while."""
-        if self.finished():
-            return True
+        """Wait for the compile, with a progress line after a while. True when every
+        kernel is in; False on timeout, cancellation or interpreter exit; raises
+        if the background compile failed (the plan keeps its ufunc chains)."""
         progress = Progress()
         deadline = None if timeout is None else time.perf_counter() + timeout
         while not self._finished.wait(0.2):
-            if self.cancelled:
+            if self.cancelled or _STOP.is_set():
                 return False
             progress.update(self.done, self.total or 0, self.label)
             if deadline is not None and time.perf_counter() > deadline:
                 return False
         progress.close(self.total or 0)
-        return True
+        if self.error is not None:
+            from .errors import FlowgraphError
+            raise FlowgraphError(f"the background compile of a kernel ({self.label}) "
+                                 f"failed: {type(self.error).__name__}: {self.error}; "
+                                 "the plan runs on NumPy ufunc chains") from self.error
+        return self.complete
 
     def compile(self, progress=None):
         """Prepare every kernel, then compile each distinct one (most used first)
@@ -137,7 +145,7 @@ class KernelSet:
                                   and BACKEND == "process" else iter(keys))
             for key in compiled_elsewhere:
                 if self.cancelled or _STOP.is_set():
-                    return
+                    return                 # unfinished: the ufunc chains stay
                 self.label = labels[key]
                 if progress is not None:
                     progress.update(self.done, self.total, self.label)
@@ -145,11 +153,15 @@ class KernelSet:
                 self.plan._swaps.extend((index, unit_steps, bind_call(entry, args))
                                         for index, unit_steps, args in by_key[key])
                 self.done += 1
+            self.complete = True          # (after the last swap is staged)
+            self._finished.set()
+        except Exception as exc:
+            self.error = exc
+            self._finished.set()
+            raise
         finally:
             self.slots = []           # the jobs hold arrays: let them go
             self.plan._kernel_slots = []
-            if not self.cancelled:
-                self._finished.set()
         if progress is not None:
             progress.close(self.total)
 
@@ -269,9 +281,8 @@ class _Worker:
                 continue
             try:
                 kernels.compile()
-            except Exception as exc:      # the plan keeps its ufunc chains
-                kernels.error = exc
-                kernels._finished.set()
+            except Exception:     # kept in kernels.error; the plan keeps its chains
+                pass
 
     def stop(self, timeout=60.0):
         _STOP.set()

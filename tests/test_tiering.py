@@ -178,3 +178,22 @@ def test_the_child_process_backend_compiles_and_leaves_no_orphan(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not glob.glob(str(tmp_path / "**" / "*.tmp"), recursive=True)
+
+
+def test_a_failed_background_compile_is_reported_and_the_plan_keeps_working(monkeypatch):
+    import kernels.cache
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler today")
+
+    monkeypatch.setattr(kernels.cache, "compile_kernel", broken)
+    fetches, feeds = _lstm_step(np.float64, steps=2)
+    with fg.Session(config=fg.SessionConfig(compile="background")) as sess:
+        first = sess.run(fetches, feeds)
+        with pytest.raises(fg.errors.FlowgraphError, match="no compiler today"):
+            sess.wait_compiled()
+        plan = _plan(sess)
+        assert not plan.compiled and _interim_steps(plan) and not plan._quiet
+        again = sess.run(fetches, feeds)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
