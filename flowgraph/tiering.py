@@ -65,22 +65,30 @@ class Progress:
     def __init__(self, start=None):
         self.start = time.perf_counter() if start is None else start
         self.shown = False
+        self.last = None
+        # On a terminal the line is rewritten in place; elsewhere (a log file) a new
+        # line is written only when the kernel being compiled changes.
+        self.tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
 
     def update(self, done, total, label):
         elapsed = time.perf_counter() - self.start
         if elapsed < PROGRESS_AFTER_S or quiet() or not total:
             return
+        current = min(done + 1, total)
+        if not self.tty and current == self.last:
+            return
+        self.last = current
         what = f" ({label})" if label else ""
-        sys.stderr.write(f"\rflowgraph: compiling kernel {min(done + 1, total)} of "
-                         f"{total}{what} {elapsed:.1f} s\033[K")
+        line = f"flowgraph: compiling kernel {current} of {total}{what} {elapsed:.1f} s"
+        sys.stderr.write(f"\r{line}\033[K" if self.tty else line + "\n")
         sys.stderr.flush()
         self.shown = True
 
     def close(self, total):
         if self.shown:
             elapsed = time.perf_counter() - self.start
-            sys.stderr.write(f"\rflowgraph: compiled {total} kernels in {elapsed:.1f} s"
-                             "\033[K\n")
+            line = f"flowgraph: compiled {total} kernels in {elapsed:.1f} s"
+            sys.stderr.write(f"\r{line}\033[K\n" if self.tty else line + "\n")
             sys.stderr.flush()
 
 
