@@ -197,3 +197,31 @@ def test_a_failed_background_compile_is_reported_and_the_plan_keeps_working(monk
         again = sess.run(fetches, feeds)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_background_run_does_not_wait_for_the_compiler(monkeypatch):
+    import threading
+
+    import kernels.cache
+
+    release, entered = threading.Event(), threading.Event()
+    real = kernels.cache.compile_kernel
+
+    def held_compile(*args, **kwargs):
+        entered.set()
+        assert release.wait(60), "the test never released the compiler"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernels.cache, "compile_kernel", held_compile)
+    fetches, feeds = _lstm_step(np.float32, steps=2)
+    with fg.Session(config=fg.SessionConfig(compile="background")) as sess:
+        runs = [sess.run(fetches, feeds) for _ in range(3)]   # the compiler is held
+        plan = _plan(sess)
+        assert not plan.compiled and _interim_steps(plan)
+        assert entered.wait(60)          # it was compiling meanwhile, in the background
+        release.set()
+        assert sess.wait_compiled(timeout=240)
+        compiled = sess.run(fetches, feeds)
+        assert not _interim_steps(plan)
+    for a, b in zip(runs[0], compiled):
+        np.testing.assert_allclose(a, b, **TOLERANCE[np.float32])
