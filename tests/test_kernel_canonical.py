@@ -5,7 +5,7 @@ import numpy as np
 
 import flowgraph as fg
 
-EAGER = fg.SessionConfig(compile="eager")
+EAGER = fg.SessionConfig(optimize=True, compile="eager")
 
 
 def _plan(sess):

@@ -45,7 +45,7 @@ def test_the_same_plan_agrees_under_every_compile_mode(dtype):
     fetches, feeds = _lstm_step(dtype)
     results = {}
     for mode in ("never", "eager", "background"):
-        with fg.Session(config=fg.SessionConfig(compile=mode)) as sess:
+        with fg.Session(config=fg.SessionConfig(optimize=True, compile=mode)) as sess:
             first = sess.run(fetches, feeds)
             assert sess.wait_compiled()
             plan = _plan(sess)
@@ -66,7 +66,7 @@ def test_the_same_plan_agrees_under_every_compile_mode(dtype):
 
 def test_background_mode_swaps_kernels_in_between_runs():
     fetches, feeds = _lstm_step(np.float64, steps=3)
-    with fg.Session(config=fg.SessionConfig(compile="background")) as sess:
+    with fg.Session(config=fg.SessionConfig(optimize=True, compile="background")) as sess:
         sess.run(fetches, feeds)
         plan = _plan(sess)
         assert sess.wait_compiled()
@@ -78,7 +78,7 @@ def test_background_mode_swaps_kernels_in_between_runs():
 
 def test_closing_a_session_drops_kernels_not_started():
     fetches, feeds = _lstm_step(np.float64, steps=2)
-    sess = fg.Session(config=fg.SessionConfig(compile="background"))
+    sess = fg.Session(config=fg.SessionConfig(optimize=True, compile="background"))
     sess.run(fetches, feeds)
     plan = _plan(sess)
     sess.close()
@@ -89,7 +89,7 @@ def test_closing_a_session_drops_kernels_not_started():
 
 def test_an_unknown_compile_mode_is_refused():
     with pytest.raises(ValueError, match="compile.*'background', 'eager', 'never'.*'lazy'"):
-        fg.SessionConfig(compile="lazy")
+        fg.SessionConfig(optimize=True, compile="lazy")
 
 
 def test_compile_never_does_not_import_numba(tmp_path):
@@ -100,7 +100,7 @@ def test_compile_never_does_not_import_numba(tmp_path):
         y = fg.tanh(fg.matmul(x, w)) * x + 1.0
         loss = fg.reduce_sum(y * y)
         g, = fg.gradients(loss, [w])
-        with fg.Session(config=fg.SessionConfig(compile="never")) as sess:
+        with fg.Session(config=fg.SessionConfig(optimize=True, compile="never")) as sess:
             out = sess.run([loss, g], {x: np.ones((4, 3), np.float32)})
         assert "numba" not in sys.modules, "numba was imported"
         print(float(out[0]))
@@ -136,7 +136,7 @@ def test_a_long_compile_prints_progress_unless_quiet(monkeypatch, capfd):
     fetches, feeds = _lstm_step(np.float64, steps=2)
     for quiet, expect in (("1", False), ("0", True)):
         monkeypatch.setenv("FLOWGRAPH_QUIET", quiet)
-        with fg.Session(config=fg.SessionConfig(compile="eager")) as sess:
+        with fg.Session(config=fg.SessionConfig(optimize=True, compile="eager")) as sess:
             sess.run(fetches, feeds)
             total = _plan(sess).distinct_kernels
         err = capfd.readouterr().err
@@ -188,7 +188,7 @@ def test_a_failed_background_compile_is_reported_and_the_plan_keeps_working(monk
 
     monkeypatch.setattr(kernels.cache, "compile_kernel", broken)
     fetches, feeds = _lstm_step(np.float64, steps=2)
-    with fg.Session(config=fg.SessionConfig(compile="background")) as sess:
+    with fg.Session(config=fg.SessionConfig(optimize=True, compile="background")) as sess:
         first = sess.run(fetches, feeds)
         with pytest.raises(fg.errors.FlowgraphError, match="no compiler today"):
             sess.wait_compiled()
@@ -214,7 +214,7 @@ def test_a_background_run_does_not_wait_for_the_compiler(monkeypatch):
 
     monkeypatch.setattr(kernels.cache, "compile_kernel", held_compile)
     fetches, feeds = _lstm_step(np.float32, steps=2)
-    with fg.Session(config=fg.SessionConfig(compile="background")) as sess:
+    with fg.Session(config=fg.SessionConfig(optimize=True, compile="background")) as sess:
         runs = [sess.run(fetches, feeds) for _ in range(3)]   # the compiler is held
         plan = _plan(sess)
         assert not plan.compiled and _interim_steps(plan)
