@@ -29,7 +29,7 @@ def build(M, K, N, activation):
         b = fg.constant(rng.standard_normal(N).astype(np.float32))
         z = fg.matmul(x, w) + b
         y = fg.relu(z) if activation == "relu" else fg.tanh(z)
-        sess = fg.Session(graph)
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
         step = sess.make_callable(y, [x])
     return step, sess, rng.standard_normal((M, K)).astype(np.float32), (w, b)
 

@@ -57,7 +57,7 @@ def run_overhead(repeats=2000):
         y = x + 1.0
         value = np.ones(1, np.float32)
         for optimize in (True, False):
-            sess = fg.Session(config=fg.SessionConfig(optimize=optimize))
+            sess = fg.Session(config=fg.SessionConfig(optimize=optimize, compile="eager"))
             call = sess.make_callable(y, [x])
             run_us = median_ms(lambda: sess.run(y, {x: value}), repeats, 50) * 1e3
             call_us = median_ms(lambda: call(value), repeats, 50) * 1e3
@@ -86,7 +86,7 @@ def per_kernel_overhead(repeats=300):
                 for _ in range(n):
                     h = fg.matmul(h, w)
                     h = fg.tanh(h) if kind == "ufunc" else h * 0.5 + 0.25
-                sess = fg.Session()
+                sess = fg.Session(config=fg.SessionConfig(compile="eager"))
                 sess.run(h, {x: np.ones((1, 1), np.float32)})
                 plan = next(iter(sess._plans.values()))
                 feeds = {x: np.ones((1, 1), np.float32)}

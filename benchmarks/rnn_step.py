@@ -87,7 +87,7 @@ def fg_training_step(cell, B, I, H, T, dtype, optimize=True, params=None):
             h, c = fg_cell(fg, cell, p, x, h, c)
         loss = fg.reduce_mean(fg.square(h))
         grads = fg.gradients(loss, list(p.values()))
-        sess = fg.Session(graph, fg.SessionConfig(optimize=optimize))
+        sess = fg.Session(graph, fg.SessionConfig(optimize=optimize, compile="eager"))
         step = sess.make_callable([loss] + grads, xs)
     return step, sess, graph
 

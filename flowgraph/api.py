@@ -97,6 +97,8 @@ def _to_tensors(*values, name_hint="op"):
     Strong dtypes (tensors, NumPy arrays and scalars) promote by NumPy's rules; Python
     scalars adopt the strong dtype (see :mod:`flowgraph.dtypes`).
     """
+    if all(type(v) is Tensor for v in values) and len({v.dtype for v in values}) == 1:
+        return list(values)     # the common case: tensors of one dtype, nothing to do
     graph = _graph_of(*values) or get_default_graph()
     strong = []
     for v in values:

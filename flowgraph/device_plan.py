@@ -257,6 +257,15 @@ class DevicePlan:
         return infos
 
     # --- running -----------------------------------------------------------------------
+    def wait_compiled(self, timeout=None):
+        """Block until the compiled CPU stretches run their compiled kernels
+        (Session.wait_compiled)."""
+        done = True
+        for kind, item in self.steps:
+            if kind == "segment":
+                done = item.plan.wait_compiled(timeout) and done
+        return done
+
     def run(self, feeds, state, metadata=None):
         if self.gpu_index:  # numba.cuda launches on the current device: select ours
             with self._gpu.rt.cuda().gpus[self.gpu_index]:

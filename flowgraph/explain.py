@@ -111,7 +111,9 @@ def explain(plan) -> str:
     kinds = {}
     for info in infos:
         kinds[info.kind] = kinds.get(info.kind, 0) + 1
-    lines = [f"{type(plan).__name__}: {len(infos)} steps, {kernels} distinct kernels "
+    pending = "" if getattr(plan, "compiled", True) else \
+        " so far, more compiling in the background"
+    lines = [f"{type(plan).__name__}: {len(infos)} steps, {kernels} distinct kernels{pending} "
              f"({', '.join(f'{n} {k}' for k, n in kinds.items()) or 'nothing to run'})"]
     width = max([len(i.device) for i in infos] + [6])
     kwidth = max([len(i.kind) for i in infos] + [4])

@@ -30,14 +30,28 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _KERNELS_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "kernels")
 
 
+_USER_FILES: dict[str, str | None] = {}   # code filename -> basename if user code, else None
+
+
+def _user_file(filename):
+    """The basename of ``filename`` if it is user code (outside flowgraph), else None;
+    cached: every op creation asks this for each frame of its stack."""
+    found = _USER_FILES.get(filename, False)
+    if found is False:
+        path = os.path.abspath(filename)
+        found = None if (path.startswith(_PACKAGE_DIR) or path.startswith(_KERNELS_DIR)
+                         or "contextlib" in path) else os.path.basename(path)
+        _USER_FILES[filename] = found
+    return found
+
+
 def _user_location() -> str | None:
     """``"file.py:LINE"`` of the innermost frame outside flowgraph itself."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if not (filename.startswith(_PACKAGE_DIR) or filename.startswith(_KERNELS_DIR)
-                or "contextlib" in filename):
-            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        base = _user_file(frame.f_code.co_filename)
+        if base is not None:
+            return f"{base}:{frame.f_lineno}"
         frame = frame.f_back
     return None
 
@@ -156,6 +170,7 @@ class Graph:
     def __init__(self):
         self._operations: list[Operation] = []
         self._names: set[str] = set()
+        self._by_name: dict[str, Operation] = {}
         self._name_counts: dict[str, int] = {}
         self._lock = threading.RLock()
         self._variables = []
@@ -177,9 +192,9 @@ class Graph:
         return _default_graph_stack.scope(self)
 
     def get_operation_by_name(self, name: str) -> Operation:
-        for op in self._operations:
-            if op.name == name:
-                return op
+        op = self._by_name.get(name)
+        if op is not None:
+            return op
         raise KeyError(f"no operation named {name!r} in this graph")
 
     def get_tensor_by_name(self, name: str) -> Tensor:
@@ -238,6 +253,7 @@ class Graph:
         with self._lock:
             op._id = len(self._operations)
             self._operations.append(op)
+            self._by_name.setdefault(op.name, op)
             self._version += 1
         return op
 

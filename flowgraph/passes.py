@@ -232,12 +232,20 @@ def _rewrite(prog, visit):
     subst, nodes, listed, dropped = {}, [], set(), set()
 
     def add_new(node):
-        if node in listed or node in originals:
-            return
-        for v in node.inputs:
-            add_new(v[0])
-        listed.add(node)
-        nodes.append(node)
+        """List ``node`` after the new nodes it reads (an explicit stack, no recursion
+        on depth)."""
+        stack = [(node, False)]
+        while stack:
+            m, expanded = stack.pop()
+            if m in listed or m in originals:
+                continue
+            if expanded:
+                listed.add(m)
+                nodes.append(m)
+                continue
+            stack.append((m, True))
+            for v in reversed(m.inputs):
+                stack.append((v[0], False))
 
     for n in prog.nodes:
         if subst:     # (nothing to substitute until a node is replaced: skip the copies)
@@ -456,24 +464,53 @@ def _stack_sums(prog, is_term, stacked):
     def single_use(v):
         return len(users.get(v, ())) == 1 and v not in fetched
 
-    def collect(v, terms):
+    def collect(root, terms, adds):
+        """Gather the terms of the tree of adds under ``root`` into ``terms`` (its inner
+        adds into ``adds``); False if a leaf is not a term. An explicit stack: the tree
+        of an unrolled RNN's weight gradient is a chain as deep as the number of time
+        steps."""
+        stack = list(reversed(root.inputs))
+        while stack:
+            v = stack.pop()
+            n = v[0]
+            if inner_add(v):
+                adds.append(n)
+                stack.extend(reversed(n.inputs))
+            elif single_use(v) and not n.controls and is_term(n):
+                terms.append(n)
+            else:
+                return False
+        return True
+
+    def inner_add(v):
         n = v[0]
-        if n.type == "Add" and single_use(v) and not n.controls and all(
-                w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs):
-            return all(collect(w, terms) for w in n.inputs)
-        if single_use(v) and not n.controls and is_term(n):
-            terms.append(n)
-            return True
-        return False
+        return (n.type == "Add" and single_use(v) and not n.controls
+                and all(w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs))
+
+    # Whether every leaf under an add is a term, in one forward sweep, so that an add
+    # whose tree fails is skipped at once instead of walked again for each inner add.
+    complete = {}
+    for n in prog.nodes:
+        if n.type == "Add":
+            complete[n] = all(
+                complete.get(w[0], False) if inner_add(w)
+                else single_use(w) and not w[0].controls and is_term(w[0])
+                for w in n.inputs)
 
     replace = {}
     for n in reversed(prog.nodes):
-        if n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f":
+        if (n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f"
+                or not complete[n]):
             continue
-        terms = []
-        if not all(collect(w, terms) for w in n.inputs) or len(terms) < 2:
+        terms, adds = [], []
+        if not collect(n, terms, adds) or len(terms) < 2:
             continue
         terms.sort(key=lambda m: m.order)
+        # The inner adds are not roots of trees of their own (visiting them again
+        # would make the pass quadratic in the depth of the tree; they have the
+        # root's shape, so where the root cannot be stacked, neither can they).
+        for m in adds:
+            replace.setdefault(m, None)
         new = stacked(n, terms)
         if new is None:
             continue
@@ -801,50 +838,65 @@ class Group:
         return f"<Group {[n.type for n in self.nodes]} {self.shape}>"
 
 
+# Sibling groups (reading one buffer) a node tries to join, newest first.
+SIBLING_CANDIDATES = 4
+
+
 def fuse_elementwise(prog):
     """Assign fusable nodes to :class:`Group` s (``node.group``).
 
     A node joins the group of one of its fusable producers when the output shapes are
     equal and the region stays convex: no input of the node may depend on the group
     through a node outside it (else the group would have to run both before and after
-    that node). Dependencies are bitmasks of groups, closed over groups at query time
-    (a group depends on all its members' inputs), so the check is cheap and exact.
+    that node). Dependencies are bitmasks of groups, kept closed over groups as they
+    grow (a group depends on all its members' inputs), so the check is a few ORs and
+    exact.
     Inputs are broadcast at the region's edge, and a float sum of a region's value
     (over any axes) joins the region as an output accumulated in its loop.
     """
     groups = []
-    ndeps = {}    # node -> bitmask of the groups holding its ancestors (fixed once set)
-    gdeps = {}    # group -> bitmask of groups its members' outside inputs come from
-    by_root = {}  # root node of a buffer -> groups reading it
+    by_root = {}  # root node of a buffer -> groups reading it (dict keys, in order)
+    # The closure over groups, kept as it is built so that a query is a few ORs and a
+    # bit test (the closure from scratch walks every ancestor group: quadratic in the
+    # length of an unrolled RNN). cdeps[n]: every group n's unit depends on;
+    # gclose[g]: every group g's unit depends on. When a group that something already
+    # depends on gains dependencies (a "late" growth: rare, once in a char-RNN's
+    # softmax loss), every mask holding it gets them too (`grow`).
+    cdeps, gclose = {}, {}
+    depended = set()     # groups that a node outside them has read
 
-    def outside_mask(n, g):
+    def closed_outside(n, g):
+        """The closed mask of what n's inputs outside g depend on."""
         mask = 0
         for m in [v[0] for v in n.inputs] + list(n.controls):
-            if m.group is not g:
-                mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
+            h = m.group
+            if h is not g:
+                mask |= cdeps[m]
+                if h is not None:
+                    mask |= (1 << h.index) | gclose[h]
         return mask
 
-    def reaches(mask, g):
-        """Is ``g`` in the closure of ``mask``? A group as a unit depends on whatever
-        any member's outside inputs depend on (``gdeps``, which grows as members join).
-        """
-        seen, frontier = 0, mask
-        while frontier:
-            if frontier >> g.index & 1:
-                return True
-            seen |= frontier
-            grown, f = 0, frontier
-            while f:
-                low = f & -f
-                grown |= gdeps[groups[low.bit_length() - 1]]
-                f ^= low
-            frontier = grown & ~seen
-        return False
+    def depends_on(n, g):
+        return bool(closed_outside(n, g) >> g.index & 1)
 
     def legal(n, g):
-        return (g.shape == n.shapes[0] and not reaches(outside_mask(n, g), g)
+        return (g.shape == n.shapes[0] and not depends_on(n, g)
                 and not any(v[0].group is g and v[0].type == "ReduceSum"
                             for v in n.inputs))
+
+    def grow(g, mask):
+        """``g`` (now) depends on ``mask`` too, and so does whatever depends on g.
+        (All masks are closed: one pass over those holding g's bit suffices.)"""
+        new = mask & ~gclose[g]
+        if not new:
+            return
+        gclose[g] |= new
+        if g in depended:
+            bit = 1 << g.index
+            for table in (cdeps, gclose):
+                for key, held in table.items():
+                    if held & bit:
+                        table[key] = held | new
 
     for n in prog.nodes:
         n.group = None
@@ -866,30 +918,43 @@ def fuse_elementwise(prog):
                     break
             # 2. Else join a group that reads the same buffer (sibling fusion: the
             #    gates of an LSTM cell, all slices of one matmul output).
+            #    Newest first, and only the last few of one shape: a weight read by
+            #    every time step has a reader group per step, and trying them all
+            #    would make fusion quadratic in the number of steps (the older
+            #    ones depend on the newer node anyway, so they are illegal).
             if n.group is None:
                 for v in n.inputs:
-                    for g in by_root.get(_root(v[0]), ()):
+                    tried = 0
+                    for g in reversed(by_root.get(_root(v[0]), ())):
+                        if g.shape != n.shapes[0]:
+                            continue
                         if legal(n, g):
                             n.group = g
+                            break
+                        tried += 1
+                        if tried == SIBLING_CANDIDATES:
                             break
                     if n.group is not None:
                         break
             if n.group is None:
                 n.group = Group(n.shapes[0], len(groups))
                 groups.append(n.group)
-                gdeps[n.group] = 0
+                gclose[n.group] = 0
             n.group.nodes.append(n)
-            gdeps[n.group] |= outside_mask(n, n.group)
+            grow(n.group, closed_outside(n, n.group))
             for v in n.inputs:
                 root = _root(v[0])
                 if v[0].group is not n.group and root.type != "Const":
-                    readers = by_root.setdefault(root, [])
-                    if n.group not in readers:
-                        readers.append(n.group)
-        mask = 0
+                    by_root.setdefault(root, {})[n.group] = None   # an ordered set
+        closed = 0
         for m in [v[0] for v in n.inputs] + list(n.controls):
-            mask |= ndeps[m] | (1 << m.group.index if m.group is not None else 0)
-        ndeps[n] = mask
+            h = m.group
+            closed |= cdeps[m]
+            if h is not None:
+                closed |= (1 << h.index) | gclose[h]
+                if h is not n.group:
+                    depended.add(h)
+        cdeps[n] = closed
     return prog
 
 
@@ -932,19 +997,42 @@ def recompute_in_readers(prog):
             reads[h] = {v for m in h.nodes for v in m.inputs if v[0].group is not h}
         return reads[h]
 
-    def chain(n, g, h, moving):
-        """Can ``n`` (in ``g``) move to ``h``, with the nodes of ``g`` only it needs?"""
+    def can_start(n, g, h, moving):
+        """(decided, answer): whether ``n`` can move as a new member of the chain."""
         if (n.group is not g or n.type not in RECOMPUTABLE or n in fetched
                 or n.controls or n in moving):
-            return n in moving
+            return True, n in moving
         if not all(r.group is h or r in moving for r in readers_of.get(n, ())):
-            return False
+            return True, False
+        return False, None
+
+    def chain(n, g, h, moving):
+        """Can ``n`` (in ``g``) move to ``h``, with the nodes of ``g`` only it needs?
+        (A depth-first walk with an explicit stack: a chain of cheap ops can be as
+        long as the graph.)"""
+        decided, answer = can_start(n, g, h, moving)
+        if decided:
+            return answer
         moving.add(n)
-        for v in n.inputs:
+        stack = [[n, 0]]
+        while stack:
+            frame = stack[-1]
+            node, i = frame
+            if i == len(node.inputs):
+                stack.pop()          # every input of node is available in h
+                continue
+            frame[1] += 1
+            v = node.inputs[i]
             m = v[0]
-            if not (_one_element(m) or m.group is h or v in read_by(h)
-                    or chain(m, g, h, moving)):
-                moving.discard(n)
+            if _one_element(m) or m.group is h or v in read_by(h):
+                continue
+            decided, answer = can_start(m, g, h, moving)
+            if not decided:
+                moving.add(m)
+                stack.append([m, 0])
+            elif not answer:
+                for node, _ in stack:     # the chain fails: none of these moves
+                    moving.discard(node)
                 return False
         return True
 

@@ -23,6 +23,7 @@ import heapq
 import math
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -40,6 +41,9 @@ VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSl
 STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy",
               "Reshape": "copy", "AllReduceMean": "allreduce", "Send": "send",
               "Recv": "recv"}
+# Fused ops whose operands a kernel may take in either order with bitwise-equal results
+# (not Maximum/Minimum: their order decides the sign of a zero result).
+COMMUTATIVE = frozenset({"Add", "Mul"})
 
 
 # --- scheduling ------------------------------------------------------------------------
@@ -123,14 +127,39 @@ class CompiledPlan:
         self.fetch_tensors = list(fetch_tensors)
         self._reference_args = (graph, fetch_tensors, target_ops, feed_tensors)
         self._check_numerics = config.check_numerics
+        self._compile_mode = getattr(config, "compile", "eager")
         self._lock = threading.Lock()
         self._state = [None]
         self.kernel_sources = set()
         self.device = device      # where every step runs (the placement's device)
+        self._kernels = None     # set by tiering.KernelSet: the generated kernels' progress
         units = schedule(prog)
         self.n_units = len(units)
         self._layout(prog, units)
         self._build_steps(prog, units)
+        from . import tiering
+        tiering.start(self)
+
+    @property
+    def distinct_kernels(self):
+        """The number of distinct generated kernels the plan runs (known once the
+        background compiler has looked at them all: see :meth:`wait_compiled`)."""
+        return len(self.kernel_sources)
+
+    @property
+    def compiled(self):
+        """Are all generated kernels compiled (nothing left to compile)?"""
+        return self._kernels is None or self._kernels.finished()
+
+    def wait_compiled(self, timeout=None):
+        """Block until every generated kernel of the plan is compiled and in use
+        (``compile="background"``); True when done, False on timeout."""
+        if self._kernels is None:
+            return True
+        done = self._kernels.wait(timeout)
+        with self._lock:
+            self._apply_swaps()
+        return done
 
     # -- values and buffers ----------------------------------------------------------
     def _layout(self, prog, units):
@@ -190,9 +219,10 @@ class CompiledPlan:
                     continue
                 axis = S.normalize_axis(n.attrs["axis"], len(n.shapes[0]))
                 offset, copied = 0, []
+                counts = Counter(n.inputs)
                 for w in n.inputs:
                     size = w[0].shapes[w[1]][axis]
-                    if (kinds.get(w) == "buffer" and n.inputs.count(w) == 1
+                    if (kinds.get(w) == "buffer" and counts[w] == 1
                             and (axis == 0 or not any(
                                 u.type in VIEW_TYPES for u in users.get(w, ())))):
                         if w not in window_of:
@@ -245,6 +275,14 @@ class CompiledPlan:
 
         storage_of, live, releases = {}, {}, {}
         self.largest_live_set = 0
+        live_bytes = [0]     # sum(live.values()), kept as it changes (not summed per unit)
+
+        def go_live(v, nbytes):
+            live[v] = nbytes
+            live_bytes[0] += nbytes
+
+        def go_dead(v):
+            live_bytes[0] -= live.pop(v)
         for i, (kind, p) in enumerate(units):
             outs = [v for v in produced[i] if kinds[v] == "buffer"]
             handed = {}
@@ -266,23 +304,23 @@ class CompiledPlan:
                 for c in targets:
                     if c not in storage_of:
                         storage_of[c] = take(_nbytes(c))
-                        live[c] = _nbytes(c)
+                        go_live(c, _nbytes(c))
                         releases.setdefault(last.setdefault(c, i), []).append(c)
             for o in outs:
                 if o in storage_of:
                     continue              # a concatenation whose inputs filled it
                 if o in handed:
                     storage_of[o] = storage_of[handed[o]]
-                    del live[handed[o]]
+                    go_dead(handed[o])
                 else:
                     storage_of[o] = take(_nbytes(o))
-                live[o] = _nbytes(o)
+                go_live(o, _nbytes(o))
                 last.setdefault(o, i)      # never read: free right after
                 releases.setdefault(last[o], []).append(o)
-            self.largest_live_set = max(self.largest_live_set, sum(live.values()))
+            self.largest_live_set = max(self.largest_live_set, live_bytes[0])
             for v in releases.pop(i, ()):
                 if v in live:
-                    del live[v]
+                    go_dead(v)
                     s = storage_of[v]
                     pool.setdefault(s.nbytes, []).append(s)
         self.memory_stats = {
@@ -295,25 +333,39 @@ class CompiledPlan:
         arrays = {}
         self._parents = {}
 
-        def array_of(v):
-            a = arrays.get(v)
-            if a is not None:
-                return a
-            n, k = v
+        def base_of(v):
+            """The value a window or view is cut from (None for the others)."""
             if kinds[v] == "window":
-                c, axis, offset = window_of[v]
-                a = self._window(array_of(c), v, axis, offset)
-            elif kinds[v] == "const":
-                a = np.asarray(n.attrs["value"])
-            elif kinds[v] == "view":
-                a = _make_view(n, k, array_of(n.inputs[0]))
-                if n.type != "Reshape":     # a window of its input, for codegen
-                    self._parents[id(a)] = arrays[n.inputs[0]]
-            else:
-                raw = storage_of[v].array
-                a = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
-            arrays[v] = a
-            return a
+                return window_of[v][0]
+            if kinds[v] == "view":
+                return v[0].inputs[0]
+            return None
+
+        def array_of(v):
+            # Down the chain of views and windows to a value with an array, then
+            # back up (a loop: slices of slices can be as deep as the graph).
+            chain = []
+            while v not in arrays:
+                chain.append(v)
+                base = base_of(v)
+                if base is None:
+                    break
+                v = base
+            for v in reversed(chain):
+                n, k = v
+                if kinds[v] == "window":
+                    c, axis, offset = window_of[v]
+                    a = self._window(arrays[c], v, axis, offset)
+                elif kinds[v] == "const":
+                    a = np.asarray(n.attrs["value"])
+                elif kinds[v] == "view":
+                    a = _make_view(n, k, arrays[n.inputs[0]])
+                    if n.type != "Reshape":     # a window of its input, for codegen
+                        self._parents[id(a)] = arrays[n.inputs[0]]
+                else:
+                    raw = storage_of[v].array
+                    a = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
+                arrays[v] = a
 
         for outs in produced:
             for v in outs:
@@ -339,8 +391,11 @@ class CompiledPlan:
         arrays = self._arrays
         steps, checked = [], []
         self._finishers = []    # run once after the steps (waiting for MPI sends)
+        self._kernel_slots = []   # (kernel job, index in steps, the unit's step list)
+        self._swaps = []          # (index, unit steps, compiled step), staged to swap in
         self._feed_loads = []
         self._scratch = {}
+        self._interim_scratch = {}
         quiet = True      # no step is a NumPy call that could raise an FP warning
         epilogues = self._epilogues(prog, units)
         self.step_infos = []    # one per entry of _checked_steps: what explain shows
@@ -358,6 +413,11 @@ class CompiledPlan:
                 outs, origin = self._group_outputs[p], p.nodes[-1]
                 step_kind = "ufunc chain" if uses_ufuncs(p) else "fused kernel"
                 covered = p.nodes
+                if unit_steps and not uses_ufuncs(p):
+                    # A generated kernel: compiled now, in the background, or never
+                    # (tiering); until then the step is a chain of ufunc calls.
+                    self._kernel_slots.append((self._kernel_job(p, arrays), len(steps),
+                                               unit_steps))
             else:
                 n = p
                 outs = [(n, k) for k in range(len(n.shapes)) if self._kinds[(n, k)] == "buffer"]
@@ -383,6 +443,9 @@ class CompiledPlan:
                 self.step_infos.append(StepInfo(step_kind, self.device,
                                                 [m.name for m in covered]))
         self._quiet = quiet
+        # Generated kernels raise no FP warnings; their interim ufunc chains may.
+        self._quiet_compiled = quiet
+        self._quiet = quiet and not self._kernel_slots
         self.memory_stats["scratch_bytes"] = sum(a.nbytes for a in self._scratch.values())
         self._steps = steps
         self._checked_steps = checked
@@ -397,6 +460,8 @@ class CompiledPlan:
         leave the cache: the two then run in row blocks (GEMM a block, run the region on
         it while it is in cache), a bias/activation epilogue fused with the GEMM.
         """
+        if self._compile_mode != "eager" or EPILOGUE_MIN_BYTES == float("inf"):
+            return {}     # (row-blocked epilogues compile at once: eager mode only)
         users, fetched = prog.users(), set(prog.fetches)
         pairs = {}
         running = [(k, p) for k, p in units   # units that run a step (not constants, views)
@@ -467,7 +532,95 @@ class CompiledPlan:
             return []
         if uses_ufuncs(group):
             return self._ufunc_steps(group, arrays)
-        return [self._fused_kernel(group, arrays)]
+        return [self._interim_step(group, arrays)]
+
+    def _interim_step(self, group, arrays):
+        """A region meant for a generated kernel, as NumPy ufunc calls: what runs
+        until (or, with ``compile="never"``, instead of) the kernel is compiled.
+
+        Every value goes to scratch first and the outputs are copied out at the end:
+        the plan may have given an output the memory of an input (safe for a kernel,
+        which loads before it stores, not for a chain), or a second place to go.
+        """
+        from kernels.ufuncs import bind
+        outs = self._group_outputs[group]
+        local, calls, slots = {}, [], {}
+        scratch = self._interim_scratch
+        for n in group.nodes:
+            shape, dtype = n.shapes[0], n.dtypes[0]
+            slot = slots[(dtype.str, shape)] = slots.get((dtype.str, shape), -1) + 1
+            out = scratch.get((dtype.str, shape, slot))
+            if out is None:
+                out = scratch[(dtype.str, shape, slot)] = np.empty(shape, dtype)
+            v = (n, 0)
+            local[v] = out
+            ins = [local[w] if w in local else arrays[w] for w in n.inputs]
+            calls.append(bind(n.type, n.attrs, out, ins))
+        copies = [(arrays[v], local[v]) for v in outs]
+        copies += [(a, local[v]) for v in outs for a in self._also_arrays.get(v, ())]
+        copyto = np.copyto
+
+        def interim_region():
+            for call in calls:
+                call()
+            for dst, src in copies:
+                copyto(dst, src)
+        return interim_region
+
+    def _kernel_job(self, group, arrays, shape=None):
+        """``prepare() -> (source, argument types, arguments)`` for the group's
+        generated kernel (:func:`kernels.codegen.prepare_fused`), run where it
+        compiles (it imports Numba)."""
+        from kernels.codegen import FusedSpec
+        members = {n: i for i, n in enumerate(group.nodes)}
+        ins, index = [], {}
+        spec = FusedSpec(0)
+        for n in group.nodes:
+            operands = []
+            for v in n.inputs:
+                if v[0] in members:
+                    operands.append(("node", members[v[0]]))
+                else:
+                    if v not in index:
+                        index[v] = len(ins)
+                        ins.append(v)
+                    operands.append(("in", index[v]))
+            if n.type in COMMUTATIVE:
+                # One order for the same arithmetic (values computed in the kernel
+                # first, then inputs, each by number): one kernel, not two. Exact:
+                # IEEE addition and multiplication are commutative.
+                operands.sort(key=lambda ref: (ref[0] == "in", ref[1]))
+            spec.nodes.append((n.type, operands, dict(n.attrs), n.dtypes[0].name))
+        spec.n_inputs = len(ins)
+        spec.input_dtypes = [v[0].dtypes[v[1]].name for v in ins]
+        outs = self._group_outputs[group]
+        spec.outputs = [members[v[0]] for v in outs]
+        shape = group.shape if shape is None else shape
+        bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
+                 for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
+        for v in outs:
+            for a in self._also_arrays.get(v, ()):
+                spec.outputs.append(members[v[0]])
+                bound.append(a)
+        parents = self._parents
+        label = "+".join(dict.fromkeys(n.type for n in group.nodes))
+
+        def prepare():
+            from kernels.codegen import prepare_fused
+            return prepare_fused(spec, bound, parents, shape)
+        prepare.label = label
+        return prepare
+
+    def _apply_swaps(self):
+        """Put compiled kernels in place of their interim steps (under the plan's
+        lock, between runs: a run never changes kernels midway)."""
+        while self._swaps:
+            index, unit_steps, step = self._swaps.pop()
+            self._steps[index] = step
+            unit_steps[0] = step
+        if self._kernels is not None and self._kernels.finished() and not self._swaps:
+            self._quiet = self._quiet_compiled
+            self._interim_scratch.clear()   # the chains that used it are gone
 
     def _ufunc_steps(self, group, arrays):
         from kernels.ufuncs import bind
@@ -490,34 +643,12 @@ class CompiledPlan:
         return steps
 
     def _fused_kernel(self, group, arrays, shape=None):
-        from kernels.codegen import FusedSpec, compile_fused
-        members = {n: i for i, n in enumerate(group.nodes)}
-        ins = []
-        spec = FusedSpec(0)
-        for n in group.nodes:
-            operands = []
-            for v in n.inputs:
-                if v[0] in members:
-                    operands.append(("node", members[v[0]]))
-                else:
-                    if v not in ins:
-                        ins.append(v)
-                    operands.append(("in", ins.index(v)))
-            spec.nodes.append((n.type, operands, dict(n.attrs), n.dtypes[0].name))
-        spec.n_inputs = len(ins)
-        spec.input_dtypes = [v[0].dtypes[v[1]].name for v in ins]
-        outs = self._group_outputs[group]
-        spec.outputs = [members[v[0]] for v in outs]
-        shape = group.shape if shape is None else shape
-        bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
-                 for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
-        for v in outs:
-            for a in self._also_arrays.get(v, ()):
-                spec.outputs.append(members[v[0]])
-                bound.append(a)
-        step, source = compile_fused(spec, bound, self._parents, shape)
+        """The group's generated kernel, compiled now (row-blocked epilogues)."""
+        from kernels import bind_call
+        from kernels.cache import compile_kernel
+        source, types, args = self._kernel_job(group, arrays, shape)()
         self.kernel_sources.add(source)
-        return step
+        return bind_call(compile_kernel(source, "kernel", types), args)
 
     def _concat_copy_step(self, n, arrays):
         """The parts of a concatenation that are not windows, copied into place."""
@@ -585,6 +716,8 @@ class CompiledPlan:
     # -- running -----------------------------------------------------------------------
     def run(self, feeds, state: RunState):
         with self._lock:
+            if self._swaps:
+                self._apply_swaps()
             self._state[0] = state
             try:
                 for buf, tensor in self._feed_loads:
@@ -614,6 +747,8 @@ class CompiledPlan:
         separate loop, so that the untraced one pays nothing for tracing."""
         clock, record = time.perf_counter_ns, metadata.record
         with self._lock:
+            if self._swaps:
+                self._apply_swaps()
             self._state[0] = state
             try:
                 for buf, tensor in self._feed_loads:

@@ -34,12 +34,28 @@ class SessionConfig:
     ``optimize=False`` runs the unoptimized reference path (NumPy per op), the oracle
     the compiled path is tested against. ``check_numerics=True`` raises
     ``NumericsError`` naming the first op that produced a NaN or Inf.
+
+    ``compile`` says when the compiled path's generated (Numba) kernels compile:
+    ``"background"`` (default: runs start at once on NumPy ufunc chains and switch to
+    each kernel when it is ready), ``"eager"`` (before the first run returns) or
+    ``"never"`` (NumPy only). See :mod:`flowgraph.tiering`.
+
+    >>> import flowgraph as fg
+    >>> fg.SessionConfig(compile="eager").compile
+    'eager'
     """
 
     optimize: bool = True
     allow_soft_placement: bool = False
     log_device_placement: bool = False
     check_numerics: bool = False
+    compile: str = "background"
+
+    def __post_init__(self):
+        from .tiering import MODES
+        if self.compile not in MODES:
+            raise ValueError(f"SessionConfig: expected compile to be one of "
+                             f"{', '.join(map(repr, MODES))}, found {self.compile!r}")
 
 
 def _is_fetch_leaf(x):
@@ -108,8 +124,12 @@ class Session:
         return _default_session_scope(self)
 
     def close(self):
-        """Release the session's state; later ``run`` calls raise."""
+        """Release the session's state; later ``run`` calls raise. Kernels of its
+        plans that have not started compiling in the background are dropped."""
+        from . import tiering
         self._closed = True
+        for plan in list(self._plans.values()):
+            tiering.cancel(plan)
         self._plans.clear()
         self._runners.clear()
         self._values = {}
@@ -446,6 +466,32 @@ class Session:
         leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
         runner = self._runner(leaves, list(feed_list))
         return lambda *feed_values: rebuild(runner(*feed_values))
+
+    def wait_compiled(self, timeout=None):
+        """Block until every plan built so far runs its compiled kernels
+        (``SessionConfig(compile="background")``; with the other modes there is
+        nothing to wait for). Prints a progress line on stderr while the wait lasts
+        over 2 s (``FLOWGRAPH_QUIET=1`` turns it off). Returns False if ``timeout``
+        seconds passed first.
+
+        >>> import flowgraph as fg
+        >>> with fg.Graph().as_default():
+        ...     x = fg.placeholder(fg.float64, (2,))
+        ...     with fg.Session() as sess:
+        ...         _ = sess.run(fg.exp(x) + x * 3.0, {x: [0.0, 1.0]})
+        ...         sess.wait_compiled()
+        True
+        """
+        if self._closed:
+            raise FlowgraphError("this session is closed")
+        with self._lock:
+            plans = list(self._plans.values())
+        done = True
+        for plan in plans:
+            wait = getattr(plan, "wait_compiled", None)
+            if wait is not None:
+                done = wait(timeout) and done
+        return done
 
     def variable_value(self, var):
         """The session's current value of ``var`` (a copy)."""

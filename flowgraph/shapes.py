@@ -60,6 +60,9 @@ def broadcast_shapes(*shapes):
     """NumPy broadcasting of static shapes; raises ``ValueError`` when incompatible."""
     if any(s is None for s in shapes):
         return None
+    first = shapes[0]
+    if all(s == first for s in shapes) and None not in first:
+        return tuple(first)     # the common case, checked at every op's creation
     rank = max(len(s) for s in shapes)
     out = []
     for i in range(rank):

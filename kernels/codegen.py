@@ -17,6 +17,7 @@ r2[i0] = t1
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from . import bind_call
@@ -240,10 +241,21 @@ def compile_fused(spec: FusedSpec, arrays, parents=None, shape=None):
     or slice) was cut from, so the kernel can index the parent at an offset. Same-shape
     C-contiguous operands are flattened so the loop is 1-D.
     """
+    from .cache import compile_kernel
+
+    source, arg_types, arrays = prepare_fused(spec, arrays, parents, shape)
+    entry = compile_kernel(source, "kernel", arg_types)
+    return bind_call(entry, arrays), source
+
+
+def prepare_fused(spec: FusedSpec, arrays, parents=None, shape=None):
+    """Everything :func:`compile_fused` does short of compiling: ``(source, argument
+    types, arguments)``; ``compile_kernel(source, "kernel", types)`` then gives the
+    entry point to call with the arguments. (source, types) is the kernel's identity:
+    plans compile each distinct one once, possibly in the background.
+    """
     import numpy as np
     from numba import typeof
-
-    from .cache import compile_kernel
 
     parents = parents or {}
     n_in = spec.n_inputs
@@ -252,6 +264,19 @@ def compile_fused(spec: FusedSpec, arrays, parents=None, shape=None):
         arrays = [np.reshape(a, (-1,)) if a.shape == shape else
                   np.broadcast_to(a, shape).reshape(-1) for a in arrays]
         modes, extra = [None] * len(arrays), []
+        rank = 1
+    elif all(_one_element(a) or a.flags.c_contiguous and a.shape == shape
+             for a in arrays):
+        # Whole arrays and one-element operands (a scalar hyperparameter, a sum over
+        # every axis): one flat loop whatever the rank, so that the same arithmetic on
+        # a matrix and on a vector is one kernel (Adam's update of every weight).
+        # A one-element operand is passed as a 1-element view (its value may change
+        # from run to run), indexed at 0.
+        arrays = [np.reshape(a, (-1,)) if a.flags.c_contiguous and a.shape == shape
+                  else a[(slice(0, 1),) * a.ndim].reshape(1) for a in arrays]
+        modes = [None if a.shape == (math.prod(shape),) else ((0,), False)
+                 for a in arrays]
+        extra = []
         rank = 1
     else:
         rank = len(shape)
@@ -270,8 +295,12 @@ def compile_fused(spec: FusedSpec, arrays, parents=None, shape=None):
         extra = extra + [np.int64(d) for d in shape]     # the loop bounds (see above)
     arrays = [arrays[k] for k in kept] + extra
     source = render_source(spec, rank, [modes[k] for k in kept])
-    entry = compile_kernel(source, "kernel", [typeof(a) for a in arrays])
-    return bind_call(entry, tuple(arrays)), source
+    return source, tuple(typeof(a) for a in arrays), tuple(arrays)
+
+
+def _one_element(a):
+    """Does ``a`` hold one value (every dimension 1 or broadcast)?"""
+    return all(d == 1 or stride == 0 for d, stride in zip(a.shape, a.strides))
 
 
 def _inplace_outputs(arrays, modes, n_in, reduced=()):

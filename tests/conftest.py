@@ -4,6 +4,8 @@ default ``optimize`` chosen on the command line.
 ``pytest --optimize=on`` (the default) runs sessions through the graph compiler,
 ``--optimize=off`` through the NumPy reference path, ``--optimize=both`` runs every
 test twice. A test that passes an explicit ``SessionConfig(optimize=...)`` keeps it.
+``--compile=eager`` (the default here) compiles generated kernels before a first run
+returns; ``never`` and ``background`` as ``SessionConfig.compile`` says.
 
 Hypothesis runs under the ``flowgraph`` profile: derandomized (the same examples on
 every run and machine), modest example counts, no deadline (a first run may compile).
@@ -33,6 +35,11 @@ from flowgraph.session import SessionConfig  # noqa: E402
 def pytest_addoption(parser):
     parser.addoption("--optimize", choices=("on", "off", "both"), default="on",
                      help="default SessionConfig.optimize for the tests (both: run twice)")
+    # The suite compiles eagerly by default, so that a test sees the plan it asserts
+    # about (generated kernels in place); --compile=never runs every compiled plan on
+    # its interim ufunc chains, --compile=background as users run by default.
+    parser.addoption("--compile", choices=("background", "eager", "never"),
+                     default="eager", help="default SessionConfig.compile for the tests")
 
 
 def pytest_generate_tests(metafunc):
@@ -50,7 +57,9 @@ def optimize_mode(request):
     mode = "on" if mode == "both" else mode
     init = SessionConfig.__init__
     saved = init.__defaults__
-    init.__defaults__ = (mode == "on",) + saved[1:]
+    # (compile is the last field of SessionConfig)
+    init.__defaults__ = ((mode == "on",) + saved[1:-1]
+                         + (request.config.getoption("--compile"),))
     try:
         yield mode
     finally:

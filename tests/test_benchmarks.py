@@ -43,3 +43,18 @@ def test_placement_benchmark_compares_the_same_compiled_plan(bench_path, capsys)
     assert plans["soft"] == plans["cpu"] and plans["cpu"].startswith("CompiledPlan:")
     assert times["cpu"] > 0 and times["soft"] > 0
     assert "ratio soft / cpu:" in capsys.readouterr().out
+
+
+def test_compile_latency_children_report_their_measurements(bench_path, tmp_path):
+    # Tiny model, no compiles (compile="never"): checks the children run and report.
+    import compile_latency as C
+    tiny = dict(vocab_size=11, hidden=8, seq_len=3, batch=2)
+    first = C.first_step(tiny, "never", after=2)
+    assert first["first_step_s"] > 0 and first["to_first_step_s"] >= first["first_step_s"]
+    assert first["kernels"] == 0 and first["steps_before_compiled"] == 1
+    steady = C.steady_state(tiny, str(tmp_path), repeats=2, modes=("never",))
+    assert set(steady) == {"never_ms"} and steady["never_ms"] > 0
+    rows = [C.scaling(T, str(tmp_path), mode="never", sizes=(2, 3, 4)) for T in (2, 4)]
+    assert rows[1]["ops"] > rows[0]["ops"] > 0
+    assert all(r["build_us_per_op"] > 0 and r["first_run_s"] > 0 for r in rows)
+    assert not os.listdir(tmp_path)    # compile="never" wrote no kernel

@@ -24,7 +24,7 @@ def counting(self, *a, **k):
 _FunctionCompiler._compile_core = counting
 x = fg.placeholder(fg.float64, (3,))
 y = fg.tanh(x * 3.0) - fg.sigmoid(x) * 0.25
-with fg.Session() as sess:
+with fg.Session(config=fg.SessionConfig(compile="eager")) as sess:   # compiles in run
     out = sess.run(y, {x: [0.1, 0.2, 0.3]})
 print(repr(out.tolist()), len(compiled), "numba.np.arraymath" in sys.modules)
 """
@@ -98,7 +98,7 @@ def test_importing_flowgraph_compiles_nothing():
 
 
 MIXED_CHILD = CHILD.replace("print(", "z = fg.exp(x) * 0.5 - x / 3.0\n"
-                            "with fg.Session() as sess:\n"
+                            "with fg.Session(config=fg.SessionConfig(compile=\"eager\")) as sess:\n"
                             "    out = sess.run(z, {x: [0.1, 0.2, 0.3]})\n"
                             "print(")
 

@@ -18,7 +18,9 @@ from flowgraph.errors import FlowgraphError, InvalidArgumentError, NumericsError
 from flowgraph.plan import CompiledPlan
 
 REF = fg.SessionConfig(optimize=False)
-OPT = fg.SessionConfig(optimize=True)
+# Eager: the tests below look at the plan's generated kernels right after a run (see
+# tests/test_tiering.py for the background and never modes).
+OPT = fg.SessionConfig(optimize=True, compile="eager")
 RTOL, ATOL = 1e-10, 1e-12
 
 

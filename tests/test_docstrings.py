@@ -18,6 +18,7 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
 MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optimizers",
             "flowgraph.train.schedules"]
 MODULES += ["flowgraph.distributed.steps"]
+MODULES += ["flowgraph.tiering"]
 
 
 @pytest.mark.parametrize("name", MODULES)

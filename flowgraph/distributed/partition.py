@@ -355,6 +355,10 @@ class CompiledPartitionPlan(PartitionPlan):
         self.step_infos = self.compiled.step_infos
         self.kernel_sources = self.compiled.kernel_sources
 
+    def wait_compiled(self, timeout=None):
+        """Block until this rank's plan runs its compiled kernels (Session.wait_compiled)."""
+        return self.compiled.wait_compiled(timeout)
+
     def _run_local(self, feeds, state, metadata=None):
         plan = self.compiled
         outs = (plan.run(feeds, state) if metadata is None
