@@ -542,7 +542,7 @@ class CompiledPlan:
         the plan may have given an output the memory of an input (safe for a kernel,
         which loads before it stores, not for a chain), or a second place to go.
         """
-        from kernels.ufuncs import bind
+        from kernels.ufuncs import UFUNCS, bind
         outs = self._group_outputs[group]
         local, calls, slots = {}, [], {}
         scratch = self._interim_scratch
@@ -555,7 +555,10 @@ class CompiledPlan:
             v = (n, 0)
             local[v] = out
             ins = [local[w] if w in local else arrays[w] for w in n.inputs]
-            calls.append(bind(n.type, n.attrs, out, ins))
+            if n.type in UFUNCS or n.type == "ReduceSum":
+                calls.append(bind(n.type, n.attrs, out, ins))
+            else:     # no ufunc for it: its reference kernel until the loop compiles
+                calls.append(_reference_call(n, out, ins))
         copies = [(arrays[v], local[v]) for v in outs]
         copies += [(a, local[v]) for v in outs for a in self._also_arrays.get(v, ())]
         copyto = np.copyto
@@ -799,6 +802,16 @@ class CompiledPlan:
                                  f"succeeds): {type(exc).__name__}: {exc}") from exc
         raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or Inf "
                             "in the compiled plan")
+
+
+def _reference_call(node, out, ins):
+    """A zero-argument callable computing ``node`` into ``out`` with its NumPy
+    reference kernel (an op a fused region's interim ufunc chain has no ufunc for)."""
+    ref, copyto = get_primitive(node.type).ref, np.copyto
+
+    def call():
+        copyto(out, ref(node, *ins), casting="unsafe")
+    return call
 
 
 def uses_ufuncs(group):

@@ -10,7 +10,8 @@ import pytest
 import flowgraph as fg
 from flowgraph.plan import CompiledPlan
 
-COMPILED = fg.SessionConfig(optimize=True)
+# eager: these tests read the generated kernels right after the first run
+COMPILED = fg.SessionConfig(optimize=True, compile="eager")
 
 
 def _steps(text):

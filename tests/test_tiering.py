@@ -225,3 +225,18 @@ def test_a_background_run_does_not_wait_for_the_compiler(monkeypatch):
         assert not _interim_steps(plan)
     for a, b in zip(runs[0], compiled):
         np.testing.assert_allclose(a, b, **TOLERANCE[np.float32])
+
+
+def test_an_op_without_a_ufunc_runs_its_reference_kernel_until_compiled(monkeypatch):
+    """A region meant for a generated kernel whose op has no ufunc entry: before the
+    kernel is compiled (here: never) the op runs its NumPy reference kernel inside the
+    interim chain, never a KeyError."""
+    from kernels import ufuncs
+    monkeypatch.delitem(ufuncs.UFUNCS, "Tanh")
+    with fg.Graph().as_default():
+        x = fg.placeholder(fg.float32, (3, 4))
+        y = fg.tanh(x * 2.0) + 1.0
+        feed = {x: np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}
+        sess = fg.Session(config=fg.SessionConfig(compile="never"))
+        np.testing.assert_allclose(sess.run(y, feed), np.tanh(feed[x] * 2.0) + 1.0,
+                                   rtol=1e-6)
