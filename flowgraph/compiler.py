@@ -45,7 +45,13 @@ def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, co
         # A missing feed: the reference plan raises the specified FeedError.
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
     prog = passes.run_pipeline(prog)
-    return CompiledPlan(prog, graph, fetch_tensors, target_ops, feed_tensors, config)
+    try:
+        return CompiledPlan(prog, graph, fetch_tensors, target_ops, feed_tensors, config)
+    except MemoryError:
+        # The plan preallocates its buffers: a value too large for memory fails here,
+        # before any op runs. The reference plan runs op by op and names the op that
+        # cannot allocate its result (InvalidArgumentError), as the specification does.
+        return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
 
 
 def reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config):

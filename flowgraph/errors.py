@@ -42,6 +42,11 @@ class InvalidArgumentError(FlowgraphError, ValueError):
     """A value that an op cannot accept at run time (an index out of range, say)."""
 
 
+class KernelCacheWarning(UserWarning):
+    """The on-disk kernel cache is not used (an unsafe or unusable folder, no key) or
+    one of its entries failed its check and is rebuilt; the run goes on."""
+
+
 def describe_op(op) -> str:
     """``"MatMul 'dense/matmul' (created at model.py:12)"`` for error messages."""
     where = f" (created at {op.location})" if getattr(op, "location", None) else ""

@@ -1,39 +1,50 @@
 """The on-disk kernel cache: generated kernel source files that Numba caches beside.
 
-Numba's ``cache=True`` needs each function in a real file, so every generated kernel is
-written to ``$FLOWGRAPH_CACHE_DIR/fg_<hash of its source>.py`` (default
-``~/.cache/flowgraph``) and imported from there; Numba keeps its compiled machine code
-in the ``__pycache__`` folder next to it, keyed by the file's stamp and the argument
-types.
+Numba caches a function's machine code keyed by its source file, so every generated
+kernel is written to ``$FLOWGRAPH_CACHE_DIR/fg_<hash of its source>.py`` (default
+``~/.cache/flowgraph``); Numba keeps its index and machine code in the ``__pycache__``
+folder next to it, keyed by the file's contents and the argument types.
+
+What is trusted, and why, is in :mod:`kernels.cache_auth`; in short:
+
+* The module is executed from the source text flowgraph generated, in memory
+  (``compile`` + ``exec`` into a fresh module), never imported from the file, so no
+  ``.pyc`` is ever read. A source file whose text differs is rewritten (Numba hashes it).
+* Numba's files are sealed with a per-user key and checked before they are unpickled
+  (:mod:`kernels.sealed_cache`); a file that fails is deleted and the kernel recompiled.
+* A folder that is not yours, is writable by group or others, is read-only, or cannot
+  be made is not used at all: kernels compile in memory, with one
+  :class:`~flowgraph.errors.KernelCacheWarning`. So does a cache entry that cannot be
+  used (a folder where a file should be). A run never fails because of the cache.
 
 Several processes may share the folder: files are written to a unique temporary name
-and moved into place with ``os.replace`` (atomic), and Numba writes its own cache files
-the same way. A source file whose text is not exactly the expected text (truncated,
-edited, corrupt) is rewritten; a Numba cache entry that fails to load is deleted and
-the kernel recompiled. Nothing in the cache is trusted without that check.
+and moved into place with ``os.replace`` (atomic), and Numba writes its files the same way.
 
 >>> import tempfile, os
 >>> os.environ["FLOWGRAPH_CACHE_DIR"] = tempfile.mkdtemp()
->>> path = source_path("def kernel(x):\\n    return x\\n")
->>> os.path.basename(path).startswith("fg_")
-True
+>>> module = load_module("def kernel(x):\\n    return x\\n")
+>>> module.kernel(3), os.path.basename(module.__file__).startswith("fg_")
+(3, True)
 """
 from __future__ import annotations
 
 import glob
 import hashlib
-import importlib.util
 import os
 import sys
 import threading
+import types
 import uuid
 
-_LOCK = threading.Lock()
-_MODULES: dict[str, object] = {}     # source hash -> imported module, per process
+from . import cache_auth as auth
+
+_LOCK = threading.RLock()
+_MODULES: dict[tuple, object] = {}   # (folder, stem, source hash) -> module, per process
 # (source, name, argument types) -> entry point, per process: the steps of a plan (the T
 # time steps of an RNN) share a few kernels, resolved once here rather than going through
 # the module lookup, Numba's signature normalization and its compile lock at every step.
 _ENTRIES: dict[tuple, object] = {}
+_TRUST_ATTR = "__flowgraph_trust__"  # on a module: how its Numba files are sealed, or None
 
 
 def cache_dir() -> str:
@@ -47,66 +58,134 @@ def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:24]
 
 
-def source_path(source: str) -> str:
-    """Write ``source`` to its cache file unless an identical file is there; return
-    the path. A file with other contents under that name is replaced (never trusted).
-    """
-    folder = cache_dir()
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"fg_{source_hash(source)}.py")
+def _usable_folder(subdir: str = ""):
+    """``(cache root, folder for the files, key)`` when the disk cache may be used,
+    else ``None`` after one warning saying why."""
+    root = cache_dir()
+    folder = os.path.join(root, subdir) if subdir else root
+    for path in dict.fromkeys((root, folder)):
+        problem = auth.folder_problem(path)
+        if problem:
+            auth.warn_once(f"kernel cache folder {path} {problem}: not used; kernels "
+                           "compile in memory in this process (use a folder of your own, "
+                           "mode 0700, in FLOWGRAPH_CACHE_DIR)")
+            return None
+    key, problem = auth.load_key()
+    if problem:
+        auth.warn_once(f"kernel cache not used: {problem}; kernels compile in memory")
+        return None
+    return root, folder, key
+
+
+def _source_file(source: str, folder: str, stem: str) -> str | None:
+    """The path of ``source``'s cache file, written unless an identical file is there;
+    ``None`` (after one warning) when it cannot be."""
+    path = os.path.join(folder, f"{stem}_{source_hash(source)}.py")
     try:
         with open(path, encoding="utf-8") as f:
             if f.read() == source:
                 return path
-    except (OSError, UnicodeDecodeError):
+    except (FileNotFoundError, UnicodeDecodeError):
         pass
-    _atomic_write(path, source)
+    except OSError as exc:
+        auth.warn_once(f"kernel cache entry {path} cannot be read ({type(exc).__name__}): "
+                       "that kernel compiles in memory (later unusable entries are not "
+                       "reported)", kind="entry")
+        return None
+    try:
+        _atomic_write(path, source)
+    except OSError as exc:
+        auth.warn_once(f"kernel cache entry {path} cannot be written ({type(exc).__name__}): "
+                       "that kernel compiles in memory (later unusable entries are not "
+                       "reported)", kind="entry")
+        return None
     return path
 
 
 def _atomic_write(path: str, text: str) -> None:
     tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
-def load_module(source: str):
-    """Import the module holding ``source`` from the cache folder (once per process)."""
+def load_module(source: str, subdir: str = "", stem: str = "fg"):
+    """The module defined by ``source``, executed once per process from this text.
+
+    When the cache folder (``subdir`` of it) is usable, the text is also written to
+    ``<folder>/<stem>_<hash>.py`` and the module's functions carry that file name, so
+    Numba can key its disk cache on it (see :func:`attach_disk_cache`); otherwise the
+    module lives in memory only.
+    """
+    usable = _usable_folder(subdir)
     key = source_hash(source)
     with _LOCK:
-        module = _MODULES.get(key)
+        module = _MODULES.get((usable and usable[1], stem, key))
         if module is None:
-            module = _import(source_path(source), key)
-            _MODULES[key] = module
+            path = usable and _source_file(source, usable[1], stem)
+            trust = None
+            if path:
+                from .sealed_cache import Trust
+                trust = Trust(usable[0], usable[2], hashlib.sha256(source.encode()).digest())
+            module = _execute(source, f"flowgraph_kernel_{stem}_{key}", path, trust)
+            _MODULES[(usable and usable[1], stem, key)] = module
     return module
 
 
-def _import(path: str, key: str):
-    name = f"flowgraph_kernel_{key}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+def _execute(source: str, name: str, path: str | None, trust):
+    code = compile(source, path or f"<flowgraph kernel {name}>", "exec", dont_inherit=True)
+    module = types.ModuleType(name)
+    if path:
+        module.__file__ = path
+    setattr(module, _TRUST_ATTR, trust)
     # Numba's cached code refers to its module by name: it must be importable.
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        exec(code, module.__dict__)
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return module
 
 
+def attach_disk_cache(dispatcher, module, cache_class=None) -> None:
+    """Give ``dispatcher`` (a function of ``module``) Numba's disk cache, sealed and
+    confined to the flowgraph folder (:mod:`kernels.sealed_cache`), when ``module``
+    came from a usable cache folder. ``cache_class``: Numba's ``FunctionCache`` by
+    default, numba-cuda's ``CUDACache`` for CUDA kernels."""
+    from .sealed_cache import SealedCache, sealed_cache_class
+    trust = getattr(module, _TRUST_ATTR, None)
+    if trust is None or isinstance(dispatcher._cache, SealedCache):
+        return
+    if cache_class is None:
+        from numba.core.caching import FunctionCache as cache_class
+    try:
+        dispatcher._cache = sealed_cache_class(cache_class)(dispatcher.py_func, trust)
+    except (OSError, RuntimeError) as exc:
+        auth.warn_once(f"kernel cache: {exc}; that kernel compiles in memory (later "
+                       "unusable entries are not reported)", kind="entry")
+
+
 def purge(source: str) -> None:
     """Forget a kernel: delete its source and Numba's cache files, here and on disk."""
     key = source_hash(source)
     with _LOCK:
-        _MODULES.pop(key, None)
-        sys.modules.pop(f"flowgraph_kernel_{key}", None)
+        for module_key in [k for k in _MODULES if k[1:] == ("fg", key)]:
+            sys.modules.pop(_MODULES.pop(module_key).__name__, None)
         for entry_key in [k for k in _ENTRIES if k[0] == source]:
             del _ENTRIES[entry_key]
     folder = cache_dir()
+    if auth.folder_problem(folder, create=False):
+        return                            # a folder flowgraph does not use: leave it alone
     for path in [os.path.join(folder, f"fg_{key}.py")] + glob.glob(
             os.path.join(folder, "__pycache__", f"fg_{key}.*")):
         try:
@@ -147,8 +226,10 @@ def compile_kernel(source: str, name: str, arg_types):
     _configure_llvm()
     for attempt in (0, 1):
         try:
-            dispatcher = getattr(load_module(source), name)
+            module = load_module(source)
+            dispatcher = getattr(module, name)
             with _LOCK:
+                attach_disk_cache(dispatcher, module)
                 entry = _load_compiled(dispatcher, signature)
                 if entry is None:
                     dispatcher.compile(signature)
@@ -171,8 +252,13 @@ def _load_compiled(dispatcher, signature):
     (its linear algebra imports SciPy), about 0.4 s in a new process that only a
     compilation needs; loading machine code needs just the runtime's symbols
     (``rtsys.initialize``). A later compilation in the process refreshes as usual.
-    Measured in benchmarks/overhead.py (compile time from the disk cache).
+    Measured in benchmarks/overhead.py (compile time from the disk cache). The files
+    are read through the sealed cache (:mod:`kernels.sealed_cache`): checked before
+    they are unpickled, as on Numba's own path.
     """
+    from .sealed_cache import SealedCache
+    if not isinstance(dispatcher._cache, SealedCache):
+        return None      # compiled in memory: no disk cache, nothing to load
     try:
         from numba.core.compiler_lock import global_compiler_lock
         from numba.core.runtime import rtsys

@@ -6,8 +6,8 @@ grid-stride over the output's elements, loads each external input once per eleme
 (by flat index, as a scalar, or through broadcast strides), evaluates every op of the
 group in registers and stores only the values needed outside the group. Kernels are
 generated as Python source, compiled once per distinct structure and kept in memory
-and, on a real GPU, in numba's on-disk cache (the source is written to a file under
-the flowgraph cache directory so that numba can key its cache on it).
+and, on a real GPU, in numba's on-disk cache, checked as the CPU kernels' is
+(:mod:`kernels.cache`).
 
 >>> spec = FusedSpec(ops=(("Add", (), (("in", 0), ("in", 1)), "float32", False),),
 ...                  modes=("full", "scalar"), outputs=(0,))
@@ -16,14 +16,12 @@ True
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import cache
 from . import cuda_runtime as rt
 from .scalar import TEMPLATES, render
 
@@ -101,14 +99,6 @@ _KERNELS: dict[FusedSpec, object] = {}
 _LOCK = threading.Lock()
 
 
-def _cache_dir() -> str:
-    root = os.environ.get("FLOWGRAPH_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "flowgraph")
-    path = os.path.join(root, "cuda")
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
 def fused_kernel(spec: FusedSpec):
     """The compiled (lazily, on first launch) kernel for ``spec``, cached by structure."""
     kernel = _KERNELS.get(spec)
@@ -123,10 +113,11 @@ _LOADED: dict[tuple, object] = {}
 def load_kernel(source: str, entry: str):
     """Compile-on-first-launch ``numba.cuda`` kernel ``entry`` defined by ``source``.
 
-    The source is written (atomically, named by its hash) under the flowgraph cache
-    directory and imported from there, so that numba's on-disk cache (``cache=True``)
-    can key on it and later processes skip the compile. Loaded modules are kept in
-    memory: one per distinct source.
+    The module is executed from this text by :func:`kernels.cache.load_module`, which
+    also writes it (named by its hash) under ``<cache folder>/cuda`` so that numba's
+    on-disk cache, sealed and confined to that folder, can key on it and later
+    processes skip the compile. Loaded modules are kept in memory: one per distinct
+    source.
     """
     key = (source, entry, rt.simulator_enabled())
     kernel = _LOADED.get(key)
@@ -145,20 +136,15 @@ def _import(source: str, entry: str):
               "from kernels import cuda_runtime as _rt\n"
               "cuda = _rt.cuda()\n"
               "math = _rt.math_namespace()\n")
-    decorate = "cuda.jit" if simulated else "cuda.jit(cache=True)"
-    body = f"{header}\n{source}\n\n{entry} = {decorate}({entry})\n"
-    digest = hashlib.sha1(body.encode()).hexdigest()[:16]
-    path = os.path.join(_cache_dir(), f"{entry}_{digest}.py")
-    if not os.path.exists(path):
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(body)
-        os.replace(tmp, path)  # atomic: concurrent processes see a whole file
-    module_spec = importlib.util.spec_from_file_location(f"flowgraph_cuda_{entry}_{digest}",
-                                                         path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return getattr(module, entry)
+    body = f"{header}\n{source}\n\n{entry} = cuda.jit({entry})\n"
+    # Executed from this text, never from the file (kernels.cache); on a real GPU the
+    # disk cache is numba-cuda's, sealed and confined to the flowgraph folder.
+    module = cache.load_module(body, subdir="cuda", stem=entry)
+    kernel = getattr(module, entry)
+    if not simulated:
+        from numba.cuda.dispatcher import CUDACache
+        cache.attach_disk_cache(kernel, module, CUDACache)
+    return kernel
 
 
 def launch(spec: FusedSpec, out_shape, outputs, inputs, strides, err, code, stream):

@@ -9,7 +9,8 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.ops", "flowgraph.placement", "flowgraph.session", "flowgraph.shapes",
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
-           "flowgraph.testing.strategies"]
+           "flowgraph.testing.strategies", "flowgraph.train.saver", "kernels.cache_auth",
+           "kernels.sealed_cache"]
 
 
 @pytest.mark.parametrize("name", MODULES)

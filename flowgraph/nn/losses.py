@@ -12,6 +12,7 @@ from __future__ import annotations
 from .. import api as F
 from .. import dtypes
 from ..errors import DTypeError, ShapeError
+from ..graph import name_scope
 
 
 def softmax(logits, axis=-1, name=None):
@@ -44,7 +45,20 @@ def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, name=No
 
 
 def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None):
-    """Per-example ``-log_softmax(logits)[label]``; ``labels`` are class indices."""
+    """Per-example ``logsumexp(logits) - logits[label]``; ``labels`` are class indices.
+
+    A label outside ``[0, classes)`` raises ``fg.errors.InvalidArgumentError`` at run
+    time naming the check (``.../labels_in_range``), for the loss and its gradient, as
+    TF1 does. A ``-inf`` logit on a class other than the label gives the finite loss
+    and gradient (the label's logit is picked, never ``0 * -inf``).
+
+    >>> import flowgraph as fg, numpy as np
+    >>> with fg.Graph().as_default():
+    ...     loss = sparse_softmax_cross_entropy_with_logits(
+    ...         labels=[0], logits=fg.constant([[0.0, -np.inf]]))
+    ...     fg.Session().run(loss)
+    array([0.], dtype=float32)
+    """
     if labels is None or logits is None:
         raise TypeError("sparse_softmax_cross_entropy_with_logits needs labels= and logits=")
     logits = F.convert_to_tensor(logits)
@@ -55,8 +69,18 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
     if logits.shape is None or logits.shape[-1] is None:
         raise ShapeError("sparse_softmax_cross_entropy_with_logits: expected logits with a "
                          f"known number of classes, found shape {logits.shape}")
-    onehot = F.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-    return F.negative(F.reduce_sum(onehot * log_softmax(logits), -1), name=name)
+    depth = logits.shape[-1]
+    with name_scope("sparse_softmax_cross_entropy_with_logits"):
+        # Gather checks its indices on every path: zeros, or InvalidArgumentError for a
+        # label out of range. Added to the logits, so that the loss and its gradient
+        # (which reads the softmax of these logits) both depend on the check.
+        check = F.gather(F.zeros((depth,), logits.dtype), labels, name="labels_in_range")
+        x = logits + F.expand_dims(check, -1)
+        top = F.stop_gradient(F.reduce_max(x, -1, keepdims=True))
+        log_sum = F.log(F.reduce_sum(F.exp(x - top), -1)) + F.squeeze(top, -1)
+        is_label = F.one_hot(labels, depth, dtype=dtypes.bool_)
+        picked = F.reduce_sum(F.where(is_label, x, F.zeros((), logits.dtype)), -1)
+    return F.subtract(log_sum, picked, name=name)
 
 
 def embedding_lookup(params, ids, name=None):

@@ -1,8 +1,9 @@
 """Training: optimizers, gradient clipping and checkpoints."""
 from .clip import clip_by_global_norm, global_norm
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, MomentumOptimizer, Optimizer
-from .saver import Saver
+from .saver import Saver, latest_checkpoint
 from ..distributed import DistributedOptimizer
 
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
-           "clip_by_global_norm", "global_norm", "Saver", "DistributedOptimizer"]
+           "clip_by_global_norm", "global_norm", "Saver", "latest_checkpoint",
+           "DistributedOptimizer"]
