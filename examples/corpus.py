@@ -13,6 +13,7 @@ stays small (about 100 symbols).
 from __future__ import annotations
 
 import math
+import re
 import os
 import sysconfig
 from collections import Counter
@@ -111,3 +112,69 @@ class StreamBatcher:
 
 def perplexity(nats: float) -> float:
     return math.exp(nats)
+
+
+# --- words: the word-level language model (ptb_word_lm.py) ------------------------------
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|[0-9]+|[^\sA-Za-z_0-9]")
+
+
+def stdlib_words(max_words: int = 125_000) -> list[str]:
+    """About ``max_words`` words of the standard library's source, in PTB's form: each
+    line's identifiers, numbers and punctuation marks, then ``<eos>``.
+
+    >>> words = stdlib_words(1000)
+    >>> len(words), words.count("<eos>") > 10
+    (1000, True)
+    """
+    words: list[str] = []
+    chars = 4 * max_words + 1000
+    while True:
+        for line in stdlib_text(chars).splitlines():
+            words.extend(_WORD.findall(line))
+            words.append("<eos>")
+            if len(words) >= max_words:
+                return words[:max_words]
+        if chars > 200_000_000:       # the whole standard library is shorter
+            return words
+        chars, words = 2 * chars, []
+
+
+class WordVocabulary:
+    """Words <-> ids: the ``size - 1`` most frequent words of ``words`` (ties broken by
+    the word itself, so the mapping is reproducible) and ``<unk>`` for every other word,
+    as PTB's preprocessed text has."""
+
+    def __init__(self, words, size: int = 10_000):
+        counts = Counter(words)
+        counts.pop("<unk>", None)
+        ranked = sorted(counts, key=lambda w: (-counts[w], w))[:max(size - 1, 0)]
+        self.words = ["<unk>"] + ranked
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    def __len__(self):
+        return len(self.words)
+
+    def encode(self, words) -> np.ndarray:
+        return np.array([self.index.get(w, 0) for w in words], np.int32)
+
+    def decode(self, ids) -> list[str]:
+        return [self.words[int(i)] for i in ids]
+
+
+def ptb_iterator(ids: np.ndarray, batch_size: int, num_steps: int):
+    """TF1's ``ptb_producer`` as a generator: ``ids`` cut into ``batch_size`` rows read
+    in ``num_steps`` windows; yields ``(x, y)`` with ``y`` the next word of each ``x``.
+
+    >>> [x.tolist() for x, _ in ptb_iterator(np.arange(10), 2, 2)]
+    [[[0, 1], [5, 6]], [[2, 3], [7, 8]]]
+    """
+    batch_len = len(ids) // batch_size
+    data = np.asarray(ids[:batch_size * batch_len], np.int32).reshape(batch_size, batch_len)
+    epoch_size = (batch_len - 1) // num_steps
+    if epoch_size <= 0:
+        raise ValueError(f"{len(ids)} words are too few for batch_size {batch_size} and "
+                         f"num_steps {num_steps}")
+    for i in range(epoch_size):
+        window = slice(i * num_steps, (i + 1) * num_steps)
+        yield data[:, window], data[:, i * num_steps + 1:(i + 1) * num_steps + 1]

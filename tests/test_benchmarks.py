@@ -58,3 +58,25 @@ def test_compile_latency_children_report_their_measurements(bench_path, tmp_path
     assert rows[1]["ops"] > rows[0]["ops"] > 0
     assert all(r["build_us_per_op"] > 0 and r["first_run_s"] > 0 for r in rows)
     assert not os.listdir(tmp_path)    # compile="never" wrote no kernel
+
+
+def test_programs_benchmark_models_agree_with_torch(bench_path, monkeypatch):
+    """The three whole-program steps start from the same weights as their torch twins:
+    first-step losses agree (run() raises otherwise), and a second step still agrees
+    roughly after one identical update."""
+    pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
+    import programs
+    small = {"char": dict(programs.PROGRAMS["char"], vocab=11, embed=5, hidden=6, T=3,
+                          B=4),
+             "ptb": dict(programs.PROGRAMS["ptb"], vocab=13, embed=6, hidden=6, T=3, B=2),
+             "rows": dict(programs.PROGRAMS["rows"], inputs=5, hidden=6, T=4, B=3)}
+    monkeypatch.setattr(programs, "PROGRAMS", small)
+    for name, cfg in small.items():
+        fg_step, initial, layout = programs.fg_program(name, cfg)
+        torch_step = programs.torch_program(name, cfg, initial, layout)
+        x, y = programs.make_batch(name, cfg)
+        for _ in range(2):  # the second step checks the updates (optimizer, clipping)
+            a, b = fg_step(x, y), torch_step(x, y)
+            assert a == pytest.approx(b, rel=1e-4), name
+    rows = programs.run(["rows"], repeats=1, warmup=0)
+    assert rows[0]["program"] == "rows" and rows[0]["flowgraph_ms"] > 0
