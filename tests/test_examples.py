@@ -11,6 +11,7 @@ import char_rnn  # noqa: E402
 import compare_cells  # noqa: E402
 import corpus  # noqa: E402
 import hello_char_rnn  # noqa: E402
+import ptb_word_lm  # noqa: E402
 import relu_layer  # noqa: E402
 import sequence_classifier  # noqa: E402
 from flowgraph.errors import CheckpointError  # noqa: E402
@@ -112,3 +113,29 @@ def test_char_rnn_trains_on_a_text_file(tmp_path, capsys):
     assert "vocabulary 4" in out and f"{text_file}" in out
     # a deterministic cycle: the model ends far below the unigram entropy log(4)
     assert result.valid_loss < 0.5 * result.baseline
+
+
+def test_ptb_word_lm_learns_and_the_eval_models_share_its_weights(capsys):
+    """The TF1 PTB tutorial's program at toy size: training perplexity falls across
+    epochs, the validation model (reuse=True) scores far below the uniform vocabulary,
+    and the learning rate decays as the tutorial's schedule says."""
+    result = ptb_word_lm.main(["--max-words", "12000", "--vocab-size", "300",
+                               "--hidden-size", "24", "--num-steps", "5", "--batch-size",
+                               "8", "--max-max-epoch", "2", "--max-epoch", "1",
+                               "--quiet"])
+    out = capsys.readouterr().out
+    assert "Epoch: 1 Learning rate: 1.000" in out and "Epoch: 2 Learning rate: 0.500" in out
+    assert result.train[1] < result.train[0]
+    # 300 words: an untrained shared model would score about 300; a trained one far less
+    assert max(result.valid) < 150 and result.test < 150
+    assert "Test Perplexity:" in out
+
+
+def test_word_corpus_and_ptb_iterator():
+    words = corpus.stdlib_words(3000)
+    vocab = corpus.WordVocabulary(words, 50)
+    ids = vocab.encode(words)
+    assert len(vocab) == 50 and vocab.words[0] == "<unk>" and ids.max() == 49
+    assert vocab.decode(ids[:5]) == [w if w in vocab.index else "<unk>" for w in words[:5]]
+    x, y = next(corpus.ptb_iterator(ids, 4, 6))
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
