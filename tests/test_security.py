@@ -54,7 +54,9 @@ with warnings.catch_warnings(record=True) as caught:
     x = fg.placeholder(fg.float64, (3,))
     y1 = fg.tanh(x * 3.0) - fg.sigmoid(x) * 0.25
     y2 = fg.exp(x) * 0.5 - x / 3.0
-    with fg.Session() as sess:
+    # eager: the kernels compile (and touch the cache) before the first run returns
+    config = fg.SessionConfig(compile="eager")
+    with fg.Session(config=config) as sess:
         v1 = sess.run(y1, {x: [0.1, 0.2, 0.3]})
         v2 = sess.run(y2, {x: [0.1, 0.2, 0.3]})
 print(json.dumps({"y1": v1.tolist(), "y2": v2.tolist(), "compiled": len(compiled),
@@ -248,7 +250,7 @@ def test_read_only_filled_cache_stays_inside_flowgraph_folder(tmp_path, filled):
 
 
 def test_reference_path_never_touches_the_cache(tmp_path):
-    code = CHILD.replace("fg.Session()", "fg.Session(config=fg.SessionConfig(optimize=False))")
+    code = CHILD.replace('fg.SessionConfig(compile="eager")', "fg.SessionConfig(optimize=False)")
     cache = tmp_path / "cache"
     proc = subprocess.run([sys.executable, "-c", code], env=child_env(tmp_path, cache),
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
