@@ -9,6 +9,8 @@ array([[0.5, 0.5]], dtype=float32)
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import api as F
 from .. import dtypes
 from ..errors import DTypeError, ShapeError
@@ -71,17 +73,15 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
                          f"known number of classes, found shape {logits.shape}")
     depth = logits.shape[-1]
     with name_scope("sparse_softmax_cross_entropy_with_logits"):
-        # Gather checks its indices on every path: zeros, or InvalidArgumentError for a
-        # label out of range. Added to the logits, so that the loss and its gradient
-        # (which reads the softmax of these logits) both depend on the check.
-        check = F.gather(F.zeros((depth,), logits.dtype), labels, name="labels_in_range")
-        x = logits + F.expand_dims(check, -1)
-        top = F.stop_gradient(F.reduce_max(x, -1, keepdims=True))
-        log_sum = F.log(F.reduce_sum(F.exp(x - top), -1)) + F.squeeze(top, -1)
-        is_label = F.one_hot(labels, depth, dtype=dtypes.bool_)
-        picked = F.reduce_sum(F.where(is_label, x, F.zeros((), logits.dtype)), -1)
-    return F.subtract(log_sum, picked, name=name)
-
+        # Gather checks its indices on every path: the labels themselves, or
+        # InvalidArgumentError for a label out of range. The loss and its gradient read
+        # the checked labels, so both depend on the check.
+        classes = F.constant(np.arange(depth), dtype=labels.dtype)
+        checked = F.gather(classes, labels, name="labels_in_range")
+    # One row kernel for the loss, one for its gradient (ops.SparseSoftmaxXent): no
+    # [rows, classes] one-hot, no stored softmax.
+    loss, _ = F.sparse_softmax_xent(logits, checked, name=name)
+    return loss
 
 def embedding_lookup(params, ids, name=None):
     """Rows of ``params`` for integer ``ids`` (a gather along axis 0)."""
