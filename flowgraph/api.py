@@ -528,34 +528,33 @@ def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None,
 
 
 def sparse_softmax_xent(logits, labels, name=None):
-    """``(loss, lse)`` per row: ``logsumexp(logits) - logits[label]`` and the
-    ``logsumexp``, in one row kernel (no one-hot). Use
+    """``(loss, probs)`` per row: ``logsumexp(logits) - logits[label]`` and
+    ``softmax(logits)``, in one row kernel (no one-hot). Use
     ``fg.nn.sparse_softmax_cross_entropy_with_logits``, which checks the labels first.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
-    ...     loss, lse = sparse_softmax_xent(fg.constant([[0.0, 0.0]]), [1])
-    ...     round(float(fg.Session().run(loss)[0]), 4)
-    0.6931
+    ...     loss, probs = sparse_softmax_xent(fg.constant([[0.0, 0.0]]), [1])
+    ...     fg.Session().run(probs)
+    array([[0.5, 0.5]], dtype=float32)
     """
     op = _op("SparseSoftmaxXent", [convert_to_tensor(logits), convert_to_tensor(labels)],
              name=name)
     return op.outputs[0], op.outputs[1]
 
 
-def sparse_softmax_xent_grad(logits, labels, g, lse, name=None):
-    """``g[..., None] * (softmax(logits) - one_hot(labels))`` from the forward's ``lse``:
-    the gradient of :func:`sparse_softmax_xent`'s loss, one pass per row.
+def sparse_softmax_xent_grad(probs, labels, g, name=None):
+    """``g[..., None] * (probs - one_hot(labels))``, one pass over the rows: the
+    gradient of :func:`sparse_softmax_xent`'s loss from its ``probs``.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
-    ...     x = fg.constant([[0.0, 0.0]])
-    ...     _, lse = sparse_softmax_xent(x, [1])
-    ...     fg.Session().run(sparse_softmax_xent_grad(x, [1], fg.constant([2.0]), lse))
+    ...     probs = fg.constant([[0.5, 0.5]])
+    ...     fg.Session().run(sparse_softmax_xent_grad(probs, [1], fg.constant([2.0])))
     array([[ 1., -1.]], dtype=float32)
     """
-    return _out("SparseSoftmaxXentGrad", [convert_to_tensor(t) for t in
-                                          (logits, labels, g, lse)], name=name)
+    return _out("SparseSoftmaxXentGrad", [convert_to_tensor(t) for t in (probs, labels, g)],
+                name=name)
 
 
 # ---------------------------------------------------------------------------------------

@@ -793,18 +793,18 @@ defprim("OneHot", _one_hot_infer, None, _one_hot_ref, "index")
 
 
 # --- softmax cross-entropy over class indices --------------------------------------------
-# Two row kernels instead of a composition: the loss (max, then sum of exp, per row; no
-# one-hot) and its gradient g * (softmax - onehot) written in one pass per row from the
-# forward's log-sum-exp, with the label's -g added at one place. The gradient of the
-# gradient is written with graph ops, so every order differentiates.
+# Two row kernels instead of a composition: the loss and the softmax in one kernel (per
+# row: the max, then exp stored and summed, then scaled, the row still in cache; no
+# one-hot), and its gradient g * (softmax - onehot) in one pass, the label's -g added at
+# one place. Every gradient rule is written with graph ops, so every order differentiates.
 
 def _sparse_xent_infer(op):
-    logits, labels = op.inputs[0], op.inputs[1]
+    logits, labels = op.inputs
     _require_float(op, logits)
     if not dtypes.is_integer(labels.dtype):
         raise DTypeError(f"expected integer labels, found {labels.dtype.name}")
     if logits.shape is None:
-        return [(None, logits.dtype)] * 2
+        return [(None, logits.dtype), (None, logits.dtype)]
     if not logits.shape:
         raise ShapeError("expected logits of rank 1 or more, found a scalar")
     rows = logits.shape[:-1]
@@ -813,82 +813,72 @@ def _sparse_xent_infer(op):
         raise ShapeError(f"expected labels of shape {S.fmt(rows)} (the logits' "
                          f"{S.fmt(logits.shape)} less the classes), found "
                          f"{S.fmt(labels.shape)}")
-    return [(rows, logits.dtype)] * 2
-
-
-def _picked(x, labels):
-    """``x[..., labels]`` row by row, labels checked to be in range."""
-    _check_indices(labels, x.shape[-1], "labels")
-    return np.take_along_axis(x, labels[..., None].astype(np.intp), -1)[..., 0]
+    return [(rows, logits.dtype), (logits.shape, logits.dtype)]
 
 
 def _sparse_xent_ref(op, logits, labels):
+    _check_indices(labels, logits.shape[-1], "labels")
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        picked = _picked(logits, labels)
+        picked = np.take_along_axis(logits, labels[..., None].astype(np.intp), -1)[..., 0]
         top = np.max(logits, -1, keepdims=True)
-        lse = np.log(np.sum(np.exp(logits - top), -1)) + top[..., 0]
-        return (lse - picked).astype(logits.dtype), lse.astype(logits.dtype)
+        e = np.exp(logits - top)
+        total = np.sum(e, -1, keepdims=True)
+        loss = np.log(total[..., 0]) + top[..., 0] - picked
+        return loss.astype(logits.dtype), (e / total).astype(logits.dtype)
 
 
-def _softmax_of(logits):
-    """softmax along the last axis, with graph ops (differentiable to any order)."""
-    shifted = logits - F.stop_gradient(F.reduce_max(logits, -1, keepdims=True))
-    e = F.exp(shifted)
-    return e / F.reduce_sum(e, -1, keepdims=True)
+def _softmax_grad(probs, g):
+    """The softmax's vector-Jacobian product: ``p * (g - sum(g * p))`` over the rows."""
+    return probs * (g - F.reduce_sum(g * probs, -1, keepdims=True))
 
 
-def _sparse_xent_grad(op, g_loss, g_lse=None):
-    logits, labels = op.inputs
-    lse = op.outputs[1]
+def _sparse_xent_grad(op, g_loss, g_probs):
+    labels, probs = op.inputs[1], op.outputs[1]
     grads = []
     if g_loss is not None:
-        grads.append(F.sparse_softmax_xent_grad(logits, labels, g_loss, lse))
-    if g_lse is not None:           # d lse / d logits = softmax
-        grads.append(F.expand_dims(g_lse, -1) * _softmax_of(logits))
-    if not grads:
-        return [None, None]
+        grads.append(F.sparse_softmax_xent_grad(probs, labels, g_loss))
+    if g_probs is not None:
+        grads.append(_softmax_grad(probs, g_probs))
     return [grads[0] if len(grads) == 1 else grads[0] + grads[1], None]
 
 
 def _sparse_xent_grad_infer(op):
-    logits, labels, g, lse = op.inputs
-    _require_float(op, logits)
+    probs, labels, g = op.inputs
+    _require_float(op, probs)
     if not dtypes.is_integer(labels.dtype):
         raise DTypeError(f"expected integer labels, found {labels.dtype.name}")
-    for t in (g, lse):
-        if t.dtype != logits.dtype:
-            raise DTypeError(f"expected {t.name} of the logits' dtype {logits.dtype.name}, "
-                             f"found {t.dtype.name}")
-    return [(logits.shape, logits.dtype)]
+    if g.dtype != probs.dtype:
+        raise DTypeError(f"expected {g.name} of the dtype {probs.dtype.name} of "
+                         f"{probs.name}, found {g.dtype.name}")
+    return [(probs.shape, probs.dtype)]
 
 
-def _sparse_xent_grad_ref(op, logits, labels, g, lse):
-    _check_indices(labels, logits.shape[-1], "labels")
-    with np.errstate(invalid="ignore", over="ignore"):
-        out = np.exp(logits - lse[..., None]) * g[..., None]
+def _sparse_xent_grad_ref(op, probs, labels, g):
+    _check_indices(labels, probs.shape[-1], "labels")
+    out = probs * g[..., None]
     rows = out.reshape(-1, out.shape[-1])
     rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= g.reshape(-1)
-    return out.astype(logits.dtype, copy=False)
+    return out.astype(probs.dtype, copy=False)
 
 
 def _sparse_xent_grad_grad(op, gg):
-    # out = g * (p - onehot(labels)), p = softmax(logits); lse is a cached function of
-    # the logits, so the logits' rule below is the whole derivative and lse gets none.
-    logits, labels, g, lse = op.inputs
-    p = _softmax_of(logits)
-    d_logits = F.expand_dims(g, -1) * p * (gg - F.reduce_sum(gg * p, -1, keepdims=True))
-    d_g = F.reduce_sum(gg * F.sparse_softmax_xent_grad(logits, labels, F.ones_like(g), lse),
-                       -1)
-    return [d_logits, None, d_g, None]
+    # out = g * (probs - onehot(labels)): linear in probs and in g. The label's entry of
+    # gg is picked by this op itself with probs = 0 and g = 1 (a -onehot, built only on
+    # this second-order path), which needs no static number of classes.
+    probs, labels, g = op.inputs
+    minus_onehot = F.sparse_softmax_xent_grad(F.zeros_like(probs), labels, F.ones_like(g))
+    return [gg * F.expand_dims(g, -1), None,
+            F.reduce_sum(gg * probs, -1) + F.reduce_sum(gg * minus_onehot, -1)]
 
 
-# SparseSoftmaxXent(logits, labels) -> (loss, lse): per row, logsumexp(logits) minus the
-# label's logit, and the logsumexp itself (the gradient reads it back).
+# SparseSoftmaxXent(logits, labels) -> (loss, probs): per row, logsumexp(logits) minus the
+# label's logit, and softmax(logits) (which the gradient reads).
 defprim("SparseSoftmaxXent", _sparse_xent_infer, _sparse_xent_grad, _sparse_xent_ref,
         "index", "sparse_softmax_xent", _reduce_flops)
-# SparseSoftmaxXentGrad(logits, labels, g, lse): g * (exp(logits - lse) - onehot(labels)).
+# SparseSoftmaxXentGrad(probs, labels, g): g[..., None] * (probs - onehot(labels)).
 defprim("SparseSoftmaxXentGrad", _sparse_xent_grad_infer, _sparse_xent_grad_grad,
         _sparse_xent_grad_ref, "index", "sparse_softmax_xent_grad", _reduce_flops)
+
 
 # --- device copies ---------------------------------------------------------------------
 

@@ -539,27 +539,28 @@ def _sparse_xent(op, ctx, x, labels):
     c = tuple(x.shape)[-1]
     rows = tuple(x.shape)[:-1]
     loss = rt.empty(rows, x.dtype, ctx.stream)
-    lse = rt.empty(rows, x.dtype, ctx.stream)
+    probs = rt.empty(tuple(x.shape), x.dtype, ctx.stream)
     n = _size(rows)
     if n and c:
         blocks, threads = rt.launch_config(n)
         _kernel("sparse_xent")[blocks, threads, ctx.stream](
-            n, c, flat(x), flat(labels), flat(loss), flat(lse), ctx.err,
+            n, c, flat(x), flat(labels), flat(loss), flat(probs), ctx.err,
             _label_code(op, ctx, c))
-    return (loss, lse)
+    return (loss, probs)
 
 
 @register("SparseSoftmaxXentGrad", "gpu")
-def _sparse_xent_grad(op, ctx, x, labels, g, lse):
-    c = tuple(x.shape)[-1]
-    out = rt.empty(tuple(x.shape), x.dtype, ctx.stream)
+def _sparse_xent_grad(op, ctx, probs, labels, g):
+    c = tuple(probs.shape)[-1]
+    out = rt.empty(tuple(probs.shape), probs.dtype, ctx.stream)
     n = out.size
     if n:
         blocks, threads = rt.launch_config(n)
         _kernel("sparse_xent_grad")[blocks, threads, ctx.stream](
-            n, c, flat(x), flat(labels), flat(g), flat(lse), flat(out), ctx.err,
+            n, c, flat(probs), flat(labels), flat(g), flat(out), ctx.err,
             _label_code(op, ctx, c))
     return (out,)
+
 
 @register("NoOp", "gpu")
 def _no_op(op, ctx, *inputs):

@@ -202,18 +202,17 @@ def gather_grad(n, row, nrows, g, indices, out, err, code):
         else:
             cuda.atomic.add(out, k * row + i % row, g[i])
 ''',
-    # Softmax cross-entropy over class indices: a thread per row for the loss (max,
-    # then the sum of exp), a thread per element for its gradient; a bad label is
-    # recorded in err and never read.
+    # Softmax cross-entropy over class indices: a thread per row for the loss and the
+    # softmax, a thread per element for its gradient; a bad label is recorded in err
+    # and never read.
     "sparse_xent": '''
-def sparse_xent(rows, c, x, labels, loss, lse, err, code):
+def sparse_xent(rows, c, x, labels, loss, probs, err, code):
     for i in range(cuda.grid(1), rows, cuda.gridsize(1)):
         k = labels[i]
         if k < 0 or k >= c:
             err[1] = k
             err[0] = code
             loss[i] = 0
-            lse[i] = 0
         else:
             top = x[i * c]
             for j in range(1, c):
@@ -222,13 +221,15 @@ def sparse_xent(rows, c, x, labels, loss, lse, err, code):
                     top = v
             total = 0.0
             for j in range(c):
-                total += math.exp(x[i * c + j] - top)
-            s = math.log(total) + top
-            lse[i] = s
-            loss[i] = s - x[i * c + k]
+                e = math.exp(x[i * c + j] - top)
+                probs[i * c + j] = e
+                total += e
+            for j in range(c):
+                probs[i * c + j] = probs[i * c + j] / total
+            loss[i] = math.log(total) + top - x[i * c + k]
 ''',
     "sparse_xent_grad": '''
-def sparse_xent_grad(n, c, x, labels, g, lse, out, err, code):
+def sparse_xent_grad(n, c, probs, labels, g, out, err, code):
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
         r = i // c
         k = labels[r]
@@ -237,7 +238,7 @@ def sparse_xent_grad(n, c, x, labels, g, lse, out, err, code):
             err[0] = code
             out[i] = 0
         else:
-            v = g[r] * math.exp(x[i] - lse[r])
+            v = g[r] * probs[i]
             if i - r * c == k:
                 v -= g[r]
             out[i] = v

@@ -3,16 +3,16 @@
 
 Composed from primitives, the loss over ``C`` classes took five passes over the
 ``[rows, C]`` logits plus a materialized one-hot, and its gradient three more. Here the
-loss is one kernel (per row: the max, then the sum of ``exp``, both over a row still in
-cache) and the gradient is one pass writing ``g * exp(x - lse)`` with ``-g`` added at
-the label. Labels are checked (a bad one raises ``InvalidArgumentError`` and nothing is
+loss is NumPy's (vectorized) row max and one kernel (per row: ``exp`` stored and summed,
+then scaled to the softmax while the row is still in cache), and the gradient is one
+pass writing ``g * softmax`` with ``-g`` added at the label. Labels are checked (a bad one raises ``InvalidArgumentError`` and nothing is
 read out of bounds). float32 ``exp`` is :mod:`kernels.vmath`'s vectorizable one.
 Compiled on first use through the sealed kernel cache, like the fused kernels.
 
 >>> import numpy as np
 >>> x = np.zeros((2, 4), np.float32); labels = np.array([1, 3], np.int32)
->>> loss, lse = np.empty(2, np.float32), np.empty(2, np.float32)
->>> step = forward_step({}, [x, labels], [loss, lse]); step()
+>>> loss, probs = np.empty(2, np.float32), np.empty((2, 4), np.float32)
+>>> step = forward_step({}, [x, labels], [loss, probs]); step()
 >>> [round(float(v), 4) for v in loss]
 [1.3863, 1.3863]
 """
@@ -31,7 +31,7 @@ from numba import njit
 {vmath_import}
 
 @njit(error_model="numpy", nogil=True, fastmath={{"reassoc", "contract", "nsz"}})
-def forward(x, labels, loss, lse):
+def forward(x, labels, tops, loss, probs):
     n, c = x.shape
     for i in range(n):
         k = labels[i]
@@ -39,33 +39,33 @@ def forward(x, labels, loss, lse):
             return i
     for i in range(n):
         row = x[i]
-        top = row[0]
-        for j in range(1, c):
-            v = row[j]
-            top = v if v > top else top
+        dst = probs[i]
+        top = tops[i]
         total = 0.0
         for j in range(c):
-            total += {exp}(row[j] - top)
-        s = math.log(total) + top
-        lse[i] = s
-        loss[i] = s - row[labels[i]]
+            e = {exp}(row[j] - top)
+            dst[j] = e
+            total += e
+        scale = 1.0 / total
+        for j in range(c):
+            dst[j] = dst[j] * scale
+        loss[i] = math.log(total) + top - row[labels[i]]
     return -1
 
 
-@njit(error_model="numpy", nogil=True, fastmath={{"contract"}})
-def backward(x, labels, g, lse, out):
-    n, c = x.shape
+@njit(error_model="numpy", nogil=True)
+def backward(probs, labels, g, out):
+    n, c = probs.shape
     for i in range(n):
         k = labels[i]
         if k < 0 or k >= c:
             return i
     for i in range(n):
-        row = x[i]
+        row = probs[i]
         dst = out[i]
-        s = lse[i]
         gi = g[i]
         for j in range(c):
-            dst[j] = gi * {exp}(row[j] - s)
+            dst[j] = gi * row[j]
         dst[labels[i]] -= gi
     return -1
 '''
@@ -111,14 +111,18 @@ def forward_step(attrs, inputs, outputs):
     x, labels = inputs
     if x.dtype not in (np.float32, np.float64) or x.ndim == 0 or x.shape[-1] == 0:
         return None
-    arrays = [_rows(x, x.shape[-1]), _rows(labels)] + [_rows(o) for o in outputs]
+    width = x.shape[-1]
+    arrays = [_rows(x, width), _rows(labels), _rows(outputs[0]), _rows(outputs[1], width)]
     if any(a is None for a in arrays) or arrays[0].shape[0] == 0:
         return None
-    kernel, fail = _compiled("forward", x.dtype, arrays), _bad_label(arrays[1], x.shape[-1])
     a, b, c, d = arrays
+    tops = np.empty(a.shape[0], a.dtype)
+    kernel = _compiled("forward", x.dtype, [a, b, tops, c, d])
+    fail, amax = _bad_label(b, width), np.max
 
     def step():
-        bad = kernel(a, b, c, d)
+        amax(a, axis=1, out=tops)     # NumPy's row max is vectorized; a loop in Numba not
+        bad = kernel(a, b, tops, c, d)
         if bad >= 0:
             fail(bad)
     return step
@@ -127,18 +131,18 @@ def forward_step(attrs, inputs, outputs):
 @register("SparseSoftmaxXentGrad", "cpu")
 def backward_step(attrs, inputs, outputs):
     """The prebound gradient kernel over the plan's arrays, or ``None`` (reference)."""
-    x, labels, g, lse = inputs
-    if x.dtype not in (np.float32, np.float64) or x.ndim == 0 or x.shape[-1] == 0:
+    probs, labels, g = inputs
+    if probs.dtype not in (np.float32, np.float64) or probs.ndim == 0 or probs.shape[-1] == 0:
         return None
-    width = x.shape[-1]
-    arrays = [_rows(x, width), _rows(labels), _rows(g), _rows(lse), _rows(outputs[0], width)]
+    width = probs.shape[-1]
+    arrays = [_rows(probs, width), _rows(labels), _rows(g), _rows(outputs[0], width)]
     if any(a is None for a in arrays) or arrays[0].shape[0] == 0:
         return None
-    kernel, fail = _compiled("backward", x.dtype, arrays), _bad_label(arrays[1], width)
-    a, b, c, d, e = arrays
+    kernel, fail = _compiled("backward", probs.dtype, arrays), _bad_label(arrays[1], width)
+    a, b, c, d = arrays
 
     def step():
-        bad = kernel(a, b, c, d, e)
+        bad = kernel(a, b, c, d)
         if bad >= 0:
             fail(bad)
     return step
