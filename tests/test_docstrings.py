@@ -10,7 +10,7 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
            "flowgraph.testing.strategies", "flowgraph.train.saver", "kernels.cache_auth",
-           "kernels.sealed_cache"]
+           "kernels.sealed_cache", "kernels.softmax_xent", "kernels.scatter"]
 
 
 @pytest.mark.parametrize("name", MODULES)
