@@ -78,10 +78,11 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
         # the checked labels, so both depend on the check.
         classes = F.constant(np.arange(depth), dtype=labels.dtype)
         checked = F.gather(classes, labels, name="labels_in_range")
-    # One row kernel for the loss, one for its gradient (ops.SparseSoftmaxXent): no
-    # [rows, classes] one-hot, no stored softmax.
+    # One row kernel for the loss and the softmax, one pass for its gradient
+    # (ops.SparseSoftmaxXent): no [rows, classes] one-hot.
     loss, _ = F.sparse_softmax_xent(logits, checked, name=name)
     return loss
+
 
 def embedding_lookup(params, ids, name=None):
     """Rows of ``params`` for integer ``ids`` (a gather along axis 0)."""
