@@ -543,6 +543,22 @@ def sparse_softmax_xent(logits, labels, name=None):
     return op.outputs[0], op.outputs[1]
 
 
+def softmax_xent(logits, labels, name=None):
+    """``(loss, probs)`` per row for labels of the logits' shape:
+    ``sum(labels) * logsumexp(logits) - sum(labels * logits)`` (which is
+    ``-sum(labels * log_softmax(logits))``) and ``softmax(logits)``, in one row kernel.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     loss, _ = softmax_xent(fg.constant([[0.0, 0.0]]), fg.constant([[0.5, 0.5]]))
+    ...     round(float(fg.Session().run(loss)[0]), 4)
+    0.6931
+    """
+    op = _op("SoftmaxXent", [convert_to_tensor(logits), convert_to_tensor(labels)],
+             name=name)
+    return op.outputs[0], op.outputs[1]
+
+
 def sparse_softmax_xent_grad(probs, labels, g, name=None):
     """``g[..., None] * (probs - one_hot(labels))``, one pass over the rows: the
     gradient of :func:`sparse_softmax_xent`'s loss from its ``probs``.

@@ -817,6 +817,7 @@ def _sparse_xent_infer(op):
 
 
 def _sparse_xent_ref(op, logits, labels):
+    _no_classes(logits)
     _check_indices(labels, logits.shape[-1], "labels")
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         picked = np.take_along_axis(logits, labels[..., None].astype(np.intp), -1)[..., 0]
@@ -879,6 +880,71 @@ defprim("SparseSoftmaxXent", _sparse_xent_infer, _sparse_xent_grad, _sparse_xent
 defprim("SparseSoftmaxXentGrad", _sparse_xent_grad_infer, _sparse_xent_grad_grad,
         _sparse_xent_grad_ref, "index", "sparse_softmax_xent_grad", _reduce_flops)
 
+
+
+# SoftmaxXent(logits, labels) -> (loss, probs): the dense-label loss
+# sum(labels) * logsumexp(logits) - sum(labels * logits) per row, and softmax(logits),
+# in one row kernel. Its gradients are graph ops: one fused pass for the logits'.
+
+def _xent_infer(op):
+    logits, labels = op.inputs
+    _require_float(op, logits)
+    if labels.dtype != logits.dtype:
+        raise DTypeError(f"expected labels of the logits' dtype {logits.dtype.name}, "
+                         f"found {labels.dtype.name}")
+    if logits.shape is None:
+        return [(None, logits.dtype), (labels.shape, logits.dtype)]
+    if not logits.shape:
+        raise ShapeError("expected logits of rank 1 or more, found a scalar")
+    shape = logits.shape
+    if labels.shape is not None:
+        if len(labels.shape) != len(shape) or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(labels.shape, shape)):
+            raise ShapeError(f"expected labels of the logits' shape {S.fmt(shape)}, "
+                             f"found {S.fmt(labels.shape)}")
+        shape = tuple(a if a is not None else b for a, b in zip(shape, labels.shape))
+    return [(shape[:-1], logits.dtype), (shape, logits.dtype)]
+
+
+def _no_classes(logits):
+    if logits.shape[-1] == 0:
+        raise InvalidArgumentError(f"softmax over an empty class axis (logits of shape "
+                                   f"{logits.shape})")
+
+
+def _xent_ref(op, logits, labels):
+    _no_classes(logits)
+    if logits.shape != labels.shape:
+        raise ShapeError(f"expected labels of the logits' shape {logits.shape}, found "
+                         f"{labels.shape}")
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        top = np.max(logits, -1, keepdims=True)
+        e = np.exp(logits - top)
+        total = np.sum(e, -1, keepdims=True)
+        lse = np.log(total[..., 0]) + top[..., 0]
+        loss = np.sum(labels, -1) * lse - np.sum(labels * logits, -1)
+        return loss.astype(logits.dtype), (e / total).astype(logits.dtype)
+
+
+def _xent_grad(op, g_loss, g_probs):
+    logits, labels = op.inputs
+    probs = op.outputs[1]
+    d_logits = d_labels = None
+    if g_loss is not None:
+        g = F.expand_dims(g_loss, -1)
+        d_logits = g * (probs * F.reduce_sum(labels, -1, keepdims=True) - labels)
+        top = F.stop_gradient(F.reduce_max(logits, -1, keepdims=True))
+        lse = F.log(F.reduce_sum(F.exp(logits - top), -1, keepdims=True)) + top
+        d_labels = g * (lse - logits)            # -g * log_softmax(logits)
+    if g_probs is not None:
+        extra = _softmax_grad(probs, g_probs)
+        d_logits = extra if d_logits is None else d_logits + extra
+    return [d_logits, d_labels]
+
+
+defprim("SoftmaxXent", _xent_infer, _xent_grad, _xent_ref, "index", "softmax_xent",
+        _reduce_flops)
 
 # --- device copies ---------------------------------------------------------------------
 

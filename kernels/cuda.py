@@ -549,6 +549,23 @@ def _sparse_xent(op, ctx, x, labels):
     return (loss, probs)
 
 
+@register("SoftmaxXent", "gpu")
+def _dense_xent(op, ctx, x, labels):
+    if tuple(labels.shape) != tuple(x.shape):
+        raise ShapeError(f"expected labels of the logits' shape {tuple(x.shape)}, found "
+                         f"{tuple(labels.shape)}")
+    c = tuple(x.shape)[-1]
+    rows = tuple(x.shape)[:-1]
+    loss = rt.empty(rows, x.dtype, ctx.stream)
+    probs = rt.empty(tuple(x.shape), x.dtype, ctx.stream)
+    n = _size(rows)
+    if n and c:
+        blocks, threads = rt.launch_config(n)
+        _kernel("dense_xent")[blocks, threads, ctx.stream](
+            n, c, flat(x), flat(labels), flat(loss), flat(probs))
+    return (loss, probs)
+
+
 @register("SparseSoftmaxXentGrad", "gpu")
 def _sparse_xent_grad(op, ctx, probs, labels, g):
     c = tuple(probs.shape)[-1]

@@ -271,10 +271,15 @@ def test_sparse_softmax_xent_kernels_and_a_bad_label_on_gpu():
     def build():
         x = fg.placeholder(fg.float32, (3, 5))
         lab = fg.placeholder(fg.int32, (3,))
+        dense = fg.placeholder(fg.float32, (3, 5))
         loss, probs = api.sparse_softmax_xent(x, lab)
-        (g,) = fg.gradients(fg.reduce_sum(loss * loss) + fg.reduce_sum(probs * x), [x])
+        dense_loss, dense_probs = api.softmax_xent(x, dense)
+        total = fg.reduce_sum(loss * loss) + fg.reduce_sum(probs * x) + \
+            fg.reduce_sum(dense_loss * dense_loss)
+        (g, gd) = fg.gradients(total, [x, dense])
         (h,) = fg.gradients(fg.reduce_sum(g * g), [x])
-        return [loss, probs, g, h], {x: logits, lab: labels}
+        return [loss, probs, dense_loss, dense_probs, g, gd, h], \
+            {x: logits, lab: labels, dense: _arr((3, 5), low=0.0, high=1.0)}
     check(build)
     with fg.Graph().as_default(), fg.device("/gpu:0"):
         x = fg.placeholder(fg.float32, (3, 5))

@@ -265,6 +265,16 @@ def _sparse_softmax_xent(data):
     return y, [p, g], {p: x, g: arr(data, labels.shape)}
 
 
+@grad_case("SoftmaxXent")
+def _softmax_xent(data):
+    x = arr(data, fgst.shapes(min_rank=1, max_rank=3, min_side=1, max_side=3))
+    p = ph(data, x)
+    labels = fg.placeholder(F64, x.shape)
+    loss, probs = api.softmax_xent(p * p, labels * p)
+    y = fg.reduce_sum(loss * loss) + fg.reduce_sum(probs * p)
+    return y, [p, labels], {p: x, labels: arr(data, x.shape, 0.0, 1.0)}
+
+
 @grad_case("Copy")
 def _copy(data):
     return one_input(data, lambda p: api.copy_to(p * p, "/cpu:0") * p)

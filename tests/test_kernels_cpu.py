@@ -78,6 +78,12 @@ def test_softmax_xent_kernels_against_numpy_with_extremes(dtype):
     softmax_xent.backward_step({}, [probs, labels, g], [out])()
     onehot = labels[..., None] == np.arange(67)
     np.testing.assert_allclose(out, g[..., None] * (probs - onehot), rtol=rtol, atol=1e-30)
+    dense = rng.uniform(0, 1, x.shape).astype(dtype)
+    dense[0, 0, 5] = 0.0
+    softmax_xent.dense_forward_step({}, [x[1:], dense[1:]], [loss[1:], probs[1:]])()
+    want_dense = (dense[1:] * (lse[1:, :, None] - x64[1:])).sum(-1)
+    np.testing.assert_allclose(loss[1:], want_dense, rtol=rtol * 10)
+    np.testing.assert_allclose(probs[1:], want_p[1:], rtol=rtol, atol=1e-30)
     labels[1, 2] = 67
     for step in (softmax_xent.forward_step({}, [x, labels], [loss, probs]),
                  softmax_xent.backward_step({}, [probs, labels, g], [out])):

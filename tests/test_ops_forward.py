@@ -458,6 +458,20 @@ def _sparse_softmax_xent(data):
           scale=float(np.abs(g).max(initial=1.0)))
 
 
+@case("SoftmaxXent")
+def _softmax_xent(data):
+    x = float_array(data, lo=-20.0, hi=20.0, shape=fgst.shapes(min_rank=1, min_side=1))
+    labels = float_array(data, lo=0.0, hi=1.0, shape=x.shape, dtype=x.dtype)
+    p, pl = feed_ph(data, x), feed_ph(data, labels)
+    got = run(list(api.softmax_xent(p, pl)), {p: x, pl: labels})
+    x64 = x.astype(np.float64)
+    top = x64.max(-1, keepdims=True)
+    log_softmax = x64 - top - np.log(np.exp(x64 - top).sum(-1, keepdims=True))
+    close(got[0], -(labels * log_softmax).sum(-1).astype(x.dtype),
+          scale=float(np.abs(x64).sum(-1).max(initial=1.0)))
+    close(got[1], np.exp(log_softmax).astype(x.dtype))
+
+
 @case("Copy")
 def _copy(data):
     x = float_array(data)

@@ -43,6 +43,13 @@ def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, name=No
     if labels.dtype != logits.dtype:
         raise DTypeError(f"softmax_cross_entropy_with_logits: expected labels of the logits' "
                          f"dtype {logits.dtype.name}, found {labels.dtype.name}")
+    rank = None if logits.shape is None else len(logits.shape)
+    if rank and labels.shape is not None and len(labels.shape) == rank and axis in (
+            -1, rank - 1) and all(a == b or None in (a, b)
+                                  for a, b in zip(labels.shape, logits.shape)):
+        # Labels of the logits' shape (as TF1 requires): one row kernel
+        # (ops.SoftmaxXent) for the loss and the softmax.
+        return F.softmax_xent(logits, labels, name=name)[0]
     return F.negative(F.reduce_sum(labels * log_softmax(logits, axis), axis), name=name)
 
 
