@@ -267,6 +267,7 @@ def test_sparse_softmax_xent_kernels_and_a_bad_label_on_gpu():
     from flowgraph.errors import InvalidArgumentError
     logits = _arr((3, 5), low=-3, high=3)
     labels = np.array([4, 0, 2], np.int32)
+    dense_labels = _arr((3, 5), low=0.0, high=1.0)
 
     def build():
         x = fg.placeholder(fg.float32, (3, 5))
@@ -279,7 +280,7 @@ def test_sparse_softmax_xent_kernels_and_a_bad_label_on_gpu():
         (g, gd) = fg.gradients(total, [x, dense])
         (h,) = fg.gradients(fg.reduce_sum(g * g), [x])
         return [loss, probs, dense_loss, dense_probs, g, gd, h], \
-            {x: logits, lab: labels, dense: _arr((3, 5), low=0.0, high=1.0)}
+            {x: logits, lab: labels, dense: dense_labels}
     check(build)
     with fg.Graph().as_default(), fg.device("/gpu:0"):
         x = fg.placeholder(fg.float32, (3, 5))
