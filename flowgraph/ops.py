@@ -791,7 +791,6 @@ def _one_hot_ref(op, indices):
 defprim("OneHot", _one_hot_infer, None, _one_hot_ref, "index")
 
 
-
 # --- softmax cross-entropy over class indices --------------------------------------------
 # Two row kernels instead of a composition: the loss and the softmax in one kernel (per
 # row: the max, then exp stored and summed, then scaled, the row still in cache; no
@@ -881,7 +880,6 @@ defprim("SparseSoftmaxXentGrad", _sparse_xent_grad_infer, _sparse_xent_grad_grad
         _sparse_xent_grad_ref, "index", "sparse_softmax_xent_grad", _reduce_flops)
 
 
-
 # SoftmaxXent(logits, labels) -> (loss, probs): the dense-label loss
 # sum(labels) * logsumexp(logits) - sum(labels * logits) per row, and softmax(logits),
 # in one row kernel. Its gradients are graph ops: one fused pass for the logits'.
@@ -945,6 +943,7 @@ def _xent_grad(op, g_loss, g_probs):
 
 defprim("SoftmaxXent", _xent_infer, _xent_grad, _xent_ref, "index", "softmax_xent",
         _reduce_flops)
+
 
 # --- device copies ---------------------------------------------------------------------
 

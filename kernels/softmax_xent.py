@@ -1,13 +1,15 @@
-"""CPU row kernels of the softmax cross-entropy over class indices
-(``SparseSoftmaxXent`` and its gradient ``SparseSoftmaxXentGrad``, :mod:`flowgraph.ops`).
+"""CPU row kernels of the softmax cross-entropies (:mod:`flowgraph.ops`):
+``SparseSoftmaxXent`` (class indices), its gradient ``SparseSoftmaxXentGrad``, and
+``SoftmaxXent`` (labels of the logits' shape).
 
-Composed from primitives, the loss over ``C`` classes took five passes over the
+Composed from primitives, the sparse loss over ``C`` classes took five passes over the
 ``[rows, C]`` logits plus a materialized one-hot, and its gradient three more. Here the
 loss is NumPy's (vectorized) row max and one kernel (per row: ``exp`` stored and summed,
 then scaled to the softmax while the row is still in cache), and the gradient is one
-pass writing ``g * softmax`` with ``-g`` added at the label. Labels are checked (a bad one raises ``InvalidArgumentError`` and nothing is
-read out of bounds). float32 ``exp`` is :mod:`kernels.vmath`'s vectorizable one.
-Compiled on first use through the sealed kernel cache, like the fused kernels.
+pass writing ``g * softmax`` with ``-g`` added at the label. Labels are checked (a bad
+one raises ``InvalidArgumentError`` and nothing is read out of bounds). float32 ``exp``
+is :mod:`kernels.vmath`'s vectorizable one. Compiled on first use through the sealed
+kernel cache, like the fused kernels.
 
 >>> import numpy as np
 >>> x = np.zeros((2, 4), np.float32); labels = np.array([1, 3], np.int32)
