@@ -1,9 +1,9 @@
 """Where a compiled training step spends its time: per kind of plan step and per GEMM.
 
 Builds the same training step as ``rnn_step.py``, then times each unit of its compiled
-plan alone (the steps one op of the original graph turned into: a fused kernel, a
-GEMM, a copy), summed per kind, and the GEMMs per shape with their GFLOP/s. Reading
-this is how the figures in the README's benchmark notes were found (the share of the
+plan (the steps one op of the original graph turned into: a fused kernel, a GEMM, a
+copy) inside real runs, summed per kind, and the GEMMs per shape with their GFLOP/s.
+Reading this is how the figures in the README's benchmark notes were found (the share of the
 step spent in BLAS, the rate of each GEMM shape).
 
     python benchmarks/step_profile.py --cell lstm --size medium
@@ -38,7 +38,70 @@ def gemm_key(node):
         " (B transposed)" if attrs.get("transpose_b") else ""), 2.0 * m * k * n
 
 
+def timed_runs(run, plan, repeats):
+    """Run ``run()`` (one real step through ``plan``) ``repeats`` times with a timer on
+    every step of the plan. Returns ``(results, rows)``: what each run returned, and per
+    run ``(wall seconds, [seconds per unit of plan._checked_steps])``.
+
+    The units are timed inside real runs, so each reads the values that run fed and
+    loaded. (Calling the units again after a run, as this script once did, fed them
+    whatever the pooled buffers held by then: feeds and variable reads were not
+    reloaded, and a buffer reused for another value could hold denormals, which made
+    GEMMs on Intel cores up to 20x slower than in the step: a GRU large step of about
+    1 s showed 21 s of GEMMs.)
+    """
+    units = plan._checked_steps
+    unit_of = {id(s): u for u, (unit_steps, _, _) in enumerate(units) for s in unit_steps}
+    spent = [0.0] * len(units)
+    clock = time.perf_counter
+
+    def timed(s, u):
+        def call():
+            t = clock()
+            s()
+            spent[u] += clock() - t
+        return call
+
+    original = plan._steps
+    plan._steps = [timed(s, unit_of[id(s)]) if id(s) in unit_of else s for s in original]
+    results, rows = [], []
+    try:
+        for _ in range(repeats):
+            spent[:] = [0.0] * len(units)
+            t = clock()
+            results.append(run())
+            rows.append((clock() - t, list(spent)))
+    finally:
+        plan._steps = original
+    return results, rows
+
+
+def summarize(plan, rows):
+    """``(per_kind, gemms)``: median seconds per unit label over the runs, and per GEMM
+    shape ``[median seconds per step, count per step, flops per step]``."""
+    units = plan._checked_steps
+    per_kind = collections.defaultdict(lambda: [0.0] * len(rows))
+    gemm_runs = collections.defaultdict(lambda: [0.0] * len(rows))
+    gemms = {}
+    for u, (_, _, origin) in enumerate(units):
+        label = kernel_label(origin)
+        for r, (_, spent) in enumerate(rows):
+            per_kind[label][r] += spent[u]
+        if origin.type == "MatMul":
+            key, flops = gemm_key(origin)
+            entry = gemms.setdefault(key, [0.0, 0, 0.0])
+            entry[1] += 1
+            entry[2] += flops
+            for r, (_, spent) in enumerate(rows):
+                gemm_runs[key][r] += spent[u]
+    for key, entry in gemms.items():
+        entry[0] = statistics.median(gemm_runs[key])
+    return {k: statistics.median(v) for k, v in per_kind.items()}, gemms
+
+
 def profile(cell, size, dtype, repeats):
+    """Print where a compiled step's time goes; returns ``(results, rows, plan)`` of
+    :func:`timed_runs` (for the tests)."""
     import numpy as np
     from rnn_step import SIZES, fg_training_step
     d = SIZES[size]
@@ -51,35 +114,19 @@ def profile(cell, size, dtype, repeats):
         step(*xs)
         whole.append(time.perf_counter() - t)
     plan = next(iter(sess._plans.values()))
-    per_kind = collections.defaultdict(list)      # label -> [seconds per repeat]
-    gemms = collections.defaultdict(lambda: [0.0, 0, 0.0])
-    # The plan's units, in order (the grouping its check_numerics mode uses). State
-    # ops (variable reads and writes) need a run's state and are left out.
-    units = [u for u in plan._checked_steps if u[2].kind != "state"]
-    for r in range(repeats):
-        spent = collections.Counter()
-        for unit_steps, _, origin in units:
-            t = time.perf_counter()
-            for s in unit_steps:
-                s()
-            dt = time.perf_counter() - t
-            spent[kernel_label(origin)] += dt
-            if origin.type == "MatMul" and r == repeats - 1:
-                key, flops = gemm_key(origin)
-                gemms[key][0] += dt
-                gemms[key][1] += 1
-                gemms[key][2] += flops
-        for label, dt in spent.items():
-            per_kind[label].append(dt)
+    results, rows = timed_runs(lambda: step(*xs), plan, repeats)
     sess.close()
+    per_kind, gemms = summarize(plan, rows)
     step_ms = 1e3 * statistics.median(whole)
-    print(f"{cell} {size} {dtype}: step {step_ms:.2f} ms (median of {repeats})")
-    rows = sorted(((1e3 * statistics.median(v), k) for k, v in per_kind.items()), reverse=True)
-    for ms, label in rows[:12]:
-        print(f"  {ms:9.3f} ms {100 * ms / step_ms:5.1f}%  {label}")
-    print("  GEMMs by shape (last repeat):")
+    print(f"{cell} {size} {dtype}: step {step_ms:.2f} ms (median of {repeats}; with a "
+          f"timer on each of its {len(plan._steps)} steps "
+          f"{1e3 * statistics.median(r[0] for r in rows):.2f} ms)")
+    for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {1e3 * sec:9.3f} ms {100 * 1e3 * sec / step_ms:5.1f}%  {label}")
+    print("  GEMMs by shape (per step, medians):")
     for key, (t, count, flops) in sorted(gemms.items(), key=lambda kv: -kv[1][0]):
-        print(f"  {1e3 * t:9.3f} ms  {count:3d} x {key}: {flops / t / 1e9:.1f} GFLOP/s")
+        print(f"  {1e3 * t:9.3f} ms  {count:3d} x {key}: {flops / max(t, 1e-12) / 1e9:.1f} GFLOP/s")
+    return results, rows, plan
 
 
 def main():

@@ -529,6 +529,52 @@ def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None,
     return out
 
 
+def sparse_softmax_xent(logits, labels, name=None):
+    """``(loss, probs)`` per row: ``logsumexp(logits) - logits[label]`` and
+    ``softmax(logits)``, in one row kernel (no one-hot). Use
+    ``fg.nn.sparse_softmax_cross_entropy_with_logits``, which checks the labels first.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     loss, probs = sparse_softmax_xent(fg.constant([[0.0, 0.0]]), [1])
+    ...     fg.Session().run(probs)
+    array([[0.5, 0.5]], dtype=float32)
+    """
+    op = _op("SparseSoftmaxXent", [convert_to_tensor(logits), convert_to_tensor(labels)],
+             name=name)
+    return op.outputs[0], op.outputs[1]
+
+
+def softmax_xent(logits, labels, name=None):
+    """``(loss, probs)`` per row for labels of the logits' shape:
+    ``sum(labels) * logsumexp(logits) - sum(labels * logits)`` (which is
+    ``-sum(labels * log_softmax(logits))``) and ``softmax(logits)``, in one row kernel.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     loss, _ = softmax_xent(fg.constant([[0.0, 0.0]]), fg.constant([[0.5, 0.5]]))
+    ...     round(float(fg.Session().run(loss)[0]), 4)
+    0.6931
+    """
+    op = _op("SoftmaxXent", [convert_to_tensor(logits), convert_to_tensor(labels)],
+             name=name)
+    return op.outputs[0], op.outputs[1]
+
+
+def sparse_softmax_xent_grad(probs, labels, g, name=None):
+    """``g[..., None] * (probs - one_hot(labels))``, one pass over the rows: the
+    gradient of :func:`sparse_softmax_xent`'s loss from its ``probs``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     probs = fg.constant([[0.5, 0.5]])
+    ...     fg.Session().run(sparse_softmax_xent_grad(probs, [1], fg.constant([2.0])))
+    array([[ 1., -1.]], dtype=float32)
+    """
+    return _out("SparseSoftmaxXentGrad", [convert_to_tensor(t) for t in (probs, labels, g)],
+                name=name)
+
+
 # ---------------------------------------------------------------------------------------
 # reductions
 

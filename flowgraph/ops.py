@@ -975,6 +975,160 @@ def _fill_op_ref(op, dims, value):
 defprim("Fill", _fill_op_infer, lambda op, g: [None, F.reduce_sum(g)], _fill_op_ref, "shape")
 
 
+# --- softmax cross-entropy over class indices --------------------------------------------
+# Two row kernels instead of a composition: the loss and the softmax in one kernel (per
+# row: the max, then exp stored and summed, then scaled, the row still in cache; no
+# one-hot), and its gradient g * (softmax - onehot) in one pass, the label's -g added at
+# one place. Every gradient rule is written with graph ops, so every order differentiates.
+
+def _sparse_xent_infer(op):
+    logits, labels = op.inputs
+    _require_float(op, logits)
+    if not dtypes.is_integer(labels.dtype):
+        raise DTypeError(f"expected integer labels, found {labels.dtype.name}")
+    if logits.shape is None:
+        return [(None, logits.dtype), (None, logits.dtype)]
+    if not logits.shape:
+        raise ShapeError("expected logits of rank 1 or more, found a scalar")
+    rows = logits.shape[:-1]
+    if labels.shape is not None and (len(labels.shape) != len(rows) or any(
+            a is not None and b is not None and a != b for a, b in zip(labels.shape, rows))):
+        raise ShapeError(f"expected labels of shape {S.fmt(rows)} (the logits' "
+                         f"{S.fmt(logits.shape)} less the classes), found "
+                         f"{S.fmt(labels.shape)}")
+    return [(rows, logits.dtype), (logits.shape, logits.dtype)]
+
+
+def _sparse_xent_ref(op, logits, labels):
+    _no_classes(logits)
+    _check_indices(labels, logits.shape[-1], "labels")
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        picked = np.take_along_axis(logits, labels[..., None].astype(np.intp), -1)[..., 0]
+        top = np.max(logits, -1, keepdims=True)
+        e = np.exp(logits - top)
+        total = np.sum(e, -1, keepdims=True)
+        loss = np.log(total[..., 0]) + top[..., 0] - picked
+        return loss.astype(logits.dtype), (e / total).astype(logits.dtype)
+
+
+def _softmax_grad(probs, g):
+    """The softmax's vector-Jacobian product: ``p * (g - sum(g * p))`` over the rows."""
+    return probs * (g - F.reduce_sum(g * probs, -1, keepdims=True))
+
+
+def _sparse_xent_grad(op, g_loss, g_probs):
+    labels, probs = op.inputs[1], op.outputs[1]
+    grads = []
+    if g_loss is not None:
+        grads.append(F.sparse_softmax_xent_grad(probs, labels, g_loss))
+    if g_probs is not None:
+        grads.append(_softmax_grad(probs, g_probs))
+    return [grads[0] if len(grads) == 1 else grads[0] + grads[1], None]
+
+
+def _sparse_xent_grad_infer(op):
+    probs, labels, g = op.inputs
+    _require_float(op, probs)
+    if not dtypes.is_integer(labels.dtype):
+        raise DTypeError(f"expected integer labels, found {labels.dtype.name}")
+    if g.dtype != probs.dtype:
+        raise DTypeError(f"expected {g.name} of the dtype {probs.dtype.name} of "
+                         f"{probs.name}, found {g.dtype.name}")
+    return [(probs.shape, probs.dtype)]
+
+
+def _sparse_xent_grad_ref(op, probs, labels, g):
+    _check_indices(labels, probs.shape[-1], "labels")
+    out = probs * g[..., None]
+    rows = out.reshape(-1, out.shape[-1])
+    rows[np.arange(rows.shape[0]), labels.reshape(-1)] -= g.reshape(-1)
+    return out.astype(probs.dtype, copy=False)
+
+
+def _sparse_xent_grad_grad(op, gg):
+    # out = g * (probs - onehot(labels)): linear in probs and in g. The label's entry of
+    # gg is picked by this op itself with probs = 0 and g = 1 (a -onehot, built only on
+    # this second-order path), which needs no static number of classes.
+    probs, labels, g = op.inputs
+    minus_onehot = F.sparse_softmax_xent_grad(F.zeros_like(probs), labels, F.ones_like(g))
+    return [gg * F.expand_dims(g, -1), None,
+            F.reduce_sum(gg * probs, -1) + F.reduce_sum(gg * minus_onehot, -1)]
+
+
+# SparseSoftmaxXent(logits, labels) -> (loss, probs): per row, logsumexp(logits) minus the
+# label's logit, and softmax(logits) (which the gradient reads).
+defprim("SparseSoftmaxXent", _sparse_xent_infer, _sparse_xent_grad, _sparse_xent_ref,
+        "index", "sparse_softmax_xent", _reduce_flops)
+# SparseSoftmaxXentGrad(probs, labels, g): g[..., None] * (probs - onehot(labels)).
+defprim("SparseSoftmaxXentGrad", _sparse_xent_grad_infer, _sparse_xent_grad_grad,
+        _sparse_xent_grad_ref, "index", "sparse_softmax_xent_grad", _reduce_flops)
+
+
+# SoftmaxXent(logits, labels) -> (loss, probs): the dense-label loss
+# sum(labels) * logsumexp(logits) - sum(labels * logits) per row, and softmax(logits),
+# in one row kernel. Its gradients are graph ops: one fused pass for the logits'.
+
+def _xent_infer(op):
+    logits, labels = op.inputs
+    _require_float(op, logits)
+    if labels.dtype != logits.dtype:
+        raise DTypeError(f"expected labels of the logits' dtype {logits.dtype.name}, "
+                         f"found {labels.dtype.name}")
+    if logits.shape is None:
+        return [(None, logits.dtype), (labels.shape, logits.dtype)]
+    if not logits.shape:
+        raise ShapeError("expected logits of rank 1 or more, found a scalar")
+    shape = logits.shape
+    if labels.shape is not None:
+        if len(labels.shape) != len(shape) or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(labels.shape, shape)):
+            raise ShapeError(f"expected labels of the logits' shape {S.fmt(shape)}, "
+                             f"found {S.fmt(labels.shape)}")
+        shape = tuple(a if a is not None else b for a, b in zip(shape, labels.shape))
+    return [(shape[:-1], logits.dtype), (shape, logits.dtype)]
+
+
+def _no_classes(logits):
+    if logits.shape[-1] == 0:
+        raise InvalidArgumentError(f"softmax over an empty class axis (logits of shape "
+                                   f"{logits.shape})")
+
+
+def _xent_ref(op, logits, labels):
+    _no_classes(logits)
+    if logits.shape != labels.shape:
+        raise ShapeError(f"expected labels of the logits' shape {logits.shape}, found "
+                         f"{labels.shape}")
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        top = np.max(logits, -1, keepdims=True)
+        e = np.exp(logits - top)
+        total = np.sum(e, -1, keepdims=True)
+        lse = np.log(total[..., 0]) + top[..., 0]
+        loss = np.sum(labels, -1) * lse - np.sum(labels * logits, -1)
+        return loss.astype(logits.dtype), (e / total).astype(logits.dtype)
+
+
+def _xent_grad(op, g_loss, g_probs):
+    logits, labels = op.inputs
+    probs = op.outputs[1]
+    d_logits = d_labels = None
+    if g_loss is not None:
+        g = F.expand_dims(g_loss, -1)
+        d_logits = g * (probs * F.reduce_sum(labels, -1, keepdims=True) - labels)
+        top = F.stop_gradient(F.reduce_max(logits, -1, keepdims=True))
+        lse = F.log(F.reduce_sum(F.exp(logits - top), -1, keepdims=True)) + top
+        d_labels = g * (lse - logits)            # -g * log_softmax(logits)
+    if g_probs is not None:
+        extra = _softmax_grad(probs, g_probs)
+        d_logits = extra if d_logits is None else d_logits + extra
+    return [d_logits, d_labels]
+
+
+defprim("SoftmaxXent", _xent_infer, _xent_grad, _xent_ref, "index", "softmax_xent",
+        _reduce_flops)
+
+
 # --- device copies ---------------------------------------------------------------------
 
 # Copy: a value moved to this op's device. Inserted by placement; its gradient is the

@@ -19,6 +19,7 @@ import numpy as np
 from flowgraph.shapes import normalize_axes
 
 from . import register
+from . import scatter, softmax_xent  # noqa: F401 - register their kernels
 
 
 def build(op_type, attrs, inputs, outputs):

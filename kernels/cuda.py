@@ -15,7 +15,8 @@ function. Elementwise ops are generated from the scalar templates
   else a block per output combining in shared memory;
 - a tiled shared-memory matmul (register-blocked) with the transpose flags and batch
   dimensions;
-- gather (with index checks), the gather gradient (atomic adds) and one_hot.
+- gather (with index checks), the gather gradient (atomic adds) and one_hot;
+- the softmax cross-entropy over class indices and its gradient (row kernels).
 
 Run-time errors found on the device (an index out of range, an integer division by
 zero) are recorded in ``ctx.err`` as a code naming the op and raised by the plan after
@@ -592,6 +593,56 @@ def _one_hot(op, ctx, indices):
     if n:
         blocks, threads = rt.launch_config(n)
         _kernel("one_hot")[blocks, threads, ctx.stream](n, depth, flat(indices), flat(out))
+    return (out,)
+
+
+
+def _label_code(op, ctx, classes):
+    return ctx.code(op, "expected labels in [0, {n}), found {found}", n=classes)
+
+
+@register("SparseSoftmaxXent", "gpu")
+def _sparse_xent(op, ctx, x, labels):
+    c = tuple(x.shape)[-1]
+    rows = tuple(x.shape)[:-1]
+    loss = rt.empty(rows, x.dtype, ctx.stream)
+    probs = rt.empty(tuple(x.shape), x.dtype, ctx.stream)
+    n = _size(rows)
+    if n and c:
+        blocks, threads = rt.launch_config(n)
+        _kernel("sparse_xent")[blocks, threads, ctx.stream](
+            n, c, flat(x), flat(labels), flat(loss), flat(probs), ctx.err,
+            _label_code(op, ctx, c))
+    return (loss, probs)
+
+
+@register("SoftmaxXent", "gpu")
+def _dense_xent(op, ctx, x, labels):
+    if tuple(labels.shape) != tuple(x.shape):
+        raise ShapeError(f"expected labels of the logits' shape {tuple(x.shape)}, found "
+                         f"{tuple(labels.shape)}")
+    c = tuple(x.shape)[-1]
+    rows = tuple(x.shape)[:-1]
+    loss = rt.empty(rows, x.dtype, ctx.stream)
+    probs = rt.empty(tuple(x.shape), x.dtype, ctx.stream)
+    n = _size(rows)
+    if n and c:
+        blocks, threads = rt.launch_config(n)
+        _kernel("dense_xent")[blocks, threads, ctx.stream](
+            n, c, flat(x), flat(labels), flat(loss), flat(probs))
+    return (loss, probs)
+
+
+@register("SparseSoftmaxXentGrad", "gpu")
+def _sparse_xent_grad(op, ctx, probs, labels, g):
+    c = tuple(probs.shape)[-1]
+    out = rt.empty(tuple(probs.shape), probs.dtype, ctx.stream)
+    n = out.size
+    if n:
+        blocks, threads = rt.launch_config(n)
+        _kernel("sparse_xent_grad")[blocks, threads, ctx.stream](
+            n, c, flat(probs), flat(labels), flat(g), flat(out), ctx.err,
+            _label_code(op, ctx, c))
     return (out,)
 
 

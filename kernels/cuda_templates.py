@@ -226,6 +226,68 @@ def arg_reduce(n_out, n, inner, x, out):
                 bi = j
         out[o] = bi
 ''',
+    # Softmax cross-entropy over class indices: a thread per row for the loss and the
+    # softmax, a thread per element for its gradient; a bad label is recorded in err
+    # and never read.
+    "sparse_xent": '''
+def sparse_xent(rows, c, x, labels, loss, probs, err, code):
+    for i in range(cuda.grid(1), rows, cuda.gridsize(1)):
+        k = labels[i]
+        if k < 0 or k >= c:
+            err[1] = k
+            err[0] = code
+            loss[i] = 0
+        else:
+            top = x[i * c]
+            for j in range(1, c):
+                v = x[i * c + j]
+                if v > top:
+                    top = v
+            total = 0.0
+            for j in range(c):
+                e = math.exp(x[i * c + j] - top)
+                probs[i * c + j] = e
+                total += e
+            for j in range(c):
+                probs[i * c + j] = probs[i * c + j] / total
+            loss[i] = math.log(total) + top - x[i * c + k]
+''',
+    "dense_xent": '''
+def dense_xent(rows, c, x, labels, loss, probs):
+    for i in range(cuda.grid(1), rows, cuda.gridsize(1)):
+        top = x[i * c]
+        for j in range(1, c):
+            v = x[i * c + j]
+            if v > top:
+                top = v
+        total = 0.0
+        for j in range(c):
+            e = math.exp(x[i * c + j] - top)
+            probs[i * c + j] = e
+            total += e
+        weight = 0.0
+        dot = 0.0
+        for j in range(c):
+            probs[i * c + j] = probs[i * c + j] / total
+            weight += labels[i * c + j]
+            dot += labels[i * c + j] * x[i * c + j]
+        loss[i] = weight * (math.log(total) + top) - dot
+''',
+    "sparse_xent_grad": '''
+def sparse_xent_grad(n, c, probs, labels, g, out, err, code):
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        r = i // c
+        k = labels[r]
+        if k < 0 or k >= c:
+            err[1] = k
+            err[0] = code
+            out[i] = 0
+        else:
+            v = g[r] * probs[i]
+            if i - r * c == k:
+                v -= g[r]
+            out[i] = v
+''',
     "one_hot": '''
 def one_hot(n, depth, indices, out):
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):

@@ -19,6 +19,7 @@ MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optim
             "flowgraph.train.schedules"]
 MODULES += ["flowgraph.distributed.steps"]
 MODULES += ["flowgraph.tiering"]
+MODULES += ["kernels.softmax_xent", "kernels.scatter"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -261,6 +261,38 @@ def test_one_hot_and_losses():
     check(build)
 
 
+
+def test_sparse_softmax_xent_kernels_and_a_bad_label_on_gpu():
+    from flowgraph import api
+    from flowgraph.errors import InvalidArgumentError
+    logits = _arr((3, 5), low=-3, high=3)
+    labels = np.array([4, 0, 2], np.int32)
+    dense_labels = _arr((3, 5), low=0.0, high=1.0)
+
+    def build():
+        x = fg.placeholder(fg.float32, (3, 5))
+        lab = fg.placeholder(fg.int32, (3,))
+        dense = fg.placeholder(fg.float32, (3, 5))
+        loss, probs = api.sparse_softmax_xent(x, lab)
+        dense_loss, dense_probs = api.softmax_xent(x, dense)
+        total = fg.reduce_sum(loss * loss) + fg.reduce_sum(probs * x) + \
+            fg.reduce_sum(dense_loss * dense_loss)
+        (g, gd) = fg.gradients(total, [x, dense])
+        (h,) = fg.gradients(fg.reduce_sum(g * g), [x])
+        return [loss, probs, dense_loss, dense_probs, g, gd, h], \
+            {x: logits, lab: labels, dense: dense_labels}
+    check(build)
+    with fg.Graph().as_default(), fg.device("/gpu:0"):
+        x = fg.placeholder(fg.float32, (3, 5))
+        lab = fg.placeholder(fg.int32, (3,))
+        loss, probs = api.sparse_softmax_xent(x, lab)
+        back = api.sparse_softmax_xent_grad(x, lab, fg.ones_like(loss))
+        with fg.Session() as sess:
+            for fetch in (loss, back):
+                with pytest.raises(InvalidArgumentError,
+                                   match=r"expected labels in \[0, 5\), found 7"):
+                    sess.run(fetch, {x: logits, lab: [0, 7, 1]})
+
 def test_second_order_gradient_on_gpu():
     value = _arr((2, 2))
 

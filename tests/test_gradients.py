@@ -283,6 +283,28 @@ def _fill(data):
     return fg.fill(fg.shape(p), v * v) * p, [p, v], {p: x, v: 0.75}
 
 
+@grad_case("SparseSoftmaxXent", "SparseSoftmaxXentGrad")
+def _sparse_softmax_xent(data):
+    x = arr(data, fgst.shapes(min_rank=1, max_rank=3, min_side=1, max_side=3))
+    labels = data.draw(fgst.arrays(np.int32, x.shape[:-1], 0, x.shape[-1] - 1))
+    p = ph(data, x)
+    loss, probs = api.sparse_softmax_xent(p * p, labels)
+    g = fg.placeholder(F64, labels.shape)
+    back = api.sparse_softmax_xent_grad(probs * p, labels, g * g)
+    y = fg.reduce_sum(loss * loss) + fg.reduce_sum(probs * p) + fg.reduce_sum(back * p)
+    return y, [p, g], {p: x, g: arr(data, labels.shape)}
+
+
+@grad_case("SoftmaxXent")
+def _softmax_xent(data):
+    x = arr(data, fgst.shapes(min_rank=1, max_rank=3, min_side=1, max_side=3))
+    p = ph(data, x)
+    labels = fg.placeholder(F64, x.shape)
+    loss, probs = api.softmax_xent(p * p, labels * p)
+    y = fg.reduce_sum(loss * loss) + fg.reduce_sum(probs * p)
+    return y, [p, labels], {p: x, labels: arr(data, x.shape, 0.0, 1.0)}
+
+
 @grad_case("Copy")
 def _copy(data):
     return one_input(data, lambda p: api.copy_to(p * p, "/cpu:0") * p)

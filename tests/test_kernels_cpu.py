@@ -50,3 +50,61 @@ def test_an_output_in_place_of_its_input_is_stored_through_that_input():
     assert spec.inplace == {0: 0} and "def kernel(a0, a1)" in source
     step()
     np.testing.assert_array_equal(a, expected)
+
+
+# --- row kernels: softmax cross-entropy, the embedding gradient --------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_xent_kernels_against_numpy_with_extremes(dtype):
+    from flowgraph.errors import InvalidArgumentError
+    from kernels import softmax_xent
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-40, 40, (2, 3, 67)).astype(dtype)     # leading dims, odd row length
+    x[0, 0, 5] = -np.inf                                    # a class that cannot occur
+    labels = rng.integers(0, 67, (2, 3)).astype(np.int64)
+    labels[0, 0] = 4
+    loss, probs = np.empty((2, 3), dtype), np.empty_like(x)
+    softmax_xent.forward_step({}, [x, labels], [loss, probs])()
+    x64 = x.astype(np.float64)
+    top = x64.max(-1, keepdims=True)
+    lse = np.log(np.exp(x64 - top).sum(-1)) + top[..., 0]
+    want_p = np.exp(x64 - lse[..., None])
+    want_loss = lse - np.take_along_axis(x64, labels[..., None], -1)[..., 0]
+    # float32: x - max is rounded to float32 (as in the reference) before exp
+    rtol = 5e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(probs, want_p, rtol=rtol, atol=1e-30)
+    np.testing.assert_allclose(loss, want_loss, rtol=rtol)
+    g, out = rng.uniform(-1, 1, (2, 3)).astype(dtype), np.empty_like(x)
+    softmax_xent.backward_step({}, [probs, labels, g], [out])()
+    onehot = labels[..., None] == np.arange(67)
+    np.testing.assert_allclose(out, g[..., None] * (probs - onehot), rtol=rtol, atol=1e-30)
+    dense = rng.uniform(0, 1, x.shape).astype(dtype)
+    dense[0, 0, 5] = 0.0
+    softmax_xent.dense_forward_step({}, [x[1:], dense[1:]], [loss[1:], probs[1:]])()
+    want_dense = (dense[1:] * (lse[1:, :, None] - x64[1:])).sum(-1)
+    np.testing.assert_allclose(loss[1:], want_dense, rtol=rtol * 10)
+    np.testing.assert_allclose(probs[1:], want_p[1:], rtol=rtol, atol=1e-30)
+    labels[1, 2] = 67
+    for step in (softmax_xent.forward_step({}, [x, labels], [loss, probs]),
+                 softmax_xent.backward_step({}, [probs, labels, g], [out])):
+        with pytest.raises(InvalidArgumentError, match=r"expected labels in \[0, 67\), "
+                                                       r"found 67"):
+            step()
+
+
+def test_gather_grad_kernel_adds_repeated_rows_and_checks_indices():
+    from flowgraph.errors import InvalidArgumentError
+    from kernels import scatter
+    rng = np.random.default_rng(0)
+    idx = np.array([[3, 0], [3, 3]], np.int32)
+    g = rng.standard_normal((2, 2, 2, 5))
+    out = np.full((4, 2, 5), np.nan)                        # stale values are zeroed
+    scatter.gather_grad_step({}, [g, idx, out], [out])()
+    want = np.zeros((4, 2, 5))
+    np.add.at(want, idx, g)
+    np.testing.assert_allclose(out, want, rtol=1e-15)
+    before = out.copy()
+    idx[1, 0] = -1
+    with pytest.raises(InvalidArgumentError, match=r"expected indices in \[0, 4\), found -1"):
+        scatter.gather_grad_step({}, [g, idx, out], [out])()
+    np.testing.assert_array_equal(out, before)              # nothing written

@@ -506,6 +506,40 @@ def _shapes_as_values(data):
     close(run(fg.fill([2, 0, 1], 4)), np.full((2, 0, 1), 4, np.int32))
 
 
+@case("SparseSoftmaxXent", "SparseSoftmaxXentGrad")
+def _sparse_softmax_xent(data):
+    x = float_array(data, lo=-20.0, hi=20.0, shape=fgst.shapes(min_rank=1, min_side=1))
+    labels = data.draw(fgst.arrays(np.int32, x.shape[:-1], 0, x.shape[-1] - 1))
+    g = float_array(data, shape=labels.shape, dtype=x.dtype)
+    p, pl = feed_ph(data, x), feed_ph(data, labels)
+    loss, probs = api.sparse_softmax_xent(p, pl)
+    got = run([loss, probs, api.sparse_softmax_xent_grad(probs, pl, g)], {p: x, pl: labels})
+    x64 = x.astype(np.float64)
+    top = x64.max(-1, keepdims=True)
+    lse = np.log(np.exp(x64 - top).sum(-1)) + top[..., 0]
+    picked = np.take_along_axis(x64, labels[..., None].astype(np.intp), -1)[..., 0]
+    softmax = np.exp(x64 - lse[..., None])
+    onehot = labels[..., None] == np.arange(x.shape[-1])
+    close(got[0], (lse - picked).astype(x.dtype), scale=float(np.abs(x64).max(initial=1.0)))
+    close(got[1], softmax.astype(x.dtype))
+    close(got[2], (g[..., None] * (softmax - onehot)).astype(x.dtype),
+          scale=float(np.abs(g).max(initial=1.0)))
+
+
+@case("SoftmaxXent")
+def _softmax_xent(data):
+    x = float_array(data, lo=-20.0, hi=20.0, shape=fgst.shapes(min_rank=1, min_side=1))
+    labels = float_array(data, lo=0.0, hi=1.0, shape=x.shape, dtype=x.dtype)
+    p, pl = feed_ph(data, x), feed_ph(data, labels)
+    got = run(list(api.softmax_xent(p, pl)), {p: x, pl: labels})
+    x64 = x.astype(np.float64)
+    top = x64.max(-1, keepdims=True)
+    log_softmax = x64 - top - np.log(np.exp(x64 - top).sum(-1, keepdims=True))
+    close(got[0], -(labels * log_softmax).sum(-1).astype(x.dtype),
+          scale=float(np.abs(x64).sum(-1).max(initial=1.0)))
+    close(got[1], np.exp(log_softmax).astype(x.dtype))
+
+
 @case("Copy")
 def _copy(data):
     x = float_array(data)

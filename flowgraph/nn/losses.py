@@ -62,6 +62,13 @@ def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
     if labels.dtype != logits.dtype:
         raise DTypeError(f"softmax_cross_entropy_with_logits: expected labels of the logits' "
                          f"dtype {logits.dtype.name}, found {labels.dtype.name}")
+    rank = None if logits.shape is None else len(logits.shape)
+    if rank and labels.shape is not None and len(labels.shape) == rank and axis in (
+            -1, rank - 1) and all(a == b or None in (a, b)
+                                  for a, b in zip(labels.shape, logits.shape)):
+        # Labels of the logits' shape (as TF1 requires): one row kernel
+        # (ops.SoftmaxXent) for the loss and the softmax.
+        return F.softmax_xent(logits, labels, name=name)[0]
     return F.negative(F.reduce_sum(labels * log_softmax(logits, axis), axis), name=name)
 
 
@@ -94,16 +101,15 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits
                          f"known number of classes, found shape {logits.shape}")
     depth = logits.shape[-1]
     with name_scope("sparse_softmax_cross_entropy_with_logits"):
-        # Gather checks its indices on every path: zeros, or InvalidArgumentError for a
-        # label out of range. Added to the logits, so that the loss and its gradient
-        # (which reads the softmax of these logits) both depend on the check.
-        check = F.gather(F.zeros((depth,), logits.dtype), labels, name="labels_in_range")
-        x = logits + F.expand_dims(check, -1)
-        top = F.stop_gradient(F.reduce_max(x, -1, keepdims=True))
-        log_sum = F.log(F.reduce_sum(F.exp(x - top), -1)) + F.squeeze(top, -1)
-        is_label = F.one_hot(labels, depth, dtype=dtypes.bool_)
-        picked = F.reduce_sum(F.where(is_label, x, F.zeros((), logits.dtype)), -1)
-    return F.subtract(log_sum, picked, name=name)
+        # Gather checks its indices on every path: the labels themselves, or
+        # InvalidArgumentError for a label out of range. The loss and its gradient read
+        # the checked labels, so both depend on the check.
+        classes = F.constant(np.arange(depth), dtype=labels.dtype)
+        checked = F.gather(classes, labels, name="labels_in_range")
+    # One row kernel for the loss and the softmax, one pass for its gradient
+    # (ops.SparseSoftmaxXent): no [rows, classes] one-hot.
+    loss, _ = F.sparse_softmax_xent(logits, checked, name=name)
+    return loss
 
 
 def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_indices=True,
