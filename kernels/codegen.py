@@ -299,8 +299,12 @@ def prepare_fused(spec: FusedSpec, arrays, parents=None, shape=None):
                if spec.nodes[node][0] in REDUCTIONS]
     spec.inplace = _inplace_outputs(arrays, modes, n_in, reduced)
     kept = [k for k in range(len(arrays)) if k < n_in or k - n_in not in spec.inplace]
-    if all(modes[k] is not None for k in kept):
-        extra = extra + [np.int64(d) for d in shape]     # the loop bounds (see above)
+    # The loop bounds are arguments when no operand is indexed like the loop, a
+    # reduction's accumulator not counting (render_source reads them off such an
+    # operand otherwise).
+    if not any(modes[k] is None and k not in reduced for k in kept):
+        extra = extra + ([np.int64(math.prod(shape))] if rank == 1   # a flat loop
+                         else [np.int64(d) for d in shape])
     arrays = [arrays[k] for k in kept] + extra
     source = render_source(spec, rank, [modes[k] for k in kept])
     return source, tuple(typeof(a) for a in arrays), tuple(arrays)
