@@ -19,6 +19,7 @@ from .api import (abs, add, add_n, broadcast_like, cast, clip_by_value, concat, 
                   sign, split, sqrt, square, squeeze, stack, stop_gradient, subtract, tanh,
                   transpose, unstack, where, zeros, zeros_like)
 from .autodiff import gradients
+from .control_flow import cond, scan, while_loop
 from .devices import list_devices
 from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
