@@ -167,7 +167,9 @@ def _while_infer(op):
     seq_rows = [None if t.shape is None else tuple(t.shape[1:]) for t in ins[nv:nv + ns]]
     caps = [t.shape for t in ins[nv + ns:nv + ns + nc]]
     body = a["body"]
-    shapes = body.output_shapes(tuple(var_shapes) + tuple(seq_rows) + tuple(caps))
+    index = [()] if a["with_index"] else []
+    shapes = body.output_shapes(tuple(var_shapes) + tuple(seq_rows) + tuple(index)
+                                + tuple(caps))
     ne, nsum = a["n_emits"], a["n_sums"]
     emit_shapes = shapes[nv:nv + ne]
     sum_shapes = shapes[nv + ne:nv + ne + nsum]
@@ -218,7 +220,7 @@ def run_loop(op, inputs, plan_for, outputs=None):
         row = (fixed - 1 - k) if reverse else k
         for j in range(nv):
             hist[j].append(vars_[j])
-        args = vars_ + [s[row] for s in seqs] + caps
+        args = vars_ + [s[row] for s in seqs] + ([np.int32(row)] if a["with_index"] else []) + caps
         outs = plan_for(body, args).run(dict(zip(body.params + body.captures, args)),
                                         _no_state())
         for j in range(nv):
@@ -233,6 +235,13 @@ def run_loop(op, inputs, plan_for, outputs=None):
     order = (lambda xs: xs[::-1]) if reverse else (lambda xs: xs)
     result = list(vars_)
     specs = a["out_specs"]
+    if k == 0 and ne + nsum:
+        # no iteration ran: the emit rows and sums take the shapes the body would give
+        # them on these inputs (its shape rules rerun on the concrete shapes)
+        shapes = body.output_shapes(tuple(np.shape(v) for v in vars_) + tuple(
+            np.shape(s)[1:] for s in seqs) + (((),) if a["with_index"] else ()) + tuple(
+            np.shape(c) for c in caps))[nv:]
+        specs = [(shape, dtype) for shape, (_, dtype) in zip(shapes, specs)]
     for e in range(ne):
         shape, dtype = specs[e]
         result.append(np.stack(order(emits[e])) if emits[e] else
@@ -296,9 +305,11 @@ def _if_ref(op, *inputs):
 # --- user API -------------------------------------------------------------------------------
 
 def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
-          invariants=None, maximum_iterations=None, name="while"):
-    """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows) -> new_vars +
-    emits + sums`` (flat). Returns ``(final_vars, emits, sums, history, count)``."""
+          invariants=None, maximum_iterations=None, with_index=False, name="while"):
+    """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows[, row]) ->
+    new_vars + emits + sums`` (flat); ``with_index``: the body also gets the row it
+    reads and writes (an int32 scalar). Returns ``(final_vars, emits, sums, history,
+    count)``."""
     loop_vars = [F.convert_to_tensor(v) for v in loop_vars]
     seqs = [F.convert_to_tensor(s) for s in seqs]
     nv = len(loop_vars)
@@ -309,6 +320,10 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         if s.shape is not None and len(s.shape) == 0:
             raise ShapeError(f"{name}: expected sequences of rank >= 1, found {s.name} (a scalar)")
     specs += [(None if s.shape is None else tuple(s.shape[1:]), s.dtype) for s in seqs]
+    if with_index:
+        if not seqs:
+            raise ValueError(f"{name}: with_index needs sequences")
+        specs.append(((), dtypes.int32))
     with name_scope(name):
         body = Function.trace(body_fn, specs, "body")
         _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name)
@@ -338,7 +353,7 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
              "n_caps": len(captures), "n_emits": n_emits, "n_sums": n_sums,
              "reverse": bool(reverse), "invariants": tuple(
                  None if i is None else tuple(i) for i in invariants),
-             "has_max": has_max, "cond_caps": tuple(cond_caps),
+             "has_max": has_max, "cond_caps": tuple(cond_caps), "with_index": with_index,
              # static (shape, dtype) of emit rows and sums, for loops that run 0 times
              "out_specs": tuple((t.shape, t.dtype) for t in body.outputs[nv:])}
     op = loop_vars[0].graph.create_op("While", inputs, attrs, name=name)
@@ -383,8 +398,8 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
     ...     x = fg.placeholder(fg.float64, ())
     ...     y, = fg.while_loop(lambda v: v < 100.0, lambda v: [v * v], [x])
     ...     dy, = fg.gradients(y, [x])
-    ...     fg.Session().run([y, dy], {x: 3.0})
-    [6561.0, 8748.0]
+    ...     [float(v) for v in fg.Session().run([y, dy], {x: 3.0})]   # x**8, 8 x**7
+    [6561.0, 17496.0]
     """
     single = not isinstance(loop_vars, (list, tuple, dict))
     flat, rebuild = flatten([loop_vars] if single else loop_vars, is_leaf=_is_leaf_tensor)
@@ -472,7 +487,7 @@ def cond(pred, true_fn, false_fn, name="cond"):
     >>> with fg.Graph().as_default():
     ...     x = fg.placeholder(fg.float64, ())
     ...     y = fg.cond(x > 0.0, lambda: x * 2.0, lambda: -x)
-    ...     fg.Session().run(y, {x: -3.0})
+    ...     float(fg.Session().run(y, {x: -3.0}))
     3.0
     """
     pred = F.convert_to_tensor(pred)
@@ -534,9 +549,11 @@ def _while_grad(op, *grads):
         x_vars = [F.identity(r) for r in rows[:nv]]
         x_seqs = [F.identity(r) for r in rows[nv:nv + ns]]
         ge = rows[nv + ns:nv + ns + len(live_e)]
+        index = [rows[-1]] if a["with_index"] else []
+        rows = rows[:len(rows) - len(index)]
         gh = rows[nv + ns + len(live_e):]
         local_caps = [F.identity(c) for c in caps]
-        y = body.call(x_vars + x_seqs, local_caps)
+        y = body.call(x_vars + x_seqs + index, local_caps)
         ys = [y[j] for j in fv] + [y[nv + e] for e in live_e] + [y[nv + ne + s] for s in live_s]
         gys = list(gv) + list(ge) + [g_sums[s] for s in live_s]
         xs = [x_vars[j] for j in fv] + [x_seqs[j] for j in fs] + [local_caps[j] for j in fc]
@@ -551,7 +568,7 @@ def _while_grad(op, *grads):
     with name_scope("while_grad"):
         g_init, g_seq, g_caps, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=len(fs),
                                             n_sums=len(fc), reverse=not a["reverse"],
-                                            name="while_grad")
+                                            with_index=a["with_index"], name="while_grad")
     result = [None] * len(op.inputs)
     for j, g in zip(fv, g_init):
         result[j] = g

@@ -56,8 +56,10 @@ class DevicePlan:
         self.ops = reference.ops
         devices = {op: chosen.get(op, op.device or DEFAULT_DEVICE) for op in self.ops}
         # MPI collectives exchange host buffers: they run on the CPU wherever they are
-        # placed, and the plan copies their inputs and outputs.
-        self.location = {op: "cpu" if op.primitive.kind == "collective" else device_kind(d)
+        # placed, and the plan copies their inputs and outputs. Loops (While, If) also
+        # run on the host: their bodies are plans of their own (documented fallback).
+        self.location = {op: "cpu" if op.primitive.kind in ("collective", "loop")
+                         else device_kind(d)
                          for op, d in devices.items()}
         gpus = sorted({local_device(d) for d in devices.values() if device_kind(d) == "gpu"})
         if len(gpus) > 1:
