@@ -150,6 +150,28 @@ class Function:
         return [mapping.get(t, t) for t in self.outputs]
 
 
+def _task(device):
+    """``"/job:worker/task:1"`` of a device on an MPI task, else ``None`` (this one)."""
+    if device is None or not device.startswith("/job:"):
+        return None
+    return "/".join(device.split("/")[:3])
+
+
+def _check_one_task(op, functions):
+    """A loop runs in one process: its ops may not span MPI tasks."""
+    where = {_task(op.device): op}
+    for function in functions:
+        for inner in function.ops:
+            where.setdefault(_task(inner.device), inner)
+    if len(where) > 1:
+        from .errors import PlacementError
+        tasks = ", ".join(sorted(t or "the local task" for t in where))
+        other = next(o for t, o in where.items() if o is not op)
+        raise PlacementError(f"{describe_op(op)}: a loop or cond may not span MPI tasks; "
+                             f"expected all of its ops on one task, found {tasks} "
+                             f"({describe_op(other)} is on {other.device})")
+
+
 # --- the While primitive ------------------------------------------------------------------
 
 def _layout(attrs):
@@ -251,7 +273,12 @@ def run_loop(op, inputs, plan_for, outputs=None):
         result.append(sums[s] if sums[s] is not None else
                       np.zeros(tuple(d or 0 for d in shape or ()), dtype))
     for j in range(nv):
-        result.append(np.stack(order(hist[j])) if hist[j] else
+        rows = hist[j]
+        if rows and any(np.shape(r) != np.shape(rows[0]) for r in rows):
+            # a variable that changed shape (shape_invariants) has no stacked history;
+            # its gradient is refused when built
+            rows = []
+        result.append(np.stack(order(rows)) if rows else
                       np.zeros((0,) + np.shape(inputs[j]), np.asarray(inputs[j]).dtype))
     result.append(np.int32(k))
     return tuple(result)
@@ -357,6 +384,7 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
              # static (shape, dtype) of emit rows and sums, for loops that run 0 times
              "out_specs": tuple((t.shape, t.dtype) for t in body.outputs[nv:])}
     op = loop_vars[0].graph.create_op("While", inputs, attrs, name=name)
+    _check_one_task(op, [body] + ([cond] if cond is not None else []))
     outs = list(op.outputs)
     return (outs[:nv], outs[nv:nv + n_emits], outs[nv + n_emits:nv + n_emits + n_sums],
             outs[nv + n_emits + n_sums:2 * nv + n_emits + n_sums], outs[-1])
@@ -514,6 +542,7 @@ def cond(pred, true_fn, false_fn, name="cond"):
                          f"{[x.dtype.name for x in f.outputs]}")
     op = pred.graph.create_op("If", [pred] + t.captures + f.captures,
                               {"true": t, "false": f}, name=name)
+    _check_one_task(op, [t, f])
     return structure["t"](list(op.outputs))
 
 
@@ -532,6 +561,11 @@ def _while_grad(op, *grads):
     g_sums = grads[nv + ne:nv + ne + nsum]
     g_hist = grads[nv + ne + nsum:2 * nv + ne + nsum]
     hist = outs[nv + ne + nsum:2 * nv + ne + nsum]
+    for j, inv in enumerate(a["invariants"]):
+        if inv is not None and inv != vars_in[j].shape and dtypes.is_floating(vars_in[j].dtype):
+            raise FlowgraphError(f"{describe_op(op)}: gradients through a loop variable "
+                                 f"whose shape may change (shape_invariants {S.fmt(inv)}) "
+                                 "are not supported; expected fixed-shape loop variables")
     fv = [j for j in range(nv) if dtypes.is_floating(vars_in[j].dtype)]
     fs = [j for j in range(ns) if dtypes.is_floating(seqs[j].dtype)]
     fc = [j for j in range(nc) if dtypes.is_floating(caps[j].dtype)]
