@@ -399,13 +399,11 @@ def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
         if t.dtype != dtype:
             raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) is "
                              f"{dtype.name} but the body returned {t.dtype.name}")
-        if not S.compatible(shape, t.shape) and t.shape is not None and shape is not None \
-                and len(t.shape) == len(shape) and all(
-                    a is None or b is None or a == b for a, b in zip(shape, t.shape)):
-            continue
+        # only a definite conflict here: dimensions unknown statically are checked
+        # when the loop runs
         if shape is not None and t.shape is not None and (
                 len(shape) != len(t.shape) or any(
-                    a is not None and b is not None and a != b or a is not None and b is None
+                    a is not None and b is not None and a != b
                     for a, b in zip(shape, t.shape))):
             raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) has shape "
                              f"{S.fmt(shape)} but the body returned {S.fmt(t.shape)}; give "
