@@ -111,8 +111,8 @@ class Function:
         if plan is None:
             from . import compiler
             from .session import SessionConfig
-            feeds = self.params + self.captures
-            plan = compiler.compile_plan(self.graph, self.outputs, [], feeds,
+            plan = compiler.compile_plan(self.graph, self.outputs, [],
+                                         self.params + self.captures,
                                          [np.asarray(a) for a in arrays], SessionConfig())
             self._compiled[key] = plan
         return plan
@@ -351,8 +351,18 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         if not seqs:
             raise ValueError(f"{name}: with_index needs sequences")
         specs.append(((), dtypes.int32))
+    if n_emits is None:   # body_fn returns (new_vars, emits, sums): count them
+        counts = {}
+
+        def flat_body(*params, _fn=body_fn):
+            new, emits, sums = _fn(*params)
+            counts["emits"], counts["sums"] = len(emits), len(sums)
+            return list(new) + list(emits) + list(sums)
+        body_fn = flat_body
     with name_scope(name):
         body = Function.trace(body_fn, specs, "body")
+        if n_emits is None:
+            n_emits, n_sums = counts["emits"], counts["sums"]
         _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name)
         cond = None
         if cond_fn is not None:
@@ -595,20 +605,46 @@ def _while_grad(op, *grads):
         g_vars = g[:nfv]
         hist_add = dict(zip(live_h, gh))
         g_vars = [gx + hist_add[j] if j in hist_add else gx for gx, j in zip(g_vars, fv)]
-        return g_vars + g[nfv:nfv + len(fs)] + g[nfv + len(fs):]
+        pairs, sums = [], []
+        for j, gc in zip(fc, g[nfv + len(fs):]):
+            if _stackable(gc):
+                stacked.append(j)
+                pairs += list(gc.op.inputs)
+            else:
+                summed.append(j)
+                sums.append(gc)
+        return g_vars, g[nfv:nfv + len(fs)] + pairs, sums
 
+    # A weight gradient that is a GEMM per iteration, a_k^T b_k (x @ W in the body),
+    # is summed as one GEMM after the loop over the stacked a_k and b_k, as the passes
+    # stack the per-step weight gradients of an unrolled graph.
+    stacked, summed = [], []
     with name_scope("while_grad"):
-        g_init, g_seq, g_caps, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=len(fs),
-                                            n_sums=len(fc), reverse=not a["reverse"],
+        g_init, emits, g_sums, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=None,
+                                            reverse=not a["reverse"],
                                             with_index=a["with_index"], name="while_grad")
+        g_seq = emits[:len(fs)]
+        g_caps = dict(zip(summed, g_sums))
+        for k, j in enumerate(stacked):
+            left, right = emits[len(fs) + 2 * k], emits[len(fs) + 2 * k + 1]
+            g_caps[j] = F.matmul(F.reshape(left, (-1, left.shape[-1])),
+                                 F.reshape(right, (-1, right.shape[-1])), transpose_a=True)
     result = [None] * len(op.inputs)
     for j, g in zip(fv, g_init):
         result[j] = g
     for j, g in zip(fs, g_seq):
         result[nv + j] = g
-    for j, g in zip(fc, g_caps):
+    for j, g in g_caps.items():
         result[nv + ns + j] = g
     return result
+
+
+def _stackable(grad):
+    """``matmul(a, b, transpose_a=True)`` of two matrices with known column counts."""
+    op = grad.op
+    return (op.type == "MatMul" and op.attrs["transpose_a"] and not op.attrs["transpose_b"]
+            and all(t.shape is not None and len(t.shape) == 2 and t.shape[1] is not None
+                    for t in op.inputs))
 
 
 def _if_grad(op, *grads):
