@@ -110,7 +110,7 @@ def test_sequence_length_changes_between_runs_with_one_compiled_body():
     out, state = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
     loss = fg.reduce_sum(fg.square(out))
     grads = fg.gradients(loss, cell.variables)
-    sess = fg.Session()
+    sess = _session(True)
     ref = _session(False)
     loops = [op for op in fg.get_default_graph().operations if op.type == "While"]
     for t in (1, 7, 30):
