@@ -314,7 +314,8 @@ def run(args):
 
 def run_loop(args):
     """``--loop``: the step through one loop vs the unrolled compiled step vs torch,
-    and the loop's compile time (first call minus a steady call) at T and 100 T."""
+    and the loop's compile time (first call minus a steady call) at T=50 and T=5000
+    (small sizes, so that the 5000 steps' stacks fit in memory)."""
     import time
 
     import numpy as np
@@ -343,9 +344,11 @@ def run_loop(args):
                 row["loop / unrolled"] = row["loop ms"] / row["unrolled ms"]
                 if torch is not None:
                     row["loop / torch"] = row["loop ms"] / row["torch ms"]
-                for t in (T, 100 * T):   # compile time: a fresh graph per length
-                    fresh, fsess, _ = fg_loop_training_step(cell, B, I, H, dtype)
-                    seq = np.random.default_rng(2).standard_normal((t, B, I)).astype(dtype)
+                small = SIZES["small"]   # compile time at T=50 and 5000, small sizes
+                sb, si, sh = small["B"], small["I"], small["H"]
+                for t in (50, 5000):     # (a fresh graph per length)
+                    fresh, fsess, _ = fg_loop_training_step(cell, sb, si, sh, dtype)
+                    seq = np.random.default_rng(2).standard_normal((t, sb, si)).astype(dtype)
                     t0 = time.perf_counter()
                     fresh(seq)
                     first = time.perf_counter() - t0
@@ -364,7 +367,8 @@ def run_loop(args):
              "compiled step and torch timed in turn within each repeat, medians after a "
              "warm-up; shared, noisy machine.",
              "compile s: first call of a fresh graph minus a steady call at that length "
-             "(building the plans and compiling, or loading from the kernel cache)."]
+             "(building the plans and compiling, or loading from the kernel cache), at "
+             "the small sizes for every row."]
     text = write_results(rows, columns, args.out + "_loop", "RNN training step: loop vs "
                          "unrolled (ms per step)", notes)
     print(text)

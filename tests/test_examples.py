@@ -112,3 +112,15 @@ def test_char_rnn_trains_on_a_text_file(tmp_path, capsys):
     assert "vocabulary 4" in out and f"{text_file}" in out
     # a deterministic cycle: the model ends far below the unigram entropy log(4)
     assert result.valid_loss < 0.5 * result.baseline
+
+
+def test_char_rnn_loop_trains_like_the_unrolled_graph(tmp_path, capsys):
+    """--loop (dynamic_rnn) computes the same steps as the unrolled graph: the same
+    losses, step for step, from the same seed."""
+    common = TINY + ["--steps", "6", "--sample-every", "0", "--sample-length", "5",
+                     "--quiet"]
+    unrolled = char_rnn.main(common + ["--checkpoint", str(tmp_path / "a.npz")])
+    loop = char_rnn.main(common + ["--checkpoint", str(tmp_path / "b.npz"), "--loop"])
+    capsys.readouterr()
+    np.testing.assert_allclose(loop.losses, unrolled.losses, rtol=1e-4)
+    assert loop.losses[-1] < loop.losses[0]
