@@ -235,14 +235,15 @@ def run_loop(op, inputs, plan_for, outputs=None):
         if fixed is not None and k >= fixed or max_iter is not None and k >= max_iter:
             break
         if cond is not None:
-            args = vars_ + caps_for(cond, caps, a)
+            args = vars_ + _cond_captures(cond, caps, a)
             if not bool(plan_for(cond, args).run(dict(zip(cond.params + cond.captures, args)),
                                                  _no_state())[0]):
                 break
         row = (fixed - 1 - k) if reverse else k
         for j in range(nv):
             hist[j].append(vars_[j])
-        args = vars_ + [s[row] for s in seqs] + ([np.int32(row)] if a["with_index"] else []) + caps
+        index = [np.int32(row)] if a["with_index"] else []
+        args = vars_ + [s[row] for s in seqs] + index + caps
         outs = plan_for(body, args).run(dict(zip(body.params + body.captures, args)),
                                         _no_state())
         for j in range(nv):
@@ -284,7 +285,7 @@ def run_loop(op, inputs, plan_for, outputs=None):
     return tuple(result)
 
 
-def caps_for(cond, caps, attrs):
+def _cond_captures(cond, caps, attrs):
     """The captured values the cond reads (a subset of the loop's captures)."""
     index = attrs["cond_caps"]
     return [caps[i] for i in index]
@@ -302,8 +303,8 @@ def _while_ref(op, *inputs):
 
 def _if_infer(op):
     a = op.attrs
-    return [(S.merge(t.shape, f.shape) if hasattr(S, "merge") else _merge(t.shape, f.shape),
-             t.dtype) for t, f in zip(a["true"].outputs, a["false"].outputs)]
+    return [(_merge(t.shape, f.shape), t.dtype)
+            for t, f in zip(a["true"].outputs, a["false"].outputs)]
 
 
 def _merge(a, b):
@@ -371,6 +372,8 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
             if c.dtype != dtypes.bool_ or (c.shape is not None and len(c.shape)):
                 raise ShapeError(f"{name}: expected cond to return a bool scalar, found "
                                  f"{c.dtype.name} of shape {S.fmt(c.shape)}")
+    # the loop's captures: the body's, then those only the cond reads (the body plan
+    # is fed them all; unused feeds are harmless)
     captures = list(body.captures)
     cond_caps = []
     if cond is not None:
@@ -378,11 +381,8 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
             if t not in captures:
                 captures.append(t)
             cond_caps.append(captures.index(t))
-        # the body plan is fed only its own captures: keep it a prefix
+        body.captures = captures
     inputs = loop_vars + seqs + captures
-    extra = body.captures
-    if len(extra) != len(captures):
-        body.captures = captures   # the body plan is fed them all (unused ones are harmless)
     has_max = maximum_iterations is not None
     if has_max:
         inputs.append(F.convert_to_tensor(maximum_iterations, dtype=dtypes.int32))
