@@ -135,9 +135,10 @@ class Function:
         return self._shapes[key]
 
     # --- inlining ---------------------------------------------------------------------
-    def call(self, args, captures=None):
+    def call(self, args, captures=None, mapping_out=None):
         """Copy the body into the current graph with ``args`` for the parameters (and
-        ``captures`` for the captured tensors); returns its outputs."""
+        ``captures`` for the captured tensors); returns its outputs. ``mapping_out``
+        (a dict) receives original tensor -> copy."""
         mapping = dict(zip(self.params, args))
         mapping.update(zip(self.captures, captures or self.captures))
         with _no_control_dependencies(), name_scope(self.name):
@@ -147,6 +148,8 @@ class Function:
                 new = self.graph.create_op(op.type, [mapping.get(t, t) for t in op.inputs],
                                            op.attrs, name=op.name.rsplit("/", 1)[-1])
                 mapping.update(zip(op.outputs, new.outputs))
+        if mapping_out is not None:
+            mapping_out.update(mapping)
         return [mapping.get(t, t) for t in self.outputs]
 
 
@@ -333,7 +336,8 @@ def _if_ref(op, *inputs):
 # --- user API -------------------------------------------------------------------------------
 
 def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
-          invariants=None, maximum_iterations=None, with_index=False, name="while"):
+          invariants=None, maximum_iterations=None, with_index=False, record=True,
+          name="while"):
     """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows[, row]) ->
     new_vars + emits + sums`` (flat); ``with_index``: the body also gets the row it
     reads and writes (an int32 scalar). Returns ``(final_vars, emits, sums, history,
@@ -365,6 +369,8 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         if n_emits is None:
             n_emits, n_sums = counts["emits"], counts["sums"]
         _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name)
+        recorded = _record_matmuls(body, nv, n_emits) if record else ()
+        n_user_emits, n_emits = n_emits, n_emits + len(recorded)
         cond = None
         if cond_fn is not None:
             cond = Function.trace(lambda *vs: [cond_fn(*vs)], specs[:nv], "cond")
@@ -391,13 +397,32 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
              "reverse": bool(reverse), "invariants": tuple(
                  None if i is None else tuple(i) for i in invariants),
              "has_max": has_max, "cond_caps": tuple(cond_caps), "with_index": with_index,
+             "recorded": recorded,
              # static (shape, dtype) of emit rows and sums, for loops that run 0 times
              "out_specs": tuple((t.shape, t.dtype) for t in body.outputs[nv:])}
     op = loop_vars[0].graph.create_op("While", inputs, attrs, name=name)
     _check_one_task(op, [body] + ([cond] if cond is not None else []))
     outs = list(op.outputs)
-    return (outs[:nv], outs[nv:nv + n_emits], outs[nv + n_emits:nv + n_emits + n_sums],
+    return (outs[:nv], outs[nv:nv + n_user_emits], outs[nv + n_emits:nv + n_emits + n_sums],
             outs[nv + n_emits + n_sums:2 * nv + n_emits + n_sums], outs[-1])
+
+
+def _record_matmuls(body, nv, n_emits):
+    """Make the body also emit the products it computes from the loop variables or
+    rows (``[h, x] @ W``), so that the backward loop reads them instead of computing
+    them again: the stacks hold what the gradient needs, as TF1's do. Returns the
+    recorded MatMul ops; their outputs are the last emits."""
+    varying = set(body.params)
+    recorded = []
+    for op in body.ops:
+        if any(t in varying for t in op.inputs):
+            varying.update(op.outputs)
+            if op.type == "MatMul" and op.outputs[0].shape is not None \
+                    and len(op.outputs[0].shape) == 2:
+                recorded.append(op)
+    at = nv + n_emits
+    body.outputs = body.outputs[:at] + [m.outputs[0] for m in recorded] + body.outputs[at:]
+    return tuple(recorded)
 
 
 def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
@@ -581,8 +606,13 @@ def _while_grad(op, *grads):
     live_s = [s for s in range(nsum) if g_sums[s] is not None]
     live_h = [j for j in fv if g_hist[j] is not None]
     init = [g_final[j] if g_final[j] is not None else F.zeros_like(outs[j]) for j in fv]
-    # sequences of the backward loop: history, forward sequences, emit and history grads
-    bseqs = hist + seqs + [g_emits[e] for e in live_e] + [g_hist[j] for j in live_h]
+    recorded = a.get("recorded", ())
+    nrec = len(recorded)
+    records = outs[nv + ne - nrec:nv + ne]
+    # sequences of the backward loop: history, forward sequences, recorded products,
+    # emit and history gradients
+    bseqs = (hist + seqs + records + [g_emits[e] for e in live_e]
+             + [g_hist[j] for j in live_h])
     nfv = len(fv)
 
     def bbody(*args):
@@ -590,18 +620,31 @@ def _while_grad(op, *grads):
         rows = args[nfv:]
         x_vars = [F.identity(r) for r in rows[:nv]]
         x_seqs = [F.identity(r) for r in rows[nv:nv + ns]]
+        rec_rows = rows[nv + ns:nv + ns + nrec]
+        rows = rows[:nv + ns] + rows[nv + ns + nrec:]
         ge = rows[nv + ns:nv + ns + len(live_e)]
         index = [rows[-1]] if a["with_index"] else []
         rows = rows[:len(rows) - len(index)]
         gh = rows[nv + ns + len(live_e):]
         local_caps = [F.identity(c) for c in caps]
-        y = body.call(x_vars + x_seqs + index, local_caps)
+        graph = op.graph
+        start = len(graph._operations)
+        mapping = {}
+        y = body.call(x_vars + x_seqs + index, local_caps, mapping_out=mapping)
         ys = [y[j] for j in fv] + [y[nv + e] for e in live_e] + [y[nv + ne + s] for s in live_s]
         gys = list(gv) + list(ge) + [g_sums[s] for s in live_s]
         xs = [x_vars[j] for j in fv] + [x_seqs[j] for j in fs] + [local_caps[j] for j in fc]
         keep = [i for i, t in enumerate(ys) if dtypes.is_floating(t.dtype)]
         from .autodiff import gradients
         g = gradients([ys[i] for i in keep], xs, grad_ys=[gys[i] for i in keep])
+        # read the recorded products instead of computing them again: the copies of
+        # the MatMuls stay only as the anchors of their gradient rules (then unused)
+        swap = {mapping[m.outputs[0]]: r for m, r in zip(recorded, rec_rows)}
+        if swap:
+            copies = {t.op for t in swap}
+            for later in graph._operations[start:]:
+                if later not in copies and any(t in swap for t in later.inputs):
+                    later.inputs = tuple(swap.get(t, t) for t in later.inputs)
         g_vars = g[:nfv]
         hist_add = dict(zip(live_h, gh))
         g_vars = [gx + hist_add[j] if j in hist_add else gx for gx, j in zip(g_vars, fv)]
@@ -622,7 +665,8 @@ def _while_grad(op, *grads):
     with name_scope("while_grad"):
         g_init, emits, g_sums, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=None,
                                             reverse=not a["reverse"],
-                                            with_index=a["with_index"], name="while_grad")
+                                            with_index=a["with_index"], record=False,
+                                            name="while_grad")
         g_seq = emits[:len(fs)]
         g_caps = dict(zip(summed, g_sums))
         for k, j in enumerate(stacked):

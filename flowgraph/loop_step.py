@@ -94,20 +94,20 @@ def _run_counted(attrs, inputs, outputs):
             for k in range(n):
                 row = n - 1 - k if reverse else k
                 for j in range(nv):
-                    copyto(hist[j][row], current[j])
+                    copyto(hist[j][row, ...], current[j])
                     if var_bufs[j] is not None:
                         copyto(var_bufs[j], current[j])
                 for buf, c in cap_loads:
                     copyto(buf, c)
                 for buf, seq in zip(seq_bufs, seqs):
                     if buf is not None:
-                        copyto(buf, seq[row])
+                        copyto(buf, seq[row, ...])
                 if index_buf is not None:
                     index_buf[...] = row
                 for step in plan._steps:
                     step()
                 for e in range(ne):
-                    copyto(emits[e][row], fetch[nv + e])
+                    copyto(emits[e][row, ...], fetch[nv + e])
                 for s in range(nsum):
                     add(sums[s], fetch[nv + ne + s], out=sums[s])
                 for j in range(nv):
