@@ -582,6 +582,8 @@ def cond(pred, true_fn, false_fn, name="cond"):
 # --- gradients --------------------------------------------------------------------------------
 
 def _while_grad(op, *grads):
+    from .autodiff import wanted_inputs
+    wanted = wanted_inputs(op)
     a = op.attrs
     nv, ns, nc = _layout(a)
     ne, nsum = a["n_emits"], a["n_sums"]
@@ -600,8 +602,10 @@ def _while_grad(op, *grads):
                                  f"whose shape may change (shape_invariants {S.fmt(inv)}) "
                                  "are not supported; expected fixed-shape loop variables")
     fv = [j for j in range(nv) if dtypes.is_floating(vars_in[j].dtype)]
-    fs = [j for j in range(ns) if dtypes.is_floating(seqs[j].dtype)]
-    fc = [j for j in range(nc) if dtypes.is_floating(caps[j].dtype)]
+    # only the gradients asked for: a sequence of fed data (x) gets none computed
+    fs = [j for j in range(ns) if dtypes.is_floating(seqs[j].dtype) and wanted[nv + j]]
+    fc = [j for j in range(nc) if dtypes.is_floating(caps[j].dtype)
+          and wanted[nv + ns + j]]
     live_e = [e for e in range(ne) if g_emits[e] is not None]
     live_s = [s for s in range(nsum) if g_sums[s] is not None]
     live_h = [j for j in fv if g_hist[j] is not None]
