@@ -92,6 +92,31 @@ def fg_training_step(cell, B, I, H, T, dtype, optimize=True, params=None):
     return step, sess, graph
 
 
+def fg_loop_training_step(cell, B, I, H, dtype, params=None):
+    """The same step with the time steps in one loop (``fg.scan``, the loop under
+    ``dynamic_rnn``): ``(callable(xs[T, B, I]) -> [loss, grads...], session, graph)``;
+    T is data, one graph and one compiled body for every T."""
+    import numpy as np
+    import flowgraph as fg
+    graph = fg.Graph()
+    with graph.as_default():
+        xs = fg.placeholder(dtype, (None, B, I), name="xs")
+        params = params or init_params(cell, I, H, dtype)
+        p = {k: fg.Variable(v, name=k) for k, v in params.items()}
+        zero = fg.constant(np.zeros((B, H), dtype))
+
+        def step(acc, x):
+            h, c = fg_cell(fg, cell, p, x, acc[0], acc[1])
+            return (h, acc[1] if c is None else c)
+
+        hs, _ = fg.scan(step, xs, initializer=(zero, zero))
+        loss = fg.reduce_mean(fg.square(hs[-1]))
+        grads = fg.gradients(loss, list(p.values()))
+        sess = fg.Session(graph)
+        call = sess.make_callable([loss] + grads, [xs])
+    return call, sess, graph
+
+
 # --- torch -----------------------------------------------------------------------------
 
 def torch_training_step(cell, B, I, H, T, dtype):
@@ -287,6 +312,98 @@ def run(args):
     print(text)
 
 
+class _timing_compiles:
+    """Seconds spent in ``compile_plan`` (the outer plan and the loop bodies: lowering,
+    passes, buffer planning, kernel compiles or cache loads) while the block runs."""
+
+    def __enter__(self):
+        import time
+
+        from flowgraph import compiler
+        self.spent, self._compiler = [0.0], compiler
+        self._original = original = compiler.compile_plan
+        spent, depth = self.spent, [0]
+
+        def timed(*a, **k):
+            depth[0] += 1
+            t0 = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[0] += time.perf_counter() - t0
+        compiler.compile_plan = timed
+        return self.spent
+
+    def __exit__(self, *exc):
+        self._compiler.compile_plan = self._original
+
+
+def run_loop(args):
+    """``--loop``: the step through one loop vs the unrolled compiled step vs torch,
+    and the loop's compile time (time in compile_plan on a first call) at T=50 and T=5000
+    (small sizes, so that the 5000 steps' stacks fit in memory)."""
+    import time
+
+    import numpy as np
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    rows = []
+    for cell in args.cells:
+        for size in args.sizes:
+            dims = SIZES[size]
+            B, I, H, T = dims["B"], dims["I"], dims["H"], dims["T"]
+            for dtype in args.dtypes:
+                row = {"cell": cell, "size": size, "dtype": dtype}
+                xs = np.random.default_rng(1).standard_normal((T, B, I)).astype(dtype)
+                loop, lsess, _ = fg_loop_training_step(cell, B, I, H, dtype)
+                unrolled, usess, _ = fg_training_step(cell, B, I, H, T, dtype)
+                got, want = loop(xs), unrolled(*list(xs))
+                for g, w in zip(got, want):   # the same step
+                    np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-5)
+                fns = {"loop ms": lambda: loop(xs), "unrolled ms": lambda: unrolled(*xs)}
+                if torch is not None:
+                    fns["torch ms"] = torch_training_step(cell, B, I, H, T, dtype)
+                row.update(interleaved_medians_ms(fns, REPEATS[size]))
+                row["loop / unrolled"] = row["loop ms"] / row["unrolled ms"]
+                if torch is not None:
+                    row["loop / torch"] = row["loop ms"] / row["torch ms"]
+                small = SIZES["small"]   # compile time at T=50 and 5000, small sizes
+                sb, si, sh = small["B"], small["I"], small["H"]
+                for t in (50, 5000):     # a fresh graph per length; median of 3
+                    seq = np.random.default_rng(2).standard_normal((t, sb, si)).astype(dtype)
+                    times = []
+                    for _ in range(3):
+                        fresh, fsess, _ = fg_loop_training_step(cell, sb, si, sh, dtype)
+                        with _timing_compiles() as spent:
+                            fresh(seq)
+                        times.append(spent[0])
+                        fsess.close()
+                    row[f"compile s T={t}"] = float(np.median(times))
+                lsess.close()
+                usess.close()
+                rows.append(row)
+                print(row, flush=True)
+    columns = ["cell", "size", "dtype", "loop ms", "unrolled ms", "torch ms",
+               "loop / unrolled", "loop / torch"] + sorted(
+                   {k for r in rows for k in r if k.startswith("compile s")},
+                   key=lambda k: int(k.split("=")[1]))
+    notes = [f"{args.threads} thread(s); loop (fg.scan, as under dynamic_rnn), unrolled "
+             "compiled step and torch timed in turn within each repeat, medians after a "
+             "warm-up; shared, noisy machine.",
+             "compile s: time spent in compile_plan during the first call of a fresh "
+             "graph at that length (the outer plan and the loop bodies: lowering, passes, "
+             "buffers, kernels compiled or loaded from the cache), at the small sizes for "
+             "every row."]
+    text = write_results(rows, columns, args.out + "_loop", "RNN training step: loop vs "
+                         "unrolled (ms per step)", notes)
+    print(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"],
@@ -300,12 +417,14 @@ def main():
                         help="skip the (slow) reference-path column")
     parser.add_argument("--check", action="store_true",
                         help="first check the NumPy BPTT gradients against flowgraph")
+    parser.add_argument("--loop", action="store_true",
+                        help="the step through one loop (fg.scan) vs the unrolled step")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(
         os.path.abspath(__file__)), "results", "rnn_step"))
     args = parser.parse_args()
     pin_threads(args.threads)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    run(args)
+    (run_loop if args.loop else run)(args)
 
 
 if __name__ == "__main__":

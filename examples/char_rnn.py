@@ -10,7 +10,8 @@ and characters per second, samples of generated text, and writes a checkpoint th
     python examples/char_rnn.py --cell gru --layers 2 --checkpoint gru2.npz
     mpiexec -n 2 python -m mpi4py examples/char_rnn.py --data-parallel
 
-The graph is unrolled over ``--seq-len`` steps (``fg.nn.static_rnn``); the final state
+The graph is unrolled over ``--seq-len`` steps (``fg.nn.static_rnn``; ``--loop``: one
+symbolic loop, ``fg.nn.dynamic_rnn``, with the same numbers); the final state
 of each batch is fetched and fed as the initial state of the next (the streams of
 :class:`corpus.StreamBatcher` continue one another), so gradients are truncated at
 ``--seq-len`` but the state carries over the whole text.
@@ -49,7 +50,8 @@ def make_cell(kind, layers, hidden, seed):
 
 
 def build_model(vocab_size, cell="lstm", layers=1, hidden=128, embed=None, seq_len=32,
-                batch=48, lr=0.005, clip=5.0, seed=0, device="/cpu:0", data_parallel=False):
+                batch=48, lr=0.005, clip=5.0, seed=0, device="/cpu:0", data_parallel=False,
+                loop=False):
     """The training graph, an evaluation loss and a one-character sampling step, all
     sharing the same variables. Returns a namespace of tensors and ops.
     """
@@ -67,9 +69,17 @@ def build_model(vocab_size, cell="lstm", layers=1, hidden=128, embed=None, seq_l
         m.inputs = fg.placeholder(fg.int32, (None, seq_len), name="inputs")
         m.targets = fg.placeholder(fg.int32, (None,), name="targets")
         m.state_in = fg.nn.state_placeholders(m.cell, None, fg.float32, name="state_in")
-        steps = fg.unstack(fg.nn.embedding_lookup(m.embedding, m.inputs), axis=1)
-        outputs, m.state_out = fg.nn.static_rnn(m.cell, steps, initial_state=m.state_in)
-        logits = m.readout(fg.concat(outputs, axis=0))           # [seq_len*batch, vocab]
+        embedded = fg.nn.embedding_lookup(m.embedding, m.inputs)    # [batch, seq, embed]
+        if loop:   # one symbolic loop over time (--loop): the same numbers
+            outputs, m.state_out = fg.nn.dynamic_rnn(m.cell, fg.transpose(embedded, (1, 0, 2)),
+                                                     initial_state=m.state_in,
+                                                     time_major=True)
+            outputs = fg.reshape(outputs, (-1, m.cell.output_size))  # time-major rows
+        else:
+            steps = fg.unstack(embedded, axis=1)
+            outputs, m.state_out = fg.nn.static_rnn(m.cell, steps, initial_state=m.state_in)
+            outputs = fg.concat(outputs, axis=0)
+        logits = m.readout(outputs)                               # [seq_len*batch, vocab]
         m.loss = fg.reduce_mean(fg.nn.sparse_softmax_cross_entropy_with_logits(
             labels=m.targets, logits=logits), name="loss")
         m.optimizer = fg.train.AdamOptimizer(lr)
@@ -183,6 +193,9 @@ def parse_args(argv=None):
     p.add_argument("--sample-length", type=int, default=300)
     p.add_argument("--eval-batches", type=int, default=20,
                    help="validation windows evaluated at the end")
+    p.add_argument("--loop", action="store_true",
+                   help="run the time steps in one loop (fg.nn.dynamic_rnn) instead of "
+                        "unrolling them (fg.nn.static_rnn)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--data-parallel", action="store_true",
                    help="under mpiexec: each rank trains on its shard of every batch "
@@ -222,7 +235,7 @@ def main(argv=None):
         model = build_model(len(vocab), args.cell, args.layers, args.hidden,
                             seq_len=args.seq_len, batch=args.batch, lr=args.lr,
                             clip=args.clip, seed=args.seed, device=args.device,
-                            data_parallel=args.data_parallel)
+                            data_parallel=args.data_parallel, loop=args.loop)
         saver = fg.train.Saver()
     sess = fg.Session(graph, fg.SessionConfig(allow_soft_placement=args.soft_placement))
     if args.resume:

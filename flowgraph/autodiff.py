@@ -70,6 +70,17 @@ def _unbroadcast(grad, x):
     return F.sum_like(grad, x)
 
 
+# Which inputs of the op being differentiated need a gradient (set just before its
+# rule is called): a rule whose work per input is large (a loop's) can skip the rest.
+_wanted: list = []
+
+
+def wanted_inputs(op):
+    """For the op whose gradient rule is running: one bool per input, ``True`` where a
+    gradient is needed (all ``True`` outside a :func:`gradients` call)."""
+    return list(_wanted) if len(_wanted) == len(op.inputs) else [True] * len(op.inputs)
+
+
 def _sum(contribs):
     return contribs[0] if len(contribs) == 1 else F.add_n(contribs)
 
@@ -124,6 +135,8 @@ def gradients(ys, xs, grad_ys=None, name="gradients"):
             if rule is None or all(g is None for g in out_grads):
                 continue
             with device(op.device or _scopes().device), name_scope(f"{op.name}_grad"):
+                _wanted[:] = [inp in reachable and dtypes.is_floating(inp.dtype)
+                              for inp in op.inputs]
                 if len(op.outputs) == 1:
                     in_grads = rule(op, out_grads[0])
                 else:

@@ -63,7 +63,8 @@ class DevicePlan:
         devices = {op: chosen.get(op, op.device or DEFAULT_DEVICE) for op in self.ops}
         # MPI collectives exchange host buffers, and an op with no GPU kernel has only
         # its host kernels: they run on the CPU wherever they are placed (slower, never
-        # failing), and the plan copies their inputs and outputs.
+        # failing), and the plan copies their inputs and outputs. Loops (While, If) also
+        # run on the host: their bodies are plans of their own (documented fallback).
         self.location = {op: "cpu" if self._host_only(op) else device_kind(d)
                          for op, d in devices.items()}
         gpus = sorted({local_device(d) for d in devices.values() if device_kind(d) == "gpu"})
@@ -84,7 +85,7 @@ class DevicePlan:
     # --- building ----------------------------------------------------------------------
     def _host_only(self, op) -> bool:
         kind = op.primitive.kind
-        if kind == "collective":
+        if kind in ("collective", "loop"):
             return True
         return (kind != "state" and op.type not in ("Const", "Placeholder")
                 and self._gpu.lookup(op.type, "gpu") is None)

@@ -26,7 +26,8 @@ from .ops import get_primitive
 
 # Primitive kinds whose ops are pure functions of their inputs (safe to fold, merge
 # and drop). Anything else (state, sources other than Const, unknown kinds) is kept.
-PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy"})
+PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy",
+                        "loop"})   # loop: While and If (flowgraph.control_flow)
 # Kinds the compiler knows how to plan; a run with any other kind of op (a primitive
 # added later, say with data-dependent output shapes) runs on the reference plan.
 # "random" ops are planned as their own steps, never folded or merged (not pure).

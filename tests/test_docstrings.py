@@ -9,6 +9,7 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.nest",
            "flowgraph.ops", "flowgraph.placement", "flowgraph.session", "flowgraph.shapes",
            "flowgraph.variables", "flowgraph.visualize", "flowgraph.nn.losses",
+           "flowgraph.control_flow", "flowgraph.nn.dynamic",
            "flowgraph.testing.gradcheck", "flowgraph.testing.compare",
            "flowgraph.testing.strategies", "flowgraph.train.saver", "kernels.cache_auth",
            "kernels.sealed_cache", "flowgraph.philox", "flowgraph.random_ops",

@@ -139,3 +139,15 @@ def test_word_corpus_and_ptb_iterator():
     assert vocab.decode(ids[:5]) == [w if w in vocab.index else "<unk>" for w in words[:5]]
     x, y = next(corpus.ptb_iterator(ids, 4, 6))
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+
+
+def test_char_rnn_loop_trains_like_the_unrolled_graph(tmp_path, capsys):
+    """--loop (dynamic_rnn) computes the same steps as the unrolled graph: the same
+    losses, step for step, from the same seed."""
+    common = TINY + ["--steps", "6", "--sample-every", "0", "--sample-length", "5",
+                     "--quiet"]
+    unrolled = char_rnn.main(common + ["--checkpoint", str(tmp_path / "a.npz")])
+    loop = char_rnn.main(common + ["--checkpoint", str(tmp_path / "b.npz"), "--loop"])
+    capsys.readouterr()
+    np.testing.assert_allclose(loop.losses, unrolled.losses, rtol=1e-4)
+    assert loop.losses[-1] < loop.losses[0]

@@ -316,6 +316,28 @@ def _allreduce_mean(data):
     return one_input(data, lambda p: fgd.allreduce_mean([p * p, fg.tanh(p)])[0] * p)
 
 
+# --- control flow (flowgraph.control_flow) ----------------------------------------------
+
+@grad_case("While")
+def _while(data):
+    xs = arr(data, (data.draw(st.integers(1, 3), label="T"), 2), -1.0, 1.0)
+    w = arr(data, (2,), -1.0, 1.0)
+    p, q = ph(data, xs), ph(data, w)
+    states = fg.scan(lambda h, x: fg.tanh(h * q + x), p, initializer=q * 0.5)
+    _, y = fg.while_loop(lambda i, v: i < 2, lambda i, v: (i + 1, fg.sigmoid(v) * q),
+                         (fg.constant(0), states[-1]))
+    return y + fg.reduce_sum(states, axis=0), [p, q], {p: xs, q: w}
+
+
+@grad_case("If")
+def _if(data):
+    x = arr(data, (2,), -1.0, 1.0)
+    p = ph(data, x)
+    flag = data.draw(st.booleans(), label="branch")
+    y = fg.cond(fg.constant(flag), lambda: fg.tanh(p) * p, lambda: fg.sigmoid(p) + p * p)
+    return y, [p], {p: x}
+
+
 # --- the tests -------------------------------------------------------------------------
 
 def test_every_differentiable_primitive_has_a_gradient_case():

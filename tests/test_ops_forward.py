@@ -584,6 +584,35 @@ def _random(data):
     np.testing.assert_array_equal(got[3], got[0])
 
 
+# --- control flow (flowgraph.control_flow) ----------------------------------------------
+
+@case("While")
+def _while(data):
+    x = float_array(data, shape=fgst.shapes(min_rank=1, max_side=3), lo=-1.0, hi=1.0)
+    p = feed_ph(data, x)
+    n = data.draw(st.integers(0, 4), label="n")
+    i, y = fg.while_loop(lambda i, v: i < n, lambda i, v: (i + 1, fg.tanh(v) + v),
+                         (fg.constant(0), p))
+    want = x.copy()
+    for _ in range(n):
+        want = (np.tanh(want) + want).astype(x.dtype)
+    got_i, got_y = run([i, y], {p: x})
+    assert got_i == n
+    close(got_y, want)
+    sums = fg.scan(lambda a, r: a + r, p)                  # cumulative sum along axis 0
+    close(run(sums, {p: x}), np.cumsum(x, axis=0).astype(x.dtype), scale=len(x))
+
+
+@case("If")
+def _if(data):
+    x = float_array(data)
+    p = feed_ph(data, x)
+    flag = fg.placeholder(fg.bool_, ())
+    y = fg.cond(flag, lambda: fg.tanh(p), lambda: p * 2.0)
+    close(run(y, {p: x, flag: True}), np.tanh(x))
+    close(run(y, {p: x, flag: False}), x * 2)
+
+
 # --- the tests -------------------------------------------------------------------------
 
 def test_every_primitive_has_a_forward_case():

@@ -10,6 +10,7 @@ from .losses import (embedding_lookup, log_softmax, softmax,
                      sparse_softmax_cross_entropy_with_logits)
 # TF1's losses beyond cross-entropy (issue 14)
 from .losses import l2_loss, sequence_loss, sigmoid_cross_entropy_with_logits
+from .dynamic import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn
 from .rnn import feed_state, flatten_state, state_placeholders, static_rnn
 from ..api import relu, sigmoid, tanh
 
@@ -20,6 +21,8 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "state_placeholders", "flatten_state", "feed_state", "dropout", "DropoutWrapper",
            # issue 14
            "xw_plus_b", "l2_loss", "sequence_loss", "sigmoid_cross_entropy_with_logits",
-           "softmax_cross_entropy_with_logits_v2"]
+           "softmax_cross_entropy_with_logits_v2",
+           # loops
+           "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
 # TF1's name for the same loss (labels may carry gradients there; here they always do)
 softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits

@@ -1,0 +1,756 @@
+"""Symbolic control flow: ``while_loop``, ``scan`` and ``cond``, with their gradients.
+
+A loop body (or a branch of ``cond``) is traced once into a :class:`Function`: the ops
+its Python function creates, as a sub-graph of the same graph from a list of
+parameter placeholders to a list of outputs. Outer tensors it reads (weights, inputs,
+variables) are *captured*: they become explicit inputs of the loop op, so placement,
+pruning and autodiff see them like any other input.
+
+One primitive runs every loop, ``While``. Its inputs are the loop variables, the
+*sequences* (sliced along axis 0, one row per iteration, as ``tf.scan`` does with its
+``elems``) and the captured tensors. The body returns the new loop variables, the
+*emits* (stacked along axis 0 into an output, one row per iteration) and the *sums*
+(added over the iterations). The op also outputs the *history* of every loop variable
+(its value entering each iteration, stacked): that is the stack TF1 pushes in the
+forward loop for the backward one. With ``reverse=True`` iteration ``k`` reads and
+writes row ``N-1-k`` (the backward loop of a forward loop).
+
+The gradient of a ``While`` is another ``While`` running the other way over the
+history: its body is the forward body inlined at the recorded values and
+differentiated with :func:`flowgraph.gradients`; the weight gradients are its sums
+and the sequence gradients its emits. It is an ordinary graph, so it can be
+differentiated again.
+
+``If`` (``fg.cond``) runs one of two traced branches; its gradient is an ``If`` over
+the branches' gradients.
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     i, x = fg.while_loop(lambda i, x: i < 3, lambda i, x: (i + 1, x * 2.0),
+...                          (fg.constant(0), fg.constant(1.0, fg.float64)))
+...     [float(v) for v in fg.Session().run([i, x])]
+[3.0, 8.0]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import api as F
+from . import dtypes
+from . import shapes as S
+from .errors import FlowgraphError, ShapeError, describe_op
+from .executor import RunState, needed_ops
+from .graph import Tensor, _no_control_dependencies, get_default_graph, name_scope
+from .nest import flatten
+
+_STATE_OUTSIDE = frozenset({"Variable", "ReadVariable"})
+_FORBIDDEN_IN_BODY = frozenset({"Assign", "AssignAdd", "AssignSub", "InitVariables"})
+
+
+def _is_leaf(x):
+    return not isinstance(x, (list, tuple, dict))
+
+
+def _no_state():
+    return RunState({}, lambda v: v.initial_value)
+
+
+class Function:
+    """A traced sub-graph ``params -> outputs`` that reads ``captures`` (outer
+    tensors). ``ops`` are its own operations, in creation order.
+    """
+
+    def __init__(self, graph, params, captures, outputs, ops, name):
+        self.graph, self.params, self.captures = graph, params, captures
+        self.outputs, self.ops, self.name = outputs, ops, name
+        self._reference = None
+        self._compiled = {}
+        self._shapes = {}
+
+    @classmethod
+    def trace(cls, fn, specs, name):
+        """Call ``fn(*placeholders)`` (one per ``(shape, dtype)`` in ``specs``) and
+        record what it builds. ``fn`` returns a flat list of tensors (or numbers).
+        """
+        graph = get_default_graph()
+        start = len(graph._operations)
+        with _no_control_dependencies(), name_scope(name):
+            params = [F.placeholder(d, s, name=f"arg{i}") for i, (s, d) in enumerate(specs)]
+            outputs = [F.convert_to_tensor(o) for o in fn(*params)]
+        own = set(graph._operations[start:])
+        fed = set(params)
+        ops, captures = [], []
+        for op in needed_ops([t.op for t in outputs], fed):
+            if op not in own or op.type in _STATE_OUTSIDE:
+                continue
+            if op.type in _FORBIDDEN_IN_BODY:
+                raise FlowgraphError(f"{describe_op(op)}: assignments inside a loop body "
+                                     "or cond branch are not supported; assign after it")
+            ops.append(op)
+            for t in op.inputs:
+                if (t.op not in own or t.op.type in _STATE_OUTSIDE) and t not in captures:
+                    captures.append(t)
+        for t in outputs:
+            if t not in fed and (t.op not in own or t.op.type in _STATE_OUTSIDE) \
+                    and t not in captures:
+                captures.append(t)
+        return cls(graph, params, captures, outputs, ops, name)
+
+    # --- evaluation -------------------------------------------------------------------
+    def reference_plan(self):
+        from .executor import ReferencePlan
+        if self._reference is None:
+            self._reference = ReferencePlan(self.graph, self.outputs, [],
+                                            self.params + self.captures)
+        return self._reference
+
+    def compiled_plan(self, arrays):
+        """The body compiled once per input shapes (its own plan and buffers)."""
+        key = tuple(a.shape for a in arrays)
+        plan = self._compiled.get(key)
+        if plan is None:
+            from . import compiler
+            from .session import SessionConfig
+            plan = compiler.compile_plan(self.graph, self.outputs, [],
+                                         self.params + self.captures,
+                                         [np.asarray(a) for a in arrays], SessionConfig())
+            self._compiled[key] = plan
+        return plan
+
+    def output_shapes(self, input_shapes):
+        """Static output shapes for these input shapes: concrete when they are (the
+        body's shape rules rerun on them), else the traced ones."""
+        key = tuple(input_shapes)
+        if key not in self._shapes:
+            shapes = [t.shape for t in self.outputs]
+            if all(s is not None and None not in s for s in input_shapes):
+                from . import passes
+                try:
+                    prog = passes.lower(self.outputs, [], self.params + self.captures,
+                                        input_shapes)
+                    shapes = [n.shapes[i] for n, i in prog.fetches]
+                except passes.NotCompilable:
+                    pass
+            self._shapes[key] = shapes
+        return self._shapes[key]
+
+    # --- inlining ---------------------------------------------------------------------
+    def call(self, args, captures=None, mapping_out=None):
+        """Copy the body into the current graph with ``args`` for the parameters (and
+        ``captures`` for the captured tensors); returns its outputs. ``mapping_out``
+        (a dict) receives original tensor -> copy."""
+        mapping = dict(zip(self.params, args))
+        mapping.update(zip(self.captures, captures or self.captures))
+        with _no_control_dependencies(), name_scope(self.name):
+            for op in self.ops:
+                if op.type == "Placeholder" and op.outputs[0] in mapping:
+                    continue
+                new = self.graph.create_op(op.type, [mapping.get(t, t) for t in op.inputs],
+                                           op.attrs, name=op.name.rsplit("/", 1)[-1])
+                mapping.update(zip(op.outputs, new.outputs))
+        if mapping_out is not None:
+            mapping_out.update(mapping)
+        return [mapping.get(t, t) for t in self.outputs]
+
+
+def _task(device):
+    """``"/job:worker/task:1"`` of a device on an MPI task, else ``None`` (this one)."""
+    if device is None or not device.startswith("/job:"):
+        return None
+    return "/".join(device.split("/")[:3])
+
+
+def _check_one_task(op, functions):
+    """A loop runs in one process: its ops may not span MPI tasks."""
+    where = {_task(op.device): op}
+    for function in functions:
+        for inner in function.ops:
+            where.setdefault(_task(inner.device), inner)
+    if len(where) > 1:
+        from .errors import PlacementError
+        tasks = ", ".join(sorted(t or "the local task" for t in where))
+        other = next(o for t, o in where.items() if o is not op)
+        raise PlacementError(f"{describe_op(op)}: a loop or cond may not span MPI tasks; "
+                             f"expected all of its ops on one task, found {tasks} "
+                             f"({describe_op(other)} is on {other.device})")
+
+
+# --- the While primitive ------------------------------------------------------------------
+
+def _layout(attrs):
+    nv, ns, nc = attrs["n_vars"], attrs["n_seqs"], attrs["n_caps"]
+    return nv, ns, nc
+
+
+def _while_infer(op):
+    a = op.attrs
+    nv, ns, nc = _layout(a)
+    ins = op.inputs
+    n = ins[nv].shape[0] if ns and ins[nv].shape is not None else None
+    var_shapes = [inv if inv is not None else t.shape
+                  for inv, t in zip(a["invariants"], ins[:nv])]
+    seq_rows = [None if t.shape is None else tuple(t.shape[1:]) for t in ins[nv:nv + ns]]
+    caps = [t.shape for t in ins[nv + ns:nv + ns + nc]]
+    body = a["body"]
+    index = [()] if a["with_index"] else []
+    shapes = body.output_shapes(tuple(var_shapes) + tuple(seq_rows) + tuple(index)
+                                + tuple(caps))
+    ne, nsum = a["n_emits"], a["n_sums"]
+    emit_shapes = shapes[nv:nv + ne]
+    sum_shapes = shapes[nv + ne:nv + ne + nsum]
+    dts = [t.dtype for t in body.outputs]
+    out = [(s, t.dtype) for s, t in zip(var_shapes, ins[:nv])]
+    out += [(None if s is None else (n,) + tuple(s), d)
+            for s, d in zip(emit_shapes, dts[nv:nv + ne])]
+    out += list(zip(sum_shapes, dts[nv + ne:]))
+    out += [(None if s is None else (n,) + tuple(s), t.dtype)
+            for s, t in zip(var_shapes, ins[:nv])]
+    out.append(((), dtypes.int32))
+    return out
+
+
+def _check_var(op, j, value, want):
+    if not S.compatible(want, np.shape(value)):
+        raise ShapeError(f"{describe_op(op)}: loop variable {j} changed shape from "
+                         f"{S.fmt(want)} to {np.shape(value)} in an iteration; give "
+                         "shape_invariants to allow it")
+
+
+def run_loop(op, inputs, plan_for, outputs=None):
+    """Evaluate a ``While`` on arrays. ``plan_for(function, arrays)`` gives the plan
+    to run a body with (reference or compiled). ``outputs``: preallocated output
+    arrays to write into (the compiled step's buffers), else new arrays are made.
+    """
+    a = op.attrs
+    nv, ns, nc = _layout(a)
+    ne, nsum = a["n_emits"], a["n_sums"]
+    vars_ = list(inputs[:nv])
+    seqs = inputs[nv:nv + ns]
+    caps = list(inputs[nv + ns:nv + ns + nc])
+    max_iter = int(inputs[nv + ns + nc]) if a["has_max"] else None
+    fixed = len(seqs[0]) if ns else None
+    reverse = a["reverse"]
+    body, cond = a["body"], a["cond"]
+    emits, sums = [[] for _ in range(ne)], [None] * nsum
+    hist = [[] for _ in range(nv)]
+    k = 0
+    while True:
+        if fixed is not None and k >= fixed or max_iter is not None and k >= max_iter:
+            break
+        if cond is not None:
+            args = vars_ + _cond_captures(cond, caps, a)
+            if not bool(plan_for(cond, args).run(dict(zip(cond.params + cond.captures, args)),
+                                                 _no_state())[0]):
+                break
+        row = (fixed - 1 - k) if reverse else k
+        for j in range(nv):
+            hist[j].append(vars_[j])
+        index = [np.int32(row)] if a["with_index"] else []
+        args = vars_ + [s[row] for s in seqs] + index + caps
+        outs = plan_for(body, args).run(dict(zip(body.params + body.captures, args)),
+                                        _no_state())
+        for j in range(nv):
+            _check_var(op, j, outs[j], a["invariants"][j] or np.shape(inputs[j]))
+        vars_ = list(outs[:nv])
+        for e in range(ne):
+            emits[e].append(outs[nv + e])
+        for s in range(nsum):
+            v = outs[nv + ne + s]
+            sums[s] = np.array(v, copy=True) if sums[s] is None else sums[s] + v
+        k += 1
+    order = (lambda xs: xs[::-1]) if reverse else (lambda xs: xs)
+    result = list(vars_)
+    specs = a["out_specs"]
+    if k == 0 and ne + nsum:
+        # no iteration ran: the emit rows and sums take the shapes the body would give
+        # them on these inputs (its shape rules rerun on the concrete shapes)
+        shapes = body.output_shapes(tuple(np.shape(v) for v in vars_) + tuple(
+            np.shape(s)[1:] for s in seqs) + (((),) if a["with_index"] else ()) + tuple(
+            np.shape(c) for c in caps))[nv:]
+        specs = [(shape, dtype) for shape, (_, dtype) in zip(shapes, specs)]
+    for e in range(ne):
+        shape, dtype = specs[e]
+        result.append(np.stack(order(emits[e])) if emits[e] else
+                      np.zeros((0,) + tuple(d or 0 for d in shape or ()), dtype))
+    for s in range(nsum):
+        shape, dtype = specs[ne + s]
+        result.append(sums[s] if sums[s] is not None else
+                      np.zeros(tuple(d or 0 for d in shape or ()), dtype))
+    for j in range(nv):
+        rows = hist[j]
+        if rows and any(np.shape(r) != np.shape(rows[0]) for r in rows):
+            # a variable that changed shape (shape_invariants) has no stacked history;
+            # its gradient is refused when built
+            rows = []
+        result.append(np.stack(order(rows)) if rows else
+                      np.zeros((0,) + np.shape(inputs[j]), np.asarray(inputs[j]).dtype))
+    result.append(np.int32(k))
+    return tuple(result)
+
+
+def _cond_captures(cond, caps, attrs):
+    """The captured values the cond reads (a subset of the loop's captures)."""
+    index = attrs["cond_caps"]
+    return [caps[i] for i in index]
+
+
+def _reference_plan_for(function, arrays):
+    return function.reference_plan()
+
+
+def _while_ref(op, *inputs):
+    return run_loop(op, inputs, _reference_plan_for)
+
+
+# --- the If primitive ------------------------------------------------------------------------
+
+def _if_infer(op):
+    a = op.attrs
+    return [(_merge(t.shape, f.shape), t.dtype)
+            for t, f in zip(a["true"].outputs, a["false"].outputs)]
+
+
+def _merge(a, b):
+    if a is None or b is None or len(a) != len(b):
+        return None
+    return tuple(x if x == y else None for x, y in zip(a, b))
+
+
+def _if_split(op, inputs):
+    nt = len(op.attrs["true"].captures)
+    return inputs[1:1 + nt], inputs[1 + nt:]
+
+
+def run_if(op, inputs, plan_for):
+    caps_t, caps_f = _if_split(op, inputs)
+    branch, caps = (op.attrs["true"], caps_t) if bool(inputs[0]) else (op.attrs["false"], caps_f)
+    caps = list(caps)
+    outs = plan_for(branch, caps).run(dict(zip(branch.captures, caps)), _no_state())
+    return tuple(outs)
+
+
+def _if_ref(op, *inputs):
+    return run_if(op, inputs, _reference_plan_for)
+
+
+# --- user API -------------------------------------------------------------------------------
+
+def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
+          invariants=None, maximum_iterations=None, with_index=False, record=True,
+          name="while"):
+    """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows[, row]) ->
+    new_vars + emits + sums`` (flat); ``with_index``: the body also gets the row it
+    reads and writes (an int32 scalar). Returns ``(final_vars, emits, sums, history,
+    count)``."""
+    loop_vars = [F.convert_to_tensor(v) for v in loop_vars]
+    seqs = [F.convert_to_tensor(s) for s in seqs]
+    nv = len(loop_vars)
+    invariants = list(invariants) if invariants is not None else [None] * nv
+    specs = [(inv if inv is not None else v.shape, v.dtype)
+             for inv, v in zip(invariants, loop_vars)]
+    for s in seqs:
+        if s.shape is not None and len(s.shape) == 0:
+            raise ShapeError(f"{name}: expected sequences of rank >= 1, found {s.name} (a scalar)")
+    specs += [(None if s.shape is None else tuple(s.shape[1:]), s.dtype) for s in seqs]
+    if with_index:
+        if not seqs:
+            raise ValueError(f"{name}: with_index needs sequences")
+        specs.append(((), dtypes.int32))
+    if n_emits is None:   # body_fn returns (new_vars, emits, sums): count them
+        counts = {}
+
+        def flat_body(*params, _fn=body_fn):
+            new, emits, sums = _fn(*params)
+            counts["emits"], counts["sums"] = len(emits), len(sums)
+            return list(new) + list(emits) + list(sums)
+        body_fn = flat_body
+    with name_scope(name):
+        body = Function.trace(body_fn, specs, "body")
+        if n_emits is None:
+            n_emits, n_sums = counts["emits"], counts["sums"]
+        _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name)
+        recorded = _record_matmuls(body, nv, n_emits) if record else ()
+        n_user_emits, n_emits = n_emits, n_emits + len(recorded)
+        cond = None
+        if cond_fn is not None:
+            cond = Function.trace(lambda *vs: [cond_fn(*vs)], specs[:nv], "cond")
+            c = cond.outputs[0]
+            if c.dtype != dtypes.bool_ or (c.shape is not None and len(c.shape)):
+                raise ShapeError(f"{name}: expected cond to return a bool scalar, found "
+                                 f"{c.dtype.name} of shape {S.fmt(c.shape)}")
+    # the loop's captures: the body's, then those only the cond reads (the body plan
+    # is fed them all; unused feeds are harmless)
+    captures = list(body.captures)
+    cond_caps = []
+    if cond is not None:
+        for t in cond.captures:
+            if t not in captures:
+                captures.append(t)
+            cond_caps.append(captures.index(t))
+        body.captures = captures
+    inputs = loop_vars + seqs + captures
+    has_max = maximum_iterations is not None
+    if has_max:
+        inputs.append(F.convert_to_tensor(maximum_iterations, dtype=dtypes.int32))
+    attrs = {"body": body, "cond": cond, "n_vars": nv, "n_seqs": len(seqs),
+             "n_caps": len(captures), "n_emits": n_emits, "n_sums": n_sums,
+             "reverse": bool(reverse), "invariants": tuple(
+                 None if i is None else tuple(i) for i in invariants),
+             "has_max": has_max, "cond_caps": tuple(cond_caps), "with_index": with_index,
+             "recorded": recorded,
+             # static (shape, dtype) of emit rows and sums, for loops that run 0 times
+             "out_specs": tuple((t.shape, t.dtype) for t in body.outputs[nv:])}
+    op = loop_vars[0].graph.create_op("While", inputs, attrs, name=name)
+    _check_one_task(op, [body] + ([cond] if cond is not None else []))
+    outs = list(op.outputs)
+    return (outs[:nv], outs[nv:nv + n_user_emits], outs[nv + n_emits:nv + n_emits + n_sums],
+            outs[nv + n_emits + n_sums:2 * nv + n_emits + n_sums], outs[-1])
+
+
+def _record_matmuls(body, nv, n_emits):
+    """Make the body also emit the products it computes from the loop variables or
+    rows (``[h, x] @ W``), so that the backward loop reads them instead of computing
+    them again: the stacks hold what the gradient needs, as TF1's do. Returns the
+    recorded MatMul ops; their outputs are the last emits."""
+    varying = set(body.params)
+    recorded = []
+    for op in body.ops:
+        if any(t in varying for t in op.inputs):
+            varying.update(op.outputs)
+            if op.type == "MatMul" and op.outputs[0].shape is not None \
+                    and len(op.outputs[0].shape) == 2:
+                recorded.append(op)
+    at = nv + n_emits
+    body.outputs = body.outputs[:at] + [m.outputs[0] for m in recorded] + body.outputs[at:]
+    return tuple(recorded)
+
+
+def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
+    outs = body.outputs
+    if len(outs) != nv + n_emits + n_sums:
+        raise ShapeError(f"{name}: expected the body to return {nv} loop variables, found "
+                         f"{len(outs) - n_emits - n_sums}")
+    for j, (t, (shape, dtype)) in enumerate(zip(outs[:nv], specs[:nv])):
+        if t.dtype != dtype:
+            raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) is "
+                             f"{dtype.name} but the body returned {t.dtype.name}")
+        # only a definite conflict here: dimensions unknown statically are checked
+        # when the loop runs
+        if shape is not None and t.shape is not None and (
+                len(shape) != len(t.shape) or any(
+                    a is not None and b is not None and a != b
+                    for a, b in zip(shape, t.shape))):
+            raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) has shape "
+                             f"{S.fmt(shape)} but the body returned {S.fmt(t.shape)}; give "
+                             "shape_invariants to let it change")
+
+
+def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=None,
+               name="while"):
+    """Repeat ``loop_vars = body(*loop_vars)`` while ``cond(*loop_vars)`` (TF1).
+
+    ``loop_vars`` is any nesting of tensors (lists, tuples, namedtuples, dicts); the
+    body returns the same structure, dtypes and shapes (``shape_invariants``, the same
+    structure of shapes with ``None`` dimensions, lets a variable change shape). At
+    most ``maximum_iterations`` iterations run. Differentiable in reverse mode.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float64, ())
+    ...     y, = fg.while_loop(lambda v: v < 100.0, lambda v: [v * v], [x])
+    ...     dy, = fg.gradients(y, [x])
+    ...     [float(v) for v in fg.Session().run([y, dy], {x: 3.0})]   # x**8, 8 x**7
+    [6561.0, 17496.0]
+    """
+    single = not isinstance(loop_vars, (list, tuple, dict))
+    flat, rebuild = flatten([loop_vars] if single else loop_vars, is_leaf=_is_leaf_tensor)
+    if not flat:
+        raise ValueError(f"{name}: expected at least one loop variable")
+    flat = [F.convert_to_tensor(v) for v in flat]
+    invariants = None
+    if shape_invariants is not None:
+        invariants, _ = flatten([shape_invariants] if single else shape_invariants,
+                                is_leaf=lambda x: x is None or isinstance(x, tuple) and all(
+                                    d is None or isinstance(d, int) for d in x))
+        invariants = [None if s is None else tuple(s) for s in invariants]
+
+    def unpack(vs):
+        structure = rebuild(list(vs))
+        return structure[0] if single else structure
+
+    def body_flat(*vs):
+        new = body(*([unpack(vs)] if single else _as_args(unpack(vs))))
+        new_flat, _ = flatten([new] if single else new, is_leaf=_is_leaf_tensor)
+        if len(new_flat) != len(vs):
+            raise ShapeError(f"{name}: expected the body to return {len(vs)} loop variables "
+                             f"(the structure of loop_vars), found {len(new_flat)}")
+        return new_flat
+
+    def cond_flat(*vs):
+        return F.convert_to_tensor(cond(*([unpack(vs)] if single else _as_args(unpack(vs)))))
+
+    final, _, _, _, _ = _loop(body_flat, flat, cond_fn=cond_flat, invariants=invariants,
+                              maximum_iterations=maximum_iterations, name=name)
+    return unpack(final)
+
+
+def _as_args(structure):
+    return list(structure.values()) if isinstance(structure, dict) else list(structure)
+
+
+def _is_leaf_tensor(x):
+    return isinstance(x, Tensor) or hasattr(x, "_as_tensor") or _is_leaf(x)
+
+
+def scan(fn, elems, initializer=None, reverse=False, name="scan"):
+    """``tf.scan``: ``acc = fn(acc, x)`` for each row ``x`` of ``elems`` (any nesting
+    of tensors sliced along axis 0); returns every ``acc``, stacked along axis 0.
+    Without ``initializer`` the first row is the first ``acc``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     xs = fg.constant([1.0, 2.0, 3.0, 4.0], fg.float64)
+    ...     fg.Session().run(fg.scan(lambda a, x: a + x, xs))
+    array([ 1.,  3.,  6., 10.])
+    """
+    elems_flat, elems_rebuild = flatten(elems, is_leaf=_is_leaf_tensor)
+    elems_flat = [F.convert_to_tensor(e) for e in elems_flat]
+    first = None
+    if initializer is None:
+        first = [e[-1] if reverse else e[0] for e in elems_flat]
+        elems_flat = [e[:-1] if reverse else e[1:] for e in elems_flat]
+        initializer = elems_rebuild(first)
+    acc_flat, acc_rebuild = flatten(initializer, is_leaf=_is_leaf_tensor)
+    acc_flat = [F.convert_to_tensor(a) for a in acc_flat]
+    na = len(acc_flat)
+
+    def body(*vs):
+        acc = acc_rebuild(list(vs[:na]))
+        x = elems_rebuild(list(vs[na:]))
+        new, _ = flatten(fn(acc, x), is_leaf=_is_leaf_tensor)
+        new = [F.convert_to_tensor(v) for v in new]
+        return new + new
+
+    _, emits, _, _, _ = _loop(body, acc_flat, seqs=elems_flat, n_emits=na, reverse=reverse,
+                              name=name)
+    if first is not None:
+        parts = [F.concat([F.expand_dims(f, 0), e] if not reverse else
+                          [e, F.expand_dims(f, 0)], 0) for f, e in zip(first, emits)]
+        emits = parts
+    return acc_rebuild(emits)
+
+
+def cond(pred, true_fn, false_fn, name="cond"):
+    """``true_fn()`` if ``pred`` (a bool scalar tensor) else ``false_fn()``: only the
+    chosen branch runs. Both return the same structure of tensors of the same dtypes.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float64, ())
+    ...     y = fg.cond(x > 0.0, lambda: x * 2.0, lambda: -x)
+    ...     float(fg.Session().run(y, {x: -3.0}))
+    3.0
+    """
+    pred = F.convert_to_tensor(pred)
+    if pred.dtype != dtypes.bool_ or (pred.shape is not None and len(pred.shape)):
+        raise ShapeError(f"{name}: expected pred to be a bool scalar, found "
+                         f"{pred.dtype.name} of shape {S.fmt(pred.shape)}")
+    structure = {}
+
+    def traced(fn, key):
+        def flat_fn():
+            out = fn()
+            leaves, rebuild = flatten(out, is_leaf=_is_leaf_tensor)
+            structure[key] = rebuild
+            return leaves
+        return flat_fn
+
+    with name_scope(name):
+        t = Function.trace(traced(true_fn, "t"), [], "true")
+        f = Function.trace(traced(false_fn, "f"), [], "false")
+    if len(t.outputs) != len(f.outputs) or any(
+            a.dtype != b.dtype for a, b in zip(t.outputs, f.outputs)):
+        raise ShapeError(f"{name}: expected both branches to return the same structure "
+                         f"and dtypes, found {[x.dtype.name for x in t.outputs]} and "
+                         f"{[x.dtype.name for x in f.outputs]}")
+    op = pred.graph.create_op("If", [pred] + t.captures + f.captures,
+                              {"true": t, "false": f}, name=name)
+    _check_one_task(op, [t, f])
+    return structure["t"](list(op.outputs))
+
+
+# --- gradients --------------------------------------------------------------------------------
+
+def _while_grad(op, *grads):
+    from .autodiff import wanted_inputs
+    wanted = wanted_inputs(op)
+    a = op.attrs
+    nv, ns, nc = _layout(a)
+    ne, nsum = a["n_emits"], a["n_sums"]
+    body = a["body"]
+    vars_in, seqs, caps = (list(op.inputs[:nv]), list(op.inputs[nv:nv + ns]),
+                           list(op.inputs[nv + ns:nv + ns + nc]))
+    outs = list(op.outputs)
+    g_final = grads[:nv]
+    g_emits = grads[nv:nv + ne]
+    g_sums = grads[nv + ne:nv + ne + nsum]
+    g_hist = grads[nv + ne + nsum:2 * nv + ne + nsum]
+    hist = outs[nv + ne + nsum:2 * nv + ne + nsum]
+    for j, inv in enumerate(a["invariants"]):
+        if inv is not None and inv != vars_in[j].shape and dtypes.is_floating(vars_in[j].dtype):
+            raise FlowgraphError(f"{describe_op(op)}: gradients through a loop variable "
+                                 f"whose shape may change (shape_invariants {S.fmt(inv)}) "
+                                 "are not supported; expected fixed-shape loop variables")
+    fv = [j for j in range(nv) if dtypes.is_floating(vars_in[j].dtype)]
+    # only the gradients asked for: a sequence of fed data (x) gets none computed
+    fs = [j for j in range(ns) if dtypes.is_floating(seqs[j].dtype) and wanted[nv + j]]
+    fc = [j for j in range(nc) if dtypes.is_floating(caps[j].dtype)
+          and wanted[nv + ns + j]]
+    live_e = [e for e in range(ne) if g_emits[e] is not None]
+    live_s = [s for s in range(nsum) if g_sums[s] is not None]
+    live_h = [j for j in fv if g_hist[j] is not None]
+    init = [g_final[j] if g_final[j] is not None else F.zeros_like(outs[j]) for j in fv]
+    recorded = a.get("recorded", ())
+    nrec = len(recorded)
+    records = outs[nv + ne - nrec:nv + ne]
+    # sequences of the backward loop: history, forward sequences, recorded products,
+    # emit and history gradients
+    bseqs = (hist + seqs + records + [g_emits[e] for e in live_e]
+             + [g_hist[j] for j in live_h])
+    nfv = len(fv)
+
+    def bbody(*args):
+        gv = args[:nfv]
+        rows = args[nfv:]
+        x_vars = [F.identity(r) for r in rows[:nv]]
+        x_seqs = [F.identity(r) for r in rows[nv:nv + ns]]
+        rec_rows = rows[nv + ns:nv + ns + nrec]
+        rows = rows[:nv + ns] + rows[nv + ns + nrec:]
+        ge = rows[nv + ns:nv + ns + len(live_e)]
+        index = [rows[-1]] if a["with_index"] else []
+        rows = rows[:len(rows) - len(index)]
+        gh = rows[nv + ns + len(live_e):]
+        local_caps = [F.identity(c) for c in caps]
+        graph = op.graph
+        start = len(graph._operations)
+        mapping = {}
+        y = body.call(x_vars + x_seqs + index, local_caps, mapping_out=mapping)
+        ys = [y[j] for j in fv] + [y[nv + e] for e in live_e] + [y[nv + ne + s] for s in live_s]
+        gys = list(gv) + list(ge) + [g_sums[s] for s in live_s]
+        xs = [x_vars[j] for j in fv] + [x_seqs[j] for j in fs] + [local_caps[j] for j in fc]
+        keep = [i for i, t in enumerate(ys) if dtypes.is_floating(t.dtype)]
+        from .autodiff import gradients
+        g = gradients([ys[i] for i in keep], xs, grad_ys=[gys[i] for i in keep])
+        # read the recorded products instead of computing them again: the copies of
+        # the MatMuls stay only as the anchors of their gradient rules (then unused)
+        swap = {mapping[m.outputs[0]]: r for m, r in zip(recorded, rec_rows)}
+        if swap:
+            copies = {t.op for t in swap}
+            for later in graph._operations[start:]:
+                if later not in copies and any(t in swap for t in later.inputs):
+                    later.inputs = tuple(swap.get(t, t) for t in later.inputs)
+        g_vars = g[:nfv]
+        hist_add = dict(zip(live_h, gh))
+        g_vars = [gx + hist_add[j] if j in hist_add else gx for gx, j in zip(g_vars, fv)]
+        pairs, sums = [], []
+        for j, gc in zip(fc, g[nfv + len(fs):]):
+            if _stackable(gc):
+                stacked.append(j)
+                pairs += list(gc.op.inputs)
+            else:
+                summed.append(j)
+                sums.append(gc)
+        return g_vars, g[nfv:nfv + len(fs)] + pairs, sums
+
+    # A weight gradient that is a GEMM per iteration, a_k^T b_k (x @ W in the body),
+    # is summed as one GEMM after the loop over the stacked a_k and b_k, as the passes
+    # stack the per-step weight gradients of an unrolled graph.
+    stacked, summed = [], []
+    with name_scope("while_grad"):
+        g_init, emits, g_sums, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=None,
+                                            reverse=not a["reverse"],
+                                            with_index=a["with_index"], record=False,
+                                            name="while_grad")
+        g_seq = emits[:len(fs)]
+        g_caps = dict(zip(summed, g_sums))
+        for k, j in enumerate(stacked):
+            left, right = emits[len(fs) + 2 * k], emits[len(fs) + 2 * k + 1]
+            g_caps[j] = F.matmul(F.reshape(left, (-1, left.shape[-1])),
+                                 F.reshape(right, (-1, right.shape[-1])), transpose_a=True)
+    result = [None] * len(op.inputs)
+    for j, g in zip(fv, g_init):
+        result[j] = g
+    for j, g in zip(fs, g_seq):
+        result[nv + j] = g
+    for j, g in g_caps.items():
+        result[nv + ns + j] = g
+    return result
+
+
+def _stackable(grad):
+    """``matmul(a, b, transpose_a=True)`` of two matrices with known column counts."""
+    op = grad.op
+    return (op.type == "MatMul" and op.attrs["transpose_a"] and not op.attrs["transpose_b"]
+            and all(t.shape is not None and len(t.shape) == 2 and t.shape[1] is not None
+                    for t in op.inputs))
+
+
+def _if_grad(op, *grads):
+    t, f = op.attrs["true"], op.attrs["false"]
+    caps_t, caps_f = list(op.inputs[1:1 + len(t.captures)]), list(op.inputs[1 + len(t.captures):])
+    live = [i for i, g in enumerate(grads) if g is not None
+            and dtypes.is_floating(op.outputs[i].dtype)]
+    gs = [grads[i] for i in live]
+    if not live:
+        return [None] * len(op.inputs)
+
+    def branch_grad(branch, mine, other):
+        def fn():
+            from .autodiff import gradients
+            local = [F.identity(c) for c in mine]
+            y = branch.call([], local)
+            floats = [i for i, c in enumerate(mine) if dtypes.is_floating(c.dtype)]
+            g = gradients([y[i] for i in live], [local[i] for i in floats],
+                          grad_ys=[F.identity(x) for x in gs]) if floats else []
+            own = dict(zip(floats, g))
+            out = [own[i] if i in own else None for i in range(len(mine))]
+            zero_other = [F.zeros_like(c) for c in other if dtypes.is_floating(c.dtype)]
+            return out, zero_other
+        return fn
+
+    ft = [i for i, c in enumerate(caps_t) if dtypes.is_floating(c.dtype)]
+    ff = [i for i, c in enumerate(caps_f) if dtypes.is_floating(c.dtype)]
+    if not ft and not ff:
+        return [None] * len(op.inputs)
+
+    def true_fn():
+        own, zf = branch_grad(t, caps_t, caps_f)()
+        return [own[i] for i in ft] + zf
+
+    def false_fn():
+        own, zt = branch_grad(f, caps_f, caps_t)()
+        return zt + [own[i] for i in ff]
+
+    g = cond(op.inputs[0], true_fn, false_fn, name="cond_grad")
+    g = g if isinstance(g, list) else list(g)
+    result = [None] * len(op.inputs)
+    for k, i in enumerate(ft):
+        result[1 + i] = g[k]
+    for k, i in enumerate(ff):
+        result[1 + len(caps_t) + i] = g[len(ft) + k]
+    return result
+
+
+def _register():
+    from .ops import defprim
+    # "loop" is a pure kind: a body is a function of its inputs (assignments inside are
+    # refused when it is traced), so loops can be pruned, merged and placed like any op.
+    defprim("While", _while_infer, _while_grad, _while_ref, "loop", "while")
+    defprim("If", _if_infer, _if_grad, _if_ref, "loop", "cond")
+
+
+_register()
+
+
+
+from . import loop_step  # noqa: E402,F401  (registers the compiled loop step)
