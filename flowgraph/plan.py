@@ -435,6 +435,9 @@ class CompiledPlan:
                 else:
                     step, step_kind = self._node_step(n, arrays)
                     unit_steps = [step]
+                    later = getattr(step, "later", None)
+                    if later is not None:       # its Numba kernel compiles in the background
+                        self._kernel_slots.append((later, len(steps), unit_steps))
                     quiet = quiet and n.kind == "state"
             steps.extend(unit_steps)
             if unit_steps:
@@ -668,6 +671,7 @@ class CompiledPlan:
 
     def _node_step(self, n, arrays):
         """``(step, kind)`` for one node (``kind`` as :meth:`explain` shows it)."""
+        from kernels import lookup
         from kernels.cpu import build
         ins = [arrays[v] for v in n.inputs]
         outs = [arrays[(n, k)] for k in range(len(n.shapes))]
@@ -675,12 +679,25 @@ class CompiledPlan:
             return self._state_step(n, ins, outs), "state"
         if n.kind == "random":
             return self._random_step(n, ins, outs), "kernel"
+        builder = lookup(n.type, "cpu")
+        if getattr(builder, "compiles", False) and self._compile_mode != "eager":
+            # A Numba kernel: the reference kernel runs until it is compiled in the
+            # background (tiering), or for good with compile="never".
+            step = self._reference_step(n, ins, outs)
+            if self._compile_mode == "background":
+                step.later = _later(lambda: build(n.type, n.attrs, ins, outs), n.type)
+            return step, STEP_KINDS.get(n.type, "kernel")
         step = build(n.type, n.attrs, ins, outs)
         if step is not None:
             finish = getattr(step, "finish", None)   # work after the last step (MPI sends)
             if finish is not None:
                 self._finishers.append(finish)
             return step, STEP_KINDS.get(n.type, "kernel")
+        return self._reference_step(n, ins, outs), "reference"
+
+    @staticmethod
+    def _reference_step(n, ins, outs):
+        """A step running ``n``'s NumPy reference kernel into ``outs``."""
         ref = get_primitive(n.type).ref if n.type != "BroadcastTo" else None
         copyto = np.copyto
 
@@ -693,7 +710,7 @@ class CompiledPlan:
                     raise FlowgraphError(f"produced shape {np.shape(value)}, expected "
                                          f"{out.shape}")
                 copyto(out, value, casting="unsafe")
-        return reference_step, "reference"
+        return reference_step
 
     def _state_step(self, n, ins, outs):
         holder, op, copyto = self._state, n.origin, np.copyto
@@ -708,13 +725,26 @@ class CompiledPlan:
         # The reference kernel with the Philox rounds in a Numba loop: the same 32-bit
         # words (exact integer arithmetic), converted by the same NumPy code, so the
         # compiled and reference paths draw bit-identical numbers.
-        from kernels.philox_cpu import contiguous_blocks
         holder, ref, copyto = self._state, get_primitive(n.type).ref, np.copyto
 
-        def random_step():
-            copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter(),
-                                generator=contiguous_blocks))
-        return random_step
+        def step_with(generator):
+            def random_step():
+                copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter(),
+                                    generator=generator))
+            return random_step
+
+        if self._compile_mode == "eager":
+            from kernels.philox_cpu import contiguous_blocks
+            return step_with(contiguous_blocks)
+        # The NumPy rounds (the same words) until the Numba loop is compiled.
+        step = step_with(None)
+        if self._compile_mode == "background":
+            def with_numba_rounds():
+                from kernels.philox_cpu import contiguous_blocks
+                contiguous_blocks((0, 0), 0, 1)          # compiles it here, not in a run
+                return step_with(contiguous_blocks)
+            step.later = _later(with_numba_rounds, "Philox")
+        return step
 
     # -- running -----------------------------------------------------------------------
     def run(self, feeds, state: RunState):
@@ -802,6 +832,15 @@ class CompiledPlan:
                                  f"succeeds): {type(exc).__name__}: {exc}") from exc
         raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or Inf "
                             "in the compiled plan")
+
+
+def _later(build, label):
+    """A background job building a plan step whose kernel Numba compiles (the
+    :func:`kernels.compiles` builders, the random ops' Philox loop): ``build()``
+    returns the step, or ``None`` to keep the one that runs now."""
+    build.builds_step = True
+    build.label = label
+    return build
 
 
 def _reference_call(node, out, ins):

@@ -139,12 +139,15 @@ class KernelSet:
         try:
             by_key = collections.defaultdict(list)
             labels = {}
+            builders = [slot for slot in self.slots if getattr(slot[0], "builds_step", False)]
             for job, index, unit_steps in self.slots:
+                if getattr(job, "builds_step", False):
+                    continue
                 source, types, args = job()
                 by_key[(source, types)].append((index, unit_steps, args))
                 labels[(source, types)] = job.label
             self.plan.kernel_sources.update(source for source, _ in by_key)
-            self.total = len(by_key)
+            self.total = len(by_key) + len(builders)
             keys = sorted(by_key, key=lambda k: -len(by_key[k]))
             # In the background, a child process compiles into the disk cache (this
             # thread just waits for it, holding no GIL) and each kernel is then
@@ -160,6 +163,19 @@ class KernelSet:
                 entry = compile_kernel(key[0], "kernel", key[1])
                 self.plan._swaps.extend((index, unit_steps, bind_call(entry, args))
                                         for index, unit_steps, args in by_key[key])
+                self.done += 1
+            # Steps with kernels of their own (cross-entropy rows, the embedding
+            # gradient's scatter, the Philox loop): each builder compiles and returns
+            # the step, or None to keep the reference step.
+            for build, index, unit_steps in builders:
+                if self.cancelled or _STOP.is_set():
+                    return
+                self.label = build.label
+                if progress is not None:
+                    progress.update(self.done, self.total, self.label)
+                step = build()
+                if step is not None:
+                    self.plan._swaps.append((index, unit_steps, step))
                 self.done += 1
             self.complete = True          # (after the last swap is staged)
             self._finished.set()

@@ -21,6 +21,15 @@ def register(op_type: str, device_kind: str):
     return deco
 
 
+def compiles(builder):
+    """Mark a CPU kernel builder that compiles a Numba kernel when called. A plan
+    calls it only where ``SessionConfig(compile=...)`` allows (at once when eager, on
+    the background thread otherwise, never with ``"never"``) and runs the op's
+    reference kernel until then (:mod:`flowgraph.tiering`)."""
+    builder.compiles = True
+    return builder
+
+
 def lookup(op_type: str, device_kind: str):
     """The registered kernel, or ``None`` (callers then use the reference kernel)."""
     return _REGISTRY.get((op_type, device_kind))

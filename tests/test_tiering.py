@@ -100,8 +100,15 @@ def test_compile_never_does_not_import_numba(tmp_path):
         y = fg.tanh(fg.matmul(x, w)) * x + 1.0
         loss = fg.reduce_sum(y * y)
         g, = fg.gradients(loss, [w])
+        # ops with kernels of their own (row cross-entropy, the embedding gradient's
+        # scatter, Philox rounds) run their reference kernels
+        emb = fg.Variable(np.ones((5, 3), np.float32))
+        xent = fg.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=[0, 1, 2, 1], logits=fg.nn.embedding_lookup(emb, [0, 1, 1, 3]) @ w)
+        extra = fg.gradients(fg.reduce_sum(xent), [emb]) + [fg.random_uniform((3,), seed=1)]
         with fg.Session(config=fg.SessionConfig(optimize=True, compile="never")) as sess:
             out = sess.run([loss, g], {x: np.ones((4, 3), np.float32)})
+            sess.run(extra)
         assert "numba" not in sys.modules, "numba was imported"
         print(float(out[0]))
     """)
@@ -240,3 +247,32 @@ def test_an_op_without_a_ufunc_runs_its_reference_kernel_until_compiled(monkeypa
         sess = fg.Session(config=fg.SessionConfig(compile="never"))
         np.testing.assert_allclose(sess.run(y, feed), np.tanh(feed[x] * 2.0) + 1.0,
                                    rtol=1e-6)
+
+
+def test_ops_with_numba_kernels_start_on_their_reference_kernels():
+    """Under compile="background" the row cross-entropy, the embedding gradient and the
+    random op run their reference kernels first and their Numba kernels after
+    wait_compiled, with the same results (the random draws bit-identical)."""
+    from flowgraph.plan import CompiledPlan
+    with fg.Graph().as_default():
+        emb = fg.Variable(np.linspace(-1, 1, 15).reshape(5, 3))
+        ids = fg.placeholder(fg.int32, (4,))
+        logits = fg.nn.embedding_lookup(emb, ids) * 2.0
+        loss = fg.reduce_sum(fg.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=[0, 1, 2, 1], logits=logits))
+        fetches = [loss, fg.gradients(loss, [emb])[0],
+                   fg.random_normal((6,), dtype=fg.float64, seed=3)]
+        feed = {ids: np.array([0, 1, 1, 4], np.int32)}
+        sess = fg.Session(config=fg.SessionConfig(compile="background"))
+        before = sess.run(fetches, feed)
+        plan = next(p for p in sess._plans.values() if isinstance(p, CompiledPlan))
+        kinds = [info.kind for info in plan.step_infos]
+        assert sess.wait_compiled(timeout=300)
+        after = sess.run(fetches, feed)
+        np.testing.assert_allclose(after[0], before[0], rtol=1e-12)
+        np.testing.assert_allclose(after[1], before[1], rtol=1e-12, atol=1e-15)
+        reference = fg.Session(config=fg.SessionConfig(optimize=False))
+        reference.run(fetches, feed)                 # run 0: the same draw as `before`
+        np.testing.assert_array_equal(reference.run(fetches, feed)[2], after[2])
+        assert "reference" not in kinds      # a kernel step, reference until compiled
+        assert plan.compiled
