@@ -30,7 +30,8 @@ def make_step(batch, device="/cpu:0", soft=False, data_parallel=False, seed=0):
     with graph.as_default():
         model = char_rnn.build_model(VOCAB, hidden=H, seq_len=T, batch=batch, lr=1e-3,
                                      device=device, data_parallel=data_parallel)
-        sess = fg.Session(config=fg.SessionConfig(allow_soft_placement=soft))
+        sess = fg.Session(config=fg.SessionConfig(allow_soft_placement=soft,
+                                                  compile="eager"))
         fn = sess.make_callable([model.loss, model.train_op],
                                 [model.inputs, model.targets] + model.flat_state_in)
     rng = np.random.default_rng(seed)

@@ -52,7 +52,7 @@ def main():
           f"{args.repeats} (pairs timed in turn)")
     with fg.Graph().as_default():
         x, table = pairs(fg, np, rows, cols)
-        sess = fg.Session()
+        sess = fg.Session(config=fg.SessionConfig(compile="eager"))
         for name, (composite, peer) in table.items():
             a = sess.make_callable(composite, [x])
             b = sess.make_callable(peer, [x])

@@ -90,7 +90,7 @@ def flowgraph_lstm_step(B, I, H, T, lr=0.01):
             loss = fg.add_n(squares) / float(B * H * T)
             gk, gb = fg.gradients(loss, [kernel, bias])
             train = fg.group(kernel.assign_sub(lr * gk), bias.assign_sub(lr * gb))
-        sess = fg.Session(graph)
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
         step = sess.make_callable([loss, train], xs)
     feeds = [rng.normal(size=(B, I)).astype(np.float32) for _ in range(T)]
     return lambda: step(*feeds)  # returns the loss on the host: the run is complete

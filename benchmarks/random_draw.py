@@ -48,7 +48,7 @@ def main(argv=None):
                 cell = fg.nn.DropoutWrapper(cell, input_keep_prob=0.5, output_keep_prob=0.5)
             state = fg.nn.state_placeholders(cell, batch)
             out, _ = cell(x, state)
-            sess = fg.Session(graph=g)
+            sess = fg.Session(graph=g, config=fg.SessionConfig(compile="eager"))
             values = [np.ones((batch, hidden), np.float32)] * 3
             step = sess.make_callable(out, [x, state.c, state.h])
             steps[label] = lambda step=step, values=values: step(*values)

@@ -112,7 +112,7 @@ def fg_loop_training_step(cell, B, I, H, dtype, params=None):
         hs, _ = fg.scan(step, xs, initializer=(zero, zero))
         loss = fg.reduce_mean(fg.square(hs[-1]))
         grads = fg.gradients(loss, list(p.values()))
-        sess = fg.Session(graph)
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
         call = sess.make_callable([loss] + grads, [xs])
     return call, sess, graph
 
