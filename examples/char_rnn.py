@@ -5,7 +5,7 @@ has it), prints the unigram-entropy baseline (nats/char), a progress line with t
 and characters per second, samples of generated text, and writes a checkpoint that
 ``--resume`` continues from::
 
-    python examples/char_rnn.py          # 1-layer LSTM, 400 steps: about 22 s on 2 cores
+    python examples/char_rnn.py          # 1-layer LSTM, 400 steps: about 11 s on 2 cores
     python examples/char_rnn.py --resume --steps 200      # 200 more steps from the checkpoint
     python examples/char_rnn.py --cell gru --layers 2 --checkpoint gru2.npz
     mpiexec -n 2 python -m mpi4py examples/char_rnn.py --data-parallel
