@@ -545,7 +545,7 @@ class CompiledPlan:
         the plan may have given an output the memory of an input (safe for a kernel,
         which loads before it stores, not for a chain), or a second place to go.
         """
-        from kernels.ufuncs import UFUNCS, bind
+        from kernels.ufuncs import bind, has_ufunc
         outs = self._group_outputs[group]
         local, calls, slots = {}, [], {}
         scratch = self._interim_scratch
@@ -558,10 +558,10 @@ class CompiledPlan:
             v = (n, 0)
             local[v] = out
             ins = [local[w] if w in local else arrays[w] for w in n.inputs]
-            if n.type in UFUNCS or n.type == "ReduceSum":
+            if has_ufunc(n.type):
                 calls.append(bind(n.type, n.attrs, out, ins))
             else:     # no ufunc for it: its reference kernel until the loop compiles
-                calls.append(_reference_call(n, out, ins))
+                calls.append(self._reference_step(n, ins, [out]))
         copies = [(arrays[v], local[v]) for v in outs]
         copies += [(a, local[v]) for v in outs for a in self._also_arrays.get(v, ())]
         copyto = np.copyto
@@ -843,16 +843,6 @@ def _later(build, label):
     return build
 
 
-def _reference_call(node, out, ins):
-    """A zero-argument callable computing ``node`` into ``out`` with its NumPy
-    reference kernel (an op a fused region's interim ufunc chain has no ufunc for)."""
-    ref, copyto = get_primitive(node.type).ref, np.copyto
-
-    def call():
-        copyto(out, ref(node, *ins), casting="unsafe")
-    return call
-
-
 def uses_ufuncs(group):
     """Run this region as NumPy ufunc calls rather than one generated loop?
 
@@ -865,8 +855,8 @@ def uses_ufuncs(group):
     calls). So arithmetic regions are loops; large float64 regions full of
     transcendental functions are ufunc chains.
     """
-    from kernels.ufuncs import UFUNCS
-    if any(n.type not in UFUNCS and n.type != "ReduceSum" for n in group.nodes):
+    from kernels.ufuncs import has_ufunc
+    if not all(has_ufunc(n.type) for n in group.nodes):
         return False    # an op with no ufunc entry: the generated loop (never a KeyError)
     members = set(group.nodes)
     operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})

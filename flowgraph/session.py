@@ -385,22 +385,7 @@ class Session:
         """
         if self._closed:
             raise FlowgraphError("this session is closed")
-        if _is_fetch_leaf(fetches):
-            leaves, rebuild = (fetches,), None
-        else:
-            leaves, rebuild = flatten(fetches, is_leaf=_is_fetch_leaf)
-        feed_dict = feed_dict or {}
-        # Keyed by the objects themselves (tensors hash by identity, names by value), so
-        # a repeated run with the same fetches and feed keys resolves nothing again.
-        signature = (tuple(leaves), tuple(feed_dict))
-        try:
-            runner = self._runners.get(signature)
-        except TypeError:  # an unhashable fetch: _runner raises the clear error
-            runner = self._runner(leaves, list(feed_dict))
-        if runner is None:
-            runner = self._runner(leaves, list(feed_dict))
-            with self._lock:
-                self._runners[signature] = runner
+        runner, rebuild, feed_dict = self._runner_for(fetches, feed_dict)
         if options is not None and options.trace and run_metadata is not None:
             values = runner.traced(run_metadata, *feed_dict.values())
         else:
@@ -408,7 +393,7 @@ class Session:
         return values[0] if rebuild is None else rebuild(values)
 
     def _runner_for(self, fetches, feed_dict):
-        # (run() inlines the same lookup: its per-call overhead is measured)
+        """``(runner, rebuild, feed_dict)`` for a ``run``/``explain`` call."""
         if _is_fetch_leaf(fetches):
             leaves, rebuild = (fetches,), None
         else:

@@ -79,6 +79,11 @@ UFUNCS = {
 }
 
 
+def has_ufunc(op_type):
+    """Can :func:`bind` compute ``op_type`` (a fused region's op) with NumPy calls?"""
+    return op_type in UFUNCS or op_type == "ReduceSum"
+
+
 def bind(op_type, attrs, out, inputs):
     """A zero-argument callable computing ``op_type`` into ``out``."""
     if op_type == "ReduceSum":      # a fused region's sum (out has the reduced shape)
