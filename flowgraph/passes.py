@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from . import shapes as S
+from .devices import DEFAULT_DEVICE
 from .ops import get_primitive
 
 # Primitive kinds whose ops are pure functions of their inputs (safe to fold, merge
@@ -86,12 +87,27 @@ class Node:
 
 
 class Program:
-    """Nodes in topological order, the fetched values and the nodes run for effect."""
+    """Nodes in topological order, the fetched values and the nodes run for effect.
 
-    def __init__(self, nodes, fetches, targets):
+    ``placement``: ``{Operation: device}`` when some op runs off the CPU (``None``: all
+    on ``/cpu:0``). A node runs where the op it came from (its ``origin``) was placed,
+    so nodes that passes create land with the op they stand for; feeds arrive on the
+    host. Passes that merge, stack or fuse nodes only do so within one device.
+    """
+
+    def __init__(self, nodes, fetches, targets, placement=None):
         self.nodes = nodes
         self.fetches = fetches      # [(node, index)]
         self.targets = targets      # [node]
+        self.placement = placement
+        self.moved = {}             # node -> device, where a node leaves its op's device
+
+    def device(self, node):
+        """The device ``node`` runs on (``/cpu:0`` for feeds and unplaced programs)."""
+        if self.placement is None or node.type == "Feed":
+            return DEFAULT_DEVICE
+        moved = self.moved.get(node)
+        return moved if moved is not None else self.placement.get(node.origin, DEFAULT_DEVICE)
 
     def users(self):
         """``{(node, index): [consumer nodes]}``."""
@@ -164,10 +180,11 @@ class NotCompilable(Exception):
     """
 
 
-def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
+def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None, placement=None):
     """The ops needed for a run as a :class:`Program` with concrete shapes.
 
-    ``ops``: those ops (``executor.needed_ops``) when the caller has them already.
+    ``ops``: those ops (``executor.needed_ops``) when the caller has them already;
+    ``placement``: ``{op: device}`` for a run with ops off the CPU (``Program.device``).
     """
     from .executor import needed_ops
     fed = {t: s for t, s in zip(feed_tensors, feed_shapes)}
@@ -219,7 +236,7 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None):
     for a, b in zip(collectives, collectives[1:]):
         b.controls.append(a)
     return Program(nodes, [value[t] for t in fetch_tensors],
-                   [made[o] for o in target_ops if o in made])
+                   [made[o] for o in target_ops if o in made], placement)
 
 
 # --- helpers for rewriting -------------------------------------------------------------
@@ -439,12 +456,14 @@ def cse(prog):
     (and constants with equal values) become one.
     """
     seen = {}
+    device = prog.device
 
     def visit(n):
         if n.type != "Const" and not _is_pure(n):
             return None
         key = (n.type, tuple((id(v[0]), v[1]) for v in n.inputs), _freeze(n.attrs),
-               tuple(_dtype_text(d, str) for d in n.dtypes), tuple(n.shapes))
+               tuple(_dtype_text(d, str) for d in n.dtypes), tuple(n.shapes),
+               device(n))
         first = seen.get(key)
         if first is None:
             seen[key] = n
@@ -507,6 +526,9 @@ def _stack_sums(prog, is_term, stacked):
         if not collect(n, terms, adds) or len(terms) < 2:
             continue
         terms.sort(key=lambda m: m.order)
+        if prog.placement is not None and len(
+                {prog.device(m) for m in [n] + adds + terms}) > 1:
+            continue      # (stacking never moves work to another device)
         # The inner adds are not roots of trees of their own (visiting them again
         # would make the pass quadratic in the depth of the tree; they have the
         # root's shape, so where the root cannot be stacked, neither can they).
@@ -590,10 +612,10 @@ def batch_input_matmuls(prog):
     for n in prog.nodes:
         if (n.type == "MatMul" and not n.controls and len(n.shapes[0]) == 2
                 and not n.attrs["transpose_a"] and fixed_input(n.inputs[0])):
-            key = (n.inputs[1], n.attrs["transpose_b"], n.dtypes[0].str)
+            key = (n.inputs[1], n.attrs["transpose_b"], n.dtypes[0].str, prog.device(n))
             groups.setdefault(key, []).append(n)
     replace = {}
-    for (b, tb, _), members in groups.items():
+    for (b, tb, _, _), members in groups.items():
         if len(members) < 2:
             continue
         parts = [m.inputs[0] for m in members]
@@ -653,6 +675,7 @@ def add_before_split(prog):
             rank = len(n.shapes[0])
             padded = (1,) * (rank - len(b_shape)) + tuple(b_shape)
             if (len(b_shape) <= rank and padded[axis] == 1
+                    and len({prog.device(m) for m in [n] + adds}) == 1
                     and all(a.shapes[0] == p for a, p in zip(adds, n.shapes))
                     and all(a.dtypes[0] == n.dtypes[0] for a in adds)):
                 plan[n] = (bias, adds)
@@ -713,7 +736,7 @@ def narrow_split_matmuls(prog):
         if (m.type != "MatMul" or len(m.shapes[0]) != 2 or len(users.get(src, ())) != 1
                 or src in fetched or m.controls):
             return None
-        if S.normalize_axis(n.attrs["axis"], 2) != 1:
+        if S.normalize_axis(n.attrs["axis"], 2) != 1 or prog.device(n) != prog.device(m):
             return None
         used = [k for k in range(len(n.shapes)) if users.get((n, k)) or (n, k) in fetched]
         if len(used) != 1:
@@ -766,14 +789,14 @@ def untranspose_matmul_operands(prog):
         if not (_untransposable(n) and n.inputs[1] in chosen):
             return None
         b = n.inputs[1]
-        plain = copies.get(b)
+        plain = copies.get((b, prog.device(n)))
         if plain is None:
             rows_, cols = b[0].shapes[b[1]]
             dtype = [b[0].dtypes[b[1]]]
             view = Node("Transpose", [b], {"perm": (1, 0)}, n.origin, [(cols, rows_)],
                         dtype, order=n.order)
-            plain = copies[b] = Node("Copy", [(view, 0)], {}, n.origin, [(cols, rows_)],
-                                     dtype, order=n.order)
+            plain = copies[(b, prog.device(n))] = Node(
+                "Copy", [(view, 0)], {}, n.origin, [(cols, rows_)], dtype, order=n.order)
         attrs = dict(n.attrs, transpose_b=False)
         return (Node("MatMul", [n.inputs[0], (plain, 0)], attrs, n.origin, n.shapes,
                      n.dtypes, order=n.order), 0)
@@ -817,6 +840,17 @@ def _dtype_text(d, how):
     return text
 
 
+def fusable_on(device, n):
+    """Can ``n`` join a fused region on ``device``? The CPU fuses all that
+    :func:`fusable` and :func:`fusable_reduction` take; a GPU's generated kernels
+    (:mod:`kernels.cuda_codegen`) take the elementwise ops with a scalar template, not
+    broadcasts or sums (those run as kernels of their own there)."""
+    if device == DEFAULT_DEVICE or "gpu" not in device:
+        return True
+    from kernels.cuda_codegen import supports
+    return n.type not in ("BroadcastTo", "ReduceSum") and supports(n.type)
+
+
 def fusable_reduction(n):
     """Can ``n`` end a generated elementwise loop (a float sum over some axes)?"""
     if n.type != "ReduceSum" or n.controls or n.dtypes[0].name not in ("float32", "float64"):
@@ -828,12 +862,13 @@ def fusable_reduction(n):
 
 
 class Group:
-    """A convex region of elementwise nodes of one output shape: one generated kernel."""
+    """A convex region of elementwise nodes of one output shape, on one device: one
+    generated kernel."""
 
-    __slots__ = ("nodes", "shape", "index")
+    __slots__ = ("nodes", "shape", "index", "device")
 
-    def __init__(self, shape, index):
-        self.nodes, self.shape, self.index = [], shape, index
+    def __init__(self, shape, index, device=DEFAULT_DEVICE):
+        self.nodes, self.shape, self.index, self.device = [], shape, index, device
 
     def __repr__(self):
         return f"<Group {[n.type for n in self.nodes]} {self.shape}>"
@@ -853,9 +888,12 @@ def fuse_elementwise(prog):
     grow (a group depends on all its members' inputs), so the check is a few ORs and
     exact.
     Inputs are broadcast at the region's edge, and a float sum of a region's value
-    (over any axes) joins the region as an output accumulated in its loop.
+    (over any axes) joins the region as an output accumulated in its loop. Regions
+    never cross devices, and on a GPU hold what its fused kernels take
+    (:func:`fusable_on`).
     """
     groups = []
+    device = prog.device
     by_root = {}  # root node of a buffer -> groups reading it (dict keys, in order)
     # The closure over groups, kept as it is built so that a query is a few ORs and a
     # bit test (the closure from scratch walks every ancestor group: quadratic in the
@@ -881,7 +919,7 @@ def fuse_elementwise(prog):
         return bool(closed_outside(n, g) >> g.index & 1)
 
     def legal(n, g):
-        return (g.shape == n.shapes[0] and not depends_on(n, g)
+        return (g.shape == n.shapes[0] and g.device == device(n) and not depends_on(n, g)
                 and not any(v[0].group is g and v[0].type == "ReduceSum"
                             for v in n.inputs))
 
@@ -907,10 +945,11 @@ def fuse_elementwise(prog):
             # join a group through it (it is complete only after the loop).
             v = n.inputs[0]
             g = v[0].group
-            if g is not None and v[0].type != "ReduceSum" and g.shape == v[0].shapes[v[1]]:
+            if (g is not None and v[0].type != "ReduceSum" and g.shape == v[0].shapes[v[1]]
+                    and g.device == device(n) and fusable_on(g.device, n)):
                 n.group = g
                 g.nodes.append(n)
-        elif fusable(n):
+        elif fusable(n) and fusable_on(device(n), n):
             # 1. Join a producer's group (vertical fusion).
             for v in n.inputs:
                 g = v[0].group
@@ -938,7 +977,7 @@ def fuse_elementwise(prog):
                     if n.group is not None:
                         break
             if n.group is None:
-                n.group = Group(n.shapes[0], len(groups))
+                n.group = Group(n.shapes[0], len(groups), device(n))
                 groups.append(n.group)
                 gclose[n.group] = 0
             n.group.nodes.append(n)
@@ -1044,7 +1083,7 @@ def recompute_in_readers(prog):
         if g is None or not readers or n.type not in RECOMPUTABLE:
             continue
         h = readers[0].group
-        if h is None or h is g or h.shape != g.shape:
+        if h is None or h is g or h.shape != g.shape or h.device != g.device:
             continue
         moving = set()
         if chain(n, g, h, moving):

@@ -18,7 +18,7 @@ without a GPU is an all-CPU run and gets the compiled CPU plan.
 """
 from __future__ import annotations
 
-from .devices import DEFAULT_DEVICE, list_devices, split_device
+from .devices import DEFAULT_DEVICE, list_devices, local_device, split_device
 from .errors import PlacementError, describe_op
 from .executor import needed_ops
 
@@ -75,6 +75,17 @@ def device_kind(device) -> str:
 def uses_gpu(chosen) -> bool:
     """True when a placement (``{op: device}``) puts some op on a GPU."""
     return any(device_kind(d) == "gpu" for d in chosen.values())
+
+
+def check_one_gpu(chosen):
+    """Raise ``PlacementError`` for a run spanning several GPUs (not supported yet)."""
+    gpus = sorted({local_device(d) for d in chosen.values() if device_kind(d) == "gpu"})
+    if len(gpus) > 1:
+        op = next(op for op, d in chosen.items() if local_device(d) == gpus[1])
+        raise PlacementError(
+            f"{describe_op(op)}: placed on {gpus[1]} while other ops of this run are on "
+            f"{gpus[0]}; a run spanning several GPUs is not supported yet (expected "
+            "one GPU per run, found " + ", ".join(gpus) + ")")
 
 
 def log_placement(ops, chosen):

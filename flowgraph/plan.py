@@ -48,9 +48,14 @@ COMMUTATIVE = frozenset({"Add", "Mul"})
 
 # --- scheduling ------------------------------------------------------------------------
 
-def schedule(prog):
+def schedule(prog, device_of=None):
     """Units in an executable order: ``[(kind, payload)]`` where kind is ``"group"``
     (payload a Group) or ``"node"``.
+
+    ``device_of(unit)``: for a placed program, the unit's device; among the units
+    ready to run, those on the device of the unit just scheduled go first, so that a
+    placed run switches devices (and copies values) as rarely as its dependencies
+    allow.
     """
     unit_of = {}
     units = []
@@ -89,18 +94,44 @@ def schedule(prog):
     for u, p in enumerate(preds):
         for q in p:
             succs[q].append(u)
-    ready = [(key[u], u) for u in range(len(units)) if not indegree[u]]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        _, u = heapq.heappop(ready)
+    if device_of is not None:
+        order = _schedule_by_device(units, key, succs, indegree, device_of)
+    else:
+        ready = [(key[u], u) for u in range(len(units)) if not indegree[u]]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            _, u = heapq.heappop(ready)
+            order.append(units[u])
+            for w in succs[u]:
+                indegree[w] -= 1
+                if not indegree[w]:
+                    heapq.heappush(ready, (key[w], w))
+    if len(order) != len(units):
+        raise FlowgraphError("internal error: the fused graph has a cycle")
+    return order
+
+
+def _schedule_by_device(units, key, succs, indegree, device_of):
+    """The topological order of ``schedule`` with one ready heap per device: stay on
+    the current device while it has ready units, else go to the earliest ready one."""
+    devices = [device_of(unit) for unit in units]
+    ready = {}
+    for u in range(len(units)):
+        if not indegree[u]:
+            ready.setdefault(devices[u], []).append((key[u], u))
+    for heap in ready.values():
+        heapq.heapify(heap)
+    order, current = [], None
+    while any(ready.values()):
+        if not ready.get(current):
+            current = min((heap[0], d) for d, heap in ready.items() if heap)[1]
+        _, u = heapq.heappop(ready[current])
         order.append(units[u])
         for w in succs[u]:
             indegree[w] -= 1
             if not indegree[w]:
-                heapq.heappush(ready, (key[w], w))
-    if len(order) != len(units):
-        raise FlowgraphError("internal error: the fused graph has a cycle")
+                heapq.heappush(ready.setdefault(devices[w], []), (key[w], w))
     return order
 
 
@@ -122,7 +153,7 @@ class CompiledPlan:
     """
 
     def __init__(self, prog, graph, fetch_tensors, target_ops, feed_tensors, config,
-                 device=DEFAULT_DEVICE):
+                 device=DEFAULT_DEVICE, on_failure=None):
         self.feed_tensors = list(feed_tensors)
         self.fetch_tensors = list(fetch_tensors)
         self._reference_args = (graph, fetch_tensors, target_ops, feed_tensors)
@@ -132,6 +163,9 @@ class CompiledPlan:
         self._state = [None]
         self.kernel_sources = set()
         self.device = device      # where every step runs (the placement's device)
+        # ``on_failure(exc, origin)``: raises in place of the reference replay (a plan
+        # that is one stretch of a placed plan: the placed plan replays the whole run)
+        self._on_failure = on_failure
         self._kernels = None     # set by tiering.KernelSet: the generated kernels' progress
         units = schedule(prog)
         self.n_units = len(units)
@@ -822,16 +856,31 @@ class CompiledPlan:
         """Run the reference plan on the same inputs: it names the original op that
         failed (or first made a NaN/Inf) exactly as the specification does.
         """
-        graph, fetches, targets, feed_tensors = self._reference_args
-        reference = ReferencePlan(graph, fetches, targets, feed_tensors, self._check_numerics)
-        # the same run number for random ops (reserved in ``state``, if not yet)
-        fresh = RunState(dict(state.snapshot), state._initial, state.random_counter)
-        reference.run(feeds, fresh)   # raises the specified error
-        if exc is not None:
-            raise FlowgraphError(f"internal error in the compiled plan (the reference path "
-                                 f"succeeds): {type(exc).__name__}: {exc}") from exc
-        raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or Inf "
-                            "in the compiled plan")
+        if self._on_failure is not None:
+            self._on_failure(exc, origin)
+        replay_reference(self._reference_args, self._check_numerics, feeds, state, exc,
+                         origin)
+
+
+def replay_reference(reference_args, check_numerics, feeds, state, exc, origin=None,
+                     named=False):
+    """After a compiled plan failed with ``exc`` (or found a NaN/Inf made by node
+    ``origin``), run the reference plan on the same inputs: it names the original op
+    that failed exactly as the specification does. Raises in every case: where the
+    reference succeeds, ``exc`` itself when ``named`` (a GPU kernel's index check names
+    its op) and it is a ``FlowgraphError``, else an internal error."""
+    graph, fetches, targets, feed_tensors = reference_args
+    reference = ReferencePlan(graph, fetches, targets, feed_tensors, check_numerics)
+    # the same run number for random ops (reserved in ``state``, if not yet)
+    fresh = RunState(dict(state.snapshot), state._initial, state.random_counter)
+    reference.run(feeds, fresh)   # raises the specified error
+    if named and isinstance(exc, FlowgraphError):
+        raise exc
+    if exc is not None:
+        raise FlowgraphError(f"internal error in the compiled plan (the reference path "
+                             f"succeeds): {type(exc).__name__}: {exc}") from exc
+    raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or Inf "
+                        "in the compiled plan")
 
 
 def _later(build, label):

@@ -234,10 +234,6 @@ class Session:
         # Placement first: what follows depends on where ops landed (after soft
         # placement), not on what they asked for.
         chosen = placement.place(fetch_tensors, target_ops, feed_tensors, self.config)
-        if self.config.optimize and placement.uses_gpu(chosen):
-            from .device_plan import DevicePlan
-            return DevicePlan(self.graph, fetch_tensors, target_ops, feed_tensors, chosen,
-                              self.config, feed_arrays)
         if self.config.optimize:
             from . import compiler
             return compiler.compile_plan(self.graph, fetch_tensors, target_ops, feed_tensors,

@@ -430,16 +430,18 @@ def test_random_elementwise_graphs_fuse_to_the_reference(program, dtype):
 
 
 def test_plan_fuses_elementwise_runs():
-    from flowgraph.device_plan import DevicePlan
+    from flowgraph.placed_plan import PlacedPlan
     x = fg.placeholder(fg.float32, (2, 3))
     with fg.device("/gpu:0"):
         y = fg.tanh(x * 2.0 + 1.0) * fg.sigmoid(x)
     with fg.Session() as sess:
         out = sess.run(y, {x: np.ones((2, 3))})
         (plan,) = sess._plans.values()
-    assert isinstance(plan, DevicePlan)
-    fused = [item for kind, item in plan.steps if kind == "fused"]
-    assert len(fused) == 1 and len(fused[0]["ops"]) == 5 and fused[0]["wanted"] == [4]
+    assert isinstance(plan, PlacedPlan)
+    fused = [step for step in plan.steps if step.kind == "fused kernel"]
+    # x*2, +1, tanh, sigmoid, * : one kernel storing only its last value
+    assert len(fused) == 1 and len(fused[0].infos[0].ops) == 5
+    assert len(fused[0].writes) == 1 and fused[0].device == "/gpu:0"
     np.testing.assert_allclose(out, np.tanh(3.0) / (1 + np.exp(-1.0)) * np.ones((2, 3)),
                                rtol=1e-6)
 

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
 
 import flowgraph as fg
-from flowgraph.device_plan import DevicePlan
+from flowgraph.placed_plan import PlacedPlan
 from kernels import cuda_runtime
 
 pytestmark = pytest.mark.skipif(
@@ -67,7 +67,7 @@ def _run_lstm(device1, device2):
 def test_lstm_layers_on_two_devices_equal_the_all_cpu_run():
     (cpu_loss, cpu_grads), _ = _run_lstm("/cpu:0", "/cpu:0")
     (mixed_loss, mixed_grads), plan = _run_lstm("/cpu:0", "/gpu:0")
-    assert isinstance(plan, DevicePlan)
+    assert isinstance(plan, PlacedPlan)
     directions = {direction for _, direction in plan.transfers}
     assert directions == {"cpu->gpu", "gpu->cpu"}  # layer outputs go up, gradients down
     np.testing.assert_allclose(mixed_loss, cpu_loss, rtol=1e-5)

@@ -133,11 +133,11 @@ def test_dynamic_rnn_errors_are_clear():
         fg.nn.dynamic_rnn(cell, fg.placeholder(fg.float64, (2, 3, 4)))
 
 
-def test_a_loop_placed_on_the_gpu_runs_on_the_host_in_the_device_plan():
+def test_a_loop_placed_on_the_gpu_runs_on_the_host_in_the_placed_plan():
     pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
     if "/gpu:0" not in fg.list_devices():
         pytest.skip("numba.cuda sees no GPU and the simulator is off")
-    from flowgraph.device_plan import DevicePlan
+    from flowgraph.placed_plan import PlacedPlan
     x = fg.placeholder(fg.float64, (2, 4, 3))
     cell = fg.nn.GRUCell(3, seed=0)
     with fg.device("/gpu:0"):
@@ -147,5 +147,5 @@ def test_a_loop_placed_on_the_gpu_runs_on_the_host_in_the_device_plan():
     value = np.random.default_rng(0).normal(size=(2, 4, 3))
     sess = _session(True)
     got = sess.run([out] + grads, {x: value})
-    assert isinstance(next(iter(sess._plans.values())), DevicePlan)
+    assert isinstance(next(iter(sess._plans.values())), PlacedPlan)
     _assert_close(got, _session(False).run([out] + grads, {x: value}))

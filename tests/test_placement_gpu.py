@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
 
 import flowgraph as fg
-from flowgraph.device_plan import DevicePlan
+from flowgraph.placed_plan import PlacedPlan
 from flowgraph.errors import InvalidArgumentError, NumericsError, PlacementError
 
 pytestmark = pytest.mark.skipif(
@@ -51,7 +51,7 @@ def test_soft_placement_falls_back_to_the_cpu():
     with fg.Session(config=config) as sess:
         np.testing.assert_allclose(sess.run(y, {x: [0.5, 1.0]}), np.tanh([0.5, 1.0]),
                                    rtol=1e-6)
-        assert not isinstance(_plan(sess), DevicePlan)
+        assert not isinstance(_plan(sess), PlacedPlan)
 
 
 def test_log_device_placement_prints_one_line_per_op(capfd):
@@ -77,7 +77,7 @@ def test_feeds_are_copied_once_and_only_fetches_come_back():
     with fg.Session() as sess:
         out = sess.run(d, {x: [0.1, 0.2, 0.3]})
         plan = _plan(sess)
-    assert isinstance(plan, DevicePlan)
+    assert isinstance(plan, PlacedPlan)
     assert plan.transfers == [("x:0", "cpu->gpu"), ("d:0", "gpu->cpu")]
     v = np.array([0.1, 0.2, 0.3], np.float32)
     np.testing.assert_allclose(out, np.sqrt(np.abs(np.sum(np.exp(v) * np.tanh(v))) + v),
@@ -107,7 +107,7 @@ def test_optimize_false_runs_the_reference_path_for_gpu_ops():
         y = fg.constant([1.0, 4.0]) ** 0.5
     with fg.Session(config=fg.SessionConfig(optimize=False)) as sess:
         np.testing.assert_allclose(sess.run(y), [1.0, 2.0])
-        assert not isinstance(_plan(sess), DevicePlan)
+        assert not isinstance(_plan(sess), PlacedPlan)
 
 
 def test_gather_out_of_range_on_gpu_names_the_op_and_commits_nothing():
@@ -227,7 +227,7 @@ def test_cpu_ops_of_a_mixed_run_are_compiled_steps():
             results[optimize] = [sess.run([z, train], feed)[0] for _ in range(3)]
             if optimize:
                 plan = _plan(sess)
-                assert isinstance(plan, DevicePlan)
+                assert isinstance(plan, PlacedPlan)
                 text = sess.explain([z, train], feed)
                 infos = step_infos(plan)
     np.testing.assert_allclose(results[True], results[False], rtol=1e-12)
@@ -262,7 +262,8 @@ def test_trace_of_a_mixed_run_has_one_track_per_device():
     assert set(tracks) == {"/cpu:0", "/gpu:0"}
     assert {e["tid"] for e in events} == set(tracks.values())
     assert any(e["cat"] == "gemm" and e["tid"] == tracks["/cpu:0"] for e in events)
-    assert any(e["cat"].startswith("gpu") and e["tid"] == tracks["/gpu:0"] for e in events)
+    assert any(e["cat"] in ("gemm", "fused kernel") and e["tid"] == tracks["/gpu:0"]
+               for e in events)
     starts = [e["ts"] for e in events]
     assert starts == sorted(starts)
 
