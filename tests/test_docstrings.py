@@ -21,6 +21,9 @@ MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optim
 MODULES += ["flowgraph.distributed.steps"]
 MODULES += ["flowgraph.tiering"]
 MODULES += ["kernels.softmax_xent", "kernels.scatter"]
+# one compiled pipeline for every placement (issue 11)
+MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
+            "flowgraph.backends.cpu", "flowgraph.backends.cuda"]
 
 
 @pytest.mark.parametrize("name", MODULES)
