@@ -35,7 +35,8 @@ import numpy as np
 from .backends import Step, backend_class
 from .devices import DEFAULT_DEVICE
 from .errors import PlacementError
-from .plan import replay_reference, schedule
+from .plan import replay_reference
+from .schedule import schedule
 
 
 class _StretchFailed(Exception):

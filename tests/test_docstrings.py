@@ -23,7 +23,8 @@ MODULES += ["flowgraph.tiering"]
 MODULES += ["kernels.softmax_xent", "kernels.scatter"]
 # one compiled pipeline for every placement (issue 11)
 MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
-            "flowgraph.backends.cpu", "flowgraph.backends.cuda"]
+            "flowgraph.backends.cpu", "flowgraph.backends.cuda",
+            "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule"]
 
 
 @pytest.mark.parametrize("name", MODULES)

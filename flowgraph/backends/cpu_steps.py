@@ -1,0 +1,304 @@
+"""The CPU backend's steps: how a compiled CPU plan runs each unit.
+
+- a fused elementwise region: one generated Numba loop (:mod:`kernels.codegen`,
+  compiled now, in the background or never: :mod:`flowgraph.tiering`), a chain of
+  NumPy ufunc calls where the cost model (:func:`uses_ufuncs`) says that is faster,
+  and the same chain as the interim step until the loop is compiled;
+- a node: its registered CPU kernel (BLAS GEMM, reductions, gathers...), variable
+  reads and updates, random draws (Philox, bit-identical to the reference), or its
+  NumPy reference kernel (never a ``KeyError``).
+
+Every step is a zero-argument callable with its arrays bound.
+
+>>> STEP_KINDS["MatMul"]
+'gemm'
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import shapes as S
+from ..errors import FlowgraphError
+from ..executor import run_state_op
+from ..ops import get_primitive
+
+# What explain() calls the step of a node run by a registered CPU kernel ("kernel"
+# otherwise; the collective and communication steps are registered by
+# flowgraph.distributed.steps).
+STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy",
+              "Reshape": "copy", "AllReduceMean": "allreduce", "Send": "send",
+              "Recv": "recv"}
+# Fused ops whose operands a kernel may take in either order with bitwise-equal results
+# (not Maximum/Minimum: their order decides the sign of a zero result).
+COMMUTATIVE = frozenset({"Add", "Mul"})
+
+
+class CpuSteps:
+    """The step builders of :class:`~flowgraph.plan.CompiledPlan` (the CPU backend's
+    lowering table)."""
+
+    def _group_steps(self, group, arrays):
+        """A fused region: one generated kernel, or for regions with transcendental
+        functions a chain of NumPy ufunc calls over shared scratch buffers (see
+        :mod:`kernels.ufuncs` for the measurements behind that choice).
+        """
+        outs = self._group_outputs[group]
+        if not outs:
+            return []
+        if uses_ufuncs(group):
+            return self._ufunc_steps(group, arrays)
+        return [self._interim_step(group, arrays)]
+
+    def _interim_step(self, group, arrays):
+        """A region meant for a generated kernel, as NumPy ufunc calls: what runs
+        until (or, with ``compile="never"``, instead of) the kernel is compiled.
+
+        Every value goes to scratch first and the outputs are copied out at the end:
+        the plan may have given an output the memory of an input (safe for a kernel,
+        which loads before it stores, not for a chain), or a second place to go.
+        """
+        from kernels.ufuncs import bind, has_ufunc
+        outs = self._group_outputs[group]
+        local, calls, slots = {}, [], {}
+        scratch = self._interim_scratch
+        for n in group.nodes:
+            shape, dtype = n.shapes[0], n.dtypes[0]
+            slot = slots[(dtype.str, shape)] = slots.get((dtype.str, shape), -1) + 1
+            out = scratch.get((dtype.str, shape, slot))
+            if out is None:
+                out = scratch[(dtype.str, shape, slot)] = np.empty(shape, dtype)
+            v = (n, 0)
+            local[v] = out
+            ins = [local[w] if w in local else arrays[w] for w in n.inputs]
+            if has_ufunc(n.type):
+                calls.append(bind(n.type, n.attrs, out, ins))
+            else:     # no ufunc for it: its reference kernel until the loop compiles
+                calls.append(self._reference_step(n, ins, [out]))
+        copies = [(arrays[v], local[v]) for v in outs]
+        copies += [(a, local[v]) for v in outs for a in self._also_arrays.get(v, ())]
+        copyto = np.copyto
+
+        def interim_region():
+            for call in calls:
+                call()
+            for dst, src in copies:
+                copyto(dst, src)
+        return interim_region
+
+    def _kernel_job(self, group, arrays, shape=None):
+        """``prepare() -> (source, argument types, arguments)`` for the group's
+        generated kernel (:func:`kernels.codegen.prepare_fused`), run where it
+        compiles (it imports Numba)."""
+        from kernels.codegen import FusedSpec
+        members = {n: i for i, n in enumerate(group.nodes)}
+        ins, index = [], {}
+        spec = FusedSpec(0)
+        for n in group.nodes:
+            operands = []
+            for v in n.inputs:
+                if v[0] in members:
+                    operands.append(("node", members[v[0]]))
+                else:
+                    if v not in index:
+                        index[v] = len(ins)
+                        ins.append(v)
+                    operands.append(("in", index[v]))
+            if n.type in COMMUTATIVE:
+                # One order for the same arithmetic (values computed in the kernel
+                # first, then inputs, each by number): one kernel, not two. Exact:
+                # IEEE addition and multiplication are commutative.
+                operands.sort(key=lambda ref: (ref[0] == "in", ref[1]))
+            spec.nodes.append((n.type, operands, dict(n.attrs), n.dtypes[0].name))
+        spec.n_inputs = len(ins)
+        spec.input_dtypes = [v[0].dtypes[v[1]].name for v in ins]
+        outs = self._group_outputs[group]
+        spec.outputs = [members[v[0]] for v in outs]
+        shape = group.shape if shape is None else shape
+        bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
+                 for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
+        for v in outs:
+            for a in self._also_arrays.get(v, ()):
+                spec.outputs.append(members[v[0]])
+                bound.append(a)
+        parents = self._parents
+        label = "+".join(dict.fromkeys(n.type for n in group.nodes))
+
+        def prepare():
+            from kernels.codegen import prepare_fused
+            return prepare_fused(spec, bound, parents, shape)
+        prepare.label = label
+        return prepare
+
+    def _ufunc_steps(self, group, arrays):
+        from kernels.ufuncs import bind
+        outs = set(self._group_outputs[group])
+        local, steps, slots = {}, [], {}
+        for n in group.nodes:
+            v = (n, 0)
+            if v in outs:
+                out = arrays[v]
+            else:
+                key = (n.dtypes[0].str, group.shape, slots.setdefault(
+                    (n.dtypes[0].str, group.shape), 0))
+                slots[(n.dtypes[0].str, group.shape)] += 1
+                out = self._scratch.get(key)
+                if out is None:
+                    out = self._scratch[key] = np.empty(group.shape, n.dtypes[0])
+            local[v] = out
+            ins = [local[w] if w in local else arrays[w] for w in n.inputs]
+            steps.append(bind(n.type, n.attrs, out, ins))
+        return steps
+
+    def _fused_kernel(self, group, arrays, shape=None):
+        """The group's generated kernel, compiled now (row-blocked epilogues)."""
+        from kernels import bind_call
+        from kernels.cache import compile_kernel
+        source, types, args = self._kernel_job(group, arrays, shape)()
+        self.kernel_sources.add(source)
+        return bind_call(compile_kernel(source, "kernel", types), args)
+
+    def _concat_copy_step(self, n, arrays):
+        """The parts of a concatenation that are not windows, copied into place."""
+        out = arrays[(n, 0)]
+        pairs = []
+        for w, axis, offset in self._concat_copies[n]:
+            pairs.append((out[_along(axis, offset, w[0].shapes[w[1]][axis])], arrays[w]))
+        copyto = np.copyto
+
+        def copy_parts():
+            for dst, src in pairs:
+                copyto(dst, src)
+        return copy_parts
+
+    def _node_step(self, n, arrays):
+        """``(step, kind)`` for one node (``kind`` as :meth:`explain` shows it)."""
+        from kernels import lookup
+        from kernels.cpu import build
+        ins = [arrays[v] for v in n.inputs]
+        outs = [arrays[(n, k)] for k in range(len(n.shapes))]
+        if n.kind == "state":
+            return self._state_step(n, ins, outs), "state"
+        if n.kind == "random":
+            return self._random_step(n, ins, outs), "kernel"
+        builder = lookup(n.type, "cpu")
+        if getattr(builder, "compiles", False) and self._compile_mode != "eager":
+            # A Numba kernel: the reference kernel runs until it is compiled in the
+            # background (tiering), or for good with compile="never".
+            step = self._reference_step(n, ins, outs)
+            if self._compile_mode == "background":
+                step.later = _later(lambda: build(n.type, n.attrs, ins, outs), n.type)
+            return step, STEP_KINDS.get(n.type, "kernel")
+        step = build(n.type, n.attrs, ins, outs)
+        if step is not None:
+            finish = getattr(step, "finish", None)   # work after the last step (MPI sends)
+            if finish is not None:
+                self._finishers.append(finish)
+            return step, STEP_KINDS.get(n.type, "kernel")
+        return self._reference_step(n, ins, outs), "reference"
+
+    @staticmethod
+    def _reference_step(n, ins, outs):
+        """A step running ``n``'s NumPy reference kernel into ``outs``."""
+        ref = get_primitive(n.type).ref if n.type != "BroadcastTo" else None
+        copyto = np.copyto
+
+        def reference_step():
+            values = ref(n, *ins)
+            if not isinstance(values, tuple):
+                values = (values,)
+            for out, value in zip(outs, values):
+                if np.shape(value) != out.shape:
+                    raise FlowgraphError(f"produced shape {np.shape(value)}, expected "
+                                         f"{out.shape}")
+                copyto(out, value, casting="unsafe")
+        return reference_step
+
+    def _state_step(self, n, ins, outs):
+        holder, op, copyto = self._state, n.origin, np.copyto
+
+        def state_step():
+            values = run_state_op(op, ins, holder[0])
+            for out, value in zip(outs, values):
+                copyto(out, value)
+        return state_step
+
+    def _random_step(self, n, ins, outs):
+        # The reference kernel with the Philox rounds in a Numba loop: the same 32-bit
+        # words (exact integer arithmetic), converted by the same NumPy code, so the
+        # compiled and reference paths draw bit-identical numbers.
+        holder, ref, copyto = self._state, get_primitive(n.type).ref, np.copyto
+
+        def step_with(generator):
+            def random_step():
+                copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter(),
+                                    generator=generator))
+            return random_step
+
+        if self._compile_mode == "eager":
+            from kernels.philox_cpu import contiguous_blocks
+            return step_with(contiguous_blocks)
+        # The NumPy rounds (the same words) until the Numba loop is compiled.
+        step = step_with(None)
+        if self._compile_mode == "background":
+            def with_numba_rounds():
+                from kernels.philox_cpu import contiguous_blocks
+                contiguous_blocks((0, 0), 0, 1)          # compiles it here, not in a run
+                return step_with(contiguous_blocks)
+            step.later = _later(with_numba_rounds, "Philox")
+        return step
+
+
+def _later(build, label):
+    """A background job building a plan step whose kernel Numba compiles (the
+    :func:`kernels.compiles` builders, the random ops' Philox loop): ``build()``
+    returns the step, or ``None`` to keep the one that runs now."""
+    build.builds_step = True
+    build.label = label
+    return build
+
+
+def uses_ufuncs(group):
+    """Run this region as NumPy ufunc calls rather than one generated loop?
+
+    A cost model from measurements on this machine (one core, float32, 64x256 and
+    16x64 LSTM cells). A generated loop vectorizes (see :mod:`kernels.cache` and the
+    row views of :mod:`kernels.codegen`): about 0.3 ns per element per array it reads
+    or writes, plus per element 4 ns for each exp, tanh or sigmoid in float32
+    (:mod:`kernels.vmath`) and 12-33 ns in float64 (scalar libm calls). A ufunc call
+    costs about 1.2 us plus 0.6 ns per element (NumPy's SIMD loops; sigmoid is four
+    calls). So arithmetic regions are loops; large float64 regions full of
+    transcendental functions are ufunc chains.
+    """
+    from kernels.ufuncs import has_ufunc
+    if not all(has_ufunc(n.type) for n in group.nodes):
+        return False    # an op with no ufunc entry: the generated loop (never a KeyError)
+    members = set(group.nodes)
+    operands = len({v for n in group.nodes for v in n.inputs if v[0] not in members})
+    elems = math.prod(group.shape)
+    per_element = 0.3 * (operands + len(group.nodes) // 2)
+    for n in group.nodes:
+        costs = LOOP_NS_FLOAT32 if n.dtypes[0] == np.float32 else LOOP_NS
+        per_element += costs.get(n.type, 0.0)
+    loop_ns = 500.0 + elems * per_element
+    calls = sum(4 if n.type == "Sigmoid" else 1 for n in group.nodes)
+    ufunc_ns = calls * (1200.0 + 0.6 * elems)
+    return ufunc_ns < loop_ns
+
+
+LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
+LOOP_NS_FLOAT32 = {"Tanh": 4.0, "Sigmoid": 4.0, "Exp": 2.5, "Log": 12.0}
+
+
+def _kept_dims(node, array, shape):
+    """A fused reduction's output as a view with the loop's rank (1 where reduced)."""
+    if node.type != "ReduceSum" or node.attrs.get("keepdims"):
+        return array
+    axes = S.normalize_axes(node.attrs["axis"], len(shape))
+    return np.expand_dims(array, tuple(axes))
+
+
+def _along(axis, offset, size):
+    """The index of ``size`` entries from ``offset`` along ``axis``."""
+    return (slice(None),) * axis + (slice(offset, offset + size),)

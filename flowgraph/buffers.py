@@ -1,0 +1,303 @@
+"""Values and buffers of a compiled CPU plan (:class:`~flowgraph.plan.CompiledPlan`).
+
+For every value of the scheduled program: a constant, a *view* of another value
+(reshape, transpose, split, basic slicing: no copy), a *window* (a slice of a
+concatenation's output that its producer writes straight into), or a pooled buffer.
+Buffers are assigned to storage blocks by liveness: walking the schedule, a buffer goes
+back to the pool after its last reader (over all views of it) and is reused, best size
+first; a fused kernel may write in place over an input it reads last.
+
+>>> sorted(VIEW_TYPES)[:2]
+['Reshape', 'Split']
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+
+from . import shapes as S
+from .backends.cpu_steps import _along, uses_ufuncs
+from .ops import slice_spec_to_index
+
+VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
+
+
+class _Storage:
+    __slots__ = ("nbytes", "array", "last_use", "pinned")
+
+    def __init__(self, nbytes, pinned=False):
+        self.nbytes, self.array, self.last_use, self.pinned = nbytes, None, -1, pinned
+
+
+class BufferLayout:
+    """The layout half of :class:`~flowgraph.plan.CompiledPlan`: ``_layout`` decides
+    every value's kind and storage and makes its array."""
+
+    def _layout(self, prog, units):
+        """Decide for every value: constant, view of another value, value inside a
+        fused kernel, or pooled buffer; assign buffers to storage blocks by liveness.
+        """
+        users = prog.users()
+        fetched = set(prog.fetches)
+        self._group_outputs = {}
+        inputs_of, produced = [], []
+        for kind, p in units:
+            nodes = p.nodes if kind == "group" else [p]
+            members = set(nodes)
+            ins = list(dict.fromkeys(v for n in nodes for v in n.inputs
+                                     if v[0] not in members))
+            if kind == "group":
+                self._group_outputs[p] = [
+                    (n, 0) for n in p.nodes
+                    if (n, 0) in fetched or any(u not in members for u in users.get((n, 0), ()))]
+                outs = self._group_outputs[p]
+            else:
+                outs = [(p, k) for k in range(len(p.shapes))]
+            inputs_of.append(ins)
+            produced.append(outs)
+
+        kinds, plain = {}, {}    # plain: a whole buffer in C order
+        for outs in produced:
+            for v in outs:
+                n, k = v
+                if n.type == "Const":
+                    kinds[v], plain[v] = "const", False
+                elif n.type in VIEW_TYPES and _view_possible(n, plain[n.inputs[0]]):
+                    kinds[v] = "view"
+                    plain[v] = n.type == "Reshape" and plain[n.inputs[0]]
+                else:
+                    kinds[v], plain[v] = "buffer", True
+        self._kinds = kinds
+
+        # Concatenation without a copy: each input is written straight into its slice
+        # of the output buffer (a "window"): the weight-gradient stacking, the
+        # per-step [h, x] of an unrolled RNN (itself a window of that stacking) and the
+        # gradient of a split all end up here. An input that cannot be a window (a
+        # constant, one used twice, a window elsewhere) is copied in by the
+        # concatenation's step; with none left, the concatenation runs no step.
+        # Windows along other axes than 0 are strided views: only for inputs no
+        # reshape reads (NumPy would silently reshape a copy).
+        # A value that a second concatenation reads as well (the r and z gate
+        # gradients of a GRU go into both the input and the recurrent weight
+        # gradient) is stored there too by the generated kernel that computes it
+        # (``also_into``), rather than copied in afterwards.
+        window_of, self._elided, self._concat_copies = {}, set(), {}
+        also_into = self._also_into = {}
+        for outs in produced:
+            for v in outs:
+                n = v[0]
+                if n.type != "Concat" or kinds[v] != "buffer":
+                    continue
+                axis = S.normalize_axis(n.attrs["axis"], len(n.shapes[0]))
+                offset, copied = 0, []
+                counts = Counter(n.inputs)
+                for w in n.inputs:
+                    size = w[0].shapes[w[1]][axis]
+                    if (kinds.get(w) == "buffer" and counts[w] == 1
+                            and (axis == 0 or not any(
+                                u.type in VIEW_TYPES for u in users.get(w, ())))):
+                        if w not in window_of:
+                            window_of[w] = (v, axis, offset)
+                        elif _stores_twice(w[0]):
+                            also_into.setdefault(w, []).append((v, axis, offset))
+                        else:
+                            copied.append((w, axis, offset))
+                    else:
+                        copied.append((w, axis, offset))
+                    offset += size
+                if len(copied) == len(n.inputs):
+                    continue
+                self._concat_copies[n] = copied
+                if not copied:
+                    self._elided.add(n)
+        for w in window_of:
+            kinds[w] = "window"
+
+        def root(v):
+            while True:
+                if kinds[v] == "view":
+                    v = v[0].inputs[0]
+                elif kinds[v] == "window":
+                    v = window_of[v][0]
+                else:
+                    return v
+        self._root = root
+
+        # Liveness: the last unit reading each buffer, through any view of it.
+        last = {}
+        for i, ins in enumerate(inputs_of):
+            for v in ins:
+                r = root(v)
+                last[r] = max(last.get(r, -1), i)
+        for v in prog.fetches:
+            last[root(v)] = len(units)
+
+        pool = {}          # nbytes -> [free _Storage]
+        self._storages = []
+
+        def take(nbytes):
+            fits = [size for size, free in pool.items()
+                    if free and nbytes <= size <= 2 * nbytes + 64]
+            if fits:
+                return pool[min(fits)].pop()
+            s = _Storage(nbytes)
+            self._storages.append(s)
+            return s
+
+        storage_of, live, releases = {}, {}, {}
+        self.largest_live_set = 0
+        live_bytes = [0]     # sum(live.values()), kept as it changes (not summed per unit)
+
+        def go_live(v, nbytes):
+            live[v] = nbytes
+            live_bytes[0] += nbytes
+
+        def go_dead(v):
+            live_bytes[0] -= live.pop(v)
+        for i, (kind, p) in enumerate(units):
+            outs = [v for v in produced[i] if kinds[v] == "buffer"]
+            handed = {}
+            if kind == "group" and not uses_ufuncs(p):
+                # In place: overwrite a plain input buffer this kernel reads last (a
+                # generated loop loads every input before it stores; a ufunc chain
+                # writes outputs early, so it gets no in-place outputs).
+                for v in inputs_of[i]:
+                    if (kinds[v] == "buffer" and last.get(v) == i and v in live
+                            and sum(root(w) == v for w in inputs_of[i]) == 1):
+                        for o in outs:
+                            if (o not in handed and _same_layout(o, v)
+                                    and o[0].type != "ReduceSum"):   # zeroed first
+                                handed[o] = v
+                                break
+            for w in produced[i]:
+                targets = [root(w)] if kinds[w] == "window" else []
+                targets += [root(c) for c, _, _ in also_into.get(w, ())]
+                for c in targets:
+                    if c not in storage_of:
+                        storage_of[c] = take(_nbytes(c))
+                        go_live(c, _nbytes(c))
+                        releases.setdefault(last.setdefault(c, i), []).append(c)
+            for o in outs:
+                if o in storage_of:
+                    continue              # a concatenation whose inputs filled it
+                if o in handed:
+                    storage_of[o] = storage_of[handed[o]]
+                    go_dead(handed[o])
+                else:
+                    storage_of[o] = take(_nbytes(o))
+                go_live(o, _nbytes(o))
+                last.setdefault(o, i)      # never read: free right after
+                releases.setdefault(last[o], []).append(o)
+            self.largest_live_set = max(self.largest_live_set, live_bytes[0])
+            for v in releases.pop(i, ()):
+                if v in live:
+                    go_dead(v)
+                    s = storage_of[v]
+                    pool.setdefault(s.nbytes, []).append(s)
+        self.memory_stats = {
+            "pooled_bytes": sum(s.nbytes for s in self._storages),
+            "largest_live_set_bytes": self.largest_live_set,
+        }
+        for s in self._storages:
+            s.array = np.empty(max(s.nbytes, 1), np.uint8)
+
+        arrays = {}
+        self._parents = {}
+
+        def base_of(v):
+            """The value a window or view is cut from (None for the others)."""
+            if kinds[v] == "window":
+                return window_of[v][0]
+            if kinds[v] == "view":
+                return v[0].inputs[0]
+            return None
+
+        def array_of(v):
+            # Down the chain of views and windows to a value with an array, then
+            # back up (a loop: slices of slices can be as deep as the graph).
+            chain = []
+            while v not in arrays:
+                chain.append(v)
+                base = base_of(v)
+                if base is None:
+                    break
+                v = base
+            for v in reversed(chain):
+                n, k = v
+                if kinds[v] == "window":
+                    c, axis, offset = window_of[v]
+                    a = self._window(arrays[c], v, axis, offset)
+                elif kinds[v] == "const":
+                    a = np.asarray(n.attrs["value"])
+                elif kinds[v] == "view":
+                    a = _make_view(n, k, arrays[n.inputs[0]])
+                    if n.type != "Reshape":     # a window of its input, for codegen
+                        self._parents[id(a)] = arrays[n.inputs[0]]
+                else:
+                    raw = storage_of[v].array
+                    a = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
+                arrays[v] = a
+
+        for outs in produced:
+            for v in outs:
+                array_of(v)
+        self._arrays = arrays
+        # The second places a value is stored (kept here: _parents is keyed by id()).
+        self._also_arrays = {w: [self._window(arrays[c], w, axis, offset)
+                                 for c, axis, offset in places]
+                             for w, places in also_into.items()}
+
+    def _window(self, parent, v, axis, offset):
+        """The slice of ``parent`` that value ``v`` fills at ``offset`` along ``axis``;
+        a strided one is recorded in ``_parents`` (the kernel indexes the parent)."""
+        a = parent[_along(axis, offset, v[0].shapes[v[1]][axis])]
+        if not a.flags.c_contiguous:
+            self._parents[id(a)] = parent
+        return a
+
+
+def _stores_twice(node):
+    """Can the kernel computing ``node`` store it in a second place? A generated
+    loop can (one more output); a ufunc chain or a reduction's accumulator cannot."""
+    group = node.group
+    return (group is not None and node.type not in ("ReduceSum", "BroadcastTo")
+            and not uses_ufuncs(group))
+
+
+def _nbytes(v):
+    n, k = v
+    return int(math.prod(n.shapes[k])) * n.dtypes[k].itemsize
+
+
+def _same_layout(o, v):
+    (a, i), (b, j) = o, v
+    return (math.prod(a.shapes[i]) == math.prod(b.shapes[j])
+            and a.dtypes[i].itemsize == b.dtypes[j].itemsize)
+
+
+def _view_possible(n, input_plain):
+    """Reshapes of a whole C-order buffer, transposes and slices are views."""
+    if n.type == "Reshape":
+        return input_plain
+    if n.type == "StridedSlice":
+        return len(n.shapes[0]) > 0   # all-integer indexing gives a scalar, not a view
+    return True
+
+
+def _make_view(n, k, x):
+    t = n.type
+    if t == "Reshape":
+        return x.reshape(n.shapes[0])
+    if t == "Transpose":
+        return np.transpose(x, n.attrs["perm"])
+    if t in ("Split", "SplitLike"):
+        axis = n.attrs["axis"] % x.ndim
+        start = sum(n.shapes[j][axis] for j in range(k))
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(start, start + n.shapes[k][axis])
+        return x[tuple(index)]
+    if t == "StridedSlice":
+        return x[slice_spec_to_index(n.attrs["spec"])]
+    raise AssertionError(t)
