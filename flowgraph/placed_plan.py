@@ -148,7 +148,8 @@ class PlacedPlan:
 
     @property
     def kernel_sources(self):
-        return set().union(*[s.plan.kernel_sources for s in self.steps if s.plan is not None])
+        gpu = self._gpu.kernel_sources if self._gpu is not None else set()
+        return gpu.union(*[s.plan.kernel_sources for s in self.steps if s.plan is not None])
 
     @property
     def compiled(self):
@@ -213,6 +214,8 @@ class PlacedPlan:
             inputs = [values[k] for k in step.reads]
             if step.run_traced is not None:     # a CPU stretch records its own steps
                 outs = step.run_traced(inputs, ctx, state, metadata)
+            elif not step.infos:                # (a constant's upload)
+                outs = step.run(inputs, ctx, state)
             else:
                 start = clock()
                 outs = step.run(inputs, ctx, state)

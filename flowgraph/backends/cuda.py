@@ -71,6 +71,7 @@ class CudaBackend(Backend):
         self.gpu, self.rt = gpu, gpu.rt
         self.index = int(device.rsplit(":", 1)[1])
         self._constants = {}       # Const node -> its device array, uploaded once
+        self.kernel_sources = set()   # the distinct fused kernels (their structure)
         self._lock = threading.Lock()
 
     # -- the lowering table ------------------------------------------------------------
@@ -113,6 +114,7 @@ class CudaBackend(Backend):
             return None
         dtypes = [m.dtypes[0] for m in group.nodes]
         shape, gpu = group.shape, self.gpu
+        self.kernel_sources.add(repr((entries, out)))
         checks = [_NodeOp(m) for m, e in zip(group.nodes, entries) if e[4]]
 
         def fused_kernel(inputs, ctx, state):
@@ -129,8 +131,9 @@ class CudaBackend(Backend):
             return None     # NoOp: orders the run (the schedule did), runs nothing
         reads = [(v, "gpu") for v in n.inputs]
         writes = [((n, k), "gpu") for k in range(len(n.shapes))]
-        if n.type == "Const":
-            return Step("const", self.device, [n.name], reads, writes, self._const(n))
+        if n.type == "Const":   # uploaded at its first run: not a step explain shows
+            return Step("const", self.device, [n.name], reads, writes, self._const(n),
+                        infos=[])
         if n.kind == "state":
             return Step("state", self.device, [n.name], reads, writes, self._state(n))
         if n.type == "BroadcastTo":
