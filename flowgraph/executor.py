@@ -43,7 +43,7 @@ class RunState:
 
     def read_raw(self, var):
         """The value as stored: a host array, or a device array for a variable that
-        lives on a GPU (device plans use this to keep it there)."""
+        lives on a GPU (the CUDA backend uses this to keep it there)."""
         value = self.snapshot.get(var)
         if value is None:
             value = self._initial(var)

@@ -10,7 +10,8 @@ on, its kind and the graph ops it covers. Kinds:
 - ``kernel``: another CPU kernel (a reduction, a gather...); ``copy``: a copy (parts
   of a concatenation, a value crossing devices); ``state``: a variable read or update;
 - ``send``/``recv``: a value crossing MPI tasks; ``allreduce``: the fused collective;
-- ``gpu kernel``/``gpu fused kernel``: numba.cuda launches;
+- on a GPU (a :class:`~flowgraph.placed_plan.PlacedPlan`), the same kinds with the GPU
+  as the device: ``gemm``, ``fused kernel`` and ``kernel`` are numba.cuda launches;
 - ``reference``: the op's NumPy reference kernel (no compiled kernel for it).
 
 >>> import numpy as np, flowgraph as fg
@@ -92,7 +93,7 @@ def _rank():
 
 
 def step_infos(plan):
-    """The steps of any plan (compiled, reference, device or partition plan)."""
+    """The steps of any plan (compiled, reference, placed or partition plan)."""
     infos = getattr(plan, "step_infos", None)
     if infos is not None:
         return list(infos)

@@ -39,7 +39,7 @@ from flowgraph.ops import slice_spec_to_index
 from . import cuda_codegen as codegen
 from . import cuda_runtime as rt
 from .cuda_templates import render_kernel
-from . import lookup, register  # noqa: F401  (lookup: used by device plans)
+from . import lookup, register  # noqa: F401  (lookup: used by the CUDA backend)
 
 
 # --- the run's context ---------------------------------------------------------------

@@ -354,12 +354,12 @@ def test_shapes_as_values_ranges_fills_and_composites():
 
 # --- coverage ---------------------------------------------------------------------------
 
-# Ops the device plan evaluates itself rather than through a kernel: sources are
+# Ops the CUDA backend evaluates itself rather than through a kernel: sources are
 # uploaded (Const) or fed (Placeholder); state ops read and write the session's values.
 HANDLED_BY_THE_PLAN = {"Placeholder", "Variable", "ReadVariable", "Assign", "AssignAdd",
                        "AssignSub", "InitVariables"}
-# Random ops: a documented host fallback (the device plan draws them on the host with
-# the reference kernel and uploads them, so they are bit-identical to the CPU's);
+# Random ops: a documented host fallback (flowgraph.backends.host_fallback: they run on
+# the host, drawn as the CPU draws them, and are copied up: bit-identical to the CPU's);
 # test_random_ops_and_dropout_on_the_gpu_are_bit_identical checks it.
 HANDLED_BY_THE_PLAN |= {"RandomUniform", "RandomStandardNormal", "TruncatedNormal"}
 
