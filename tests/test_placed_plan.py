@@ -140,3 +140,25 @@ def test_random_placed_graphs_equal_the_reference_plan(recipe, data):
         want = fg.Session(config=REF).run(fetches, feed)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+
+
+def test_a_node_a_pass_makes_without_a_gpu_kernel_runs_on_the_host(monkeypatch):
+    """Matmul stacking on the GPU makes Concat nodes; with no GPU Concat kernel they
+    run on the host (legalize), with copies around them: never a KeyError."""
+    import kernels
+    from kernels import cuda as gpu_kernels  # noqa: F401  (registers the kernels)
+    monkeypatch.delitem(kernels._REGISTRY, ("Concat", "gpu"))
+    xs = [fg.placeholder(fg.float32, (2, 3), name=f"x{t}") for t in range(2)]
+    gs = [fg.placeholder(fg.float32, (2, 4), name=f"g{t}") for t in range(2)]
+    with fg.device("/gpu:0"):
+        a = fg.tanh(xs[0]) + 0.0
+        total = fg.add(fg.matmul(a, gs[0], transpose_a=True),
+                       fg.matmul(xs[1], gs[1], transpose_a=True), name="total")
+    rng = np.random.default_rng(1)
+    feed = {p: rng.normal(size=p.shape).astype(np.float32) for p in xs + gs}
+    out, ref, plan, infos = _plan_and_infos(total, feed)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    gemms = [i for i in infos if i.kind == "gemm"]
+    assert len(gemms) == 1 and gemms[0].device == "/gpu:0", infos
+    assert any(i.kind == "copy" and i.device == "/cpu:0" and "gpu->cpu" in i.ops[0]
+               for i in infos), infos
