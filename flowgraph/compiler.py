@@ -65,12 +65,13 @@ def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, co
     try:
         if placed is not None:
             from .backends import backend_class, legalize
-            devices = {prog.device(n) for n in prog.nodes}
-            legalize(prog, {d: backend_class(d)(d, config) for d in devices})
+            backends = {d: backend_class(d)(d, config)
+                        for d in {prog.device(n) for n in prog.nodes} | {DEFAULT_DEVICE}}
+            legalize(prog, backends)
             if any(prog.device(n) != DEFAULT_DEVICE for n in prog.nodes):
                 from .placed_plan import PlacedPlan
                 return PlacedPlan(prog, graph, fetch_tensors, target_ops, feed_tensors,
-                                  config)
+                                  config, backends)
         return CompiledPlan(prog, graph, fetch_tensors, target_ops, feed_tensors, config)
     except MemoryError:
         # The plan preallocates its buffers: a value too large for memory fails here,

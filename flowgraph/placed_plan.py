@@ -51,20 +51,25 @@ class PlacedPlan:
     """A compiled run over several devices (see the module docstring):
     ``run(feeds, state) -> [fetched arrays]``.
 
+    ``backends``: ``{device: Backend}`` already made (by ``compile_plan``), reused.
     ``steps`` lists the :class:`~flowgraph.backends.Step` s in run order;
     ``transfers`` the copies one run makes, ``(tensor name, "cpu->gpu")`` or
     ``(tensor name, "gpu->cpu")``, fetches included.
     """
 
-    def __init__(self, prog, graph, fetch_tensors, target_ops, feed_tensors, config):
+    def __init__(self, prog, graph, fetch_tensors, target_ops, feed_tensors, config,
+                 backends=None):
         self.feed_tensors = list(feed_tensors)
         self.fetch_tensors = list(fetch_tensors)
         self.reference_args = (graph, fetch_tensors, target_ops, feed_tensors)
         self._check_numerics = config.check_numerics
         self._lock = threading.Lock()
         devices = {n: prog.device(n) for n in prog.nodes}
-        self.backends = backends = {d: backend_class(d)(d, config)
-                                    for d in dict.fromkeys(devices.values())}
+        backends = dict(backends or {})
+        for d in dict.fromkeys(devices.values()):
+            if d not in backends:
+                backends[d] = backend_class(d)(d, config)
+        self.backends = backends
         gpus = sorted(d for d, b in backends.items() if b.kind == "gpu")
         if len(gpus) > 1:    # (compile_plan refuses these before lowering)
             raise PlacementError(f"a run spanning several GPUs ({', '.join(gpus)})")
