@@ -15,8 +15,12 @@ A backend says, for its device kind:
   with copies around it: slower, never a ``KeyError`` (:func:`legalize`);
 - ``stretch(...)``: the steps of a stretch: fused elementwise regions, GEMMs, other
   kernels, variable reads and updates;
-- ``context()``, ``upload``/``download``, ``finish``: the per-run context (a stream),
-  copies to and from the host, and synchronizing at the end of a run.
+- ``context()``, ``upload``/``download``, ``synchronize``/``finish``: the per-run
+  context (a stream), copies to and from the host, and waiting for the device;
+- buffers: the CPU backend plans them by liveness (:mod:`flowgraph.buffers`: pooled,
+  reused, views and windows without copies; a value arriving from a GPU is copied into
+  its planned feed buffer); the CUDA backend's kernels allocate their outputs on the
+  run's stream (numba.cuda's allocator; not pooled yet).
 
 The two backends:
 
