@@ -87,7 +87,7 @@ def place_ops(ops, chosen):
         return None
     from .backends import host_fallback
     from .placement import check_one_gpu
-    check_one_gpu(chosen)
+    check_one_gpu(chosen)      # (place() did, for the session's runs)
     placed = {op: host_fallback(op, chosen.get(op, DEFAULT_DEVICE)) for op in ops}
     if all(d == DEFAULT_DEVICE for d in placed.values()):
         return None

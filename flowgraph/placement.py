@@ -40,7 +40,7 @@ def resolve_device(requested, available, soft, op=None):
 def place(fetch_tensors, target_ops, feed_tensors, config):
     """``{op: device}`` for every op of the run: the device each op runs on after soft
     placement. Raises ``PlacementError`` for an op placed on a missing device (without
-    ``allow_soft_placement``).
+    ``allow_soft_placement``) and for a run spanning several GPUs.
     """
     ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(feed_tensors))
     requested = {op.device for op in ops} - {None, DEFAULT_DEVICE}
@@ -48,6 +48,7 @@ def place(fetch_tensors, target_ops, feed_tensors, config):
         available = list_devices()
         chosen = {op: resolve_device(op.device, available, config.allow_soft_placement, op)
                   for op in ops}
+        check_one_gpu(chosen)
     else:   # nothing placed: no need to ask numba.cuda what this machine has
         chosen = dict.fromkeys(ops, DEFAULT_DEVICE)
     if config.log_device_placement:

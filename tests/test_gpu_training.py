@@ -19,6 +19,9 @@ pytestmark = pytest.mark.skipif(
     reason="numba.cuda sees no GPU and the simulator is off (a driver without a device?)")
 
 B, I, H, T = 2, 3, 4, 3
+# These tests are about the compiled placed plan (copies, resident variables): they
+# ask for it whatever the suite's default (the reference path is their oracle).
+OPT = fg.SessionConfig(optimize=True)
 
 
 def _lstm_layer(inputs, in_dim, seed, forget_bias=1.0):
@@ -58,7 +61,7 @@ def _run_lstm(device1, device2):
     graph = fg.Graph()
     with graph.as_default():
         loss, grads, _, feed = _build_two_layer_lstm(device1, device2)
-        with fg.Session(graph) as sess:
+        with fg.Session(graph, config=OPT) as sess:
             values = sess.run([loss, grads], feed)
             plan = next(iter(sess._plans.values()))
     return values, plan
@@ -93,7 +96,7 @@ def _train(device, steps=3, lr=0.1):
             train = fg.group(w.assign_sub(lr * gw), b.assign_sub(lr * gb))
         feed = {x: rng.normal(size=(4, 3)).astype(np.float32),
                 labels: np.array([0, 4, 2, 2], np.int32)}
-        sess = fg.Session(graph)
+        sess = fg.Session(graph, config=OPT)
         losses = [float(sess.run([loss, train], feed)[0]) for _ in range(steps)]
         return losses, sess, (w, b)
 
@@ -120,7 +123,7 @@ def test_gpu_variables_after_load_initializer_and_reference_reads():
     with fg.device("/gpu:0"):
         v = fg.Variable(np.array([1.0, 2.0], np.float32), name="v")
         bump = v.assign_add([1.0, 1.0])
-    with fg.Session() as sess:
+    with fg.Session(config=OPT) as sess:
         sess.run(bump)
         assert cuda_runtime.is_device_array(sess._values[v])
         sess.load(v, [5.0, 5.0])  # a host value: uploaded at next use

@@ -17,6 +17,10 @@ pytestmark = pytest.mark.skipif(
     reason="numba.cuda sees no GPU and the simulator is off (a driver without a device?)")
 
 
+# Tests about the compiled placed plan ask for it whatever the suite's default.
+OPT = fg.SessionConfig(optimize=True)
+
+
 def _plan(sess):
     (plan,) = sess._plans.values()
     return plan
@@ -74,7 +78,7 @@ def test_feeds_are_copied_once_and_only_fetches_come_back():
         b = fg.tanh(x, name="b")
         c = fg.reduce_sum(a * b, name="c")
         d = fg.sqrt(fg.abs(c) + x, name="d")
-    with fg.Session() as sess:
+    with fg.Session(config=OPT) as sess:
         out = sess.run(d, {x: [0.1, 0.2, 0.3]})
         plan = _plan(sess)
     assert isinstance(plan, PlacedPlan)
@@ -93,7 +97,7 @@ def test_values_crossing_devices_get_copies_both_ways():
     with fg.device("/gpu:0"):
         y = fg.exp(m, name="y")
     value = np.array([[0.1, 0.2], [0.3, 0.4]], np.float32)
-    with fg.Session() as sess:
+    with fg.Session(config=OPT) as sess:
         out = sess.run(y, {x: value})
         plan = _plan(sess)
     assert plan.transfers == [("x:0", "cpu->gpu"), ("h:0", "gpu->cpu"), ("m:0", "cpu->gpu"),
