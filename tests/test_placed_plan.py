@@ -162,3 +162,23 @@ def test_a_node_a_pass_makes_without_a_gpu_kernel_runs_on_the_host(monkeypatch):
     assert len(gemms) == 1 and gemms[0].device == "/gpu:0", infos
     assert any(i.kind == "copy" and i.device == "/cpu:0" and "gpu->cpu" in i.ops[0]
                for i in infos), infos
+
+
+def test_errors_in_a_cpu_stretch_of_a_mixed_run_name_the_op():
+    """A CPU stretch hands its failures to the placed plan, which replays the whole run
+    on the reference path: the error names the graph op as specified."""
+    x = fg.placeholder(fg.float32, (3,), name="x")
+    ids = fg.placeholder(fg.int32, (2,), name="ids")
+    with fg.device("/gpu:0"):
+        a = fg.exp(x, name="a")
+    bad = fg.log(a - 10.0, name="bad_log")           # on the CPU, after the GPU
+    rows = fg.gather(a, ids, name="cpu_lookup")
+    feed = {x: np.zeros(3, np.float32), ids: np.array([0, 1], np.int32)}
+    with fg.Session(config=fg.SessionConfig(optimize=True, check_numerics=True)) as sess:
+        with pytest.raises(fg.errors.NumericsError, match="bad_log"):
+            sess.run(bad, feed)
+        assert isinstance(sess._plans[next(iter(sess._plans))], PlacedPlan)
+    with fg.Session(config=OPT) as sess:
+        np.testing.assert_allclose(sess.run(rows, feed), [1.0, 1.0])
+        with pytest.raises(fg.errors.InvalidArgumentError, match="cpu_lookup"):
+            sess.run(rows, {x: feed[x], ids: np.array([0, 7], np.int32)})
