@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from . import shapes as S
-from .devices import DEFAULT_DEVICE
+from .devices import DEFAULT_DEVICE, split_device
 from .ops import get_primitive
 
 # Primitive kinds whose ops are pure functions of their inputs (safe to fold, merge
@@ -845,7 +845,7 @@ def fusable_on(device, n):
     :func:`fusable` and :func:`fusable_reduction` take; a GPU's generated kernels
     (:mod:`kernels.cuda_codegen`) take the elementwise ops with a scalar template, not
     broadcasts or sums (those run as kernels of their own there)."""
-    if device == DEFAULT_DEVICE or "gpu" not in device:
+    if device == DEFAULT_DEVICE or split_device(device)[2] != "gpu":
         return True
     from kernels.cuda_codegen import supports
     return n.type not in ("BroadcastTo", "ReduceSum") and supports(n.type)
