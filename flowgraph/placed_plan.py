@@ -101,9 +101,8 @@ class PlacedPlan:
         def wanted(v):
             return v in fetched or any(unit_of.get(u) is not unit_of[v[0]]
                                        for u in users.get(v, ()))
-        here = {(n, 0): "cpu" for n in prog.nodes if n.type == "Feed"}
-        available = {(v, kind) for v, kind in here.items()}
         self._feeds = [((n, 0), n.feed) for n in prog.nodes if n.type == "Feed"]
+        available = {(v, "cpu") for v, _ in self._feeds}     # (value, kind) made so far
         for i, (device, units) in enumerate(stretches):
             nodes = [n for kind, p in units for n in (p.nodes if kind == "group" else [p])]
             reads = list(dict.fromkeys(v for n in nodes for v in n.inputs
