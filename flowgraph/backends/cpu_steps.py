@@ -29,7 +29,7 @@ from ..ops import get_primitive
 # flowgraph.distributed.steps).
 STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy",
               "Reshape": "copy", "AllReduceMean": "allreduce", "Send": "send",
-              "Recv": "recv"}
+              "Recv": "recv", "GatherGrad": "scatter kernel"}
 # Fused ops whose operands a kernel may take in either order with bitwise-equal results
 # (not Maximum/Minimum: their order decides the sign of a zero result).
 COMMUTATIVE = frozenset({"Add", "Mul"})
