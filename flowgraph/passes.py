@@ -858,11 +858,11 @@ def _dtype_text(d, how):
 def fusable_on(device, n):
     """Can ``n`` join a fused region on ``device``? The CPU fuses all that
     :func:`fusable` and :func:`fusable_reduction` take; a GPU's generated kernels
-    (:mod:`kernels.cuda_codegen`) take the elementwise ops with a scalar template, not
+    (:mod:`kernels.cuda.codegen`) take the elementwise ops with a scalar template, not
     broadcasts or sums (those run as kernels of their own there)."""
     if device == DEFAULT_DEVICE or split_device(device)[2] != "gpu":
         return True
-    from kernels.cuda_codegen import supports
+    from kernels.cuda.codegen import supports
     return n.type not in ("BroadcastTo", "ReduceSum") and supports(n.type)
 
 
