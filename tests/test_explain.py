@@ -228,9 +228,10 @@ def test_collectives_keep_their_order_without_a_cycle_through_fusion():
 
 
 def test_an_embedding_gradient_runs_the_numba_scatter_kernel():
-    """GatherGrad's CPU kernel is the Numba scatter-add (kernels/scatter.py), not a
+    """GatherGrad's CPU kernel is the Numba scatter-add (kernels/cpu/scatter.py), not a
     second registration shadowing it; its result is the reference's."""
-    from kernels import lookup, scatter
+    from kernels import lookup
+    from kernels.cpu import scatter
     assert lookup("GatherGrad", "cpu") is scatter.gather_grad_step
     ids = fg.placeholder(fg.int32, (6,), name="ids")
     table = fg.Variable(np.arange(20, dtype=np.float32).reshape(5, 4) / 7, name="table")

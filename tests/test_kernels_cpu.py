@@ -51,7 +51,7 @@ def test_float64_exp_polynomial_error_is_an_eighth_of_a_float32_ulp():
     float32 rounding: its relative error against np.exp (float64, libm) stays below
     8e-9, so the rounded float32 result is at most one ulp off."""
     from numba import njit
-    from kernels import vmath
+    from kernels.cpu import vmath
 
     @njit
     def many(x, out):

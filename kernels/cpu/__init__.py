@@ -127,7 +127,7 @@ def gather(attrs, inputs, outputs):
     return gather_rows
 
 
-# GatherGrad's CPU kernel is the Numba scatter-add of kernels/scatter.py (registered
+# GatherGrad's CPU kernel is the Numba scatter-add of kernels/cpu/scatter.py (registered
 # when this module imports it): a second registration here would replace it.
 
 
