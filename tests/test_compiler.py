@@ -430,3 +430,30 @@ def test_gemm_with_a_row_blocked_epilogue_matches_reference(monkeypatch):
         sess.run(fetches, feeds)
         names = [s.__code__.co_name for s in compiled_plan(sess)._steps]
         assert "gemm_with_epilogue" in names
+
+
+def test_state_ops_store_only_the_outputs_that_are_read():
+    """An optimizer's assignments run for effect: their steps store no output, and the
+    variables end as on the reference path; a fetched assignment still returns its value."""
+    results = []
+    for config in (REF, OPT):
+        with fg.Graph().as_default():
+            x = fg.placeholder(fg.float64, (4, 3), name="x")
+            w = fg.Variable(np.linspace(-1, 1, 6).reshape(3, 2), name="w")
+            b = fg.Variable(np.zeros(2), name="b")
+            loss = fg.reduce_sum(fg.tanh(fg.matmul(x, w) + b) ** 2)
+            train = fg.train.GradientDescentOptimizer(0.1).minimize(loss)
+            bump = fg.assign_add(b, np.ones(2)) * 1.0
+            feed = {x: np.arange(12.0).reshape(4, 3) / 10}
+            with fg.Session(config=config) as sess:
+                sess.run(fg.global_variables_initializer())
+                for _ in range(3):
+                    sess.run([loss, train], feed)
+                bumped = sess.run(bump)
+                results.append([sess.run(w), sess.run(b), bumped])
+                if config is OPT:
+                    steps = {s.__name__ for plan in sess._plans.values()
+                             for s in getattr(plan, "_steps", ())}
+                    assert "state_step_stored_only" in steps
+    assert_close(results[0], results[1])
+    np.testing.assert_array_equal(results[1][2], results[1][1])
