@@ -44,7 +44,8 @@ from .graph import Tensor, _no_control_dependencies, get_default_graph, name_sco
 from .nest import flatten
 
 _STATE_OUTSIDE = frozenset({"Variable", "ReadVariable"})
-_FORBIDDEN_IN_BODY = frozenset({"Assign", "AssignAdd", "AssignSub", "InitVariables"})
+_FORBIDDEN_IN_BODY = frozenset({"Assign", "AssignAdd", "AssignSub", "SparseRowsSGD",
+                                "InitVariables"})
 
 
 def _is_leaf(x):

@@ -1,5 +1,11 @@
 """Gradient clipping by the global norm (Pascanu et al., 2013).
 
+An embedding's gradient (a ``GatherGrad``: rows added into a table of zeros) is kept
+sparse, as TF1 keeps its ``IndexedSlices``: its squared norm comes from the rows used
+(``GatherGradSq``, duplicates summed first) and its clipped value is the ``GatherGrad``
+of the scaled rows, which an optimizer can apply to those rows only
+(:class:`~flowgraph.train.GradientDescentOptimizer`).
+
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
 ...     (a, b), norm = fg.clip_by_global_norm([fg.constant([3.0]), fg.constant([4.0])], 1.0)
@@ -16,7 +22,8 @@ def global_norm(tensors, name=None):
     present = [F.convert_to_tensor(t) for t in tensors if t is not None]
     if not present:
         raise ValueError("global_norm: expected at least one tensor, found none")
-    squares = [F.reduce_sum(F.square(t)) for t in present]
+    squares = [F.gather_grad_sq(*t.op.inputs) if _rows_of(t) else F.reduce_sum(F.square(t))
+               for t in present]
     dtype = squares[0].dtype
     squares = [s if s.dtype == dtype else F.cast(s, dtype) for s in squares]
     return F.sqrt(F.add_n(squares) if len(squares) > 1 else squares[0], name=name)
@@ -41,8 +48,17 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
             continue
         t = F.convert_to_tensor(t)
         s = scale if t.dtype == scale.dtype else F.cast(scale, t.dtype)
-        clipped.append(F.multiply(t, s))
+        if _rows_of(t):    # still a GatherGrad: scale its rows, not the whole table
+            rows, indices, like = t.op.inputs
+            clipped.append(F.gather_grad(F.multiply(rows, s), indices, like))
+        else:
+            clipped.append(F.multiply(t, s))
     return clipped, norm
+
+
+def _rows_of(t):
+    """Is ``t`` an embedding's gradient (a ``GatherGrad``, sparse rows)?"""
+    return t.op.type == "GatherGrad"
 
 
 __all__ = ["clip_by_global_norm", "global_norm"]
