@@ -24,7 +24,8 @@ MODULES += ["kernels.cpu.softmax_xent", "kernels.cpu.scatter"]
 # one compiled pipeline for every placement (issue 11)
 MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
             "flowgraph.backends.cpu", "flowgraph.backends.cuda",
-            "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule"]
+            "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule",
+            "flowgraph.passes"]
 
 
 @pytest.mark.parametrize("name", MODULES)
