@@ -1,7 +1,8 @@
 """Gradient clipping by the global norm (Pascanu et al., 2013).
 
-An embedding's gradient (a ``GatherGrad``: rows added into a table of zeros) is kept
-sparse, as TF1 keeps its ``IndexedSlices``: its squared norm comes from the rows used
+An embedding's gradient (a ``GatherGrad``: rows added into a table of zeros) with
+fewer rows gathered than the table has is kept sparse, as TF1 keeps its
+``IndexedSlices``: its squared norm comes from the rows used
 (``GatherGradSq``, duplicates summed first) and its clipped value is the ``GatherGrad``
 of the scaled rows, which an optimizer can apply to those rows only
 (:class:`~flowgraph.train.GradientDescentOptimizer`).
@@ -13,6 +14,8 @@ of the scaled rows, which an optimizer can apply to those rows only
 [array([0.6], dtype=float32), array([0.8], dtype=float32), np.float32(5.0)]
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .. import api as F
 
@@ -57,8 +60,15 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
 
 
 def _rows_of(t):
-    """Is ``t`` an embedding's gradient (a ``GatherGrad``, sparse rows)?"""
-    return t.op.type == "GatherGrad"
+    """Is ``t`` an embedding's gradient (a ``GatherGrad``) with fewer rows gathered
+    than the table has (where its rows are cheaper to work on than the table)?"""
+    if t.op.type != "GatherGrad":
+        return False
+    indices, like = t.op.inputs[1], t.op.inputs[2]
+    if indices.shape is None or like.shape is None or None in indices.shape or \
+            not like.shape or like.shape[0] is None:
+        return False
+    return int(np.prod(indices.shape)) < like.shape[0]
 
 
 __all__ = ["clip_by_global_norm", "global_norm"]
