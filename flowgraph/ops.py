@@ -150,6 +150,9 @@ _unary("Exp", lambda op, g: [g * op.outputs[0]], lambda op, x: np.exp(x), float_
        cost_ns=(12.0, 2.5))
 _unary("Log", lambda op, g: [g / _in(op)], lambda op, x: np.log(x), float_only=True,
        template="math.log({0})", ufunc=np.log, cost_ns=(12.0, 12.0))
+_unary("Log1p", lambda op, g: [g / (1.0 + _in(op))], lambda op, x: np.log1p(x),
+       "log1p", float_only=True, template="math.log1p({0})", ufunc=np.log1p,
+       cost_ns=(12.0, 12.0))
 _unary("Tanh", lambda op, g: [g * (1.0 - F.square(op.outputs[0]))],
        lambda op, x: np.tanh(x), float_only=True, template="math.tanh({0})",
        template_f32="vmath.tanh({0})", ufunc=np.tanh, cost_ns=(33.0, 4.0))
