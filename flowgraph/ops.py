@@ -127,10 +127,11 @@ def _assign_infer(op):
 
 
 for _name in ("Assign", "AssignAdd", "AssignSub"):
-    defprim(_name, _assign_infer, None, _no_ref("an assignment"), "state")
+    defprim(_name, _assign_infer, None, _no_ref("an assignment"), "state", writes_state=True)
 defprim("NoOp", lambda op: [], None, lambda op, *a: (), "control")
 # InitVariables: reset `attrs["variables"]` to their initial values.
-defprim("InitVariables", lambda op: [], None, _no_ref("an initializer"), "state")
+defprim("InitVariables", lambda op: [], None, _no_ref("an initializer"), "state",
+        writes_state=True, every_rank=True)
 
 
 # --- elementwise unary -----------------------------------------------------------------

@@ -64,6 +64,9 @@ class Primitive:
       on one device).
     - ``shape_only``: its value depends only on its inputs' shapes.
     - ``int_div``: on integer operands a zero divisor is an error.
+    - ``writes_state``: it assigns variables (not allowed inside a loop body).
+    - ``every_rank``: in a graph partitioned over MPI tasks, every rank runs it
+      (variable initialization), not one task.
     - ``step_kind``: what :meth:`~flowgraph.session.Session.explain` calls its step
       when a kernel of its own runs it (``"kernel"``, ``"gemm"``, ``"copy"``...).
     - ``ir_only``: an IR node type that passes create (not an op of the graph API);
@@ -90,6 +93,8 @@ class Primitive:
     shape_only: bool = False
     int_div: bool = False
     step_kind: str = "kernel"
+    writes_state: bool = False
+    every_rank: bool = False
     ir_only: bool = False
 
     @property
