@@ -5,7 +5,8 @@ An :class:`Operation` is one immutable node: a primitive ``type`` (declared once
 :mod:`flowgraph.ops`, looked up in the registry :mod:`flowgraph.primitives`: this
 module imports neither the ops nor the API), its input tensors, static ``attrs``, a
 device and the place in user code that created it. Its outputs are :class:`Tensor`
-handles carrying static shape and dtype. Graphs are append-only, so creation order is a topological order.
+handles carrying static shape and dtype. Graphs are append-only, so creation order is
+a topological order.
 
 >>> import flowgraph as fg
 >>> g = fg.Graph()

@@ -1,5 +1,8 @@
-"""Every primitive, declared once: its shape/dtype rule, its gradient rule and its
-NumPy reference kernel, side by side.
+"""Every primitive, declared once: its shape/dtype rule, its gradient rule, its
+NumPy reference kernel and the facts the compiler and the backends read about it
+(scalar template, ufunc, view, cost...: the fields of
+:class:`~flowgraph.primitives.Primitive`), side by side. No pass, plan or backend keeps
+a list of op types; an op that declares no fast kernel runs its reference kernel.
 
 The reference kernels are the specification that every compiled and device kernel is
 tested against. Gradient rules are written with the same differentiable graph
@@ -8,8 +11,8 @@ again to any order. Gradient rules return one entry per input: a tensor, or ``No
 for "no gradient flows here". Gradients of broadcasting ops are returned in the
 output's shape; :mod:`flowgraph.autodiff` undoes the broadcast in one place.
 
->>> get_primitive("Tanh").kind
-'elementwise'
+>>> get_primitive("Tanh").kind, get_primitive("Tanh").template
+('elementwise', 'math.tanh({0})')
 """
 from __future__ import annotations
 
@@ -20,7 +23,6 @@ from . import array_ops as A
 from . import dtypes
 from . import shapes as S
 from .errors import DTypeError, FlowgraphError, InvalidArgumentError, ShapeError, describe_op
-
 
 # The registry (flowgraph.primitives); _PRIMITIVES is the same dict.
 from .primitives import (  # noqa: F401  (also this module's public names)

@@ -3,8 +3,8 @@
 The numba.cuda simulator runs kernels as Python, so it cannot catch code that the
 real CUDA target rejects (an unsupported call, a type that does not unify). This
 check compiles each kernel source (the scalar template every primitive declares, in
-each dtype its shape rule accepts, and every template of :mod:`kernels.cuda.templates`) with NVVM for one compute
-capability. It needs NVVM (the ``cuda-toolkit[nvvm]`` wheels or a CUDA toolkit) but
+each dtype its shape rule accepts, and every template of :mod:`kernels.cuda.templates`)
+with NVVM for one compute capability. It needs NVVM (the ``cuda-toolkit[nvvm]`` wheels or a CUDA toolkit) but
 no GPU or driver, and must run without ``NUMBA_ENABLE_CUDASIM``.
 
 Usage: ``python -m kernels.cuda.ptx_check`` prints each failure and exits 1 if any,
