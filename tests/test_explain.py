@@ -232,3 +232,22 @@ def _drop_tanh_ufunc(monkeypatch):
     from flowgraph import primitives
     tanh = primitives.get_primitive("Tanh")
     monkeypatch.setitem(primitives._PRIMITIVES, "Tanh", dataclasses.replace(tanh, ufunc=None))
+
+
+def test_a_primitive_declaring_no_template_or_ufunc_runs_its_reference_kernel(monkeypatch):
+    """An op declared with only its rules and reference kernel (no scalar template, no
+    ufunc: a new primitive's first form) is a reference step of its own between fused
+    regions: slower, never a KeyError."""
+    import dataclasses
+    from flowgraph import primitives
+    tanh = primitives.get_primitive("Tanh")
+    monkeypatch.setitem(primitives._PRIMITIVES, "Tanh", dataclasses.replace(
+        tanh, template=None, template_f32=None, ufunc=None, cost_ns=(0.0, 0.0)))
+    x = fg.placeholder(fg.float32, (3, 4))
+    y = fg.tanh(x * 2.0) + 1.0
+    feed = {x: np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}
+    sess = fg.Session(config=COMPILED)
+    np.testing.assert_allclose(sess.run(y, feed), np.tanh(feed[x] * 2.0) + 1.0, rtol=1e-6)
+    steps = [(kind, ops) for _, _, kind, ops in _steps(sess.explain(y, feed))]
+    assert ("reference", "tanh") in steps
+    assert [kind for kind, _ in steps] == ["fused kernel", "reference", "fused kernel"]
