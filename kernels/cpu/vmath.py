@@ -12,6 +12,8 @@ of a float32 ulp) and rounded once to float32, so it is within one float32 ulp o
 correctly rounded value (0 ulp for almost all inputs; tests/test_kernels_cpu.py bounds
 the max); NaN, +-inf, +-0 and float32 overflow/underflow behave as NumPy's. The float64
 kernels keep libm: these are not accurate enough for float64 results.
+A primitive uses them by declaring ``template_f32="vmath.exp({0})"`` (float32 CPU
+loops only: the CUDA generator keeps the shared templates, the GPU has a fast ``exp``).
 
 ``exp`` works by range reduction, ``exp(x) = 2**n * exp(r)`` with ``|r| <= ln(2)/2``,
 a degree-7 Taylor polynomial for ``exp(r)`` (truncation error below 8e-9: all a
@@ -94,11 +96,3 @@ def tanh(x):
     t = t if x == x else x                # NaN in, NaN out
     return math.copysign(t, x)
 
-
-TEMPLATES = {
-    "Exp": "vmath.exp({0})",
-    "Tanh": "vmath.tanh({0})",
-    "Sigmoid": "vmath.sigmoid({0})",
-}
-"""Scalar templates that replace :data:`kernels.scalar.TEMPLATES` in float32 CPU
-kernels (the CUDA generator keeps the shared ones: the GPU has fast ``exp``)."""
