@@ -133,6 +133,10 @@ class BufferLayout:
                 last[r] = max(last.get(r, -1), i)
         for v in prog.fetches:
             last[root(v)] = len(units)
+        if getattr(self, "_pin_feeds", False):    # a loop body's plan: feeds stay put
+            for n in prog.nodes:
+                if n.type == "Feed":
+                    last[root((n, 0))] = len(units)
 
         pool = {}          # nbytes -> [free _Storage]
         self._storages = []

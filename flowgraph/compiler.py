@@ -62,6 +62,8 @@ def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, co
         # A missing feed: the reference plan raises the specified FeedError.
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
     prog = passes.run_pipeline(prog)
+    from . import loop_passes
+    prog = loop_passes.run(prog)
     try:
         if placed is not None:
             from .backends import backend_class, legalize

@@ -66,6 +66,7 @@ class Function:
         self._reference = None
         self._compiled = {}
         self._shapes = {}
+        self.compiles = 0      # body plans compiled so far (tests count them)
 
     @classmethod
     def trace(cls, fn, specs, name):
@@ -104,17 +105,22 @@ class Function:
                                             self.params + self.captures)
         return self._reference
 
-    def compiled_plan(self, arrays):
-        """The body compiled once per input shapes (its own plan and buffers)."""
-        key = tuple(a.shape for a in arrays)
+    def compiled_plan(self, arrays, config=None, fetch=None):
+        """The body compiled once per input shapes, configuration and fetched
+        outputs (its own plan and buffers). ``config``: a
+        :class:`flowgraph.loop_step.BodyConfig` (default: eager, pinned feeds);
+        ``fetch``: the outputs to compute (default: all)."""
+        from .loop_step import BodyConfig
+        config = config or BodyConfig()
+        fetch = list(self.outputs if fetch is None else fetch)
+        key = (tuple(np.shape(a) for a in arrays), config.key, tuple(id(t) for t in fetch))
         plan = self._compiled.get(key)
         if plan is None:
             from . import compiler
-            from .session import SessionConfig
-            plan = compiler.compile_plan(self.graph, self.outputs, [],
-                                         self.params + self.captures,
-                                         [np.asarray(a) for a in arrays], SessionConfig())
+            plan = compiler.compile_plan(self.graph, fetch, [], self.params + self.captures,
+                                         [np.asarray(a) for a in arrays], config)
             self._compiled[key] = plan
+            self.compiles += 1
         return plan
 
     def output_shapes(self, input_shapes):
