@@ -51,20 +51,30 @@ class _OpView:
 
 class BodyConfig:
     """The configuration a body plan is compiled with: the outer plan's ``compile``
-    mode and ``check_numerics``, and pinned feed buffers (never pooled, never
-    overwritten in place) so that captured values are loaded once per loop run."""
+    mode and ``check_numerics``; the body's captured values keep their feed buffers
+    (``pinned_feeds``: never pooled, never overwritten in place), so that they are
+    loaded once per loop run."""
 
     optimize = True
     allow_soft_placement = False
     log_device_placement = False
-    pin_feeds = True
 
-    def __init__(self, compile="eager", check_numerics=False):
+    def __init__(self, compile="eager", check_numerics=False, pinned_feeds=(),
+                 carried_feeds=()):
         self.compile, self.check_numerics = compile, check_numerics
+        self.pinned_feeds = frozenset(pinned_feeds)
+        self.carried_feeds = tuple(carried_feeds)
 
     @property
     def key(self):
-        return (self.compile, self.check_numerics, self.pin_feeds)
+        return (self.compile, self.check_numerics, tuple(sorted(map(id, self.pinned_feeds))),
+                tuple(map(id, self.carried_feeds)))
+
+    def pinning(self, pinned, carried=()):
+        """The same configuration with the feed buffers of ``pinned`` kept, and those
+        of ``carried`` handed to the fetches in the same positions after their last
+        reader (:class:`flowgraph.buffers.BufferLayout`)."""
+        return BodyConfig(self.compile, self.check_numerics, pinned, carried)
 
 
 def _config_of(plan):
@@ -146,7 +156,8 @@ def if_step(attrs, inputs, outputs):
 
 
 class _CountedLoop:
-    """A loop over sequences run straight on a compiled body plan's buffers."""
+    """A loop over sequences run straight on a compiled body plan's buffers. Every
+    array an iteration touches is bound here, once per outer plan."""
 
     def __init__(self, owner, op, attrs, inputs, outputs, config):
         from .plan import CompiledPlan
@@ -155,61 +166,107 @@ class _CountedLoop:
         ne, nsum = attrs["n_emits"], attrs["n_sums"]
         body = self.body = attrs["body"]
         live = attrs.get("_live") or (True,) * len(outputs)
-        self.live_emits = [e for e in range(ne) if live[nv + e]]
-        self.live_sums = [s for s in range(nsum) if live[nv + ne + s]]
-        self.live_hist = [j for j in range(nv) if live[nv + ne + nsum + j]]
+        live_emits = [e for e in range(ne) if live[nv + e]]
+        live_sums = [s for s in range(nsum) if live[nv + ne + s]]
+        live_hist = [j for j in range(nv) if live[nv + ne + nsum + j]]
         fetch = ([body.outputs[j] for j in range(nv)]
-                 + [body.outputs[nv + e] for e in self.live_emits]
-                 + [body.outputs[nv + ne + s] for s in self.live_sums])
+                 + [body.outputs[nv + e] for e in live_emits]
+                 + [body.outputs[nv + ne + s] for s in live_sums])
         seqs = inputs[nv:nv + ns]
         caps = inputs[nv + ns:nv + ns + nc]
         index = [np.zeros((), np.int32)] if attrs["with_index"] else []
-        shapes_of = ([np.empty(np.shape(v), np.asarray(v).dtype) for v in inputs[:nv]]
-                     + [np.empty(np.shape(s)[1:], np.asarray(s).dtype) for s in seqs]
-                     + index + [np.empty(np.shape(c), np.asarray(c).dtype) for c in caps])
-        plan = body.compiled_plan(shapes_of, config, fetch=fetch)
+        like = ([np.empty(np.shape(v), np.asarray(v).dtype) for v in inputs[:nv]]
+                + [np.empty(np.shape(s)[1:], np.asarray(s).dtype) for s in seqs]
+                + index + [np.empty(np.shape(c), np.asarray(c).dtype) for c in caps])
+        plan = body.compiled_plan(like, config.pinning(body.captures, body.params[:nv]),
+                                  fetch=fetch)
         self.plan = plan if isinstance(plan, CompiledPlan) else None
         if self.plan is None:
             return
         self.inputs, self.outputs = inputs, outputs
         buffers = {tensor: buf for buf, tensor in plan._feed_loads}
-        self.var_bufs = [buffers.get(t) for t in body.params[:nv]]
+        fetched = plan._fetch_arrays
+        var_bufs = [buffers.get(t) for t in body.params[:nv]]
+        # where each loop variable's value is between iterations: its feed buffer
+        # (written after the body's steps, read by the next iteration's), or for a
+        # variable the body does not read, the loop's output
+        cur = self.cur = [b if b is not None else outputs[j] for j, b in enumerate(var_bufs)]
         self.seq_pairs = [(buffers[t], s) for t, s in zip(body.params[nv:nv + ns], seqs)
                           if t in buffers]
         self.index_buf = buffers.get(body.params[nv + ns]) if index else None
         self.cap_loads = [(buffers[t], c) for t, c in zip(body.captures, caps)
                           if t in buffers]
+        k = nv
+        self.emit_moves, emitted = [], {}
+        for e in live_emits:
+            self.emit_moves.append((outputs[nv + e], fetched[k]))
+            emitted[id(body.outputs[nv + e])] = outputs[nv + e]
+            k += 1
+        self.sums = []
+        for s in live_sums:
+            self.sums.append((outputs[nv + ne + s], fetched[k]))
+            k += 1
+        # the history of a variable that is also emitted (scan's accumulators, an
+        # RNN's h) is the emits shifted by one row: copied once after the loop
+        self.hist, self.hist_after = [], []
+        for j in live_hist:
+            rows = outputs[nv + ne + nsum + j]
+            same = emitted.get(id(body.outputs[j]))
+            if same is not None:
+                self.hist_after.append((j, rows, same))
+            else:
+                self.hist.append((rows, cur[j]))
+        # the new values into the variables' buffers, after the emits are out; a
+        # value the body left in another variable's buffer goes through a copy first
+        moves = [(cur[j], fetched[j]) for j in range(nv)
+                 if not _same_memory(cur[j], fetched[j])]
+        self.pre_moves = []
+        for i, (dst, src) in enumerate(moves):
+            if any(np.shares_memory(src, d) for m, (d, _) in enumerate(moves) if m != i):
+                scratch = np.empty_like(src)
+                self.pre_moves.append((scratch, src))
+                moves[i] = (dst, scratch)
+        self.var_moves = moves
+
+    def _bind_rows(self, n):
+        """Per row, the copies before the body's steps (history rows out, sequence
+        rows and the row number in) and after them (emit rows out), as pairs of
+        byte memoryviews where both sides are C-contiguous (a memoryview slice
+        assignment is a memcpy at a fraction of ``np.copyto``'s call cost), else of
+        arrays. Built on the first run (the number of rows is fixed for the outer
+        plan), not when the plan is compiled."""
+        reverse = self.attrs["reverse"]
+        rows = np.arange(n, dtype=np.int32)
+        before, after = [], []
+        for step_k in range(n):
+            row = n - 1 - step_k if reverse else step_k
+            pre = [(out[row], value) for out, value in self.hist]
+            pre += [(buf, seq[row]) for buf, seq in self.seq_pairs]
+            if self.index_buf is not None:
+                pre.append((self.index_buf, rows[row]))
+            before.append(_movers(pre))
+            after.append(_movers([(out[row], value) for out, value in self.emit_moves]))
+        return before, after
 
     def run(self):
         """One run of the loop: every iteration, then the final values."""
         attrs, plan = self.attrs, self.plan
-        nv, ne, nsum = attrs["n_vars"], attrs["n_emits"], attrs["n_sums"]
-        inputs, outputs = self.inputs, self.outputs
+        nv = attrs["n_vars"]
+        inputs, outputs, cur = self.inputs, self.outputs, self.cur
         copyto, add = np.copyto, np.add
         n = len(inputs[nv])
         reverse = attrs["reverse"]
+        bound = getattr(self, "_rows", None)
+        if bound is None or len(bound[0]) != n:
+            bound = self._rows = self._bind_rows(n)
+        before, after = bound
+        sums = self.sums
+        moves = _movers(self.pre_moves) + _movers(self.var_moves) \
+            if getattr(self, "_moves", None) is None else self._moves
+        self._moves = moves
         with plan._lock, np.errstate(all="ignore"):
             if plan._swaps:
                 plan._apply_swaps()      # compiled kernels go in between loop runs
-            fetched = plan._fetch_arrays
-            # where each loop variable lives during the loop: its feed buffer, or
-            # (a variable the body does not read) the loop's output
-            cur = [b if b is not None else outputs[j] for j, b in enumerate(self.var_bufs)]
-            var_moves = [(cur[j], fetched[j]) for j in range(nv)
-                         if not np.shares_memory(cur[j], fetched[j])]
-            k = nv
-            emit_moves = []
-            for e in self.live_emits:
-                emit_moves.append((outputs[nv + e], fetched[k]))
-                k += 1
-            sums = []
-            for s in self.live_sums:
-                out = outputs[nv + ne + s]
-                out[...] = 0
-                sums.append((out, fetched[k]))
-                k += 1
-            hist = [(outputs[nv + ne + nsum + j], cur[j]) for j in self.live_hist]
-            seq_pairs, index_buf = self.seq_pairs, self.index_buf
             steps = plan._steps
             checked = self.config.check_numerics
             plan._state[0] = _fresh_state()
@@ -218,27 +275,31 @@ class _CountedLoop:
                     copyto(buf, c)
                 for j in range(nv):
                     copyto(cur[j], inputs[j])
+                for total, _ in sums:
+                    total[...] = 0
                 for step_k in range(n):
-                    row = n - 1 - step_k if reverse else step_k
-                    for rows, value in hist:
-                        copyto(rows[row], value)
-                    for buf, seq in seq_pairs:
-                        copyto(buf, seq[row])
-                    if index_buf is not None:
-                        index_buf.fill(row)
+                    for dst, src in before[step_k]:
+                        dst[:] = src
                     if checked:
                         self._run_checked(step_k)
                     else:
                         for step in steps:
                             step()
-                    for rows, value in emit_moves:
-                        copyto(rows[row], value)
+                    for dst, src in after[step_k]:
+                        dst[:] = src
                     for total, value in sums:
                         add(total, value, out=total)
-                    for buf, value in var_moves:
-                        copyto(buf, value)
+                    for dst, src in moves:
+                        dst[:] = src
             finally:
                 plan._state[0] = None
+            for j, rows, emits in self.hist_after:
+                if reverse:
+                    copyto(rows[n - 1], inputs[j])
+                    copyto(rows[:n - 1], emits[1:])
+                else:
+                    copyto(rows[0], inputs[j])
+                    copyto(rows[1:], emits[:n - 1])
             for j in range(nv):
                 if cur[j] is not outputs[j]:
                     copyto(outputs[j], cur[j])
@@ -247,18 +308,19 @@ class _CountedLoop:
     def _run_checked(self, iteration):
         """The body's steps, each output checked for NaN/Inf; the first bad one is
         named by rerunning this iteration on the body's reference plan."""
-        for unit_steps, outs, origin in self.plan._checked_steps:
+        plan = self.plan
+        values = {t: np.array(buf) for buf, t in plan._feed_loads}
+        for unit_steps, outs, origin in plan._checked_steps:
             for step in unit_steps:
                 step()
             for out in outs:
                 if not np.isfinite(out).all():
-                    self._name_the_op(iteration, origin)
+                    self._name_the_op(iteration, origin, values)
 
-    def _name_the_op(self, iteration, origin):
+    def _name_the_op(self, iteration, origin, values):
         from .errors import NumericsError, describe_op
         from .executor import ReferencePlan
-        body, plan = self.body, self.plan
-        values = {t: np.array(buf) for buf, t in plan._feed_loads}
+        body = self.body
         reference = ReferencePlan(body.graph, body.outputs, [], body.params + body.captures,
                                   True)
         where = f" (iteration {iteration} of the loop {describe_op(self.op)})"
@@ -268,6 +330,28 @@ class _CountedLoop:
             raise NumericsError(f"{exc}{where}") from None
         raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or "
                             f"Inf in the compiled loop body{where}")
+
+
+def _movers(pairs):
+    """``(dst, src)`` array pairs as pairs for ``dst[:] = src``: byte memoryviews when
+    both are C-contiguous with the same dtype and size, else ``(view, array)`` with
+    the destination an ``ndarray`` (``[:]`` assignment broadcasts and casts as
+    ``np.copyto`` does)."""
+    out = []
+    for dst, src in pairs:
+        src = np.asarray(src)
+        if (dst.flags.c_contiguous and src.flags.c_contiguous and dst.dtype == src.dtype
+                and dst.shape == src.shape and dst.nbytes):
+            out.append((memoryview(dst.reshape(-1)).cast("B"),
+                        memoryview(src.reshape(-1)).cast("B")))
+        else:
+            out.append((dst.reshape((1,) + dst.shape) if dst.ndim == 0 else dst, src))
+    return out
+
+
+def _same_memory(a, b):
+    return a.shape == b.shape and a.__array_interface__["data"][0] == \
+        b.__array_interface__["data"][0] and a.strides == b.strides
 
 
 def _fresh_state():

@@ -61,8 +61,11 @@ class CompiledPlan(BufferLayout, CpuSteps):
         # that is one stretch of a placed plan: the placed plan replays the whole run)
         self._on_failure = on_failure
         self._kernels = None     # set by tiering.KernelSet: the generated kernels' progress
-        # a loop body's plan keeps its feed buffers (loaded once per loop run)
-        self._pin_feeds = getattr(config, "pin_feeds", False)
+        # a loop body's plan keeps these feeds' buffers (loaded once per loop run)
+        self._pinned_feeds = frozenset(getattr(config, "pinned_feeds", ()))
+        # ... and these feeds' buffers, after their last reader, hold the fetches
+        # in the same positions (a loop variable's new value: buffers.BufferLayout)
+        self._carried_feeds = tuple(getattr(config, "carried_feeds", ()))
         self._subplans = []      # loop bodies' plans (flowgraph.loop_step): waited for too
         units = schedule(prog)
         self.n_units = len(units)

@@ -45,6 +45,28 @@ def matmul(attrs, inputs, outputs):
     return lambda: mm(a, b, out=out)
 
 
+@register("SliceGrad", "cpu")
+def slice_grad(attrs, inputs, outputs):
+    """Zeros with ``g`` written into the slice ``spec`` (the gradient of a slice)."""
+    from flowgraph.ops import slice_spec_to_index
+    g, _ = inputs
+    out = outputs[0]
+    if out.dtype.kind != "f":
+        return None
+    try:
+        window = out[slice_spec_to_index(attrs["spec"])]
+    except IndexError:
+        return None       # the reference raises the error
+    if window.shape != g.shape:
+        return None
+    copyto = np.copyto
+
+    def step():
+        out.fill(0)
+        copyto(window, g)
+    return step
+
+
 def _reduce(fn):
     def builder(attrs, inputs, outputs):
         x, = inputs
