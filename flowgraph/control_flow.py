@@ -294,6 +294,30 @@ def run_loop(op, inputs, plan_for, outputs=None):
     return tuple(result)
 
 
+def check_body_numerics(op, inputs, outputs):
+    """With ``check_numerics``: when a ``While`` or ``If`` produced a NaN or Inf, run
+    it again with its bodies checked, so that the error names the op inside the body
+    that made it (and the loop). Returns when the bodies made none."""
+    if all(np.isfinite(v).all() for v in outputs if np.asarray(v).dtype.kind == "f"):
+        return
+    from .errors import NumericsError
+    from .executor import ReferencePlan
+    plans = {}
+
+    def checked(function, arrays):
+        if function not in plans:
+            plans[function] = ReferencePlan(function.graph, function.outputs, [],
+                                            function.params + function.captures, True)
+        return plans[function]
+    try:
+        if op.type == "While":
+            run_loop(op, inputs, checked)
+        else:
+            run_if(op, inputs, checked)
+    except NumericsError as exc:
+        raise NumericsError(f"{exc} (inside {describe_op(op)})") from None
+
+
 def _cond_captures(cond, caps, attrs):
     """The captured values the cond reads (a subset of the loop's captures)."""
     index = attrs["cond_caps"]

@@ -240,12 +240,12 @@ class _CountedLoop:
         before, after = [], []
         for step_k in range(n):
             row = n - 1 - step_k if reverse else step_k
-            pre = [(out[row], value) for out, value in self.hist]
-            pre += [(buf, seq[row]) for buf, seq in self.seq_pairs]
+            pre = [(out[row, ...], value) for out, value in self.hist]
+            pre += [(buf, seq[row, ...]) for buf, seq in self.seq_pairs]
             if self.index_buf is not None:
-                pre.append((self.index_buf, rows[row]))
+                pre.append((self.index_buf, rows[row, ...]))
             before.append(_movers(pre))
-            after.append(_movers([(out[row], value) for out, value in self.emit_moves]))
+            after.append(_movers([(out[row, ...], value) for out, value in self.emit_moves]))
         return before, after
 
     def run(self):
@@ -295,10 +295,10 @@ class _CountedLoop:
                 plan._state[0] = None
             for j, rows, emits in self.hist_after:
                 if reverse:
-                    copyto(rows[n - 1], inputs[j])
+                    copyto(rows[n - 1, ...], inputs[j])
                     copyto(rows[:n - 1], emits[1:])
                 else:
-                    copyto(rows[0], inputs[j])
+                    copyto(rows[0, ...], inputs[j])
                     copyto(rows[1:], emits[:n - 1])
             for j in range(nv):
                 if cur[j] is not outputs[j]:

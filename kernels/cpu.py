@@ -53,12 +53,19 @@ def slice_grad(attrs, inputs, outputs):
     out = outputs[0]
     if out.dtype.kind != "f":
         return None
+    index = slice_spec_to_index(attrs["spec"])
     try:
-        window = out[slice_spec_to_index(attrs["spec"])]
+        window = out[index]
     except IndexError:
         return None       # the reference raises the error
-    if window.shape != g.shape:
+    if np.shape(window) != g.shape:
         return None
+    if not isinstance(window, np.ndarray):     # one element: no view to bind
+
+        def one():
+            out.fill(0)
+            out[index] = g
+        return one
     copyto = np.copyto
 
     def step():
