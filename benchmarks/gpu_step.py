@@ -38,7 +38,7 @@ def require_gpu():
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         refuse("NUMBA_ENABLE_CUDASIM is set: the simulator runs kernels in Python, so its "
                "timings are meaningless. Unset it and run on a machine with an NVIDIA GPU.")
-    from kernels import cuda_runtime
+    from kernels.cuda import runtime as cuda_runtime
     if cuda_runtime.device_count() == 0:
         refuse("numba.cuda sees no GPU (no NVIDIA driver or device, or numba-cuda is "
                "missing: pip install 'flowgraph[gpu]').")
@@ -116,7 +116,7 @@ def torch_lstm_step(torch, B, I, H, T, lr=0.01):
 
 def flowgraph_matmul(n):
     from kernels import cuda as gpu
-    from kernels import cuda_runtime as rt
+    from kernels.cuda import runtime as rt
     ctx = gpu.GpuContext()
     rng = np.random.default_rng(0)
     a = rt.to_device(rng.normal(size=(n, n)).astype(np.float32), ctx.stream)

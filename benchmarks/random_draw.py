@@ -21,7 +21,7 @@ def main(argv=None):
     import numpy as np
     import flowgraph as fg
     from flowgraph import philox
-    from kernels.philox_cpu import contiguous_blocks
+    from kernels.cpu.philox import contiguous_blocks
 
     rng = np.random.default_rng(0)
     draws = interleaved_medians_ms({

@@ -65,7 +65,7 @@ def list_devices() -> list[str]:
 def _gpu_count() -> int:
     # Imported lazily: importing flowgraph must not import numba.cuda.
     try:
-        from kernels import cuda_runtime
+        from kernels.cuda import runtime as cuda_runtime
     except Exception:  # numba-cuda not installed, or its bindings missing
         return 0
     return cuda_runtime.device_count()

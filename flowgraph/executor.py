@@ -164,7 +164,7 @@ def evaluate_op(op, inputs, state: RunState, check_numerics=False, generator=Non
         if kind == "state":
             outs = run_state_op(op, inputs, state)
         elif kind == "random":
-            # generator: a faster maker of the same Philox words (kernels.philox_cpu)
+            # generator: a faster maker of the same Philox words (kernels.cpu.philox)
             outs = (op.primitive.ref(op, *inputs, counter=state.random_counter(),
                                      generator=generator),)
         else:

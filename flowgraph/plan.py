@@ -103,7 +103,8 @@ class CompiledPlan(BufferLayout, CpuSteps):
 
     # -- steps -------------------------------------------------------------------------
     def _build_steps(self, prog, units):
-        from kernels import codegen, cpu  # noqa: F401 - registers the CPU kernels
+        from kernels.cpu import codegen
+        from kernels import cpu  # noqa: F401 - registers the CPU kernels
 
         arrays = self._arrays
         steps, checked = [], []

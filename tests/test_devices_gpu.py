@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
 
 import flowgraph as fg  # noqa: E402
-from kernels import cuda_runtime as rt  # noqa: E402
+from kernels.cuda import runtime as rt  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -88,7 +88,7 @@ def test_canonical_gpu_device_names():
 
 
 def test_kernels_are_loaded_once_per_structure_from_source_files(tmp_path, monkeypatch):
-    from kernels import cuda_codegen as codegen
+    from kernels.cuda import codegen
     monkeypatch.setenv("FLOWGRAPH_CACHE_DIR", str(tmp_path))
     spec = codegen.FusedSpec(ops=(("Mul", (), (("in", 0), ("in", 0)), "float64", False),
                                   ("Tanh", (), (("t", 0),), "float64", False)),

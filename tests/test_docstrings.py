@@ -14,17 +14,18 @@ MODULES = ["flowgraph.api", "flowgraph.autodiff", "flowgraph.devices", "flowgrap
            "flowgraph.testing.strategies", "flowgraph.train.saver", "kernels.cache_auth",
            "kernels.sealed_cache", "flowgraph.philox", "flowgraph.random_ops",
            "flowgraph.initializers", "flowgraph.variable_scopes", "flowgraph.nn.dropouts",
-           "kernels.philox_cpu"]
+           "kernels.cpu.philox"]
 # TF1's more ops, losses, optimizers and schedules (issue 14)
 MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optimizers",
             "flowgraph.train.schedules"]
 MODULES += ["flowgraph.distributed.steps"]
 MODULES += ["flowgraph.tiering"]
-MODULES += ["kernels.softmax_xent", "kernels.scatter"]
+MODULES += ["kernels.cpu.softmax_xent", "kernels.cpu.scatter"]
 # one compiled pipeline for every placement (issue 11)
 MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
             "flowgraph.backends.cpu", "flowgraph.backends.cuda",
-            "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule"]
+            "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule",
+            "flowgraph.passes"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -181,7 +181,7 @@ def test_compiled_partition_in_one_process_runs_task_zero_compiled():
 def test_a_region_whose_op_has_no_ufunc_entry_runs_as_a_generated_loop(monkeypatch):
     """The lowering falls back instead of failing: a float64 tanh region is a ufunc
     chain by the cost model; without a ufunc entry for Tanh it is a generated kernel."""
-    from kernels import ufuncs
+    from kernels.cpu import ufuncs
     x = fg.placeholder(fg.float64, (64, 64))
     y = fg.tanh(fg.tanh(x) * 2.0) + fg.tanh(x * 3.0)
     feed = {x: np.linspace(-2, 2, 64 * 64).reshape(64, 64)}

@@ -16,7 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_every_kernel_compiles_to_ptx():
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["PYTHONPATH"] = os.pathsep.join([ROOT, env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-m", "kernels.cuda_ptx_check"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "kernels.cuda.ptx_check"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode == 3:
         pytest.skip("NVVM (the CUDA toolkit's compiler library) is not installed, so "

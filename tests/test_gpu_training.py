@@ -12,7 +12,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not instal
 
 import flowgraph as fg
 from flowgraph.placed_plan import PlacedPlan
-from kernels import cuda_runtime
+from kernels.cuda import runtime as cuda_runtime
 
 pytestmark = pytest.mark.skipif(
     "/gpu:0" not in fg.list_devices(),

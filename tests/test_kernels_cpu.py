@@ -3,7 +3,7 @@ float32 vector math against float64 NumPy, and in-place outputs in generated loo
 import numpy as np
 import pytest
 
-from kernels import codegen
+from kernels.cpu import codegen
 
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-8, 88.7, 89.0,
                     -103.0, -104.0, -150.0, 20.0, -20.0, 9.0, -0.02, 0.02], np.float32)
@@ -57,7 +57,7 @@ def test_an_output_in_place_of_its_input_is_stored_through_that_input():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_xent_kernels_against_numpy_with_extremes(dtype):
     from flowgraph.errors import InvalidArgumentError
-    from kernels import softmax_xent
+    from kernels.cpu import softmax_xent
     rng = np.random.default_rng(0)
     x = rng.uniform(-40, 40, (2, 3, 67)).astype(dtype)     # leading dims, odd row length
     x[0, 0, 5] = -np.inf                                    # a class that cannot occur
@@ -94,7 +94,7 @@ def test_softmax_xent_kernels_against_numpy_with_extremes(dtype):
 
 def test_gather_grad_kernel_adds_repeated_rows_and_checks_indices():
     from flowgraph.errors import InvalidArgumentError
-    from kernels import scatter
+    from kernels.cpu import scatter
     rng = np.random.default_rng(0)
     idx = np.array([[3, 0], [3, 3]], np.int32)
     g = rng.standard_normal((2, 2, 2, 5))

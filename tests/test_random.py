@@ -393,7 +393,7 @@ def test_unseeded_initializers_follow_the_graph_seed():
 
 
 def test_the_compiled_plans_philox_loop_makes_the_reference_words():
-    from kernels.philox_cpu import contiguous_blocks
+    from kernels.cpu.philox import contiguous_blocks
     for key, run, n, attempt in [((0, 0), 0, 3, 0), ((2 ** 31 - 2, 5), 2 ** 40 + 7, 1000, 3),
                                  ((87654321, 12), 12345, 17, 0)]:
         want = philox.blocks(key, run, np.arange(n, dtype=np.uint64), attempt)

@@ -238,7 +238,7 @@ def test_an_op_without_a_ufunc_runs_its_reference_kernel_until_compiled(monkeypa
     """A region meant for a generated kernel whose op has no ufunc entry: before the
     kernel is compiled (here: never) the op runs its NumPy reference kernel inside the
     interim chain, never a KeyError."""
-    from kernels import ufuncs
+    from kernels.cpu import ufuncs
     monkeypatch.delitem(ufuncs.UFUNCS, "Tanh")
     with fg.Graph().as_default():
         x = fg.placeholder(fg.float32, (3, 4))

@@ -29,9 +29,9 @@ The two backends:
   fused regions, BLAS GEMMs, registered CPU kernels, reference kernels for the rest,
   buffers planned by liveness;
 - :class:`~flowgraph.backends.cuda.CudaBackend`: one step per unit: fused regions as
-  generated numba.cuda kernels (:mod:`kernels.cuda_codegen`), the tiled GEMM and the
+  generated numba.cuda kernels (:mod:`kernels.cuda.codegen`), the tiled GEMM and the
   other kernels of :mod:`kernels.cuda` (launch sizes chosen in one place,
-  :func:`kernels.cuda_runtime.launch_config`, every kernel grid-stride), variables
+  :func:`kernels.cuda.runtime.launch_config`, every kernel grid-stride), variables
   kept on the device between runs.
 
 >>> backend_class("/gpu:0").__name__, backend_class("/cpu:0").__name__

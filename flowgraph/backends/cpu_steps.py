@@ -1,6 +1,6 @@
 """The CPU backend's steps: how a compiled CPU plan runs each unit.
 
-- a fused elementwise region: one generated Numba loop (:mod:`kernels.codegen`,
+- a fused elementwise region: one generated Numba loop (:mod:`kernels.cpu.codegen`,
   compiled now, in the background or never: :mod:`flowgraph.tiering`), a chain of
   NumPy ufunc calls where the cost model (:func:`uses_ufuncs`) says that is faster,
   and the same chain as the interim step until the loop is compiled;
@@ -42,7 +42,7 @@ class CpuSteps:
     def _group_steps(self, group, arrays):
         """A fused region: one generated kernel, or for regions with transcendental
         functions a chain of NumPy ufunc calls over shared scratch buffers (see
-        :mod:`kernels.ufuncs` for the measurements behind that choice).
+        :mod:`kernels.cpu.ufuncs` for the measurements behind that choice).
         """
         outs = self._group_outputs[group]
         if not outs:
@@ -59,7 +59,7 @@ class CpuSteps:
         the plan may have given an output the memory of an input (safe for a kernel,
         which loads before it stores, not for a chain), or a second place to go.
         """
-        from kernels.ufuncs import bind, has_ufunc
+        from kernels.cpu.ufuncs import bind, has_ufunc
         outs = self._group_outputs[group]
         local, calls, slots = {}, [], {}
         scratch = self._interim_scratch
@@ -89,9 +89,9 @@ class CpuSteps:
 
     def _kernel_job(self, group, arrays, shape=None):
         """``prepare() -> (source, argument types, arguments)`` for the group's
-        generated kernel (:func:`kernels.codegen.prepare_fused`), run where it
+        generated kernel (:func:`kernels.cpu.codegen.prepare_fused`), run where it
         compiles (it imports Numba)."""
-        from kernels.codegen import FusedSpec
+        from kernels.cpu.codegen import FusedSpec
         members = {n: i for i, n in enumerate(group.nodes)}
         ins, index = [], {}
         spec = FusedSpec(0)
@@ -126,13 +126,13 @@ class CpuSteps:
         label = "+".join(dict.fromkeys(n.type for n in group.nodes))
 
         def prepare():
-            from kernels.codegen import prepare_fused
+            from kernels.cpu.codegen import prepare_fused
             return prepare_fused(spec, bound, parents, shape)
         prepare.label = label
         return prepare
 
     def _ufunc_steps(self, group, arrays):
-        from kernels.ufuncs import bind
+        from kernels.cpu.ufuncs import bind
         outs = set(self._group_outputs[group])
         local, steps, slots = {}, [], {}
         for n in group.nodes:
@@ -240,13 +240,13 @@ class CpuSteps:
             return random_step
 
         if self._compile_mode == "eager":
-            from kernels.philox_cpu import contiguous_blocks
+            from kernels.cpu.philox import contiguous_blocks
             return step_with(contiguous_blocks)
         # The NumPy rounds (the same words) until the Numba loop is compiled.
         step = step_with(None)
         if self._compile_mode == "background":
             def with_numba_rounds():
-                from kernels.philox_cpu import contiguous_blocks
+                from kernels.cpu.philox import contiguous_blocks
                 contiguous_blocks((0, 0), 0, 1)          # compiles it here, not in a run
                 return step_with(contiguous_blocks)
             step.later = _later(with_numba_rounds, "Philox")
@@ -267,14 +267,14 @@ def uses_ufuncs(group):
 
     A cost model from measurements on this machine (one core, float32, 64x256 and
     16x64 LSTM cells). A generated loop vectorizes (see :mod:`kernels.cache` and the
-    row views of :mod:`kernels.codegen`): about 0.3 ns per element per array it reads
+    row views of :mod:`kernels.cpu.codegen`): about 0.3 ns per element per array it reads
     or writes, plus per element 4 ns for each exp, tanh or sigmoid in float32
-    (:mod:`kernels.vmath`) and 12-33 ns in float64 (scalar libm calls). A ufunc call
+    (:mod:`kernels.cpu.vmath`) and 12-33 ns in float64 (scalar libm calls). A ufunc call
     costs about 1.2 us plus 0.6 ns per element (NumPy's SIMD loops; sigmoid is four
     calls). So arithmetic regions are loops; large float64 regions full of
     transcendental functions are ufunc chains.
     """
-    from kernels.ufuncs import has_ufunc
+    from kernels.cpu.ufuncs import has_ufunc
     if not all(has_ufunc(n.type) for n in group.nodes):
         return False    # an op with no ufunc entry: the generated loop (never a KeyError)
     members = set(group.nodes)

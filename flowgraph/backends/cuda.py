@@ -1,7 +1,7 @@
 """The CUDA backend: the steps of a GPU stretch, launched on the run's stream.
 
 One step per scheduled unit: a fused elementwise region (made by the fusion pass, on
-this device only) is one generated numba.cuda kernel (:mod:`kernels.cuda_codegen`);
+this device only) is one generated numba.cuda kernel (:mod:`kernels.cuda.codegen`);
 a ``MatMul`` is the tiled GEMM of :mod:`kernels.cuda` (kind ``gemm``); a ``Const`` is
 uploaded once per plan; variable reads and updates keep the variable on the device
 between runs (the session stores the device array; only fetched values come back);

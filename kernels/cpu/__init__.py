@@ -4,7 +4,7 @@ Each builder takes the plan's preallocated arrays (inputs, then outputs) and ret
 zero-argument callable with everything prebound, so the plan's run loop is just
 ``for step in steps: step()``. Matmul calls NumPy's BLAS (``np.matmul(..., out=)``):
 calling BLAS from the plan needs no SciPy, unlike ``np.dot`` inside ``@njit``.
-Fused elementwise kernels are Numba-generated (:mod:`kernels.codegen`).
+Fused elementwise kernels are Numba-generated (:mod:`kernels.cpu.codegen`).
 
 >>> import numpy as np
 >>> a, b, out = np.ones((2, 3)), np.ones((3, 4)), np.empty((2, 4))
@@ -18,7 +18,7 @@ import numpy as np
 
 from flowgraph.shapes import normalize_axes
 
-from . import register
+from .. import register
 from . import scatter, softmax_xent  # noqa: F401 - register their kernels
 
 
@@ -26,7 +26,7 @@ def build(op_type, attrs, inputs, outputs):
     """The prebound step for ``op_type``, or ``None`` if there is no CPU kernel (the
     plan then calls the NumPy reference kernel).
     """
-    from . import lookup
+    from .. import lookup
     builder = lookup(op_type, "cpu")
     return None if builder is None else builder(attrs, inputs, outputs)
 

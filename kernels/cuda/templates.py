@@ -2,10 +2,10 @@
 
 Each entry is Python source of one ``numba.cuda`` kernel with its compile-time
 constants (block size, tile edge, element type, sum or max) as ``{placeholders}``.
-:func:`kernels.cuda_codegen.load_kernel` fills them in, writes the source to the
+:func:`kernels.cuda.codegen.load_kernel` fills them in, writes the source to the
 flowgraph cache directory and compiles it lazily with numba's on-disk cache, exactly
 as for the fused elementwise kernels. Every kernel loops grid-stride, so its launch
-size (:mod:`kernels.cuda_runtime`) never changes its result.
+size (:mod:`kernels.cuda.runtime`) never changes its result.
 
 >>> "def strided_copy(" in SOURCES["strided_copy"]
 True

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import cache
-from . import cuda_runtime as rt
-from .scalar import TEMPLATES, render
+from .. import cache
+from . import runtime as rt
+from ..scalar import TEMPLATES, render
 
 # CUDA-side overrides of the shared templates: each op's result is converted to the
 # op's output dtype in registers (as the NumPy reference rounds after every op), and a
@@ -133,7 +133,7 @@ def load_kernel(source: str, entry: str):
 def _import(source: str, entry: str):
     simulated = rt.simulator_enabled()
     header = ("import numpy as np\n"
-              "from kernels import cuda_runtime as _rt\n"
+              "from kernels.cuda import runtime as _rt\n"
               "cuda = _rt.cuda()\n"
               "math = _rt.math_namespace()\n")
     body = f"{header}\n{source}\n\n{entry} = cuda.jit({entry})\n"

@@ -4,7 +4,7 @@ Numba compiles transcendental functions (``tanh``, ``exp``) to scalar libm calls
 measured here at 10-35 ns per element, while NumPy's SIMD loops take about 1 ns: a
 fused region that contains them runs faster as a chain of ufunc calls (about 1 µs of
 call overhead each) over scratch buffers than as one generated loop. Regions of plain
-arithmetic stay generated kernels (:mod:`kernels.codegen`), which save memory traffic.
+arithmetic stay generated kernels (:mod:`kernels.cpu.codegen`), which save memory traffic.
 
 ``UFUNCS[op](out, *inputs, **attrs)`` writes the op's result into ``out`` (inputs
 broadcast to ``out``'s shape).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import bind_call
+from .. import bind_call
 
 TRANSCENDENTAL = frozenset({"Tanh", "Sigmoid", "Exp", "Log"})
 

@@ -3,11 +3,11 @@
 The numba.cuda simulator runs kernels as Python, so it cannot catch code that the
 real CUDA target rejects (an unsupported call, a type that does not unify). This
 check compiles each kernel source (every scalar template, in each dtype it accepts,
-and every template of :mod:`kernels.cuda_templates`) with NVVM for one compute
+and every template of :mod:`kernels.cuda.templates`) with NVVM for one compute
 capability. It needs NVVM (the ``cuda-toolkit[nvvm]`` wheels or a CUDA toolkit) but
 no GPU or driver, and must run without ``NUMBA_ENABLE_CUDASIM``.
 
-Usage: ``python -m kernels.cuda_ptx_check`` prints each failure and exits 1 if any,
+Usage: ``python -m kernels.cuda.ptx_check`` prints each failure and exits 1 if any,
 0 if all compiled, 3 if NVVM is not available.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import sys
 
 import numpy as np
 
-from . import scalar
-from .cuda_codegen import FusedSpec, kernel_source
-from .cuda_templates import render_kernel
+from .. import scalar
+from .codegen import FusedSpec, kernel_source
+from .templates import render_kernel
 
 CC = (8, 0)
 _COMPARISONS = {"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual"}
@@ -30,7 +30,7 @@ _FLOAT_ONLY = {"Exp", "Log", "Tanh", "Sigmoid", "Sqrt"}
 def _python_function(source, entry):
     namespace = {}
     header = "import numpy as np\nimport math\nfrom numba import cuda\n" \
-             "from kernels import cuda_runtime as _rt\n"
+             "from kernels.cuda import runtime as _rt\n"
     exec(compile(header + source, f"<{entry}>", "exec"), namespace)
     return namespace[entry]
 

@@ -6,7 +6,7 @@ arrays``: ``inputs`` are device arrays (contiguous, C order), ``ctx`` is the run
 :class:`GpuContext` (its stream, and the error buffer that index checks write to).
 Launches are asynchronous on ``ctx.stream``; the host never waits inside a kernel
 function. Elementwise ops are generated from the scalar templates
-(:mod:`kernels.cuda_codegen`); the others are a handful of reusable kernels:
+(:mod:`kernels.cuda.codegen`); the others are a handful of reusable kernels:
 
 - ``strided_copy``: transpose, broadcast, slicing, slice gradients, concat and split
   are all "copy elements between two strided views", with the strides computed on
@@ -36,10 +36,10 @@ from flowgraph import shapes as S
 from flowgraph.errors import InvalidArgumentError, ShapeError
 from flowgraph.ops import slice_spec_to_index
 
-from . import cuda_codegen as codegen
-from . import cuda_runtime as rt
-from .cuda_templates import render_kernel
-from . import lookup, register  # noqa: F401  (lookup: used by the CUDA backend)
+from . import codegen
+from . import runtime as rt
+from .templates import render_kernel
+from .. import lookup, register  # noqa: F401  (lookup: used by the CUDA backend)
 
 
 # --- the run's context ---------------------------------------------------------------
@@ -126,7 +126,7 @@ def _size(shape) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _kernel(name, **constants):
-    """The compiled kernel ``name`` of :mod:`kernels.cuda_templates` for ``constants``."""
+    """The compiled kernel ``name`` of :mod:`kernels.cuda.templates` for ``constants``."""
     return codegen.load_kernel(render_kernel(name, **constants), name)
 
 
@@ -165,7 +165,7 @@ def elementwise_group(ctx, spec_ops, outputs_wanted, out_shape, out_dtypes, inpu
     """Run a fused elementwise group.
 
     ``spec_ops``: ``(op_type, attrs, operands, out_dtype, int_div_check)`` per op (see
-    :class:`kernels.cuda_codegen.FusedSpec`); ``outputs_wanted``: indices of the ops
+    :class:`kernels.cuda.codegen.FusedSpec`); ``outputs_wanted``: indices of the ops
     whose results are returned; ``inputs``: device arrays broadcastable to
     ``out_shape``. Returns the wanted outputs, each of ``out_shape``.
     """

@@ -61,7 +61,7 @@ def contiguous_blocks(key, run, nblocks, attempt=0):
     read is then contiguous)."""
     from numba import types
 
-    from .cache import compile_kernel
+    from ..cache import compile_kernel
     kernel = compile_kernel(SOURCE, "philox_blocks",
                             (types.uint32[:, ::1],) + (types.uint64,) * 5)
     out = np.empty((int(nblocks), 4), np.uint32)

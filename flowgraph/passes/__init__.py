@@ -1,0 +1,50 @@
+"""Rewrite passes: the compiler's graph IR and the ordered pipeline that optimizes it.
+
+The compiler lowers the ops of one run (fetches, feeds, feed shapes) to a
+:class:`Program` of :class:`Node` objects in topological order, with *concrete* shapes
+(feed shapes are part of a plan's key, so every shape is known). Each pass is
+"program in, program out" and can be run and tested alone. :data:`PIPELINE` is the
+whole optimization, in order, in one place.
+
+Modules: :mod:`.ir` (Node, Program, rewriting helpers), :mod:`.lowering` (ops to a
+Program), :mod:`.simplify` (prune, fold, simplify, CSE), :mod:`.matmuls` (GEMM
+stacking, batching, splitting, untransposing), :mod:`.fusion` (elementwise fusion).
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default():
+...     x = fg.placeholder(fg.float64, (2,), name="x")
+...     y = fg.identity(x * 1.0) + 0.0
+...     prog = lower([y], [], [x], [(2,)])
+...     prog = run_pipeline(prog)
+>>> [n.type for n in prog.nodes]
+['Feed']
+"""
+from __future__ import annotations
+
+from .ir import (  # noqa: F401  (the package's public names)
+    COMM_TYPES, FLOAT_OR_BOOL, FOLD_LIMIT, KNOWN_KINDS, Node, PURE_KINDS, Program)
+from .lowering import (  # noqa: F401  (the package's public names)
+    KNOWN_VALUE_LIMIT, NotCompilable, SHAPE_ONLY, lower)
+from .simplify import (  # noqa: F401  (the package's public names)
+    cse, fold_constants, prune, simplify)
+from .matmuls import (  # noqa: F401  (the package's public names)
+    UNTRANSPOSE_MIN_ROWS, add_before_split, batch_input_matmuls,
+    narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums,
+    untranspose_matmul_operands)
+from .fusion import (  # noqa: F401  (the package's public names)
+    Group, RECOMPUTABLE, SIBLING_CANDIDATES, VIEW_NODES, fusable, fusable_on,
+    fusable_reduction, fuse_elementwise, recompute_in_readers)
+
+
+PIPELINE = [prune, fold_constants, simplify, cse, prune, narrow_split_matmuls,
+            stack_matmul_sums, stack_reduce_sums, cse, batch_input_matmuls,
+            add_before_split, cse, untranspose_matmul_operands, fuse_elementwise,
+            recompute_in_readers]
+"""The optimization passes, in order. Each takes and returns a :class:`Program`."""
+
+
+def run_pipeline(prog, passes=PIPELINE):
+    """Run ``passes`` over ``prog`` in order; returns the rewritten program."""
+    for p in passes:
+        prog = p(prog)
+    return prog

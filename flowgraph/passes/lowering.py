@@ -1,0 +1,124 @@
+"""Lowering: the ops of one run (fetches, feeds, feed shapes) to a :class:`Program`."""
+from __future__ import annotations
+
+import math
+import numpy as np
+
+from ..ops import get_primitive
+from .ir import KNOWN_KINDS, Node, PURE_KINDS, Program
+
+
+# --- lowering --------------------------------------------------------------------------
+
+class _ProxyTensor:
+    """A shape rule's view of an input: concrete shape, dtype, and ``value`` when the
+    lowering could fold it (``flowgraph.ops.static_value`` reads it)."""
+
+    __slots__ = ("shape", "dtype", "name", "value")
+
+    def __init__(self, shape, dtype, name, value=None):
+        self.shape, self.dtype, self.name, self.value = shape, dtype, name, value
+
+
+# Ops whose value depends only on their inputs' shapes: once the feed shapes are fixed
+# their values are known, and so are those of small pure ops of known values. Shape
+# rules that need a value (Range's limit, Fill's dims) read these during lowering.
+SHAPE_ONLY = frozenset({"Size", "Shape", "ZerosLike", "OnesLike"})
+KNOWN_VALUE_LIMIT = 1 << 10   # largest value (elements) lowering keeps for shape rules
+
+
+def _known_value(node, inputs, known):
+    """The value of ``node`` if it can be computed now, else ``None``."""
+    if node.type == "Const":
+        return node.attrs["value"]
+    if node.type in ("Size", "Shape"):
+        args = [np.broadcast_to(np.zeros((), d), s) for s, d in
+                ((v[0].shapes[v[1]], v[0].dtypes[v[1]]) for v in inputs)]
+    elif inputs and all(v in known for v in inputs) and node.kind in PURE_KINDS \
+            and not node.controls:
+        args = [known[v] for v in inputs]
+    else:
+        return None
+    if any(math.prod(s) > KNOWN_VALUE_LIMIT for s in node.shapes):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            out = get_primitive(node.type).ref(node, *args)
+    except Exception:
+        return None
+    return out if len(node.shapes) == 1 and not isinstance(out, tuple) else None
+
+
+class _ProxyOp:
+    """What a primitive's shape rule needs, with concrete input shapes."""
+
+    __slots__ = ("type", "attrs", "inputs", "name", "location")
+
+    def __init__(self, op, inputs):
+        self.type, self.attrs, self.name, self.location = op.type, op.attrs, op.name, op.location
+        self.inputs = inputs
+
+
+class NotCompilable(Exception):
+    """The run cannot be compiled (an unknown shape, a rule that fails): use the
+    reference plan, which reports any error exactly as the specification does.
+    """
+
+
+def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None, placement=None):
+    """The ops needed for a run as a :class:`Program` with concrete shapes.
+
+    ``ops``: those ops (``executor.needed_ops``) when the caller has them already;
+    ``placement``: ``{op: device}`` for a run with ops off the CPU (``Program.device``).
+    """
+    from ..executor import needed_ops
+    fed = {t: s for t, s in zip(feed_tensors, feed_shapes)}
+    if ops is None:
+        ops = needed_ops([t.op for t in fetch_tensors] + list(target_ops), set(fed))
+    value = {}     # Tensor -> (Node, index)
+    made = {}      # Operation -> Node
+    known = {}     # (Node, index) -> value known before the run (see _known_value)
+    nodes = []
+    for t, shape in fed.items():
+        node = Node("Feed", [], {}, t.op, [tuple(shape)], [t.dtype], order=-1)
+        node.feed = t
+        value[t] = (node, 0)
+        nodes.append(node)
+    for op in ops:
+        if op.outputs and all(t in fed for t in op.outputs):
+            continue
+        primitive = op.primitive
+        if primitive.kind not in KNOWN_KINDS:
+            raise NotCompilable(f"{op.name}: primitive kind {primitive.kind!r}")
+        inputs = [value[t] for t in op.inputs]
+        proxy = _ProxyOp(op, [_ProxyTensor(n.shapes[i], n.dtypes[i], t.name,
+                                           known.get((n, i)))
+                              for (n, i), t in zip(inputs, op.inputs)])
+        try:
+            specs = primitive.infer(proxy)
+        except Exception as exc:
+            raise NotCompilable(f"{op.name}: {exc}") from None
+        shapes = [s for s, _ in specs]
+        if any(s is None or None in s for s in shapes):
+            raise NotCompilable(f"{op.name}: unknown output shape")
+        node = Node(op.type, inputs, op.attrs, op, shapes, [d for _, d in specs],
+                    [made[c] for c in op.control_inputs if c in made], op._id)
+        made[op] = node
+        nodes.append(node)
+        # (integer values only: shapes, sizes and their arithmetic; float math is left
+        # to fold_constants, which keeps lowering cheap on large training graphs)
+        if len(shapes) == 1 and node.dtypes[0].kind in "iu" and (
+                op.type in ("Const", "Size", "Shape") or any(v in known for v in inputs)):
+            folded = _known_value(node, inputs, known)
+            if folded is not None:
+                known[(node, 0)] = np.asarray(folded)
+        for i, t in enumerate(op.outputs):
+            if t not in fed:
+                value[t] = (node, i)
+    # Collectives run in creation order on every rank: a control chain, so that every
+    # pass (fusion included) sees the order, not just the scheduler.
+    collectives = [n for n in nodes if n.kind == "collective"]
+    for a, b in zip(collectives, collectives[1:]):
+        b.controls.append(a)
+    return Program(nodes, [value[t] for t in fetch_tensors],
+                   [made[o] for o in target_ops if o in made], placement)

@@ -1,0 +1,343 @@
+"""Passes that reshape a program's matmuls for BLAS: stacking sums of products into
+one GEMM, batching the per-step input GEMMs of an unrolled RNN, splitting and
+narrowing, untransposing operands read by many GEMMs."""
+from __future__ import annotations
+
+from .. import shapes as S
+from .ir import Node, _rewrite
+from .simplify import prune
+
+
+def _stack_sums(prog, is_term, stacked):
+    """Replace each tree of single-use ``Add`` s over two or more terms (nodes for which
+    ``is_term(node)`` holds, used only there) by ``stacked(add_root, terms)``, a node
+    computing the same sum in one op. Terms are passed in creation order.
+    """
+    users = prog.users()
+    fetched = set(prog.fetches)
+
+    def single_use(v):
+        return len(users.get(v, ())) == 1 and v not in fetched
+
+    def collect(root, terms, adds):
+        """Gather the terms of the tree of adds under ``root`` into ``terms`` (its inner
+        adds into ``adds``); False if a leaf is not a term. An explicit stack: the tree
+        of an unrolled RNN's weight gradient is a chain as deep as the number of time
+        steps."""
+        stack = list(reversed(root.inputs))
+        while stack:
+            v = stack.pop()
+            n = v[0]
+            if inner_add(v):
+                adds.append(n)
+                stack.extend(reversed(n.inputs))
+            elif single_use(v) and not n.controls and is_term(n):
+                terms.append(n)
+            else:
+                return False
+        return True
+
+    def inner_add(v):
+        n = v[0]
+        return (n.type == "Add" and single_use(v) and not n.controls
+                and all(w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs))
+
+    # Whether every leaf under an add is a term, in one forward sweep, so that an add
+    # whose tree fails is skipped at once instead of walked again for each inner add.
+    complete = {}
+    for n in prog.nodes:
+        if n.type == "Add":
+            complete[n] = all(
+                complete.get(w[0], False) if inner_add(w)
+                else single_use(w) and not w[0].controls and is_term(w[0])
+                for w in n.inputs)
+
+    replace = {}
+    for n in reversed(prog.nodes):
+        if (n.type != "Add" or n in replace or n.controls or n.dtypes[0].kind != "f"
+                or not complete[n]):
+            continue
+        terms, adds = [], []
+        if not collect(n, terms, adds) or len(terms) < 2:
+            continue
+        terms.sort(key=lambda m: m.order)
+        if prog.placement is not None and len(
+                {prog.device(m) for m in [n] + adds + terms}) > 1:
+            continue      # (stacking never moves work to another device)
+        # The inner adds are not roots of trees of their own (visiting them again
+        # would make the pass quadratic in the depth of the tree; they have the
+        # root's shape, so where the root cannot be stacked, neither can they).
+        for m in adds:
+            replace.setdefault(m, None)
+        new = stacked(n, terms)
+        if new is None:
+            continue
+        replace[n] = new
+        for m in terms:
+            replace.setdefault(m, None)
+
+    def visit(n):
+        new = replace.get(n)
+        return (new, 0) if new is not None else None
+    return prune(_rewrite(prog, visit)) if replace else prog
+
+
+def _concat_rows(parts, origin, dtype, order):
+    rows = sum(p[0].shapes[p[1]][0] for p in parts)
+    shape = (rows,) + tuple(parts[0][0].shapes[parts[0][1]][1:])
+    return (Node("Concat", parts, {"axis": 0}, origin, [shape], [dtype], order=order), 0)
+
+
+def stack_matmul_sums(prog):
+    """A sum of matmuls ``a1.T @ b1 + a2.T @ b2 + ...`` (the weight gradient of an
+    unrolled RNN: one term per time step) becomes one matmul of stacked operands,
+    ``concat(a).T @ concat(b)``: one large GEMM runs near the machine's GEMM rate, and the
+    T-1 additions of weight-sized arrays disappear.
+    """
+    def is_term(m):
+        return (m.type == "MatMul" and m.attrs["transpose_a"] and not m.attrs["transpose_b"]
+                and len(m.shapes[0]) == 2)
+
+    def stacked(n, terms):
+        a_shape = terms[0].inputs[0][0].shapes[terms[0].inputs[0][1]]
+        b_shape = terms[0].inputs[1][0].shapes[terms[0].inputs[1][1]]
+        if n.shapes[0] != (a_shape[1], b_shape[1]):
+            return None
+        sides = [_concat_rows([m.inputs[side] for m in terms], terms[0].origin,
+                              n.dtypes[0], n.order) for side in (0, 1)]
+        return Node("MatMul", sides, {"transpose_a": True, "transpose_b": False},
+                    n.origin, n.shapes, n.dtypes, order=n.order)
+    return _stack_sums(prog, is_term, stacked)
+
+
+def stack_reduce_sums(prog):
+    """A sum of column sums ``sum(x1, 0) + sum(x2, 0) + ...`` (the bias gradient of an
+    unrolled RNN) becomes one column sum of the stacked rows, ``sum(concat(x), 0)``.
+    The stacked rows are usually the very concatenation the weight gradient's GEMM
+    reads (the CSE after this pass merges the two), so T reductions and T-1 additions
+    become one reduction over a buffer that exists anyway.
+    """
+    def is_term(m):
+        return (m.type == "ReduceSum" and not m.attrs.get("keepdims")
+                and tuple(S.normalize_axes(m.attrs["axis"], len(m.inputs[0][0].shapes[
+                    m.inputs[0][1]]))) == (0,))
+
+    def stacked(n, terms):
+        parts = [m.inputs[0] for m in terms]
+        if len({p[0].shapes[p[1]][1:] for p in parts}) != 1:
+            return None
+        rows = _concat_rows(parts, terms[0].origin, n.dtypes[0], n.order)
+        return Node("ReduceSum", [rows], {"axis": (0,), "keepdims": False}, n.origin,
+                    n.shapes, n.dtypes, order=n.order)
+    return _stack_sums(prog, is_term, stacked)
+
+
+def batch_input_matmuls(prog):
+    """Matmuls by one weight of inputs that are fed or constant (``x_t @ W`` for every
+    time step of an unrolled RNN) become one matmul of the stacked inputs, split back
+    into per-step views: one large GEMM instead of T small ones.
+    """
+    def fixed_input(v):
+        n = v[0]
+        while n.type in ("Reshape", "StridedSlice", "Split", "SplitLike", "Transpose"):
+            n = n.inputs[0][0]
+        return n.type in ("Feed", "Const")
+
+    groups = {}
+    for n in prog.nodes:
+        if (n.type == "MatMul" and not n.controls and len(n.shapes[0]) == 2
+                and not n.attrs["transpose_a"] and fixed_input(n.inputs[0])):
+            key = (n.inputs[1], n.attrs["transpose_b"], n.dtypes[0].str, prog.device(n))
+            groups.setdefault(key, []).append(n)
+    replace = {}
+    for (b, tb, _, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        parts = [m.inputs[0] for m in members]
+        rows = [p[0].shapes[p[1]][0] for p in parts]
+        cols = parts[0][0].shapes[parts[0][1]][1]
+        last = members[-1]
+        stacked = Node("Concat", parts, {"axis": 0}, last.origin, [(sum(rows), cols)],
+                       last.dtypes, order=last.order)
+        width = last.shapes[0][1]
+        product = Node("MatMul", [(stacked, 0), b], dict(last.attrs), last.origin,
+                       [(sum(rows), width)], last.dtypes, order=last.order)
+        pieces = Node("Split", [(product, 0)], {"sizes": tuple(rows), "axis": 0},
+                      last.origin, [(r, width) for r in rows], last.dtypes * len(rows),
+                      order=last.order)
+        for k, m in enumerate(members):
+            replace[m] = (pieces, k)
+
+    # The stacked matmul runs where the last member was: move earlier members' users
+    # after it by giving the replacement the last member's position.
+    def visit(n):
+        return replace.get(n)
+    if not replace:
+        return prog
+    prog = _rewrite(prog, visit)
+    return _reorder(prog)
+
+
+def add_before_split(prog):
+    """``split(m)[k] + b`` for every piece ``k`` with one ``b`` broadcast along the
+    split axis becomes ``split(m + b)[k]``: one addition over the whole array.
+
+    After :func:`batch_input_matmuls` this puts the bias of an RNN's input projection
+    on the batched GEMM's output (one vectorized pass over ``T*B`` rows) instead of
+    into T separate additions, which elementwise fusion would otherwise gather into
+    one kernel with T inputs and T outputs (too many arrays for LLVM to vectorize).
+    """
+    users = prog.users()
+    fetched = set(prog.fetches)
+    plan = {}
+    for n in prog.nodes:
+        if n.type != "Split" or n.controls or len(n.shapes) < 2:
+            continue
+        axis = S.normalize_axis(n.attrs["axis"], len(n.shapes[0]))
+        adds, bias = [], None
+        for k in range(len(n.shapes)):
+            us = users.get((n, k), ())
+            if len(us) != 1 or (n, k) in fetched or us[0].type != "Add" or us[0].controls:
+                break
+            add = us[0]
+            other = add.inputs[1] if add.inputs[0] == (n, k) else add.inputs[0]
+            if other[0] is n or (bias is not None and other != bias):
+                break
+            bias = other
+            adds.append(add)
+        else:
+            b_shape = bias[0].shapes[bias[1]]
+            rank = len(n.shapes[0])
+            padded = (1,) * (rank - len(b_shape)) + tuple(b_shape)
+            if (len(b_shape) <= rank and padded[axis] == 1
+                    and len({prog.device(m) for m in [n] + adds}) == 1
+                    and all(a.shapes[0] == p for a, p in zip(adds, n.shapes))
+                    and all(a.dtypes[0] == n.dtypes[0] for a in adds)):
+                plan[n] = (bias, adds)
+    if not plan:
+        return prog
+    replace = {}
+    for split, (bias, adds) in plan.items():
+        src = split.inputs[0]
+        total = Node("Add", [src, bias], {}, adds[-1].origin, [src[0].shapes[src[1]]],
+                     split.dtypes[:1], order=split.order)
+        pieces = Node("Split", [(total, 0)], dict(split.attrs), split.origin,
+                      split.shapes, split.dtypes, order=split.order)
+        for k, add in enumerate(adds):
+            replace[add] = (pieces, k)
+
+    prog = _rewrite(prog, lambda n: replace.get(n))
+    return _reorder(prune(prog))
+
+
+def _reorder(prog):
+    """Topological order again after a rewrite moved a value later than its users."""
+    placed, order = set(), []
+
+    def place(n):
+        stack = [(n, False)]
+        while stack:
+            m, expanded = stack.pop()
+            if m in placed:
+                continue
+            if expanded:
+                placed.add(m)
+                order.append(m)
+                continue
+            stack.append((m, True))
+            for w in reversed([v[0] for v in m.inputs] + list(m.controls)):
+                if w not in placed:
+                    stack.append((w, False))
+    for n in prog.nodes:
+        place(n)
+    prog.nodes = order
+    return prog
+
+
+def narrow_split_matmuls(prog):
+    """A matmul whose output is split by columns with only one piece used computes just
+    that piece, from a slice of its right operand: the gradient of ``concat([h, x]) @ K``
+    with respect to ``[h; x]`` is needed only for ``h`` in an RNN, a third less work.
+    """
+    users = prog.users()
+    fetched = set(prog.fetches)
+    pieces = {}
+
+    def visit(n):
+        if n.type not in ("Split", "SplitLike") or n.controls:
+            return None
+        src = n.inputs[0]
+        m = src[0]
+        if (m.type != "MatMul" or len(m.shapes[0]) != 2 or len(users.get(src, ())) != 1
+                or src in fetched or m.controls):
+            return None
+        if S.normalize_axis(n.attrs["axis"], 2) != 1 or prog.device(n) != prog.device(m):
+            return None
+        used = [k for k in range(len(n.shapes)) if users.get((n, k)) or (n, k) in fetched]
+        if len(used) != 1:
+            return None
+        k = used[0]
+        start = sum(n.shapes[j][1] for j in range(k))
+        stop = start + n.shapes[k][1]
+        b, b_shape = m.inputs[1], m.inputs[1][0].shapes[m.inputs[1][1]]
+        if m.attrs["transpose_b"]:
+            spec, sliced = (("slice", start, stop, None),), (stop - start, b_shape[1])
+        else:
+            spec = (("slice", None, None, None), ("slice", start, stop, None))
+            sliced = (b_shape[0], stop - start)
+        piece = pieces.get((b, spec))
+        if piece is None:   # one slice of the weight for all time steps
+            piece = pieces[(b, spec)] = Node("StridedSlice", [b], {"spec": spec}, m.origin,
+                                             [sliced], [m.dtypes[0]], order=m.order)
+        narrow = Node("MatMul", [m.inputs[0], (piece, 0)], dict(m.attrs), m.origin,
+                      [n.shapes[k]], m.dtypes, order=n.order)
+        return [(narrow, 0) if j == k else (n, j) for j in range(len(n.shapes))]
+
+    return prune(_rewrite(prog, visit))
+
+
+# Rows that matmuls by one transposed right operand must have in all before that
+# operand is transposed once into a buffer of its own (see untranspose_matmul_operands).
+UNTRANSPOSE_MIN_ROWS = 128
+
+
+def untranspose_matmul_operands(prog):
+    """``a @ b.T`` becomes ``a @ copy(b.T)`` when the copy is worth it.
+
+    OpenBLAS multiplies by a transposed right operand 20-35% slower than by a plain
+    one at RNN shapes (64x1024 @ (256x1024).T: 42 against 57 GFLOP/s, one core, same
+    run). The backward pass of an unrolled RNN multiplies by the transposed recurrent
+    weight at every step, so transposing it once per run (one copy of the weight)
+    pays back once the matmuls have :data:`UNTRANSPOSE_MIN_ROWS` rows in all; all
+    users share the one copy.
+    """
+    rows = {}
+    for n in prog.nodes:
+        if _untransposable(n):
+            rows[n.inputs[1]] = rows.get(n.inputs[1], 0) + n.shapes[0][0]
+    chosen = {b for b, r in rows.items() if r >= UNTRANSPOSE_MIN_ROWS}
+    if not chosen:
+        return prog
+    copies = {}
+
+    def visit(n):
+        if not (_untransposable(n) and n.inputs[1] in chosen):
+            return None
+        b = n.inputs[1]
+        plain = copies.get((b, prog.device(n)))
+        if plain is None:
+            rows_, cols = b[0].shapes[b[1]]
+            dtype = [b[0].dtypes[b[1]]]
+            view = Node("Transpose", [b], {"perm": (1, 0)}, n.origin, [(cols, rows_)],
+                        dtype, order=n.order)
+            plain = copies[(b, prog.device(n))] = Node(
+                "Copy", [(view, 0)], {}, n.origin, [(cols, rows_)], dtype, order=n.order)
+        attrs = dict(n.attrs, transpose_b=False)
+        return (Node("MatMul", [n.inputs[0], (plain, 0)], attrs, n.origin, n.shapes,
+                     n.dtypes, order=n.order), 0)
+    return _rewrite(prog, visit)
+
+
+def _untransposable(n):
+    return (n.type == "MatMul" and n.attrs["transpose_b"] and not n.controls
+            and len(n.shapes[0]) == 2 and n.dtypes[0].kind == "f")
