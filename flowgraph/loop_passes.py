@@ -31,7 +31,7 @@ def unbatch_matmuls(prog):
     sequence times a weight) becomes one 2-D GEMM on ``[T*B, I]`` (reshapes are views),
     and its weight gradient, ``sum_like([T, B, I]^T @ [T, B, N], W)``, the 2-D GEMM
     ``[T*B, I]^T @ [T*B, N]``: one BLAS call each instead of T."""
-    from .passes import Node, _rewrite
+    from .passes.ir import Node, _rewrite
 
     def reshape(v, shape, like):
         return (Node("Reshape", [v], {"shape": shape}, like.origin, [shape],
@@ -72,7 +72,7 @@ def unbatch_matmuls(prog):
             n.inputs[0][1]]) >= 3 for n in prog.nodes):
         return prog
     users = prog.users()
-    from .passes import prune
+    from .passes.simplify import prune
     return prune(_rewrite(prog, visit))
 
 
@@ -82,7 +82,8 @@ def slice_grads_to_concat(prog):
     block of ``[h, x] @ W``) becomes ``concat([a, b], 0)``: no zeroed weight-sized
     arrays and no addition (and each block's GEMM then writes straight into its
     window of the gradient)."""
-    from .passes import Node, _rewrite, prune
+    from .passes.ir import Node, _rewrite
+    from .passes.simplify import prune
 
     users = prog.users()
     fetched = set(prog.fetches)
