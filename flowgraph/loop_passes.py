@@ -1,10 +1,33 @@
 """Loop passes: what the compiler does to ``While`` loops beyond running their bodies.
 
-:func:`run` is the compiler's hook (after :data:`flowgraph.passes.PIPELINE`):
+At graph level, when a loop is built (:func:`hoist`, called by
+:func:`flowgraph.control_flow.scan` / ``dynamic_rnn`` through ``_loop``): the
+per-step input product ``x_t @ W_x`` (and its bias) becomes one GEMM over every step
+before the loop, read by the body as a row of a new sequence, and values the body
+computes from outer tensors only are computed once per loop run.
 
-- :func:`mark_live_outputs` records which of a loop's outputs anything reads, so
-  that the loop step computes and stores only those (a forward loop whose history
-  no gradient reads stores none; an emit nobody reads is not computed in the body).
+On the compiler's program (:mod:`flowgraph.compiler` calls :func:`before` ahead of
+:data:`flowgraph.passes.PIPELINE` and :func:`run` after it):
+
+- :func:`unbatch_matmuls`: the hoisted ``[T, B, I] @ [I, N]`` product and its weight
+  gradient become plain 2-D GEMMs (one BLAS call each);
+- :func:`slice_grads_to_concat`: the gradient of a weight used in two row blocks
+  (``W[:H]`` in the loop, ``W[H:]`` in the hoisted GEMM) is a concatenation, not two
+  zero-filled arrays added;
+- :func:`mark_live_outputs` records which of a loop's outputs anything reads, so that
+  the loop step computes and stores only those (a forward loop whose history no
+  gradient reads stores none; an emit nobody reads is not computed in the body).
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default() as graph:
+...     x = fg.placeholder(fg.float32, (2, None, 3))
+...     out, _ = fg.nn.dynamic_rnn(fg.nn.LSTMCell(4, seed=0), x, dtype=fg.float32)
+...     loop = [op for op in graph.operations if op.type == "While"][0]
+>>> body = loop.attrs["body"]            # h @ W[:4] only: no [h, x] concat in the loop
+>>> [op.type for op in body.ops if op.type in ("MatMul", "Concat")]
+['MatMul']
+>>> [t.op.name for t in body.hoisted]    # x @ W[4:] + b, once over all steps
+['rnn/while/hoisted/input_bias0']
 """
 from __future__ import annotations
 
@@ -14,7 +37,18 @@ import math
 def mark_live_outputs(prog):
     """Give every ``While`` node ``attrs["_live"]``: one bool per output, whether a
     node reads it or it is fetched. The node's attrs become its own copy (the graph
-    op's are left as they are)."""
+    op's are left as they are).
+
+    >>> import flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     xs = fg.placeholder(fg.float64, (None, 2))
+    ...     ys = fg.scan(lambda acc, x: acc + x, xs)
+    ...     prog = mark_live_outputs(passes.lower([ys], [], [xs], [(4, 2)]))
+    >>> loop = [n for n in prog.nodes if n.type == "While"][0]
+    >>> loop.attrs["_live"]       # final acc, emitted accs, history, count
+    (False, True, False, False)
+    """
     loops = [n for n in prog.nodes if n.type == "While"]
     if not loops:
         return prog
@@ -30,7 +64,17 @@ def unbatch_matmuls(prog):
     """``[T, B, I] @ [I, N]`` (the hoisted input product of a loop: every row of a
     sequence times a weight) becomes one 2-D GEMM on ``[T*B, I]`` (reshapes are views),
     and its weight gradient, ``sum_like([T, B, I]^T @ [T, B, N], W)``, the 2-D GEMM
-    ``[T*B, I]^T @ [T*B, N]``: one BLAS call each instead of T."""
+    ``[T*B, I]^T @ [T*B, N]``: one BLAS call each instead of T.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     a = fg.placeholder(fg.float64, (3, 4, 5))
+    ...     y = fg.matmul(a, fg.constant(np.ones((5, 2))))
+    ...     prog = unbatch_matmuls(passes.lower([y], [], [a], [(3, 4, 5)]))
+    >>> [(n.type, n.shapes[0]) for n in prog.nodes if n.type in ("MatMul", "Reshape")]
+    [('Reshape', (12, 5)), ('MatMul', (12, 2)), ('Reshape', (3, 4, 2))]
+    """
     from .passes.ir import Node, _rewrite
 
     def reshape(v, shape, like):
@@ -81,7 +125,18 @@ def slice_grads_to_concat(prog):
     of a weight whose row blocks are used apart: the recurrent and the hoisted input
     block of ``[h, x] @ W``) becomes ``concat([a, b], 0)``: no zeroed weight-sized
     arrays and no addition (and each block's GEMM then writes straight into its
-    window of the gradient)."""
+    window of the gradient).
+
+    >>> import flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     w = fg.placeholder(fg.float64, (5, 2))
+    ...     y = fg.reduce_sum(w[:2] * 3.0) + fg.reduce_sum(fg.square(w[2:]))
+    ...     g, = fg.gradients(y, [w])
+    ...     prog = slice_grads_to_concat(passes.lower([g], [], [w], [(5, 2)]))
+    >>> sorted({n.type for n in prog.nodes} & {"SliceGrad", "Concat"})
+    ['Concat']
+    """
     from .passes.ir import Node, _rewrite
     from .passes.simplify import prune
 
@@ -176,7 +231,9 @@ def hoist(body, specs, nv, seqs, with_index, name):
     - **Loop-invariant values** (ops that read only outer tensors: ``W[:H]``, a
       transposed weight) are computed once per loop run, outside the body.
 
-    Returns ``(body, seqs, specs)``, the same objects when nothing moved.
+    Returns ``(body, seqs, specs)``, the same objects when nothing moved (and when
+    :data:`ENABLED` is false). The hoisted products are ``new_body.hoisted``; see the
+    module's example.
     """
     from . import api as F
     from .control_flow import Function

@@ -11,16 +11,29 @@ waits for them too, and with ``check_numerics`` a NaN or Inf made inside the bod
 names the body's op.
 
 A loop over sequences (``scan``, ``dynamic_rnn``: no ``cond``) runs straight on the
-body plan's buffers. The body plan keeps its feed buffers for itself ("pinned"), so
-per loop run the captured tensors are loaded once, and per iteration only what
-changes moves: the new loop variables into their feed buffers, the sequence rows in,
-the emits out, and the history rows (only the outputs somebody reads:
-:func:`flowgraph.loop_passes.mark_live_outputs`). Everything per iteration is bound
-once per loop run into flat lists, so the loop is a few ``np.copyto`` calls and the
-body's steps.
+body plan's buffers. The body plan keeps the feed buffers of its captured tensors
+("pinned"), so they are loaded once per loop run; a loop variable's new value is
+written by the body straight into the buffer the next iteration reads it from where
+the buffer planner can (``carried_feeds``: the old value's buffer, free after its
+last reader, is kept for the new one), else copied there. Per iteration only what
+changes moves: the sequence rows in, the emits out, the history rows (only the
+outputs somebody reads: :func:`flowgraph.loop_passes.mark_live_outputs`; a history
+that equals an emit shifted by one row is one copy after the loop). Those copies are
+bound per row on the first run as byte-memoryview pairs, so an iteration is a few
+memcpys and the body's steps.
 
 Registered as the CPU kernels of ``While`` and ``If`` as well (:mod:`kernels`), for
 callers without a plan.
+
+>>> import numpy as np, flowgraph as fg
+>>> with fg.Graph().as_default():
+...     xs = fg.placeholder(fg.float64, (None, 2))
+...     ys = fg.scan(lambda acc, x: acc * 0.5 + x, xs)
+...     sess = fg.Session(config=fg.SessionConfig(compile="never"))
+...     out = sess.run(ys, {xs: np.ones((3, 2))})
+...     done = sess.wait_compiled()          # bodies included: nothing to wait for
+>>> out[:, 0].tolist(), done
+([1.0, 1.5, 1.75], True)
 """
 from __future__ import annotations
 
