@@ -229,7 +229,9 @@ def hoist(body, specs, nv, seqs, with_index, name):
       goes into that GEMM's output too, so its gradient is one column sum after the
       loop, and the input weight's gradient one GEMM.
     - **Loop-invariant values** (ops that read only outer tensors: ``W[:H]``, a
-      transposed weight) are computed once per loop run, outside the body.
+      transposed weight) are computed once per loop run, outside the body; so is the
+      transposed weight of ``a @ W.T`` (the backward loop's ``dz @ W_h.T``), which the
+      compiler would otherwise copy into a plain array at every iteration.
 
     Returns ``(body, seqs, specs)``, the same objects when nothing moved (and when
     :data:`ENABLED` is false). The hoisted products are ``new_body.hoisted``; see the
@@ -295,7 +297,15 @@ def hoist(body, specs, nv, seqs, with_index, name):
                     and other.dtype == target.dtype and add.outputs[0].shape == target.shape):
                 target, bias = add.outputs[0], other
         hoisted.append((op, target, s, parts, offset, width, bias))
-    if not hoisted and not invariant:
+    # ``a @ W.T`` with W from outside (the backward loop's ``dz @ W_h.T``): W.T is
+    # made a plain array once per loop run, not once per iteration (the compiler
+    # would copy it in the body: a weight-sized copy every step)
+    skip_mm = {op for op, *_ in hoisted}
+    transposed = [op for op in body.ops
+                  if op.type == "MatMul" and op.attrs["transpose_b"] and op not in skip_mm
+                  and outside(op.inputs[1]) and op.inputs[1].shape is not None
+                  and len(op.inputs[1].shape) == 2]
+    if not hoisted and not invariant and not transposed:
         return body, seqs, specs
 
     graph = get_default_graph()
@@ -327,6 +337,12 @@ def hoist(body, specs, nv, seqs, with_index, name):
             new_seqs.append(product)
             new_specs.append((None if product.shape is None else tuple(product.shape[1:]),
                               product.dtype))
+        plain = {}
+        for op in transposed:
+            w = mapping.get(op.inputs[1], op.inputs[1])
+            if w not in plain:
+                plain[w] = F.transpose(w, (1, 0), name="transposed_kernel")
+            plain[op] = plain[w]
     index_spec = specs[nv + ns:]
     all_specs = list(specs[:nv + ns]) + new_specs + list(index_spec)
 
@@ -358,8 +374,11 @@ def hoist(body, specs, nv, seqs, with_index, name):
                     left = ins[0] if len(ins) == 1 else F.concat(ins, 1)
                     local[hit] = F.add(F.matmul(left, rest), row)
                 continue
-            new = graph.create_op(op.type, [local.get(t, t) for t in op.inputs], op.attrs,
-                                  name=op.name.rsplit("/", 1)[-1])
+            ins = [local.get(t, t) for t in op.inputs]
+            attrs = op.attrs
+            if op in plain:
+                ins[1], attrs = plain[op], dict(attrs, transpose_b=False)
+            new = graph.create_op(op.type, ins, attrs, name=op.name.rsplit("/", 1)[-1])
             local.update(zip(op.outputs, new.outputs))
         return [local.get(t, t) for t in body.outputs]
 
