@@ -269,18 +269,18 @@ class _CountedLoop:
         copyto, add = np.copyto, np.add
         n = len(inputs[nv])
         reverse = attrs["reverse"]
-        bound = getattr(self, "_rows", None)
-        if bound is None or len(bound[0]) != n:
-            bound = self._rows = self._bind_rows(n)
-        before, after = bound
+        rows = getattr(self, "_rows", None)
+        if rows is None or len(rows) != n:
+            # per iteration: the copies before the body's steps, and after them (the
+            # emitted rows out, then the new loop variables into place)
+            moves = _movers(self.pre_moves) + _movers(self.var_moves)
+            before, after = self._bind_rows(n)
+            rows = self._rows = [(pre, post + moves) for pre, post in zip(before, after)]
         sums = self.sums
-        moves = _movers(self.pre_moves) + _movers(self.var_moves) \
-            if getattr(self, "_moves", None) is None else self._moves
-        self._moves = moves
         with plan._lock, np.errstate(all="ignore"):
             if plan._swaps:
                 plan._apply_swaps()      # compiled kernels go in between loop runs
-            steps = plan._steps
+            steps = tuple(plan._steps)
             checked = self.config.check_numerics
             plan._state[0] = _fresh_state()
             try:
@@ -290,29 +290,36 @@ class _CountedLoop:
                     copyto(cur[j], inputs[j])
                 for total, _ in sums:
                     total[...] = 0
-                for step_k in range(n):
-                    for dst, src in before[step_k]:
-                        dst[:] = src
-                    if checked:
-                        self._run_checked(step_k)
-                    else:
+                if not checked and not sums:
+                    for pre, post in rows:
+                        for dst, src in pre:
+                            dst[:] = src
                         for step in steps:
                             step()
-                    for dst, src in after[step_k]:
-                        dst[:] = src
-                    for total, value in sums:
-                        add(total, value, out=total)
-                    for dst, src in moves:
-                        dst[:] = src
+                        for dst, src in post:
+                            dst[:] = src
+                else:
+                    for step_k, (pre, post) in enumerate(rows):
+                        for dst, src in pre:
+                            dst[:] = src
+                        if checked:
+                            self._run_checked(step_k)
+                        else:
+                            for step in steps:
+                                step()
+                        for total, value in sums:
+                            add(total, value, out=total)
+                        for dst, src in post:
+                            dst[:] = src
             finally:
                 plan._state[0] = None
-            for j, rows, emits in self.hist_after:
+            for j, hist, emits in self.hist_after:
                 if reverse:
-                    copyto(rows[n - 1, ...], inputs[j])
-                    copyto(rows[:n - 1], emits[1:])
+                    copyto(hist[n - 1, ...], inputs[j])
+                    copyto(hist[:n - 1], emits[1:])
                 else:
-                    copyto(rows[0, ...], inputs[j])
-                    copyto(rows[1:], emits[:n - 1])
+                    copyto(hist[0, ...], inputs[j])
+                    copyto(hist[1:], emits[:n - 1])
             for j in range(nv):
                 if cur[j] is not outputs[j]:
                     copyto(outputs[j], cur[j])
