@@ -262,6 +262,19 @@ def log(x, name=None):
     return _unary("Log", x, name)
 
 
+def log1p(x, name=None):
+    """``log(1 + x)``, accurate for small ``x`` where ``log(1 + x)`` rounds (TF1's
+    ``tf.log1p``); float only.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.log1p(fg.constant([0.0, 1e-10], fg.float64))
+    ...     print(fg.Session().run(y).tolist())
+    [0.0, 9.999999999500001e-11]
+    """
+    return _unary("Log1p", x, name)
+
+
 def square(x, name=None):
     return _unary("Square", x, name)
 

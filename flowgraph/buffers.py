@@ -7,8 +7,11 @@ Buffers are assigned to storage blocks by liveness: walking the schedule, a buff
 back to the pool after its last reader (over all views of it) and is reused, best size
 first; a fused kernel may write in place over an input it reads last.
 
->>> sorted(VIEW_TYPES)[:2]
-['Reshape', 'Split']
+Which op types can be views is declared with each primitive (``view=True``).
+
+>>> from flowgraph.primitives import get_primitive
+>>> get_primitive("Reshape").view, get_primitive("Tanh").view
+(True, False)
 """
 from __future__ import annotations
 
@@ -20,8 +23,6 @@ import numpy as np
 from . import shapes as S
 from .backends.cpu_steps import _along, uses_ufuncs
 from .ops import slice_spec_to_index
-
-VIEW_TYPES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
 
 
 class _Storage:
@@ -64,7 +65,7 @@ class BufferLayout:
                 n, k = v
                 if n.type == "Const":
                     kinds[v], plain[v] = "const", False
-                elif n.type in VIEW_TYPES and _view_possible(n, plain[n.inputs[0]]):
+                elif n.primitive.view and _view_possible(n, plain[n.inputs[0]]):
                     kinds[v] = "view"
                     plain[v] = n.type == "Reshape" and plain[n.inputs[0]]
                 else:
@@ -97,7 +98,7 @@ class BufferLayout:
                     size = w[0].shapes[w[1]][axis]
                     if (kinds.get(w) == "buffer" and counts[w] == 1
                             and (axis == 0 or not any(
-                                u.type in VIEW_TYPES for u in users.get(w, ())))):
+                                u.primitive.view for u in users.get(w, ())))):
                         if w not in window_of:
                             window_of[w] = (v, axis, offset)
                         elif _stores_twice(w[0]):

@@ -43,8 +43,11 @@ from .executor import RunState, needed_ops
 from .graph import Tensor, _no_control_dependencies, get_default_graph, name_scope
 from .nest import flatten
 
-_STATE_OUTSIDE = frozenset({"Variable", "ReadVariable"})
-_FORBIDDEN_IN_BODY = frozenset({"Assign", "AssignAdd", "AssignSub", "InitVariables"})
+
+def _state_outside(op):
+    """A variable or a variable read: captured from outside the body, not copied in."""
+    prim = op.primitive
+    return prim.kind == "state" and not prim.writes_state
 
 
 def _is_leaf(x):
@@ -82,17 +85,17 @@ class Function:
         fed = set(params)
         ops, captures = [], []
         for op in needed_ops([t.op for t in outputs], fed):
-            if op not in own or op.type in _STATE_OUTSIDE:
+            if op not in own or _state_outside(op):
                 continue
-            if op.type in _FORBIDDEN_IN_BODY:
+            if op.primitive.writes_state:
                 raise FlowgraphError(f"{describe_op(op)}: assignments inside a loop body "
                                      "or cond branch are not supported; assign after it")
             ops.append(op)
             for t in op.inputs:
-                if (t.op not in own or t.op.type in _STATE_OUTSIDE) and t not in captures:
+                if (t.op not in own or _state_outside(t.op)) and t not in captures:
                     captures.append(t)
         for t in outputs:
-            if t not in fed and (t.op not in own or t.op.type in _STATE_OUTSIDE) \
+            if t not in fed and (t.op not in own or _state_outside(t.op)) \
                     and t not in captures:
                 captures.append(t)
         return cls(graph, params, captures, outputs, ops, name)

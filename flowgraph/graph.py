@@ -2,9 +2,11 @@
 (default graph, device, name, control dependencies) that shape new operations.
 
 An :class:`Operation` is one immutable node: a primitive ``type`` (declared once in
-:mod:`flowgraph.ops`), its input tensors, static ``attrs``, a device and the place in
-user code that created it. Its outputs are :class:`Tensor` handles carrying static
-shape and dtype. Graphs are append-only, so creation order is a topological order.
+:mod:`flowgraph.ops`, looked up in the registry :mod:`flowgraph.primitives`: this
+module imports neither the ops nor the API), its input tensors, static ``attrs``, a
+device and the place in user code that created it. Its outputs are :class:`Tensor`
+handles carrying static shape and dtype. Graphs are append-only, so creation order is
+a topological order.
 
 >>> import flowgraph as fg
 >>> g = fg.Graph()
@@ -25,6 +27,7 @@ import numpy as np
 from . import shapes as _shapes
 from .devices import canonical_device
 from .errors import FlowgraphError
+from .primitives import get_primitive
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _KERNELS_DIR = os.path.join(os.path.dirname(_PACKAGE_DIR), "kernels")
@@ -142,7 +145,6 @@ class Operation:
 
     @property
     def primitive(self):
-        from .ops import get_primitive
         return get_primitive(self.type)
 
     def run(self, feed_dict=None, session=None):
@@ -229,8 +231,6 @@ class Graph:
         """Create and append an operation; shapes and dtypes of outputs come from the
         primitive's rule unless ``output_specs`` (``[(shape, dtype)]``) is given.
         """
-        from .ops import get_primitive
-
         for t in inputs:
             if not isinstance(t, Tensor):
                 raise TypeError(f"inputs of {type_} must be tensors, found {type(t).__name__}")
@@ -266,10 +266,24 @@ class Graph:
 
     def to_dot(self) -> str:
         """Graphviz DOT text of the graph: op names, types, shapes, devices, one
-        colour per device.
+        colour per device (rendered by :mod:`flowgraph.visualize`, which registers
+        itself: :func:`register_renderer`).
         """
-        from .visualize import graph_to_dot
-        return graph_to_dot(self)
+        render = _RENDERERS.get("dot")
+        if render is None:
+            raise FlowgraphError("to_dot: no DOT renderer is registered (import flowgraph, "
+                                 "which loads flowgraph.visualize)")
+        return render(self)
+
+
+_RENDERERS: dict = {}
+
+
+def register_renderer(name: str, render) -> None:
+    """Register ``render(graph) -> str`` as the graph's ``name`` view (``"dot"``:
+    :meth:`Graph.to_dot`). :mod:`flowgraph.visualize` registers its renderer here, so
+    that this module need not import it."""
+    _RENDERERS[name] = render
 
 
 class _DefaultGraphStack(threading.local):

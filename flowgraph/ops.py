@@ -1,5 +1,8 @@
-"""Every primitive, declared once: its shape/dtype rule, its gradient rule and its
-NumPy reference kernel, side by side.
+"""Every primitive, declared once: its shape/dtype rule, its gradient rule, its
+NumPy reference kernel and the facts the compiler and the backends read about it
+(scalar template, ufunc, view, cost...: the fields of
+:class:`~flowgraph.primitives.Primitive`), side by side. No pass, plan or backend keeps
+a list of op types; an op that declares no fast kernel runs its reference kernel.
 
 The reference kernels are the specification that every compiled and device kernel is
 tested against. Gradient rules are written with the same differentiable graph
@@ -8,13 +11,10 @@ again to any order. Gradient rules return one entry per input: a tensor, or ``No
 for "no gradient flows here". Gradients of broadcasting ops are returned in the
 output's shape; :mod:`flowgraph.autodiff` undoes the broadcast in one place.
 
->>> get_primitive("Tanh").kind
-'elementwise'
+>>> get_primitive("Tanh").kind, get_primitive("Tanh").template
+('elementwise', 'math.tanh({0})')
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -24,63 +24,9 @@ from . import dtypes
 from . import shapes as S
 from .errors import DTypeError, FlowgraphError, InvalidArgumentError, ShapeError, describe_op
 
-
-@dataclass(frozen=True)
-class Primitive:
-    """One primitive op type.
-
-    ``infer(op) -> [(shape, dtype), ...]``; ``grad(op, *output_grads) -> [input grads]``
-    (``None`` for a non-differentiable primitive); ``ref(op, *inputs) -> array or tuple``.
-    ``kind`` groups primitives for the compiler: ``"elementwise"``, ``"reduction"``,
-    ``"matmul"``, ``"shape"``, ``"index"``, ``"source"``, ``"state"``, ``"control"``.
-    """
-
-    name: str
-    infer: Callable
-    grad: Callable | None
-    ref: Callable
-    kind: str
-    default_name: str
-    flops: Callable | None = None
-
-    def infer_checked(self, op):
-        """Run the shape/dtype rule; errors name the op and where it was created."""
-        try:
-            return self.infer(op)
-        except (ShapeError, DTypeError) as exc:
-            raise type(exc)(f"{describe_op(op)}: {exc}") from None
-        except ValueError as exc:
-            raise ShapeError(f"{describe_op(op)}: {exc}") from None
-
-
-_PRIMITIVES: dict[str, Primitive] = {}
-
-
-def get_primitive(name: str) -> Primitive:
-    try:
-        return _PRIMITIVES[name]
-    except KeyError:
-        raise FlowgraphError(f"unknown primitive {name!r}") from None
-
-
-def all_primitives() -> dict[str, Primitive]:
-    """The registry, by name (a copy)."""
-    return dict(_PRIMITIVES)
-
-
-def defprim(name, infer, grad, ref, kind, default_name=None, flops=None):
-    """Declare a primitive. ``grad=None`` makes it non-differentiable."""
-    _PRIMITIVES[name] = Primitive(name, infer, grad, ref, kind,
-                                  default_name or _snake(name), flops)
-
-
-def _snake(name):
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
+# The registry (flowgraph.primitives); _PRIMITIVES is the same dict.
+from .primitives import (  # noqa: F401  (also this module's public names)
+    _PRIMITIVES, Primitive, all_primitives, defprim, find_primitive, get_primitive)
 
 
 # --- shape/dtype rule helpers ----------------------------------------------------------
@@ -112,13 +58,12 @@ def _broadcast_inputs(op):
         raise ShapeError(f"expected shapes that broadcast together, found {found}") from None
 
 
-def unary_infer(float_only=False, out_dtype=None):
+def unary_infer(float_only=False, out_dtype=None, allow_bool=False):
     def infer(op):
         x = _in(op)
         if float_only:
             _require_float(op, x)
-        if x.dtype == dtypes.bool_ and out_dtype is None and op.type not in (
-                "Identity", "StopGradient", "Copy"):
+        if x.dtype == dtypes.bool_ and out_dtype is None and not allow_bool:
             raise DTypeError(f"expected a numeric input, found bool ({x.name})")
         return [(x.shape, out_dtype or x.dtype)]
     return infer
@@ -138,8 +83,15 @@ def _elementwise_flops(op, in_shapes, out_shapes):
     return int(np.prod(out_shapes[0])) if out_shapes else 0
 
 
-def _ew(name, infer, grad, ref, default_name=None):
-    defprim(name, infer, grad, ref, "elementwise", default_name, _elementwise_flops)
+def _ew(name, infer, grad, ref, default_name=None, **facts):
+    """Declare an elementwise primitive (``facts``: see :class:`Primitive`)."""
+    defprim(name, infer, grad, ref, "elementwise", default_name, _elementwise_flops, **facts)
+
+
+def _unary(name, grad, ref, default_name=None, float_only=False, allow_bool=False, **facts):
+    """Declare an elementwise unary primitive: its shape rule follows ``float_only``."""
+    _ew(name, unary_infer(float_only, allow_bool=allow_bool), grad, ref, default_name,
+        float_only=float_only, **facts)
 
 
 # --- sources and state -----------------------------------------------------------------
@@ -177,10 +129,11 @@ def _assign_infer(op):
 
 
 for _name in ("Assign", "AssignAdd", "AssignSub"):
-    defprim(_name, _assign_infer, None, _no_ref("an assignment"), "state")
+    defprim(_name, _assign_infer, None, _no_ref("an assignment"), "state", writes_state=True)
 defprim("NoOp", lambda op: [], None, lambda op, *a: (), "control")
 # InitVariables: reset `attrs["variables"]` to their initial values.
-defprim("InitVariables", lambda op: [], None, _no_ref("an initializer"), "state")
+defprim("InitVariables", lambda op: [], None, _no_ref("an initializer"), "state",
+        writes_state=True, every_rank=True)
 
 
 # --- elementwise unary -----------------------------------------------------------------
@@ -190,23 +143,45 @@ def _sigmoid(x):
         return np.exp(-np.logaddexp(0, -x)).astype(x.dtype, copy=False)
 
 
-_ew("Neg", unary_infer(), lambda op, g: [-g], lambda op, x: np.negative(x), "neg")
-_ew("Exp", unary_infer(True), lambda op, g: [g * op.outputs[0]], lambda op, x: np.exp(x))
-_ew("Log", unary_infer(True), lambda op, g: [g / _in(op)], lambda op, x: np.log(x))
-_ew("Tanh", unary_infer(True),
-    lambda op, g: [g * (1.0 - F.square(op.outputs[0]))], lambda op, x: np.tanh(x))
-_ew("Sigmoid", unary_infer(True),
-    lambda op, g: [g * op.outputs[0] * (1.0 - op.outputs[0])], lambda op, x: _sigmoid(x))
-_ew("Relu", unary_infer(),
-    lambda op, g: [F.where(_in(op) > 0, g, F.zeros_like(g))],
-    lambda op, x: np.maximum(x, np.zeros((), x.dtype)))
-_ew("Sqrt", unary_infer(True), lambda op, g: [g / (2.0 * op.outputs[0])],
-    lambda op, x: np.sqrt(x))
-_ew("Abs", unary_infer(), lambda op, g: [g * F.sign(_in(op))], lambda op, x: np.abs(x))
-_ew("Sign", unary_infer(), lambda op, g: [None], lambda op, x: np.sign(x))
-_ew("Square", unary_infer(), lambda op, g: [g * (2.0 * _in(op))], lambda op, x: np.square(x))
-_ew("Identity", unary_infer(), lambda op, g: [g], lambda op, x: x)
-_ew("StopGradient", unary_infer(), lambda op, g: [None], lambda op, x: x)
+# Per element in a generated CPU loop (float64, float32): libm calls, 12-33 ns; the
+# float32 exp, tanh and sigmoid of kernels.cpu.vmath vectorize (measured on an AMD EPYC
+# and an Intel Xeon core, see kernels.cpu.ufuncs).
+_unary("Neg", lambda op, g: [-g], lambda op, x: np.negative(x), "neg",
+       template="(-{0})", ufunc=np.negative, exact=True, cheap=True)
+_unary("Exp", lambda op, g: [g * op.outputs[0]], lambda op, x: np.exp(x), float_only=True,
+       template="math.exp({0})", template_f32="vmath.exp({0})", ufunc=np.exp,
+       cost_ns=(12.0, 2.5))
+_unary("Log", lambda op, g: [g / _in(op)], lambda op, x: np.log(x), float_only=True,
+       template="math.log({0})", ufunc=np.log, cost_ns=(12.0, 12.0))
+_unary("Log1p", lambda op, g: [g / (1.0 + _in(op))], lambda op, x: np.log1p(x),
+       "log1p", float_only=True, template="math.log1p({0})", ufunc=np.log1p,
+       cost_ns=(12.0, 12.0))
+_unary("Tanh", lambda op, g: [g * (1.0 - F.square(op.outputs[0]))],
+       lambda op, x: np.tanh(x), float_only=True, template="math.tanh({0})",
+       template_f32="vmath.tanh({0})", ufunc=np.tanh, cost_ns=(33.0, 4.0))
+# exp(-logaddexp(0, -x)) without overflow, as the reference computes it.
+_unary("Sigmoid", lambda op, g: [g * op.outputs[0] * (1.0 - op.outputs[0])],
+       lambda op, x: _sigmoid(x), float_only=True,
+       template="(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else "
+                "math.exp({0}) / (1.0 + math.exp({0})))",
+       template_f32="vmath.sigmoid({0})", ufunc="sigmoid", cost_ns=(12.0, 4.0))
+# +0 for negatives and -inf (np.maximum(x, 0) does not give -0.0), NaN passes through
+_unary("Relu", lambda op, g: [F.where(_in(op) > 0, g, F.zeros_like(g))],
+       lambda op, x: np.maximum(x, np.zeros((), x.dtype)),
+       template="({0} if {0} > 0 else ({0} if {0} != {0} else 0))", ufunc="relu")
+_unary("Sqrt", lambda op, g: [g / (2.0 * op.outputs[0])], lambda op, x: np.sqrt(x),
+       float_only=True, template="math.sqrt({0})", ufunc=np.sqrt)
+_unary("Abs", lambda op, g: [g * F.sign(_in(op))], lambda op, x: np.abs(x),
+       template="abs({0})", ufunc=np.absolute, exact=True)
+# NaN and -0.0 pass through, as np.sign (valid on numba.cuda and its simulator too).
+_unary("Sign", lambda op, g: [None], lambda op, x: np.sign(x),
+       template="(1 if {0} > 0 else (-1 if {0} < 0 else {0} * 0))", ufunc=np.sign)
+_unary("Square", lambda op, g: [g * (2.0 * _in(op))], lambda op, x: np.square(x),
+       template="({0} * {0})", ufunc=np.square, exact=True, cheap=True)
+_unary("Identity", lambda op, g: [g], lambda op, x: x, allow_bool=True,
+       template="{0}", ufunc="copy", exact=True, alias=True)
+_unary("StopGradient", lambda op, g: [None], lambda op, x: x, allow_bool=True,
+       template="{0}", ufunc="copy", exact=True, alias=True)
 
 
 def _pow_grad(op, g):
@@ -226,7 +201,8 @@ def _pow_ref(op, x):
         return np.power(x, x.dtype.type(p))
 
 
-_ew("PowScalar", unary_infer(), _pow_grad, _pow_ref, "pow")
+_ew("PowScalar", unary_infer(), _pow_grad, _pow_ref, "pow", template="({0} ** {exponent})",
+    ufunc="pow_scalar")
 
 
 def _cast_infer(op):
@@ -240,7 +216,9 @@ def _cast_grad(op, g):
     return [None]
 
 
-_ew("Cast", _cast_infer, _cast_grad, lambda op, x: x.astype(op.attrs["dtype"]))
+# (template: the store into the typed output converts)
+_ew("Cast", _cast_infer, _cast_grad, lambda op, x: x.astype(op.attrs["dtype"]),
+    template="{0}", ufunc="copy", exact=True)
 
 
 def _fill_infer(op):
@@ -248,9 +226,11 @@ def _fill_infer(op):
 
 
 defprim("ZerosLike", _fill_infer, None,
-        lambda op, x: np.zeros(x.shape, op.attrs.get("dtype", x.dtype)), "elementwise")
+        lambda op, x: np.zeros(x.shape, op.attrs.get("dtype", x.dtype)), "elementwise",
+        template="0", ufunc="zeros", shape_only=True)
 defprim("OnesLike", _fill_infer, None,
-        lambda op, x: np.ones(x.shape, op.attrs.get("dtype", x.dtype)), "elementwise")
+        lambda op, x: np.ones(x.shape, op.attrs.get("dtype", x.dtype)), "elementwise",
+        template="1", ufunc="ones", shape_only=True)
 
 
 # --- elementwise binary ----------------------------------------------------------------
@@ -273,11 +253,15 @@ def _div_grad(op, g):
     return [g / y, -(g * op.outputs[0]) / y]
 
 
-_ew("Add", binary_infer(), lambda op, g: [g, g], lambda op, x, y: np.add(x, y))
-_ew("Sub", binary_infer(), lambda op, g: [g, -g], lambda op, x, y: np.subtract(x, y))
+_ew("Add", binary_infer(), lambda op, g: [g, g], lambda op, x, y: np.add(x, y),
+    template="({0} + {1})", ufunc=np.add, exact=True, cheap=True, commutative=True)
+_ew("Sub", binary_infer(), lambda op, g: [g, -g], lambda op, x, y: np.subtract(x, y),
+    template="({0} - {1})", ufunc=np.subtract, exact=True, cheap=True)
 _ew("Mul", binary_infer(), lambda op, g: [g * op.inputs[1], g * op.inputs[0]],
-    lambda op, x, y: np.multiply(x, y))
-_ew("Div", binary_infer(_div_dtype), _div_grad, _div_ref)
+    lambda op, x, y: np.multiply(x, y),
+    template="({0} * {1})", ufunc=np.multiply, exact=True, cheap=True, commutative=True)
+_ew("Div", binary_infer(_div_dtype), _div_grad, _div_ref,
+    template="({0} / {1})", ufunc=np.true_divide, exact=True, int_div=True)
 
 
 def _minmax_grad(take_x_when):
@@ -289,16 +273,22 @@ def _minmax_grad(take_x_when):
     return grad
 
 
+# NaN-propagating like np.maximum / np.minimum (Python's max would drop a NaN). Not
+# commutative: the operands' order decides the sign of a zero result.
 _ew("Maximum", binary_infer(), _minmax_grad(lambda x, y: x >= y),
-    lambda op, x, y: np.maximum(x, y))
+    lambda op, x, y: np.maximum(x, y),
+    template="({0} if ({0} >= {1} or {0} != {0}) else {1})", ufunc=np.maximum, exact=True)
 _ew("Minimum", binary_infer(), _minmax_grad(lambda x, y: x <= y),
-    lambda op, x, y: np.minimum(x, y))
+    lambda op, x, y: np.minimum(x, y),
+    template="({0} if ({0} <= {1} or {0} != {0}) else {1})", ufunc=np.minimum, exact=True)
 
-for _name, _fn in (("Less", np.less), ("LessEqual", np.less_equal), ("Greater", np.greater),
-                   ("GreaterEqual", np.greater_equal), ("Equal", np.equal),
-                   ("NotEqual", np.not_equal)):
+for _name, _fn, _symbol in (("Less", np.less, "<"), ("LessEqual", np.less_equal, "<="),
+                            ("Greater", np.greater, ">"),
+                            ("GreaterEqual", np.greater_equal, ">="),
+                            ("Equal", np.equal, "=="), ("NotEqual", np.not_equal, "!=")):
     _ew(_name, binary_infer(dtypes.bool_, allow_bool=_name in ("Equal", "NotEqual")), None,
-        (lambda fn: lambda op, x, y: fn(x, y))(_fn))
+        (lambda fn: lambda op, x, y: fn(x, y))(_fn),
+        template=f"({{0}} {_symbol} {{1}})", ufunc=_fn)
 
 
 def _where_infer(op):
@@ -317,7 +307,8 @@ def _where_grad(op, g):
     return [None, F.where(cond, g, zeros), F.where(cond, zeros, g)]
 
 
-_ew("Where", _where_infer, _where_grad, lambda op, c, x, y: np.where(c, x, y))
+_ew("Where", _where_infer, _where_grad, lambda op, c, x, y: np.where(c, x, y),
+    template="({1} if {0} else {2})", ufunc="where")
 
 
 # --- broadcasting helpers used by autodiff ---------------------------------------------
@@ -405,7 +396,8 @@ def _matmul_flops(op, in_shapes, out_shapes):
     return 2 * int(np.prod(out_shapes[0])) * int(k)
 
 
-defprim("MatMul", _matmul_infer, _matmul_grad, _matmul_ref, "matmul", "matmul", _matmul_flops)
+defprim("MatMul", _matmul_infer, _matmul_grad, _matmul_ref, "matmul", "matmul", _matmul_flops,
+        step_kind="gemm")
 
 
 # --- shape manipulation ----------------------------------------------------------------
@@ -423,7 +415,7 @@ def _transpose_infer(op):
 
 defprim("Transpose", _transpose_infer,
         lambda op, g: [F.transpose(g, list(np.argsort(op.attrs["perm"])))],
-        lambda op, x: np.transpose(x, op.attrs["perm"]), "shape")
+        lambda op, x: np.transpose(x, op.attrs["perm"]), "shape", view=True)
 
 
 def _reshape_infer(op):
@@ -456,8 +448,9 @@ def _reshape_ref(op, x):
                          f"into {tuple(op.attrs['shape'])}") from None
 
 
+# (a view; where it cannot be one, a copy step)
 defprim("Reshape", _reshape_infer, lambda op, g: [F.reshape_like(g, _in(op))],
-        _reshape_ref, "shape")
+        _reshape_ref, "shape", view=True, step_kind="copy")
 defprim("ReshapeLike", _like_infer, lambda op, g: [F.reshape_like(g, _in(op)), None],
         lambda op, x, like: x.reshape(like.shape), "shape")
 
@@ -555,7 +548,7 @@ def _reduce_flops(op, in_shapes, out_shapes):
 
 
 defprim("ReduceSum", _reduce_infer, _reduce_sum_grad, _reduce_ref(np.sum), "reduction",
-        "sum", _reduce_flops)
+        "sum", _reduce_flops, ufunc="sum")
 defprim("ReduceMax", _reduce_infer, _reduce_max_grad, _reduce_ref(np.max), "reduction",
         "max", _reduce_flops)
 
@@ -574,7 +567,7 @@ def _size_ref(op, x):
 
 # Size: the number of elements along some axes, known only at run time for unknown
 # dimensions. reduce_mean divides by it.
-defprim("Size", _size_infer, None, _size_ref, "shape")
+defprim("Size", _size_infer, None, _size_ref, "shape", shape_only=True)
 
 
 # --- concat / split / slicing ----------------------------------------------------------
@@ -612,7 +605,7 @@ def _concat_ref(op, *xs):
 
 defprim("Concat", _concat_infer,
         lambda op, g: list(F.split_like(g, list(op.inputs), op.attrs["axis"])),
-        _concat_ref, "shape", "concat")
+        _concat_ref, "shape", "concat", step_kind="copy")
 
 
 def _split_like_infer(op):
@@ -640,7 +633,7 @@ def _concat_of_grads(op, *gs):
 # gradient of Concat, valid for unknown dimensions too).
 defprim("SplitLike", _split_like_infer,
         lambda op, *gs: [_concat_of_grads(op, *gs)] + [None] * (len(op.inputs) - 1),
-        _split_like_ref, "shape")
+        _split_like_ref, "shape", view=True)
 
 
 def _split_infer(op):
@@ -664,7 +657,7 @@ def _split_ref(op, x):
 
 
 defprim("Split", _split_infer, lambda op, *gs: [_concat_of_grads(op, *gs)], _split_ref,
-        "shape")
+        "shape", view=True)
 
 
 def slice_spec_to_index(spec):
@@ -730,7 +723,7 @@ def _slice_grad_ref(op, g, like):
 
 defprim("StridedSlice", _strided_slice_infer,
         lambda op, g: [F.slice_grad(g, _in(op), op.attrs["spec"])], _strided_slice_ref,
-        "index", "strided_slice")
+        "index", "strided_slice", view=True)
 # SliceGrad(g, like): zeros shaped like `like`, with g written into the slice.
 defprim("SliceGrad", _like_infer,
         lambda op, g: [F.strided_slice(g, op.attrs["spec"]), None], _slice_grad_ref, "index")
@@ -900,7 +893,8 @@ def _pow_grad2(op, g):
 
 
 # Pow: x ** y elementwise for tensor exponents (PowScalar serves Python numbers).
-_ew("Pow", binary_infer(), _pow_grad2, _pow_ref2, "pow")
+_ew("Pow", binary_infer(), _pow_grad2, _pow_ref2, "pow", template="({0} ** {1})",
+    ufunc=np.power)
 
 
 def _shape_infer(op):
@@ -914,7 +908,7 @@ def _shape_infer(op):
 # Shape: the run-time shape of its input as a 1-d integer tensor. Only the input's shape
 # is read, so the compiler folds it to a constant once the feed shapes are fixed.
 defprim("Shape", _shape_infer, None,
-        lambda op, x: np.asarray(x.shape, op.attrs["out_type"]), "shape")
+        lambda op, x: np.asarray(x.shape, op.attrs["out_type"]), "shape", shape_only=True)
 
 
 def _range_infer(op):
@@ -1133,8 +1127,34 @@ defprim("SoftmaxXent", _xent_infer, _xent_grad, _xent_ref, "index", "softmax_xen
 
 # Copy: a value moved to this op's device. Inserted by placement; its gradient is the
 # copy back to the source device.
-defprim("Copy", unary_infer(), lambda op, g: [F.copy_to(g, _in(op).device)],
-        lambda op, x: x, "copy")
+defprim("Copy", unary_infer(allow_bool=True), lambda op, g: [F.copy_to(g, _in(op).device)],
+        lambda op, x: x, "copy", template="{0}", ufunc="copy", exact=True, alias=True,
+        step_kind="copy")
+
+
+# --- IR-only node types ----------------------------------------------------------------
+# Nodes the compiler's passes create (flowgraph.passes), never graph ops: a run's feed,
+# a value broadcast to a shape (made by the simplify pass), and a value sent to or
+# received from another MPI task (flowgraph.distributed.partition).
+
+def _ir_only(what):
+    def infer(op):
+        raise FlowgraphError(f"{describe_op(op)}: {what} is made by the compiler, not the API")
+    return infer
+
+
+def _broadcast_to_ref(op, x):
+    return np.broadcast_to(x, op.attrs["shape"]).copy()
+
+
+defprim("Feed", _ir_only("a feed"), None, _no_ref("a feed"), "source", ir_only=True)
+# BroadcastTo is elementwise: fused kernels read its input broadcast at the region's edge.
+defprim("BroadcastTo", _ir_only("a broadcast"), None, _broadcast_to_ref, "elementwise",
+        template="{0}", ufunc="copy", exact=True, step_kind="copy", ir_only=True)
+defprim("Send", _ir_only("a send"), None, _no_ref("a send"), "comm", step_kind="send",
+        ir_only=True)
+defprim("Recv", _ir_only("a receive"), None, _no_ref("a receive"), "comm",
+        step_kind="recv", ir_only=True)
 
 
 # --- random numbers --------------------------------------------------------------------

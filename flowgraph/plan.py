@@ -27,10 +27,9 @@ import time
 
 import numpy as np
 
-# (COMMUTATIVE, LOOP_NS, STEP_KINDS, VIEW_TYPES, schedule: importable from here as before)
-from .backends.cpu_steps import (COMMUTATIVE, LOOP_NS, LOOP_NS_FLOAT32,  # noqa: F401
-                                 STEP_KINDS, CpuSteps, uses_ufuncs)
-from .buffers import VIEW_TYPES, BufferLayout, _nbytes  # noqa: F401
+# (uses_ufuncs, schedule: importable from here as before)
+from .backends.cpu_steps import CpuSteps, uses_ufuncs  # noqa: F401
+from .buffers import BufferLayout, _nbytes  # noqa: F401
 from .devices import DEFAULT_DEVICE
 from .errors import FlowgraphError, NumericsError, describe_op
 from .executor import ReferencePlan, RunState

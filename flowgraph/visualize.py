@@ -13,7 +13,7 @@ import numpy as np
 from . import shapes as S
 from .devices import DEFAULT_DEVICE
 from .executor import needed_ops
-from .graph import Graph, Operation, Tensor
+from .graph import Graph, Operation, Tensor, register_renderer
 from .nest import flatten
 
 _PALETTE = ["#cfe2f3", "#d9ead3", "#fce5cd", "#ead1dc", "#fff2cc", "#d0e0e3", "#f4cccc"]
@@ -49,6 +49,9 @@ def graph_to_dot(graph: Graph) -> str:
     lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+register_renderer("dot", graph_to_dot)   # Graph.to_dot
 
 
 def _flops(op):

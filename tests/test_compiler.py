@@ -198,6 +198,21 @@ def test_kernels_are_shared_across_time_steps():
     assert plan.n_units > 10 and len(plan.kernel_sources) <= 2
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log1p_fuses_into_a_generated_kernel(dtype):
+    # Declared with a scalar template (and a ufunc): small regions are generated loops.
+    x = fg.placeholder(dtype, (3, 4))
+    y = fg.log1p(x * 0.5 + 0.25) * x
+    value = np.linspace(-1.0, 2.0, 12, dtype=dtype).reshape(3, 4)
+    with fg.Session(config=OPT) as sess:
+        out = sess.run(y, {x: value})
+        plan = compiled_plan(sess)
+    assert any("math.log1p(" in src for src in plan.kernel_sources)
+    assert [info.kind for info in plan.step_infos] == ["fused kernel"]
+    ref, = run_both([y], {x: value})[0]
+    np.testing.assert_allclose(out, ref, rtol=1e-6 if dtype == np.float32 else RTOL)
+
+
 def test_make_callable_and_concurrent_runs():
     x = fg.placeholder(fg.float64, (50,))
     y = fg.tanh(x) + fg.sigmoid(x)

@@ -28,6 +28,8 @@ MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
             "flowgraph.passes"]
 # compiled loops (issue 13)
 MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step"]
+# facts about an op live on its Primitive (issue 11)
+MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -181,7 +181,6 @@ def test_compiled_partition_in_one_process_runs_task_zero_compiled():
 def test_a_region_whose_op_has_no_ufunc_entry_runs_as_a_generated_loop(monkeypatch):
     """The lowering falls back instead of failing: a float64 tanh region is a ufunc
     chain by the cost model; without a ufunc entry for Tanh it is a generated kernel."""
-    from kernels.cpu import ufuncs
     x = fg.placeholder(fg.float64, (64, 64))
     y = fg.tanh(fg.tanh(x) * 2.0) + fg.tanh(x * 3.0)
     feed = {x: np.linspace(-2, 2, 64 * 64).reshape(64, 64)}
@@ -189,7 +188,7 @@ def test_a_region_whose_op_has_no_ufunc_entry_runs_as_a_generated_loop(monkeypat
     kinds = {}
     for missing in (False, True):
         if missing:
-            monkeypatch.delitem(ufuncs.UFUNCS, "Tanh")
+            _drop_tanh_ufunc(monkeypatch)
         sess = fg.Session(config=COMPILED)
         np.testing.assert_allclose(sess.run(y, feed), expected, rtol=1e-12)
         kinds[missing] = {kind for _, _, kind, _ in _steps(sess.explain(y, feed))}
@@ -225,3 +224,30 @@ def test_collectives_keep_their_order_without_a_cycle_through_fusion():
     np.testing.assert_allclose(sess.run([y, g], feed), expected, rtol=1e-14)
     kinds = [kind for _, _, kind, _ in _steps(sess.explain([y, g], feed))]
     assert kinds.count("allreduce") == 2
+
+
+def _drop_tanh_ufunc(monkeypatch):
+    """Declare Tanh without a ufunc (as a new primitive might be)."""
+    import dataclasses
+    from flowgraph import primitives
+    tanh = primitives.get_primitive("Tanh")
+    monkeypatch.setitem(primitives._PRIMITIVES, "Tanh", dataclasses.replace(tanh, ufunc=None))
+
+
+def test_a_primitive_declaring_no_template_or_ufunc_runs_its_reference_kernel(monkeypatch):
+    """An op declared with only its rules and reference kernel (no scalar template, no
+    ufunc: a new primitive's first form) is a reference step of its own between fused
+    regions: slower, never a KeyError."""
+    import dataclasses
+    from flowgraph import primitives
+    tanh = primitives.get_primitive("Tanh")
+    monkeypatch.setitem(primitives._PRIMITIVES, "Tanh", dataclasses.replace(
+        tanh, template=None, template_f32=None, ufunc=None, cost_ns=(0.0, 0.0)))
+    x = fg.placeholder(fg.float32, (3, 4))
+    y = fg.tanh(x * 2.0) + 1.0
+    feed = {x: np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)}
+    sess = fg.Session(config=COMPILED)
+    np.testing.assert_allclose(sess.run(y, feed), np.tanh(feed[x] * 2.0) + 1.0, rtol=1e-6)
+    steps = [(kind, ops) for _, _, kind, ops in _steps(sess.explain(y, feed))]
+    assert ("reference", "tanh") in steps
+    assert [kind for kind, _ in steps] == ["fused kernel", "reference", "fused kernel"]

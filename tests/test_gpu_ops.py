@@ -41,6 +41,7 @@ def check(build, **tol):
 
 UNARY = {
     "neg": (fg.negative, -1, 1), "exp": (fg.exp, -1, 1), "log": (fg.log, 0.5, 2),
+    "log1p": (fg.log1p, -0.5, 2),
     "tanh": (fg.tanh, -2, 2), "sigmoid": (fg.sigmoid, -3, 3), "relu": (fg.relu, -1, 1),
     "sqrt": (fg.sqrt, 0.5, 2), "abs": (fg.abs, -1, 1), "square": (fg.square, -1, 1),
     "identity": (fg.identity, -1, 1), "pow3": (lambda x: x ** 3, -1, 1),
@@ -444,6 +445,22 @@ def test_plan_fuses_elementwise_runs():
     assert len(fused[0].writes) == 1 and fused[0].device == "/gpu:0"
     np.testing.assert_allclose(out, np.tanh(3.0) / (1 + np.exp(-1.0)) * np.ones((2, 3)),
                                rtol=1e-6)
+
+
+def test_log1p_runs_in_a_generated_fused_kernel():
+    # log1p is declared with a scalar template only: it joins the generated kernel.
+    from flowgraph.placed_plan import PlacedPlan
+    x = fg.placeholder(fg.float32, (2, 3))
+    with fg.device("/gpu:0"):
+        y = fg.log1p(x * 0.5) * x
+    value = _arr((2, 3), low=-1.0, high=2.0)
+    with fg.Session() as sess:
+        out = sess.run(y, {x: value})
+        (plan,) = sess._plans.values()
+    assert isinstance(plan, PlacedPlan)
+    fused = [step for step in plan.steps if step.kind == "fused kernel"]
+    assert len(fused) == 1 and "log1p" in fused[0].infos[0].ops
+    np.testing.assert_allclose(out, np.log1p(value * 0.5) * value, rtol=1e-6)
 
 
 def test_empty_tensors_on_gpu():

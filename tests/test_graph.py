@@ -274,3 +274,39 @@ def test_importing_flowgraph_does_not_import_numba_cuda_or_hypothesis():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=__file__.rsplit("/tests/", 1)[0], check=True)
     assert out.stdout.split() == ["False", "False"], out.stdout + out.stderr
+
+
+def test_graph_module_imports_only_the_primitive_registry(tmp_path):
+    """flowgraph.graph needs neither the ops (which import the API) nor visualize: no
+    import cycle api -> graph -> ops -> api. Loaded alone (the package's __init__,
+    which imports everything, stubbed out) it pulls in none of them, not even when an
+    op is created or drawn."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = f"""
+import sys, types
+package = types.ModuleType("flowgraph")
+package.__path__ = [{os.path.join(root, "flowgraph")!r}]
+sys.modules["flowgraph"] = package
+import flowgraph.graph as G
+from flowgraph.errors import FlowgraphError
+from flowgraph.primitives import defprim
+defprim("Toy", lambda op: [((2,), "float32")], None, lambda op: None, "source")
+g = G.Graph()
+op = g.create_op("Toy", [])
+assert op.primitive.name == "Toy" and op.outputs[0].shape == (2,)
+try:
+    g.to_dot()
+except FlowgraphError as exc:
+    assert "renderer" in str(exc)
+else:
+    raise AssertionError("to_dot rendered without flowgraph.visualize")
+print(sorted(m for m in ("flowgraph.ops", "flowgraph.api", "flowgraph.visualize")
+             if m in sys.modules))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

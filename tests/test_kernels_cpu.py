@@ -108,3 +108,37 @@ def test_gather_grad_kernel_adds_repeated_rows_and_checks_indices():
     with pytest.raises(InvalidArgumentError, match=r"expected indices in \[0, 4\), found -1"):
         scatter.gather_grad_step({}, [g, idx, out], [out])()
     np.testing.assert_array_equal(out, before)              # nothing written
+
+
+def test_every_declared_fact_is_usable():
+    """The facts each primitive declares are well formed: a ufunc is a NumPy ufunc or
+    names a compound, a template renders, a float-only op's shape rule refuses ints,
+    a float32 template names a vmath function."""
+    import flowgraph  # noqa: F401  (declares the primitives)
+    from flowgraph.errors import DTypeError
+    from flowgraph.primitives import _PRIMITIVES
+    from kernels.cpu import ufuncs, vmath
+
+    class Spec:
+        def __init__(self, dtype):
+            self.shape, self.dtype, self.name = (2,), np.dtype(dtype), "x"
+
+    class Op:
+        def __init__(self, prim, dtype):
+            self.type, self.attrs, self.name, self.location = prim.name, {}, "op", None
+            self.inputs = [Spec(dtype)]
+
+    for name, prim in _PRIMITIVES.items():
+        if isinstance(prim.ufunc, str):
+            assert prim.ufunc in ufuncs.COMPOUNDS, name
+        else:
+            assert prim.ufunc is None or isinstance(prim.ufunc, np.ufunc), name
+        if prim.template is not None:
+            prim.template.format("a", "b", "c", exponent=2.0)
+        if prim.template_f32 is not None:
+            assert prim.template_f32.startswith("vmath."), name
+            assert hasattr(vmath, prim.template_f32[6:].split("(")[0]), name
+        if prim.float_only:
+            with pytest.raises(DTypeError):
+                prim.infer(Op(prim, "int32"))
+        assert len(prim.cost_ns) == 2, name

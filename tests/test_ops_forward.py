@@ -125,6 +125,7 @@ UNARY = {
     "Neg": (fg.negative, np.negative, -3, 3),
     "Exp": (fg.exp, np.exp, -3, 3),
     "Log": (fg.log, np.log, 0.01, 5),
+    "Log1p": (fg.log1p, np.log1p, -0.99, 5),
     "Tanh": (fg.tanh, np.tanh, -4, 4),
     "Sigmoid": (fg.sigmoid, _sigmoid, -6, 6),
     "Relu": (fg.relu, lambda x: np.maximum(x, 0), -3, 3),

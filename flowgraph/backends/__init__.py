@@ -124,7 +124,7 @@ def host_fallback(op, device):
     kind = op.primitive.kind
     if kind in ("collective", "loop", "random"):
         return DEFAULT_DEVICE
-    if kind in ("state", "control") or op.type in ("Const", "Placeholder"):
+    if kind in ("state", "control", "source"):
         return device
     from kernels import cuda as _registers  # noqa: F401  (registers the GPU kernels)
     from kernels import lookup

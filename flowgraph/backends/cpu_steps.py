@@ -8,9 +8,12 @@
   reads and updates, random draws (Philox, bit-identical to the reference), or its
   NumPy reference kernel (never a ``KeyError``).
 
-Every step is a zero-argument callable with its arrays bound.
+Every step is a zero-argument callable with its arrays bound. What it reads about an
+op type (template, ufunc, cost, commutativity, what explain calls its step) is
+declared with the op's primitive (:mod:`flowgraph.primitives`).
 
->>> STEP_KINDS["MatMul"]
+>>> from flowgraph.primitives import get_primitive
+>>> get_primitive("MatMul").step_kind
 'gemm'
 """
 from __future__ import annotations
@@ -24,15 +27,6 @@ from ..errors import FlowgraphError
 from ..executor import run_state_op
 from ..ops import get_primitive
 
-# What explain() calls the step of a node run by a registered CPU kernel ("kernel"
-# otherwise; the collective and communication steps are registered by
-# flowgraph.distributed.steps).
-STEP_KINDS = {"MatMul": "gemm", "Copy": "copy", "BroadcastTo": "copy", "Concat": "copy",
-              "Reshape": "copy", "AllReduceMean": "allreduce", "Send": "send",
-              "Recv": "recv"}
-# Fused ops whose operands a kernel may take in either order with bitwise-equal results
-# (not Maximum/Minimum: their order decides the sign of a zero result).
-COMMUTATIVE = frozenset({"Add", "Mul"})
 
 
 class CpuSteps:
@@ -105,7 +99,7 @@ class CpuSteps:
                         index[v] = len(ins)
                         ins.append(v)
                     operands.append(("in", index[v]))
-            if n.type in COMMUTATIVE:
+            if n.primitive.commutative:
                 # One order for the same arithmetic (values computed in the kernel
                 # first, then inputs, each by number): one kernel, not two. Exact:
                 # IEEE addition and multiplication are commutative.
@@ -184,7 +178,7 @@ class CpuSteps:
             return self._random_step(n, ins, outs), "kernel"
         if n.kind == "loop":      # While/If: the body plans follow this plan's config
             from ..loop_step import build as loop_build
-            return loop_build(self, n, ins, outs), STEP_KINDS.get(n.type, "kernel")
+            return loop_build(self, n, ins, outs), n.primitive.step_kind
         builder = lookup(n.type, "cpu")
         if getattr(builder, "compiles", False) and self._compile_mode != "eager":
             # A Numba kernel: the reference kernel runs until it is compiled in the
@@ -192,19 +186,19 @@ class CpuSteps:
             step = self._reference_step(n, ins, outs)
             if self._compile_mode == "background":
                 step.later = _later(lambda: build(n.type, n.attrs, ins, outs), n.type)
-            return step, STEP_KINDS.get(n.type, "kernel")
+            return step, n.primitive.step_kind
         step = build(n.type, n.attrs, ins, outs)
         if step is not None:
             finish = getattr(step, "finish", None)   # work after the last step (MPI sends)
             if finish is not None:
                 self._finishers.append(finish)
-            return step, STEP_KINDS.get(n.type, "kernel")
+            return step, n.primitive.step_kind
         return self._reference_step(n, ins, outs), "reference"
 
     @staticmethod
     def _reference_step(n, ins, outs):
         """A step running ``n``'s NumPy reference kernel into ``outs``."""
-        ref = get_primitive(n.type).ref if n.type != "BroadcastTo" else None
+        ref = get_primitive(n.type).ref
         copyto = np.copyto
 
         def reference_step():
@@ -272,9 +266,10 @@ def uses_ufuncs(group):
     (:mod:`kernels.cpu.vmath`) and 12-33 ns in float64 (scalar libm calls). A ufunc call
     costs about 1.2 us plus 0.6 ns per element (NumPy's SIMD loops; sigmoid is four
     calls). So arithmetic regions are loops; large float64 regions full of
-    transcendental functions are ufunc chains.
+    transcendental functions are ufunc chains. Each op's loop cost is what it
+    declares (``cost_ns``), its number of ufunc calls what its ufunc makes.
     """
-    from kernels.cpu.ufuncs import has_ufunc
+    from kernels.cpu.ufuncs import calls, has_ufunc
     if not all(has_ufunc(n.type) for n in group.nodes):
         return False    # an op with no ufunc entry: the generated loop (never a KeyError)
     members = set(group.nodes)
@@ -282,16 +277,10 @@ def uses_ufuncs(group):
     elems = math.prod(group.shape)
     per_element = 0.3 * (operands + len(group.nodes) // 2)
     for n in group.nodes:
-        costs = LOOP_NS_FLOAT32 if n.dtypes[0] == np.float32 else LOOP_NS
-        per_element += costs.get(n.type, 0.0)
+        per_element += n.primitive.cost_ns[1 if n.dtypes[0] == np.float32 else 0]
     loop_ns = 500.0 + elems * per_element
-    calls = sum(4 if n.type == "Sigmoid" else 1 for n in group.nodes)
-    ufunc_ns = calls * (1200.0 + 0.6 * elems)
+    ufunc_ns = sum(calls(n.type) for n in group.nodes) * (1200.0 + 0.6 * elems)
     return ufunc_ns < loop_ns
-
-
-LOOP_NS = {"Tanh": 33.0, "Sigmoid": 12.0, "Exp": 12.0, "Log": 12.0}
-LOOP_NS_FLOAT32 = {"Tanh": 4.0, "Sigmoid": 4.0, "Exp": 2.5, "Log": 12.0}
 
 
 def _kept_dims(node, array, shape):

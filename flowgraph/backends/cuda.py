@@ -107,7 +107,7 @@ class CudaBackend(Backend):
                         external.append(v)
                     operands.append(("in", external.index(v)))
             attrs = tuple(sorted((k, a) for k, a in m.attrs.items() if k == "exponent"))
-            int_div = m.type == "Div" and m.inputs[0][0].dtypes[m.inputs[0][1]].kind in "iu"
+            int_div = m.primitive.int_div and m.inputs[0][0].dtypes[m.inputs[0][1]].kind in "iu"
             entries.append((m.type, attrs, tuple(operands), m.dtypes[0].name, int_div))
         out = [j for j, m in enumerate(group.nodes) if wanted((m, 0))]
         if not out:
@@ -140,7 +140,7 @@ class CudaBackend(Backend):
             run = self._broadcast(n)
         else:
             run = self._kernel(n)
-        kind = "gemm" if n.type == "MatMul" else "kernel"
+        kind = "gemm" if n.primitive.step_kind == "gemm" else "kernel"
         return Step(kind, self.device, [n.name], reads, writes, run)
 
     def _const(self, n):

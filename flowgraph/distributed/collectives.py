@@ -70,7 +70,7 @@ def _allreduce_mean_ref(op, *inputs):
 # kind "collective": an opaque host op that every rank runs in the same order; a
 # compiler must neither fuse, reorder across other collectives, nor eliminate it.
 defprim("AllReduceMean", _allreduce_mean_infer, _allreduce_mean_grad, _allreduce_mean_ref,
-        "collective", "allreduce_mean")
+        "collective", "allreduce_mean", step_kind="allreduce")
 
 
 def allreduce_mean(tensors, name=None):

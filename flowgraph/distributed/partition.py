@@ -58,8 +58,10 @@ from ..explain import StepInfo
 from .comm import world
 from .steps import RECV, SEND
 
-# Ops that run on every rank rather than on one task.
-_REPLICATED_TYPES = frozenset({"InitVariables"})
+
+def _every_rank(op):
+    """Does every rank run ``op`` rather than one task (declared ``every_rank``)?"""
+    return op.primitive.every_rank
 
 
 def has_task(device) -> bool:
@@ -105,7 +107,7 @@ class PartitionPlan:
         edges = {}
         for op in base.ops:
             for t in op.inputs:
-                if t in fed or op.type in _REPLICATED_TYPES:
+                if t in fed or _every_rank(op):
                     continue
                 src, dst = self.task[t.op], self.task[op]
                 if src != dst:
@@ -116,7 +118,7 @@ class PartitionPlan:
         self.edges = list(edges)
         me = w.rank
         self.local_ops = [op for op in base.ops
-                          if op.type in _REPLICATED_TYPES or self.task[op] == me]
+                          if _every_rank(op) or self.task[op] == me]
         # op -> [(tensor, dest, tag)] to send after it runs; [(tensor, source, tag)]
         # to receive before it runs.
         self.sends, self.recvs = {}, {}
@@ -193,8 +195,7 @@ class PartitionPlan:
             for op in self.local_ops:
                 for t, source, tag in self.recvs.get(op, ()):
                     values[t] = self._receive(t, source, tag)
-                inputs = [values[t] for t in op.inputs] if op.type not in \
-                    _REPLICATED_TYPES else []
+                inputs = [values[t] for t in op.inputs] if not _every_rank(op) else []
                 start = None if metadata is None else time.perf_counter_ns()
                 for t, v in zip(op.outputs, self._evaluate(op, inputs, state)):
                     if t not in feeds:
@@ -273,7 +274,7 @@ def local_program(base, prog):
     me = base.world.rank
 
     def local(op):
-        return op.type in _REPLICATED_TYPES or base.task[op] == me
+        return _every_rank(op) or base.task[op] == me
 
     edges = {edge: tag for tag, edge in enumerate(base.edges)}
     received, keyed, comm = {}, [], []
@@ -292,7 +293,7 @@ def local_program(base, prog):
             if m.type == "Feed" or local(m.origin):
                 inputs.append((m, i))
                 continue
-            if n.origin.type in _REPLICATED_TYPES:
+            if _every_rank(n.origin):
                 raise _NotCompiled("a replicated op reads another task's value")
             t = m.origin.outputs[i]
             r = received.get(t)

@@ -22,9 +22,9 @@ stacking, batching, splitting, untransposing), :mod:`.fusion` (elementwise fusio
 from __future__ import annotations
 
 from .ir import (  # noqa: F401  (the package's public names)
-    COMM_TYPES, FLOAT_OR_BOOL, FOLD_LIMIT, KNOWN_KINDS, Node, PURE_KINDS, Program)
+    FLOAT_OR_BOOL, FOLD_LIMIT, KNOWN_KINDS, Node, PURE_KINDS, Program)
 from .lowering import (  # noqa: F401  (the package's public names)
-    KNOWN_VALUE_LIMIT, NotCompilable, SHAPE_ONLY, lower)
+    KNOWN_VALUE_LIMIT, NotCompilable, lower)
 from .simplify import (  # noqa: F401  (the package's public names)
     cse, fold_constants, prune, simplify)
 from .matmuls import (  # noqa: F401  (the package's public names)
@@ -32,7 +32,7 @@ from .matmuls import (  # noqa: F401  (the package's public names)
     narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums,
     untranspose_matmul_operands)
 from .fusion import (  # noqa: F401  (the package's public names)
-    Group, RECOMPUTABLE, SIBLING_CANDIDATES, VIEW_NODES, fusable, fusable_on,
+    Group, SIBLING_CANDIDATES, fusable, fusable_on,
     fusable_reduction, fuse_elementwise, recompute_in_readers)
 
 

@@ -11,29 +11,27 @@ from .ir import FLOAT_OR_BOOL, _const_value, _dtype_text, _name
 # --- elementwise fusion ----------------------------------------------------------------
 
 def fusable(n):
-    """Can ``n`` be part of a generated elementwise kernel?"""
-    from kernels.scalar import has_template
-    if n.type == "Feed" or n.controls or len(n.shapes) != 1:
+    """Can ``n`` be part of a generated elementwise kernel? (An elementwise op that
+    declares a scalar template, on float or bool values.)"""
+    if n.controls or len(n.shapes) != 1:
         return False
-    if n.type != "BroadcastTo" and not (n.kind == "elementwise" and has_template(n.type)):
+    prim = n.primitive
+    if prim.kind != "elementwise" or prim.template is None:
         return False
     dtypes = list(n.dtypes) + [v[0].dtypes[v[1]] for v in n.inputs]
-    if not all(_dtype_text(d, _name) in FLOAT_OR_BOOL for d in dtypes):
-        return False
-    if n.type == "Sign" and n.dtypes[0].kind != "f":
-        return False
-    return True
+    return all(_dtype_text(d, _name) in FLOAT_OR_BOOL for d in dtypes)
 
 
 def fusable_on(device, n):
     """Can ``n`` join a fused region on ``device``? The CPU fuses all that
     :func:`fusable` and :func:`fusable_reduction` take; a GPU's generated kernels
-    (:mod:`kernels.cuda.codegen`) take the elementwise ops with a scalar template, not
-    broadcasts or sums (those run as kernels of their own there)."""
+    (:mod:`kernels.cuda.codegen`) take the graph's elementwise ops with a scalar
+    template, not the IR's broadcasts or sums (those run as kernels of their own
+    there)."""
     if device == DEFAULT_DEVICE or split_device(device)[2] != "gpu":
         return True
-    from kernels.cuda.codegen import supports
-    return n.type not in ("BroadcastTo", "ReduceSum") and supports(n.type)
+    prim = n.primitive
+    return prim.kind == "elementwise" and prim.template is not None and not prim.ir_only
 
 
 def fusable_reduction(n):
@@ -189,11 +187,6 @@ def _one_element(node):
     return value is not None and (value.size <= 1 or not any(value.strides))
 
 
-# Elementwise ops cheaper to recompute from values a kernel already reads than to
-# store in one kernel and load in another (one multiply or add per element).
-RECOMPUTABLE = frozenset({"Add", "Sub", "Mul", "Neg", "Square"})
-
-
 def recompute_in_readers(prog):
     """Move cheap derived values into the region that reads them, where the region
     already reads what they are computed from.
@@ -204,7 +197,8 @@ def recompute_in_readers(prog):
     step's kernel to load. When the backward region reads ``y`` anyway, the
     derivative costs one operation there, and the forward kernel stores one array
     less and the backward kernel loads one less: the memory traffic is what these
-    kernels are bound by. A node moves (with the chain of cheap nodes only it reads)
+    kernels are bound by. A node moves (with the chain of cheap nodes only it reads;
+    cheap: declared ``cheap``, one add or multiply per element)
     when every reader is in one other region of the same shape, it is not fetched,
     and each leaf it needs is a one-element constant, a member of that region, or a
     value the region already reads. Results are bitwise equal: the same operations in
@@ -224,7 +218,7 @@ def recompute_in_readers(prog):
 
     def can_start(n, g, h, moving):
         """(decided, answer): whether ``n`` can move as a new member of the chain."""
-        if (n.group is not g or n.type not in RECOMPUTABLE or n in fetched
+        if (n.group is not g or not n.primitive.cheap or n in fetched
                 or n.controls or n in moving):
             return True, n in moving
         if not all(r.group is h or r in moving for r in readers_of.get(n, ())):
@@ -265,7 +259,7 @@ def recompute_in_readers(prog):
     for n in reversed(prog.nodes):
         g = n.group
         readers = readers_of.get(n, ())
-        if g is None or not readers or n.type not in RECOMPUTABLE:
+        if g is None or not readers or not n.primitive.cheap:
             continue
         h = readers[0].group
         if h is None or h is g or h.shape != g.shape or h.device != g.device:
@@ -281,10 +275,8 @@ def recompute_in_readers(prog):
     return prog
 
 
-VIEW_NODES = frozenset({"Reshape", "Transpose", "Split", "SplitLike", "StridedSlice"})
-
-
 def _root(node):
-    while node.type in VIEW_NODES and node.group is None:
+    """The node whose buffer ``node`` reads (through views: declared ``view``)."""
+    while node.primitive.view and node.group is None:
         node = node.inputs[0][0]
     return node

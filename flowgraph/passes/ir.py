@@ -1,27 +1,26 @@
 """The compiler's graph IR: :class:`Node` and :class:`Program` (ops of one run in
 topological order, with concrete shapes), the op kinds passes may rewrite, and the
-helpers passes rewrite a program with."""
+helpers passes rewrite a program with. What a pass needs to know about a node's op
+type it reads from the node's :class:`~flowgraph.primitives.Primitive`
+(``node.primitive``): its kind, template, view, cheapness..."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..devices import DEFAULT_DEVICE
-from ..ops import get_primitive
+from ..primitives import PURE_KINDS, get_primitive
 
-
-# Primitive kinds whose ops are pure functions of their inputs (safe to fold, merge
-# and drop). Anything else (state, sources other than Const, unknown kinds) is kept.
-PURE_KINDS = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy",
-                        "loop"})   # loop: While and If (flowgraph.control_flow)
 # Kinds the compiler knows how to plan; a run with any other kind of op (a primitive
 # added later, say with data-dependent output shapes) runs on the reference plan.
 # "random" ops are planned as their own steps, never folded or merged (not pure).
 # Collectives (AllReduceMean) are kept, never merged or folded, and run in their order.
 KNOWN_KINDS = PURE_KINDS | {"source", "state", "control", "random", "collective"}
-# IR-only nodes of a value crossing MPI tasks (flowgraph.distributed.partition): kind
-# "comm", ordered among themselves by control edges, like collectives never pure.
-COMM_TYPES = frozenset({"Send", "Recv"})
+# IR-only node types (declared in flowgraph.ops, ir_only=True): Feed, BroadcastTo, and
+# the Send and Recv of a value crossing MPI tasks (flowgraph.distributed.partition):
+# kind "comm", ordered among themselves by control edges, like collectives never pure.
 FOLD_LIMIT = 1 << 16       # largest constant (elements) that folding may create
+# The dtypes generated elementwise kernels take (integer arithmetic differs: division,
+# overflow).
 FLOAT_OR_BOOL = frozenset({"float32", "float64", "bool"})
 
 
@@ -57,13 +56,13 @@ class Node:
         return getattr(self.origin, "location", None)
 
     @property
+    def primitive(self):
+        """The :class:`~flowgraph.primitives.Primitive` of the node's type: every fact
+        a pass or a backend reads about it."""
+        return get_primitive(self.type)
+
+    @property
     def kind(self):
-        if self.type in ("Feed",):
-            return "source"
-        if self.type in COMM_TYPES:
-            return "comm"
-        if self.type == "BroadcastTo":
-            return "elementwise"
         return get_primitive(self.type).kind
 
     def __repr__(self):
@@ -167,7 +166,7 @@ def _const_value(v):
 
 
 def _is_pure(node):
-    return node.type != "Feed" and node.kind in PURE_KINDS and not node.controls
+    return node.primitive.pure and not node.controls
 
 
 _DTYPE_TEXT = {}   # (dtype, str or _name) -> text: NumPy formats it anew on each access

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ..ops import get_primitive
-from .ir import KNOWN_KINDS, Node, PURE_KINDS, Program
+from .ir import KNOWN_KINDS, Node, Program
 
 
 # --- lowering --------------------------------------------------------------------------
@@ -20,10 +20,9 @@ class _ProxyTensor:
         self.shape, self.dtype, self.name, self.value = shape, dtype, name, value
 
 
-# Ops whose value depends only on their inputs' shapes: once the feed shapes are fixed
-# their values are known, and so are those of small pure ops of known values. Shape
-# rules that need a value (Range's limit, Fill's dims) read these during lowering.
-SHAPE_ONLY = frozenset({"Size", "Shape", "ZerosLike", "OnesLike"})
+# The values of ops declared ``shape_only`` are known once the feed shapes are fixed,
+# and so are those of small pure ops of known values. Shape rules that need a value
+# (Range's limit, Fill's dims) read these during lowering.
 KNOWN_VALUE_LIMIT = 1 << 10   # largest value (elements) lowering keeps for shape rules
 
 
@@ -31,10 +30,10 @@ def _known_value(node, inputs, known):
     """The value of ``node`` if it can be computed now, else ``None``."""
     if node.type == "Const":
         return node.attrs["value"]
-    if node.type in ("Size", "Shape"):
+    if node.primitive.shape_only:
         args = [np.broadcast_to(np.zeros((), d), s) for s, d in
                 ((v[0].shapes[v[1]], v[0].dtypes[v[1]]) for v in inputs)]
-    elif inputs and all(v in known for v in inputs) and node.kind in PURE_KINDS \
+    elif inputs and all(v in known for v in inputs) and node.primitive.pure \
             and not node.controls:
         args = [known[v] for v in inputs]
     else:
@@ -108,7 +107,7 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None, placem
         # (integer values only: shapes, sizes and their arithmetic; float math is left
         # to fold_constants, which keeps lowering cheap on large training graphs)
         if len(shapes) == 1 and node.dtypes[0].kind in "iu" and (
-                op.type in ("Const", "Size", "Shape") or any(v in known for v in inputs)):
+                op.type == "Const" or primitive.shape_only or any(v in known for v in inputs)):
             folded = _known_value(node, inputs, known)
             if folded is not None:
                 known[(node, 0)] = np.asarray(folded)

@@ -139,7 +139,7 @@ def batch_input_matmuls(prog):
     """
     def fixed_input(v):
         n = v[0]
-        while n.type in ("Reshape", "StridedSlice", "Split", "SplitLike", "Transpose"):
+        while n.primitive.view:     # (reshapes, slices, splits, transposes)
             n = n.inputs[0][0]
         return n.type in ("Feed", "Const")
 

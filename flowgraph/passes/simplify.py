@@ -7,7 +7,6 @@ import numpy as np
 
 from ..ops import get_primitive
 from .ir import FOLD_LIMIT, Node, _const, _const_value, _dtype_text, _is_pure, _rewrite
-from .lowering import SHAPE_ONLY
 
 
 # --- passes ----------------------------------------------------------------------------
@@ -28,7 +27,7 @@ def prune(prog):
 
 def fold_constants(prog):
     """Evaluate pure ops of constant inputs at compile time (small results only); also
-    ops that depend only on shapes (:data:`SHAPE_ONLY`: ``Size``, ``Shape``,
+    ops that depend only on shapes (declared ``shape_only``: ``Size``, ``Shape``,
     ``ZerosLike``, ``OnesLike``), which are constants once feed shapes are fixed.
     """
     def visit(n):
@@ -36,7 +35,7 @@ def fold_constants(prog):
             return None
         if any(math.prod(s) > FOLD_LIMIT for s in n.shapes):
             return None
-        if n.type in SHAPE_ONLY:
+        if n.primitive.shape_only:
             # Only the shapes matter: zero-stride stand-ins cost no memory.
             args = [np.broadcast_to(np.zeros((), v[0].dtypes[v[1]]), v[0].shapes[v[1]])
                     for v in n.inputs]
@@ -84,7 +83,7 @@ def simplify(prog):
         t = n.type
         if n.controls:
             return None
-        if t in ("Identity", "StopGradient", "Copy") and same(n, n.inputs[0]):
+        if n.primitive.alias and same(n, n.inputs[0]):
             return n.inputs[0]
         if t in ("Mul", "Add", "Sub") and n.dtypes[0].kind == "f":
             a, b = n.inputs

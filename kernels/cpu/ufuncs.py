@@ -6,12 +6,15 @@ fused region that contains them runs faster as a chain of ufunc calls (about 1 Â
 call overhead each) over scratch buffers than as one generated loop. Regions of plain
 arithmetic stay generated kernels (:mod:`kernels.cpu.codegen`), which save memory traffic.
 
-``UFUNCS[op](out, *inputs, **attrs)`` writes the op's result into ``out`` (inputs
-broadcast to ``out``'s shape).
+Each primitive declares how (:attr:`flowgraph.primitives.Primitive.ufunc`): a NumPy
+ufunc, called ``ufunc(*inputs, out)``, or the name of one of the :data:`COMPOUNDS`
+below, for what is not one ufunc call. :func:`bind` makes the call; an op that
+declares neither has no ufunc form (:func:`has_ufunc` is false) and the caller runs its
+reference kernel instead.
 
 >>> import numpy as np
 >>> out = np.empty(2)
->>> UFUNCS["Sigmoid"](out, np.array([0.0, 1000.0])); out.tolist()
+>>> bind("Sigmoid", {}, out, [np.array([0.0, 1000.0])])(); out.tolist()
 [0.5, 1.0]
 """
 from __future__ import annotations
@@ -20,82 +23,112 @@ import numpy as np
 
 from .. import bind_call
 
-TRANSCENDENTAL = frozenset({"Tanh", "Sigmoid", "Exp", "Log"})
+
+def _compound(calls=1):
+    """Register a compound: ``binder(attrs, out, inputs) -> zero-argument callable``;
+    ``calls`` is how many NumPy calls it makes (the CPU backend's cost model)."""
+    def deco(binder):
+        binder.calls = calls
+        COMPOUNDS[binder.__name__.strip("_")] = binder
+        return binder
+    return deco
 
 
-def _sigmoid(out, x):
+COMPOUNDS: dict = {}
+
+
+@_compound(calls=4)
+def _sigmoid(attrs, out, inputs):
     # 1 / (1 + exp(-x)): exp overflows to inf for x < -88 (float32), giving 0 as it
     # should; the plan runs under np.errstate(all="ignore").
-    np.negative(x, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1, out=out)
-    np.reciprocal(out, out=out)
+    x, = inputs
+    negative, exp, add, reciprocal = np.negative, np.exp, np.add, np.reciprocal
+
+    def sigmoid():
+        negative(x, out=out)
+        exp(out, out=out)
+        add(out, 1, out=out)
+        reciprocal(out, out=out)
+    return sigmoid
 
 
-def _pow(out, x, exponent):
+@_compound()
+def _relu(attrs, out, inputs):
+    x, = inputs
+    return bind_call(np.maximum, (x, np.zeros((), x.dtype), out))
+
+
+@_compound()
+def _pow_scalar(attrs, out, inputs):
+    x, = inputs
+    exponent = attrs["exponent"]
     if exponent == 2:
-        np.square(x, out=out)
-    else:
-        np.power(x, out.dtype.type(exponent), out=out)
+        return bind_call(np.square, (x, out))
+    return bind_call(np.power, (x, out.dtype.type(exponent), out))
 
 
-def _where(out, c, x, y):
-    np.copyto(out, y)
-    np.copyto(out, x, where=c)
+@_compound()
+def _where(attrs, out, inputs):
+    c, x, y = inputs
+    copyto = np.copyto
+
+    def where():
+        copyto(out, y)
+        copyto(out, x, where=c)
+    return where
 
 
-def _copy(out, x, **_):
-    np.copyto(out, x, casting="unsafe")
+@_compound()
+def _copy(attrs, out, inputs):
+    x, = inputs
+    copyto = np.copyto
+    return lambda: copyto(out, x, casting="unsafe")
 
 
-def _fill(value):
-    def fill(out, x, **_):
-        out.fill(value)
-    return fill
+@_compound()
+def _zeros(attrs, out, inputs):
+    return lambda: out.fill(0)
 
 
-def _binary(fn):
-    return lambda out, x, y: fn(x, y, out=out)
+@_compound()
+def _ones(attrs, out, inputs):
+    return lambda: out.fill(1)
 
 
-def _unary(fn):
-    return lambda out, x: fn(x, out=out)
+@_compound()
+def _sum(attrs, out, inputs):
+    # a fused region's sum (out has the reduced shape)
+    from flowgraph.shapes import normalize_axes
+    x, = inputs
+    axes = tuple(normalize_axes(attrs["axis"], x.ndim))
+    kept = out if out.ndim == x.ndim else np.expand_dims(out, axes)   # a view
+    total = np.sum
+    return lambda: total(x, axis=axes, out=kept, keepdims=True)
 
 
-UFUNCS = {
-    "Neg": _unary(np.negative), "Exp": _unary(np.exp), "Log": _unary(np.log),
-    "Tanh": _unary(np.tanh), "Sigmoid": _sigmoid, "Sqrt": _unary(np.sqrt),
-    "Abs": _unary(np.absolute), "Sign": _unary(np.sign), "Square": _unary(np.square),
-    "Relu": lambda out, x: np.maximum(x, np.zeros((), x.dtype), out=out),
-    "Identity": _copy, "StopGradient": _copy, "Copy": _copy, "BroadcastTo": _copy,
-    "Cast": _copy, "PowScalar": _pow,
-    "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
-    "Div": _binary(np.true_divide), "Pow": _binary(np.power), "Maximum": _binary(np.maximum),
-    "Minimum": _binary(np.minimum), "Less": _binary(np.less),
-    "LessEqual": _binary(np.less_equal), "Greater": _binary(np.greater),
-    "GreaterEqual": _binary(np.greater_equal), "Equal": _binary(np.equal),
-    "NotEqual": _binary(np.not_equal), "Where": _where,
-    "ZerosLike": _fill(0), "OnesLike": _fill(1),
-}
+def declared(op_type):
+    """``op_type``'s declared ufunc: a NumPy ufunc, a compound binder, or ``None``."""
+    from flowgraph.primitives import find_primitive
+    prim = find_primitive(op_type)
+    how = None if prim is None else prim.ufunc
+    return COMPOUNDS[how] if isinstance(how, str) else how
 
 
 def has_ufunc(op_type):
     """Can :func:`bind` compute ``op_type`` (a fused region's op) with NumPy calls?"""
-    return op_type in UFUNCS or op_type == "ReduceSum"
+    return declared(op_type) is not None
+
+
+def calls(op_type):
+    """How many NumPy calls :func:`bind`'s callable makes for ``op_type``."""
+    return getattr(declared(op_type), "calls", 1)
 
 
 def bind(op_type, attrs, out, inputs):
     """A zero-argument callable computing ``op_type`` into ``out``."""
-    if op_type == "ReduceSum":      # a fused region's sum (out has the reduced shape)
-        from flowgraph.shapes import normalize_axes
-        x, = inputs
-        axes = tuple(normalize_axes(attrs["axis"], x.ndim))
-        kept = out if out.ndim == x.ndim else np.expand_dims(out, axes)   # a view
-        total = np.sum
-        return lambda: total(x, axis=axes, out=kept, keepdims=True)
-    fn = UFUNCS[op_type]
-    args = (out,) + tuple(inputs)
-    if op_type == "PowScalar":
-        exponent = attrs["exponent"]
-        return lambda: fn(*args, exponent)
-    return bind_call(fn, args)
+    how = declared(op_type)
+    if how is None:
+        raise KeyError(f"{op_type} declares no ufunc")
+    if isinstance(how, np.ufunc):
+        return bind_call(how, tuple(inputs) + (out,))
+    return how(attrs, out, list(inputs))

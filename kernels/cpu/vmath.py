@@ -11,6 +11,8 @@ Accuracy: the result is computed in float64 to about 1e-15 relative error and ro
 once to float32, so it is within one float32 ulp of the correctly rounded value (0 ulp
 for most inputs); NaN, +-inf, +-0 and float32 overflow/underflow behave as NumPy's.
 The float64 kernels keep libm: these are not accurate enough for float64 results.
+A primitive uses them by declaring ``template_f32="vmath.exp({0})"`` (float32 CPU
+loops only: the CUDA generator keeps the shared templates, the GPU has a fast ``exp``).
 
 ``exp`` works by range reduction, ``exp(x) = 2**n * exp(r)`` with ``|r| <= ln(2)/2``,
 a degree-10 Taylor polynomial for ``exp(r)`` (truncation error below 3e-13) and
@@ -92,11 +94,3 @@ def tanh(x):
     t = t if x == x else x                # NaN in, NaN out
     return math.copysign(t, x)
 
-
-TEMPLATES = {
-    "Exp": "vmath.exp({0})",
-    "Tanh": "vmath.tanh({0})",
-    "Sigmoid": "vmath.sigmoid({0})",
-}
-"""Scalar templates that replace :data:`kernels.scalar.TEMPLATES` in float32 CPU
-kernels (the CUDA generator keeps the shared ones: the GPU has fast ``exp``)."""

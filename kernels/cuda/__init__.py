@@ -192,8 +192,9 @@ def elementwise_group(ctx, spec_ops, outputs_wanted, out_shape, out_dtypes, inpu
 
 def spec_entry(op, operands):
     """The fused-kernel description of one elementwise op."""
+    from flowgraph.primitives import get_primitive
     attrs = tuple(sorted((k, v) for k, v in op.attrs.items() if k == "exponent"))
-    int_div = op.type == "Div" and op.inputs[0].dtype.kind in "iu"
+    int_div = get_primitive(op.type).int_div and op.inputs[0].dtype.kind in "iu"
     return (op.type, attrs, tuple(operands), op.outputs[0].dtype.name, int_div)
 
 
@@ -209,10 +210,18 @@ def _alias(op, ctx, x):
     return (x,)
 
 
-for _name in list(codegen.TEMPLATES):
-    register(_name, "gpu")(_elementwise_op)
-for _name in ("Identity", "StopGradient", "Copy"):
-    register(_name, "gpu")(_alias)
+def _register_elementwise():
+    """Every primitive with a scalar template runs as a generated kernel (an alias
+    returns its input: one device array, no copy)."""
+    from flowgraph.ops import all_primitives
+    for name, prim in all_primitives().items():
+        if prim.alias:
+            register(name, "gpu")(_alias)
+        elif prim.template is not None and prim.kind == "elementwise":
+            register(name, "gpu")(_elementwise_op)
+
+
+_register_elementwise()
 
 
 # --- shape ops ---------------------------------------------------------------------------

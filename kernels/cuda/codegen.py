@@ -1,5 +1,5 @@
-"""Fused elementwise CUDA kernels generated from the scalar templates of
-:mod:`kernels.scalar` (the same ones the CPU backend renders).
+"""Fused elementwise CUDA kernels generated from the scalar templates the primitives
+declare (:mod:`kernels.scalar`: the same ones the CPU backend renders).
 
 A *fused group* is a run of elementwise ops with one output shape. Its kernel loops
 grid-stride over the output's elements, loads each external input once per element
@@ -23,15 +23,7 @@ import numpy as np
 
 from .. import cache
 from . import runtime as rt
-from ..scalar import TEMPLATES, render
-
-# CUDA-side overrides of the shared templates: each op's result is converted to the
-# op's output dtype in registers (as the NumPy reference rounds after every op), and a
-# few templates are rewritten to be valid on both numba.cuda and its simulator (which
-# runs kernels on NumPy scalars, where bool - bool is an error).
-_OVERRIDES = {
-    "Sign": "(1 if {0} > 0 else (-1 if {0} < 0 else {0} * 0))",
-}
+from ..scalar import has_template, render
 
 
 @dataclass(frozen=True)
@@ -80,10 +72,9 @@ def kernel_source(spec: FusedSpec) -> str:
         if int_div_check:  # integer division by zero is an error, as on the CPU
             lines += [f"        if {names[1]} == 0:",
                       f"            err[0] = code + {j}"]
-        if op_type in _OVERRIDES:
-            expr = _OVERRIDES[op_type].format(*names, **dict(attrs))
-        else:
-            expr = render(op_type, names, dict(attrs))
+        # (each op's result is converted to its output dtype in registers, as the
+        # NumPy reference rounds after every op)
+        expr = render(op_type, names, dict(attrs))
         lines.append(f"        t{j} = {_convert(expr, out_dtype)}")
     for slot, j in enumerate(spec.outputs):
         lines.append(f"        out{slot}[i] = t{j}")
@@ -92,7 +83,7 @@ def kernel_source(spec: FusedSpec) -> str:
 
 def supports(op_type: str) -> bool:
     """True when ``op_type`` has a scalar template (it can join a fused kernel)."""
-    return op_type in TEMPLATES or op_type in _OVERRIDES
+    return has_template(op_type)
 
 
 _KERNELS: dict[FusedSpec, object] = {}

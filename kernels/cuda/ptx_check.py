@@ -2,9 +2,9 @@
 
 The numba.cuda simulator runs kernels as Python, so it cannot catch code that the
 real CUDA target rejects (an unsupported call, a type that does not unify). This
-check compiles each kernel source (every scalar template, in each dtype it accepts,
-and every template of :mod:`kernels.cuda.templates`) with NVVM for one compute
-capability. It needs NVVM (the ``cuda-toolkit[nvvm]`` wheels or a CUDA toolkit) but
+check compiles each kernel source (the scalar template every primitive declares, in
+each dtype its shape rule accepts, and every template of :mod:`kernels.cuda.templates`)
+with NVVM for one compute capability. It needs NVVM (the ``cuda-toolkit[nvvm]`` wheels or a CUDA toolkit) but
 no GPU or driver, and must run without ``NUMBA_ENABLE_CUDASIM``.
 
 Usage: ``python -m kernels.cuda.ptx_check`` prints each failure and exits 1 if any,
@@ -17,14 +17,49 @@ import sys
 
 import numpy as np
 
-from .. import scalar
 from .codegen import FusedSpec, kernel_source
 from .templates import render_kernel
 
 CC = (8, 0)
-_COMPARISONS = {"Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual"}
-_BINARY = {"Add", "Sub", "Mul", "Div", "Maximum", "Minimum", "Pow"} | _COMPARISONS
-_FLOAT_ONLY = {"Exp", "Log", "Tanh", "Sigmoid", "Sqrt"}
+# Sample attribute values for the primitives whose shape rule or template reads one
+# (test data: an op without attributes needs nothing here). Cast: each output dtype.
+_SAMPLE_ATTRS = {"PowScalar": [{"exponent": 3.0}],
+                 "Cast": [{"dtype": np.dtype(d)} for d in ("float32", "int32", "bool")]}
+
+
+class _Spec:
+    """What a shape rule reads of an input: a shape and a dtype."""
+
+    def __init__(self, dtype, name):
+        self.shape, self.dtype, self.name = (2,), np.dtype(dtype), name
+
+
+class _Op:
+    def __init__(self, op_type, in_dtypes, attrs):
+        self.type, self.attrs, self.name, self.location = op_type, attrs, op_type, None
+        self.inputs = [_Spec(d, f"x{k}") for k, d in enumerate(in_dtypes)]
+
+
+def _inputs(prim):
+    """An elementwise primitive's number of inputs: those its template reads (at
+    least one: ZerosLike reads only its input's shape)."""
+    return max(prim.arity, 1)
+
+
+def _variants(prim):
+    """``(input dtypes, attrs, output dtype)`` for each dtype the primitive's shape rule
+    accepts: all inputs of one dtype, or (a condition) a bool first input."""
+    for dtype in ("float32", "float64", "int32", "bool"):
+        n = _inputs(prim)
+        for ins in ([dtype] * n, ["bool"] + [dtype] * (n - 1)):
+            for attrs in _SAMPLE_ATTRS.get(prim.name, [{}]):
+                try:
+                    (_, out), = prim.infer(_Op(prim.name, ins, attrs))
+                except Exception:
+                    continue    # a dtype the rule refuses
+                yield ins, attrs, np.dtype(out).name
+            if n < 3 or dtype == "bool":
+                break
 
 
 def _python_function(source, entry):
@@ -49,27 +84,24 @@ def _cases():
     def scalar_of(dtype):
         return from_dtype(np.dtype(dtype))
 
+    from flowgraph.ops import all_primitives
+
     head = [T.int64, tup(2), arr("int64"), T.int64]
-    for op_type in sorted(scalar.TEMPLATES):
-        nin = 3 if op_type == "Where" else 2 if op_type in _BINARY else 1
-        for dtype in ("float32", "float64", "int32", "bool"):
-            if dtype == "bool" and op_type not in ("Cast", "Equal", "NotEqual", "Identity"):
-                continue
-            if dtype == "int32" and op_type in _FLOAT_ONLY:
-                continue
-            outs = ["bool"] if op_type in _COMPARISONS else \
-                ["float64"] if op_type == "Div" and dtype == "int32" else \
-                ["float32", "int32", "bool"] if op_type == "Cast" else [dtype]
-            for out in outs:
-                attrs = (("exponent", 3.0),) if op_type == "PowScalar" else ()
-                ins = ["bool", dtype, dtype] if op_type == "Where" else [dtype] * nin
-                modes = ("full", "scalar", "bcast")[:nin] if nin > 1 else ("bcast",)
-                spec = FusedSpec(((op_type, attrs, tuple(("in", k) for k in range(nin)), out,
-                                   op_type == "Div" and dtype == "int32"),), modes, (0,))
-                args = head + [arr(out)]
-                for d in ins:
-                    args += [arr(d), tup(2)]
-                yield f"{op_type} {dtype}->{out}", kernel_source(spec), "fused", tuple(args)
+    for op_type, prim in sorted(all_primitives().items()):
+        if prim.template is None:
+            continue
+        nin = _inputs(prim)
+        for ins, attrs, out in _variants(prim):
+            kernel_attrs = tuple(sorted((k, v) for k, v in attrs.items() if k == "exponent"))
+            modes = ("full", "scalar", "bcast")[:nin] if nin > 1 else ("bcast",)
+            int_div = prim.int_div and np.dtype(ins[0]).kind in "iu"
+            spec = FusedSpec(((op_type, kernel_attrs, tuple(("in", k) for k in range(nin)),
+                               out, int_div),), modes, (0,))
+            args = head + [arr(out)]
+            for d in ins:
+                args += [arr(d), tup(2)]
+            yield (f"{op_type} {','.join(ins)}->{out}", kernel_source(spec), "fused",
+                   tuple(args))
     chain = FusedSpec((("Mul", (), (("in", 0), ("in", 1)), "float32", False),
                        ("Sigmoid", (), (("t", 0),), "float32", False),
                        ("Tanh", (), (("t", 1),), "float32", False)), ("full", "bcast"), (0, 2))

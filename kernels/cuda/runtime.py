@@ -143,6 +143,11 @@ def math_namespace():
     import types
     shim = types.SimpleNamespace(**{k: getattr(math, k) for k in dir(math)
                                     if not k.startswith("_")})
-    for name in ("exp", "log", "tanh", "sqrt"):
-        setattr(shim, name, getattr(np, name))
+    # every float function of math that NumPy has a ufunc of (so a template may call
+    # any of them: math.log1p, math.expm1...); floor, ceil and trunc return integers
+    # in math and floats in NumPy, and stay math's
+    for name in dir(math):
+        if isinstance(getattr(np, name, None), np.ufunc) and name not in (
+                "floor", "ceil", "trunc"):
+            setattr(shim, name, getattr(np, name))
     return shim
