@@ -198,6 +198,9 @@ def evaluate_op(op, inputs, state: RunState, check_numerics=False, generator=Non
     except Exception as exc:  # a NumPy error: say which op and on what
         raise kernel_error(op, inputs, exc) from exc
     if check_numerics:
+        if kind == "loop":     # a NaN made inside a loop body: name the body's op
+            from .control_flow import check_body_numerics
+            check_body_numerics(op, inputs, outs)
         check_finite(op, outs)
     return outs
 

@@ -60,6 +60,12 @@ class CompiledPlan(BufferLayout, CpuSteps):
         # that is one stretch of a placed plan: the placed plan replays the whole run)
         self._on_failure = on_failure
         self._kernels = None     # set by tiering.KernelSet: the generated kernels' progress
+        # a loop body's plan keeps these feeds' buffers (loaded once per loop run)
+        self._pinned_feeds = frozenset(getattr(config, "pinned_feeds", ()))
+        # ... and these feeds' buffers, after their last reader, hold the fetches
+        # in the same positions (a loop variable's new value: buffers.BufferLayout)
+        self._carried_feeds = tuple(getattr(config, "carried_feeds", ()))
+        self._subplans = []      # loop bodies' plans (flowgraph.loop_step): waited for too
         units = schedule(prog)
         self.n_units = len(units)
         self._layout(prog, units)
@@ -76,14 +82,18 @@ class CompiledPlan(BufferLayout, CpuSteps):
     @property
     def compiled(self):
         """Are all generated kernels compiled (nothing left to compile)?"""
-        return self._kernels is None or self._kernels.finished()
+        return (self._kernels is None or self._kernels.finished()) and all(
+            p.compiled for p in self._subplans)
 
     def wait_compiled(self, timeout=None):
         """Block until every generated kernel of the plan is compiled and in use
         (``compile="background"``); True when done, False on timeout."""
+        done = True
+        for sub in list(self._subplans):
+            done = sub.wait_compiled(timeout) and done
         if self._kernels is None:
-            return True
-        done = self._kernels.wait(timeout)
+            return done
+        done = self._kernels.wait(timeout) and done
         with self._lock:
             self._apply_swaps()
         return done

@@ -26,6 +26,8 @@ MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
             "flowgraph.backends.cpu", "flowgraph.backends.cuda",
             "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule",
             "flowgraph.passes"]
+# compiled loops (issue 13)
+MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step"]
 # facts about an op live on its Primitive (issue 11)
 MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
 

@@ -176,6 +176,9 @@ class CpuSteps:
             return self._state_step(n, ins, outs), "state"
         if n.kind == "random":
             return self._random_step(n, ins, outs), "kernel"
+        if n.kind == "loop":      # While/If: the body plans follow this plan's config
+            from ..loop_step import build as loop_build
+            return loop_build(self, n, ins, outs), n.primitive.step_kind
         builder = lookup(n.type, "cpu")
         if getattr(builder, "compiles", False) and self._compile_mode != "eager":
             # A Numba kernel: the reference kernel runs until it is compiled in the
