@@ -276,7 +276,7 @@ def uses_ufuncs(group):
     A cost model from measurements on this machine (one core, float32, 64x256 and
     16x64 LSTM cells). A generated loop vectorizes (see :mod:`kernels.cache` and the
     row views of :mod:`kernels.cpu.codegen`): about 0.3 ns per element per array it reads
-    or writes, plus per element 4 ns for each exp, tanh or sigmoid in float32
+    or writes, plus per element 1-1.6 ns for each exp, tanh or sigmoid in float32
     (:mod:`kernels.cpu.vmath`) and 12-33 ns in float64 (scalar libm calls). A ufunc call
     costs about 1.2 us plus 0.6 ns per element (NumPy's SIMD loops; sigmoid is four
     calls). So arithmetic regions are loops; large float64 regions full of
