@@ -79,7 +79,10 @@ class BufferLayout:
         # constant, one used twice, a window elsewhere) is copied in by the
         # concatenation's step; with none left, the concatenation runs no step.
         # Windows along other axes than 0 are strided views: only for inputs no
-        # reshape reads (NumPy would silently reshape a copy).
+        # reshape reads (NumPy would silently reshape a copy). A view op that names
+        # the input only for its shape (the ``likes`` of SplitLike, the gradient of
+        # this very concatenation) does not read it: the x_t of an unrolled RNN's
+        # [h, x] is then written into its window, not concatenated per step.
         # A value that a second concatenation reads as well (the r and z gate
         # gradients of a GRU go into both the input and the recurrent weight
         # gradient) is stored there too by the generated kernel that computes it
@@ -97,8 +100,7 @@ class BufferLayout:
                 for w in n.inputs:
                     size = w[0].shapes[w[1]][axis]
                     if (kinds.get(w) == "buffer" and counts[w] == 1
-                            and (axis == 0 or not any(
-                                u.primitive.view for u in users.get(w, ())))):
+                            and (axis == 0 or not _viewed(w, users))):
                         if w not in window_of:
                             window_of[w] = (v, axis, offset)
                         elif _stores_twice(w[0]):
@@ -283,6 +285,12 @@ class BufferLayout:
         if not a.flags.c_contiguous:
             self._parents[id(a)] = parent
         return a
+
+
+def _viewed(v, users):
+    """Does a view op read ``v``'s data (``v`` is the operand it views: its first)?"""
+    return any(u.primitive.view and u.inputs and u.inputs[0] == v
+               for u in users.get(v, ()))
 
 
 def _stores_twice(node):

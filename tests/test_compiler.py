@@ -385,6 +385,27 @@ def test_concat_along_columns_writes_windows_and_copies_only_constants():
         assert any(", n0, n1):" in src for src in plan.kernel_sources)   # b's kernel
 
 
+def test_the_gradient_of_a_column_concat_leaves_its_inputs_windows():
+    # An unrolled RNN's [h, x]: the concatenation's gradient (SplitLike) names h and x
+    # for their shapes only, which does not keep them out of their windows: the
+    # per-step concatenation runs no step, and the values and gradients still match.
+    rng = np.random.default_rng(8)
+    xs = fg.placeholder(fg.float64, (3, 4, 2))
+    w = fg.Variable(rng.normal(size=(5, 3)) * 0.5)
+    h = fg.constant(np.zeros((3, 3)))
+    for x in fg.split(xs, 4, axis=1):          # strided steps, reshaped: copies
+        h = fg.tanh(fg.matmul(fg.concat([h * 1.0, fg.reshape(x, (3, 2))], axis=1), w))
+    fetches = [h] + fg.gradients(fg.reduce_sum(h * h), [w, xs])
+    feeds = {xs: rng.normal(size=(3, 4, 2))}
+    ref, opt = run_both(fetches, feeds)
+    assert_close(ref, opt)
+    with fg.Session(config=OPT) as sess:
+        sess.run(fetches, feeds)
+        plan = compiled_plan(sess)
+        per_step = [n for n in plan._elided if n.type == "Concat" and n.shapes[0] == (3, 5)]
+        assert len(per_step) == 3       # all but the first, whose h is a constant
+
+
 def test_a_value_two_concatenations_read_is_stored_in_both_by_its_kernel():
     # The GRU pattern: the r and z gate gradients go into the input-weight and the
     # recurrent-weight gradient operands; the kernel computing them writes both.
