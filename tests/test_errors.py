@@ -350,3 +350,32 @@ def test_run_time_shape_mismatches_name_the_op():
             assert_usable(sess)
     with pytest.raises(ShapeError, match="depth"):
         fg.one_hot([0], -1)
+
+
+def test_control_flow_build_errors_name_the_op_and_the_users_line():
+    """while_loop / scan / cond errors found while tracing name the op kind, its name
+    and the line of user code that asked for the loop, as op errors do."""
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.while_loop(lambda a, b: a < 3, lambda a, b: (a + 1,), (0, 1.0), name="count")
+    assert_message(info.value, "While 'count'", f"{HERE}:{line}", "2 loop variables",
+                   "found 1")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.while_loop(lambda a: a < 3, lambda a: fg.cast(a, fg.float32), [0])
+    assert_message(info.value, "While 'while'", f"{HERE}:{line}", "int32", "float32")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.scan(lambda acc, x: fg.concat([acc, x], 0), fg.zeros((3, 2)))
+    assert_message(info.value, "While 'scan'", f"{HERE}:{line}", "(2,)", "(4,)")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.cond(fg.constant(True), lambda: (fg.constant(1.0), fg.constant(2.0)),
+                lambda: fg.constant(1.0))
+    assert_message(info.value, "If 'cond'", f"{HERE}:{line}", "2 tensors", "1 ['float32']")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.cond(fg.constant(1.0), lambda: 1.0, lambda: 2.0)
+    assert_message(info.value, "If 'cond'", f"{HERE}:{line}", "bool scalar", "float32")
+    sess = fg.Session()
+    assert_usable(sess)
