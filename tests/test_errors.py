@@ -379,3 +379,32 @@ def test_control_flow_build_errors_name_the_op_and_the_users_line():
     assert_message(info.value, "If 'cond'", f"{HERE}:{line}", "bool scalar", "float32")
     sess = fg.Session()
     assert_usable(sess)
+
+
+def test_loss_errors_name_the_loss_and_the_users_line():
+    """Mismatched labels and logits are reported as the loss the user called, at the
+    user's line, with both shapes: not as an internal Mul deep inside it."""
+    logits = fg.placeholder(fg.float32, (2, 4), name="logits")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.nn.softmax_cross_entropy_with_logits_v2(labels=fg.zeros((2, 3)), logits=logits)
+    assert_message(info.value, "softmax_cross_entropy_with_logits", f"{HERE}:{line}",
+                   "(2, 4)", "found (2, 3)")
+    assert "Mul" not in str(info.value)
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.nn.sigmoid_cross_entropy_with_logits(labels=fg.zeros((3,)), logits=logits)
+    assert_message(info.value, "sigmoid_cross_entropy_with_logits", f"{HERE}:{line}",
+                   "(2, 4)", "found (3,)")
+    line = next_line(skip=1)
+    with pytest.raises(DTypeError) as info:
+        fg.nn.sparse_softmax_cross_entropy_with_logits(labels=fg.zeros((2,)), logits=logits)
+    assert_message(info.value, "sparse_softmax_cross_entropy_with_logits",
+                   f"{HERE}:{line}", "integer labels", "float32")
+    # labels that broadcast to the logits stay accepted
+    loss = fg.nn.softmax_cross_entropy_with_logits(labels=fg.fill([1, 4], 0.25),
+                                                   logits=logits)
+    sess = fg.Session()
+    np.testing.assert_allclose(sess.run(loss, {logits: np.zeros((2, 4))}), [np.log(4)] * 2,
+                               rtol=1e-6)
+    assert_usable(sess)

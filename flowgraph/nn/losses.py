@@ -13,8 +13,9 @@ import numpy as np
 
 from .. import api as F
 from .. import dtypes
+from .. import shapes as S
 from ..errors import DTypeError, ShapeError
-from ..graph import name_scope
+from ..graph import _user_location, name_scope
 
 
 def softmax(logits, axis=-1, name=None):
@@ -31,6 +32,13 @@ def log_softmax(logits, axis=-1, name=None):
     shifted = x - F.stop_gradient(F.reduce_max(x, axis, keepdims=True))
     return F.subtract(shifted, F.log(F.reduce_sum(F.exp(shifted), axis, keepdims=True)),
                       name=name)
+
+
+def _called(fn_name):
+    """``"softmax_cross_entropy_with_logits (called at model.py:12)"``: the loss an
+    error is about and the user's line that called it."""
+    where = _user_location()
+    return fn_name + (f" (called at {where})" if where else "")
 
 
 def _named_arguments_only(fn_name, sentinel, labels, logits):
@@ -60,8 +68,15 @@ def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
     labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
         labels, F.Tensor) else labels
     if labels.dtype != logits.dtype:
-        raise DTypeError(f"softmax_cross_entropy_with_logits: expected labels of the logits' "
-                         f"dtype {logits.dtype.name}, found {labels.dtype.name}")
+        raise DTypeError(f"{_called('softmax_cross_entropy_with_logits')}: expected labels "
+                         f"of the logits' dtype {logits.dtype.name}, found "
+                         f"{labels.dtype.name}")
+    try:
+        S.broadcast_shapes(labels.shape, logits.shape)
+    except ValueError:
+        raise ShapeError(f"{_called('softmax_cross_entropy_with_logits')}: expected labels "
+                         f"of the logits' shape {S.fmt(logits.shape)} (or one that "
+                         f"broadcasts to it), found {S.fmt(labels.shape)}") from None
     rank = None if logits.shape is None else len(logits.shape)
     if rank and labels.shape is not None and len(labels.shape) == rank and axis in (
             -1, rank - 1) and all(a == b or None in (a, b)
@@ -94,11 +109,12 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits
     logits = F.convert_to_tensor(logits)
     labels = F.convert_to_tensor(labels)
     if not dtypes.is_integer(labels.dtype):
-        raise DTypeError(f"sparse_softmax_cross_entropy_with_logits: expected integer "
-                         f"labels, found {labels.dtype.name}")
+        raise DTypeError(f"{_called('sparse_softmax_cross_entropy_with_logits')}: expected "
+                         f"integer labels, found {labels.dtype.name}")
     if logits.shape is None or logits.shape[-1] is None:
-        raise ShapeError("sparse_softmax_cross_entropy_with_logits: expected logits with a "
-                         f"known number of classes, found shape {logits.shape}")
+        raise ShapeError(f"{_called('sparse_softmax_cross_entropy_with_logits')}: expected "
+                         f"logits with a known number of classes, found shape "
+                         f"{S.fmt(logits.shape)}")
     depth = logits.shape[-1]
     with name_scope("sparse_softmax_cross_entropy_with_logits"):
         # Gather checks its indices on every path: the labels themselves, or
@@ -187,8 +203,15 @@ def sigmoid_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
     labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
         labels, F.Tensor) else labels
     if labels.dtype != logits.dtype:
-        raise DTypeError(f"sigmoid_cross_entropy_with_logits: expected labels of the "
-                         f"logits' dtype {logits.dtype.name}, found {labels.dtype.name}")
+        raise DTypeError(f"{_called('sigmoid_cross_entropy_with_logits')}: expected labels "
+                         f"of the logits' dtype {logits.dtype.name}, found "
+                         f"{labels.dtype.name}")
+    try:
+        S.broadcast_shapes(labels.shape, logits.shape)
+    except ValueError:
+        raise ShapeError(f"{_called('sigmoid_cross_entropy_with_logits')}: expected labels "
+                         f"of the logits' shape {S.fmt(logits.shape)} (or one that "
+                         f"broadcasts to it), found {S.fmt(labels.shape)}") from None
     return F.add(F.relu(logits) - logits * labels, F.log(1.0 + F.exp(-F.abs(logits))),
                  name=name)
 
