@@ -408,3 +408,29 @@ def test_loss_errors_name_the_loss_and_the_users_line():
     np.testing.assert_allclose(sess.run(loss, {logits: np.zeros((2, 4))}), [np.log(4)] * 2,
                                rtol=1e-6)
     assert_usable(sess)
+
+
+def test_another_graphs_tensor_is_named_with_where_it_was_created():
+    x = fg.placeholder(fg.float32, (), name="x")
+    other = fg.Graph()
+    with other.as_default():
+        line = next_line()
+        z = fg.constant(1.0, name="z_other")
+    with fg.Session() as sess:
+        with pytest.raises(FlowgraphError) as info:
+            sess.run(z)
+        assert_message(info.value, "'z_other:0'", "Const 'z_other'", f"{HERE}:{line}",
+                       "another graph")
+        with pytest.raises(FeedError) as info:
+            sess.run(x, {x: 1.0, z: 2.0})
+        assert_message(info.value, "'z_other:0'", f"{HERE}:{line}", "another graph")
+        assert_usable(sess)
+
+
+def test_feed_dtype_messages_use_the_right_article():
+    i = fg.placeholder(fg.int32, (2,), name="ints")
+    with fg.Session() as sess:
+        with pytest.raises(FeedError) as info:
+            sess.run(i, {i: np.array([0.5, 1.5])})
+        assert_message(info.value, "expected an int32 value", "found dtype float64")
+        assert_usable(sess)
