@@ -36,6 +36,7 @@ def test_char_rnn_loss_falls_and_resume_continues(tmp_path, capsys):
     resumed = char_rnn.main(TINY + ["--steps", "5", "--checkpoint", ckpt, "--resume"])
     out = capsys.readouterr().out
     assert "resumed from" in out and "at step 40" in out
+    assert "(mean of last 5 steps)" in out          # not "20" when only 5 ran
     # continuing from the trained weights: far below the untrained first loss
     assert np.mean(resumed.losses) < losses[0] - 0.5
 
