@@ -89,3 +89,33 @@ def test_functional_assignments_return_the_new_value():
         fg.assign(fg.constant(1.0), 2.0)
     with pytest.raises(fg.errors.ShapeError):
         fg.assign(v, [1.0, 2.0, 3.0])
+
+
+def test_softmax_xent_v1_stops_the_labels_gradient_and_v2_does_not():
+    """TF1: ``softmax_cross_entropy_with_logits`` wraps its labels in ``stop_gradient``
+    (labels computed from variables, a teacher's softmax say, are not trained through
+    it); ``_v2`` differentiates the labels too. Both give the same loss and the same
+    gradient for the logits."""
+    rng = np.random.default_rng(0)
+    t = fg.Variable(rng.normal(size=(3, 4)), name="teacher")
+    logits = fg.placeholder(fg.float64, (3, 4))
+    labels = fg.nn.softmax(t)
+    v1 = fg.reduce_sum(fg.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    v2 = fg.reduce_sum(fg.nn.softmax_cross_entropy_with_logits_v2(labels=labels,
+                                                                  logits=logits))
+    feed = {logits: rng.normal(size=(3, 4))}
+    with fg.Session() as sess:
+        (g1_t, g1_x), (g2_t, g2_x) = sess.run(
+            [fg.gradients(v1, [t, logits]), fg.gradients(v2, [t, logits])], feed)
+        np.testing.assert_allclose(*sess.run([v1, v2], feed), rtol=1e-12)
+        np.testing.assert_array_equal(g1_t, np.zeros((3, 4)))
+        assert np.abs(g2_t).max() > 1e-3
+        np.testing.assert_allclose(g1_x, g2_x, rtol=1e-12)
+        assert fg.testing.check_gradients(v2, [t, logits], feed) < 1e-6
+    # the first version trains only the student: an optimizer leaves the teacher alone
+    train = fg.train.GradientDescentOptimizer(0.5).minimize(v1)
+    with fg.Session() as sess:
+        before = sess.run(t)
+        sess.run(train, feed)
+        np.testing.assert_array_equal(sess.run(t), before)
+

@@ -7,6 +7,7 @@ from .dropouts import DropoutWrapper, dropout
 from .layers import Dense, dense, xw_plus_b
 from .losses import (embedding_lookup, log_softmax, softmax,
                      softmax_cross_entropy_with_logits,
+                     softmax_cross_entropy_with_logits_v2,
                      sparse_softmax_cross_entropy_with_logits)
 # TF1's losses beyond cross-entropy (issue 14)
 from .losses import l2_loss, sequence_loss, sigmoid_cross_entropy_with_logits
@@ -24,5 +25,3 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2",
            # loops
            "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
-# TF1's name for the same loss (labels may carry gradients there; here they always do)
-softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits
