@@ -119,3 +119,18 @@ def test_softmax_xent_v1_stops_the_labels_gradient_and_v2_does_not():
         sess.run(train, feed)
         np.testing.assert_array_equal(sess.run(t), before)
 
+
+def test_constant_takes_tf1s_shape_argument():
+    """``tf.Variable(tf.constant(0.1, shape=shape))`` (TF1's MNIST tutorial): a scalar
+    fills the shape, as many values are reshaped, anything else is a ShapeError."""
+    b = fg.Variable(fg.constant(0.1, shape=[2, 3]))
+    with fg.Session() as sess:
+        np.testing.assert_array_equal(sess.run(b), np.full((2, 3), 0.1, np.float32))
+        np.testing.assert_array_equal(sess.run(fg.constant([1, 2, 3, 4], shape=(2, 2))),
+                                      [[1, 2], [3, 4]])
+    assert fg.constant(7, fg.int64, shape=[3]).dtype == np.int64
+    with pytest.raises(fg.errors.ShapeError) as info:
+        fg.constant([1.0, 2.0], shape=[3], name="bad")
+    text = str(info.value)
+    assert "Const 'bad'" in text and "test_tf1_spellings.py:" in text
+    assert "(3,)" in text and "found 2 values" in text
