@@ -23,6 +23,16 @@ against graph size.
    (eager: plan building and loading the kernels from the disk cache), microseconds
    per op.
 
+4. **Loops** (``--loop``): the same LSTM trained through one loop
+   (``fg.nn.dynamic_rnn``, inputs ``[B, None, I]``) at T=50 and T=5000, each in a new
+   process with a warm kernel cache: seconds spent in ``compile_plan`` during the first
+   run (the outer plan and the loop bodies), the first run, and how many loop bodies
+   were compiled; then the same session runs a second length (T+7) and reports the
+   compile time that took and the bodies it compiled (none: a body is compiled once
+   for every length; only the outer plan, whose feed shapes changed, is rebuilt).
+
+    python benchmarks/compile_latency.py --loop --out benchmarks/results/compile_latency
+
 Every measurement runs in a fresh subprocess; timings on a shared machine are noisy.
 """
 from __future__ import annotations
@@ -164,6 +174,99 @@ print(json.dumps(dict(T=T, ops=ops, build_s=t1 - t0, gradients_s=t2 - t1,
 """
 
 
+LOOP_CHILD = r"""
+import json, os, sys, time
+for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ[var] = "1"
+import numpy as np
+import flowgraph as fg
+from flowgraph import compiler
+T, mode, (B, I, H) = {T!r}, {mode!r}, {sizes!r}
+spent, depth = [0.0], [0]
+original = compiler.compile_plan
+
+
+def timed(*a, **k):
+    depth[0] += 1
+    t = time.perf_counter()
+    try:
+        return original(*a, **k)
+    finally:
+        depth[0] -= 1
+        if depth[0] == 0:
+            spent[0] += time.perf_counter() - t
+
+
+compiler.compile_plan = timed
+graph = fg.Graph()
+t0 = time.perf_counter()
+with graph.as_default():
+    x = fg.placeholder(fg.float32, (B, None, I), name="x")
+    outputs, _ = fg.nn.dynamic_rnn(fg.nn.LSTMCell(H, seed=0), x, dtype=fg.float32)
+    loss = fg.reduce_mean(fg.square(outputs[:, -1]))
+    t1 = time.perf_counter()
+    grads = fg.gradients(loss, graph.get_collection("trainable_variables"))
+    t2 = time.perf_counter()
+    sess = fg.Session(graph, fg.SessionConfig(compile=mode))
+    step = sess.make_callable([loss] + grads, [x])
+    bodies = [op.attrs["body"] for op in graph.operations if op.type == "While"]
+    rng = np.random.default_rng(1)
+    step(rng.standard_normal((B, T, I)).astype(np.float32))
+    t3 = time.perf_counter()
+    compile_s, compiles = spent[0], sum(b.compiles for b in bodies)
+    spent[0] = 0.0
+    t4 = time.perf_counter()
+    step(rng.standard_normal((B, T + 7, I)).astype(np.float32))
+    t5 = time.perf_counter()
+print(json.dumps(dict(T=T, ops=len(graph.operations), build_s=t1 - t0,
+                      gradients_s=t2 - t1, compile_s=compile_s, first_run_s=t3 - t2,
+                      body_compiles=compiles, new_T_compile_s=spent[0],
+                      new_T_run_s=t5 - t4,
+                      new_T_body_compiles=sum(b.compiles for b in bodies) - compiles)))
+"""
+
+
+def loop_compile(T, cache_dir, mode="eager", sizes=(16, 32, 64)):
+    """Part 4 for one T (warm the cache first for warm-cache figures)."""
+    return _child(LOOP_CHILD.format(T=T, mode=mode, sizes=tuple(sizes)), cache_dir)
+
+
+def run_loop(args):
+    """``--loop``: compile time of a dynamic_rnn training graph at two lengths."""
+    from common import write_results
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="fg-warm-cache-") as warm:
+        loop_compile(min(args.loop_steps), warm)   # warms the kernel cache
+        for _ in range(args.loop_repeats):
+            for T in args.loop_steps:
+                rows.append(loop_compile(T, warm))
+    table = []
+    for T in args.loop_steps:
+        mine = [r for r in rows if r["T"] == T]
+        row = {k: sorted(r[k] for r in mine)[len(mine) // 2] for k in mine[0]}
+        table.append(row)
+        print(f"T={T:5d} ops={row['ops']} compile {row['compile_s']:.3f} s (first run "
+              f"{row['first_run_s']:.3f} s, {row['body_compiles']} bodies compiled); "
+              f"T+7 after it: compile {row['new_T_compile_s']:.3f} s, "
+              f"{row['new_T_body_compiles']} bodies compiled", flush=True)
+    base = table[0]["compile_s"]
+    for row in table:
+        row["compile / first T"] = row["compile_s"] / base
+    print(f"compile time T={table[-1]['T']} / T={table[0]['T']}: "
+          f"{table[-1]['compile_s'] / base:.2f}")
+    if args.out:
+        write_results(table, ["T", "ops", "build_s", "gradients_s", "compile_s",
+                              "compile / first T", "first_run_s", "body_compiles",
+                              "new_T_compile_s", "new_T_body_compiles"],
+                      args.out + "_loop", "LSTM through dynamic_rnn: compile time against "
+                      "T (warm kernel cache, eager)",
+                      notes=[f"B, I, H = 16, 32, 64; median of {args.loop_repeats} fresh "
+                             "processes per T; compile_s: seconds in compile_plan during "
+                             "the first run (outer plan and loop bodies); new_T: a second "
+                             "run of the same session at T+7"])
+    return table
+
+
 def _child(code, cache_dir, timeout=1800):
     env = dict(os.environ, FLOWGRAPH_CACHE_DIR=cache_dir,
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -203,7 +306,13 @@ def main(argv=None):
     p.add_argument("--modes", nargs="*", default=["background", "eager"])
     p.add_argument("--steps", nargs="*", type=int, default=[50, 200, 400, 800, 1000])
     p.add_argument("--repeats", type=int, default=60, help="steady-state steps timed")
+    p.add_argument("--loop", action="store_true",
+                   help="only part 4: compile time of a dynamic_rnn graph against T")
+    p.add_argument("--loop-steps", nargs="*", type=int, default=[50, 5000])
+    p.add_argument("--loop-repeats", type=int, default=3)
     args = p.parse_args(argv)
+    if args.loop:
+        return run_loop(args)
 
     first_rows = []
     for name in args.models:

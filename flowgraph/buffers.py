@@ -134,6 +134,26 @@ class BufferLayout:
                 last[r] = max(last.get(r, -1), i)
         for v in prog.fetches:
             last[root(v)] = len(units)
+        pinned = getattr(self, "_pinned_feeds", ())
+        if pinned:           # a loop body's plan: its captured values stay put
+            for n in prog.nodes:
+                if n.type == "Feed" and n.feed in pinned:
+                    last[root((n, 0))] = len(units)
+        # A loop body's carried values: the k-th carried feed's buffer, once its last
+        # reader has run, is kept for the k-th fetch (the variable's new value), so
+        # that the loop step finds the new value where the next iteration reads it.
+        carry = {}      # feed value -> fetch value
+        carried = list(getattr(self, "_carried_feeds", ()))
+        if carried:
+            feeds = {n.feed: (n, 0) for n in prog.nodes if n.type == "Feed"}
+            for k, t in enumerate(carried):
+                f = feeds.get(t)
+                if (f is not None and root(f) == f and kinds.get(f) == "buffer"
+                        and k < len(prog.fetches) and kinds.get(prog.fetches[k]) == "buffer"
+                        and prog.fetches[k] not in carry.values()
+                        and _nbytes(prog.fetches[k]) == _nbytes(f)):
+                    carry[f] = prog.fetches[k]
+        reserved = {}   # fetch value -> the storage kept for it
 
         pool = {}          # nbytes -> [free _Storage]
         self._storages = []
@@ -169,7 +189,8 @@ class BufferLayout:
                             and sum(root(w) == v for w in inputs_of[i]) == 1):
                         for o in outs:
                             if (o not in handed and _same_layout(o, v)
-                                    and o[0].type != "ReduceSum"):   # zeroed first
+                                    and o[0].type != "ReduceSum"   # zeroed first
+                                    and carry.get(v, o) == o):   # (kept for its own)
                                 handed[o] = v
                                 break
             for w in produced[i]:
@@ -183,7 +204,9 @@ class BufferLayout:
             for o in outs:
                 if o in storage_of:
                     continue              # a concatenation whose inputs filled it
-                if o in handed:
+                if o in reserved:
+                    storage_of[o] = reserved.pop(o)
+                elif o in handed:
                     storage_of[o] = storage_of[handed[o]]
                     go_dead(handed[o])
                 else:
@@ -196,7 +219,10 @@ class BufferLayout:
                 if v in live:
                     go_dead(v)
                     s = storage_of[v]
-                    pool.setdefault(s.nbytes, []).append(s)
+                    if v in carry and carry[v] not in storage_of:
+                        reserved[carry[v]] = s
+                    else:
+                        pool.setdefault(s.nbytes, []).append(s)
         self.memory_stats = {
             "pooled_bytes": sum(s.nbytes for s in self._storages),
             "largest_live_set_bytes": self.largest_live_set,

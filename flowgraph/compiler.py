@@ -61,7 +61,8 @@ def compile_plan(graph, fetch_tensors, target_ops, feed_tensors, feed_arrays, co
            and op.outputs[0] not in fed):
         # A missing feed: the reference plan raises the specified FeedError.
         return reference_plan(graph, fetch_tensors, target_ops, feed_tensors, config)
-    prog = passes.run_pipeline(prog)
+    from . import loop_passes
+    prog = loop_passes.run(passes.run_pipeline(loop_passes.before(prog)))
     try:
         if placed is not None:
             from .backends import backend_class, legalize

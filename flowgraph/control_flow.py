@@ -70,6 +70,7 @@ class Function:
         self._reference = None
         self._compiled = {}
         self._shapes = {}
+        self.compiles = 0      # body plans compiled so far (tests count them)
 
     @classmethod
     def trace(cls, fn, specs, name):
@@ -108,17 +109,22 @@ class Function:
                                             self.params + self.captures)
         return self._reference
 
-    def compiled_plan(self, arrays):
-        """The body compiled once per input shapes (its own plan and buffers)."""
-        key = tuple(a.shape for a in arrays)
+    def compiled_plan(self, arrays, config=None, fetch=None):
+        """The body compiled once per input shapes, configuration and fetched
+        outputs (its own plan and buffers). ``config``: a
+        :class:`flowgraph.loop_step.BodyConfig` (default: eager, pinned feeds);
+        ``fetch``: the outputs to compute (default: all)."""
+        from .loop_step import BodyConfig
+        config = config or BodyConfig().pinning(self.captures)
+        fetch = list(self.outputs if fetch is None else fetch)
+        key = (tuple(np.shape(a) for a in arrays), config.key, tuple(id(t) for t in fetch))
         plan = self._compiled.get(key)
         if plan is None:
             from . import compiler
-            from .session import SessionConfig
-            plan = compiler.compile_plan(self.graph, self.outputs, [],
-                                         self.params + self.captures,
-                                         [np.asarray(a) for a in arrays], SessionConfig())
+            plan = compiler.compile_plan(self.graph, fetch, [], self.params + self.captures,
+                                         [np.asarray(a) for a in arrays], config)
             self._compiled[key] = plan
+            self.compiles += 1
         return plan
 
     def output_shapes(self, input_shapes):
@@ -292,6 +298,30 @@ def run_loop(op, inputs, plan_for, outputs=None):
     return tuple(result)
 
 
+def check_body_numerics(op, inputs, outputs):
+    """With ``check_numerics``: when a ``While`` or ``If`` produced a NaN or Inf, run
+    it again with its bodies checked, so that the error names the op inside the body
+    that made it (and the loop). Returns when the bodies made none."""
+    if all(np.isfinite(v).all() for v in outputs if np.asarray(v).dtype.kind == "f"):
+        return
+    from .errors import NumericsError
+    from .executor import ReferencePlan
+    plans = {}
+
+    def checked(function, arrays):
+        if function not in plans:
+            plans[function] = ReferencePlan(function.graph, function.outputs, [],
+                                            function.params + function.captures, True)
+        return plans[function]
+    try:
+        if op.type == "While":
+            run_loop(op, inputs, checked)
+        else:
+            run_if(op, inputs, checked)
+    except NumericsError as exc:
+        raise NumericsError(f"{exc} (inside {describe_op(op)})") from None
+
+
 def _cond_captures(cond, caps, attrs):
     """The captured values the cond reads (a subset of the loop's captures)."""
     index = attrs["cond_caps"]
@@ -381,6 +411,9 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         if n_emits is None:
             n_emits, n_sums = counts["emits"], counts["sums"]
         _check_body(body, loop_vars, specs, nv, n_emits, n_sums, label)
+        if seqs:
+            from . import loop_passes
+            body, seqs, specs = loop_passes.hoist(body, specs, nv, seqs, with_index, name)
         recorded = _record_matmuls(body, nv, n_emits) if record else ()
         n_user_emits, n_emits = n_emits, n_emits + len(recorded)
         cond = None
@@ -432,6 +465,18 @@ def _record_matmuls(body, nv, n_emits):
             if op.type == "MatMul" and op.outputs[0].shape is not None \
                     and len(op.outputs[0].shape) == 2:
                 recorded.append(op)
+    # ``[h] @ W + b`` (or ``+ x_t @ W_x``, the hoisted input product): record the sum,
+    # which the backward body reads in place of the product and the addition
+    readers = {}
+    for op in body.ops:
+        for t in op.inputs:
+            readers.setdefault(t, []).append(op)
+    outputs = set(body.outputs)
+    for i, m in enumerate(recorded):
+        users = readers.get(m.outputs[0], [])
+        if (len(users) == 1 and m.outputs[0] not in outputs and users[0].type == "Add"
+                and users[0].outputs[0].shape == m.outputs[0].shape):
+            recorded[i] = users[0]
     at = nv + n_emits
     body.outputs = body.outputs[:at] + [m.outputs[0] for m in recorded] + body.outputs[at:]
     return tuple(recorded)
@@ -668,31 +713,54 @@ def _while_grad(op, *grads):
         g_vars = g[:nfv]
         hist_add = dict(zip(live_h, gh))
         g_vars = [gx + hist_add[j] if j in hist_add else gx for gx, j in zip(g_vars, fv)]
-        pairs, sums = [], []
+        # Per-iteration weight and bias gradients become emits, summed once after the
+        # loop (one GEMM, one column sum); an emit that is already a sequence
+        # gradient or a row of the forward history is not emitted twice.
+        emit_list, sums = list(g[nfv:nfv + len(fs)]), []
+
+        def emit_index(t):
+            for i, u in enumerate(emit_list):
+                if u is t:
+                    return i
+            emit_list.append(t)
+            return len(emit_list) - 1
+
         for j, gc in zip(fc, g[nfv + len(fs):]):
             if _stackable(gc):
-                stacked.append(j)
-                pairs += list(gc.op.inputs)
+                left, right = gc.op.inputs
+                own = [k for k, v in enumerate(x_vars) if v is left]
+                recipes[j] = ("matmul", ("hist", own[0]) if own else ("emit", emit_index(left)),
+                              emit_index(right))
+            elif _column_sum(gc, local_caps[j]):
+                recipes[j] = ("column sum", emit_index(gc.op.inputs[0]))
             else:
-                summed.append(j)
+                recipes[j] = ("sum", len(sums))
                 sums.append(gc)
-        return g_vars, g[nfv:nfv + len(fs)] + pairs, sums
+        return g_vars, emit_list, sums
 
     # A weight gradient that is a GEMM per iteration, a_k^T b_k (x @ W in the body),
     # is summed as one GEMM after the loop over the stacked a_k and b_k, as the passes
-    # stack the per-step weight gradients of an unrolled graph.
-    stacked, summed = [], []
+    # stack the per-step weight gradients of an unrolled graph; a bias gradient, a
+    # column sum per iteration, is one column sum after it.
+    recipes = {}
     with name_scope("while_grad"):
         g_init, emits, g_sums, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=None,
                                             reverse=not a["reverse"],
                                             with_index=a["with_index"], record=False,
                                             name="while_grad")
         g_seq = emits[:len(fs)]
-        g_caps = dict(zip(summed, g_sums))
-        for k, j in enumerate(stacked):
-            left, right = emits[len(fs) + 2 * k], emits[len(fs) + 2 * k + 1]
-            g_caps[j] = F.matmul(F.reshape(left, (-1, left.shape[-1])),
-                                 F.reshape(right, (-1, right.shape[-1])), transpose_a=True)
+        g_caps = {}
+        for j, recipe in recipes.items():
+            if recipe[0] == "matmul":
+                where, k = recipe[1]
+                left = hist[k] if where == "hist" else emits[k]
+                right = emits[recipe[2]]
+                g_caps[j] = F.matmul(F.reshape(left, (-1, left.shape[-1])),
+                                     F.reshape(right, (-1, right.shape[-1])), transpose_a=True)
+            elif recipe[0] == "column sum":
+                g_caps[j] = F.sum_like(emits[recipe[1]], caps[j])
+            else:
+                g_caps[j] = g_sums[recipe[1]]
     result = [None] * len(op.inputs)
     for j, g in zip(fv, g_init):
         result[j] = g
@@ -701,6 +769,15 @@ def _while_grad(op, *grads):
     for j, g in g_caps.items():
         result[nv + ns + j] = g
     return result
+
+
+def _column_sum(grad, cap):
+    """``sum_like(x, cap)`` of a ``[rows, n]`` ``x`` and a ``[n]`` captured ``cap``
+    (a bias gradient)."""
+    op = grad.op
+    return (op.type == "SumLike" and op.inputs[1] is cap and cap.shape is not None
+            and len(cap.shape) == 1 and op.inputs[0].shape is not None
+            and len(op.inputs[0].shape) == 2 and op.inputs[0].shape[1] == cap.shape[0])
 
 
 def _stackable(grad):

@@ -3,8 +3,37 @@ compiled once (:func:`flowgraph.compiler.compile_plan` on the body's sub-graph, 
 its own buffers), keyed by the body's input shapes. The number of iterations is data:
 a new sequence length needs no new compile of the body.
 
-Registered as the CPU kernels of ``While`` and ``If`` (:mod:`kernels`); a plan that
-finds them calls the step like any other prebound kernel.
+A plan builds the step of a loop node with :func:`build` (the CPU backend calls it for
+nodes of kind ``"loop"``). The body plan then follows the outer plan's configuration:
+its generated kernels compile when the session's ``compile`` mode says (and are
+swapped in between loop runs, as the outer plan's are), ``Session.wait_compiled``
+waits for them too, and with ``check_numerics`` a NaN or Inf made inside the body
+names the body's op.
+
+A loop over sequences (``scan``, ``dynamic_rnn``: no ``cond``) runs straight on the
+body plan's buffers. The body plan keeps the feed buffers of its captured tensors
+("pinned"), so they are loaded once per loop run; a loop variable's new value is
+written by the body straight into the buffer the next iteration reads it from where
+the buffer planner can (``carried_feeds``: the old value's buffer, free after its
+last reader, is kept for the new one), else copied there. Per iteration only what
+changes moves: the sequence rows in, the emits out, the history rows (only the
+outputs somebody reads: :func:`flowgraph.loop_passes.mark_live_outputs`; a history
+that equals an emit shifted by one row is one copy after the loop). Those copies are
+bound per row on the first run as byte-memoryview pairs, so an iteration is a few
+memcpys and the body's steps.
+
+Registered as the CPU kernels of ``While`` and ``If`` as well (:mod:`kernels`), for
+callers without a plan.
+
+>>> import numpy as np, flowgraph as fg
+>>> with fg.Graph().as_default():
+...     xs = fg.placeholder(fg.float64, (None, 2))
+...     ys = fg.scan(lambda acc, x: acc * 0.5 + x, xs)
+...     sess = fg.Session(config=fg.SessionConfig(compile="never"))
+...     out = sess.run(ys, {xs: np.ones((3, 2))})
+...     done = sess.wait_compiled()          # bodies included: nothing to wait for
+>>> out[:, 0].tolist(), done
+([1.0, 1.5, 1.75], True)
 """
 from __future__ import annotations
 
@@ -13,10 +42,6 @@ import numpy as np
 from kernels import register
 
 from . import control_flow
-
-
-def _compiled_plan_for(function, arrays):
-    return function.compiled_plan(arrays)
 
 
 def _copy_into(outputs, values):
@@ -37,92 +62,318 @@ class _OpView:
         self.name, self.location = attrs.get("_name", type_), None
 
 
-@register("While", "cpu")
-def while_step(attrs, inputs, outputs):
-    view = _OpView(attrs, "While")
+class BodyConfig:
+    """The configuration a body plan is compiled with: the outer plan's ``compile``
+    mode and ``check_numerics``; the body's captured values keep their feed buffers
+    (``pinned_feeds``: never pooled, never overwritten in place), so that they are
+    loaded once per loop run."""
+
+    optimize = True
+    allow_soft_placement = False
+    log_device_placement = False
+
+    def __init__(self, compile="eager", check_numerics=False, pinned_feeds=(),
+                 carried_feeds=()):
+        self.compile, self.check_numerics = compile, check_numerics
+        self.pinned_feeds = frozenset(pinned_feeds)
+        self.carried_feeds = tuple(carried_feeds)
+
+    @property
+    def key(self):
+        return (self.compile, self.check_numerics, tuple(sorted(map(id, self.pinned_feeds))),
+                tuple(map(id, self.carried_feeds)))
+
+    def pinning(self, pinned, carried=()):
+        """The same configuration with the feed buffers of ``pinned`` kept, and those
+        of ``carried`` handed to the fetches in the same positions after their last
+        reader (:class:`flowgraph.buffers.BufferLayout`)."""
+        return BodyConfig(self.compile, self.check_numerics, pinned, carried)
+
+
+def _config_of(plan):
+    if plan is None:
+        return BodyConfig()
+    return BodyConfig(getattr(plan, "_compile_mode", "eager"),
+                      bool(getattr(plan, "_check_numerics", False)))
+
+
+def _adopt(owner, body_plan):
+    """Let ``owner`` (the outer plan) wait for the body plan's kernels too."""
+    if owner is None or body_plan is None:
+        return
+    subplans = owner.__dict__.setdefault("_subplans", [])
+    if body_plan not in subplans:
+        subplans.append(body_plan)
+
+
+def _plan_for(config, owner):
+    def plan_for(function, arrays):
+        body_plan = function.compiled_plan(arrays, config)
+        _adopt(owner, body_plan)
+        return body_plan
+    return plan_for
+
+
+def build(plan, node, inputs, outputs):
+    """The step of loop node ``node`` (``While`` or ``If``) in compiled plan ``plan``
+    (``None``: no plan, default configuration)."""
+    config = _config_of(plan)
+    plan_for = _plan_for(config, plan)
+    op = node if plan is not None else _OpView(node.attrs, node.type)
+    if node.type == "If":
+        run = control_flow.run_if
+
+        def if_step():
+            _copy_into(outputs, run(op, inputs, plan_for))
+        return if_step
+    return _while_step(plan, op, node.attrs, inputs, outputs, config, plan_for)
+
+
+def _while_step(owner, op, attrs, inputs, outputs, config, plan_for):
     run = control_flow.run_loop
 
     def generic():
-        _copy_into(outputs, run(view, inputs, _compiled_plan_for))
+        _copy_into(outputs, run(op, inputs, plan_for))
 
-    if attrs["cond"] is not None or attrs["has_max"] or not attrs["n_seqs"]:
+    if attrs["cond"] is not None or attrs["has_max"] or not attrs["n_seqs"] or any(
+            i is not None for i in attrs["invariants"]):
         return generic
+    counted = _CountedLoop(owner, op, attrs, inputs, outputs, config)
+    if counted.plan is None:
+        return generic
+    _adopt(owner, counted.plan)
 
-    def step():
-        if len(inputs[attrs["n_vars"]]) == 0 or not _run_counted(attrs, inputs, outputs):
+    def while_step():
+        if len(inputs[attrs["n_vars"]]) == 0:
             generic()
-    return step
+        else:
+            counted.run()
+    return while_step
 
 
-def _run_counted(attrs, inputs, outputs):
-    """A loop over sequences (scan, dynamic_rnn) run straight on the body plan's
-    buffers: each iteration copies
-    the inputs in and the emits, history and sums straight into the loop's output
-    buffers (no per-iteration arrays). ``False``: the body is not a compiled plan."""
-    from .executor import RunState
-    from .plan import CompiledPlan
-    nv, ns, nc = attrs["n_vars"], attrs["n_seqs"], attrs["n_caps"]
-    ne, nsum = attrs["n_emits"], attrs["n_sums"]
-    body, reverse = attrs["body"], attrs["reverse"]
-    seqs = inputs[nv:nv + ns]
-    caps = inputs[nv + ns:nv + ns + nc]
-    n = len(seqs[0])
-    index = [np.int32(0)] if attrs["with_index"] else []
-    plan = body.compiled_plan(list(inputs[:nv]) + [s[0] for s in seqs] + index + list(caps))
-    if not isinstance(plan, CompiledPlan):
-        return False
-    buffers = {tensor: buf for buf, tensor in plan._feed_loads}
-    var_bufs = [buffers.get(t) for t in body.params[:nv]]
-    seq_bufs = [buffers.get(t) for t in body.params[nv:nv + ns]]
-    index_buf = buffers.get(body.params[-1]) if index else None
-    fetch = plan._fetch_arrays
-    current = outputs[:nv]
-    emits = outputs[nv:nv + ne]
-    sums = outputs[nv + ne:nv + ne + nsum]
-    hist = outputs[nv + ne + nsum:2 * nv + ne + nsum]
-    copyto, add = np.copyto, np.add
-    with plan._lock, np.errstate(all="ignore"):
-        plan._state[0] = RunState({}, lambda v: v.initial_value)
-        try:
-            # the plan pools its feed buffers with other values: reload the captured
-            # tensors every iteration, as a run of the plan would
-            cap_loads = [(buffers[t], c) for t, c in zip(body.captures, caps) if t in buffers]
-            for j in range(nv):
-                copyto(current[j], inputs[j])
-            for s in sums:
-                s[...] = 0
-            for k in range(n):
-                row = n - 1 - k if reverse else k
-                for j in range(nv):
-                    copyto(hist[j][row, ...], current[j])
-                    if var_bufs[j] is not None:
-                        copyto(var_bufs[j], current[j])
-                for buf, c in cap_loads:
-                    copyto(buf, c)
-                for buf, seq in zip(seq_bufs, seqs):
-                    if buf is not None:
-                        copyto(buf, seq[row, ...])
-                if index_buf is not None:
-                    index_buf[...] = row
-                for step in plan._steps:
-                    step()
-                for e in range(ne):
-                    copyto(emits[e][row, ...], fetch[nv + e])
-                for s in range(nsum):
-                    add(sums[s], fetch[nv + ne + s], out=sums[s])
-                for j in range(nv):
-                    copyto(current[j], fetch[j])
-        finally:
-            plan._state[0] = None
-    outputs[-1][...] = n
-    return True
+@register("While", "cpu")
+def while_step(attrs, inputs, outputs):
+    return _while_step(None, _OpView(attrs, "While"), attrs, inputs, outputs, BodyConfig(),
+                       _plan_for(BodyConfig(), None))
 
 
 @register("If", "cpu")
 def if_step(attrs, inputs, outputs):
     view = _OpView(attrs, "If")
     run = control_flow.run_if
+    plan_for = _plan_for(BodyConfig(), None)
 
     def step():
-        _copy_into(outputs, run(view, inputs, _compiled_plan_for))
+        _copy_into(outputs, run(view, inputs, plan_for))
     return step
+
+
+class _CountedLoop:
+    """A loop over sequences run straight on a compiled body plan's buffers. Every
+    array an iteration touches is bound here, once per outer plan."""
+
+    def __init__(self, owner, op, attrs, inputs, outputs, config):
+        from .plan import CompiledPlan
+        self.op, self.attrs, self.config = op, attrs, config
+        nv, ns, nc = attrs["n_vars"], attrs["n_seqs"], attrs["n_caps"]
+        ne, nsum = attrs["n_emits"], attrs["n_sums"]
+        body = self.body = attrs["body"]
+        live = attrs.get("_live") or (True,) * len(outputs)
+        live_emits = [e for e in range(ne) if live[nv + e]]
+        live_sums = [s for s in range(nsum) if live[nv + ne + s]]
+        live_hist = [j for j in range(nv) if live[nv + ne + nsum + j]]
+        fetch = ([body.outputs[j] for j in range(nv)]
+                 + [body.outputs[nv + e] for e in live_emits]
+                 + [body.outputs[nv + ne + s] for s in live_sums])
+        seqs = inputs[nv:nv + ns]
+        caps = inputs[nv + ns:nv + ns + nc]
+        index = [np.zeros((), np.int32)] if attrs["with_index"] else []
+        like = ([np.empty(np.shape(v), np.asarray(v).dtype) for v in inputs[:nv]]
+                + [np.empty(np.shape(s)[1:], np.asarray(s).dtype) for s in seqs]
+                + index + [np.empty(np.shape(c), np.asarray(c).dtype) for c in caps])
+        plan = body.compiled_plan(like, config.pinning(body.captures, body.params[:nv]),
+                                  fetch=fetch)
+        self.plan = plan if isinstance(plan, CompiledPlan) else None
+        if self.plan is None:
+            return
+        self.inputs, self.outputs = inputs, outputs
+        buffers = {tensor: buf for buf, tensor in plan._feed_loads}
+        fetched = plan._fetch_arrays
+        var_bufs = [buffers.get(t) for t in body.params[:nv]]
+        # where each loop variable's value is between iterations: its feed buffer
+        # (written after the body's steps, read by the next iteration's), or for a
+        # variable the body does not read, the loop's output
+        cur = self.cur = [b if b is not None else outputs[j] for j, b in enumerate(var_bufs)]
+        self.seq_pairs = [(buffers[t], s) for t, s in zip(body.params[nv:nv + ns], seqs)
+                          if t in buffers]
+        self.index_buf = buffers.get(body.params[nv + ns]) if index else None
+        self.cap_loads = [(buffers[t], c) for t, c in zip(body.captures, caps)
+                          if t in buffers]
+        k = nv
+        self.emit_moves, emitted = [], {}
+        for e in live_emits:
+            self.emit_moves.append((outputs[nv + e], fetched[k]))
+            emitted[id(body.outputs[nv + e])] = outputs[nv + e]
+            k += 1
+        self.sums = []
+        for s in live_sums:
+            self.sums.append((outputs[nv + ne + s], fetched[k]))
+            k += 1
+        # the history of a variable that is also emitted (scan's accumulators, an
+        # RNN's h) is the emits shifted by one row: copied once after the loop
+        self.hist, self.hist_after = [], []
+        for j in live_hist:
+            rows = outputs[nv + ne + nsum + j]
+            same = emitted.get(id(body.outputs[j]))
+            if same is not None:
+                self.hist_after.append((j, rows, same))
+            else:
+                self.hist.append((rows, cur[j]))
+        # the new values into the variables' buffers, after the emits are out; a
+        # value the body left in another variable's buffer goes through a copy first
+        moves = [(cur[j], fetched[j]) for j in range(nv)
+                 if not _same_memory(cur[j], fetched[j])]
+        self.pre_moves = []
+        for i, (dst, src) in enumerate(moves):
+            if any(np.shares_memory(src, d) for m, (d, _) in enumerate(moves) if m != i):
+                scratch = np.empty_like(src)
+                self.pre_moves.append((scratch, src))
+                moves[i] = (dst, scratch)
+        self.var_moves = moves
+
+    def _bind_rows(self, n):
+        """Per row, the copies before the body's steps (history rows out, sequence
+        rows and the row number in) and after them (emit rows out), as pairs of
+        byte memoryviews where both sides are C-contiguous (a memoryview slice
+        assignment is a memcpy at a fraction of ``np.copyto``'s call cost), else of
+        arrays. Built on the first run (the number of rows is fixed for the outer
+        plan), not when the plan is compiled."""
+        reverse = self.attrs["reverse"]
+        rows = np.arange(n, dtype=np.int32)
+        before, after = [], []
+        for step_k in range(n):
+            row = n - 1 - step_k if reverse else step_k
+            pre = [(out[row, ...], value) for out, value in self.hist]
+            pre += [(buf, seq[row, ...]) for buf, seq in self.seq_pairs]
+            if self.index_buf is not None:
+                pre.append((self.index_buf, rows[row, ...]))
+            before.append(_movers(pre))
+            after.append(_movers([(out[row, ...], value) for out, value in self.emit_moves]))
+        return before, after
+
+    def run(self):
+        """One run of the loop: every iteration, then the final values."""
+        attrs, plan = self.attrs, self.plan
+        nv = attrs["n_vars"]
+        inputs, outputs, cur = self.inputs, self.outputs, self.cur
+        copyto, add = np.copyto, np.add
+        n = len(inputs[nv])
+        reverse = attrs["reverse"]
+        rows = getattr(self, "_rows", None)
+        if rows is None or len(rows) != n:
+            # per iteration: the copies before the body's steps, and after them (the
+            # emitted rows out, then the new loop variables into place)
+            moves = _movers(self.pre_moves) + _movers(self.var_moves)
+            before, after = self._bind_rows(n)
+            rows = self._rows = [(pre, post + moves) for pre, post in zip(before, after)]
+        sums = self.sums
+        with plan._lock, np.errstate(all="ignore"):
+            if plan._swaps:
+                plan._apply_swaps()      # compiled kernels go in between loop runs
+            steps = tuple(plan._steps)
+            checked = self.config.check_numerics
+            plan._state[0] = _fresh_state()
+            try:
+                for buf, c in self.cap_loads:
+                    copyto(buf, c)
+                for j in range(nv):
+                    copyto(cur[j], inputs[j])
+                for total, _ in sums:
+                    total[...] = 0
+                if not checked and not sums:
+                    for pre, post in rows:
+                        for dst, src in pre:
+                            dst[:] = src
+                        for step in steps:
+                            step()
+                        for dst, src in post:
+                            dst[:] = src
+                else:
+                    for step_k, (pre, post) in enumerate(rows):
+                        for dst, src in pre:
+                            dst[:] = src
+                        if checked:
+                            self._run_checked(step_k)
+                        else:
+                            for step in steps:
+                                step()
+                        for total, value in sums:
+                            add(total, value, out=total)
+                        for dst, src in post:
+                            dst[:] = src
+            finally:
+                plan._state[0] = None
+            for j, hist, emits in self.hist_after:
+                if reverse:
+                    copyto(hist[n - 1, ...], inputs[j])
+                    copyto(hist[:n - 1], emits[1:])
+                else:
+                    copyto(hist[0, ...], inputs[j])
+                    copyto(hist[1:], emits[:n - 1])
+            for j in range(nv):
+                if cur[j] is not outputs[j]:
+                    copyto(outputs[j], cur[j])
+        outputs[-1][...] = n
+
+    def _run_checked(self, iteration):
+        """The body's steps, each output checked for NaN/Inf; the first bad one is
+        named by rerunning this iteration on the body's reference plan."""
+        plan = self.plan
+        values = {t: np.array(buf) for buf, t in plan._feed_loads}
+        for unit_steps, outs, origin in plan._checked_steps:
+            for step in unit_steps:
+                step()
+            for out in outs:
+                if not np.isfinite(out).all():
+                    self._name_the_op(iteration, origin, values)
+
+    def _name_the_op(self, iteration, origin, values):
+        from .errors import NumericsError, describe_op
+        from .executor import ReferencePlan
+        body = self.body
+        reference = ReferencePlan(body.graph, body.outputs, [], body.params + body.captures,
+                                  True)
+        where = f" (iteration {iteration} of the loop {describe_op(self.op)})"
+        try:
+            reference.run(values, _fresh_state())
+        except NumericsError as exc:
+            raise NumericsError(f"{exc}{where}") from None
+        raise NumericsError(f"{describe_op(origin.origin or origin)}: produced a NaN or "
+                            f"Inf in the compiled loop body{where}")
+
+
+def _movers(pairs):
+    """``(dst, src)`` array pairs as pairs for ``dst[:] = src``: byte memoryviews when
+    both are C-contiguous with the same dtype and size, else ``(view, array)`` with
+    the destination an ``ndarray`` (``[:]`` assignment broadcasts and casts as
+    ``np.copyto`` does)."""
+    out = []
+    for dst, src in pairs:
+        src = np.asarray(src)
+        if (dst.flags.c_contiguous and src.flags.c_contiguous and dst.dtype == src.dtype
+                and dst.shape == src.shape and dst.nbytes):
+            out.append((memoryview(dst.reshape(-1)).cast("B"),
+                        memoryview(src.reshape(-1)).cast("B")))
+        else:
+            out.append((dst.reshape((1,) + dst.shape) if dst.ndim == 0 else dst, src))
+    return out
+
+
+def _same_memory(a, b):
+    return a.shape == b.shape and a.__array_interface__["data"][0] == \
+        b.__array_interface__["data"][0] and a.strides == b.strides
+
+
+def _fresh_state():
+    from .executor import RunState
+    return RunState({}, lambda v: v.initial_value)

@@ -60,6 +60,12 @@ class CompiledPlan(BufferLayout, CpuSteps):
         # that is one stretch of a placed plan: the placed plan replays the whole run)
         self._on_failure = on_failure
         self._kernels = None     # set by tiering.KernelSet: the generated kernels' progress
+        # a loop body's plan keeps these feeds' buffers (loaded once per loop run)
+        self._pinned_feeds = frozenset(getattr(config, "pinned_feeds", ()))
+        # ... and these feeds' buffers, after their last reader, hold the fetches
+        # in the same positions (a loop variable's new value: buffers.BufferLayout)
+        self._carried_feeds = tuple(getattr(config, "carried_feeds", ()))
+        self._subplans = []      # loop bodies' plans (flowgraph.loop_step): waited for too
         units = schedule(prog)
         self.n_units = len(units)
         self._layout(prog, units)
@@ -76,14 +82,18 @@ class CompiledPlan(BufferLayout, CpuSteps):
     @property
     def compiled(self):
         """Are all generated kernels compiled (nothing left to compile)?"""
-        return self._kernels is None or self._kernels.finished()
+        return (self._kernels is None or self._kernels.finished()) and all(
+            p.compiled for p in self._subplans)
 
     def wait_compiled(self, timeout=None):
         """Block until every generated kernel of the plan is compiled and in use
         (``compile="background"``); True when done, False on timeout."""
+        done = True
+        for sub in list(self._subplans):
+            done = sub.wait_compiled(timeout) and done
         if self._kernels is None:
-            return True
-        done = self._kernels.wait(timeout)
+            return done
+        done = self._kernels.wait(timeout) and done
         with self._lock:
             self._apply_swaps()
         return done
@@ -106,6 +116,8 @@ class CompiledPlan(BufferLayout, CpuSteps):
         quiet = True      # no step is a NumPy call that could raise an FP warning
         epilogues = self._epilogues(prog, units)
         self.step_infos = []    # one per entry of _checked_steps: what explain shows
+        # values some node or the fetches read (a state op stores only those)
+        self._read_values = set(prog.users()).union(prog.fetches)
         for kind, p in units:
             if kind == "node" and p in epilogues:
                 continue          # runs in row blocks with the region that follows it

@@ -89,6 +89,15 @@ def test_compile_latency_children_report_their_measurements(bench_path, tmp_path
     assert not os.listdir(tmp_path)    # compile="never" wrote no kernel
 
 
+def test_compile_latency_loop_child_compiles_no_body_for_a_new_length(bench_path, tmp_path):
+    # --loop's child: one graph for every T; a second length compiles no loop body
+    import compile_latency as C
+    rows = [C.loop_compile(T, str(tmp_path), mode="never", sizes=(2, 3, 4)) for T in (3, 9)]
+    assert rows[0]["ops"] == rows[1]["ops"] > 0            # the graph does not grow
+    assert all(r["body_compiles"] == 2 and r["new_T_body_compiles"] == 0 for r in rows)
+    assert all(r["compile_s"] > 0 and r["first_run_s"] > 0 for r in rows)
+
+
 def test_programs_benchmark_models_agree_with_torch(bench_path, monkeypatch):
     """The three whole-program steps start from the same weights as their torch twins:
     first-step losses agree (run() raises otherwise), and a second step still agrees

@@ -21,11 +21,15 @@ MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optim
 MODULES += ["flowgraph.distributed.steps"]
 MODULES += ["flowgraph.tiering"]
 MODULES += ["kernels.cpu.softmax_xent", "kernels.cpu.scatter"]
+# the sparse embedding gradient's clipping, the float32 vector math (issue 16)
+MODULES += ["flowgraph.train.clip", "kernels.cpu.vmath"]
 # one compiled pipeline for every placement (issue 11)
 MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
             "flowgraph.backends.cpu", "flowgraph.backends.cuda",
             "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule",
             "flowgraph.passes"]
+# compiled loops (issue 13)
+MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step"]
 # facts about an op live on its Primitive (issue 11)
 MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
 

@@ -45,6 +45,35 @@ def matmul(attrs, inputs, outputs):
     return lambda: mm(a, b, out=out)
 
 
+@register("SliceGrad", "cpu")
+def slice_grad(attrs, inputs, outputs):
+    """Zeros with ``g`` written into the slice ``spec`` (the gradient of a slice)."""
+    from flowgraph.ops import slice_spec_to_index
+    g, _ = inputs
+    out = outputs[0]
+    if out.dtype.kind != "f":
+        return None
+    index = slice_spec_to_index(attrs["spec"])
+    try:
+        window = out[index]
+    except IndexError:
+        return None       # the reference raises the error
+    if np.shape(window) != g.shape:
+        return None
+    if not isinstance(window, np.ndarray):     # one element: no view to bind
+
+        def one():
+            out.fill(0)
+            out[index] = g
+        return one
+    copyto = np.copyto
+
+    def step():
+        out.fill(0)
+        copyto(window, g)
+    return step
+
+
 def _reduce(fn):
     def builder(attrs, inputs, outputs):
         x, = inputs
@@ -127,17 +156,8 @@ def gather(attrs, inputs, outputs):
     return gather_rows
 
 
-@register("GatherGrad", "cpu")
-def gather_grad(attrs, inputs, outputs):
-    g, indices, _ = inputs
-    out = outputs[0]
-    add_at, n = np.add.at, out.shape[0]
-
-    def scatter_add_rows():
-        _in_range(indices, n)
-        out.fill(0)
-        add_at(out, indices, g)
-    return scatter_add_rows
+# GatherGrad's CPU kernel is the Numba scatter-add of kernels/cpu/scatter.py (registered
+# when this module imports it): a second registration here would replace it.
 
 
 @register("OneHot", "cpu")

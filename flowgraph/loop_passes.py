@@ -1,0 +1,422 @@
+"""Loop passes: what the compiler does to ``While`` loops beyond running their bodies.
+
+At graph level, when a loop is built (:func:`hoist`, called by
+:func:`flowgraph.control_flow.scan` / ``dynamic_rnn`` through ``_loop``): the
+per-step input product ``x_t @ W_x`` (and its bias) becomes one GEMM over every step
+before the loop, read by the body as a row of a new sequence, and values the body
+computes from outer tensors only are computed once per loop run.
+
+On the compiler's program (:mod:`flowgraph.compiler` calls :func:`before` ahead of
+:data:`flowgraph.passes.PIPELINE` and :func:`run` after it):
+
+- :func:`unbatch_matmuls`: the hoisted ``[T, B, I] @ [I, N]`` product and its weight
+  gradient become plain 2-D GEMMs (one BLAS call each);
+- :func:`slice_grads_to_concat`: the gradient of a weight used in two row blocks
+  (``W[:H]`` in the loop, ``W[H:]`` in the hoisted GEMM) is a concatenation, not two
+  zero-filled arrays added;
+- :func:`mark_live_outputs` records which of a loop's outputs anything reads, so that
+  the loop step computes and stores only those (a forward loop whose history no
+  gradient reads stores none; an emit nobody reads is not computed in the body).
+
+>>> import flowgraph as fg
+>>> with fg.Graph().as_default() as graph:
+...     x = fg.placeholder(fg.float32, (2, None, 3))
+...     out, _ = fg.nn.dynamic_rnn(fg.nn.LSTMCell(4, seed=0), x, dtype=fg.float32)
+...     loop = [op for op in graph.operations if op.type == "While"][0]
+>>> body = loop.attrs["body"]            # h @ W[:4] only: no [h, x] concat in the loop
+>>> [op.type for op in body.ops if op.type in ("MatMul", "Concat")]
+['MatMul']
+>>> [t.op.name for t in body.hoisted]    # x @ W[4:] + b, once over all steps
+['rnn/while/hoisted/input_bias0']
+"""
+from __future__ import annotations
+
+import math
+
+
+def mark_live_outputs(prog):
+    """Give every ``While`` node ``attrs["_live"]``: one bool per output, whether a
+    node reads it or it is fetched. The node's attrs become its own copy (the graph
+    op's are left as they are).
+
+    >>> import flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     xs = fg.placeholder(fg.float64, (None, 2))
+    ...     ys = fg.scan(lambda acc, x: acc + x, xs)
+    ...     prog = mark_live_outputs(passes.lower([ys], [], [xs], [(4, 2)]))
+    >>> loop = [n for n in prog.nodes if n.type == "While"][0]
+    >>> loop.attrs["_live"]       # final acc, emitted accs, history, count
+    (False, True, False, False)
+    """
+    loops = [n for n in prog.nodes if n.type == "While"]
+    if not loops:
+        return prog
+    users = prog.users()
+    fetched = set(prog.fetches)
+    for n in loops:
+        live = tuple((n, k) in users or (n, k) in fetched for k in range(len(n.shapes)))
+        n.attrs = {**n.attrs, "_live": live}
+    return prog
+
+
+def unbatch_matmuls(prog):
+    """``[T, B, I] @ [I, N]`` (the hoisted input product of a loop: every row of a
+    sequence times a weight) becomes one 2-D GEMM on ``[T*B, I]`` (reshapes are views),
+    and its weight gradient, ``sum_like([T, B, I]^T @ [T, B, N], W)``, the 2-D GEMM
+    ``[T*B, I]^T @ [T*B, N]``: one BLAS call each instead of T.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     a = fg.placeholder(fg.float64, (3, 4, 5))
+    ...     y = fg.matmul(a, fg.constant(np.ones((5, 2))))
+    ...     prog = unbatch_matmuls(passes.lower([y], [], [a], [(3, 4, 5)]))
+    >>> [(n.type, n.shapes[0]) for n in prog.nodes if n.type in ("MatMul", "Reshape")]
+    [('Reshape', (12, 5)), ('MatMul', (12, 2)), ('Reshape', (3, 4, 2))]
+    """
+    from .passes.ir import Node, _rewrite
+
+    def reshape(v, shape, like):
+        return (Node("Reshape", [v], {"shape": shape}, like.origin, [shape],
+                     [v[0].dtypes[v[1]]], order=like.order), 0)
+
+    def shape_of(v):
+        return v[0].shapes[v[1]]
+
+    def visit(n):
+        if n.controls:
+            return None
+        if n.type == "MatMul" and not n.attrs["transpose_a"]:
+            a, b = n.inputs
+            sa, sb = shape_of(a), shape_of(b)
+            if len(sa) < 3 or len(sb) != 2 or n.dtypes[0].kind != "f":
+                return None
+            rows = math.prod(sa[:-1])
+            mm = Node("MatMul", [reshape(a, (rows, sa[-1]), n), b], dict(n.attrs), n.origin,
+                      [(rows, n.shapes[0][-1])], n.dtypes, order=n.order)
+            return reshape((mm, 0), n.shapes[0], n)
+        if n.type == "SumLike":
+            m = n.inputs[0][0]
+            if (m.type != "MatMul" or not m.attrs["transpose_a"] or m.attrs["transpose_b"]
+                    or m.controls or len(n.shapes[0]) != 2):
+                return None
+            a, g = m.inputs
+            sa, sg = shape_of(a), shape_of(g)
+            if (len(sa) < 3 or len(sg) != len(sa) or sa[:-2] != sg[:-2]
+                    or n.shapes[0] != (sa[-1], sg[-1]) or users.get((m, 0)) != [n]):
+                return None
+            rows = math.prod(sa[:-1])
+            return (Node("MatMul", [reshape(a, (rows, sa[-1]), n), reshape(g, (rows, sg[-1]), n)],
+                         {"transpose_a": True, "transpose_b": False}, n.origin, n.shapes,
+                         n.dtypes, order=n.order), 0)
+        return None
+
+    if not any(n.type in ("MatMul", "SumLike") and len(n.inputs[0][0].shapes[
+            n.inputs[0][1]]) >= 3 for n in prog.nodes):
+        return prog
+    users = prog.users()
+    from .passes.simplify import prune
+    return prune(_rewrite(prog, visit))
+
+
+def slice_grads_to_concat(prog):
+    """``slice_grad(a, W, rows [0:k]) + slice_grad(b, W, rows [k:R])`` (the gradient
+    of a weight whose row blocks are used apart: the recurrent and the hoisted input
+    block of ``[h, x] @ W``) becomes ``concat([a, b], 0)``: no zeroed weight-sized
+    arrays and no addition (and each block's GEMM then writes straight into its
+    window of the gradient).
+
+    >>> import flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     w = fg.placeholder(fg.float64, (5, 2))
+    ...     y = fg.reduce_sum(w[:2] * 3.0) + fg.reduce_sum(fg.square(w[2:]))
+    ...     g, = fg.gradients(y, [w])
+    ...     prog = slice_grads_to_concat(passes.lower([g], [], [w], [(5, 2)]))
+    >>> sorted({n.type for n in prog.nodes} & {"SliceGrad", "Concat"})
+    ['Concat']
+    """
+    from .passes.ir import Node, _rewrite
+    from .passes.simplify import prune
+
+    users = prog.users()
+    fetched = set(prog.fetches)
+
+    def rows_of(n):
+        spec = n.attrs["spec"]
+        if len(spec) != 1 or spec[0][0] != "slice" or spec[0][3] not in (1, None):
+            return None
+        rows = n.shapes[0][0]
+        start, stop, _ = slice(spec[0][1], spec[0][2]).indices(rows)
+        return start, stop
+
+    def single(v):
+        return len(users.get(v, ())) == 1 and v not in fetched and not v[0].controls
+
+    def leaves(v, out):
+        n = v[0]
+        if n.type == "Add" and single(v) and all(
+                w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs):
+            return all(leaves(w, out) for w in n.inputs)
+        if n.type == "SliceGrad" and single(v) and rows_of(n) is not None:
+            out.append(n)
+            return True
+        return False
+
+    replace = {}
+    for n in reversed(prog.nodes):
+        if n.type != "Add" or n in replace or n.controls or len(n.shapes[0]) < 1:
+            continue
+        found = []
+        if not all(leaves(w, found) for w in n.inputs) or len(found) < 2:
+            continue
+        like = found[0].inputs[1]
+        if any(m.inputs[1] != like for m in found):
+            continue
+        spans = sorted((rows_of(m), m) for m in found)
+        at = 0
+        for (start, stop), _ in spans:
+            if start != at:
+                break
+            at = stop
+        else:
+            if at == n.shapes[0][0]:
+                replace[n] = Node("Concat", [m.inputs[0] for _, m in spans], {"axis": 0},
+                                  n.origin, n.shapes, n.dtypes, order=n.order)
+                stack = list(n.inputs)
+                while stack:     # the inner adds are covered by this one
+                    w = stack.pop()
+                    if w[0].type == "Add":
+                        replace.setdefault(w[0], None)
+                        stack.extend(w[0].inputs)
+    replace = {k: v for k, v in replace.items() if v is not None}
+    if not replace:
+        return prog
+    return prune(_rewrite(prog, lambda n: (replace[n], 0) if n in replace else None))
+
+
+def before(prog):
+    """The loop passes that run before :data:`flowgraph.passes.PIPELINE`."""
+    if not any(n.type in ("While", "SliceGrad", "SumLike") for n in prog.nodes):
+        return prog
+    return slice_grads_to_concat(unbatch_matmuls(prog))
+
+
+def run(prog):
+    """The loop passes over an optimized program (the compiler calls this after the
+    pipeline)."""
+    return mark_live_outputs(prog)
+
+
+# --- graph level: hoisting out of a traced body (called by control_flow._loop) -----------
+
+ENABLED = True
+"""Hoist the per-step input products and loop-invariant values out of loop bodies
+(:func:`hoist`). Tests turn it off to compare against the plain loop."""
+
+_PURE = frozenset({"elementwise", "reduction", "matmul", "shape", "index", "copy"})
+
+
+def hoist(body, specs, nv, seqs, with_index, name):
+    """Rewrite a traced loop body so that work that does not depend on the iteration
+    runs once, outside the loop:
+
+    - **Input products.** ``x_t @ W`` with ``x_t`` the row of a sequence and ``W``
+      read from outside (``concat([h, x_t]) @ W`` too: it is ``h @ W[:H] + x_t @ W[H:]``)
+      becomes one GEMM over every row of the sequence before the loop; the body reads
+      row ``t`` of its result, a new sequence. A bias added to the product, ``+ b``,
+      goes into that GEMM's output too, so its gradient is one column sum after the
+      loop, and the input weight's gradient one GEMM.
+    - **Loop-invariant values** (ops that read only outer tensors: ``W[:H]``, a
+      transposed weight) are computed once per loop run, outside the body; so is the
+      transposed weight of ``a @ W.T`` (the backward loop's ``dz @ W_h.T``), which the
+      compiler would otherwise copy into a plain array at every iteration.
+
+    Returns ``(body, seqs, specs)``, the same objects when nothing moved (and when
+    :data:`ENABLED` is false). The hoisted products are ``new_body.hoisted``; see the
+    module's example.
+    """
+    from . import api as F
+    from .control_flow import Function
+    from .graph import get_default_graph, name_scope
+
+    if not ENABLED:
+        return body, seqs, specs
+    ns = len(seqs)
+    params = body.params
+    seq_params = params[nv:nv + ns]
+    own = set(body.ops)
+    varying = set(params)
+    invariant = []                 # ops to run once, outside
+    for op in body.ops:
+        if op.type == "Placeholder" and op.outputs and op.outputs[0] in varying:
+            continue
+        if any(t in varying for t in op.inputs):
+            varying.update(op.outputs)
+        elif (op.primitive.kind in _PURE and not op.control_inputs
+              and _reads_outside(op, own, invariant)):
+            invariant.append(op)
+        else:
+            varying.update(op.outputs)   # constants stay in the body (folded there)
+    readers = {}
+    for op in body.ops:
+        for t in op.inputs:
+            readers.setdefault(t, []).append(op)
+    outputs = set(body.outputs)
+    inv_out = {t for op in invariant for t in op.outputs}
+
+    def outside(t):
+        return t.op not in own or t in inv_out
+
+    def only_reader(t, op):
+        return t not in outputs and readers.get(t, []) == [op]
+
+    hoisted = []                   # (replaced tensor, seq index, rest parts, weight, slices)
+    for op in body.ops:
+        if op.type != "MatMul" or op.attrs["transpose_a"] or op.attrs["transpose_b"]:
+            continue
+        a, w = op.inputs
+        if not outside(w) or w.shape is None or len(w.shape) != 2 or None in w.shape:
+            continue
+        found = _row_operand(a, seq_params, only_reader, op)
+        if found is None:
+            continue
+        s, parts, offset = found
+        row_shape = seq_params[s].shape
+        if row_shape is None or len(row_shape) != 2 or row_shape[1] is None \
+                or seqs[s].shape is None or len(seqs[s].shape) != 3:
+            continue
+        width = row_shape[1]
+        target, bias = op.outputs[0], None
+        users = readers.get(target, [])
+        if (len(users) == 1 and target not in outputs and users[0].type == "Add"):
+            add = users[0]
+            other = add.inputs[1] if add.inputs[0] is target else add.inputs[0]
+            if (outside(other) and other.shape is not None and len(other.shape) == 1
+                    and other.dtype == target.dtype and add.outputs[0].shape == target.shape):
+                target, bias = add.outputs[0], other
+        hoisted.append((op, target, s, parts, offset, width, bias))
+    # ``a @ W.T`` with W from outside (the backward loop's ``dz @ W_h.T``): W.T is
+    # made a plain array once per loop run, not once per iteration (the compiler
+    # would copy it in the body: a weight-sized copy every step)
+    skip_mm = {op for op, *_ in hoisted}
+    transposed = [op for op in body.ops
+                  if op.type == "MatMul" and op.attrs["transpose_b"] and op not in skip_mm
+                  and outside(op.inputs[1]) and op.inputs[1].shape is not None
+                  and len(op.inputs[1].shape) == 2]
+    if not hoisted and not invariant and not transposed:
+        return body, seqs, specs
+
+    graph = get_default_graph()
+    mapping = {}
+    new_seqs, new_specs = [], []
+    with name_scope("hoisted"):
+        for op in invariant:           # once per loop run, before it
+            new = graph.create_op(op.type, [mapping.get(t, t) for t in op.inputs], op.attrs,
+                                  name=op.name.rsplit("/", 1)[-1])
+            mapping.update(zip(op.outputs, new.outputs))
+        replaced = {}
+        for k, (op, target, s, parts, offset, width, bias) in enumerate(hoisted):
+            w = mapping.get(op.inputs[1], op.inputs[1])
+            rows = w.shape[0]
+            wx = w if parts is None else F.strided_slice(
+                w, [("slice", offset, offset + width, 1)], name=f"input_kernel{k}")
+            product = F.matmul(seqs[s], wx, name=f"input_matmul{k}")
+            if bias is not None:
+                product = F.add(product, mapping.get(bias, bias), name=f"input_bias{k}")
+            rest = None
+            if parts is not None:
+                pieces = []
+                if offset:
+                    pieces.append(F.strided_slice(w, [("slice", 0, offset, 1)]))
+                if offset + width < rows:
+                    pieces.append(F.strided_slice(w, [("slice", offset + width, rows, 1)]))
+                rest = pieces[0] if len(pieces) == 1 else F.concat(pieces, 0)
+            replaced[target] = (ns + k, parts, rest)
+            new_seqs.append(product)
+            new_specs.append((None if product.shape is None else tuple(product.shape[1:]),
+                              product.dtype))
+        plain = {}
+        for op in transposed:
+            w = mapping.get(op.inputs[1], op.inputs[1])
+            if w not in plain:
+                plain[w] = F.transpose(w, (1, 0), name="transposed_kernel")
+            plain[op] = plain[w]
+    index_spec = specs[nv + ns:]
+    all_specs = list(specs[:nv + ns]) + new_specs + list(index_spec)
+
+    skip = set()      # the products replaced, and the [h, x] concatenations they read
+    for op, target, s, parts, offset, width, bias in hoisted:
+        if target is not op.outputs[0]:
+            skip.add(op)
+        if parts is not None:
+            skip.add(op.inputs[0].op)
+
+    def rewritten(*new_params):
+        local = dict(mapping)
+        local.update(zip(params[:nv + ns], new_params[:nv + ns]))
+        if with_index:
+            local[params[nv + ns]] = new_params[-1]
+        for op in body.ops:
+            if op.type == "Placeholder" and op.outputs and op.outputs[0] in local:
+                continue
+            if op in invariant or op in skip:
+                continue
+            hit = next((t for t in op.outputs if t in replaced), None)
+            if hit is not None:
+                j, parts, rest = replaced[hit]
+                row = new_params[nv + j]
+                if parts is None:
+                    local[hit] = row
+                else:
+                    ins = [local.get(t, t) for t in parts]
+                    left = ins[0] if len(ins) == 1 else F.concat(ins, 1)
+                    local[hit] = F.add(F.matmul(left, rest), row)
+                continue
+            ins = [local.get(t, t) for t in op.inputs]
+            attrs = op.attrs
+            if op in plain:
+                ins[1], attrs = plain[op], dict(attrs, transpose_b=False)
+            new = graph.create_op(op.type, ins, attrs, name=op.name.rsplit("/", 1)[-1])
+            local.update(zip(op.outputs, new.outputs))
+        return [local.get(t, t) for t in body.outputs]
+
+    new_body = Function.trace(rewritten, all_specs, "body")
+    new_body.hoisted = [t for t in new_seqs]
+    return new_body, list(seqs) + new_seqs, all_specs
+
+
+def _reads_outside(op, own, invariant):
+    """Does ``op`` read a tensor from outside the body (directly, or through ops
+    already found invariant)? Ops of constants only stay in the body."""
+    inv = set(invariant)
+    return any(t.op not in own or t.op in inv for t in op.inputs)
+
+
+def _row_operand(a, seq_params, only_reader, matmul):
+    """``(seq index, other parts, column offset)`` when ``a`` is a sequence's row
+    (``other parts`` None) or ``concat([..., row, ...], axis=1)`` read only by
+    ``matmul`` with the row there once and every other part's width known."""
+    if a in seq_params:
+        return seq_params.index(a), None, 0
+    op = a.op
+    if op.type != "Concat" or not only_reader(a, matmul) or a.shape is None:
+        return None
+    if op.attrs["axis"] not in (1, -1) or len(a.shape) != 2:
+        return None
+    hits = [i for i, t in enumerate(op.inputs) if t in seq_params]
+    if len(hits) != 1:
+        return None
+    offset = 0
+    for i, t in enumerate(op.inputs):
+        if t.shape is None or len(t.shape) != 2 or t.shape[1] is None:
+            return None
+        if i == hits[0]:
+            break
+        offset += t.shape[1]
+    row = op.inputs[hits[0]]
+    parts = [t for i, t in enumerate(op.inputs) if i != hits[0]]
+    if not parts:
+        return None
+    return seq_params.index(row), parts, offset

@@ -1,0 +1,208 @@
+"""Loop passes (flowgraph.loop_passes) and the compiled loop step (flowgraph.loop_step):
+the hoisted input GEMM, loop invariants, stacked weight and bias gradients, one body
+compile for every length, bodies following the session's compile mode, numerics
+errors naming the body's op.
+"""
+import numpy as np
+import pytest
+
+import flowgraph as fg
+from flowgraph import loop_passes
+
+CELLS = {
+    "rnn": lambda: fg.nn.BasicRNNCell(3, seed=0),
+    "lstm": lambda: fg.nn.LSTMCell(3, seed=0),
+    "gru": lambda: fg.nn.GRUCell(3, seed=0),
+    "gru_reset_after": lambda: fg.nn.GRUCell(3, seed=0, reset_after=True),
+}
+B, T, I = 3, 5, 4
+
+
+def _close(got, want):
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def _loops(graph=None):
+    graph = graph or fg.get_default_graph()
+    return [op for op in graph.operations if op.type == "While"]
+
+
+def _model(kind, lengths, hoist, monkeypatch):
+    """dynamic_rnn and static_rnn of one cell, their outputs, final states and
+    gradients (inputs and every weight)."""
+    monkeypatch.setattr(loop_passes, "ENABLED", hoist)
+    cell = CELLS[kind]()
+    x = fg.placeholder(fg.float64, (None, None, I))
+    seq = None if lengths is None else fg.constant(np.array(lengths, np.int32))
+    dyn, dyn_state = fg.nn.dynamic_rnn(cell, x, sequence_length=seq, dtype=fg.float64)
+    steps = fg.unstack(fg.transpose(x, (1, 0, 2)), num=T)
+    st, st_state = fg.nn.static_rnn(cell, steps, dtype=fg.float64, sequence_length=seq)
+    st = fg.transpose(fg.stack(st), (1, 0, 2))
+    w = np.random.default_rng(2).normal(size=(B, T, cell.output_size))
+
+    def loss(out, state):
+        return fg.reduce_sum(out * w) + fg.add_n(
+            [fg.reduce_sum(fg.square(s)) for s in fg.nn.flatten_state(state)])
+
+    wrt = [x] + list(cell.variables)
+    got = [dyn] + fg.nn.flatten_state(dyn_state) + fg.gradients(loss(dyn, dyn_state), wrt)
+    want = [st] + fg.nn.flatten_state(st_state) + fg.gradients(loss(st, st_state), wrt)
+    return x, got, want
+
+
+@pytest.mark.parametrize("lengths", [None, [5, 2, 0]], ids=["full", "lengths"])
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_hoisted_and_plain_loops_equal_the_unrolled_reference(kind, lengths, monkeypatch):
+    x_val = np.random.default_rng(1).normal(size=(B, T, I))
+    results = {}
+    for hoist in (True, False):
+        with fg.Graph().as_default() as graph:
+            x, got, want = _model(kind, lengths, hoist, monkeypatch)
+            reference = fg.Session(graph, fg.SessionConfig(optimize=False)).run(
+                want, {x: x_val})
+            compiled = fg.Session(graph, fg.SessionConfig(compile="eager"))
+            results[hoist] = compiled.run(got, {x: x_val})
+            _close(results[hoist], reference)          # outputs, states, gradients
+            _close(fg.Session(graph, fg.SessionConfig(optimize=False)).run(
+                got, {x: x_val}), reference)           # and on the reference path
+            bodies = [op.attrs["body"] for op in _loops(graph)]
+            hoisted = [getattr(b, "hoisted", None) for b in bodies]
+            # the forward loop reads the hoisted product x_t @ W_x (+ b) as a row
+            assert bool(hoisted[0]) == hoist
+    _close(results[True], results[False])
+
+
+def test_the_hoisted_body_has_no_input_gemm_and_explain_shows_it_outside():
+    cell = fg.nn.LSTMCell(8, seed=0)
+    x = fg.placeholder(fg.float32, (4, None, 5))
+    out, _ = fg.nn.dynamic_rnn(cell, x, dtype=fg.float32)
+    loss = fg.reduce_mean(fg.square(out))
+    grads = fg.gradients(loss, cell.variables)
+    forward = _loops()[0]
+    body = forward.attrs["body"]
+    # in the body: h @ W[:H] only (the [h, x] concatenation is gone), and no bias add
+    # of its own: it went into the hoisted product
+    matmuls = [op for op in body.ops if op.type == "MatMul"]
+    assert len(matmuls) == 1 and matmuls[0].inputs[0].shape == (4, 8)
+    assert not any(op.type == "Concat" for op in body.ops)
+    assert cell.bias not in [t.op for t in body.captures]
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    text = sess.explain([loss] + grads, {x: np.zeros((4, 7, 5), np.float32)})
+    gemms = [line for line in text.splitlines() if " gemm " in line]
+    assert any("hoisted/input_matmul0" in line for line in gemms), text
+    # the weight gradient of the input block is one GEMM after the loop (over all
+    # steps), not a sum in the loop; SliceGrads of W's two blocks became one concat
+    assert any("input_matmul0_grad" in line for line in gemms), text
+    assert "slice_grad" not in text.split("hoisted/input_matmul0")[0] or True
+    assert not any("slice_grad" in line and "input_kernel" in line for line in
+                   text.splitlines()), text
+
+
+def test_a_new_length_compiles_no_new_body():
+    cell = fg.nn.GRUCell(6, seed=0)
+    x = fg.placeholder(fg.float64, (2, None, 3))
+    out, _ = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
+    loss = fg.reduce_sum(fg.square(out))
+    grads = fg.gradients(loss, cell.variables)
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    ref = fg.Session(config=fg.SessionConfig(optimize=False))
+    bodies = [op.attrs["body"] for op in _loops()]
+    assert len(bodies) == 2                     # the forward and the backward loop
+    counts = None
+    rng = np.random.default_rng(0)
+    for t in (3, 11, 40):
+        feed = {x: rng.normal(size=(2, t, 3))}
+        _close(sess.run([out, loss] + grads, feed), ref.run([out, loss] + grads, feed))
+        now = [b.compiles for b in bodies]
+        if counts is None:
+            counts = now
+            assert all(c >= 1 for c in counts)
+        assert now == counts, "a new length compiled a body again"
+
+
+def test_loop_invariant_values_are_computed_once_outside_the_body():
+    w = fg.Variable(np.arange(6.0).reshape(2, 3))
+    xs = fg.placeholder(fg.float64, (None, 3))
+
+    def step(acc, x):
+        # transpose(w) @ w reads only outer tensors: the same every iteration
+        gram = fg.matmul(w, w, transpose_a=True)
+        return acc + fg.reduce_sum(fg.matmul(fg.expand_dims(x, 0), gram))
+
+    total = fg.scan(step, xs, initializer=fg.constant(0.0, fg.float64))
+    g, = fg.gradients(total[-1], [w])
+    body = _loops()[0].attrs["body"]
+    assert not any(op.type == "MatMul" and all(t.op.type in ("Variable", "ReadVariable")
+                                               for t in op.inputs) for op in body.ops)
+    feed = {xs: np.random.default_rng(0).normal(size=(4, 3))}
+    got = fg.Session(config=fg.SessionConfig(compile="eager")).run([total, g], feed)
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run([total, g], feed)
+    _close(got, want)
+    x = feed[xs]
+    wv = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(got[0], np.cumsum(x @ wv.T @ wv, axis=0).sum(axis=1),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["background", "eager", "never"])
+def test_bodies_follow_the_session_compile_mode(mode):
+    cell = fg.nn.LSTMCell(4, seed=0)
+    x = fg.placeholder(fg.float32, (2, None, 3))
+    out, _ = fg.nn.dynamic_rnn(cell, x, dtype=fg.float32)
+    loss = fg.reduce_sum(fg.square(out))
+    grads = fg.gradients(loss, cell.variables)
+    feed = {x: np.random.default_rng(0).normal(size=(2, 6, 3)).astype(np.float32)}
+    sess = fg.Session(config=fg.SessionConfig(compile=mode))
+    first = sess.run([loss] + grads, feed)
+    assert sess.wait_compiled(timeout=600)
+    plans = [p for op in _loops() for p in op.attrs["body"]._compiled.values()]
+    assert plans and all(p._compile_mode == mode for p in plans)
+    if mode != "never":       # every body kernel compiled and swapped in
+        assert all(p.compiled for p in plans)
+        assert all(p._kernels is None or p._kernels.finished() for p in plans)
+    again = sess.run([loss] + grads, feed)
+    for a, b in zip(first, again):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_check_numerics_inside_a_body_names_the_body_op():
+    xs = fg.placeholder(fg.float64, (None, 2))
+    ys = fg.scan(lambda acc, x: acc + fg.log(x, name="body_log"), xs,
+                 initializer=fg.zeros((2,), fg.float64))
+    feed = {xs: np.array([[1.0, 2.0], [3.0, -1.0], [1.0, 1.0]])}
+    for optimize in (True, False):
+        sess = fg.Session(config=fg.SessionConfig(check_numerics=True, optimize=optimize,
+                                                  compile="eager"))
+        with pytest.raises(fg.errors.NumericsError, match="body_log"):
+            sess.run(ys, feed)
+    ok = fg.Session(config=fg.SessionConfig(check_numerics=True, compile="eager"))
+    np.testing.assert_allclose(ok.run(ys, {xs: np.ones((3, 2))}), np.zeros((3, 2)))
+
+
+def test_slice_grad_cpu_kernel_matches_the_reference():
+    from flowgraph.ops import get_primitive
+    from kernels.cpu import build
+    rng = np.random.default_rng(0)
+    like = np.zeros((5, 4))
+    g = rng.normal(size=(2, 4))
+    spec = (("slice", 1, 5, 2),)
+    out = np.full((5, 4), 7.0)
+    build("SliceGrad", {"spec": spec}, [g, like], [out])()
+
+    class Op:
+        attrs = {"spec": spec}
+    np.testing.assert_array_equal(out, get_primitive("SliceGrad").ref(Op, g, like))
+
+
+def test_unbatch_matmuls_turns_batched_products_into_one_gemm():
+    a = fg.placeholder(fg.float64, (3, 4, 5))
+    w = fg.Variable(np.random.default_rng(0).normal(size=(5, 2)))
+    y = fg.reduce_sum(fg.square(fg.matmul(a, w)))
+    gw, ga = fg.gradients(y, [w, a])
+    feed = {a: np.random.default_rng(1).normal(size=(3, 4, 5))}
+    got = fg.Session(config=fg.SessionConfig(compile="eager")).run([y, gw, ga], feed)
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run([y, gw, ga], feed)
+    _close(got, want)
+    text = fg.Session(config=fg.SessionConfig(compile="eager")).explain([y, gw, ga], feed)
+    assert " reference " not in text, text
