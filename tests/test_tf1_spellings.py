@@ -134,3 +134,26 @@ def test_constant_takes_tf1s_shape_argument():
     text = str(info.value)
     assert "Const 'bad'" in text and "test_tf1_spellings.py:" in text
     assert "(3,)" in text and "found 2 values" in text
+
+
+def test_bias_add_adds_a_channel_vector_and_refuses_other_biases():
+    """``tf.nn.bias_add``: the bias is a vector of the value's last dimension; unlike
+    ``+``, a bias that would broadcast some other way is an error; the gradient of the
+    bias sums over every other axis."""
+    rng = np.random.default_rng(0)
+    x = fg.placeholder(fg.float64, (None, 2, 3))
+    b = fg.Variable(np.array([1.0, 2.0, 3.0]))
+    y = fg.nn.bias_add(x, b)
+    xv = rng.normal(size=(4, 2, 3))
+    with fg.Session() as sess:
+        np.testing.assert_array_equal(sess.run(y, {x: xv}), xv + [1.0, 2.0, 3.0])
+        assert fg.testing.check_gradients(fg.reduce_sum(y * y), [x, b], {x: xv}) < 1e-6
+    for bad in (np.ones(2), np.ones((1, 3)), np.ones(())):
+        with pytest.raises(fg.errors.ShapeError) as info:
+            fg.nn.bias_add(x, bad)
+        text = str(info.value)
+        assert "bias_add" in text and "test_tf1_spellings.py:" in text and "(3,)" in text
+    with pytest.raises(fg.errors.ShapeError):
+        fg.nn.bias_add(fg.zeros((3,)), np.ones(3))                  # rank >= 2, as TF1
+    with pytest.raises(ValueError, match="NHWC"):
+        fg.nn.bias_add(x, b, data_format="NCHW")

@@ -4,7 +4,7 @@ from . import init
 from .cells import (BasicRNNCell, DeviceWrapper, GRUCell, LSTMCell, LSTMStateTuple,
                     MultiRNNCell, RNNCell)
 from .dropouts import DropoutWrapper, dropout
-from .layers import Dense, dense, xw_plus_b
+from .layers import Dense, bias_add, dense, xw_plus_b
 from .losses import (embedding_lookup, log_softmax, softmax,
                      softmax_cross_entropy_with_logits,
                      softmax_cross_entropy_with_logits_v2,
@@ -23,5 +23,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            # issue 14
            "xw_plus_b", "l2_loss", "sequence_loss", "sigmoid_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2",
+           "bias_add",
            # loops
            "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
