@@ -38,6 +38,8 @@ from .train.clip import clip_by_global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)
 from .visualize import summary
+# TF1's tf.TensorShape / tf.Dimension (what Tensor.get_shape() returns)
+from .tensor_shape import Dimension, TensorShape, dimension_value
 # --- randomness, initializers and variable scopes (issue 14) ---
 from .random_ops import get_seed, random_normal, random_uniform, set_random_seed, truncated_normal
 from .initializers import (constant_initializer, glorot_uniform_initializer, ones_initializer,

@@ -157,3 +157,105 @@ def test_bias_add_adds_a_channel_vector_and_refuses_other_biases():
         fg.nn.bias_add(fg.zeros((3,)), np.ones(3))                  # rank >= 2, as TF1
     with pytest.raises(ValueError, match="NHWC"):
         fg.nn.bias_add(x, b, data_format="NCHW")
+
+
+# --- Tensor.get_shape() and fg.TensorShape / fg.Dimension (TF1's) ---
+
+def test_get_shape_returns_a_tensorshape_and_shape_stays_a_tuple():
+    x = fg.placeholder(fg.float32, [None, 3])
+    s = x.get_shape()
+    assert isinstance(s, fg.TensorShape)
+    assert x.shape == (None, 3)                       # unchanged: a plain tuple
+    assert s.as_list() == [None, 3] and s.ndims == 2 and s.rank == 2 and len(s) == 2
+    assert [d.value for d in s.dims] == [None, 3]
+    assert isinstance(s[1], fg.Dimension) and s[1].value == 3 and int(s[1]) == 3
+    assert s[0].value is None
+    assert s[1:] == [3] and isinstance(s[1:], fg.TensorShape)
+    assert [d.value for d in s] == [None, 3]
+    assert not s.is_fully_defined() and s.num_elements() is None
+    assert repr(s) == "TensorShape([Dimension(None), Dimension(3)])"
+    assert str(s) == "(?, 3)"
+    v = fg.Variable(np.zeros((2, 5), np.float32))
+    assert v.get_shape() == [2, 5] and v.get_shape() == (2, 5)
+    assert v.get_shape().num_elements() == 10 and v.get_shape().is_fully_defined()
+    w = fg.placeholder(fg.float32)                   # unknown rank
+    u = w.get_shape()
+    assert u.ndims is None and u.dims is None and repr(u) == "TensorShape(None)"
+    assert str(u) == "<unknown>" and u[0].value is None and u.num_elements() is None
+    with pytest.raises(ValueError, match="unknown"):
+        u.as_list()
+    with pytest.raises(ValueError, match="unknown rank"):
+        len(u)
+    with pytest.raises(ValueError, match="unknown rank"):
+        list(u)
+
+
+def test_tensorshape_equality_follows_tf1():
+    assert fg.TensorShape([2, 3]) == [2, 3] == fg.TensorShape((2, 3))
+    assert fg.TensorShape([2, 3]) != [2, 4] and fg.TensorShape([2, 3]) != [2, 3, 1]
+    # TF1: an unknown dimension equals nothing, not even another unknown one
+    assert not (fg.TensorShape([None, 3]) == [None, 3])
+    assert fg.TensorShape(None) == fg.TensorShape(None)
+    with pytest.raises(ValueError, match="unknown TensorShapes"):
+        fg.TensorShape(None) != fg.TensorShape([1])
+    assert fg.TensorShape([4]) == fg.TensorShape(4)  # an int is a rank-1 shape
+    assert (fg.TensorShape([1]) == "ab") is False
+
+
+def test_tensorshape_merge_concatenate_compatibility():
+    s = fg.TensorShape([None, 3])
+    assert s.merge_with([5, None]).as_list() == [5, 3]
+    assert s.merge_with(fg.TensorShape(None)).as_list() == [None, 3]
+    assert fg.TensorShape(None).merge_with(s).as_list() == [None, 3]
+    with pytest.raises(ValueError, match="not compatible"):
+        s.merge_with([5, 4])
+    with pytest.raises(ValueError, match="not compatible"):
+        s.merge_with([5])
+    assert s.concatenate([7]).as_list() == [None, 3, 7]
+    assert (s + fg.TensorShape([1])).as_list() == [None, 3, 1]
+    assert s.concatenate(fg.TensorShape(None)).ndims is None
+    assert s.is_compatible_with([9, 3]) and not s.is_compatible_with([9, 4])
+    assert not s.is_compatible_with([3]) and s.is_compatible_with(fg.TensorShape(None))
+    assert s.with_rank(2).as_list() == [None, 3]
+    with pytest.raises(ValueError, match="rank 3"):
+        s.with_rank(3)
+    assert fg.TensorShape(None)[1:3].as_list() == [None, None]
+
+
+def test_dimension_values_arithmetic_and_comparisons():
+    d, u = fg.Dimension(6), fg.Dimension(None)
+    assert d.value == 6 and int(d) == 6 and u.value is None
+    assert (d + 1).value == 7 and (1 + d).value == 7 and (d - 2).value == 4
+    assert (10 - d).value == 4 and (d * 2).value == 12 and (2 * d).value == 12
+    assert (d // 4).value == 1 and (13 // d).value == 2 and (d % 4).value == 2
+    assert (d + fg.Dimension(2)).value == 8 and (u + 1).value is None
+    assert (d == 6) is True and (d != 6) is False and (u == 6) is None
+    assert (d < 7) is True and (u < 7) is None
+    assert repr(d) == "Dimension(6)" and str(u) == "?" and repr(u) == "Dimension(None)"
+    assert list(range(d))[-1] == 5 and np.zeros(d).shape == (6,)
+    assert fg.dimension_value(d) == 6 and fg.dimension_value(None) is None
+    with pytest.raises(TypeError, match="//"):
+        d / 2
+    with pytest.raises(TypeError, match="unknown"):
+        int(u)
+    with pytest.raises(ValueError, match=">= 0"):
+        fg.Dimension(-1)
+    with pytest.raises(ValueError, match="Ambiguous"):
+        fg.Dimension(2.5)
+    assert d.merge_with(u).value == 6 and u.merge_with(3).value == 3
+    with pytest.raises(ValueError, match="not compatible"):
+        d.merge_with(5)
+
+
+def test_shapes_from_get_shape_build_new_ops():
+    x = fg.placeholder(fg.float32, [None, 4])
+    n = x.get_shape()[1]
+    W = fg.Variable(np.ones((n.value, 2), np.float32))
+    y = fg.placeholder(fg.float32, x.get_shape())     # a TensorShape is a shape
+    z = fg.reshape(y, [-1, int(n) * 1])
+    assert y.shape == (None, 4) and z.shape == (None, 4)
+    assert fg.zeros(fg.TensorShape([2, 3])).shape == (2, 3)
+    with fg.Session() as sess:
+        sess.run(fg.global_variables_initializer())
+        out = sess.run(fg.matmul(z, W), {y: np.ones((3, 4), np.float32)})
+    np.testing.assert_allclose(out, np.full((3, 2), 4.0))
