@@ -23,6 +23,7 @@ from .array_ops import (argmax, argmin, fill, logical_and, logical_not, logical_
                         logical_xor, pow, range, rank, reduce_all, reduce_any, reduce_min,
                         reduce_prod, reverse, reverse_sequence, sequence_mask, shape, size,
                         tile)
+from .array_ops import placeholder_with_default
 from .autodiff import gradients
 from .control_flow import cond, scan, while_loop
 from .devices import list_devices

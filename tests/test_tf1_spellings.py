@@ -259,3 +259,35 @@ def test_shapes_from_get_shape_build_new_ops():
         sess.run(fg.global_variables_initializer())
         out = sess.run(fg.matmul(z, W), {y: np.ones((3, 4), np.float32)})
     np.testing.assert_allclose(out, np.full((3, 2), 4.0))
+
+
+# --- fg.placeholder_with_default ---
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_placeholder_with_default_is_the_default_unless_fed(optimize):
+    x = fg.placeholder_with_default(np.ones((2, 3), np.float32), [None, 3], name="x")
+    keep = fg.placeholder_with_default(1.0, shape=[])
+    assert x.shape == (None, 3) and x.dtype == np.float32 and x.op.name == "x"
+    assert keep.shape == () and keep.dtype == np.float32
+    y = fg.reduce_sum(x * 2.0, 1) * keep
+    (gx,) = fg.gradients(fg.reduce_sum(y), [x])
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+        out, g = sess.run([y, gx])
+        np.testing.assert_allclose(out, [6.0, 6.0])
+        np.testing.assert_allclose(g, np.full((2, 3), 2.0))
+        out, g = sess.run([y, gx], {x: np.full((4, 3), 2.0, np.float32), keep: 0.5})
+        np.testing.assert_allclose(out, np.full(4, 6.0))
+        np.testing.assert_allclose(g, np.full((4, 3), 1.0))
+        np.testing.assert_allclose(sess.run(y, {keep: 3.0}), [18.0, 18.0])
+        with pytest.raises(fg.errors.FeedError):
+            sess.run(y, {x: np.ones((4, 2), np.float32)})
+
+
+def test_placeholder_with_default_refuses_an_incompatible_shape():
+    with pytest.raises(fg.errors.ShapeError,
+                       match=r"placeholder_with_default \(called at test_tf1_spellings.py:\d+\)"
+                             r".*shape=\(\?, 4\), found \(2, 3\)"):
+        fg.placeholder_with_default(np.ones((2, 3), np.float32), [None, 4])
+    with pytest.raises(fg.errors.ShapeError, match="found \\(2, 3\\)"):
+        fg.placeholder_with_default(np.ones((2, 3), np.float32), [2])
+    assert fg.placeholder_with_default(np.ones((2, 3)), None).shape is None
