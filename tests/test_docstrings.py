@@ -33,7 +33,7 @@ MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step"]
 # facts about an op live on its Primitive (issue 11)
 MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
 # TF1's TensorShape / Dimension (Tensor.get_shape())
-MODULES += ["flowgraph.tensor_shape"]
+MODULES += ["flowgraph.tensor_shape", "flowgraph.nn.activations"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -14,6 +14,8 @@ from .losses import l2_loss, sequence_loss, sigmoid_cross_entropy_with_logits
 from .dynamic import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn
 from .rnn import feed_state, flatten_state, state_placeholders, static_rnn
 from ..api import relu, sigmoid, tanh
+# TF1's activations and normalizations, as compositions
+from .activations import elu, l2_normalize, leaky_relu, moments, softplus
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "relu", "sigmoid",
@@ -25,4 +27,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2",
            "bias_add",
            # loops
-           "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
+           "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
+           # TF1's activations and normalizations
+           "leaky_relu", "elu", "softplus", "l2_normalize", "moments"]
