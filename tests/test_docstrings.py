@@ -33,7 +33,8 @@ MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step"]
 # facts about an op live on its Primitive (issue 11)
 MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
 # TF1's TensorShape / Dimension (Tensor.get_shape())
-MODULES += ["flowgraph.tensor_shape", "flowgraph.nn.activations"]
+MODULES += ["flowgraph.tensor_shape", "flowgraph.nn.activations", "flowgraph.nn.cells",
+            "flowgraph.nn.rnn_cell"]
 
 
 @pytest.mark.parametrize("name", MODULES)
