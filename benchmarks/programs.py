@@ -131,6 +131,7 @@ def fg_program(name, cfg, dtype="float32"):
                 loss_value, new_state, _ = call(xv, yv, *state)
                 state[:] = new_state
                 return float(loss_value)
+    step.session = sess     # for step_profile.py --program
     layout = dict(cells=[(c.kernel.name, c.bias.name) for c in cells],
                   readout=(readout.kernel.name, readout.bias.name),
                   embedding=embedding.name if embedding is not None else None)

@@ -7,6 +7,7 @@ Reading this is how the figures in the README's benchmark notes were found (the 
 step spent in BLAS, the rate of each GEMM shape).
 
     python benchmarks/step_profile.py --cell lstm --size medium
+    python benchmarks/step_profile.py --program ptb     # a model of programs.py
 """
 from __future__ import annotations
 
@@ -107,18 +108,35 @@ def profile(cell, size, dtype, repeats):
     d = SIZES[size]
     step, sess, _ = fg_training_step(cell, d["B"], d["I"], d["H"], d["T"], dtype)
     xs = list(np.random.default_rng(1).standard_normal((d["T"], d["B"], d["I"])).astype(dtype))
-    step(*xs)
+    return _profile_step(lambda: step(*xs), sess, f"{cell} {size} {dtype}", repeats)
+
+
+def profile_program(name, repeats):
+    """:func:`profile` for a whole training step of ``programs.py`` (``char``, ``ptb``
+    or ``rows``)."""
+    import programs
+    cfg = programs.PROGRAMS[name]
+    step, _, _ = programs.fg_program(name, cfg)
+    x, y = programs.make_batch(name, cfg)
+    for _ in range(2):
+        step(x, y)
+    return _profile_step(lambda: step(x, y), step.session, f"program {name}", repeats)
+
+
+def _profile_step(run, sess, title, repeats):
+    run()
     whole = []
     for _ in range(repeats):
         t = time.perf_counter()
-        step(*xs)
+        run()
         whole.append(time.perf_counter() - t)
-    plan = next(iter(sess._plans.values()))
-    results, rows = timed_runs(lambda: step(*xs), plan, repeats)
+    plan = next(iter(sess._plans.values())) if len(sess._plans) == 1 else \
+        max(sess._plans.values(), key=lambda p: len(p._steps))
+    results, rows = timed_runs(run, plan, repeats)
     sess.close()
     per_kind, gemms = summarize(plan, rows)
     step_ms = 1e3 * statistics.median(whole)
-    print(f"{cell} {size} {dtype}: step {step_ms:.2f} ms (median of {repeats}; with a "
+    print(f"{title}: step {step_ms:.2f} ms (median of {repeats}; with a "
           f"timer on each of its {len(plan._steps)} steps "
           f"{1e3 * statistics.median(r[0] for r in rows):.2f} ms)")
     for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:12]:
@@ -136,9 +154,14 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--program", choices=["char", "ptb", "rows"], default=None,
+                        help="profile a model of programs.py instead of an RNN cell")
     args = parser.parse_args()
     pin_threads(args.threads)
-    profile(args.cell, args.size, args.dtype, args.repeats)
+    if args.program:
+        profile_program(args.program, args.repeats)
+    else:
+        profile(args.cell, args.size, args.dtype, args.repeats)
 
 
 if __name__ == "__main__":

@@ -528,6 +528,20 @@ def gather_grad(g, indices, like, name=None):
                                convert_to_tensor(like)], name=name)
 
 
+def gather_grad_sq(g, indices, like, name=None):
+    """``reduce_sum(square(gather_grad(g, indices, like)))`` from the rows used only:
+    the squared norm of an embedding's gradient without its table of zeros.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     sq = gather_grad_sq(np.ones((3, 2)), np.array([4, 1, 4]), np.zeros((5, 2)))
+    ...     float(fg.Session().run(sq))      # rows 1 and 4: 1 + 1 + 4 + 4
+    10.0
+    """
+    return _out("GatherGradSq", [convert_to_tensor(g), convert_to_tensor(indices),
+                                 convert_to_tensor(like)], name=name)
+
+
 def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None, name=None):
     """One-hot rows of length ``depth``; out-of-range indices give rows of zeros."""
     dtype = dtypes.as_dtype(dtype)

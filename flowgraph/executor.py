@@ -61,12 +61,14 @@ class RunState:
     def read_latest(self, var):
         return to_host(self.read_latest_raw(var))
 
-    def write(self, var, value, op):
+    def write(self, var, value, op, copy=True):
+        """Assign ``value`` (pending until the run commits); ``copy=False`` for a new
+        array of the variable's dtype that nothing else holds."""
         value = np.asarray(value)
         if value.shape != var.shape:
             raise ShapeError(f"{describe_op(op)}: expected a value of the variable's shape "
                              f"{var.shape}, found {value.shape}")
-        value = value.astype(var.dtype, copy=True)
+        value = value.astype(var.dtype, copy=copy)
         value.setflags(write=False)
         self.pending[var] = value
         return value
@@ -81,7 +83,8 @@ def to_host(value):
 
 
 def run_state_op(op, inputs, state: RunState):
-    """Evaluate a state primitive (Variable, ReadVariable, Assign*, InitVariables)."""
+    """Evaluate a state primitive (Variable, ReadVariable, Assign*, SparseRowsSGD,
+    InitVariables)."""
     kind = op.type
     if kind == "Variable":
         return (state.read(op.attrs["variable"]),)
@@ -94,11 +97,27 @@ def run_state_op(op, inputs, state: RunState):
         return (state.write(var, state.read_latest(var) + inputs[0], op),)
     if kind == "AssignSub":
         return (state.write(var, state.read_latest(var) - inputs[0], op),)
+    if kind == "SparseRowsSGD":
+        # from the value at the start of the run, as the dense update var.value() - ...
+        return (state.write(var, sparse_rows_sgd(var, state.read(var), *inputs),
+                            op, copy=False),)
     if kind == "InitVariables":
         for v in op.attrs["variables"]:
             state.pending[v] = v.initial_value
         return ()
     raise FlowgraphError(f"{describe_op(op)}: not a state op")
+
+
+def sparse_rows_sgd(var, current, rows, indices, lr):
+    """A new array: ``current`` with ``lr`` times the rows of ``rows`` summed per index
+    subtracted at ``indices`` (the dense ``current - lr * GatherGrad(rows, indices)``,
+    computed on the rows used only)."""
+    from .ops import segment_rows
+    value = np.array(current, dtype=var.dtype, copy=True)
+    used, summed = segment_rows(rows, indices, value.shape[0])
+    if used.size:
+        value[used] -= np.asarray(lr, var.dtype) * summed
+    return value
 
 
 def needed_ops(fetch_ops, fed):

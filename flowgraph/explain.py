@@ -7,6 +7,7 @@ on, its kind and the graph ops it covers. Kinds:
 - ``gemm``: a BLAS matrix product; ``fused kernel``: a generated Numba loop over a
   fused elementwise region; ``ufunc chain``: the same region as NumPy ufunc calls;
   ``gemm+fused kernel``: a GEMM run row block by row block with its epilogue;
+- ``scatter kernel``: the Numba scatter-add of an embedding's gradient (GatherGrad);
 - ``kernel``: another CPU kernel (a reduction, a gather...); ``copy``: a copy (parts
   of a concatenation, a value crossing devices); ``state``: a variable read or update;
 - ``send``/``recv``: a value crossing MPI tasks; ``allreduce``: the fused collective;

@@ -130,6 +130,28 @@ def _assign_infer(op):
 
 for _name in ("Assign", "AssignAdd", "AssignSub"):
     defprim(_name, _assign_infer, None, _no_ref("an assignment"), "state", writes_state=True)
+
+
+def _sparse_rows_sgd_infer(op):
+    var = op.attrs["variable"]
+    rows, indices, lr = op.inputs
+    if rows.dtype != var.dtype or lr.dtype != var.dtype:
+        raise DTypeError(f"expected rows and learning rate of the variable's dtype "
+                         f"{var.dtype.name}, found {rows.dtype.name} and {lr.dtype.name}")
+    if not dtypes.is_integer(indices.dtype):
+        raise DTypeError(f"expected integer indices, found {indices.dtype.name}")
+    if rows.shape is not None and indices.shape is not None and var.shape is not None:
+        want = tuple(indices.shape) + tuple(var.shape[1:])
+        if not S.compatible(want, rows.shape):
+            raise ShapeError(f"expected rows of shape {S.fmt(want)} (indices + a row of "
+                             f"the variable), found {S.fmt(rows.shape)}")
+    return [(var.shape, var.dtype)]
+
+
+# SparseRowsSGD(rows, indices, lr): var -= lr * GatherGrad(rows, indices, var), only
+# the rows used touched (duplicates summed first): GradientDescent's embedding update.
+defprim("SparseRowsSGD", _sparse_rows_sgd_infer, None, _no_ref("an assignment"), "state",
+        writes_state=True)
 defprim("NoOp", lambda op: [], None, lambda op, *a: (), "control")
 # InitVariables: reset `attrs["variables"]` to their initial values.
 defprim("InitVariables", lambda op: [], None, _no_ref("an initializer"), "state",
@@ -760,12 +782,60 @@ def _gather_grad_ref(op, g, indices, like):
     return out
 
 
+def segment_rows(g, indices, n):
+    """``(used, summed)``: the distinct ``indices`` in increasing order and, for each,
+    the rows of ``g`` at that index summed in their order: the nonzero rows of
+    ``GatherGrad(g, indices)`` (an IndexedSlices with its duplicates summed, as TF1's
+    ``tf.unsorted_segment_sum``), without the table of zeros.
+
+    >>> used, summed = segment_rows(np.ones((3, 2)), np.array([4, 1, 4]), 5)
+    >>> used.tolist(), summed[:, 0].tolist()
+    ([1, 4], [1.0, 2.0])
+    """
+    _check_indices(indices, n, "indices")
+    flat = indices.reshape(-1)
+    rows = g.reshape((flat.size,) + g.shape[indices.ndim:])
+    if flat.size == 0:
+        return flat, rows
+    order = np.argsort(flat, kind="stable")
+    ordered = flat[order]
+    first = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    starts = np.flatnonzero(first)
+    summed = rows[order[starts]]          # the first row of each index (a copy)
+    if starts.size == flat.size:
+        return ordered[starts], summed
+    # The k-th repeat of every index added in one vectorized step per k (at most one
+    # row per index each time, so in their order): few steps for an embedding's
+    # indices, where np.add.reduceat took 20x longer (400 x 200 rows: 0.7 ms).
+    segment = np.cumsum(first) - 1
+    rank = np.arange(flat.size) - starts[segment]
+    repeats = int(rank.max())
+    if repeats > 64:
+        return ordered[starts], np.add.reduceat(rows[order], starts, axis=0)
+    for k in range(1, repeats + 1):
+        at = rank == k
+        summed[segment[at]] += rows[order[at]]
+    return ordered[starts], summed
+
+
+def _gather_grad_sq_ref(op, g, indices, like):
+    _, summed = segment_rows(g, indices, like.shape[0])
+    return np.sum(np.square(summed), dtype=g.dtype)
+
+
 defprim("Gather", _gather_infer,
         lambda op, g: [F.gather_grad(g, op.inputs[1], op.inputs[0]), None],
         _gather_ref, "index", "gather")
 # GatherGrad(g, indices, like): zeros shaped like `like`, rows of g added at indices.
 defprim("GatherGrad", lambda op: [(op.inputs[2].shape, op.inputs[0].dtype)],
-        lambda op, g: [F.gather(g, op.inputs[1]), None, None], _gather_grad_ref, "index")
+        lambda op, g: [F.gather(g, op.inputs[1]), None, None], _gather_grad_ref, "index",
+        step_kind="scatter kernel")
+# GatherGradSq(g, indices, like): sum(GatherGrad(g, indices, like) ** 2), from the rows
+# used only (clip_by_global_norm's squared norm of an embedding's gradient).
+defprim("GatherGradSq", lambda op: [((), op.inputs[0].dtype)],
+        lambda op, gy: [F.gather(F.gather_grad(op.inputs[0], op.inputs[1], op.inputs[2]),
+                                 op.inputs[1]) * (gy + gy), None, None],
+        _gather_grad_sq_ref, "index")
 
 
 def _one_hot_infer(op):

@@ -116,6 +116,8 @@ class CompiledPlan(BufferLayout, CpuSteps):
         quiet = True      # no step is a NumPy call that could raise an FP warning
         epilogues = self._epilogues(prog, units)
         self.step_infos = []    # one per entry of _checked_steps: what explain shows
+        # values some node or the fetches read (a state op stores only those)
+        self._read_values = set(prog.users()).union(prog.fetches)
         for kind, p in units:
             if kind == "node" and p in epilogues:
                 continue          # runs in row blocks with the region that follows it

@@ -6,6 +6,7 @@ slicing), with gradients; float64 results must agree to 1e-10. Shapes are tiny a
 op vocabulary small, so the number of distinct generated kernels stays low (they are
 cached on disk by structure).
 """
+import re
 import threading
 
 import numpy as np
@@ -445,3 +446,74 @@ def test_gemm_with_a_row_blocked_epilogue_matches_reference(monkeypatch):
         sess.run(fetches, feeds)
         names = [s.__code__.co_name for s in compiled_plan(sess)._steps]
         assert "gemm_with_epilogue" in names
+
+
+def test_state_ops_store_only_the_outputs_that_are_read():
+    """An optimizer's assignments run for effect: their steps store no output, and the
+    variables end as on the reference path; a fetched assignment still returns its value."""
+    results = []
+    for config in (REF, OPT):
+        with fg.Graph().as_default():
+            x = fg.placeholder(fg.float64, (4, 3), name="x")
+            w = fg.Variable(np.linspace(-1, 1, 6).reshape(3, 2), name="w")
+            b = fg.Variable(np.zeros(2), name="b")
+            loss = fg.reduce_sum(fg.tanh(fg.matmul(x, w) + b) ** 2)
+            train = fg.train.GradientDescentOptimizer(0.1).minimize(loss)
+            bump = fg.assign_add(b, np.ones(2)) * 1.0
+            feed = {x: np.arange(12.0).reshape(4, 3) / 10}
+            with fg.Session(config=config) as sess:
+                sess.run(fg.global_variables_initializer())
+                for _ in range(3):
+                    sess.run([loss, train], feed)
+                bumped = sess.run(bump)
+                results.append([sess.run(w), sess.run(b), bumped])
+                if config is OPT:
+                    steps = {s.__name__ for plan in sess._plans.values()
+                             for s in getattr(plan, "_steps", ())}
+                    assert "state_step_stored_only" in steps
+    assert_close(results[0], results[1])
+    np.testing.assert_array_equal(results[1][2], results[1][1])
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_sparse_embedding_sgd_matches_the_dense_update(clip):
+    """GradientDescent on a gathered table updates only the rows used (SparseRowsSGD,
+    duplicates summed) and clipping takes the squared norm from those rows
+    (GatherGradSq): the same training as the dense update (the gradient hidden behind
+    an identity), compiled and on the reference path."""
+    ids_value = np.array([[3, 0, 3], [5, 3, 1]], np.int32)        # duplicates, unused rows
+    results = {}
+    for sparse in (True, False):
+        for config in (REF, OPT):
+            with fg.Graph().as_default():
+                ids = fg.placeholder(fg.int32, (2, 3), name="ids")
+                rng = np.random.default_rng(0)
+                table = fg.Variable(rng.uniform(-1, 1, (7, 4)), name="table")
+                w = fg.Variable(rng.uniform(-1, 1, (4, 2)), name="w")
+                rows = fg.reshape(fg.nn.embedding_lookup(table, ids), (6, 4))
+                loss = fg.reduce_sum(fg.tanh(fg.matmul(rows, w)) ** 2)
+                opt = fg.train.GradientDescentOptimizer(0.3)
+                grads = [g for g, _ in opt.compute_gradients(loss, [table, w])]
+                if not sparse:
+                    grads = [fg.identity(g) for g in grads]
+                norm = fg.constant(0.0, fg.float64)
+                if clip:
+                    grads, norm = fg.clip_by_global_norm(grads, clip)
+                train = opt.apply_gradients(zip(grads, [table, w]))
+                types = {op.type for op in fg.get_default_graph().operations}
+                assert ("SparseRowsSGD" in types) == sparse
+                assert ("GatherGradSq" in types) == (sparse and clip is not None)
+                with fg.Session(config=config) as sess:
+                    sess.run(fg.global_variables_initializer())
+                    norms = [sess.run([norm, train], {ids: ids_value})[0] for _ in range(3)]
+                    results[(sparse, config is OPT)] = [sess.run(table), sess.run(w), norms]
+                    if sparse and config is OPT:
+                        text = sess.explain(train, {ids: ids_value})
+                        # no dense table of the gradient: no gather_grad step runs
+                        assert not re.search(r"gather_grad(_\d+)?(,|$)", text, re.M)
+                        assert "SparseRowsSGD" in text
+    for key, got in results.items():
+        assert_close(results[(False, False)], got)
+    untouched = [2, 4, 6]
+    np.testing.assert_array_equal(results[(True, True)][0][untouched],
+                                  np.random.default_rng(0).uniform(-1, 1, (7, 4))[untouched])

@@ -21,6 +21,8 @@ MODULES += ["flowgraph.array_ops", "flowgraph.nn.layers", "flowgraph.train.optim
 MODULES += ["flowgraph.distributed.steps"]
 MODULES += ["flowgraph.tiering"]
 MODULES += ["kernels.cpu.softmax_xent", "kernels.cpu.scatter"]
+# the sparse embedding gradient's clipping, the float32 vector math (issue 16)
+MODULES += ["flowgraph.train.clip", "kernels.cpu.vmath"]
 # one compiled pipeline for every placement (issue 11)
 MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
             "flowgraph.backends.cpu", "flowgraph.backends.cuda",

@@ -226,6 +226,27 @@ def test_collectives_keep_their_order_without_a_cycle_through_fusion():
     assert kinds.count("allreduce") == 2
 
 
+def test_an_embedding_gradient_runs_the_numba_scatter_kernel():
+    """GatherGrad's CPU kernel is the Numba scatter-add (kernels/cpu/scatter.py), not a
+    second registration shadowing it; its result is the reference's."""
+    from kernels import lookup
+    from kernels.cpu import scatter
+    assert lookup("GatherGrad", "cpu") is scatter.gather_grad_step
+    ids = fg.placeholder(fg.int32, (6,), name="ids")
+    table = fg.Variable(np.arange(20, dtype=np.float32).reshape(5, 4) / 7, name="table")
+    rows = fg.gather(table, ids)
+    (g,) = fg.gradients(fg.reduce_sum(fg.tanh(rows) * rows), [table])
+    feed = {ids: np.array([3, 0, 3, 4, 3, 1], np.int32)}
+    sess = fg.Session(config=COMPILED)
+    sess.run(fg.global_variables_initializer())
+    got = sess.run(g, feed)
+    ref = fg.Session(config=fg.SessionConfig(optimize=False))
+    ref.run(fg.global_variables_initializer())
+    np.testing.assert_allclose(got, ref.run(g, feed), rtol=1e-6)
+    steps = _steps(sess.explain(g, feed))
+    assert any(kind == "scatter kernel" for _, _, kind, _ in steps)
+
+
 def _drop_tanh_ufunc(monkeypatch):
     """Declare Tanh without a ufunc (as a new primitive might be)."""
     import dataclasses

@@ -245,6 +245,19 @@ def test_gather_embedding_lookup_and_gradient_with_repeats():
     check(build)
 
 
+def test_gather_grad_sq_on_gpu_equals_the_cpu_rows_only_kernel():
+    ids = np.array([[0, 4], [4, 2]], np.int32)          # a repeated row: summed first
+    table, rows = _arr((5, 3)), _arr((2, 2, 3))
+
+    def build():
+        like = fg.placeholder(fg.float32, (5, 3))
+        g = fg.placeholder(fg.float32, (2, 2, 3))
+        i = fg.placeholder(fg.int32, (2, 2))
+        sq = fg.api.gather_grad_sq(g * 2.0, i, like)
+        return [sq, *fg.gradients(sq, [g])], {like: table, g: rows, i: ids}
+    check(build)
+
+
 def test_one_hot_and_losses():
     logits = _arr((3, 4), low=-2, high=2)
     labels = np.array([0, 3, 5], np.int32)  # 5 is out of range: an all-zero one_hot row
@@ -358,7 +371,7 @@ def test_shapes_as_values_ranges_fills_and_composites():
 # Ops the CUDA backend evaluates itself rather than through a kernel: sources are
 # uploaded (Const) or fed (Placeholder); state ops read and write the session's values.
 HANDLED_BY_THE_PLAN = {"Placeholder", "Variable", "ReadVariable", "Assign", "AssignAdd",
-                       "AssignSub", "InitVariables"}
+                       "AssignSub", "SparseRowsSGD", "InitVariables"}
 # Random ops: a documented host fallback (flowgraph.backends.host_fallback: they run on
 # the host, drawn as the CPU draws them, and are copied up: bit-identical to the CPU's);
 # test_random_ops_and_dropout_on_the_gpu_are_bit_identical checks it.

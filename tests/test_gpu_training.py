@@ -172,3 +172,33 @@ def test_device_copy_of_a_variable_never_replaces_a_newer_value():
     sess._execute(ConcurrentlyAssigned(), [])
     assert sess._values[v] is newer
     assert sess._values[w] == "device copy of w"
+
+
+def _train_embedding(device, steps=3):
+    graph = fg.Graph()
+    with graph.as_default():
+        rng = np.random.default_rng(0)
+        ids = fg.placeholder(fg.int32, (2, 3), name="ids")
+        with fg.device(device):
+            table = fg.Variable(rng.normal(size=(9, 4)).astype(np.float32), name="table")
+            w = fg.Variable(rng.normal(size=(4, 2)).astype(np.float32), name="w")
+            rows = fg.reshape(fg.nn.embedding_lookup(table, ids), (6, 4))
+            loss = fg.reduce_sum(fg.tanh(fg.matmul(rows, w)) ** 2)
+            opt = fg.train.GradientDescentOptimizer(0.2)
+            grads, _ = fg.clip_by_global_norm(
+                [g for g, _ in opt.compute_gradients(loss, [table, w])], 1.0)
+            train = opt.apply_gradients(zip(grads, [table, w]))
+        assert "SparseRowsSGD" in {op.type for op in graph.operations}
+        sess = fg.Session(graph, config=OPT)
+        feed = {ids: np.array([[3, 0, 3], [5, 3, 1]], np.int32)}
+        losses = [float(sess.run([loss, train], feed)[0]) for _ in range(steps)]
+        return losses, sess.variable_value(table), sess.variable_value(w)
+
+
+def test_sparse_embedding_sgd_with_the_table_on_the_gpu_equals_cpu_training():
+    """SparseRowsSGD and GatherGradSq (an embedding's clipped SGD update, rows used
+    only) with the variables on the GPU: the same training as on the CPU."""
+    cpu = _train_embedding("/cpu:0")
+    gpu = _train_embedding("/gpu:0")
+    for got, want in zip(gpu, cpu):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

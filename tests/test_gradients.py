@@ -253,6 +253,17 @@ def _gather(data):
         {p: x, g: arr(data, idx.shape + x.shape[1:])}
 
 
+@grad_case("GatherGradSq")
+def _gather_grad_sq(data):
+    x = arr(data, fgst.shapes(min_rank=1, max_rank=2, max_side=3))
+    idx = data.draw(fgst.arrays(np.int32, fgst.shapes(max_rank=2, max_side=3), 0,
+                                x.shape[0] - 1))
+    p = ph(data, x)
+    g = fg.placeholder(F64, idx.shape + x.shape[1:])
+    return api.gather_grad_sq(g * fg.tanh(g), idx, p), [g], \
+        {p: x, g: arr(data, idx.shape + x.shape[1:])}
+
+
 # --- TF1's "more ops" (issue 14) ---------------------------------------------------------
 
 @grad_case("ReduceProd")

@@ -411,7 +411,7 @@ def _strided_slice(data):
     close(run(api.slice_grad(g, p, spec), {p: x}), want)
 
 
-@case("Gather", "GatherGrad")
+@case("Gather", "GatherGrad", "GatherGradSq")
 def _gather(data):
     x = float_array(data, shape=fgst.shapes(min_rank=1))
     idx = data.draw(fgst.arrays(np.int32, fgst.shapes(max_rank=2), 0, x.shape[0] - 1))
@@ -426,6 +426,26 @@ def _gather(data):
     want = np.zeros_like(x)
     np.add.at(want, idx, g)
     close(run(api.gather_grad(g, pi, p), {p: x, pi: idx}), want, scale=float(np.abs(g).sum()))
+    close(run(api.gather_grad_sq(g, pi, p), {p: x, pi: idx}), np.sum(want * want),
+          scale=float(np.sum(want * want)) + 1.0)
+
+
+@case("SparseRowsSGD")
+def _sparse_rows_sgd(data):
+    x = float_array(data, shape=fgst.shapes(min_rank=1))
+    idx = data.draw(fgst.arrays(np.int32, fgst.shapes(max_rank=2), 0, x.shape[0] - 1))
+    g = float_array(data, shape=idx.shape + x.shape[1:], dtype=x.dtype)
+    v = fg.Variable(x)
+    pi = feed_ph(data, idx)
+    step = fg.get_default_graph().create_op(
+        "SparseRowsSGD", [fg.constant(g), pi, fg.constant(np.asarray(0.5, x.dtype))],
+        {"variable": v}, "sgd")
+    want = np.zeros_like(x)
+    np.add.at(want, idx, g)
+    with fg.Session() as sess:
+        close(sess.run(step.outputs[0], {pi: idx}), x - np.asarray(0.5, x.dtype) * want,
+              scale=float(np.abs(g).sum()) + 1.0)
+        close(sess.run(v), x - np.asarray(0.5, x.dtype) * want, scale=float(np.abs(g).sum()) + 1.0)
 
 
 @case("OneHot")

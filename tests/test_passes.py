@@ -222,6 +222,15 @@ def test_untranspose_matmul_operands_copies_a_shared_weight_once():
     assert next(n for n in few.nodes if n.type == "MatMul").attrs["transpose_b"]
 
 
+def test_untranspose_matmul_operands_leaves_a_tall_operand_transposed():
+    # PTB's output projection backward: dlogits @ w.T with w 200 x 10000 here 4 x 64.
+    w = fg.placeholder(fg.float64, (4, 8 * 4))
+    g = fg.placeholder(fg.float64, (400, 8 * 4))
+    prog = P.untranspose_matmul_operands(lowered([fg.matmul(g, w, transpose_b=True)], [g, w]))
+    assert next(n for n in prog.nodes if n.type == "MatMul").attrs["transpose_b"]
+    assert "Copy" not in [n.type for n in prog.nodes]
+
+
 def test_uniform_constants_are_folded_to_one_broadcast_element():
     x = fg.placeholder(fg.float64, (3, 4))
     prog = P.prune(P.fold_constants(lowered([fg.ones_like(x) * 2.0], [x])))

@@ -213,13 +213,27 @@ class CpuSteps:
         return reference_step
 
     def _state_step(self, n, ins, outs):
+        """A variable read or update. Its outputs are stored only where something reads
+        them: an optimizer's assignments, run for effect, would otherwise copy every
+        updated weight once more per step. (``check_numerics`` checks every output:
+        there all are stored.)"""
         holder, op, copyto = self._state, n.origin, np.copyto
+        read = getattr(self, "_read_values", None)
+        stored = [k for k in range(len(outs)) if read is None or self._check_numerics
+                  or (n, k) in read]
+        if len(stored) == len(outs):
+            def state_step():
+                values = run_state_op(op, ins, holder[0])
+                for out, value in zip(outs, values):
+                    copyto(out, value)
+            return state_step
+        pairs = [(outs[k], k) for k in stored]
 
-        def state_step():
+        def state_step_stored_only():
             values = run_state_op(op, ins, holder[0])
-            for out, value in zip(outs, values):
-                copyto(out, value)
-        return state_step
+            for out, k in pairs:
+                copyto(out, values[k])
+        return state_step_stored_only
 
     def _random_step(self, n, ins, outs):
         # The reference kernel with the Philox rounds in a Numba loop: the same 32-bit

@@ -210,6 +210,15 @@ class CudaBackend(Backend):
                 for v in n.attrs["variables"]:
                     state.pending[v] = v.initial_value
                 return ()
+            if n.type == "SparseRowsSGD":
+                # the rows used, on the host (an embedding update: a few rows)
+                from ..executor import sparse_rows_sgd, to_host
+                ctx.stream.synchronize()
+                value = sparse_rows_sgd(var, to_host(state.read_raw(var)),
+                                        *[to_host(x) for x in inputs])
+                value.setflags(write=False)
+                state.pending[var] = value
+                return (on_gpu(value, ctx),)
             value = inputs[0]
             if n.type in ("AssignAdd", "AssignSub"):
                 current = on_gpu(state.read_latest_raw(var), ctx)

@@ -28,7 +28,7 @@ from .lowering import (  # noqa: F401  (the package's public names)
 from .simplify import (  # noqa: F401  (the package's public names)
     cse, fold_constants, prune, simplify)
 from .matmuls import (  # noqa: F401  (the package's public names)
-    UNTRANSPOSE_MIN_ROWS, add_before_split, batch_input_matmuls,
+    UNTRANSPOSE_MAX_ASPECT, UNTRANSPOSE_MIN_ROWS, add_before_split, batch_input_matmuls,
     narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums,
     untranspose_matmul_operands)
 from .fusion import (  # noqa: F401  (the package's public names)

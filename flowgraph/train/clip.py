@@ -1,5 +1,12 @@
 """Gradient clipping by the global norm (Pascanu et al., 2013).
 
+An embedding's gradient (a ``GatherGrad``: rows added into a table of zeros) with
+fewer rows gathered than the table has is kept sparse, as TF1 keeps its
+``IndexedSlices``: its squared norm comes from the rows used
+(``GatherGradSq``, duplicates summed first) and its clipped value is the ``GatherGrad``
+of the scaled rows, which an optimizer can apply to those rows only
+(:class:`~flowgraph.train.GradientDescentOptimizer`).
+
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
 ...     (a, b), norm = fg.clip_by_global_norm([fg.constant([3.0]), fg.constant([4.0])], 1.0)
@@ -7,6 +14,8 @@
 [array([0.6], dtype=float32), array([0.8], dtype=float32), np.float32(5.0)]
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .. import api as F
 
@@ -16,7 +25,8 @@ def global_norm(tensors, name=None):
     present = [F.convert_to_tensor(t) for t in tensors if t is not None]
     if not present:
         raise ValueError("global_norm: expected at least one tensor, found none")
-    squares = [F.reduce_sum(F.square(t)) for t in present]
+    squares = [F.gather_grad_sq(*t.op.inputs) if _rows_of(t) else F.reduce_sum(F.square(t))
+               for t in present]
     dtype = squares[0].dtype
     squares = [s if s.dtype == dtype else F.cast(s, dtype) for s in squares]
     return F.sqrt(F.add_n(squares) if len(squares) > 1 else squares[0], name=name)
@@ -41,8 +51,24 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
             continue
         t = F.convert_to_tensor(t)
         s = scale if t.dtype == scale.dtype else F.cast(scale, t.dtype)
-        clipped.append(F.multiply(t, s))
+        if _rows_of(t):    # still a GatherGrad: scale its rows, not the whole table
+            rows, indices, like = t.op.inputs
+            clipped.append(F.gather_grad(F.multiply(rows, s), indices, like))
+        else:
+            clipped.append(F.multiply(t, s))
     return clipped, norm
+
+
+def _rows_of(t):
+    """Is ``t`` an embedding's gradient (a ``GatherGrad``) with fewer rows gathered
+    than the table has (where its rows are cheaper to work on than the table)?"""
+    if t.op.type != "GatherGrad":
+        return False
+    indices, like = t.op.inputs[1], t.op.inputs[2]
+    if indices.shape is None or like.shape is None or None in indices.shape or \
+            not like.shape or like.shape[0] is None:
+        return False
+    return int(np.prod(indices.shape)) < like.shape[0]
 
 
 __all__ = ["clip_by_global_norm", "global_norm"]

@@ -78,7 +78,9 @@ class Optimizer:
                 g = F.convert_to_tensor(g)
                 if g.dtype != v.dtype:
                     g = F.cast(g, v.dtype)
-                updates.extend(self._apply_dense(g, v))
+                sparse = _sparse_rows(g, v)
+                applied = None if sparse is None else self._apply_sparse_rows(*sparse, v)
+                updates.extend(self._apply_dense(g, v) if applied is None else applied)
             if global_step is not None:
                 updates.append(global_step.assign_add(np.ones((), global_step.dtype)))
             return F.group(*updates)
@@ -129,6 +131,22 @@ class Optimizer:
     def _apply_dense(self, grad, var):
         raise NotImplementedError
 
+    def _apply_sparse_rows(self, rows, indices, var):
+        """The update for the gradient ``GatherGrad(rows, indices, var)`` (an
+        embedding's) touching only the rows used, or ``None`` for the dense update."""
+        return None
+
+
+def _sparse_rows(grad, var):
+    """``(rows, indices)`` where ``grad`` is ``GatherGrad(rows, indices, var)``, the
+    gradient of a gather from ``var`` (TF1's ``IndexedSlices``); else ``None``."""
+    op = grad.op
+    if op.type != "GatherGrad" or op.inputs[0].dtype != var.dtype:
+        return None
+    if grad.shape is None or tuple(grad.shape) != tuple(var.shape):
+        return None
+    return op.inputs[0], op.inputs[1]
+
 
 def _state_variable(value, name):
     """A non-trainable variable named ``name`` at the graph's root, outside any control
@@ -151,12 +169,21 @@ def _hyper(value, dtype):
 
 
 class GradientDescentOptimizer(Optimizer):
-    """``p -= lr * g``."""
+    """``p -= lr * g``; for an embedding's gradient (a gather's, possibly clipped by
+    :func:`~flowgraph.clip_by_global_norm`) only the rows used are updated, in one
+    ``SparseRowsSGD`` step (TF1's IndexedSlices update: duplicate rows summed)."""
 
     name = "GradientDescent"
 
     def _apply_dense(self, grad, var):
         return [var.assign(var.value() - self._lr(var.dtype) * grad)]
+
+    def _apply_sparse_rows(self, rows, indices, var):
+        # TF1's sparse apply (a scatter-sub of the IndexedSlices): the rows used only,
+        # from the value at the start of the run as the dense update.
+        return [var.graph.create_op("SparseRowsSGD", [rows, indices, self._lr(var.dtype)],
+                                    {"variable": var}, f"{var.op.name}/SparseRowsSGD",
+                                    device=var.op.device)]
 
 
 class MomentumOptimizer(Optimizer):

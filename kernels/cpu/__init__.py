@@ -156,17 +156,8 @@ def gather(attrs, inputs, outputs):
     return gather_rows
 
 
-@register("GatherGrad", "cpu")
-def gather_grad(attrs, inputs, outputs):
-    g, indices, _ = inputs
-    out = outputs[0]
-    add_at, n = np.add.at, out.shape[0]
-
-    def scatter_add_rows():
-        _in_range(indices, n)
-        out.fill(0)
-        add_at(out, indices, g)
-    return scatter_add_rows
+# GatherGrad's CPU kernel is the Numba scatter-add of kernels/cpu/scatter.py (registered
+# when this module imports it): a second registration here would replace it.
 
 
 @register("OneHot", "cpu")

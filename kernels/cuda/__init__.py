@@ -594,6 +594,20 @@ def _gather_grad(op, ctx, g, indices, like):
     return (out,)
 
 
+@register("GatherGradSq", "gpu")
+def _gather_grad_sq(op, ctx, g, indices, like):
+    """On a GPU the dense way: GatherGrad's scatter into a table of zeros, then the
+    sum of its squares (a GPU's bandwidth makes the table cheap; the CPU's kernel,
+    the reference, works on the rows used only)."""
+    (dense,) = _gather_grad(op, ctx, g, indices, like)
+    if dense.size == 0:
+        return (filled(ctx, (), dense.dtype, 0),)
+    square = ("Square", (), (("in", 0),), dense.dtype.name, False)
+    squared = elementwise_group(ctx, [square], [0], tuple(dense.shape), [dense.dtype],
+                                [dense])[0]
+    return (reduce(ctx, "sum", squared, range(len(dense.shape)), False),)
+
+
 @register("OneHot", "gpu")
 def _one_hot(op, ctx, indices):
     depth = op.attrs["depth"]
