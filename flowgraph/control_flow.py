@@ -546,9 +546,30 @@ def _record_matmuls(body, nv, n_emits):
         if (len(users) == 1 and m.outputs[0] not in outputs and users[0].type == "Add"
                 and users[0].outputs[0].shape == m.outputs[0].shape):
             recorded[i] = users[0]
+    # The activations whose gradients read their outputs (sigmoid, tanh: the gates of
+    # a cell) are recorded too, as the unrolled graph keeps them: the backward loop
+    # then reads them instead of evaluating the cell's transcendental functions again.
+    # A product read only through slices by recorded activations is then not needed.
+    acts = [op for op in body.ops if op.type in _RECORDED_ACTIVATIONS
+            and op.outputs[0] in varying and op.outputs[0].shape is not None
+            and None not in op.outputs[0].shape]
+    if acts:
+        covered = set(acts)
+
+        def only_to_acts(t, depth=0):
+            users = readers.get(t, [])
+            if t in outputs or not users or depth > 3:
+                return False
+            return all(u in covered or (u.type in _SLICING and all(
+                only_to_acts(o, depth + 1) for o in u.outputs)) for u in users)
+        recorded = [m for m in recorded if not only_to_acts(m.outputs[0])] + acts
     at = nv + n_emits
     body.outputs = body.outputs[:at] + [m.outputs[0] for m in recorded] + body.outputs[at:]
     return tuple(recorded)
+
+
+_RECORDED_ACTIVATIONS = frozenset({"Sigmoid", "Tanh"})
+_SLICING = frozenset({"Split", "StridedSlice", "Reshape", "Identity"})
 
 
 def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
