@@ -40,7 +40,8 @@ from . import dtypes
 from . import shapes as S
 from .errors import FlowgraphError, ShapeError, describe_op
 from .executor import RunState, needed_ops
-from .graph import Tensor, _no_control_dependencies, get_default_graph, name_scope
+from .graph import (Tensor, _no_control_dependencies, _user_location, get_default_graph,
+                    name_scope)
 from .nest import flatten
 
 
@@ -446,13 +447,21 @@ def _if_ref(op, *inputs):
 
 # --- user API -------------------------------------------------------------------------------
 
+def _label(type_, name):
+    """``"While 'while' (created at model.py:12)"``: the op a build error is about and
+    the user's line that asked for it (the op itself does not exist yet)."""
+    where = _user_location()
+    return f"{type_} '{name}'" + (f" (created at {where})" if where else "")
+
+
 def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
           invariants=None, maximum_iterations=None, with_index=False, record=True,
-          name="while"):
+          name="while", label=None):
     """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows[, row]) ->
     new_vars + emits + sums`` (flat); ``with_index``: the body also gets the row it
     reads and writes (an int32 scalar). Returns ``(final_vars, emits, sums, history,
-    count)``."""
+    count)``. ``label`` names the loop in build errors (default: ``_label``)."""
+    label = label or _label("While", name)
     loop_vars = [F.convert_to_tensor(v) for v in loop_vars]
     seqs = [F.convert_to_tensor(s) for s in seqs]
     nv = len(loop_vars)
@@ -461,11 +470,11 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
              for inv, v in zip(invariants, loop_vars)]
     for s in seqs:
         if s.shape is not None and len(s.shape) == 0:
-            raise ShapeError(f"{name}: expected sequences of rank >= 1, found {s.name} (a scalar)")
+            raise ShapeError(f"{label}: expected sequences of rank >= 1, found {s.name} (a scalar)")
     specs += [(None if s.shape is None else tuple(s.shape[1:]), s.dtype) for s in seqs]
     if with_index:
         if not seqs:
-            raise ValueError(f"{name}: with_index needs sequences")
+            raise ValueError(f"{label}: with_index needs sequences")
         specs.append(((), dtypes.int32))
     if n_emits is None:   # body_fn returns (new_vars, emits, sums): count them
         counts = {}
@@ -479,7 +488,7 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         body = Function.trace(body_fn, specs, "body")
         if n_emits is None:
             n_emits, n_sums = counts["emits"], counts["sums"]
-        _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name)
+        _check_body(body, loop_vars, specs, nv, n_emits, n_sums, label)
         if seqs:
             from . import loop_passes
             body, seqs, specs = loop_passes.hoist(body, specs, nv, seqs, with_index, name)
@@ -490,7 +499,7 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
             cond = Function.trace(lambda *vs: [cond_fn(*vs)], specs[:nv], "cond")
             c = cond.outputs[0]
             if c.dtype != dtypes.bool_ or (c.shape is not None and len(c.shape)):
-                raise ShapeError(f"{name}: expected cond to return a bool scalar, found "
+                raise ShapeError(f"{label}: expected cond to return a bool scalar, found "
                                  f"{c.dtype.name} of shape {S.fmt(c.shape)}")
     # the loop's captures: the body's, then those only the cond reads (the body plan
     # is fed them all; unused feeds are harmless)
@@ -572,14 +581,14 @@ _RECORDED_ACTIVATIONS = frozenset({"Sigmoid", "Tanh"})
 _SLICING = frozenset({"Split", "StridedSlice", "Reshape", "Identity"})
 
 
-def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
+def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, label):
     outs = body.outputs
     if len(outs) != nv + n_emits + n_sums:
-        raise ShapeError(f"{name}: expected the body to return {nv} loop variables, found "
+        raise ShapeError(f"{label}: expected the body to return {nv} loop variables, found "
                          f"{len(outs) - n_emits - n_sums}")
     for j, (t, (shape, dtype)) in enumerate(zip(outs[:nv], specs[:nv])):
         if t.dtype != dtype:
-            raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) is "
+            raise ShapeError(f"{label}: loop variable {j} ({loop_vars[j].name}) is "
                              f"{dtype.name} but the body returned {t.dtype.name}")
         # only a definite conflict here: dimensions unknown statically are checked
         # when the loop runs
@@ -587,7 +596,7 @@ def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
                 len(shape) != len(t.shape) or any(
                     a is not None and b is not None and a != b
                     for a, b in zip(shape, t.shape))):
-            raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) has shape "
+            raise ShapeError(f"{label}: loop variable {j} ({loop_vars[j].name}) has shape "
                              f"{S.fmt(shape)} but the body returned {S.fmt(t.shape)}; give "
                              "shape_invariants to let it change")
 
@@ -612,8 +621,9 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
     single = not isinstance(loop_vars, (list, tuple, dict))
     flat, rebuild = flatten([loop_vars] if single else loop_vars, is_leaf=_is_leaf_tensor)
     if not flat:
-        raise ValueError(f"{name}: expected at least one loop variable")
+        raise ValueError(f"{_label('While', name)}: expected at least one loop variable")
     flat = [F.convert_to_tensor(v) for v in flat]
+    label = _label("While", name)
     invariants = None
     if shape_invariants is not None:
         invariants, _ = flatten([shape_invariants] if single else shape_invariants,
@@ -629,7 +639,7 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
         new = body(*([unpack(vs)] if single else _as_args(unpack(vs))))
         new_flat, _ = flatten([new] if single else new, is_leaf=_is_leaf_tensor)
         if len(new_flat) != len(vs):
-            raise ShapeError(f"{name}: expected the body to return {len(vs)} loop variables "
+            raise ShapeError(f"{label}: expected the body to return {len(vs)} loop variables "
                              f"(the structure of loop_vars), found {len(new_flat)}")
         return new_flat
 
@@ -637,7 +647,8 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
         return F.convert_to_tensor(cond(*([unpack(vs)] if single else _as_args(unpack(vs)))))
 
     final, _, _, _, _ = _loop(body_flat, flat, cond_fn=cond_flat, invariants=invariants,
-                              maximum_iterations=maximum_iterations, name=name)
+                              maximum_iterations=maximum_iterations, name=name,
+                              label=label)
     return unpack(final)
 
 
@@ -698,9 +709,10 @@ def cond(pred, true_fn, false_fn, name="cond"):
     ...     float(fg.Session().run(y, {x: -3.0}))
     3.0
     """
+    label = _label("If", name)
     pred = F.convert_to_tensor(pred)
     if pred.dtype != dtypes.bool_ or (pred.shape is not None and len(pred.shape)):
-        raise ShapeError(f"{name}: expected pred to be a bool scalar, found "
+        raise ShapeError(f"{label}: expected pred to be a bool scalar, found "
                          f"{pred.dtype.name} of shape {S.fmt(pred.shape)}")
     structure = {}
 
@@ -717,9 +729,10 @@ def cond(pred, true_fn, false_fn, name="cond"):
         f = Function.trace(traced(false_fn, "f"), [], "false")
     if len(t.outputs) != len(f.outputs) or any(
             a.dtype != b.dtype for a, b in zip(t.outputs, f.outputs)):
-        raise ShapeError(f"{name}: expected both branches to return the same structure "
-                         f"and dtypes, found {[x.dtype.name for x in t.outputs]} and "
-                         f"{[x.dtype.name for x in f.outputs]}")
+        raise ShapeError(f"{label}: expected both branches to return the same structure "
+                         f"and dtypes, found {len(t.outputs)} tensors "
+                         f"{[x.dtype.name for x in t.outputs]} from true_fn and "
+                         f"{len(f.outputs)} {[x.dtype.name for x in f.outputs]} from false_fn")
     op = pred.graph.create_op("If", [pred] + t.captures + f.captures,
                               {"true": t, "false": f}, name=name)
     _check_one_task(op, [t, f])

@@ -58,6 +58,11 @@ class SessionConfig:
                              f"{', '.join(map(repr, MODES))}, found {self.compile!r}")
 
 
+def _a(word):
+    """``"an int32"``, ``"a float32"``: the article for a dtype's name in messages."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
 def _is_fetch_leaf(x):
     return isinstance(x, (Tensor, Operation, str)) or hasattr(x, "_as_tensor")
 
@@ -146,8 +151,11 @@ class Session:
                 raise FeedError(f"fetch {item!r}: {exc.args[0]}") from None
         if isinstance(item, (Tensor, Operation)):
             if item.graph is not self.graph:
-                raise FlowgraphError(f"fetch {item.name!r} belongs to another graph than "
-                                     "this session's")
+                op = item if isinstance(item, Operation) else item.op
+                raise FlowgraphError(f"fetch {item.name!r} ({describe_op(op)}) belongs to "
+                                     "another graph than this session's: run it in a "
+                                     "session of its own graph (a `with g.as_default():` "
+                                     "missing where it was built?)")
             return item
         raise TypeError(f"expected fetches to be tensors, operations, variables or names, "
                         f"found {type(item).__name__}: {item!r:.60}")
@@ -166,8 +174,8 @@ class Session:
             raise FeedError(f"expected feed keys to be tensors or tensor names, found "
                             f"{type(key).__name__}: {key!r:.60}")
         if key.graph is not self.graph:
-            raise FeedError(f"feed key {key.name!r} belongs to another graph than this "
-                            "session's")
+            raise FeedError(f"feed key {key.name!r} ({describe_op(key.op)}) belongs to "
+                            "another graph than this session's")
         return key
 
     @staticmethod
@@ -179,14 +187,14 @@ class Session:
             raise FeedError(f"{describe_op(op)}: could not convert the fed value to an "
                             f"array: {exc}") from None
         if arr.dtype == object or arr.dtype.kind not in "biuf":
-            raise FeedError(f"{describe_op(op)}: expected a {tensor.dtype.name} value for "
+            raise FeedError(f"{describe_op(op)}: expected {_a(tensor.dtype.name)} value for "
                             f"'{tensor.name}', found {arr.dtype} ({type(value).__name__})")
         want = tensor.dtype.kind
         got = arr.dtype.kind.replace("u", "i")
         python_ints_for_float = want == "f" and got in "ib" and not isinstance(
             value, (np.ndarray, np.generic))
         if got != want.replace("u", "i") and not python_ints_for_float:
-            raise FeedError(f"{describe_op(op)}: expected a {tensor.dtype.name} value for "
+            raise FeedError(f"{describe_op(op)}: expected {_a(tensor.dtype.name)} value for "
                             f"'{tensor.name}', found dtype {arr.dtype.name}")
         if want in "iu" and arr.dtype != tensor.dtype and arr.size:
             # a narrowing cast would wrap around silently: refuse out-of-range values

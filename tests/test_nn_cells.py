@@ -1,4 +1,4 @@
-"""Recurrent cells against NumPy implementations of API.md's equations (float64)."""
+"""Recurrent cells against NumPy implementations of the README's cell table (float64)."""
 import numpy as np
 import pytest
 

@@ -89,3 +89,71 @@ def test_functional_assignments_return_the_new_value():
         fg.assign(fg.constant(1.0), 2.0)
     with pytest.raises(fg.errors.ShapeError):
         fg.assign(v, [1.0, 2.0, 3.0])
+
+
+def test_softmax_xent_v1_stops_the_labels_gradient_and_v2_does_not():
+    """TF1: ``softmax_cross_entropy_with_logits`` wraps its labels in ``stop_gradient``
+    (labels computed from variables, a teacher's softmax say, are not trained through
+    it); ``_v2`` differentiates the labels too. Both give the same loss and the same
+    gradient for the logits."""
+    rng = np.random.default_rng(0)
+    t = fg.Variable(rng.normal(size=(3, 4)), name="teacher")
+    logits = fg.placeholder(fg.float64, (3, 4))
+    labels = fg.nn.softmax(t)
+    v1 = fg.reduce_sum(fg.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    v2 = fg.reduce_sum(fg.nn.softmax_cross_entropy_with_logits_v2(labels=labels,
+                                                                  logits=logits))
+    feed = {logits: rng.normal(size=(3, 4))}
+    with fg.Session() as sess:
+        (g1_t, g1_x), (g2_t, g2_x) = sess.run(
+            [fg.gradients(v1, [t, logits]), fg.gradients(v2, [t, logits])], feed)
+        np.testing.assert_allclose(*sess.run([v1, v2], feed), rtol=1e-12)
+        np.testing.assert_array_equal(g1_t, np.zeros((3, 4)))
+        assert np.abs(g2_t).max() > 1e-3
+        np.testing.assert_allclose(g1_x, g2_x, rtol=1e-12)
+        assert fg.testing.check_gradients(v2, [t, logits], feed) < 1e-6
+    # the first version trains only the student: an optimizer leaves the teacher alone
+    train = fg.train.GradientDescentOptimizer(0.5).minimize(v1)
+    with fg.Session() as sess:
+        before = sess.run(t)
+        sess.run(train, feed)
+        np.testing.assert_array_equal(sess.run(t), before)
+
+
+def test_constant_takes_tf1s_shape_argument():
+    """``tf.Variable(tf.constant(0.1, shape=shape))`` (TF1's MNIST tutorial): a scalar
+    fills the shape, as many values are reshaped, anything else is a ShapeError."""
+    b = fg.Variable(fg.constant(0.1, shape=[2, 3]))
+    with fg.Session() as sess:
+        np.testing.assert_array_equal(sess.run(b), np.full((2, 3), 0.1, np.float32))
+        np.testing.assert_array_equal(sess.run(fg.constant([1, 2, 3, 4], shape=(2, 2))),
+                                      [[1, 2], [3, 4]])
+    assert fg.constant(7, fg.int64, shape=[3]).dtype == np.int64
+    with pytest.raises(fg.errors.ShapeError) as info:
+        fg.constant([1.0, 2.0], shape=[3], name="bad")
+    text = str(info.value)
+    assert "Const 'bad'" in text and "test_tf1_spellings.py:" in text
+    assert "(3,)" in text and "found 2 values" in text
+
+
+def test_bias_add_adds_a_channel_vector_and_refuses_other_biases():
+    """``tf.nn.bias_add``: the bias is a vector of the value's last dimension; unlike
+    ``+``, a bias that would broadcast some other way is an error; the gradient of the
+    bias sums over every other axis."""
+    rng = np.random.default_rng(0)
+    x = fg.placeholder(fg.float64, (None, 2, 3))
+    b = fg.Variable(np.array([1.0, 2.0, 3.0]))
+    y = fg.nn.bias_add(x, b)
+    xv = rng.normal(size=(4, 2, 3))
+    with fg.Session() as sess:
+        np.testing.assert_array_equal(sess.run(y, {x: xv}), xv + [1.0, 2.0, 3.0])
+        assert fg.testing.check_gradients(fg.reduce_sum(y * y), [x, b], {x: xv}) < 1e-6
+    for bad in (np.ones(2), np.ones((1, 3)), np.ones(())):
+        with pytest.raises(fg.errors.ShapeError) as info:
+            fg.nn.bias_add(x, bad)
+        text = str(info.value)
+        assert "bias_add" in text and "test_tf1_spellings.py:" in text and "(3,)" in text
+    with pytest.raises(fg.errors.ShapeError):
+        fg.nn.bias_add(fg.zeros((3,)), np.ones(3))                  # rank >= 2, as TF1
+    with pytest.raises(ValueError, match="NHWC"):
+        fg.nn.bias_add(x, b, data_format="NCHW")

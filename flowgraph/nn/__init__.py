@@ -4,9 +4,10 @@ from . import init
 from .cells import (BasicRNNCell, DeviceWrapper, GRUCell, LSTMCell, LSTMStateTuple,
                     MultiRNNCell, RNNCell)
 from .dropouts import DropoutWrapper, dropout
-from .layers import Dense, dense, xw_plus_b
+from .layers import Dense, bias_add, dense, xw_plus_b
 from .losses import (embedding_lookup, log_softmax, softmax,
                      softmax_cross_entropy_with_logits,
+                     softmax_cross_entropy_with_logits_v2,
                      sparse_softmax_cross_entropy_with_logits)
 # TF1's losses beyond cross-entropy (issue 14)
 from .losses import l2_loss, sequence_loss, sigmoid_cross_entropy_with_logits
@@ -22,7 +23,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            # issue 14
            "xw_plus_b", "l2_loss", "sequence_loss", "sigmoid_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2",
+           "bias_add",
            # loops
            "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
-# TF1's name for the same loss (labels may carry gradients there; here they always do)
-softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits

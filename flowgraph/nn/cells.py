@@ -1,4 +1,4 @@
-"""Recurrent cells with the equations and variable layouts of API.md.
+"""Recurrent cells with the equations and variable layouts of the README's cell table.
 
 A cell is called as ``output, new_state = cell(inputs, state)`` on one time step of
 ``[batch, input_dim]`` inputs; its variables are created on the first call (their dtype
