@@ -30,7 +30,7 @@ from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
                     get_default_graph, name_scope, reset_default_graph)
 from .explain import RunMetadata, RunOptions
-from .session import Session, SessionConfig
+from .session import ConfigProto, Session, SessionConfig
 # TF1 spellings (issue 14): default sessions, tf.assign & co.
 from .session import InteractiveSession, get_default_session
 from .variables import assign, assign_add, assign_sub

@@ -1,4 +1,5 @@
 """TF1 spellings (issue 14): default sessions, tensor.eval(), op.run(), fg.assign & co."""
+import os
 import threading
 
 import numpy as np
@@ -157,3 +158,37 @@ def test_bias_add_adds_a_channel_vector_and_refuses_other_biases():
         fg.nn.bias_add(fg.zeros((3,)), np.ones(3))                  # rank >= 2, as TF1
     with pytest.raises(ValueError, match="NHWC"):
         fg.nn.bias_add(x, b, data_format="NCHW")
+
+
+def test_config_proto_carries_tf1_fields_and_names_unknown_ones():
+    config = fg.ConfigProto(allow_soft_placement=True, log_device_placement=False,
+                            intra_op_parallelism_threads=1, inter_op_parallelism_threads=2)
+    assert isinstance(config, fg.SessionConfig)
+    assert config.allow_soft_placement and config.intra_op_parallelism_threads == 1
+    with pytest.raises(TypeError, match="gpu_options"):
+        fg.ConfigProto(gpu_options=None)
+    with pytest.raises(ValueError, match="intra_op_parallelism_threads"):
+        fg.SessionConfig(intra_op_parallelism_threads=-1)
+    with pytest.raises(ValueError, match="inter_op_parallelism_threads"):
+        fg.ConfigProto(inter_op_parallelism_threads="two")
+
+
+def test_intra_op_parallelism_threads_limits_blas_in_the_process():
+    # BLAS thread pools are per process: checked in a child so the suite keeps its own.
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np, flowgraph as fg\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with fg.Graph().as_default():\n"
+        "    x = fg.placeholder(fg.float64, (3, 4))\n"
+        "    y = fg.matmul(x, fg.constant(np.ones((4, 2))))\n"
+        "    with fg.Session(config=fg.ConfigProto(intra_op_parallelism_threads=1)) as s:\n"
+        "        out = s.run(y, {x: np.ones((3, 4))})\n"
+        "assert (out == 4).all()\n"
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))\n")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2", OMP_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1]"
