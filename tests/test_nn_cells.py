@@ -335,3 +335,21 @@ def test_basic_lstm_cell_gradients_and_reuse():
     assert again.kernel is cell.kernel
     assert fg.testing.check_gradients(out2, [x, cell.kernel, cell.bias],
                                       {x: rng.normal(size=(2, 3))}) < 1e-6
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_basic_lstm_cell_in_dynamic_rnn_equals_lstm_cell(optimize):
+    rng = np.random.default_rng(6)
+    xv = rng.normal(size=(2, 5, 3))
+    x = fg.placeholder(fg.float64, (None, 5, 3))
+    with fg.variable_scope("a"):
+        out_a, st_a = fg.nn.dynamic_rnn(fg.nn.rnn_cell.BasicLSTMCell(4, seed=9), x,
+                                        dtype=fg.float64)
+    with fg.variable_scope("b"):
+        out_b, st_b = fg.nn.dynamic_rnn(fg.nn.LSTMCell(4, seed=9), x, dtype=fg.float64)
+    names = sorted(v.op.name.rsplit("/", 2)[-2] for v in fg.global_variables())
+    assert names == ["basic_lstm_cell"] * 2 + ["lstm_cell"] * 2
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+        a, b = sess.run([[out_a, st_a], [out_b, st_b]], {x: xv})
+    np.testing.assert_allclose(a[0], b[0], RTOL, ATOL)
+    np.testing.assert_allclose(a[1].c, b[1].c, RTOL, ATOL)
