@@ -2,10 +2,10 @@
 
 A step is the forward pass through T unrolled time steps and the backward pass to every
 weight, with loss mean(h_T ** 2). Cells are built here from fg ops with the equations
-of API.md (GRU: the torch.nn.GRU equations, ``reset_after=True``). Reported: median ms
-per step, the ratio to torch.nn, GFLOP/s of the step's matmuls and the percent of this
-machine's measured ``np.matmul`` rate at the forward GEMM's shape (same run, same
-thread settings).
+of the README's cell table (GRU: the torch.nn.GRU equations, ``reset_after=True``).
+Reported: median ms per step, the ratio to torch.nn, GFLOP/s of the step's matmuls and
+the percent of this machine's measured ``np.matmul`` rate at the forward GEMM's shape
+(same run, same thread settings).
 
     python benchmarks/rnn_step.py --cells lstm gru rnn --sizes small medium \\
         --dtypes float32 --threads 1 --out benchmarks/results/rnn_step

@@ -259,12 +259,12 @@ def main(argv=None):
     for i in range(args.steps):
         step = first + i
         x, y, fresh = batcher(step)
+        chars += x.size                 # the whole batch: all ranks' characters per second
         if args.data_parallel:
             x, y = fgd.shard((x, y))
         loss = trainer.train_step(x, y, fresh or i == 0)
         losses.append(loss)
         smooth = loss if smooth is None else 0.95 * smooth + 0.05 * loss
-        chars += x.size
         elapsed = time.perf_counter() - t_train
         line = progress(i + 1, args.steps, smooth, chars / elapsed, elapsed)
         if tty:
@@ -289,7 +289,9 @@ def main(argv=None):
     print(f"--- sample at the end (step {first + args.steps}) ---\n"
           f"{sample(sess, model, vocab, args.sample_length, seed=args.seed)}\n---")
     print(f"checkpoint: {path}")
-    print(f"final loss: train {final_train:.3f} (mean of last 20 steps), validation "
+    rows = "rank 0's rows, " if args.data_parallel else ""
+    print(f"final loss: train {final_train:.3f} ({rows}mean of last {min(20, len(losses))} "
+          f"steps), validation "
           f"{valid_loss:.3f} nats/char; unigram baseline {baseline:.3f} nats/char")
     print(f"wall time: {time.perf_counter() - t_start:.1f}s")
     sess.close()

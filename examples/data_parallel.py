@@ -7,8 +7,8 @@ On a Slurm cluster: srun -n 8 python -m mpi4py examples/data_parallel.py
 Every rank builds the same graph, draws the same global batch and trains on its own
 shard of it; ``DistributedOptimizer`` averages the gradients of all ranks in one fused
 allreduce per step and makes every session start from rank 0's weights, so all ranks
-hold the same model after every step. The LSTM is written with fg ops (API.md's
-LSTMCell equations) so the example does not depend on fg.nn's cells.
+hold the same model after every step. The LSTM is written with fg ops (the equations of
+the README's LSTMCell) so the example does not depend on fg.nn's cells.
 """
 import argparse
 import json
@@ -29,22 +29,6 @@ TEXT = ("It was the best of times, it was the worst of times, it was the age of 
         "it was the age of foolishness, it was the epoch of belief, it was the epoch of "
         "incredulity, it was the season of Light, it was the season of Darkness, it was "
         "the spring of hope, it was the winter of despair. ")
-
-
-def sgd(learning_rate):
-    """fg.train.GradientDescentOptimizer when it exists, else the same rule in fg ops."""
-    if hasattr(fg.train, "GradientDescentOptimizer"):
-        return fg.train.GradientDescentOptimizer(learning_rate)
-
-    class SGD:
-        def compute_gradients(self, loss, var_list=None):
-            var_list = list(var_list or fg.trainable_variables())
-            return list(zip(fg.gradients(loss, var_list), var_list))
-
-        def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-            return fg.group(*[v.assign_sub(learning_rate * g) for g, v in grads_and_vars])
-
-    return SGD()
 
 
 def build_char_lstm(vocab, steps, hidden, dtype, seed):
@@ -87,11 +71,12 @@ def main(argv=None):
     encoded = np.array([chars.index(ch) for ch in TEXT], np.int64)
     ids, loss = build_char_lstm(len(chars), args.seq, args.hidden, np.float32,
                                 seed=1234 + fgd.rank())  # rank 0's weights win
-    train = fgd.DistributedOptimizer(sgd(args.lr)).minimize(loss)
+    train = fgd.DistributedOptimizer(fg.train.GradientDescentOptimizer(args.lr)).minimize(loss)
     mean_loss, = fgd.allreduce_mean([loss]) if fgd.size() > 1 else [loss]
 
     data_rng = np.random.default_rng(0)  # the same global batches on every rank
     step_times, history = [], []
+    waited0 = 0.0                           # allreduce seconds before the timed steps
     with fg.Session() as sess:
         step = sess.make_callable(train, [ids])
         step_with_loss = sess.make_callable([train, mean_loss], [ids])
@@ -111,13 +96,17 @@ def main(argv=None):
                 waited0 = fgd.world().allreduce_seconds
             if n >= args.warmup:
                 step_times.append(time.perf_counter() - t0)
-    waited = fgd.world().allreduce_seconds - (waited0 if args.warmup else 0.0)
+    waited = fgd.world().allreduce_seconds - waited0
     median = float(np.median(step_times)) if step_times else float("nan")
     if fgd.rank() == 0:
-        print(f"{fgd.size()} rank(s): {1.0 / median:.1f} steps/s (median of "
-              f"{len(step_times)} steps, global batch {args.batch}); rank 0 spent "
-              f"{waited / max(len(step_times), 1) * 1e3:.1f} ms/step in allreduce",
-              flush=True)
+        if not step_times:
+            print(f"{fgd.size()} rank(s): no step timed (--steps {args.steps} <= --warmup "
+                  f"{args.warmup})", flush=True)
+        else:
+            print(f"{fgd.size()} rank(s): {1.0 / median:.1f} steps/s (median of "
+                  f"{len(step_times)} steps, global batch {args.batch}); rank 0 spent "
+                  f"{waited / len(step_times) * 1e3:.1f} ms/step in allreduce (waiting "
+                  "for the slowest rank included)", flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"ranks": fgd.size(), "median_step_s": median,

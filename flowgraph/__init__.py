@@ -23,6 +23,7 @@ from .array_ops import (argmax, argmin, fill, logical_and, logical_not, logical_
                         logical_xor, pow, range, rank, reduce_all, reduce_any, reduce_min,
                         reduce_prod, reverse, reverse_sequence, sequence_mask, shape, size,
                         tile)
+from .array_ops import placeholder_with_default
 from .autodiff import gradients
 from .control_flow import cond, scan, while_loop
 from .devices import list_devices
@@ -30,7 +31,7 @@ from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
                     get_default_graph, name_scope, reset_default_graph)
 from .explain import RunMetadata, RunOptions
-from .session import Session, SessionConfig
+from .session import ConfigProto, Session, SessionConfig
 # TF1 spellings (issue 14): default sessions, tf.assign & co.
 from .session import InteractiveSession, get_default_session
 from .variables import assign, assign_add, assign_sub
@@ -38,6 +39,8 @@ from .train.clip import clip_by_global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)
 from .visualize import summary
+# TF1's tf.TensorShape / tf.Dimension (what Tensor.get_shape() returns)
+from .tensor_shape import Dimension, TensorShape, dimension_value
 # --- randomness, initializers and variable scopes (issue 14) ---
 from .random_ops import get_seed, random_normal, random_uniform, set_random_seed, truncated_normal
 from .initializers import (constant_initializer, glorot_uniform_initializer, ones_initializer,

@@ -51,16 +51,21 @@ def _out(type_, inputs, attrs=None, name=None) -> Tensor:
     return _op(type_, inputs, attrs, name).outputs[0]
 
 
-def constant(value, dtype=None, name=None, graph=None) -> Tensor:
+def constant(value, dtype=None, name=None, graph=None, *, shape=None) -> Tensor:
     """A constant tensor holding ``value`` (array-like).
 
     Python floats become float32 and Python ints int32 unless ``dtype`` says otherwise;
-    NumPy arrays keep their dtype.
+    NumPy arrays keep their dtype. ``shape=`` (TF1's ``tf.constant(0.1, shape=[3])``)
+    fills that shape with a scalar ``value`` or reshapes one with as many elements.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
     ...     fg.constant([1, 2]).dtype, fg.constant(np.zeros(2)).dtype
     (dtype('int32'), dtype('float64'))
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.constant(0.1, shape=[2, 2]))
+    array([[0.1, 0.1],
+           [0.1, 0.1]], dtype=float32)
     """
     if dtype is not None:
         dtype = dtypes.as_dtype(dtype)
@@ -69,6 +74,20 @@ def constant(value, dtype=None, name=None, graph=None) -> Tensor:
     else:
         dtype = dtypes.default_dtype_for_python(value)
     arr = np.array(value, dtype=dtype)
+    if shape is not None:
+        shape = tuple(int(d) for d in shape)
+        if arr.size == 1:
+            arr = np.full(shape, arr.reshape(()), dtype=dtype)
+        elif arr.size == int(np.prod(shape)):
+            arr = arr.reshape(shape)
+        else:
+            from .graph import _user_location
+            where = _user_location()
+            raise ShapeError(f"Const '{name or 'Const'}'"
+                             + (f" (created at {where})" if where else "")
+                             + f": expected a scalar or {int(np.prod(shape))} values for "
+                             f"shape {S.fmt(shape)}, found {arr.size} values of shape "
+                             f"{S.fmt(arr.shape)}")
     arr.setflags(write=False)
     graph = graph or get_default_graph()
     return graph.create_op("Const", [], {"value": arr}, name or "Const").outputs[0]

@@ -388,6 +388,37 @@ def sequence_mask(lengths, maxlen=None, dtype=dtypes.bool_, name=None):
     return F.identity(mask, name=name) if name else mask
 
 
+def placeholder_with_default(input, shape, name=None):  # noqa: A002 - TF1's names
+    """TF1's ``tf.placeholder_with_default``: ``input``'s value unless the result is fed.
+
+    ``shape`` may be less specific than ``input``'s (``[None, 3]`` for a ``(2, 3)``
+    default), so a feed of another size is accepted; it must be compatible with it
+    (``ShapeError`` otherwise). The dtype is ``input``'s.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     keep = fg.placeholder_with_default(1.0, shape=[])
+    ...     x = fg.placeholder_with_default(np.ones((2, 3), np.float32), [None, 3])
+    ...     y = fg.reduce_sum(x, 1) * keep
+    ...     with fg.Session() as sess:
+    ...         print(x.shape, sess.run(y), sess.run(y, {x: np.ones((1, 3)), keep: 0.5}))
+    (None, 3) [3. 3.] [1.5]
+    """
+    from .graph import _user_location
+    from .tensor_shape import TensorShape
+    input = convert_to_tensor(input)
+    shape = S.as_shape(shape)
+    if not TensorShape(shape).is_compatible_with(TensorShape(input.shape)):
+        where = _user_location()
+        raise ShapeError("placeholder_with_default" + (f" (called at {where})" if where
+                                                       else "")
+                         + f": expected the default {input.name} to have a shape "
+                         f"compatible with shape={S.fmt(shape)}, found {S.fmt(input.shape)}")
+    op = input.graph.create_op("Identity", [input], None, name or "PlaceholderWithDefault",
+                               output_specs=[(shape, input.dtype)])
+    return op.outputs[0]
+
+
 def tile(x, multiples, name=None):
     """``x`` repeated ``multiples[i]`` times along each axis ``i`` (static multiples):
     a broadcast against zeros and a reshape, so the gradient sums the copies.

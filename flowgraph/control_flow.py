@@ -40,7 +40,8 @@ from . import dtypes
 from . import shapes as S
 from .errors import FlowgraphError, ShapeError, describe_op
 from .executor import RunState, needed_ops
-from .graph import Tensor, _no_control_dependencies, get_default_graph, name_scope
+from .graph import (Tensor, _no_control_dependencies, _user_location, get_default_graph,
+                    name_scope)
 from .nest import flatten
 
 
@@ -225,14 +226,21 @@ def _check_var(op, j, value, want):
                          "shape_invariants to allow it")
 
 
-def run_loop(op, inputs, plan_for, outputs=None):
+def run_loop(op, inputs, plan_for, outputs=None, stacks=None):
     """Evaluate a ``While`` on arrays. ``plan_for(function, arrays)`` gives the plan
-    to run a body with (reference or compiled). ``outputs``: preallocated output
-    arrays to write into (the compiled step's buffers), else new arrays are made.
+    to run a body with (reference or compiled). ``outputs``: unused (kept for
+    callers). ``stacks``: a dict the caller keeps between runs, holding the growable
+    buffers (:class:`Stack`) the emits and history are recorded in, so that a loop
+    run again reuses the capacity its last run grew to.
+
+    On a compiled plan's node (``op.attrs["_live"]``, :func:`flowgraph.loop_passes.
+    mark_live_outputs`) the emits and history nobody reads are not recorded: they
+    are ``None`` in the result.
     """
     a = op.attrs
     nv, ns, nc = _layout(a)
     ne, nsum = a["n_emits"], a["n_sums"]
+    live = a.get("_live") or (True,) * (2 * nv + ne + nsum + 1)
     vars_ = list(inputs[:nv])
     seqs = inputs[nv:nv + ns]
     caps = list(inputs[nv + ns:nv + ns + nc])
@@ -240,8 +248,19 @@ def run_loop(op, inputs, plan_for, outputs=None):
     fixed = len(seqs[0]) if ns else None
     reverse = a["reverse"]
     body, cond = a["body"], a["cond"]
-    emits, sums = [[] for _ in range(ne)], [None] * nsum
-    hist = [[] for _ in range(nv)]
+    stacks = {} if stacks is None else stacks
+    capacity = fixed if fixed is not None else (
+        max_iter if max_iter is not None and max_iter <= Stack.START else Stack.START)
+
+    def stack(key):
+        st = stacks.get(key)
+        if st is None:
+            st = stacks[key] = Stack(capacity)
+        st.clear(capacity)
+        return st
+    emits = [stack(("emit", e)) if live[nv + e] else None for e in range(ne)]
+    hist = [stack(("hist", j)) if live[nv + ne + nsum + j] else None for j in range(nv)]
+    sums = [None] * nsum
     k = 0
     while True:
         if fixed is not None and k >= fixed or max_iter is not None and k >= max_iter:
@@ -253,7 +272,8 @@ def run_loop(op, inputs, plan_for, outputs=None):
                 break
         row = (fixed - 1 - k) if reverse else k
         for j in range(nv):
-            hist[j].append(vars_[j])
+            if hist[j] is not None:
+                hist[j].push(vars_[j])
         index = [np.int32(row)] if a["with_index"] else []
         args = vars_ + [s[row] for s in seqs] + index + caps
         outs = plan_for(body, args).run(dict(zip(body.params + body.captures, args)),
@@ -262,12 +282,12 @@ def run_loop(op, inputs, plan_for, outputs=None):
             _check_var(op, j, outs[j], a["invariants"][j] or np.shape(inputs[j]))
         vars_ = list(outs[:nv])
         for e in range(ne):
-            emits[e].append(outs[nv + e])
+            if emits[e] is not None:
+                emits[e].push(outs[nv + e])
         for s in range(nsum):
             v = outs[nv + ne + s]
             sums[s] = np.array(v, copy=True) if sums[s] is None else sums[s] + v
         k += 1
-    order = (lambda xs: xs[::-1]) if reverse else (lambda xs: xs)
     result = list(vars_)
     specs = a["out_specs"]
     if k == 0 and ne + nsum:
@@ -279,22 +299,81 @@ def run_loop(op, inputs, plan_for, outputs=None):
         specs = [(shape, dtype) for shape, (_, dtype) in zip(shapes, specs)]
     for e in range(ne):
         shape, dtype = specs[e]
-        result.append(np.stack(order(emits[e])) if emits[e] else
-                      np.zeros((0,) + tuple(d or 0 for d in shape or ()), dtype))
+        if emits[e] is None:
+            result.append(None)
+        else:
+            result.append(emits[e].rows(reverse) if k else
+                          np.zeros((0,) + tuple(d or 0 for d in shape or ()), dtype))
     for s in range(nsum):
         shape, dtype = specs[ne + s]
         result.append(sums[s] if sums[s] is not None else
                       np.zeros(tuple(d or 0 for d in shape or ()), dtype))
     for j in range(nv):
-        rows = hist[j]
-        if rows and any(np.shape(r) != np.shape(rows[0]) for r in rows):
-            # a variable that changed shape (shape_invariants) has no stacked history;
-            # its gradient is refused when built
-            rows = []
-        result.append(np.stack(order(rows)) if rows else
-                      np.zeros((0,) + np.shape(inputs[j]), np.asarray(inputs[j]).dtype))
+        rows = None if hist[j] is None else hist[j].rows(reverse)
+        # a variable that changed shape (shape_invariants) has no stacked history;
+        # its gradient is refused when built
+        result.append(rows if rows is not None and len(rows) else None if hist[j] is None
+                      else np.zeros((0,) + np.shape(inputs[j]), np.asarray(inputs[j]).dtype))
     result.append(np.int32(k))
     return tuple(result)
+
+
+class Stack:
+    """A growable buffer of rows, as TF1's stacks: capacity doubles when full, and is
+    kept from one run to the next (``clear``), so a loop run again with as many
+    iterations allocates nothing. ``push`` copies a row in; ``rows()`` is a view of
+    the rows pushed (reversed with ``reverse``); ``None`` for rows whose shapes
+    differed (a loop variable with ``shape_invariants``).
+
+    >>> st = Stack(1)
+    >>> for v in ([1., 2.], [3., 4.], [5., 6.]):
+    ...     st.push(np.array(v))
+    >>> st.rows().tolist(), st.capacity
+    ([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], 4)
+    """
+
+    START = 16
+
+    __slots__ = ("buf", "n", "ragged", "_want")
+
+    def __init__(self, capacity=START):
+        self.buf, self.n, self.ragged = None, 0, False
+        self._want = max(1, capacity)
+
+    @property
+    def capacity(self):
+        return 0 if self.buf is None else len(self.buf)
+
+    def clear(self, capacity=0):
+        self.n, self.ragged = 0, False
+        if self.buf is not None and capacity > len(self.buf):
+            self.buf = None
+        self._want = max(1, capacity, self.capacity)
+
+    def push(self, row):
+        row = np.asarray(row)
+        buf = self.buf
+        if buf is None or buf.shape[1:] != row.shape or buf.dtype != row.dtype:
+            if self.n and (buf.shape[1:] != row.shape or buf.dtype != row.dtype):
+                self.ragged = True
+                self.n += 1
+                return
+            buf = self.buf = np.empty((max(self._want, 1),) + row.shape, row.dtype)
+        elif self.n == len(buf):
+            grown = np.empty((2 * len(buf),) + row.shape, row.dtype)
+            grown[:self.n] = buf
+            buf = self.buf = grown
+        if not self.ragged:
+            buf[self.n] = row
+        self.n += 1
+
+    def rows(self, reverse=False):
+        if self.ragged:
+            return None
+        if self.buf is None:
+            return None
+        out = self.buf[:self.n]
+        return out[::-1].copy() if reverse else out
 
 
 def check_body_numerics(op, inputs, outputs):
@@ -368,13 +447,21 @@ def _if_ref(op, *inputs):
 
 # --- user API -------------------------------------------------------------------------------
 
+def _label(type_, name):
+    """``"While 'while' (created at model.py:12)"``: the op a build error is about and
+    the user's line that asked for it (the op itself does not exist yet)."""
+    where = _user_location()
+    return f"{type_} '{name}'" + (f" (created at {where})" if where else "")
+
+
 def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
           invariants=None, maximum_iterations=None, with_index=False, record=True,
-          name="while"):
+          name="while", label=None):
     """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows[, row]) ->
     new_vars + emits + sums`` (flat); ``with_index``: the body also gets the row it
     reads and writes (an int32 scalar). Returns ``(final_vars, emits, sums, history,
-    count)``."""
+    count)``. ``label`` names the loop in build errors (default: ``_label``)."""
+    label = label or _label("While", name)
     loop_vars = [F.convert_to_tensor(v) for v in loop_vars]
     seqs = [F.convert_to_tensor(s) for s in seqs]
     nv = len(loop_vars)
@@ -383,11 +470,11 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
              for inv, v in zip(invariants, loop_vars)]
     for s in seqs:
         if s.shape is not None and len(s.shape) == 0:
-            raise ShapeError(f"{name}: expected sequences of rank >= 1, found {s.name} (a scalar)")
+            raise ShapeError(f"{label}: expected sequences of rank >= 1, found {s.name} (a scalar)")
     specs += [(None if s.shape is None else tuple(s.shape[1:]), s.dtype) for s in seqs]
     if with_index:
         if not seqs:
-            raise ValueError(f"{name}: with_index needs sequences")
+            raise ValueError(f"{label}: with_index needs sequences")
         specs.append(((), dtypes.int32))
     if n_emits is None:   # body_fn returns (new_vars, emits, sums): count them
         counts = {}
@@ -401,7 +488,7 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         body = Function.trace(body_fn, specs, "body")
         if n_emits is None:
             n_emits, n_sums = counts["emits"], counts["sums"]
-        _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name)
+        _check_body(body, loop_vars, specs, nv, n_emits, n_sums, label)
         if seqs:
             from . import loop_passes
             body, seqs, specs = loop_passes.hoist(body, specs, nv, seqs, with_index, name)
@@ -412,7 +499,7 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
             cond = Function.trace(lambda *vs: [cond_fn(*vs)], specs[:nv], "cond")
             c = cond.outputs[0]
             if c.dtype != dtypes.bool_ or (c.shape is not None and len(c.shape)):
-                raise ShapeError(f"{name}: expected cond to return a bool scalar, found "
+                raise ShapeError(f"{label}: expected cond to return a bool scalar, found "
                                  f"{c.dtype.name} of shape {S.fmt(c.shape)}")
     # the loop's captures: the body's, then those only the cond reads (the body plan
     # is fed them all; unused feeds are harmless)
@@ -468,19 +555,40 @@ def _record_matmuls(body, nv, n_emits):
         if (len(users) == 1 and m.outputs[0] not in outputs and users[0].type == "Add"
                 and users[0].outputs[0].shape == m.outputs[0].shape):
             recorded[i] = users[0]
+    # The activations whose gradients read their outputs (sigmoid, tanh: the gates of
+    # a cell) are recorded too, as the unrolled graph keeps them: the backward loop
+    # then reads them instead of evaluating the cell's transcendental functions again.
+    # A product read only through slices by recorded activations is then not needed.
+    acts = [op for op in body.ops if op.type in _RECORDED_ACTIVATIONS
+            and op.outputs[0] in varying and op.outputs[0].shape is not None
+            and None not in op.outputs[0].shape]
+    if acts:
+        covered = set(acts)
+
+        def only_to_acts(t, depth=0):
+            users = readers.get(t, [])
+            if t in outputs or not users or depth > 3:
+                return False
+            return all(u in covered or (u.type in _SLICING and all(
+                only_to_acts(o, depth + 1) for o in u.outputs)) for u in users)
+        recorded = [m for m in recorded if not only_to_acts(m.outputs[0])] + acts
     at = nv + n_emits
     body.outputs = body.outputs[:at] + [m.outputs[0] for m in recorded] + body.outputs[at:]
     return tuple(recorded)
 
 
-def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
+_RECORDED_ACTIVATIONS = frozenset({"Sigmoid", "Tanh"})
+_SLICING = frozenset({"Split", "StridedSlice", "Reshape", "Identity"})
+
+
+def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, label):
     outs = body.outputs
     if len(outs) != nv + n_emits + n_sums:
-        raise ShapeError(f"{name}: expected the body to return {nv} loop variables, found "
+        raise ShapeError(f"{label}: expected the body to return {nv} loop variables, found "
                          f"{len(outs) - n_emits - n_sums}")
     for j, (t, (shape, dtype)) in enumerate(zip(outs[:nv], specs[:nv])):
         if t.dtype != dtype:
-            raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) is "
+            raise ShapeError(f"{label}: loop variable {j} ({loop_vars[j].name}) is "
                              f"{dtype.name} but the body returned {t.dtype.name}")
         # only a definite conflict here: dimensions unknown statically are checked
         # when the loop runs
@@ -488,7 +596,7 @@ def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, name):
                 len(shape) != len(t.shape) or any(
                     a is not None and b is not None and a != b
                     for a, b in zip(shape, t.shape))):
-            raise ShapeError(f"{name}: loop variable {j} ({loop_vars[j].name}) has shape "
+            raise ShapeError(f"{label}: loop variable {j} ({loop_vars[j].name}) has shape "
                              f"{S.fmt(shape)} but the body returned {S.fmt(t.shape)}; give "
                              "shape_invariants to let it change")
 
@@ -513,8 +621,9 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
     single = not isinstance(loop_vars, (list, tuple, dict))
     flat, rebuild = flatten([loop_vars] if single else loop_vars, is_leaf=_is_leaf_tensor)
     if not flat:
-        raise ValueError(f"{name}: expected at least one loop variable")
+        raise ValueError(f"{_label('While', name)}: expected at least one loop variable")
     flat = [F.convert_to_tensor(v) for v in flat]
+    label = _label("While", name)
     invariants = None
     if shape_invariants is not None:
         invariants, _ = flatten([shape_invariants] if single else shape_invariants,
@@ -530,7 +639,7 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
         new = body(*([unpack(vs)] if single else _as_args(unpack(vs))))
         new_flat, _ = flatten([new] if single else new, is_leaf=_is_leaf_tensor)
         if len(new_flat) != len(vs):
-            raise ShapeError(f"{name}: expected the body to return {len(vs)} loop variables "
+            raise ShapeError(f"{label}: expected the body to return {len(vs)} loop variables "
                              f"(the structure of loop_vars), found {len(new_flat)}")
         return new_flat
 
@@ -538,7 +647,8 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
         return F.convert_to_tensor(cond(*([unpack(vs)] if single else _as_args(unpack(vs)))))
 
     final, _, _, _, _ = _loop(body_flat, flat, cond_fn=cond_flat, invariants=invariants,
-                              maximum_iterations=maximum_iterations, name=name)
+                              maximum_iterations=maximum_iterations, name=name,
+                              label=label)
     return unpack(final)
 
 
@@ -599,9 +709,10 @@ def cond(pred, true_fn, false_fn, name="cond"):
     ...     float(fg.Session().run(y, {x: -3.0}))
     3.0
     """
+    label = _label("If", name)
     pred = F.convert_to_tensor(pred)
     if pred.dtype != dtypes.bool_ or (pred.shape is not None and len(pred.shape)):
-        raise ShapeError(f"{name}: expected pred to be a bool scalar, found "
+        raise ShapeError(f"{label}: expected pred to be a bool scalar, found "
                          f"{pred.dtype.name} of shape {S.fmt(pred.shape)}")
     structure = {}
 
@@ -618,9 +729,10 @@ def cond(pred, true_fn, false_fn, name="cond"):
         f = Function.trace(traced(false_fn, "f"), [], "false")
     if len(t.outputs) != len(f.outputs) or any(
             a.dtype != b.dtype for a, b in zip(t.outputs, f.outputs)):
-        raise ShapeError(f"{name}: expected both branches to return the same structure "
-                         f"and dtypes, found {[x.dtype.name for x in t.outputs]} and "
-                         f"{[x.dtype.name for x in f.outputs]}")
+        raise ShapeError(f"{label}: expected both branches to return the same structure "
+                         f"and dtypes, found {len(t.outputs)} tensors "
+                         f"{[x.dtype.name for x in t.outputs]} from true_fn and "
+                         f"{len(f.outputs)} {[x.dtype.name for x in f.outputs]} from false_fn")
     op = pred.graph.create_op("If", [pred] + t.captures + f.captures,
                               {"true": t, "false": f}, name=name)
     _check_one_task(op, [t, f])
@@ -713,7 +825,13 @@ def _while_grad(op, *grads):
             return len(emit_list) - 1
 
         for j, gc in zip(fc, g[nfv + len(fs):]):
-            if _stackable(gc):
+            if not ns:
+                # a trip count known only at run time (while_loop): the weight
+                # gradients are summed in the backward loop, so that nothing after
+                # it has a number of rows known only at run time
+                recipes[j] = ("sum", len(sums))
+                sums.append(gc)
+            elif _stackable(gc):
                 left, right = gc.op.inputs
                 own = [k for k, v in enumerate(x_vars) if v is left]
                 recipes[j] = ("matmul", ("hist", own[0]) if own else ("emit", emit_index(left)),

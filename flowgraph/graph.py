@@ -25,6 +25,7 @@ import threading
 import numpy as np
 
 from . import shapes as _shapes
+from . import tensor_shape as _tensor_shape
 from .devices import canonical_device
 from .errors import FlowgraphError
 from .primitives import get_primitive
@@ -90,6 +91,19 @@ class Tensor:
     @property
     def ndim(self):
         return None if self.shape is None else len(self.shape)
+
+    def get_shape(self):
+        """TF1's ``tensor.get_shape()``: the static shape as an ``fg.TensorShape``
+        (``.as_list()``, ``[i].value``, ``ndims``...). ``tensor.shape`` stays the plain
+        tuple (``None`` for an unknown dimension).
+
+        >>> import flowgraph as fg
+        >>> with fg.Graph().as_default():
+        ...     x = fg.placeholder(fg.float32, [None, 3])
+        >>> x.get_shape()[1].value, x.get_shape().as_list(), x.shape
+        (3, [None, 3], (None, 3))
+        """
+        return _tensor_shape.TensorShape(self.shape)
 
     def __repr__(self):
         return (f"<fg.Tensor '{self.name}' shape={_shapes.fmt(self.shape)} "

@@ -47,6 +47,8 @@ from . import control_flow
 def _copy_into(outputs, values):
     copyto = np.copyto
     for out, value in zip(outputs, values):
+        if value is None:        # an output nobody reads, not recorded
+            continue
         if np.shape(value) != out.shape:
             raise ValueError(f"produced shape {np.shape(value)}, expected {out.shape}")
         copyto(out, value, casting="unsafe")
@@ -131,9 +133,33 @@ def build(plan, node, inputs, outputs):
 
 def _while_step(owner, op, attrs, inputs, outputs, config, plan_for):
     run = control_flow.run_loop
+    stacks = {}
+    dynamic_out = attrs.get("_dynamic", ())
+    dynamic_in = [(i, node, k) for i, (node, k) in enumerate(getattr(op, "inputs", ()))
+                  if k in getattr(node, "attrs", {}).get("_dynamic", ())] \
+        if owner is not None else []
+    if dynamic_out or dynamic_in:
+        # A loop whose trip count is known only when it runs (a ``while_loop``), or
+        # the loop reading its history (the backward loop): the rows are recorded in
+        # growable buffers (control_flow.Stack, capacity kept between runs) and
+        # handed from the loop that records them to the loop that reads them through
+        # ``rows``, outside the plan's buffers (which hold empty placeholders).
+        rows = owner.__dict__.setdefault("_loop_rows", {})
+        node = op
+
+        def dynamic_step():
+            args = list(inputs)
+            for i, src, k in dynamic_in:
+                args[i] = rows[(id(src), k)]
+            values = list(run(op, args, plan_for, stacks=stacks))
+            for k in dynamic_out:
+                rows[(id(node), k)] = values[k]
+                values[k] = None
+            _copy_into(outputs, values)
+        return dynamic_step
 
     def generic():
-        _copy_into(outputs, run(op, inputs, plan_for))
+        _copy_into(outputs, run(op, inputs, plan_for, stacks=stacks))
 
     if attrs["cond"] is not None or attrs["has_max"] or not attrs["n_seqs"] or any(
             i is not None for i in attrs["invariants"]):

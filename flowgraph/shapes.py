@@ -8,6 +8,7 @@ when even the rank is unknown.
 """
 from __future__ import annotations
 
+from . import tensor_shape as _tensor_shape
 from .errors import ShapeError
 
 
@@ -15,10 +16,16 @@ def as_shape(shape):
     """Normalize a user shape (``None``, an int, or a sequence of ints/None)."""
     if shape is None:
         return None
+    if isinstance(shape, _tensor_shape.TensorShape):   # TF1's tf.TensorShape
+        return shape._as_tuple()
+    if isinstance(shape, _tensor_shape.Dimension):
+        shape = shape.value
     if isinstance(shape, int):
         shape = (shape,)
     out = []
     for d in shape:
+        if isinstance(d, _tensor_shape.Dimension):
+            d = d.value
         if d is None or (isinstance(d, int) and d == -1):
             out.append(None)
         elif isinstance(d, int) and d >= 0:

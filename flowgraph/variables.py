@@ -59,6 +59,10 @@ class Variable:
     # --- tensor-like attributes ---------------------------------------------------
     name = property(lambda self: self._tensor.name)
     shape = property(lambda self: self._tensor.shape)
+
+    def get_shape(self):
+        """TF1's ``variable.get_shape()``: the shape as an ``fg.TensorShape``."""
+        return self._tensor.get_shape()
     dtype = property(lambda self: self._tensor.dtype)
     op = property(lambda self: self._op)
     device = property(lambda self: self._op.device)

@@ -12,6 +12,7 @@ every run and machine), modest example counts, no deadline (a first run may comp
 ``HYPOTHESIS_PROFILE=randomized`` draws fresh examples on every run (tests keep their
 own ``max_examples``), to hunt for new failures locally.
 """
+import dataclasses
 import os
 import sys
 
@@ -57,9 +58,12 @@ def optimize_mode(request):
     mode = "on" if mode == "both" else mode
     init = SessionConfig.__init__
     saved = init.__defaults__
-    # (compile is the last field of SessionConfig)
-    init.__defaults__ = ((mode == "on",) + saved[1:-1]
-                         + (request.config.getoption("--compile"),))
+    # The defaults by field name (optimize is the first field of SessionConfig).
+    names = [f.name for f in dataclasses.fields(SessionConfig)]
+    defaults = list(saved)
+    defaults[names.index("optimize")] = mode == "on"
+    defaults[names.index("compile")] = request.config.getoption("--compile")
+    init.__defaults__ = tuple(defaults)
     try:
         yield mode
     finally:

@@ -1,4 +1,4 @@
-"""Semantics of fg.gradients (API.md "Automatic differentiation")."""
+"""Semantics of fg.gradients (README: "A first graph", "Gradients of gradients", "Concepts")."""
 import numpy as np
 import pytest
 

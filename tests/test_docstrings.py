@@ -32,6 +32,9 @@ MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
 MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step"]
 # facts about an op live on its Primitive (issue 11)
 MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
+# TF1's TensorShape / Dimension (Tensor.get_shape())
+MODULES += ["flowgraph.tensor_shape", "flowgraph.nn.activations", "flowgraph.nn.cells",
+            "flowgraph.nn.rnn_cell"]
 
 
 @pytest.mark.parametrize("name", MODULES)

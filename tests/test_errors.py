@@ -350,3 +350,87 @@ def test_run_time_shape_mismatches_name_the_op():
             assert_usable(sess)
     with pytest.raises(ShapeError, match="depth"):
         fg.one_hot([0], -1)
+
+
+def test_control_flow_build_errors_name_the_op_and_the_users_line():
+    """while_loop / scan / cond errors found while tracing name the op kind, its name
+    and the line of user code that asked for the loop, as op errors do."""
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.while_loop(lambda a, b: a < 3, lambda a, b: (a + 1,), (0, 1.0), name="count")
+    assert_message(info.value, "While 'count'", f"{HERE}:{line}", "2 loop variables",
+                   "found 1")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.while_loop(lambda a: a < 3, lambda a: fg.cast(a, fg.float32), [0])
+    assert_message(info.value, "While 'while'", f"{HERE}:{line}", "int32", "float32")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.scan(lambda acc, x: fg.concat([acc, x], 0), fg.zeros((3, 2)))
+    assert_message(info.value, "While 'scan'", f"{HERE}:{line}", "(2,)", "(4,)")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.cond(fg.constant(True), lambda: (fg.constant(1.0), fg.constant(2.0)),
+                lambda: fg.constant(1.0))
+    assert_message(info.value, "If 'cond'", f"{HERE}:{line}", "2 tensors", "1 ['float32']")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.cond(fg.constant(1.0), lambda: 1.0, lambda: 2.0)
+    assert_message(info.value, "If 'cond'", f"{HERE}:{line}", "bool scalar", "float32")
+    sess = fg.Session()
+    assert_usable(sess)
+
+
+def test_loss_errors_name_the_loss_and_the_users_line():
+    """Mismatched labels and logits are reported as the loss the user called, at the
+    user's line, with both shapes: not as an internal Mul deep inside it."""
+    logits = fg.placeholder(fg.float32, (2, 4), name="logits")
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.nn.softmax_cross_entropy_with_logits_v2(labels=fg.zeros((2, 3)), logits=logits)
+    assert_message(info.value, "softmax_cross_entropy_with_logits", f"{HERE}:{line}",
+                   "(2, 4)", "found (2, 3)")
+    assert "Mul" not in str(info.value)
+    line = next_line(skip=1)
+    with pytest.raises(ShapeError) as info:
+        fg.nn.sigmoid_cross_entropy_with_logits(labels=fg.zeros((3,)), logits=logits)
+    assert_message(info.value, "sigmoid_cross_entropy_with_logits", f"{HERE}:{line}",
+                   "(2, 4)", "found (3,)")
+    line = next_line(skip=1)
+    with pytest.raises(DTypeError) as info:
+        fg.nn.sparse_softmax_cross_entropy_with_logits(labels=fg.zeros((2,)), logits=logits)
+    assert_message(info.value, "sparse_softmax_cross_entropy_with_logits",
+                   f"{HERE}:{line}", "integer labels", "float32")
+    # labels that broadcast to the logits stay accepted
+    loss = fg.nn.softmax_cross_entropy_with_logits(labels=fg.fill([1, 4], 0.25),
+                                                   logits=logits)
+    sess = fg.Session()
+    np.testing.assert_allclose(sess.run(loss, {logits: np.zeros((2, 4))}), [np.log(4)] * 2,
+                               rtol=1e-6)
+    assert_usable(sess)
+
+
+def test_another_graphs_tensor_is_named_with_where_it_was_created():
+    x = fg.placeholder(fg.float32, (), name="x")
+    other = fg.Graph()
+    with other.as_default():
+        line = next_line()
+        z = fg.constant(1.0, name="z_other")
+    with fg.Session() as sess:
+        with pytest.raises(FlowgraphError) as info:
+            sess.run(z)
+        assert_message(info.value, "'z_other:0'", "Const 'z_other'", f"{HERE}:{line}",
+                       "another graph")
+        with pytest.raises(FeedError) as info:
+            sess.run(x, {x: 1.0, z: 2.0})
+        assert_message(info.value, "'z_other:0'", f"{HERE}:{line}", "another graph")
+        assert_usable(sess)
+
+
+def test_feed_dtype_messages_use_the_right_article():
+    i = fg.placeholder(fg.int32, (2,), name="ints")
+    with fg.Session() as sess:
+        with pytest.raises(FeedError) as info:
+            sess.run(i, {i: np.array([0.5, 1.5])})
+        assert_message(info.value, "expected an int32 value", "found dtype float64")
+        assert_usable(sess)

@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import char_rnn  # noqa: E402
 import compare_cells  # noqa: E402
 import corpus  # noqa: E402
+import data_parallel  # noqa: E402
 import hello_char_rnn  # noqa: E402
 import ptb_word_lm  # noqa: E402
 import relu_layer  # noqa: E402
@@ -36,6 +37,7 @@ def test_char_rnn_loss_falls_and_resume_continues(tmp_path, capsys):
     resumed = char_rnn.main(TINY + ["--steps", "5", "--checkpoint", ckpt, "--resume"])
     out = capsys.readouterr().out
     assert "resumed from" in out and "at step 40" in out
+    assert "(mean of last 5 steps)" in out          # not "20" when only 5 ran
     # continuing from the trained weights: far below the untrained first loss
     assert np.mean(resumed.losses) < losses[0] - 0.5
 
@@ -151,3 +153,14 @@ def test_char_rnn_loop_trains_like_the_unrolled_graph(tmp_path, capsys):
     capsys.readouterr()
     np.testing.assert_allclose(loop.losses, unrolled.losses, rtol=1e-4)
     assert loop.losses[-1] < loop.losses[0]
+
+
+def test_data_parallel_example_runs_in_one_process_even_with_no_timed_step(capsys):
+    """`python examples/data_parallel.py --steps 2` (fewer steps than --warmup) trains
+    and says no step was timed, instead of failing on its timing summary."""
+    history = data_parallel.main(["--steps", "2", "--hidden", "8", "--seq", "4"])
+    out = capsys.readouterr().out
+    assert [n for n, _ in history] == [0, 1]
+    assert "1 rank(s): no step timed (--steps 2 <= --warmup 3)" in out
+    data_parallel.main(["--steps", "5", "--hidden", "8", "--seq", "4"])
+    assert "steps/s (median of 2 steps" in capsys.readouterr().out

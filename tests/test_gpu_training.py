@@ -2,7 +2,7 @@
 run (outputs and gradients), and SGD training with variables resident on the GPU
 equals CPU training. Runs on the numba.cuda simulator when no GPU is present.
 
-The LSTM is written with fg ops directly, with API.md's LSTMCell equations
+The LSTM is written with fg ops directly, with the README's LSTMCell equations
 (kernel [H+I, 4H] with column blocks i, f, o, g; c' = f*c + i*g; h' = o*tanh(c')).
 """
 import numpy as np

@@ -206,3 +206,88 @@ def test_unbatch_matmuls_turns_batched_products_into_one_gemm():
     _close(got, want)
     text = fg.Session(config=fg.SessionConfig(compile="eager")).explain([y, gw, ga], feed)
     assert " reference " not in text, text
+
+
+# --- while_loop with a trip count known only at run time ----------------------------------
+
+def _while_model(kind):
+    """A while_loop whose trip count is data, its final values and gradients."""
+    rng = np.random.default_rng(3)
+    x = fg.placeholder(fg.float64, (2, 3))
+    limit = fg.placeholder(fg.int32, ())
+    w = fg.Variable(rng.normal(size=(3, 3)) * 0.4)
+    b = fg.Variable(rng.normal(size=(3,)))
+    if kind == "counter":                   # a counter against a fed scalar
+        i, h = fg.while_loop(lambda i, h: i < limit,
+                             lambda i, h: (i + 1, fg.tanh(fg.matmul(h, w) + b)),
+                             (fg.constant(0), x))
+        outs = [i, h]
+    elif kind == "early_exit":              # a data-dependent exit, capped
+        i, h, acc = fg.while_loop(
+            lambda i, h, acc: fg.reduce_sum(acc) < fg.cast(limit, fg.float64),
+            lambda i, h, acc: (i + 1, fg.sigmoid(fg.matmul(h, w) + b), acc + fg.square(h)),
+            (fg.constant(0), x, fg.zeros_like(x)), maximum_iterations=7)
+        outs = [i, h, acc]
+    else:                                   # maximum_iterations only binds
+        i, h = fg.while_loop(lambda i, h: i < 1000,
+                             lambda i, h: (i + 1, fg.tanh(fg.matmul(h, w) * 0.9 + b)),
+                             (fg.constant(0), x), maximum_iterations=limit)
+        outs = [i, h]
+    loss = fg.add_n([fg.reduce_sum(fg.square(o)) for o in outs[1:]])
+    grads = fg.gradients(loss, [x, w, b])
+    return x, limit, outs, grads
+
+
+@pytest.mark.parametrize("kind", ["counter", "early_exit", "max_iterations"])
+def test_while_loop_of_run_time_length_runs_compiled(kind):
+    x, limit, outs, grads = _while_model(kind)
+    graph = fg.get_default_graph()
+    init = fg.global_variables_initializer()
+    ref = fg.Session(graph, fg.SessionConfig(optimize=False))
+    comp = fg.Session(graph, fg.SessionConfig(compile="eager"))
+    ref.run(init)
+    comp.run(init)
+    x_val = np.random.default_rng(4).normal(size=(2, 3))
+    for n in (0, 1, 4, 40, 3):          # no iteration, one, more, past the capacity, fewer
+        feed = {x: x_val, limit: n}
+        _close(comp.run(outs + grads, feed), ref.run(outs + grads, feed))
+        _close(comp.run(outs, feed), ref.run(outs, feed))    # forward only
+    for fetches in (outs + grads, outs):
+        text = comp.explain(fetches, {x: x_val, limit: 3})
+        assert text.startswith("CompiledPlan"), text
+        assert " reference " not in text, text
+
+
+def test_while_loop_forward_only_records_no_history():
+    x, limit, outs, _ = _while_model("counter")
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    sess.run(fg.global_variables_initializer())
+    sess.run(outs, {x: np.ones((2, 3)), limit: 50})
+    from flowgraph import control_flow
+    pushed = []
+    original = control_flow.Stack.push
+
+    def push(self, row):
+        pushed.append(row)
+        return original(self, row)
+    try:
+        control_flow.Stack.push = push
+        sess.run(outs, {x: np.ones((2, 3)), limit: 50})
+        assert pushed == [], len(pushed)
+        grad = fg.gradients(fg.reduce_sum(outs[1]), [x])
+        sess.run(grad, {x: np.ones((2, 3)), limit: 50})
+        assert len(pushed) >= 50         # with a gradient: the history, in a Stack
+    finally:
+        control_flow.Stack.push = original
+
+
+def test_stack_grows_by_doubling_and_keeps_its_capacity():
+    from flowgraph.control_flow import Stack
+    st = Stack(2)
+    for k in range(5):
+        st.push(np.full(3, float(k)))
+    assert st.capacity == 8 and st.rows()[:, 0].tolist() == [0, 1, 2, 3, 4]
+    assert st.rows(reverse=True)[:, 0].tolist() == [4, 3, 2, 1, 0]
+    st.clear()
+    st.push(np.zeros(3))
+    assert st.capacity == 8 and len(st.rows()) == 1

@@ -170,6 +170,10 @@ def test_char_rnn_data_parallel_equals_one_process_on_the_full_batch(tmp_path):
         assert proc.stdout.count("final loss:") == 1, proc.stdout  # one rank reports
         if key == "two":  # each rank really trained on half of every batch
             assert "data parallel: 2 ranks x 2 rows of each batch of 4" in proc.stdout
+            # the reported training loss is rank 0's shard's, and says so
+            assert "(rank 0's rows, mean of last 4 steps)" in proc.stdout, proc.stdout
+        else:
+            assert "(mean of last 4 steps)" in proc.stdout, proc.stdout
         weights[key] = dict(np.load(ckpt))
     assert weights["two"].keys() == weights["one"].keys()
     for name, value in weights["one"].items():

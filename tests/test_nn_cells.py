@@ -1,4 +1,4 @@
-"""Recurrent cells against NumPy implementations of API.md's equations (float64)."""
+"""Recurrent cells against NumPy implementations of the README's cell table (float64)."""
 import numpy as np
 import pytest
 
@@ -268,3 +268,88 @@ def test_state_placeholders_and_feed_state_round_trip():
     values = (fg.nn.LSTMStateTuple(np.zeros((1, 2)), np.ones((1, 2))), np.full((1, 3), 2.0))
     feed = fg.nn.feed_state(phs, values)
     assert [float(feed[p].sum()) for p in flat] == [0.0, 2.0, 6.0]
+
+
+# --- TF1's BasicLSTMCell and the tf.nn.rnn_cell namespace ---
+
+def test_basic_lstm_cell_is_tf1s_constructor_over_the_lstm_cell():
+    assert fg.nn.rnn_cell.BasicLSTMCell is fg.nn.BasicLSTMCell
+    for name in ["LSTMCell", "BasicRNNCell", "GRUCell", "MultiRNNCell", "DropoutWrapper",
+                 "DeviceWrapper", "LSTMStateTuple", "RNNCell"]:
+        assert getattr(fg.nn.rnn_cell, name) is getattr(fg.nn, name)
+    rng = np.random.default_rng(3)
+    cell = fg.nn.rnn_cell.BasicLSTMCell(H, 0.4, True, seed=2)   # TF1's positional order
+    assert isinstance(cell, fg.nn.LSTMCell) and cell.forget_bias == 0.4
+    assert cell.state_size == (H, H) and cell.output_size == H
+    xs = _inputs(rng)
+    sess, run = _run_unrolled(cell, xs)
+    assert cell.kernel.op.name == "rnn/basic_lstm_cell/kernel"
+    expected_bias = np.zeros(4 * H)
+    expected_bias[H:2 * H] = 0.4
+    np.testing.assert_array_equal(sess.variable_value(cell.bias), expected_bias)
+    w = _randomize(sess, cell, rng)
+    outputs, final = run()
+    c, h = np.zeros((B, H)), np.zeros((B, H))
+    for x, out in zip(xs, outputs):
+        c, h = np_lstm(x, c, h, w["kernel"], w["bias"])
+        np.testing.assert_allclose(out, h, RTOL, ATOL)
+    assert isinstance(final, fg.nn.LSTMStateTuple)
+    np.testing.assert_allclose(final.c, c, RTOL, ATOL)
+
+
+def test_basic_lstm_cell_activation_dtype_and_state_is_tuple():
+    rng = np.random.default_rng(4)
+    cell = fg.nn.BasicLSTMCell(H, activation=fg.nn.relu, seed=0)
+    xs = _inputs(rng, steps=2)
+    sess, run = _run_unrolled(cell, xs)
+    w = _randomize(sess, cell, rng)
+    outputs, _ = run()
+    c, h = np.zeros((B, H)), np.zeros((B, H))
+    for x, out in zip(xs, outputs):
+        z = np.concatenate([h, x], 1) @ w["kernel"] + w["bias"]
+        i, f, o, g = np.split(z, 4, axis=1)
+        c = sig(f) * c + sig(i) * np.maximum(g, 0)
+        h = sig(o) * np.maximum(c, 0)
+        np.testing.assert_allclose(out, h, RTOL, ATOL)
+    with pytest.raises(ValueError, match="state_is_tuple=False"):
+        fg.nn.BasicLSTMCell(4, state_is_tuple=False)
+    bad = fg.nn.BasicLSTMCell(2, dtype=fg.float32)
+    x = fg.placeholder(fg.float64, (1, 3))
+    with pytest.raises(fg.errors.DTypeError, match="dtype=float32.*float64"):
+        bad(x, bad.zero_state(1, fg.float64))
+    ok = fg.nn.BasicLSTMCell(2, dtype="float")
+    out, _ = ok(fg.placeholder(fg.float32, (1, 3)), ok.zero_state(1, fg.float32))
+    assert out.dtype == np.float32
+
+
+def test_basic_lstm_cell_gradients_and_reuse():
+    rng = np.random.default_rng(5)
+    x = fg.placeholder(fg.float64, (2, 3))
+    with fg.variable_scope("model"):
+        cell = fg.nn.BasicLSTMCell(2, seed=0)
+        out, st = cell(x, cell.zero_state(2, fg.float64))
+        out2, _ = cell(x, st)
+    with fg.variable_scope("model", reuse=True):
+        again = fg.nn.BasicLSTMCell(2)
+        again(x, again.zero_state(2, fg.float64))
+    assert again.kernel is cell.kernel
+    assert fg.testing.check_gradients(out2, [x, cell.kernel, cell.bias],
+                                      {x: rng.normal(size=(2, 3))}) < 1e-6
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_basic_lstm_cell_in_dynamic_rnn_equals_lstm_cell(optimize):
+    rng = np.random.default_rng(6)
+    xv = rng.normal(size=(2, 5, 3))
+    x = fg.placeholder(fg.float64, (None, 5, 3))
+    with fg.variable_scope("a"):
+        out_a, st_a = fg.nn.dynamic_rnn(fg.nn.rnn_cell.BasicLSTMCell(4, seed=9), x,
+                                        dtype=fg.float64)
+    with fg.variable_scope("b"):
+        out_b, st_b = fg.nn.dynamic_rnn(fg.nn.LSTMCell(4, seed=9), x, dtype=fg.float64)
+    names = sorted(v.op.name.rsplit("/", 2)[-2] for v in fg.global_variables())
+    assert names == ["basic_lstm_cell"] * 2 + ["lstm_cell"] * 2
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+        a, b = sess.run([[out_a, st_a], [out_b, st_b]], {x: xv})
+    np.testing.assert_allclose(a[0], b[0], RTOL, ATOL)
+    np.testing.assert_allclose(a[1].c, b[1].c, RTOL, ATOL)

@@ -659,7 +659,7 @@ def test_forward_matches_numpy(check, primitives, data):
     assert set(primitives) <= built, f"the case built no {set(primitives) - built} op"
 
 
-# --- composites (API.md "Building blocks" written with primitives) ---------------------
+# --- composites (compositions of primitives: README "Concepts") -------------------------
 
 def _softmax_np(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))

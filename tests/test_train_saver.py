@@ -201,3 +201,77 @@ def test_resumed_adam_training_equals_uninterrupted_training(tmp_path):
         second.run(train)
     np.testing.assert_array_equal(second.variable_value(w), straight.variable_value(w))
     assert int(second.variable_value(step)) == 6
+
+
+# --- max_to_keep (TF1's) ---
+
+def _names(folder):
+    return sorted(n for n in os.listdir(folder) if not n.startswith(".tmp-"))
+
+
+def test_max_to_keep_defaults_to_five_and_deletes_the_oldest(tmp_path):
+    fg.Variable(np.array([1.0], np.float32), name="w")
+    saver, sess = fg.train.Saver(), fg.Session()
+    (tmp_path / "model-0.npz").write_bytes(b"not this saver's")   # never deleted
+    paths = [saver.save(sess, tmp_path / "model", global_step=s) for s in range(1, 8)]
+    assert _names(tmp_path) == ["model-0.npz"] + [f"model-{s}.npz" for s in range(3, 8)]
+    assert saver.last_checkpoints == paths[2:]
+    assert fg.train.latest_checkpoint(tmp_path) == paths[-1]
+    saver.restore(sess, saver.last_checkpoints[0])
+
+
+@pytest.mark.parametrize("keep", [None, 0])
+def test_max_to_keep_none_or_zero_keeps_every_checkpoint(tmp_path, keep):
+    fg.Variable(np.array([1.0], np.float32), name="w")
+    saver, sess = fg.train.Saver(max_to_keep=keep), fg.Session()
+    paths = [saver.save(sess, tmp_path / "m.npz", global_step=s) for s in range(7)]
+    assert _names(tmp_path) == sorted(f"m-{s}.npz" for s in range(7))
+    assert saver.last_checkpoints == paths
+
+
+def test_saving_a_held_path_again_makes_it_the_newest(tmp_path):
+    fg.Variable(np.array([1.0], np.float32), name="w")
+    saver, sess = fg.train.Saver(max_to_keep=2), fg.Session()
+    a = saver.save(sess, tmp_path / "a.npz")
+    b = saver.save(sess, tmp_path / "b.npz")
+    assert saver.save(sess, tmp_path / "a.npz") == a      # a moves after b
+    assert saver.last_checkpoints == [b, a]
+    c = saver.save(sess, tmp_path / "c.npz")               # b is now the oldest
+    assert saver.last_checkpoints == [a, c] and _names(tmp_path) == ["a.npz", "c.npz"]
+    os.unlink(a)                                            # gone already: no error
+    saver.save(sess, tmp_path / "d.npz")
+    assert _names(tmp_path) == ["c.npz", "d.npz"]
+
+
+def test_set_and_recover_last_checkpoints_and_bad_max_to_keep(tmp_path):
+    fg.Variable(np.array([1.0], np.float32), name="w")
+    first, sess = fg.train.Saver(max_to_keep=None), fg.Session()
+    old = [first.save(sess, tmp_path / "m", global_step=s) for s in range(3)]
+    second = fg.train.Saver(max_to_keep=2)
+    second.recover_last_checkpoints(old + [str(tmp_path / "missing.npz")])
+    assert second.last_checkpoints == old
+    new = second.save(sess, tmp_path / "m", global_step=3)
+    assert second.last_checkpoints == [old[2], new]
+    assert _names(tmp_path) == ["m-2.npz", "m-3.npz"]
+    second.set_last_checkpoints([new])
+    assert second.last_checkpoints == [new]
+    with pytest.raises(TypeError, match="list of paths"):
+        second.set_last_checkpoints(new)
+    for bad in (-1, 2.5, True, "5"):
+        with pytest.raises(ValueError, match="max_to_keep"):
+            fg.train.Saver(max_to_keep=bad)
+
+
+def test_keep_checkpoint_every_n_hours_spares_one_per_period(tmp_path, monkeypatch):
+    import flowgraph.train.saver as saver_module
+    clock = [1000.0]
+    monkeypatch.setattr(saver_module.time, "time", lambda: clock[0])
+    fg.Variable(np.array([1.0], np.float32), name="w")
+    saver = fg.train.Saver(max_to_keep=1, keep_checkpoint_every_n_hours=1.0)
+    sess = fg.Session()
+    for step in range(6):                    # one save every 40 minutes
+        saver.save(sess, tmp_path / "m", global_step=step)
+        clock[0] += 2400.0
+    # saved at 0, 40, 80, 120, 160, 200 min; spared: the first saved after 60 min (80)
+    # and then the first after 120 min (160); the newest (200) is the kept one
+    assert _names(tmp_path) == ["m-2.npz", "m-4.npz", "m-5.npz"]

@@ -1,18 +1,22 @@
 """Neural-network building blocks: activations, losses, embeddings, dense layers,
 initializers and recurrent cells."""
 from . import init
-from .cells import (BasicRNNCell, DeviceWrapper, GRUCell, LSTMCell, LSTMStateTuple,
-                    MultiRNNCell, RNNCell)
+from .cells import (BasicLSTMCell, BasicRNNCell, DeviceWrapper, GRUCell, LSTMCell,
+                    LSTMStateTuple, MultiRNNCell, RNNCell)
 from .dropouts import DropoutWrapper, dropout
-from .layers import Dense, dense, xw_plus_b
+from .layers import Dense, bias_add, dense, xw_plus_b
 from .losses import (embedding_lookup, log_softmax, softmax,
                      softmax_cross_entropy_with_logits,
+                     softmax_cross_entropy_with_logits_v2,
                      sparse_softmax_cross_entropy_with_logits)
 # TF1's losses beyond cross-entropy (issue 14)
 from .losses import l2_loss, sequence_loss, sigmoid_cross_entropy_with_logits
 from .dynamic import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn
+from . import rnn_cell  # TF1's tf.nn.rnn_cell namespace
 from .rnn import feed_state, flatten_state, state_placeholders, static_rnn
 from ..api import relu, sigmoid, tanh
+# TF1's activations and normalizations, as compositions
+from .activations import elu, l2_normalize, leaky_relu, moments, softplus
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "relu", "sigmoid",
@@ -22,7 +26,10 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            # issue 14
            "xw_plus_b", "l2_loss", "sequence_loss", "sigmoid_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2",
+           "bias_add",
            # loops
-           "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn"]
-# TF1's name for the same loss (labels may carry gradients there; here they always do)
-softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits
+           "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
+           # TF1's activations and normalizations
+           "leaky_relu", "elu", "softplus", "l2_normalize", "moments",
+           # TF1's BasicLSTMCell and tf.nn.rnn_cell
+           "BasicLSTMCell", "rnn_cell"]

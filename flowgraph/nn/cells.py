@@ -1,4 +1,4 @@
-"""Recurrent cells with the equations and variable layouts of API.md.
+"""Recurrent cells with the equations and variable layouts of the README's cell table.
 
 A cell is called as ``output, new_state = cell(inputs, state)`` on one time step of
 ``[batch, input_dim]`` inputs; its variables are created on the first call (their dtype
@@ -259,6 +259,57 @@ class LSTMCell(RNNCell):
         return new_h, LSTMStateTuple(new_c, new_h)
 
 
+class BasicLSTMCell(LSTMCell):
+    """TF1's ``tf.nn.rnn_cell.BasicLSTMCell``: an :class:`LSTMCell` (no peepholes, no
+    projection, no cell clipping) with TF1's constructor ``(num_units, forget_bias=1.0,
+    state_is_tuple=True, activation=None, reuse=None, name=None, dtype=None)``; its
+    variables are made in ``basic_lstm_cell/`` and have LSTMCell's layout (``[h; x]``,
+    blocks ``i, f, o, g``, the forget bias in the bias's starting value).
+    ``activation`` (default ``tanh``) replaces both tanh of the equations, as in TF1.
+    ``seed=`` and ``kernel_initializer=`` are flowgraph's, as for the other cells.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     cell = fg.nn.rnn_cell.BasicLSTMCell(3, seed=0)
+    ...     x = fg.placeholder(fg.float32, (2, 4))
+    ...     out, state = cell(x, cell.zero_state(2, fg.float32))
+    ...     cell.kernel.name, out.shape, type(state).__name__
+    ('basic_lstm_cell/kernel:0', (2, 3), 'LSTMStateTuple')
+    """
+
+    default_name = "basic_lstm_cell"
+
+    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True, activation=None,
+                 reuse=None, name=None, dtype=None, seed=None, kernel_initializer=None,
+                 initializer=None):
+        super().__init__(num_units, forget_bias, name, seed, kernel_initializer, reuse,
+                         initializer, state_is_tuple)
+        self.activation = activation or F.tanh
+        self._dtype = None if dtype is None else dtypes.as_dtype(dtype)
+
+    def _build(self, input_dim, dtype):
+        if self._dtype is not None and self._dtype != dtype:
+            from ..errors import DTypeError
+            raise DTypeError(f"BasicLSTMCell '{self.name}': made with dtype="
+                             f"{self._dtype.name}, found inputs of dtype {dtype.name}; "
+                             f"expected them to agree (cast the inputs)")
+        super()._build(input_dim, dtype)
+
+    def _step(self, inputs, state):
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise ShapeError(f"BasicLSTMCell '{self._scope}': expected the state to be an "
+                             f"LSTMStateTuple(c, h), found {type(state).__name__}")
+        c, h = state
+        _check_state(self, c, self.num_units)
+        _check_state(self, h, self.num_units)
+        act = self.activation
+        z = F.matmul(F.concat([h, inputs], 1), self.kernel) + self.bias
+        i, f, o, g = F.split(z, 4, axis=1)
+        new_c = F.sigmoid(f) * c + F.sigmoid(i) * act(g)
+        new_h = F.sigmoid(o) * act(new_c)
+        return new_h, LSTMStateTuple(new_c, new_h)
+
+
 class GRUCell(RNNCell):
     """Gated recurrent unit in two conventions.
 
@@ -412,5 +463,5 @@ class DeviceWrapper(RNNCell):
         return f"<fg.nn.DeviceWrapper {self.cell!r} on {self.device}>"
 
 
-__all__ = ["LSTMStateTuple", "RNNCell", "BasicRNNCell", "LSTMCell", "GRUCell",
+__all__ = ["LSTMStateTuple", "RNNCell", "BasicRNNCell", "LSTMCell", "BasicLSTMCell", "GRUCell",
            "MultiRNNCell", "DeviceWrapper"]

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import api as F
+from .. import shapes as S
 from ..errors import ShapeError
-from ..graph import name_scope
+from ..graph import _user_location, name_scope
 from ..variable_scopes import get_variable, get_variable_scope, variable_scope
 from . import init
 
@@ -90,4 +91,31 @@ def xw_plus_b(x, weights, biases, name=None):
     return F.add(F.matmul(x, weights), biases, name=name)
 
 
-__all__ = ["Dense", "dense", "xw_plus_b"]
+def bias_add(value, bias, data_format=None, name=None):
+    """``value + bias`` with ``bias`` a vector of ``value``'s last dimension (TF1's
+    ``tf.nn.bias_add``, NHWC / channels last); any other bias is a ``ShapeError``, where
+    ``+`` would broadcast it.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.nn.bias_add([[1.0, 2.0], [3.0, 4.0]], [10.0, 20.0]))
+    array([[11., 22.],
+           [13., 24.]], dtype=float32)
+    """
+    value, bias = F.convert_to_tensor(value), F.convert_to_tensor(bias)
+    if data_format not in (None, "NHWC", "N...C"):
+        raise ValueError(f"bias_add: only channels-last data (data_format 'NHWC'), found "
+                         f"{data_format!r}")
+    last = None if value.shape is None or not value.shape else value.shape[-1]
+    if (value.shape is not None and len(value.shape) < 2) or (bias.shape is not None and (
+            len(bias.shape) != 1 or None not in (last, bias.shape[0])
+            and bias.shape[0] != last)):
+        where = _user_location()
+        raise ShapeError("bias_add" + (f" (called at {where})" if where else "")
+                         + f": expected a value of rank >= 2 and a bias of shape "
+                         f"({'?' if last is None else last},), found value "
+                         f"{S.fmt(value.shape)} and bias {S.fmt(bias.shape)}")
+    return F.add(value, bias, name=name)
+
+
+__all__ = ["Dense", "dense", "xw_plus_b", "bias_add"]

@@ -13,8 +13,9 @@ import numpy as np
 
 from .. import api as F
 from .. import dtypes
+from .. import shapes as S
 from ..errors import DTypeError, ShapeError
-from ..graph import name_scope
+from ..graph import _user_location, name_scope
 
 
 def softmax(logits, axis=-1, name=None):
@@ -33,6 +34,13 @@ def log_softmax(logits, axis=-1, name=None):
                       name=name)
 
 
+def _called(fn_name):
+    """``"softmax_cross_entropy_with_logits (called at model.py:12)"``: the loss an
+    error is about and the user's line that called it."""
+    where = _user_location()
+    return fn_name + (f" (called at {where})" if where else "")
+
+
 def _named_arguments_only(fn_name, sentinel, labels, logits):
     """TF1 refuses positional arguments for its losses: ``loss(pred, y)`` would read
     the prediction as the labels and train silently towards a wrong answer."""
@@ -46,22 +54,59 @@ def _named_arguments_only(fn_name, sentinel, labels, logits):
 def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, axis=-1,
                                       name=None, dim=None):
     """Per-example ``-sum(labels * log_softmax(logits))`` over the last axis. Named
-    arguments only (a positional call raises ``ValueError``, as in TF1).
+    arguments only (a positional call raises ``ValueError``, as in TF1). As TF1's
+    (deprecated) first version, no gradient flows into ``labels`` (they are wrapped in
+    ``stop_gradient``); ``softmax_cross_entropy_with_logits_v2`` differentiates both.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
     ...     fg.nn.softmax_cross_entropy_with_logits([[0.0, 1.0]], [[0.0, 0.0]])
     Traceback (most recent call last):
     ValueError: Only call `softmax_cross_entropy_with_logits` with named arguments (labels=..., logits=..., ...)
+    >>> with fg.Graph().as_default():
+    ...     labels, logits = fg.constant([[0.5, 0.5]]), fg.constant([[0.0, 1.0]])
+    ...     loss = fg.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    ...     fg.Session().run(fg.gradients(loss, [labels])[0])
+    array([[0., 0.]], dtype=float32)
     """
-    _named_arguments_only("softmax_cross_entropy_with_logits", _sentinel, labels, logits)
+    return _softmax_xent_loss("softmax_cross_entropy_with_logits", _sentinel, labels,
+                              logits, axis, name, dim, stop_labels=True)
+
+
+def softmax_cross_entropy_with_logits_v2(_sentinel=None, labels=None, logits=None, axis=-1,
+                                         name=None, dim=None):
+    """``softmax_cross_entropy_with_logits`` whose gradient also flows into ``labels``
+    (TF1's ``_v2``; differentiable in both, to any order).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     labels, logits = fg.constant([[0.5, 0.5]]), fg.constant([[0.0, 0.0]])
+    ...     loss = fg.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+    ...     fg.Session().run(fg.gradients(loss, [labels])[0])   # -log_softmax(logits)
+    array([[0.6931472, 0.6931472]], dtype=float32)
+    """
+    return _softmax_xent_loss("softmax_cross_entropy_with_logits_v2", _sentinel, labels,
+                              logits, axis, name, dim, stop_labels=False)
+
+
+def _softmax_xent_loss(fn_name, _sentinel, labels, logits, axis, name, dim, stop_labels):
+    _named_arguments_only(fn_name, _sentinel, labels, logits)
     axis = axis if dim is None else dim
     logits = F.convert_to_tensor(logits)
     labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
         labels, F.Tensor) else labels
     if labels.dtype != logits.dtype:
-        raise DTypeError(f"softmax_cross_entropy_with_logits: expected labels of the logits' "
-                         f"dtype {logits.dtype.name}, found {labels.dtype.name}")
+        raise DTypeError(f"{_called(fn_name)}: expected labels "
+                         f"of the logits' dtype {logits.dtype.name}, found "
+                         f"{labels.dtype.name}")
+    try:
+        S.broadcast_shapes(labels.shape, logits.shape)
+    except ValueError:
+        raise ShapeError(f"{_called(fn_name)}: expected labels "
+                         f"of the logits' shape {S.fmt(logits.shape)} (or one that "
+                         f"broadcasts to it), found {S.fmt(labels.shape)}") from None
+    if stop_labels:     # TF1's first version: the labels are data, never trained
+        labels = F.stop_gradient(labels)
     rank = None if logits.shape is None else len(logits.shape)
     if rank and labels.shape is not None and len(labels.shape) == rank and axis in (
             -1, rank - 1) and all(a == b or None in (a, b)
@@ -94,11 +139,12 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits
     logits = F.convert_to_tensor(logits)
     labels = F.convert_to_tensor(labels)
     if not dtypes.is_integer(labels.dtype):
-        raise DTypeError(f"sparse_softmax_cross_entropy_with_logits: expected integer "
-                         f"labels, found {labels.dtype.name}")
+        raise DTypeError(f"{_called('sparse_softmax_cross_entropy_with_logits')}: expected "
+                         f"integer labels, found {labels.dtype.name}")
     if logits.shape is None or logits.shape[-1] is None:
-        raise ShapeError("sparse_softmax_cross_entropy_with_logits: expected logits with a "
-                         f"known number of classes, found shape {logits.shape}")
+        raise ShapeError(f"{_called('sparse_softmax_cross_entropy_with_logits')}: expected "
+                         f"logits with a known number of classes, found shape "
+                         f"{S.fmt(logits.shape)}")
     depth = logits.shape[-1]
     with name_scope("sparse_softmax_cross_entropy_with_logits"):
         # Gather checks its indices on every path: the labels themselves, or
@@ -187,8 +233,15 @@ def sigmoid_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
     labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
         labels, F.Tensor) else labels
     if labels.dtype != logits.dtype:
-        raise DTypeError(f"sigmoid_cross_entropy_with_logits: expected labels of the "
-                         f"logits' dtype {logits.dtype.name}, found {labels.dtype.name}")
+        raise DTypeError(f"{_called('sigmoid_cross_entropy_with_logits')}: expected labels "
+                         f"of the logits' dtype {logits.dtype.name}, found "
+                         f"{labels.dtype.name}")
+    try:
+        S.broadcast_shapes(labels.shape, logits.shape)
+    except ValueError:
+        raise ShapeError(f"{_called('sigmoid_cross_entropy_with_logits')}: expected labels "
+                         f"of the logits' shape {S.fmt(logits.shape)} (or one that "
+                         f"broadcasts to it), found {S.fmt(labels.shape)}") from None
     return F.add(F.relu(logits) - logits * labels, F.log(1.0 + F.exp(-F.abs(logits))),
                  name=name)
 

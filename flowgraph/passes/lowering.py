@@ -48,6 +48,24 @@ def _known_value(node, inputs, known):
     return out if len(node.shapes) == 1 and not isinstance(out, tuple) else None
 
 
+def _loop_rows(op, shapes):
+    """The outputs of ``While`` op ``op`` that are unknown only in their number of
+    rows (emits and history of a loop whose trip count is data), or ``None`` when
+    another shape is unknown."""
+    if op.type != "While":
+        return None
+    a = op.attrs
+    nv, ne, nsum = a["n_vars"], a["n_emits"], a["n_sums"]
+    rows = tuple(range(nv, nv + ne)) + tuple(range(nv + ne + nsum, 2 * nv + ne + nsum))
+    for k, s in enumerate(shapes):
+        if s is None:
+            return None
+        unknown = [i for i, d in enumerate(s) if d is None]
+        if unknown and (k not in rows or unknown != [0]):
+            return None
+    return tuple(k for k in rows if shapes[k][0] is None)
+
+
 class _ProxyOp:
     """What a primitive's shape rule needs, with concrete input shapes."""
 
@@ -78,6 +96,7 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None, placem
     made = {}      # Operation -> Node
     known = {}     # (Node, index) -> value known before the run (see _known_value)
     nodes = []
+    dynamic = set()  # (Node, index): a loop's rows of a length known only at run time
     for t, shape in fed.items():
         node = Node("Feed", [], {}, t.op, [tuple(shape)], [t.dtype], order=-1)
         node.feed = t
@@ -90,18 +109,32 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None, placem
         if primitive.kind not in KNOWN_KINDS:
             raise NotCompilable(f"{op.name}: primitive kind {primitive.kind!r}")
         inputs = [value[t] for t in op.inputs]
-        proxy = _ProxyOp(op, [_ProxyTensor(n.shapes[i], n.dtypes[i], t.name,
-                                           known.get((n, i)))
+        if dynamic and op.type != "While" and any(v in dynamic for v in inputs):
+            raise NotCompilable(f"{op.name}: reads a loop's history of unknown length")
+        proxy = _ProxyOp(op, [_ProxyTensor((None,) + tuple(n.shapes[i][1:])
+                                           if (n, i) in dynamic else n.shapes[i],
+                                           n.dtypes[i], t.name, known.get((n, i)))
                               for (n, i), t in zip(inputs, op.inputs)])
         try:
             specs = primitive.infer(proxy)
         except Exception as exc:
             raise NotCompilable(f"{op.name}: {exc}") from None
         shapes = [s for s, _ in specs]
+        attrs = op.attrs
         if any(s is None or None in s for s in shapes):
-            raise NotCompilable(f"{op.name}: unknown output shape")
-        node = Node(op.type, inputs, op.attrs, op, shapes, [d for _, d in specs],
+            rows = _loop_rows(op, shapes)
+            if rows is None:
+                raise NotCompilable(f"{op.name}: unknown output shape")
+            # A loop whose trip count is known only when it runs: its history and
+            # emits (one row per iteration) are sized on each run by the loop step
+            # (flowgraph.loop_step), which hands them to the loop that reads them
+            # (the backward loop) outside the plan's buffers; here they get an empty
+            # placeholder buffer.
+            shapes = [(0,) + tuple(s[1:]) if k in rows else s for k, s in enumerate(shapes)]
+            attrs = {**attrs, "_dynamic": rows}
+        node = Node(op.type, inputs, attrs, op, shapes, [d for _, d in specs],
                     [made[c] for c in op.control_inputs if c in made], op._id)
+        dynamic.update((node, k) for k in attrs.get("_dynamic", ()))
         made[op] = node
         nodes.append(node)
         # (integer values only: shapes, sizes and their arithmetic; float math is left
@@ -119,5 +152,7 @@ def lower(fetch_tensors, target_ops, feed_tensors, feed_shapes, ops=None, placem
     collectives = [n for n in nodes if n.kind == "collective"]
     for a, b in zip(collectives, collectives[1:]):
         b.controls.append(a)
+    if dynamic and (placement is not None or any(value[t] in dynamic for t in fetch_tensors)):
+        raise NotCompilable("a loop's history of unknown length is fetched or placed")
     return Program(nodes, [value[t] for t in fetch_tensors],
                    [made[o] for o in target_ops if o in made], placement)

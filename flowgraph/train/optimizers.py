@@ -2,9 +2,9 @@
 ``tf.train`` optimizers (TF1's update formulas).
 
 An update is a graph op built from tensors: each new value is computed from the values
-the variables had at the start of the run (API.md's ordering rule), then assigned. So
-``sess.run([loss, train_op])`` returns the loss before the step, and Adam's parameter
-update uses the new moments ``m_new``, ``v_new`` of the same step. Slot variables
+the variables had at the start of the run (the README's ordering rule, "Sessions"),
+then assigned. So ``sess.run([loss, train_op])`` returns the loss before the step, and
+Adam's parameter update uses the new moments ``m_new``, ``v_new`` of the same step. Slot variables
 (momenta, moments, step counts) are ordinary non-trainable ``fg.Variable``s, saved by
 ``Saver`` like any other. One optimizer applied more than once (two
 ``apply_gradients`` calls, say for two losses) shares its slots and its step counters,

@@ -56,9 +56,36 @@ def _checkpoint_name(var):
 class Saver:
     """Saves and restores ``var_list`` (all global variables, trainable or not, at the
     time the saver is made, by default; or a list, or a dict ``{name: variable}``).
+
+    ``max_to_keep`` (TF1's, default 5): the saver remembers the checkpoints it wrote
+    (:attr:`last_checkpoints`, oldest first) and, when a save makes them more than
+    ``max_to_keep``, deletes the oldest file; ``None`` or 0 keeps every file. Saving to
+    a path it already holds moves that path to the newest place. Files that this saver
+    did not write are never deleted. ``keep_checkpoint_every_n_hours`` (TF1's) spares
+    from deletion one checkpoint per that many hours of the saver's life.
+
+    >>> import os, tempfile
+    >>> import flowgraph as fg
+    >>> folder = tempfile.mkdtemp()
+    >>> with fg.Graph().as_default():
+    ...     saver = fg.train.Saver([fg.Variable(1.0, name="v")], max_to_keep=2)
+    ...     with fg.Session() as sess:
+    ...         for step in range(4):
+    ...             _ = saver.save(sess, os.path.join(folder, "model"), global_step=step)
+    >>> sorted(os.listdir(folder)), [os.path.basename(p) for p in saver.last_checkpoints]
+    (['model-2.npz', 'model-3.npz'], ['model-2.npz', 'model-3.npz'])
     """
 
-    def __init__(self, var_list=None):
+    def __init__(self, var_list=None, max_to_keep=5, keep_checkpoint_every_n_hours=10000.0):
+        if max_to_keep is not None and (isinstance(max_to_keep, bool) or
+                                        not isinstance(max_to_keep, (int, np.integer))
+                                        or max_to_keep < 0):
+            raise ValueError(f"Saver: expected max_to_keep to be None or an int >= 0, found "
+                             f"{max_to_keep!r}")
+        self._max_to_keep = None if max_to_keep is None else int(max_to_keep)
+        self._keep_every_seconds = float(keep_checkpoint_every_n_hours) * 3600.0
+        self._next_kept_time = time.time() + self._keep_every_seconds
+        self._last_checkpoints = []      # [(path, time saved)], oldest first
         if var_list is None:
             var_list = global_variables()
         if isinstance(var_list, dict):
@@ -83,6 +110,50 @@ class Saver:
     @property
     def var_list(self):
         return {name: v for name, v in self._items}
+
+    @property
+    def last_checkpoints(self):
+        """The paths of the checkpoints this saver wrote and has not deleted, oldest
+        first (TF1's ``Saver.last_checkpoints``)."""
+        return [path for path, _ in self._last_checkpoints]
+
+    def set_last_checkpoints(self, last_checkpoints):
+        """TF1's: replace :attr:`last_checkpoints` (a list of paths, oldest first), for
+        example to let a new saver rotate the files of an earlier run."""
+        if not isinstance(last_checkpoints, (list, tuple)):
+            raise TypeError(f"Saver.set_last_checkpoints: expected a list of paths, found "
+                            f"{type(last_checkpoints).__name__}")
+        now = time.time()
+        self._last_checkpoints = [(os.fspath(p), now) for p in last_checkpoints]
+
+    def recover_last_checkpoints(self, checkpoint_paths):
+        """TF1's: like :meth:`set_last_checkpoints`, keeping only the paths that exist,
+        with their files' modification times."""
+        found = []
+        for p in checkpoint_paths:
+            p = os.fspath(p)
+            try:
+                found.append((p, os.stat(p).st_mtime))
+            except OSError:
+                continue
+        self._last_checkpoints = found
+
+    def _record(self, path):
+        """Remember ``path`` as the newest checkpoint; delete the oldest beyond
+        ``max_to_keep`` (unless kept by ``keep_checkpoint_every_n_hours``)."""
+        self._last_checkpoints = [(p, t) for p, t in self._last_checkpoints if p != path]
+        self._last_checkpoints.append((path, time.time()))
+        if not self._max_to_keep:
+            return
+        while len(self._last_checkpoints) > self._max_to_keep:
+            oldest, saved = self._last_checkpoints.pop(0)
+            if saved > self._next_kept_time:
+                self._next_kept_time += self._keep_every_seconds
+                continue
+            try:
+                os.unlink(oldest)
+            except OSError:
+                pass      # already gone (TF1 logs and goes on)
 
     def save(self, sess, save_path, global_step=None):
         """Write the session's values atomically; returns the path written.
@@ -115,6 +186,7 @@ class Saver:
             except OSError:
                 pass
             raise
+        self._record(save_path)
         return save_path
 
     def _read(self, path):

@@ -65,7 +65,7 @@ B, T, I, H, V = 2, 3, 3, 4, 5
 
 
 def lstm_layer(xs, units, name, rng):
-    """An LSTM layer from fg ops (API.md's LSTMCell: kernel [H+I, 4H], blocks i, f, o, g;
+    """An LSTM layer from fg ops (the README's LSTMCell: kernel [H+I, 4H], blocks i, f, o, g;
     bias whose f block starts at forget_bias=1)."""
     inputs = xs[0].shape[1]
     kernel = fg.Variable(rng.normal(0, 0.4, (units + inputs, 4 * units)), name=f"{name}/kernel")

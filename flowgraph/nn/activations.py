@@ -1,0 +1,131 @@
+"""TF1's ``tf.nn`` activations and normalizations built from existing primitives:
+``leaky_relu``, ``elu``, ``softplus``, ``l2_normalize``, ``moments``.
+
+Each is a composition, so its gradients (to any order) and its fused CPU/CUDA kernels
+come from the primitives it uses. Branches are chosen with ``where`` and the argument
+of the branch not taken is clamped first (``exp(min(x, 0))``), so no ``inf`` reaches a
+gradient; at a kink the derivative is TF1's (``leaky_relu``: ``alpha`` at 0, ``elu``:
+1 at 0; ``softplus``: 0.5 at 0).
+
+>>> import numpy as np, flowgraph as fg
+>>> with fg.Graph().as_default():
+...     x = fg.constant([-2.0, 0.0, 3.0])
+...     with fg.Session() as sess:
+...         print(sess.run(fg.nn.leaky_relu(x)), sess.run(fg.nn.elu(x)).round(4))
+[-0.4  0.   3. ] [-0.8647  0.      3.    ]
+"""
+from __future__ import annotations
+
+from .. import api as F
+
+
+def _float_input(fn_name, x):
+    x = F.convert_to_tensor(x)
+    if x.dtype.kind != "f":
+        from ..errors import DTypeError
+        from ..graph import _user_location
+        where = _user_location()
+        raise DTypeError(f"{fn_name}" + (f" (called at {where})" if where else "")
+                         + f": expected a float tensor, found {x.dtype.name} ({x.name})")
+    return x
+
+
+def _positive(x):
+    return F.greater(x, F.zeros_like(x))
+
+
+def leaky_relu(features, alpha=0.2, name=None):
+    """TF1's ``tf.nn.leaky_relu``: ``x`` where ``x > 0``, else ``alpha * x``; the
+    derivative is 1 where ``x > 0`` and ``alpha`` elsewhere (at 0 too, as TF1's
+    ``LeakyReluGrad``).
+
+    >>> import flowgraph as fg
+    >>> fg.nn.leaky_relu(fg.constant([-1.0, 2.0]), alpha=0.1).eval(session=fg.Session())
+    array([-0.1,  2. ], dtype=float32)
+    """
+    x = _float_input("leaky_relu", features)
+    return F.where(_positive(x), x, x * float(alpha), name=name)
+
+
+def elu(features, name=None):
+    """TF1's ``tf.nn.elu``: ``x`` where ``x > 0``, else ``exp(x) - 1``; the derivative
+    is 1 where ``x > 0`` and ``exp(x)`` elsewhere (1 at 0, as TF1's ``EluGrad``).
+
+    >>> import flowgraph as fg
+    >>> fg.nn.elu(fg.constant([-1.0, 2.0])).eval(session=fg.Session())
+    array([-0.6321206,  2.       ], dtype=float32)
+    """
+    x = _float_input("elu", features)
+    pos = _positive(x)
+    negative_part = F.where(pos, F.zeros_like(x), x)     # exp() never sees a large x
+    return F.where(pos, x, F.exp(negative_part) - 1.0, name=name)
+
+
+def softplus(features, name=None):
+    """TF1's ``tf.nn.softplus``: ``log(1 + exp(x))``, computed without overflow as
+    ``max(x, 0) + log1p(exp(-|x|))``; the derivative is ``sigmoid(x)`` (0.5 at 0).
+
+    >>> import flowgraph as fg
+    >>> fg.nn.softplus(fg.constant([-20.0, 0.0, 100.0])).eval(session=fg.Session())
+    array([2.0611537e-09, 6.9314718e-01, 1.0000000e+02], dtype=float32)
+    """
+    x = _float_input("softplus", features)
+    pos = _positive(x)
+    zero = F.zeros_like(x)
+    xp = F.where(pos, x, zero)        # max(x, 0), derivative 0 at 0
+    xn = F.where(pos, zero, x)        # min(x, 0), derivative 1 at 0
+    # -|x| = xn - xp; its derivative at 0 is 1, so the log1p term gives sigmoid(0) = 0.5
+    return F.add(xp, F.log1p(F.exp(xn - xp)), name=name)
+
+
+def l2_normalize(x, axis=None, epsilon=1e-12, name=None, dim=None):
+    """TF1's ``tf.nn.l2_normalize``: ``x / sqrt(max(sum(x**2, axis), epsilon))``, the sum
+    over ``axis`` (an int, a list, or ``None`` for all axes; ``dim=`` is TF1's older
+    spelling).
+
+    >>> import flowgraph as fg
+    >>> fg.nn.l2_normalize(fg.constant([[3.0, 4.0]]), axis=1).eval(session=fg.Session())
+    array([[0.6, 0.8]], dtype=float32)
+    """
+    if dim is not None:
+        if axis is not None:
+            raise ValueError("l2_normalize: give axis= or its older spelling dim=, not both")
+        axis = dim
+    x = _float_input("l2_normalize", x)
+    square_sum = F.reduce_sum(F.square(x), axis, keepdims=True)
+    inv_norm = 1.0 / F.sqrt(F.maximum(square_sum, float(epsilon)))
+    return F.multiply(x, inv_norm, name=name)
+
+
+def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
+    """TF1's ``tf.nn.moments``: ``(mean, variance)`` of ``x`` over ``axes`` (a list of
+    ints), with TF1's formula ``variance = mean((x - stop_gradient(mean))**2)``.
+    ``keepdims=`` (or TF1's ``keep_dims=``) keeps the reduced axes as size 1; ``shift``
+    is accepted and unused, as in TF1.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     m, v = fg.nn.moments(fg.constant([[1.0, 2.0], [3.0, 6.0]]), axes=[0])
+    ...     fg.Session().run([m, v])
+    [array([2., 4.], dtype=float32), array([1., 4.], dtype=float32)]
+    """
+    del shift
+    if keepdims is not None and keep_dims is not None:
+        raise ValueError("moments: give keepdims= or its older spelling keep_dims=, not both")
+    keepdims = bool(keep_dims if keepdims is None else keepdims)
+    x = _float_input("moments", x)
+    if isinstance(axes, int):
+        axes = [axes]
+    axes = list(axes)
+    mean = F.reduce_mean(x, axes, keepdims=True)
+    variance = F.reduce_mean(F.square(x - F.stop_gradient(mean)), axes, keepdims=True)
+    if not keepdims:
+        mean = F.squeeze(mean, axes)
+        variance = F.squeeze(variance, axes)
+    if name is not None:
+        mean, variance = F.identity(mean, name=f"{name}/mean"), \
+            F.identity(variance, name=f"{name}/variance")
+    return mean, variance
+
+
+__all__ = ["leaky_relu", "elu", "softplus", "l2_normalize", "moments"]
