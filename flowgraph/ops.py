@@ -167,9 +167,10 @@ def _sigmoid(x):
 
 # Per element in a generated CPU loop (float64, float32): libm calls, 12-33 ns; the
 # float32 exp, tanh and sigmoid of kernels.cpu.vmath vectorize: 0.8, 1.3 and 0.9 ns
-# per element (a 128x128 loop, AMD EPYC core, AVX-512, degree-7 exp; the 2.5-4 ns
-# declared before were measured with the degree-10 exp and sent a 128x128 LSTM cell
-# to an 18-call ufunc chain 2.7x slower than its loop). Declared with some margin.
+# per element (a 128x128 loop, AMD EPYC core, AVX-512, degree-7 exp). The 2.5-4 ns
+# declared before sent the 128x128 LSTM cell of benchmarks/programs.py's rows to an
+# 18-call ufunc chain: 4.4 ms per step against 3.2 ms as a loop (step_profile.py
+# --program rows, same core, 2026-12-02). Declared with some margin.
 _unary("Neg", lambda op, g: [-g], lambda op, x: np.negative(x), "neg",
        template="(-{0})", ufunc=np.negative, exact=True, cheap=True)
 _unary("Exp", lambda op, g: [g * op.outputs[0]], lambda op, x: np.exp(x), float_only=True,
