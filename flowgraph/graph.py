@@ -27,7 +27,7 @@ import numpy as np
 from . import shapes as _shapes
 from . import tensor_shape as _tensor_shape
 from .devices import canonical_device
-from .errors import FlowgraphError
+from .errors import FlowgraphError, describe_op
 from .primitives import get_primitive
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -104,6 +104,31 @@ class Tensor:
         (3, [None, 3], (None, 3))
         """
         return _tensor_shape.TensorShape(self.shape)
+
+    def set_shape(self, shape):
+        """TF1's ``tensor.set_shape(shape)``: refine the static shape with what you know
+        (``None`` dimensions become known). The shapes must be compatible, else
+        ``ValueError`` naming the tensor and where its op was created. As in TF1 this
+        is static information for the ops built afterwards; on a placeholder it also
+        restricts what may be fed.
+
+        >>> import flowgraph as fg
+        >>> with fg.Graph().as_default():
+        ...     x = fg.placeholder(fg.float32, [None, None])
+        ...     x.set_shape([None, 3])
+        >>> x.shape
+        (None, 3)
+        """
+        try:
+            merged = _tensor_shape.TensorShape(self.shape).merge_with(shape)
+        except ValueError:
+            raise ValueError(
+                f"{describe_op(self.op)}: set_shape on {self.name}: expected a shape "
+                f"compatible with {_shapes.fmt(self.shape)}, found "
+                f"{_shapes.fmt(_shapes.as_shape(shape))}") from None
+        with self.op.graph._lock:
+            self.shape = None if merged.ndims is None else tuple(merged.as_list())
+            self.op.graph._shape_epoch += 1
 
     def __repr__(self):
         return (f"<fg.Tensor '{self.name}' shape={_shapes.fmt(self.shape)} "
@@ -192,6 +217,7 @@ class Graph:
         self._variables = []
         self._collections: dict[str, list] = {}
         self._version = 0  # bumped on every new op; plan caches use it
+        self._shape_epoch = 0  # bumped by Tensor.set_shape; sessions re-resolve feeds
         self.seed = None   # graph-level random seed (fg.set_random_seed)
 
     @property

@@ -360,22 +360,24 @@ class Session:
     def _feed_check(self, tensor):
         """A checker for values fed to ``tensor``: an ndarray of exactly its dtype and a
         fitting shape passes at once; anything else gets the full check."""
-        check = self._feed_checks.get(tensor)
-        if check is None:
-            dtype, shape, full = tensor.dtype, tensor.shape, self._check_feed_value
-            rank = None if shape is None else len(shape)
-            known = () if shape is None else tuple(
-                (i, d) for i, d in enumerate(shape) if d is not None)
+        cached = self._feed_checks.get(tensor)
+        # Rebuilt when set_shape has refined the tensor's shape since (a new tuple).
+        if cached is not None and cached[0] is tensor.shape:
+            return cached[1]
+        dtype, shape, full = tensor.dtype, tensor.shape, self._check_feed_value
+        rank = None if shape is None else len(shape)
+        known = () if shape is None else tuple(
+            (i, d) for i, d in enumerate(shape) if d is not None)
 
-            def check(value):
-                if type(value) is np.ndarray and value.dtype == dtype:
-                    found = value.shape
-                    if rank is None or (len(found) == rank
-                                        and all(found[i] == d for i, d in known)):
-                        return value
-                return full(tensor, value)
+        def check(value):
+            if type(value) is np.ndarray and value.dtype == dtype:
+                found = value.shape
+                if rank is None or (len(found) == rank
+                                    and all(found[i] == d for i, d in known)):
+                    return value
+            return full(tensor, value)
 
-            self._feed_checks[tensor] = check
+        self._feed_checks[tensor] = (shape, check)
         return check
 
     def _runner(self, leaves, feed_keys):
@@ -463,7 +465,8 @@ class Session:
         feed_dict = feed_dict or {}
         # Keyed by the objects themselves (tensors hash by identity, names by value), so
         # a repeated run with the same fetches and feed keys resolves nothing again.
-        signature = (tuple(leaves), tuple(feed_dict))
+        # The shape epoch: a Tensor.set_shape since changes what a feed may be.
+        signature = (tuple(leaves), tuple(feed_dict), self.graph._shape_epoch)
         try:
             runner = self._runners.get(signature)
         except TypeError:  # an unhashable fetch: _runner raises the clear error

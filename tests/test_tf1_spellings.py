@@ -326,3 +326,22 @@ def test_intra_op_parallelism_threads_limits_blas_in_the_process():
                           env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[1]"
+
+
+def test_set_shape_refines_the_static_shape_and_restricts_feeds():
+    with fg.Graph().as_default():
+        x = fg.placeholder(fg.float32, [None, None], name="x")
+        y = x * 2.0
+        with fg.Session() as sess:
+            assert sess.run(y, {x: np.ones((2, 5), np.float32)}).shape == (2, 5)
+            x.set_shape([None, 3])          # after a run: the session sees it
+            assert x.shape == (None, 3) and x.get_shape().as_list() == [None, 3]
+            with pytest.raises(fg.errors.FeedError):
+                sess.run(y, {x: np.ones((2, 5), np.float32)})
+            np.testing.assert_array_equal(sess.run(y, {x: np.ones((2, 3), np.float32)}),
+                                          np.full((2, 3), 2.0, np.float32))
+        with pytest.raises(ValueError, match=r"set_shape on x:0.*\(\?, 3\), found \(2, 4\)"):
+            x.set_shape([2, 4])
+        assert x.shape == (None, 3)         # unchanged by the refused call
+        x.set_shape(fg.TensorShape([4, None]))
+        assert x.shape == (4, 3)
