@@ -233,6 +233,7 @@ class LSTMCell(RNNCell):
                              "supported; the state is an LSTMStateTuple(c, h)")
         super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.forget_bias = float(forget_bias)
+        self.activation = F.tanh     # BasicLSTMCell(activation=) replaces it
 
     @property
     def state_size(self):
@@ -247,15 +248,16 @@ class LSTMCell(RNNCell):
 
     def _step(self, inputs, state):
         if not isinstance(state, tuple) or len(state) != 2:
-            raise ShapeError(f"LSTMCell '{self._scope}': expected the state to be an "
-                             f"LSTMStateTuple(c, h), found {type(state).__name__}")
+            raise ShapeError(f"{type(self).__name__} '{self._scope}': expected the state "
+                             f"to be an LSTMStateTuple(c, h), found {type(state).__name__}")
         c, h = state
         _check_state(self, c, self.num_units)
         _check_state(self, h, self.num_units)
+        act = self.activation
         z = F.matmul(F.concat([h, inputs], 1), self.kernel) + self.bias
         i, f, o, g = F.split(z, 4, axis=1)
-        new_c = F.sigmoid(f) * c + F.sigmoid(i) * F.tanh(g)
-        new_h = F.sigmoid(o) * F.tanh(new_c)
+        new_c = F.sigmoid(f) * c + F.sigmoid(i) * act(g)
+        new_h = F.sigmoid(o) * act(new_c)
         return new_h, LSTMStateTuple(new_c, new_h)
 
 
@@ -294,20 +296,6 @@ class BasicLSTMCell(LSTMCell):
                              f"{self._dtype.name}, found inputs of dtype {dtype.name}; "
                              f"expected them to agree (cast the inputs)")
         super()._build(input_dim, dtype)
-
-    def _step(self, inputs, state):
-        if not isinstance(state, tuple) or len(state) != 2:
-            raise ShapeError(f"BasicLSTMCell '{self._scope}': expected the state to be an "
-                             f"LSTMStateTuple(c, h), found {type(state).__name__}")
-        c, h = state
-        _check_state(self, c, self.num_units)
-        _check_state(self, h, self.num_units)
-        act = self.activation
-        z = F.matmul(F.concat([h, inputs], 1), self.kernel) + self.bias
-        i, f, o, g = F.split(z, 4, axis=1)
-        new_c = F.sigmoid(f) * c + F.sigmoid(i) * act(g)
-        new_h = F.sigmoid(o) * act(new_c)
-        return new_h, LSTMStateTuple(new_c, new_h)
 
 
 class GRUCell(RNNCell):

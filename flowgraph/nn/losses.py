@@ -89,10 +89,9 @@ def softmax_cross_entropy_with_logits_v2(_sentinel=None, labels=None, logits=Non
                               logits, axis, name, dim, stop_labels=False)
 
 
-def _softmax_xent_loss(fn_name, _sentinel, labels, logits, axis, name, dim, stop_labels):
-    _named_arguments_only(fn_name, _sentinel, labels, logits)
-    axis = axis if dim is None else dim
-    logits = F.convert_to_tensor(logits)
+def _labels_like(fn_name, labels, logits):
+    """``labels`` as a tensor of the logits' dtype and a shape that broadcasts to
+    theirs, else a ``DTypeError`` / ``ShapeError`` naming ``fn_name``'s call."""
     labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
         labels, F.Tensor) else labels
     if labels.dtype != logits.dtype:
@@ -105,6 +104,14 @@ def _softmax_xent_loss(fn_name, _sentinel, labels, logits, axis, name, dim, stop
         raise ShapeError(f"{_called(fn_name)}: expected labels "
                          f"of the logits' shape {S.fmt(logits.shape)} (or one that "
                          f"broadcasts to it), found {S.fmt(labels.shape)}") from None
+    return labels
+
+
+def _softmax_xent_loss(fn_name, _sentinel, labels, logits, axis, name, dim, stop_labels):
+    _named_arguments_only(fn_name, _sentinel, labels, logits)
+    axis = axis if dim is None else dim
+    logits = F.convert_to_tensor(logits)
+    labels = _labels_like(fn_name, labels, logits)
     if stop_labels:     # TF1's first version: the labels are data, never trained
         labels = F.stop_gradient(labels)
     rank = None if logits.shape is None else len(logits.shape)
@@ -230,18 +237,7 @@ def sigmoid_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
     """
     _named_arguments_only("sigmoid_cross_entropy_with_logits", _sentinel, labels, logits)
     logits = F.convert_to_tensor(logits)
-    labels = F.convert_to_tensor(labels, dtype=logits.dtype) if not isinstance(
-        labels, F.Tensor) else labels
-    if labels.dtype != logits.dtype:
-        raise DTypeError(f"{_called('sigmoid_cross_entropy_with_logits')}: expected labels "
-                         f"of the logits' dtype {logits.dtype.name}, found "
-                         f"{labels.dtype.name}")
-    try:
-        S.broadcast_shapes(labels.shape, logits.shape)
-    except ValueError:
-        raise ShapeError(f"{_called('sigmoid_cross_entropy_with_logits')}: expected labels "
-                         f"of the logits' shape {S.fmt(logits.shape)} (or one that "
-                         f"broadcasts to it), found {S.fmt(labels.shape)}") from None
+    labels = _labels_like("sigmoid_cross_entropy_with_logits", labels, logits)
     return F.add(F.relu(logits) - logits * labels, F.log(1.0 + F.exp(-F.abs(logits))),
                  name=name)
 
