@@ -15,8 +15,8 @@ its BLAS and NumPy steps. ``SessionConfig(compile=...)`` then decides:
 
 Results agree whichever kernel ran, within floating-point rounding: elementwise
 arithmetic is the same operations in the same dtypes (bitwise equal); float32
-``exp``/``tanh``/``sigmoid`` of a generated kernel are within one float32 ulp of
-NumPy's (:mod:`kernels.cpu.vmath`), and a fused float sum accumulates in float64 where
+``exp``/``tanh``/``sigmoid`` of a generated kernel are within 2.4 float32 ulps of
+the exact value (:mod:`kernels.cpu.vmath`; NumPy's float32 ``exp`` is within 2.52), and a fused float sum accumulates in float64 where
 NumPy sums pairwise in the array's dtype. The tests hold both to ``rtol=1e-5`` in
 float32 and ``1e-10`` in float64 (tests/test_tiering.py).
 
