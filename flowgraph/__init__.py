@@ -52,7 +52,7 @@ from .variable_scopes import (AUTO_REUSE, VariableScope, get_variable, get_varia
 # --- end of randomness, initializers and variable scopes ---
 from . import ops as _ops  # registers the primitives  # noqa: F401
 from . import dtypes, nn, testing, train  # noqa: E402
-from . import layers  # noqa: E402  (TF1's tf.layers; after nn, which it wraps)
+from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 
 __version__ = "0.1.0"
 
