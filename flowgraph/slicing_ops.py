@@ -114,7 +114,8 @@ def _pad_axis(x, axis, before, after, mode, value):
 
     if mode == "CONSTANT":
         def block(width):
-            dims = [width if i == axis else shape_of(x)[i] for i in range(rank)]
+            dims = [width if i == axis else x.shape[i] if x.shape[i] is not None
+                    else shape_of(x)[i] for i in range(rank)]
             fill_value = F.cast(F.convert_to_tensor(value), x.dtype)
             return fill(F.stack([F.cast(d, dtypes.int32) if isinstance(d, Tensor)
                                  else d for d in dims]), fill_value)
@@ -122,7 +123,12 @@ def _pad_axis(x, axis, before, after, mode, value):
         parts.append(x)
         if after:
             parts.append(block(after))
-        return F.concat(parts, axis)
+        out = F.concat(parts, axis)
+        # a block of a run-time size leaves the static shape unknown: what is known
+        static = tuple(None if d is None else d + before + after if i == axis else d
+                       for i, d in enumerate(x.shape))
+        out.set_shape(static)
+        return out
     skip = 1 if mode == "REFLECT" else 0        # REFLECT leaves out the edge row
     if dim is not None and max(before, after) + skip > dim:
         raise ShapeError(f"pad ({mode}): expected paddings below {dim + 1 - skip} along "
