@@ -54,7 +54,7 @@ from . import ops as _ops  # registers the primitives  # noqa: F401
 from . import dtypes, nn, testing, train  # noqa: E402
 from .math_ops import (count_nonzero, eye, is_finite, is_inf, is_nan, log_sigmoid,  # noqa: E402
                        reciprocal, reduce_logsumexp, rsqrt, squared_difference, truediv)
-from .slicing_ops import matrix_transpose, pad, slice  # noqa: E402
+from .slicing_ops import gather_nd, matrix_transpose, pad, slice  # noqa: E402
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 
 __version__ = "0.1.0"

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from . import api as F
 from . import dtypes
-from .array_ops import fill, reverse, shape as shape_of
+from .array_ops import fill, logical_and, reverse, shape as shape_of
 from .errors import ShapeError
-from .graph import Tensor
+from .graph import Tensor, name_scope
 
 
 def _static_ints(fn_name, what, values):
@@ -142,4 +142,56 @@ def _pad_axis(x, axis, before, after, mode, value):
     return F.concat(parts, axis)
 
 
-__all__ = ["matrix_transpose", "pad", "slice"]
+def gather_nd(params, indices, name=None):
+    """TF1's ``tf.gather_nd``: ``out[i...] = params[indices[i..., 0], ...,
+    indices[i..., K-1]]`` (then the rest of ``params``' axes), with ``K`` the last
+    dimension of ``indices`` (known when the graph is built).
+
+    A composition: the first ``K`` axes of ``params`` are flattened into one and the
+    index tuples into flat row numbers, which ``gather`` picks (its gradient, a sparse
+    row scatter, comes with it). An index out of range in any of its ``K`` entries
+    makes the row number out of range, so the ``Gather`` raises
+    ``InvalidArgumentError`` (reporting -1) instead of picking another row.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     outputs = fg.constant(np.arange(24.0).reshape(2, 3, 4))    # [batch, time, 4]
+    ...     lengths = fg.constant([3, 1])
+    ...     batch = fg.range(fg.shape(outputs)[0])
+    ...     last = fg.gather_nd(outputs, fg.stack([batch, lengths - 1], axis=1))
+    ...     fg.Session().run(last)                       # each row's last valid step
+    array([[ 8.,  9., 10., 11.],
+           [12., 13., 14., 15.]])
+    """
+    x = F.convert_to_tensor(params)
+    idx = F.convert_to_tensor(indices)
+    if not dtypes.is_integer(idx.dtype):
+        raise ShapeError(f"gather_nd: expected integer indices, found {idx.name} of dtype "
+                         f"{idx.dtype.name}")
+    if idx.shape is None or not idx.shape or idx.shape[-1] is None:
+        raise ShapeError(f"gather_nd: expected indices [..., K] with K known, found "
+                         f"{idx.name} of shape {idx.shape}")
+    k = idx.shape[-1]
+    rank = _known_rank("gather_nd", x)
+    if not 1 <= k <= rank:
+        raise ShapeError(f"gather_nd: expected the indices' last dimension K in [1, "
+                         f"{rank}] (the rank of {x.name}), found {k}")
+    with name_scope(name or "gather_nd"):
+        idx = F.cast(idx, dtypes.int64)
+        dims = [F.cast(x.shape[i] if x.shape[i] is not None else shape_of(x)[i],
+                       dtypes.int64) for i in range(k)]
+        parts = F.unstack(idx, k, axis=-1)
+        flat, stride, in_range = None, None, None
+        for i in reversed(range(k)):
+            term = parts[i] if stride is None else parts[i] * stride
+            flat = term if flat is None else flat + term
+            stride = dims[i] if stride is None else stride * dims[i]
+            ok = logical_and(parts[i] >= 0, parts[i] < dims[i])
+            in_range = ok if in_range is None else logical_and(in_range, ok)
+        flat = F.where(in_range, flat, F.ones_like(flat) * -1)
+        rest = [-1] + [x.shape[i] if x.shape[i] is not None else shape_of(x)[i]
+                       for i in range(k, rank)]
+        return F.gather(F.reshape(x, rest), flat)
+
+
+__all__ = ["gather_nd", "matrix_transpose", "pad", "slice"]

@@ -158,6 +158,35 @@ def test_clip_by_norm_and_global_norm():
     assert np.all(np.isfinite(got[3]))                          # the zero row: no NaN
 
 
+@pytest.mark.parametrize("optimize", [True, False])
+def test_gather_nd_equals_numpy_indexing_and_its_gradient_checks(optimize):
+    xv = RNG.normal(size=(3, 4, 2))
+    x = fg.placeholder(fg.float64, [None, None, 2])           # leading sizes at run time
+    i1 = np.array([[2], [0]])
+    i2 = np.array([[[0, 3], [2, 1]], [[1, 1], [0, 0]]])       # [2, 2, K=2]
+    i3 = np.array([[2, 3, 1], [0, 0, 0], [2, 3, 1]])          # a repeated index
+    outs = [fg.gather_nd(x, i1), fg.gather_nd(x, i2), fg.gather_nd(x, i3)]
+    assert outs[1].shape[:2] == (2, 2) and outs[2].shape == (3,)
+    got = _run(outs, {x: xv}, optimize)
+    np.testing.assert_array_equal(got[0], xv[i1[:, 0]])
+    np.testing.assert_array_equal(got[1], xv[i2[..., 0], i2[..., 1]])
+    np.testing.assert_array_equal(got[2], xv[i3[:, 0], i3[:, 1], i3[:, 2]])
+    y = fg.gather_nd(x, i3) * fg.gather_nd(x, i2)[0, 0, 0]
+    assert check_gradients(y, [x], {x: xv}) < 1e-6
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_gather_nd_out_of_range_raises_and_the_session_stays_usable(optimize):
+    x = fg.placeholder(fg.float64, [3, 4])
+    i = fg.placeholder(fg.int32, [None, 2])
+    y = fg.gather_nd(x, i)
+    xv = np.arange(12.0).reshape(3, 4)
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+        with pytest.raises(fg.errors.InvalidArgumentError, match="Gather.*found -1"):
+            sess.run(y, {x: xv, i: [[0, 4]]})                # [0, 4] would be row 1's 0
+        np.testing.assert_array_equal(sess.run(y, {x: xv, i: [[1, 0]]}), [4.0])
+
+
 def test_errors_name_the_op_and_what_was_found():
     x = fg.placeholder(fg.float32, [2, 3])
     with pytest.raises(ShapeError, match="slice: expected begin as Python ints"):
@@ -174,5 +203,8 @@ def test_errors_name_the_op_and_what_was_found():
         fg.is_nan(fg.constant([1, 2]))
     with pytest.raises(DTypeError, match="in_top_k: expected integer targets"):
         fg.nn.in_top_k(x, fg.constant([0.0, 1.0]), 1)
+    with pytest.raises(ShapeError, match=r"gather_nd: expected the indices' last "
+                                         r"dimension K in \[1, 2\].*found 3"):
+        fg.gather_nd(x, [[0, 0, 0]])
     with pytest.raises(ShapeError, match="matrix_transpose of .*rank 2 or more"):
         fg.matrix_transpose(fg.constant([1.0]))
