@@ -132,6 +132,9 @@ UNARY = {
     "Sqrt": (fg.sqrt, np.sqrt, 0, 5),
     "Abs": (fg.abs, np.abs, -3, 3),
     "Sign": (fg.sign, np.sign, -3, 3),
+    "Floor": (fg.floor, np.floor, -5, 5),
+    "Ceil": (fg.ceil, np.ceil, -5, 5),
+    "Round": (fg.round, np.rint, -5, 5),
     "Square": (fg.square, np.square, -3, 3),
     "Identity": (fg.identity, lambda x: x, -3, 3),
     "StopGradient": (fg.stop_gradient, lambda x: x, -3, 3),
@@ -300,6 +303,23 @@ def _reshape(data):
     like = np.zeros(x.shape[::-1], x.dtype)
     pl = feed_ph(data, like)
     close(run(api.reshape_like(p, pl), {p: x, pl: like}), x.reshape(like.shape))
+
+
+@case("ReshapeTo")
+def _reshape_to(data):
+    x = float_array(data)
+    target = list(data.draw(st.permutations(x.shape))) if x.ndim else []
+    if target and data.draw(st.booleans()):
+        target[data.draw(st.integers(0, len(target) - 1))] = -1
+    p = feed_ph(data, x)
+    shape = fg.placeholder(fg.int32, (len(target),))     # known only from the data
+    close(run(fg.reshape(p, shape), {p: x, shape: np.array(target, np.int32)}),
+          x.reshape(target))
+    if x.ndim and x.size:
+        # the first entry the run-time size of a dimension: folded once shapes are fixed
+        mixed = fg.reshape(p, [fg.shape(p)[0], -1])
+        assert mixed.shape == (None, None)
+        close(run(mixed, {p: x}), x.reshape(x.shape[0], -1))
 
 
 @case("ExpandDims", "Squeeze")
