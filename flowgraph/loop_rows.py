@@ -1,0 +1,256 @@
+"""Row binding: a loop body's plan run straight on the rows of the loop's stacked
+arrays, with no copy of a sequence row in or of an emitted row out.
+
+A counted loop (:mod:`flowgraph.loop_step`) runs its body plan once per row. Without
+row binding, every iteration copies row ``t`` of each sequence into the body's feed
+buffer and each emitted value from the body's buffer into row ``t`` of the loop's
+output. Row binding removes those copies: the steps that read such a feed or write such
+an emit are built once more for each row, by the plan's own step builders
+(:class:`flowgraph.backends.cpu_steps.CpuSteps`), over the plan's arrays with that value
+replaced by the row (a view of the stacked array: same shape, dtype and C layout, so
+the same generated kernel). Every other step is shared by all rows. The result is one
+step list per row, built once per outer plan and length (a few closures per row), and
+an iteration runs its row's list.
+
+A value is bound to rows only where replacing its array changes nothing else:
+
+- a feed: pinned in the body plan (its buffer is never pooled or written in place:
+  :class:`flowgraph.loop_step.BodyConfig`), not fetched itself or through a view (the
+  loop copies fetches out of the plan's buffers);
+- an emit: a buffer of its own (not a view, not a loop variable's carried buffer, not
+  fetched but as emits, no view of it fetched: an emit of the same value twice is bound
+  once and copied from that row), not stored in a second place, and neither it nor a window of it produced
+  in place over its producer's input (the kernel's source would change);
+- the views and windows cut from such a value (a split of the row, the gate gradients
+  written straight into their windows of an emitted concatenation) are cut from the
+  row in the same way, and the strided ones made known to the code generator as the
+  layout does (:attr:`~flowgraph.buffers.BufferLayout._parents`), so that every
+  rebuilt kernel is the one the plan compiled;
+- every step that reads or writes it is rebuildable: a fused region (generated kernel,
+  ufunc chain or interim chain, as the plan runs it), a concatenation's copies, or a
+  plain node kernel (not a state, random or loop op, not a node kernel still waiting
+  for a background compile).
+
+Anything else keeps its copy. Rows are bound only while the plan's kernels are final
+(compiled, or ``compile="never"``); until then, and with ``check_numerics`` (which
+checks the plan's own steps), the loop copies.
+
+>>> import numpy as np, flowgraph as fg
+>>> with fg.Graph().as_default():
+...     xs = fg.placeholder(fg.float64, (None, 2))
+...     ys = fg.scan(lambda acc, x: fg.tanh(acc * 0.5 + x), xs)
+...     sess = fg.Session()
+...     out = sess.run(ys, {xs: np.ones((3, 2))})
+>>> np.allclose(out[:, 0], [np.tanh(1.0), np.tanh(np.tanh(1.0) * 0.5 + 1),
+...                         np.tanh(np.tanh(np.tanh(1.0) * 0.5 + 1) * 0.5 + 1)])
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ENABLED = True
+"""Bind loop bodies to rows (tests turn it off to compare against the copying loop)."""
+
+MAX_BOUND_STEPS = 200_000
+"""At most this many row-bound steps per loop (rows times rebuilt steps); a longer
+loop copies (the closures cost memory and time to build once per length)."""
+
+
+def kernels_final(plan):
+    """Will the plan's steps stay as they are (no compiled kernel still to come)?"""
+    kernels = plan._kernels
+    return not plan._swaps and (kernels is None or kernels.finished())
+
+
+def bindable(plan, feeds, fetches):
+    """The subset of feed tensors ``feeds`` and fetch positions ``fetches`` (the
+    emits) that can be bound to rows (see the module's rules): ``(feed tensors, fetch
+    positions)``; positions holding the same value come together (the first is bound,
+    the others copy its row)."""
+    kinds, root, arrays = plan._kinds, plan._root, plan._arrays
+    cut = _cut_from(plan)
+    second = {root(c) for places in plan._also_into.values() for c, _, _ in places}
+    feed_buffers = [a for a, _ in plan._feed_loads]
+    # a fetch that is a view of a bound value would be copied out of the plan's buffer
+    fetched = set(plan._fetch_values)
+    ok_feeds = []
+    for t in feeds:
+        v = plan._feed_values.get(t)
+        if (v is not None and t in plan._pinned_feeds and kinds.get(v) == "buffer"
+                and v not in second and v not in fetched
+                and not any(w in fetched for w in cut.get(v, ()))):
+            ok_feeds.append(t)
+    # a value fetched elsewhere too (a loop variable's new value, a sum) stays put
+    elsewhere = {v for k, v in enumerate(plan._fetch_values) if k not in set(fetches)}
+    ok_fetches, seen = [], set()
+    for k in fetches:
+        v = plan._fetch_values[k]
+        if v in seen:                 # emitted twice: the first is bound
+            ok_fetches.append(k)
+            continue
+        a = arrays[v]
+        family = [v] + cut.get(v, [])
+        if (kinds.get(v) != "buffer" or v in elsewhere or v in second
+                or any(w in fetched for w in cut.get(v, ()))
+                or v in plan._also_arrays or not a.flags.c_contiguous or not a.nbytes
+                or any(np.shares_memory(a, b) for b in feed_buffers)
+                or any(np.shares_memory(arrays[w], arrays[u]) for w in family
+                       for u in _producer_inputs(w) if u in arrays and root(u) != v)):
+            continue
+        seen.add(v)
+        ok_fetches.append(k)
+    # every step touching a bound value (or a view or window of one) must be rebuildable
+    family_of = {}
+    for v in [plan._feed_values[t] for t in ok_feeds] + [plan._fetch_values[k]
+                                                          for k in ok_fetches]:
+        for w in [v] + cut.get(v, []):
+            family_of[w] = v
+    blocked = set()
+    for kind, unit, _, _ in plan._unit_spans:
+        touched = {family_of[w] for w in _values_of(plan, kind, unit) if w in family_of}
+        if touched and not _rebuildable(plan, kind, unit):
+            blocked |= touched
+    return ([t for t in ok_feeds if plan._feed_values[t] not in blocked],
+            [k for k in ok_fetches if plan._fetch_values[k] not in blocked])
+
+
+def bind_rows(plan, rows):
+    """One step list per row: ``rows`` is a list (one entry per iteration) of
+    ``{value: array}`` replacements (values from :func:`bindable`'s choices, arrays of
+    the same shape, dtype and C layout). Returns a list of step tuples, or None when
+    the loop is too long for :data:`MAX_BOUND_STEPS`."""
+    if not rows:
+        return []
+    cut = _cut_from(plan)
+    touched = {w for v in rows[0] for w in [v] + cut.get(v, [])}
+    spans = [(kind, unit, start, count) for kind, unit, start, count in plan._unit_spans
+             if _values_of(plan, kind, unit) & touched]
+    if len(rows) * sum(count for *_, count in spans) > MAX_BOUND_STEPS:
+        return None
+    base = list(plan._steps)
+    out = []
+    for replace in rows:
+        arrays, parents = _derive(plan, replace, cut)
+        # the windows and views cut from the rows are known to the kernels' code
+        # generator (it indexes their parent) while this row's steps are built only
+        plan._parents.update(parents)
+        try:
+            steps = list(base)
+            # later spans first: a rebuilt unit may have another number of steps
+            for kind, unit, start, count in reversed(spans):
+                steps[start:start + count] = _rebuild(plan, kind, unit, arrays)
+        finally:
+            for key in parents:
+                del plan._parents[key]
+        out.append(tuple(steps))
+    return out
+
+
+def _cut_from(plan):
+    """``{value: [views and windows cut from it, directly or not, bases first]}``."""
+    kinds, root = plan._kinds, plan._root
+    cut = {}
+    for w in plan._arrays:                 # (in the order the layout made them)
+        if kinds[w] in ("view", "window"):
+            cut.setdefault(root(w), []).append(w)
+    return cut
+
+
+def _derive(plan, replace, cut):
+    """The plan's arrays with ``replace`` in place, and every view and window cut from
+    a replaced value cut from its replacement; and ``{id: parent}`` of the strided
+    ones (as the layout records them)."""
+    from .buffers import _make_view
+    arrays = _Overlay(plan._arrays, replace)
+    parents, keep = {}, []
+
+    def array_of(w):
+        if w in replace or w not in plan._kinds or plan._kinds[w] not in ("view", "window"):
+            return arrays[w]
+        if w in derived:
+            return derived[w]
+        n, k = w
+        if plan._kinds[w] == "window":
+            c, axis, offset = plan._window_of[w]
+            base = array_of(c)
+            a = base[_along(axis, offset, n.shapes[k][axis])]
+            if not a.flags.c_contiguous:
+                parents[id(a)] = base
+        else:
+            base = array_of(n.inputs[0])
+            a = _make_view(n, k, base)
+            if n.type != "Reshape":
+                parents[id(a)] = base
+        keep.append(a)                      # (alive while its id is in parents)
+        derived[w] = a
+        return a
+
+    derived = {}
+    for v in replace:
+        for w in cut.get(v, ()):
+            arrays[w] = array_of(w)
+    arrays.keep = keep
+    return arrays, parents
+
+
+class _Overlay(dict):
+    """The plan's arrays with some values' arrays replaced (a row's)."""
+
+    def __init__(self, arrays, replace):
+        super().__init__(arrays)
+        self.update(replace)
+
+
+def _values_of(plan, kind, unit):
+    """The values a unit's steps read or write."""
+    if kind == "group":
+        members = set(unit.nodes)
+        return ({v for n in unit.nodes for v in n.inputs if v[0] not in members}
+                | set(plan._group_outputs[unit]))
+    return set(unit.inputs) | {(unit, k) for k in range(len(unit.shapes))}
+
+
+def _producer_inputs(v):
+    """The values the unit computing ``v`` reads (its fused region's, if any)."""
+    group = getattr(v[0], "group", None)
+    if group is None:
+        return list(v[0].inputs)
+    members = set(group.nodes)
+    return [w for n in group.nodes for w in n.inputs if w[0] not in members]
+
+
+def _along(axis, offset, size):
+    from .backends.cpu_steps import _along as along
+    return along(axis, offset, size)
+
+
+def _rebuildable(plan, kind, unit):
+    if kind == "group":
+        return True
+    # pure ops only: not state, random draws, loops, communication
+    if kind != "node" or not unit.primitive.pure or unit.kind == "loop":
+        return False
+    if unit in plan._concat_copies:
+        return True
+    from kernels import lookup
+    builder = lookup(unit.type, "cpu")     # None: its reference kernel
+    # a Numba node kernel outside eager mode is swapped in by tiering: not rebuilt
+    return not (getattr(builder, "compiles", False) and plan._compile_mode != "eager")
+
+
+def _rebuild(plan, kind, unit, arrays):
+    """The unit's steps over ``arrays``, as the plan now runs it."""
+    from .backends.cpu_steps import uses_ufuncs
+    if kind == "group":
+        if uses_ufuncs(unit):
+            return plan._ufunc_steps(unit, arrays)
+        if plan._kernels is not None:          # compiled (kernels_final)
+            return [plan._fused_kernel(unit, arrays)]
+        return plan._group_steps(unit, arrays)  # compile="never": the ufunc chain
+    if unit in plan._concat_copies:
+        return [plan._concat_copy_step(unit, arrays)]
+    step, _ = plan._node_step(unit, arrays)
+    if getattr(step, "finish", None) is not None:
+        raise AssertionError("row binding rebuilt a step with a finisher")
+    return [step]
