@@ -49,6 +49,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backends.cpu_steps import _along, uses_ufuncs
+from .buffers import _make_view
+
 ENABLED = True
 """Bind loop bodies to rows (tests turn it off to compare against the copying loop)."""
 
@@ -115,36 +118,110 @@ def bindable(plan, feeds, fetches):
             [k for k in ok_fetches if plan._fetch_values[k] not in blocked])
 
 
-def bind_rows(plan, rows):
-    """One step list per row: ``rows`` is a list (one entry per iteration) of
-    ``{value: array}`` replacements (values from :func:`bindable`'s choices, arrays of
-    the same shape, dtype and C layout). Returns a list of step tuples, or None when
-    the loop is too long for :data:`MAX_BOUND_STEPS`."""
-    if not rows:
+def bind_rows(plan, stacked, order):
+    """One step list per row: ``stacked`` maps each bound value (from
+    :func:`bindable`'s choices) to the stacked array whose rows replace it (rows of the
+    same shape, dtype and C layout), ``order`` lists the rows in iteration order.
+    Returns a list of step tuples, or None when the loop is too long for
+    :data:`MAX_BOUND_STEPS`.
+
+    A generated kernel is prepared once, for the first row; every other row calls the
+    same compiled kernel on the same arguments moved by whole rows (:func:`_moved`:
+    the arguments cut from a stacked array lie at the same place in every row). The
+    other steps (GEMMs, ufunc chains, copies) are built again for each row."""
+    if not order:
         return []
     cut = _cut_from(plan)
-    touched = {w for v in rows[0] for w in [v] + cut.get(v, [])}
+    touched = {w for v in stacked for w in [v] + cut.get(v, [])}
     spans = [(kind, unit, start, count) for kind, unit, start, count in plan._unit_spans
              if _values_of(plan, kind, unit) & touched]
-    if len(rows) * sum(count for *_, count in spans) > MAX_BOUND_STEPS:
+    if len(order) * sum(count for *_, count in spans) > MAX_BOUND_STEPS:
         return None
+    from kernels import bind_call
     base = list(plan._steps)
+    kernels = {}             # span -> (kernel, first row's arguments, where they lie)
+    first = order[0]
     out = []
-    for replace in rows:
-        arrays, parents = _derive(plan, replace, cut)
-        # the windows and views cut from the rows are known to the kernels' code
-        # generator (it indexes their parent) while this row's steps are built only
-        plan._parents.update(parents)
-        try:
-            steps = list(base)
-            # later spans first: a rebuilt unit may have another number of steps
-            for kind, unit, start, count in reversed(spans):
-                steps[start:start + count] = _rebuild(plan, kind, unit, arrays)
-        finally:
-            for key in parents:
-                del plan._parents[key]
+    for row in order:
+        arrays, parents = _derive(plan, {v: a[row] for v, a in stacked.items()}, cut)
+        steps = list(base)
+        # later spans first: a rebuilt unit may have another number of steps
+        for i in reversed(range(len(spans))):
+            kind, unit, start, count = spans[i]
+            if i in kernels:
+                kernel, args, places = kernels[i]
+                steps[start:start + count] = [bind_call(kernel, _moved(args, places,
+                                                                        row - first))]
+                continue
+            # the windows and views cut from the row are known to the kernels' code
+            # generator (it indexes their parent) while this row's steps are built only
+            plan._parents.update(parents)
+            try:
+                if kind == "group" and _generated(plan, unit):
+                    kernel, args = _kernel(plan, unit, arrays)
+                    kernels[i] = (kernel, args, _places(args, stacked.values()))
+                    steps[start:start + count] = [bind_call(kernel, args)]
+                else:
+                    steps[start:start + count] = _rebuild(plan, kind, unit, arrays)
+            finally:
+                for key in parents:
+                    del plan._parents[key]
         out.append(tuple(steps))
     return out
+
+
+def _generated(plan, group):
+    """Does the plan run ``group`` as its compiled generated kernel?"""
+    return plan._kernels is not None and not uses_ufuncs(group)
+
+
+def _kernel(plan, group, arrays):
+    """``(compiled kernel, arguments)`` of ``group`` over ``arrays`` (what
+    ``CompiledPlan._fused_kernel`` binds)."""
+    from kernels.cache import compile_kernel
+    source, types, args = plan._kernel_job(group, arrays)()
+    plan.kernel_sources.add(source)
+    return compile_kernel(source, "kernel", types), args
+
+
+def _places(args, stacked):
+    """For each kernel argument cut from one of the ``stacked`` arrays, where it lies
+    in it (:func:`_moved`); None for the others (plan buffers, loop bounds)."""
+    places = []
+    for a in args:
+        where = None
+        if isinstance(a, np.ndarray):
+            for s in stacked:
+                if np.shares_memory(a, s):
+                    offset = a.__array_interface__["data"][0] - s.__array_interface__[
+                        "data"][0]
+                    if (a.flags.c_contiguous and a.dtype == s.dtype
+                            and offset % a.itemsize == 0):
+                        # a run of the flat array (the common case: a cheap slice)
+                        where = ("flat", s.reshape(-1), offset // a.itemsize,
+                                 s.strides[0] // a.itemsize)
+                    else:
+                        where = ("strided", s, offset, s.strides[0])
+                    break
+        places.append(where)
+    return places
+
+
+def _moved(args, places, rows):
+    """``args`` with every argument cut from a stacked array moved by ``rows`` rows of
+    it: the same shape, strides and dtype (so the same kernel), another row."""
+    moved = []
+    for a, where in zip(args, places):
+        if where is not None:
+            how, s, offset, row = where
+            if how == "flat":
+                start = offset + rows * row
+                a = s[start:start + a.size].reshape(a.shape)
+            else:
+                a = np.ndarray(a.shape, a.dtype, buffer=s, offset=offset + rows * row,
+                               strides=a.strides)
+        moved.append(a)
+    return tuple(moved)
 
 
 def _cut_from(plan):
@@ -161,7 +238,6 @@ def _derive(plan, replace, cut):
     """The plan's arrays with ``replace`` in place, and every view and window cut from
     a replaced value cut from its replacement; and ``{id: parent}`` of the strided
     ones (as the layout records them)."""
-    from .buffers import _make_view
     arrays = _Overlay(plan._arrays, replace)
     parents, keep = {}, []
 
@@ -194,12 +270,27 @@ def _derive(plan, replace, cut):
     return arrays, parents
 
 
-class _Overlay(dict):
-    """The plan's arrays with some values' arrays replaced (a row's)."""
+class _Overlay:
+    """The plan's arrays with some values' arrays replaced (a row's), as the step
+    builders read them (``arrays[value]``); not a copy of the plan's."""
 
-    def __init__(self, arrays, replace):
-        super().__init__(arrays)
-        self.update(replace)
+    __slots__ = ("base", "replaced", "keep")
+
+    def __init__(self, base, replaced):
+        self.base, self.replaced, self.keep = base, dict(replaced), []
+
+    def __getitem__(self, v):
+        a = self.replaced.get(v)
+        return self.base[v] if a is None else a
+
+    def __setitem__(self, v, a):
+        self.replaced[v] = a
+
+    def __contains__(self, v):
+        return v in self.replaced or v in self.base
+
+    def get(self, v, default=None):
+        return self[v] if v in self else default
 
 
 def _values_of(plan, kind, unit):
@@ -220,11 +311,6 @@ def _producer_inputs(v):
     return [w for n in group.nodes for w in n.inputs if w[0] not in members]
 
 
-def _along(axis, offset, size):
-    from .backends.cpu_steps import _along as along
-    return along(axis, offset, size)
-
-
 def _rebuildable(plan, kind, unit):
     if kind == "group":
         return True
@@ -241,7 +327,6 @@ def _rebuildable(plan, kind, unit):
 
 def _rebuild(plan, kind, unit, arrays):
     """The unit's steps over ``arrays``, as the plan now runs it."""
-    from .backends.cpu_steps import uses_ufuncs
     if kind == "group":
         if uses_ufuncs(unit):
             return plan._ufunc_steps(unit, arrays)

@@ -316,9 +316,7 @@ class _CountedLoop:
         order = [n - 1 - step_k if reverse else step_k for step_k in range(n)]
         steps = None
         if bound_seqs or bound_emits:
-            steps = loop_rows.bind_rows(plan, [
-                {v: stacked[row] for v, stacked in bound_seqs + bound_emits}
-                for row in order])
+            steps = loop_rows.bind_rows(plan, dict(bound_seqs + bound_emits), order)
             if steps is None:       # too long to bind: copy everything
                 seq_pairs, emit_moves = self.seq_pairs, self.emit_moves
         if steps is None:
