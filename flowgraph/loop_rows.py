@@ -147,7 +147,7 @@ def bind_rows(plan, stacked, order):
     first = order[0]
     out = []
     for row in order:
-        arrays, parents = _derive(plan, {v: a[row] for v, a in stacked.items()}, cut)
+        arrays, parents = _derive(plan, {v: a[row, ...] for v, a in stacked.items()}, cut)
         steps = list(base)
         # later spans first: a rebuilt unit may have another number of steps
         for i in reversed(range(len(spans))):

@@ -190,3 +190,21 @@ def test_a_sequence_row_fetched_through_a_view_keeps_its_copy():
               if any(w in fetched for w in cut.get(plan._feed_values[t], ()))]
     assert viewed and not set(viewed) & set(feeds)
     assert forward.bound[0] == 1 and backward.bound[0] == len(feeds) >= 1
+
+
+def test_scalar_rows_are_bound_as_views_of_their_sequence():
+    """Rows of a 1-D sequence are 0-d: bound as views (``s[t, ...]``), not as copied
+    scalars (``s[t]``), in the forward loop and in the backward loop's sequence of
+    gradients."""
+    xs = fg.placeholder(fg.float64, (None,))
+    ys = fg.scan(lambda acc, x: acc * 0.5 + fg.tanh(x) * 2.0, xs,
+                 initializer=fg.constant(0.0, fg.float64))
+    weights = np.arange(1.0, 6.0)
+    g, = fg.gradients(fg.reduce_sum(ys * weights), [xs])
+    feed = {xs: np.random.default_rng(0).normal(size=5)}
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run([ys, g], feed)
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    _close(sess.run([ys, g], feed), want)
+    _close(sess.run([ys, g], feed), want)
+    loops = _counted(sess)
+    assert len(loops) == 2 and all(c.bound[0] >= 1 for c in loops), [c.bound for c in loops]
