@@ -66,6 +66,21 @@ def test_gemm_layout_variants_compute_the_same_product(bench_path):
         np.testing.assert_allclose(value, plain, rtol=1e-12, err_msg=name)
 
 
+def test_step_gemm_layouts_compute_the_same_products(bench_path):
+    import numpy as np
+    import gemm_layouts
+    for cell in ("lstm", "gru"):
+        fns = gemm_layouts.step_variants(cell, 6, 3, 4, 5, np.float64)
+        got = {name: np.array(fn()) for name, (fn, _) in fns.items()}
+        assert fns["forward plain"][1] == 5 and fns["state grad plain"][1] == 4
+        for kind, flip in (("forward", True), ("state grad", True), ("weight grad", False)):
+            moved = got[f"{kind} transposed"]
+            np.testing.assert_allclose(moved.T if flip else moved, got[f"{kind} plain"],
+                                       rtol=1e-12, err_msg=kind)
+        np.testing.assert_allclose(got["state grad flag"], got["state grad plain"], rtol=1e-12)
+        assert ("forward split: X @ K_x" in fns) == (cell == "lstm")
+
+
 def test_placement_benchmark_compares_the_same_compiled_plan(bench_path, capsys):
     import placement
     times, plans = placement.main(["--repeats", "1", "--batch", "2"])
