@@ -30,7 +30,7 @@ from .simplify import (  # noqa: F401  (the package's public names)
     cse, fold_constants, prune, simplify)
 from .matmuls import (  # noqa: F401  (the package's public names)
     UNTRANSPOSE_MAX_ASPECT, UNTRANSPOSE_MIN_ROWS, add_before_split, batch_input_matmuls,
-    narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums,
+    narrow_split_matmuls, split_bias_adds, stack_matmul_sums, stack_reduce_sums,
     untranspose_matmul_operands)
 from .zeros import drop_zero_products  # noqa: F401  (the package's public names)
 from .fusion import (  # noqa: F401  (the package's public names)
@@ -39,9 +39,9 @@ from .fusion import (  # noqa: F401  (the package's public names)
 
 
 PIPELINE = [prune, fold_constants, drop_zero_products, simplify, cse, prune,
-            narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums, cse, batch_input_matmuls,
-            add_before_split, cse, untranspose_matmul_operands, fuse_elementwise,
-            recompute_in_readers]
+            narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums, cse,
+            batch_input_matmuls, add_before_split, cse, untranspose_matmul_operands,
+            split_bias_adds, fuse_elementwise, recompute_in_readers]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 
