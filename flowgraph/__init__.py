@@ -35,7 +35,7 @@ from .session import ConfigProto, Session, SessionConfig
 # TF1 spellings (issue 14): default sessions, tf.assign & co.
 from .session import InteractiveSession, get_default_session
 from .variables import assign, assign_add, assign_sub
-from .train.clip import clip_by_global_norm
+from .train.clip import clip_by_global_norm, clip_by_norm, global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)
 from .visualize import summary
@@ -52,6 +52,10 @@ from .variable_scopes import (AUTO_REUSE, VariableScope, get_variable, get_varia
 # --- end of randomness, initializers and variable scopes ---
 from . import ops as _ops  # registers the primitives  # noqa: F401
 from . import dtypes, nn, testing, train  # noqa: E402
+from .math_ops import (count_nonzero, eye, is_finite, is_inf, is_nan, log_sigmoid,  # noqa: E402
+                       reciprocal, reduce_logsumexp, rsqrt, squared_difference, truediv)
+from .slicing_ops import gather_nd, matrix_transpose, pad, slice  # noqa: E402
+from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 
 __version__ = "0.1.0"
 

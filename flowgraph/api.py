@@ -393,10 +393,51 @@ def transpose(x, perm=None, name=None):
 
 
 def reshape(x, shape, name=None):
-    """``x`` with a new shape; one entry may be -1."""
+    """``x`` with a new shape; one entry may be -1.
+
+    ``shape`` may be a 1-d integer tensor, or a list mixing ints and scalar integer
+    tensors (TF1's ``tf.reshape(x, [tf.shape(x)[0], -1])``); the compiler folds it
+    when the feed shapes determine it.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float32, (None, 2, 3))
+    ...     flat = fg.reshape(x, [fg.shape(x)[0], -1])
+    ...     fg.Session().run(flat, {x: np.ones((4, 2, 3), np.float32)}).shape
+    (4, 6)
+    """
     x = convert_to_tensor(x)
+    if isinstance(shape, Tensor) or (isinstance(shape, (list, tuple)) and any(
+            isinstance(d, Tensor) for d in shape)):
+        return _reshape_to(x, shape, name)
     shape = tuple(-1 if d is None else int(d) for d in shape)
     return _out("Reshape", [x], {"shape": shape}, name)
+
+
+def _reshape_to(x, shape, name):
+    """``reshape`` to the value of a shape tensor (or a list with tensors in it)."""
+    if not isinstance(shape, Tensor):
+        parts = [d if isinstance(d, Tensor) else constant(-1 if d is None else int(d),
+                                                          dtypes.int32) for d in shape]
+        for d in parts:
+            if d.shape is not None and d.shape != ():
+                raise ShapeError(f"reshape of {x.name}: expected the shape's entries to be "
+                                 f"ints or scalar tensors, found {d.name} of shape {d.shape}")
+            if not dtypes.is_integer(d.dtype):
+                raise DTypeError(f"reshape of {x.name}: expected integer shape entries, "
+                                 f"found {d.name} of dtype {d.dtype.name}")
+        # the static shape keeps the entries given as ints (TF1: [batch, -1, 200] is
+        # (?, ?, 200))
+        hint = tuple(None if isinstance(d, Tensor) or d is None or int(d) < 0 else int(d)
+                     for d in shape)
+        shape = stack([cast(d, dtypes.int32) for d in parts])
+    else:
+        hint = None
+    from .ops import static_value
+    known = static_value(shape)
+    if known is not None:                      # known now: a plain Reshape
+        return reshape(x, [int(d) for d in known], name)
+    return _out("ReshapeTo", [x, shape], {"hint": hint}, name=name or "reshape")
 
 
 def reshape_like(x, like, name=None):

@@ -480,6 +480,45 @@ defprim("ReshapeLike", _like_infer, lambda op, g: [F.reshape_like(g, _in(op)), N
         lambda op, x, like: x.reshape(like.shape), "shape")
 
 
+def _reshape_to_infer(op):
+    x, shape = op.inputs
+    if not dtypes.is_integer(shape.dtype):
+        raise DTypeError(f"expected an integer shape, found {shape.dtype.name}")
+    if shape.shape is not None and len(shape.shape) != 1:
+        raise ShapeError(f"expected a 1-d shape, found a shape tensor of shape "
+                         f"{S.fmt(shape.shape)}")
+    known = static_value(shape)
+    if known is not None:
+        return _reshape_infer(_StaticReshape(x, known))
+    hint = op.attrs.get("hint")
+    if hint is not None:           # the entries given as ints (flowgraph.api.reshape)
+        return [(tuple(hint), x.dtype)]
+    if shape.shape is None or shape.shape[0] is None:
+        return [(None, x.dtype)]
+    return [((None,) * shape.shape[0], x.dtype)]
+
+
+class _StaticReshape:
+    """A ``Reshape`` op's view of a ``ReshapeTo`` whose shape is known."""
+
+    def __init__(self, x, shape):
+        self.inputs, self.attrs = [x], {"shape": tuple(int(d) for d in shape)}
+
+
+def _reshape_to_ref(op, x, shape):
+    shape = np.asarray(shape)
+    if shape.ndim != 1:
+        raise InvalidArgumentError(f"expected a 1-d shape, found {shape.tolist()}")
+    return _reshape_ref(_StaticReshape(x, shape), x)
+
+
+# ReshapeTo(x, shape): tf.reshape with a shape tensor (a run-time batch size, say).
+# Once the compiler knows the shape's value (from the feed shapes), simplify makes it
+# a plain Reshape; a shape known only from data runs on the reference path.
+defprim("ReshapeTo", _reshape_to_infer, lambda op, g: [F.reshape_like(g, _in(op)), None],
+        _reshape_to_ref, "shape")
+
+
 def _expand_dims_infer(op):
     x = _in(op)
     if x.shape is None:

@@ -35,6 +35,9 @@ MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
 # TF1's TensorShape / Dimension (Tensor.get_shape())
 MODULES += ["flowgraph.tensor_shape", "flowgraph.nn.activations", "flowgraph.nn.cells",
             "flowgraph.nn.rnn_cell"]
+# TF1's tf.layers and tf.losses
+MODULES += ["flowgraph.layers", "flowgraph.losses", "flowgraph.math_ops",
+            "flowgraph.slicing_ops", "flowgraph.nn.evaluation"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -360,7 +360,8 @@ def test_shapes_as_values_ranges_fills_and_composites():
                 fg.fill(fg.shape(x), 3.5), fg.fill(fg.stack([n, 2]), 1),
                 fg.reverse(x, [0, 1]), fg.tile(x, [2, 1]), fg.sequence_mask(lengths, 3),
                 fg.reduce_min(x, 0), fg.reduce_any(x > 0.0, 1),
-                fg.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0)]
+                fg.reverse_sequence(x, lengths, seq_axis=1, batch_axis=0),
+                fg.reshape(x, [fg.shape(x)[0] * 2]), fg.reshape(x, fg.stack([2, n - 1]))]
         loss = fg.reduce_sum(fg.tile(x, [2, 1]) * fg.tile(fg.reverse(x, [0, 1]), [2, 1]))
         return outs + fg.gradients(loss, [x]), {x: value, n: 4}
     check(build)

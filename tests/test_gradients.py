@@ -172,6 +172,15 @@ def _reshape(data):
     return y, [p], {p: x, like: x.reshape(-1)}
 
 
+@grad_case("ReshapeTo")
+def _reshape_to(data):
+    x = arr(data)
+    p = ph(data, x)
+    shape = fg.placeholder(fg.int32, (2,))
+    y = fg.reshape(p * p, shape) * np.arange(x.size).reshape(1, -1)
+    return y, [p], {p: x, shape: np.array([1, x.size], np.int32)}
+
+
 @grad_case("ExpandDims", "Squeeze")
 def _expand(data):
     x = arr(data)

@@ -149,3 +149,21 @@ def test_a_loop_placed_on_the_gpu_runs_on_the_host_in_the_placed_plan():
     got = sess.run([out] + grads, {x: value})
     assert isinstance(next(iter(sess._plans.values())), PlacedPlan)
     _assert_close(got, _session(False).run([out] + grads, {x: value}))
+
+
+def test_variables_are_named_as_in_tf1():
+    """TF1 checkpoints name a dynamic network's variables by its variable scope."""
+    x = fg.placeholder(fg.float32, (2, 4, 3))
+    fg.nn.dynamic_rnn(fg.nn.LSTMCell(5), x, dtype=fg.float32)
+    fg.nn.bidirectional_dynamic_rnn(fg.nn.GRUCell(5), fg.nn.BasicRNNCell(5), x,
+                                    dtype=fg.float32)
+    with fg.variable_scope("encoder"):
+        fg.nn.dynamic_rnn(fg.nn.LSTMCell(5), x, dtype=fg.float32, scope="layer")
+    names = [v.op.name for v in fg.global_variables()]
+    assert names == [
+        "rnn/lstm_cell/kernel", "rnn/lstm_cell/bias",
+        "bidirectional_rnn/fw/gru_cell/gate_kernel", "bidirectional_rnn/fw/gru_cell/gate_bias",
+        "bidirectional_rnn/fw/gru_cell/candidate_kernel",
+        "bidirectional_rnn/fw/gru_cell/candidate_bias",
+        "bidirectional_rnn/bw/basic_rnn_cell/kernel", "bidirectional_rnn/bw/basic_rnn_cell/bias",
+        "encoder/layer/lstm_cell/kernel", "encoder/layer/lstm_cell/bias"]

@@ -302,6 +302,23 @@ def _reshape(data):
     close(run(api.reshape_like(p, pl), {p: x, pl: like}), x.reshape(like.shape))
 
 
+@case("ReshapeTo")
+def _reshape_to(data):
+    x = float_array(data)
+    target = list(data.draw(st.permutations(x.shape))) if x.ndim else []
+    if target and data.draw(st.booleans()):
+        target[data.draw(st.integers(0, len(target) - 1))] = -1
+    p = feed_ph(data, x)
+    shape = fg.placeholder(fg.int32, (len(target),))     # known only from the data
+    close(run(fg.reshape(p, shape), {p: x, shape: np.array(target, np.int32)}),
+          x.reshape(target))
+    if x.ndim and x.size:
+        # the first entry the run-time size of a dimension: folded once shapes are fixed
+        mixed = fg.reshape(p, [fg.shape(p)[0], -1])
+        assert mixed.shape == (None, None)
+        close(run(mixed, {p: x}), x.reshape(x.shape[0], -1))
+
+
 @case("ExpandDims", "Squeeze")
 def _expand_squeeze(data):
     x = float_array(data)

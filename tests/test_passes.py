@@ -86,6 +86,15 @@ def test_simplify_transpose_and_reshape_chains():
     assert tuple(prog.nodes[1].attrs["perm"]) == (2, 0, 1)
 
 
+def test_a_reshape_to_a_shape_of_the_feeds_becomes_a_plain_reshape():
+    x = fg.placeholder(fg.float64, (None, 2, 3))
+    r = fg.reshape(x, [fg.shape(x)[0] * 3, -1])       # a ReshapeTo in the graph
+    assert r.op.type == "ReshapeTo"
+    prog = P.prune(P.simplify(P.fold_constants(lowered([r], [x], [(4, 2, 3)]))))
+    assert types(prog) == ["Feed", "Reshape"]
+    assert prog.nodes[1].attrs["shape"] == (12, 2)
+
+
 def test_simplify_lowers_autodiff_helpers():
     x = fg.placeholder(fg.float64, (3,))
     w = fg.placeholder(fg.float64, (2, 3))

@@ -1,5 +1,6 @@
 """TF1's ``tf.nn`` activations and normalizations built from existing primitives:
-``leaky_relu``, ``elu``, ``softplus``, ``l2_normalize``, ``moments``.
+``leaky_relu``, ``elu``, ``relu6``, ``selu``, ``swish``, ``softplus``,
+``l2_normalize``, ``moments``.
 
 Each is a composition, so its gradients (to any order) and its fused CPU/CUDA kernels
 come from the primitives it uses. Branches are chosen with ``where`` and the argument
@@ -59,6 +60,49 @@ def elu(features, name=None):
     pos = _positive(x)
     negative_part = F.where(pos, F.zeros_like(x), x)     # exp() never sees a large x
     return F.where(pos, x, F.exp(negative_part) - 1.0, name=name)
+
+
+def relu6(features, name=None):
+    """TF1's ``tf.nn.relu6``: ``min(max(x, 0), 6)``; the derivative is 1 where
+    ``0 < x < 6`` and 0 elsewhere (at both kinks, as TF1's ``Relu6Grad``).
+
+    >>> import flowgraph as fg
+    >>> fg.nn.relu6(fg.constant([-1.0, 3.0, 8.0])).eval(session=fg.Session())
+    array([0., 3., 6.], dtype=float32)
+    """
+    x = _float_input("relu6", features)
+    six = F.ones_like(x) * 6.0
+    return F.where(F.greater_equal(x, six), six, F.relu(x), name=name)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(features, name=None):
+    """TF1's ``tf.nn.selu`` (Klambauer et al., 2017): ``scale * x`` where ``x > 0``,
+    else ``scale * alpha * (exp(x) - 1)``.
+
+    >>> import flowgraph as fg
+    >>> fg.nn.selu(fg.constant([-1.0, 2.0])).eval(session=fg.Session())
+    array([-1.1113307,  2.101402 ], dtype=float32)
+    """
+    x = _float_input("selu", features)
+    pos = _positive(x)
+    negative_part = F.where(pos, F.zeros_like(x), x)
+    return F.multiply(F.where(pos, x, _SELU_ALPHA * (F.exp(negative_part) - 1.0)),
+                      _SELU_SCALE, name=name)
+
+
+def swish(features, name=None):
+    """``x * sigmoid(x)`` (TF's ``tf.nn.swish``, Ramachandran et al., 2017).
+
+    >>> import flowgraph as fg
+    >>> fg.nn.swish(fg.constant([0.0, 2.0])).eval(session=fg.Session()).round(5)
+    array([0.     , 1.76159], dtype=float32)
+    """
+    x = _float_input("swish", features)
+    return F.multiply(x, F.sigmoid(x), name=name)
 
 
 def softplus(features, name=None):
@@ -128,4 +172,5 @@ def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
     return mean, variance
 
 
-__all__ = ["leaky_relu", "elu", "softplus", "l2_normalize", "moments"]
+__all__ = ["leaky_relu", "elu", "softplus", "l2_normalize", "moments", "relu6", "selu",
+           "swish"]

@@ -28,8 +28,8 @@ from .. import api as F
 from .. import dtypes
 from ..control_flow import _loop
 from ..errors import ShapeError
-from ..graph import name_scope
 from ..nest import flatten
+from ..variable_scopes import variable_scope
 from .cells import _state_zeros
 from .rnn import _select_state
 
@@ -104,7 +104,7 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
 
     Outputs and gradients equal those of ``static_rnn`` over the unstacked steps.
     """
-    with name_scope(scope or "rnn"):
+    with variable_scope(scope or "rnn"):
         x = _time_major(inputs, time_major, "dynamic_rnn")
         lengths = _lengths(sequence_length, "dynamic_rnn")
         state = _initial_state(cell, x[0], initial_state, dtype, "dynamic_rnn")
@@ -120,14 +120,14 @@ def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None,
     input order (TF1): with ``sequence_length`` each row is reversed within its own
     length.
     """
-    with name_scope(scope or "bidirectional_rnn"):
+    with variable_scope(scope or "bidirectional_rnn"):
         x = _time_major(inputs, time_major, "bidirectional_dynamic_rnn")
         lengths = _lengths(sequence_length, "bidirectional_dynamic_rnn")
-        with name_scope("fw"):
+        with variable_scope("fw"):
             s_fw = _initial_state(cell_fw, x[0], initial_state_fw, dtype,
                                   "bidirectional_dynamic_rnn")
             out_fw, st_fw = _rnn_loop(cell_fw, x, s_fw, lengths, False, "while")
-        with name_scope("bw"):
+        with variable_scope("bw"):
             s_bw = _initial_state(cell_bw, x[0], initial_state_bw, dtype,
                                   "bidirectional_dynamic_rnn")
             out_bw, st_bw = _rnn_loop(cell_bw, x, s_bw, lengths, True, "while")
@@ -158,14 +158,14 @@ def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
     inputs = [F.convert_to_tensor(x) for x in inputs]
     if not inputs:
         raise ShapeError("static_bidirectional_rnn: expected a non-empty list of inputs")
-    with name_scope(scope or "bidirectional_rnn"):
+    with variable_scope(scope or "bidirectional_rnn"):
         lengths = _lengths(sequence_length, "static_bidirectional_rnn")
         steps = range(len(inputs))
-        with name_scope("fw"):
+        with variable_scope("fw"):
             s_fw = _initial_state(cell_fw, inputs[0], initial_state_fw, dtype or
                                   inputs[0].dtype, "static_bidirectional_rnn")
             out_fw, st_fw = _unrolled(cell_fw, inputs, s_fw, lengths, steps)
-        with name_scope("bw"):
+        with variable_scope("bw"):
             s_bw = _initial_state(cell_bw, inputs[0], initial_state_bw, dtype or
                                   inputs[0].dtype, "static_bidirectional_rnn")
             out_bw, st_bw = _unrolled(cell_bw, inputs, s_bw, lengths, reversed(steps))

@@ -28,7 +28,7 @@ class Dense:
     """
 
     def __init__(self, units, activation=None, use_bias=True, name="dense", seed=None,
-                 kernel_initializer=None):
+                 kernel_initializer=None, bias_initializer=None):
         self.units = int(units)
         self.activation = activation
         self.use_bias = bool(use_bias)
@@ -36,20 +36,28 @@ class Dense:
         self._rng = init.as_rng(seed)
         self._explicit_kernel_init = kernel_initializer
         self._kernel_init = kernel_initializer or init.glorot_uniform
+        self._bias_init = bias_initializer
         self.kernel = self.bias = None
         self.variables = []
         self._scope = None
+        # fg.layers' layers set these: a layer named there opens exactly that scope
+        # (TF1's tf.layers), with its reuse; otherwise a unique one (dense, dense_1).
+        self._scope_name = self._reuse = None
 
     def __call__(self, inputs):
         x = F.convert_to_tensor(inputs)
-        if x.shape is None or len(x.shape) != 2 or x.shape[1] is None:
-            raise ShapeError(f"Dense '{self.name}': expected inputs [batch, features] with "
-                             f"known features, found {x.name} of shape {x.shape}")
+        if x.shape is None or len(x.shape) < 2 or x.shape[-1] is None:
+            raise ShapeError(f"Dense '{self.name}': expected inputs [..., features] of rank "
+                             f"2 or more with known features, found {x.name} of shape "
+                             f"{x.shape}")
         if self.kernel is None:
-            with variable_scope(None, default_name=self.name) as scope:
+            opened = (variable_scope(self._scope_name, reuse=self._reuse)
+                      if self._scope_name is not None
+                      else variable_scope(None, default_name=self.name))
+            with opened as scope:
                 self._scope = scope.name.rsplit("/", 1)[-1]
-                self._build(int(x.shape[1]), x.dtype)
-        elif x.shape[1] != self.kernel.shape[0]:
+                self._build(int(x.shape[-1]), x.dtype)
+        elif x.shape[-1] != self.kernel.shape[0]:
             raise ShapeError(f"Dense '{self._scope}': built for {self.kernel.shape[0]} input "
                              f"features, found {x.name} of shape {x.shape}")
         with name_scope(self._scope):
@@ -70,7 +78,8 @@ class Dense:
         self.variables.append(self.kernel)
         if self.use_bias:
             self.bias = get_variable("bias", (self.units,), dtype,
-                                     initializer=lambda s, dtype=None: np.zeros(s, dtype))
+                                     initializer=self._bias_init or
+                                     (lambda s, dtype=None: np.zeros(s, dtype)))
             self.variables.append(self.bias)
 
 

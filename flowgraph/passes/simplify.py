@@ -105,7 +105,7 @@ def simplify(prog):
                 return src
             if src is not n.inputs[0]:
                 return _replace(n, "Transpose", [src], {"perm": tuple(perm)})
-        if t in ("Reshape", "ReshapeLike", "ExpandDims", "Squeeze"):
+        if t in ("Reshape", "ReshapeLike", "ReshapeTo", "ExpandDims", "Squeeze"):
             src = n.inputs[0]
             while src[0].type == "Reshape":
                 src = src[0].inputs[0]

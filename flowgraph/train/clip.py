@@ -59,6 +59,27 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
     return clipped, norm
 
 
+def clip_by_norm(t, clip_norm, axes=None, name=None):
+    """``t * clip_norm / max(norm, clip_norm)`` with ``norm`` the L2 norm of ``t`` over
+    ``axes`` (all by default): ``t`` unchanged where its norm is at most ``clip_norm``
+    (TF1's ``tf.clip_by_norm``; a zero norm gets no NaN gradient).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.clip_by_norm(fg.constant([[3.0, 4.0], [0.3, 0.4]]), 1.0,
+    ...                                      axes=[1]))
+    array([[0.6, 0.8],
+           [0.3, 0.4]], dtype=float32)
+    """
+    t = F.convert_to_tensor(t)
+    sum_sq = F.reduce_sum(F.square(t), axes, keepdims=True)
+    positive = F.greater(sum_sq, F.zeros_like(sum_sq))
+    # sqrt only of positive sums: sqrt's derivative at 0 is infinite
+    norm = F.where(positive, F.sqrt(F.where(positive, sum_sq, F.ones_like(sum_sq))), sum_sq)
+    clip = F.cast(F.convert_to_tensor(clip_norm), t.dtype)
+    return F.divide(t * clip, F.maximum(norm, clip), name=name)
+
+
 def _rows_of(t):
     """Is ``t`` an embedding's gradient (a ``GatherGrad``) with fewer rows gathered
     than the table has (where its rows are cheaper to work on than the table)?"""
@@ -71,4 +92,4 @@ def _rows_of(t):
     return int(np.prod(indices.shape)) < like.shape[0]
 
 
-__all__ = ["clip_by_global_norm", "global_norm"]
+__all__ = ["clip_by_global_norm", "clip_by_norm", "global_norm"]

@@ -232,7 +232,7 @@ def _reshape_target(op, x, target):
         known = int(np.prod([d for d in target if d != -1]))
         if known == 0 or x.size % known:
             raise ShapeError(f"cannot reshape an array of shape {tuple(x.shape)} "
-                             f"({x.size} elements) into {tuple(op.attrs['shape'])}")
+                             f"({x.size} elements) into {tuple(op.attrs.get('shape', target))}")
         target[target.index(-1)] = x.size // known
     if _size(target) != x.size:
         raise ShapeError(f"cannot reshape an array of shape {tuple(x.shape)} ({x.size} "
@@ -248,6 +248,15 @@ def _reshape(op, ctx, x):
 @register("ReshapeLike", "gpu")
 def _reshape_like(op, ctx, x, like):
     return (view_of(x, _reshape_target(op, x, like.shape)),)
+
+
+@register("ReshapeTo", "gpu")
+def _reshape_to(op, ctx, x, shape):
+    # Only where the shape was not folded at compile time: it comes to the host.
+    (host_shape,) = _host_values(ctx, shape)
+    if host_shape.ndim != 1:
+        raise InvalidArgumentError(f"expected a 1-d shape, found {host_shape.tolist()}")
+    return (view_of(x, _reshape_target(op, x, host_shape)),)
 
 
 @register("ExpandDims", "gpu")
