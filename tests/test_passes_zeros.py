@@ -50,14 +50,27 @@ def test_transposed_weight_is_sliced_along_its_columns():
 
 def test_product_with_a_zero_operand_becomes_a_zero_constant():
     x = fg.placeholder(fg.float64, (5, 3))
+    w = fg.placeholder(fg.float64, (4, 2))
     zeros = fg.constant(np.zeros((5, 4)))
-    dense = fg.matmul(zeros, fg.placeholder(fg.float64, (4, 2)))
-    gradient_term = fg.matmul(zeros, x, transpose_a=True)     # h0.T @ dz0
-    prog = P.drop_zero_products(lowered([dense, gradient_term], [x]))
+    prog = P.drop_zero_products(lowered(
+        [fg.matmul(zeros, w), fg.matmul(x, fg.zeros((2, 3), fg.float64), transpose_b=True)],
+        [x, w]))
     assert not matmuls(prog)
-    for v, shape in zip(prog.fetches, [(5, 2), (4, 3)]):
+    for v, shape in zip(prog.fetches, [(5, 2), (5, 2)]):
         assert v[0].type == "Const" and v[0].shapes == [shape]
         assert not np.any(v[0].attrs["value"])
+
+
+def test_weight_gradient_terms_are_kept_for_the_stacked_gemm():
+    # h0.T @ dz0 stays a block of the stacked weight gradient, whose rows the bias
+    # gradient's sum shares.
+    dz = fg.placeholder(fg.float64, (5, 3))
+    x = fg.placeholder(fg.float64, (5, 2))
+    zeros = fg.constant(np.zeros((5, 4)))
+    terms = [fg.matmul(zeros, dz, transpose_a=True),
+             fg.matmul(fg.concat([zeros, x], 1), dz, transpose_a=True)]
+    prog = P.drop_zero_products(lowered(terms, [dz, x]))
+    assert len(matmuls(prog)) == 2 and all(n.attrs["transpose_a"] for n in matmuls(prog))
 
 
 def test_left_alone_without_a_contiguous_run_of_nonzero_parts():

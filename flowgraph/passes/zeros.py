@@ -5,19 +5,23 @@ benchmarks' ``h0``).
 Known zeros are ``Const`` nodes whose every element is 0 (after constant folding, so
 ``zeros_like`` of a known shape counts too). Rewrites, each exact for finite operands:
 
-- ``zeros @ w`` or ``a @ zeros`` (either transposed) becomes a zero constant of the
-  product's shape: the GRU's ``h0 @ U`` and its weight-gradient term ``h0.T @ dgh0``
-  (which :func:`~.simplify.simplify` then drops from the sum, so the stacked weight
-  gradient has one step's rows fewer);
+- ``zeros @ w`` or ``a @ zeros`` becomes a zero constant of the product's shape: the
+  GRU's first ``h0 @ U``;
 - ``concat([.., zeros, ..], axis=1) @ w`` becomes the product of the remaining
   (contiguous) parts with the matching rows of ``w``: the LSTM/RNN's first
   ``[h0, x0] @ K`` is ``x0 @ K[H:]``, a third of the work at the benchmarks' large size.
 
 Not IEEE-exact where the other operand holds an inf or NaN (``0 * inf`` is NaN, the
 rewritten product drops it), as TF's grappler folds such products too; any non-finite
-weight still reaches the result through the steps after the first. The concatenation
-a weight gradient reads (``concat(...).T @ dz``, transposed) is left as it is: it is
-one block of the stacked GEMM of :func:`~.matmuls.stack_matmul_sums`.
+weight still reaches the result through the steps after the first.
+
+Products with a transposed left operand are left as they are: they are the per-step
+terms of a weight gradient (``h0.T @ dgh0``, ``concat([h0, x0]).T @ dz0``), blocks of
+the stacked GEMM of :func:`~.matmuls.stack_matmul_sums`. Dropping the first step's term
+would save a T-th of that GEMM but give it stacked rows that are no longer the ones the
+bias gradient sums (:func:`~.matmuls.stack_reduce_sums` reads all T steps), so the two
+would need two concatenations instead of one shared one (measured: a GRU medium step's
+pooled buffers grew from 1.06 to 1.29 times its largest live set).
 """
 from __future__ import annotations
 
@@ -47,10 +51,12 @@ def drop_zero_products(prog):
         if (n.type != "MatMul" or n.controls or len(n.shapes[0]) != 2
                 or n.dtypes[0].kind != "f"):
             return None
+        if n.attrs["transpose_a"]:
+            return None     # (a weight gradient's term: see the module docstring)
         a, b = n.inputs
         if _is_zero(a) or _is_zero(b):
             return _zeros(n)
-        if n.attrs["transpose_a"] or a[0].type != "Concat" or a[0].controls:
+        if a[0].type != "Concat" or a[0].controls:
             return None
         return _drop_zero_blocks(prog, n)
 
