@@ -66,8 +66,33 @@ def gemm_gflops(m: int, k: int, n: int, dtype, repeats: int = 20) -> float:
     return 2.0 * m * k * n / (ms * 1e-3) / 1e9
 
 
+def cpu_description() -> str:
+    """The CPU as figures should name it: model, family/model numbers and the widest
+    vector extension, e.g. ``"AMD EPYC (family 25 model 1, AVX2)"``. The same name
+    covers different chips (an AMD EPYC with AVX-512 and one without gave different
+    ratios for the same code), so the numbers and the extension are part of it."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "flags") and key not in fields:
+                    fields[key] = value.strip()
+                if line.strip() == "" and fields:
+                    break
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    vector = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+              else "AVX" if "avx" in flags else "SSE")
+    return (f"{fields.get('model name', platform.machine())} (family "
+            f"{fields.get('cpu family', '?')} model {fields.get('model', '?')}, {vector})")
+
+
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0))
+    return {"cpus": os.cpu_count(), "cpu": cpu_description(),
+            "affinity": sorted(os.sched_getaffinity(0))
             if hasattr(os, "sched_getaffinity") else None,
             "python": platform.python_version(), "platform": platform.platform(),
             "threads": os.environ.get("OMP_NUM_THREADS")}
@@ -78,7 +103,7 @@ def write_results(rows, columns, path_stem: str, title: str, notes=()):
     meta = machine()
     with open(path_stem + ".json", "w") as f:
         json.dump({"machine": meta, "rows": rows, "notes": list(notes)}, f, indent=1)
-    lines = [f"### {title}", "", f"Machine: {meta['cpus']} CPUs, affinity "
+    lines = [f"### {title}", "", f"Machine: {meta['cpu']}, {meta['cpus']} CPUs, affinity "
              f"{meta['affinity']}, {meta['threads']} thread(s), Python {meta['python']}.", ""]
     lines += [f"- {n}" for n in notes]
     lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]

@@ -310,6 +310,31 @@ def sign(x, name=None):
     return _unary("Sign", x, name)
 
 
+def floor(x, name=None):
+    """The largest integer not above ``x``, elementwise (a float; TF1's ``tf.floor``);
+    no gradient flows through it, as in TF1. Float only."""
+    return _unary("Floor", x, name)
+
+
+def ceil(x, name=None):
+    """The smallest integer not below ``x``, elementwise (a float; TF1's ``tf.ceil``);
+    no gradient. Float only."""
+    return _unary("Ceil", x, name)
+
+
+def round_(x, name=None):
+    """``fg.round``: ``x`` rounded to the nearest integer, halves to even (TF1's ``tf.round``,
+    ``np.round``); no gradient. Float only.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.constant([-1.5, -0.5, 0.5, 1.5, 2.5, 2.7], fg.float64)
+    ...     fg.Session().run([fg.round(x), fg.floor(x), fg.ceil(x)])[0].tolist()
+    [-2.0, -0.0, 0.0, 2.0, 2.0, 3.0]
+    """
+    return _unary("Round", x, name)
+
+
 def identity(x, name=None):
     """The same value, as a new op (a place to hang a name or a device)."""
     return _unary("Identity", x, name)

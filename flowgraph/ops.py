@@ -201,6 +201,31 @@ _unary("Abs", lambda op, g: [g * F.sign(_in(op))], lambda op, x: np.abs(x),
 # NaN and -0.0 pass through, as np.sign (valid on numba.cuda and its simulator too).
 _unary("Sign", lambda op, g: [None], lambda op, x: np.sign(x),
        template="(1 if {0} > 0 else (-1 if {0} < 0 else {0} * 0))", ufunc=np.sign)
+# Floor, Ceil and Round (half to even, as np.rint and TF1's tf.round): no gradient, as
+# TF1. Not math.floor, which Numba types as an int64 (floor(inf) would be -2**63), nor
+# math.fmod (not in Numba's CPU math): below 2**52 in magnitude, int(x) truncates
+# exactly (beyond, every float is an integer and passes through, as do inf and NaN),
+# and copysign keeps the sign of x on the result (np.ceil(-0.3) is -0.0).
+_BIG = "4503599627370496.0"       # 2**52
+
+
+def _integral(expr):
+    return (f"({{0}} if not (abs({{0}}) < {_BIG}) else "
+            f"math.copysign({expr}, {{0}}))")
+
+
+_TRUNC = "(int({0}) * 1.0)"
+_FLOOR = f"({_TRUNC} - (1.0 if {{0}} < {_TRUNC} else 0.0))"
+_unary("Floor", lambda op, g: [None], lambda op, x: np.floor(x), float_only=True,
+       template=_integral(_FLOOR), ufunc=np.floor)
+_unary("Ceil", lambda op, g: [None], lambda op, x: np.ceil(x), float_only=True,
+       template=_integral(f"({_TRUNC} + (1.0 if {{0}} > {_TRUNC} else 0.0))"),
+       ufunc=np.ceil)
+# round: the floor, plus one above the half, or at the half when the floor is odd
+_unary("Round", lambda op, g: [None], lambda op, x: np.rint(x), float_only=True,
+       template=_integral(f"({_FLOOR} + (1.0 if ({{0}} - {_FLOOR} > 0.5 or ({{0}} - "
+                          f"{_FLOOR} == 0.5 and (int({_FLOOR}) & 1) != 0)) else 0.0))"),
+       ufunc=np.rint)
 _unary("Square", lambda op, g: [g * (2.0 * _in(op))], lambda op, x: np.square(x),
        template="({0} * {0})", ufunc=np.square, exact=True, cheap=True)
 _unary("Identity", lambda op, g: [g], lambda op, x: x, allow_bool=True,

@@ -48,6 +48,8 @@ UNARY = {
     "pow_half": (lambda x: x ** 0.5, 0.5, 2),
     "stop_gradient": (lambda x: fg.stop_gradient(x) * x, -1, 1),
     "sign": (lambda x: fg.sign(x) * x, -1, 1),
+    "floor_ceil_round": (lambda x: fg.floor(x * 3.0) * x + fg.ceil(x * 3.0) * x
+                         + fg.round(x * 3.0) * x, -1, 1),
     "clip": (lambda x: fg.clip_by_value(x, -0.5, 0.5), -1, 1),
 }
 
@@ -61,6 +63,20 @@ def test_unary_forward_and_gradient(name):
         x = fg.placeholder(fg.float32, (2, 3), name="x")
         return _with_grads(fn(x), [x], {x: value})
     check(build)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_floor_ceil_round_at_halves_signed_zeros_and_non_finite_values(dtype):
+    value = np.array([[0.5, -0.5, 1.5, 2.5, -2.5, -0.0],
+                      [-0.3, 3.7, np.inf, -np.inf, np.nan, 2.0 ** 60]], dtype)
+
+    def build():
+        x = fg.placeholder(dtype, (2, 6))
+        return [fg.floor(x), fg.ceil(x), fg.round(x)], {x: value}
+    results = check(build, rtol=0, atol=0)
+    for got, ref in zip(results["/gpu:0"], (np.floor, np.ceil, np.rint)):
+        np.testing.assert_array_equal(got, ref(value))
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(ref(value)))
 
 
 BINARY = {"add": fg.add, "sub": fg.subtract, "mul": fg.multiply, "div": fg.divide,

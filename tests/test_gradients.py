@@ -64,11 +64,12 @@ for _prim, (_fn, _lo, _hi) in UNARY.items():
         _fn, _lo, _hi))
 
 
-@grad_case("Relu", "Abs", "Sign")
+@grad_case("Relu", "Abs", "Sign", "Floor", "Ceil", "Round")
 def _kinks(data):
-    x = away_from_zero(data)
+    x = away_from_zero(data)     # k/2 + 1/4: a quarter from every integer and half
     p = ph(data, x)
-    return fg.relu(p) * 1.5 + fg.abs(p) * p + fg.sign(p) * p, [p], {p: x}
+    steps = fg.floor(p) * p + fg.ceil(p * 1.5) * p + fg.round(p) * p * p
+    return fg.relu(p) * 1.5 + fg.abs(p) * p + fg.sign(p) * p + steps, [p], {p: x}
 
 
 @grad_case("StopGradient")

@@ -48,6 +48,31 @@ def test_math_ops_equal_numpy_with_special_values(optimize):
                                   np.broadcast_to(np.eye(2, 3), (2, 2, 3)))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimize", [True, False])
+def test_floor_ceil_round_are_exact_with_signs_halves_and_huge_values(optimize, dtype):
+    """The generated kernel (optimize=True, compiled at once) against NumPy bit for bit:
+    halves to even, -0.0 kept, values past 2**52 (where int() would overflow), inf, NaN."""
+    with np.errstate(over="ignore"):       # 1e300 is inf in float32
+        xv = np.array([0.0, -0.0, 0.5, -0.5, 1.5, 2.5, -2.5, -3.5, 0.49999999999999994,
+                       -0.49999999999999994, 2.0 ** 52 + 1, -(2.0 ** 52) - 1,
+                       4503599627370495.5, -4503599627370495.5, 8388607.5, -8388608.5,
+                       1e300, -1e300, 1e-300, -1e-300, 3.7, -3.7, np.inf, -np.inf,
+                       np.nan]).astype(dtype)
+    x = fg.placeholder(dtype, [None])
+    config = fg.SessionConfig(optimize=optimize, compile="eager")
+    with fg.Session(config=config) as sess:
+        got = sess.run([fg.floor(x), fg.ceil(x), fg.round(x)], {x: xv})
+    for g, ref in zip(got, (np.floor, np.ceil, np.rint)):
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(g, ref(xv))
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(ref(xv)))
+    (dx,) = fg.gradients(fg.reduce_sum(fg.floor(x) + fg.round(x) * x), [x])
+    np.testing.assert_array_equal(_run(dx, {x: xv[2:8]}, optimize), np.rint(xv[2:8]))
+    with pytest.raises(DTypeError):
+        fg.floor(fg.constant([1, 2]))
+
+
 @pytest.mark.parametrize("optimize", [True, False])
 def test_reduce_logsumexp_is_stable_and_matches_torch(optimize):
     xv = np.concatenate([RNG.normal(size=(3, 5)), [[1000.0, 1000.0, -1000.0, 0.0, 1.0]],
