@@ -39,17 +39,26 @@ def median_ms(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 1) -> dict:
+def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 1,
+                           rotate: bool = False) -> dict:
     """Median ms of each callable, timed in turn within each repeat, so that all of them
     see the same machine load (this VM is shared and noisy: a peer measured minutes
     apart is not a fair comparison).
+
+    ``rotate``: start each repeat one callable later, so that each runs after each of
+    the others equally often. Measured on millisecond steps (the RNN loop vs unrolled
+    rows of ``rnn_step.py --loop``): the callable that runs right after torch's step
+    pays for the caches torch left behind, about 0.3 ms at the small sizes, whichever
+    it is; a fixed order charges that to one of them every time.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    order = list(fns.items())
+    for r in range(repeats):
+        turn = r % len(order) if rotate else 0
+        for name, fn in order[turn:] + order[:turn]:
             t = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t) * 1e3)

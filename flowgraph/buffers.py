@@ -127,6 +127,7 @@ class BufferLayout:
                 else:
                     return v
         self._root = root
+        self._window_of = window_of     # (row binding derives windows: loop_rows)
 
         # Liveness: the last unit reading each buffer, through any view of it.
         last = {}

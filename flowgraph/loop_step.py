@@ -41,7 +41,8 @@ import numpy as np
 
 from kernels import register
 
-from . import control_flow
+from . import control_flow, loop_rows
+from .executor import RunState
 
 
 def _copy_into(outputs, values):
@@ -174,6 +175,7 @@ def _while_step(owner, op, attrs, inputs, outputs, config, plan_for):
             generic()
         else:
             counted.run()
+    while_step.counted = counted     # (what tests inspect)
     return while_step
 
 
@@ -217,7 +219,12 @@ class _CountedLoop:
         like = ([np.empty(np.shape(v), np.asarray(v).dtype) for v in inputs[:nv]]
                 + [np.empty(np.shape(s)[1:], np.asarray(s).dtype) for s in seqs]
                 + index + [np.empty(np.shape(c), np.asarray(c).dtype) for c in caps])
-        plan = body.compiled_plan(like, config.pinning(body.captures, body.params[:nv]),
+        # the sequence rows' feeds are pinned too: a row-bound body reads the row in
+        # place (flowgraph.loop_rows), which nothing may reuse or overwrite
+        pinned = list(body.captures)
+        if loop_rows.ENABLED and not config.check_numerics:
+            pinned += body.params[nv:nv + ns]
+        plan = body.compiled_plan(like, config.pinning(pinned, body.params[:nv]),
                                   fetch=fetch)
         self.plan = plan if isinstance(plan, CompiledPlan) else None
         if self.plan is None:
@@ -232,13 +239,16 @@ class _CountedLoop:
         cur = self.cur = [b if b is not None else outputs[j] for j, b in enumerate(var_bufs)]
         self.seq_pairs = [(buffers[t], s) for t, s in zip(body.params[nv:nv + ns], seqs)
                           if t in buffers]
+        self.seq_feeds = [t for t in body.params[nv:nv + ns] if t in buffers]
         self.index_buf = buffers.get(body.params[nv + ns]) if index else None
         self.cap_loads = [(buffers[t], c) for t, c in zip(body.captures, caps)
                           if t in buffers]
         k = nv
         self.emit_moves, emitted = [], {}
+        self.emit_fetch = []        # the body's fetch position of each emit move
         for e in live_emits:
             self.emit_moves.append((outputs[nv + e], fetched[k]))
+            self.emit_fetch.append(k)
             emitted[id(body.outputs[nv + e])] = outputs[nv + e]
             k += 1
         self.sums = []
@@ -267,71 +277,128 @@ class _CountedLoop:
                 moves[i] = (dst, scratch)
         self.var_moves = moves
 
-    def _bind_rows(self, n):
+    def _bind_rows(self, n, bind):
         """Per row, the copies before the body's steps (history rows out, sequence
-        rows and the row number in) and after them (emit rows out), as pairs of
-        byte memoryviews where both sides are C-contiguous (a memoryview slice
-        assignment is a memcpy at a fraction of ``np.copyto``'s call cost), else of
-        arrays. Built on the first run (the number of rows is fixed for the outer
-        plan), not when the plan is compiled."""
+        rows and the row number in), the steps, and the copies after them (emit rows
+        out), built on the first run (the number of rows is fixed for the outer plan),
+        not when the plan is compiled.
+
+        With ``bind``, the sequence rows and emits that row binding can take
+        (:mod:`flowgraph.loop_rows`) are read and written in place by steps built for
+        each row, and not copied. The copies left are pairs of byte memoryviews where
+        both sides are C-contiguous (a memoryview slice assignment is a memcpy at a
+        fraction of ``np.copyto``'s call cost), else of arrays."""
+        plan = self.plan
         reverse = self.attrs["reverse"]
         rows = np.arange(n, dtype=np.int32)
+        seq_pairs, emit_moves = self.seq_pairs, self.emit_moves
+        bound_seqs, bound_emits = [], []
+        if bind:
+            feeds, fetches = loop_rows.bindable(plan, self.seq_feeds, self.emit_fetch)
+            seq_pairs, emit_moves = [], []
+            for t, (buf, seq) in zip(self.seq_feeds, self.seq_pairs):
+                if t in feeds and _row_like(seq, buf):
+                    bound_seqs.append((plan._feed_values[t], seq))
+                else:
+                    seq_pairs.append((buf, seq))
+            first = {}      # value -> the stacked output its first emit is bound to
+            for k, (out, value) in zip(self.emit_fetch, self.emit_moves):
+                v = plan._fetch_values[k]
+                if v in first:
+                    # emitted again: from the row of that output (None: not bound)
+                    emit_moves.append((out, value if first[v] is None else first[v]))
+                elif k in fetches and _row_like(out, value):
+                    bound_emits.append((v, out))
+                    first[v] = out
+                else:
+                    emit_moves.append((out, value))
+                    first[v] = None
+        order = [n - 1 - step_k if reverse else step_k for step_k in range(n)]
+        steps = None
+        if bound_seqs or bound_emits:
+            steps = loop_rows.bind_rows(plan, dict(bound_seqs + bound_emits), order)
+            if steps is None:       # too long to bind: copy everything
+                seq_pairs, emit_moves = self.seq_pairs, self.emit_moves
+        if steps is None:
+            steps = [None] * n      # the plan's own steps
+            bound_seqs, bound_emits = [], []
+        # how many sequences and emits the steps read and write in place
+        self.bound = (len(bound_seqs), len(bound_emits))
         before, after = [], []
-        for step_k in range(n):
-            row = n - 1 - step_k if reverse else step_k
+        for row in order:
             pre = [(out[row, ...], value) for out, value in self.hist]
-            pre += [(buf, seq[row, ...]) for buf, seq in self.seq_pairs]
+            pre += [(buf, seq[row, ...]) for buf, seq in seq_pairs]
             if self.index_buf is not None:
                 pre.append((self.index_buf, rows[row, ...]))
             before.append(_movers(pre))
-            after.append(_movers([(out[row, ...], value) for out, value in self.emit_moves]))
-        return before, after
+            after.append(_movers([(out[row, ...], value[row, ...] if any(
+                value is o for _, o in bound_emits) else value) for out, value in emit_moves]))
+        return before, steps, after
+
+    def _bind_ends(self, n):
+        """The copies before the first iteration (captured values into the body's
+        pinned buffers, the loop variables' initial values) and after the last (a
+        history that is an emit shifted by a row, the final values), as movers."""
+        nv, inputs, outputs, cur = self.attrs["n_vars"], self.inputs, self.outputs, self.cur
+        self._start = _movers(list(self.cap_loads) + [(cur[j], inputs[j])
+                                                      for j in range(nv)])
+        finish = []
+        for j, hist, emits in self.hist_after:
+            if self.attrs["reverse"]:
+                finish += [(hist[n - 1, ...], inputs[j]), (hist[:n - 1], emits[1:])]
+            else:
+                finish += [(hist[0, ...], inputs[j]), (hist[1:], emits[:n - 1])]
+        finish += [(outputs[j], cur[j]) for j in range(nv) if cur[j] is not outputs[j]]
+        self._finish = _movers(finish)
 
     def run(self):
         """One run of the loop: every iteration, then the final values."""
         attrs, plan = self.attrs, self.plan
         nv = attrs["n_vars"]
-        inputs, outputs, cur = self.inputs, self.outputs, self.cur
-        copyto, add = np.copyto, np.add
-        n = len(inputs[nv])
-        reverse = attrs["reverse"]
-        rows = getattr(self, "_rows", None)
-        if rows is None or len(rows) != n:
-            # per iteration: the copies before the body's steps, and after them (the
-            # emitted rows out, then the new loop variables into place)
-            moves = _movers(self.pre_moves) + _movers(self.var_moves)
-            before, after = self._bind_rows(n)
-            rows = self._rows = [(pre, post + moves) for pre, post in zip(before, after)]
-        sums = self.sums
+        add = np.add
+        n = len(self.inputs[nv])
+        outputs, sums = self.outputs, self.sums
         with plan._lock, np.errstate(all="ignore"):
             if plan._swaps:
                 plan._apply_swaps()      # compiled kernels go in between loop runs
             steps = tuple(plan._steps)
             checked = self.config.check_numerics
+            # rows are bound to steps once the plan's kernels are final (bound
+            # earlier, they would keep the interim steps)
+            bind = (loop_rows.ENABLED and not checked and loop_rows.kernels_final(plan))
+            rows = getattr(self, "_rows", None)
+            if rows is None or self._rows_key != (n, bind, steps):
+                # per iteration: the copies before the body's steps, the row's steps
+                # (the plan's where unbound), the copies after them (the emitted rows
+                # out, then the new loop variables into place)
+                moves = _movers(self.pre_moves) + _movers(self.var_moves)
+                before, row_steps, after = self._bind_rows(n, bind)
+                rows = self._rows = [(pre, steps if row is None else row, post + moves)
+                                     for pre, row, post in zip(before, row_steps, after)]
+                self._rows_key = (n, bind, steps)
+                self._bind_ends(n)
             plan._state[0] = _fresh_state()
             try:
-                for buf, c in self.cap_loads:
-                    copyto(buf, c)
-                for j in range(nv):
-                    copyto(cur[j], inputs[j])
+                for dst, src in self._start:    # captured values, initial values
+                    dst[:] = src
                 for total, _ in sums:
                     total[...] = 0
                 if not checked and not sums:
-                    for pre, post in rows:
+                    for pre, row_steps, post in rows:
                         for dst, src in pre:
                             dst[:] = src
-                        for step in steps:
+                        for step in row_steps:
                             step()
                         for dst, src in post:
                             dst[:] = src
                 else:
-                    for step_k, (pre, post) in enumerate(rows):
+                    for step_k, (pre, row_steps, post) in enumerate(rows):
                         for dst, src in pre:
                             dst[:] = src
                         if checked:
                             self._run_checked(step_k)
                         else:
-                            for step in steps:
+                            for step in row_steps:
                                 step()
                         for total, value in sums:
                             add(total, value, out=total)
@@ -339,16 +406,8 @@ class _CountedLoop:
                             dst[:] = src
             finally:
                 plan._state[0] = None
-            for j, hist, emits in self.hist_after:
-                if reverse:
-                    copyto(hist[n - 1, ...], inputs[j])
-                    copyto(hist[:n - 1], emits[1:])
-                else:
-                    copyto(hist[0, ...], inputs[j])
-                    copyto(hist[1:], emits[:n - 1])
-            for j in range(nv):
-                if cur[j] is not outputs[j]:
-                    copyto(outputs[j], cur[j])
+            for dst, src in self._finish:       # histories, final values
+                dst[:] = src
         outputs[-1][...] = n
 
     def _run_checked(self, iteration):
@@ -395,11 +454,20 @@ def _movers(pairs):
     return out
 
 
+def _row_like(stacked, buf):
+    """Is a row of ``stacked`` a drop-in for ``buf`` (shape, dtype, C layout)?"""
+    return (stacked.ndim == buf.ndim + 1 and stacked.shape[1:] == buf.shape
+            and stacked.dtype == buf.dtype and stacked.flags.c_contiguous)
+
+
 def _same_memory(a, b):
     return a.shape == b.shape and a.__array_interface__["data"][0] == \
         b.__array_interface__["data"][0] and a.strides == b.strides
 
 
+def _initial_value(variable):
+    return variable.initial_value
+
+
 def _fresh_state():
-    from .executor import RunState
-    return RunState({}, lambda v: v.initial_value)
+    return RunState({}, _initial_value)

@@ -111,6 +111,10 @@ class CompiledPlan(BufferLayout, CpuSteps):
         self._kernel_slots = []   # (kernel job, index in steps, the unit's step list)
         self._swaps = []          # (index, unit steps, compiled step), staged to swap in
         self._feed_loads = []
+        self._feed_values = {}    # feed tensor -> its value (flowgraph.loop_rows)
+        # (kind, unit, index of its first step, its steps): which steps run which unit,
+        # for rebinding a unit to other arrays (flowgraph.loop_rows)
+        self._unit_spans = []
         self._scratch = {}
         self._interim_scratch = {}
         quiet = True      # no step is a NumPy call that could raise an FP warning
@@ -143,6 +147,7 @@ class CompiledPlan(BufferLayout, CpuSteps):
                 origin = n
                 if n.type == "Feed":
                     self._feed_loads.append((arrays[(n, 0)], n.feed))
+                    self._feed_values[n.feed] = (n, 0)
                     continue
                 if n.type == "Const" or self._kinds.get((n, 0)) == "view" or (
                         n.kind == "control") or n in self._elided:
@@ -158,6 +163,9 @@ class CompiledPlan(BufferLayout, CpuSteps):
                     if later is not None:       # its Numba kernel compiles in the background
                         self._kernel_slots.append((later, len(steps), unit_steps))
                     quiet = quiet and n.kind == "state"
+            if unit_steps:
+                self._unit_spans.append(("epilogue" if p in epilogues else kind, p,
+                                         len(steps), len(unit_steps)))
             steps.extend(unit_steps)
             if unit_steps:
                 checked.append((unit_steps, [arrays[v] for v in outs
@@ -172,6 +180,7 @@ class CompiledPlan(BufferLayout, CpuSteps):
         self._steps = steps
         self._checked_steps = checked
         self._fetch_arrays = [arrays[v] for v in prog.fetches]
+        self._fetch_values = list(prog.fetches)
         self._nonfinite_const = self._check_numerics and any(
             a.dtype.kind == "f" and not np.isfinite(a).all()
             for v, a in arrays.items() if self._kinds[v] == "const")

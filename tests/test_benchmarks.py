@@ -21,8 +21,10 @@ def test_step_profile_accounts_for_the_plan_units(bench_path, capsys):
     shares = [float(s) for s in re.findall(r"ms\s+([\d.]+)%", out)]
     assert shares and all(s >= 0.0 for s in shares)   # timings themselves are noisy
     gemms = re.findall(r"(\d+) x (\d+)x(\d+) @ (\d+)x(\d+)", out)
-    # Forward: one [h, x] @ K per time step (T = 20); the weight gradient: one stacked GEMM.
-    assert ("20", "16", "96", "96", "64") in gemms
+    # Forward: one [h, x] @ K per time step after the first (T = 20), whose zero state
+    # leaves x0 @ K[H:]; the weight gradient: one stacked GEMM.
+    assert ("19", "16", "96", "96", "64") in gemms and ("1", "16", "32", "32", "64") in gemms
+    assert ("1", "96", "320", "320", "64") in gemms
     assert sum(int(g[0]) for g in gemms) >= 21
     assert "MatMul" in out and "fused" in out
 
@@ -64,6 +66,21 @@ def test_gemm_layout_variants_compute_the_same_product(bench_path):
     assert plain.shape == (6, 12) and len(results) == 2
     for name, value in results.items():
         np.testing.assert_allclose(value, plain, rtol=1e-12, err_msg=name)
+
+
+def test_step_gemm_layouts_compute_the_same_products(bench_path):
+    import numpy as np
+    import gemm_layouts
+    for cell in ("lstm", "gru"):
+        fns = gemm_layouts.step_variants(cell, 6, 3, 4, 5, np.float64)
+        got = {name: np.array(fn()) for name, (fn, _) in fns.items()}
+        assert fns["forward plain"][1] == 5 and fns["state grad plain"][1] == 4
+        for kind, flip in (("forward", True), ("state grad", True), ("weight grad", False)):
+            moved = got[f"{kind} transposed"]
+            np.testing.assert_allclose(moved.T if flip else moved, got[f"{kind} plain"],
+                                       rtol=1e-12, err_msg=kind)
+        np.testing.assert_allclose(got["state grad flag"], got["state grad plain"], rtol=1e-12)
+        assert ("forward split: X @ K_x" in fns) == (cell == "lstm")
 
 
 def test_placement_benchmark_compares_the_same_compiled_plan(bench_path, capsys):

@@ -29,7 +29,7 @@ MODULES += ["flowgraph.compiler", "flowgraph.placed_plan", "flowgraph.backends",
             "flowgraph.backends.cpu_steps", "flowgraph.buffers", "flowgraph.schedule",
             "flowgraph.passes"]
 # compiled loops (issue 13)
-MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step"]
+MODULES += ["flowgraph.loop_passes", "flowgraph.loop_step", "flowgraph.loop_rows"]
 # facts about an op live on its Primitive (issue 11)
 MODULES += ["flowgraph.primitives", "kernels.scalar", "kernels.cpu.ufuncs"]
 # TF1's TensorShape / Dimension (Tensor.get_shape())

@@ -7,8 +7,9 @@ The compiler lowers the ops of one run (fetches, feeds, feed shapes) to a
 whole optimization, in order, in one place.
 
 Modules: :mod:`.ir` (Node, Program, rewriting helpers), :mod:`.lowering` (ops to a
-Program), :mod:`.simplify` (prune, fold, simplify, CSE), :mod:`.matmuls` (GEMM
-stacking, batching, splitting, untransposing), :mod:`.fusion` (elementwise fusion).
+Program), :mod:`.simplify` (prune, fold, simplify, CSE), :mod:`.zeros` (matmul work
+by known zeros dropped), :mod:`.matmuls` (GEMM stacking, batching, splitting,
+untransposing), :mod:`.fusion` (elementwise fusion).
 
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
@@ -29,17 +30,18 @@ from .simplify import (  # noqa: F401  (the package's public names)
     cse, fold_constants, prune, simplify)
 from .matmuls import (  # noqa: F401  (the package's public names)
     UNTRANSPOSE_MAX_ASPECT, UNTRANSPOSE_MIN_ROWS, add_before_split, batch_input_matmuls,
-    narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums,
+    narrow_split_matmuls, split_bias_adds, stack_matmul_sums, stack_reduce_sums,
     untranspose_matmul_operands)
+from .zeros import drop_zero_products  # noqa: F401  (the package's public names)
 from .fusion import (  # noqa: F401  (the package's public names)
     Group, SIBLING_CANDIDATES, fusable, fusable_on,
     fusable_reduction, fuse_elementwise, recompute_in_readers)
 
 
-PIPELINE = [prune, fold_constants, simplify, cse, prune, narrow_split_matmuls,
-            stack_matmul_sums, stack_reduce_sums, cse, batch_input_matmuls,
-            add_before_split, cse, untranspose_matmul_operands, fuse_elementwise,
-            recompute_in_readers]
+PIPELINE = [prune, fold_constants, drop_zero_products, simplify, cse, prune,
+            narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums, cse,
+            batch_input_matmuls, add_before_split, cse, untranspose_matmul_operands,
+            split_bias_adds, fuse_elementwise, recompute_in_readers]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

@@ -230,6 +230,57 @@ def add_before_split(prog):
     return _reorder(prune(prog))
 
 
+def split_bias_adds(prog):
+    """``split(m @ w + b, axis=1)[k]`` becomes ``split(m @ w)[k] + split(b)[k]``: the
+    bias of a per-step gate product is added by the cell's fused kernel, which reads
+    each gate's columns of the GEMM's output anyway, instead of by a kernel of its own
+    that reads and writes the whole product once more per step (an LSTM's
+    ``[h, x] @ K + b`` split into its four gates; a GRU's ``h @ U + b_u``).
+
+    The converse of :func:`add_before_split`, which keeps one addition where the split
+    is along the rows of a batched product (there the per-piece adds would not join one
+    step's kernel each but gather into one kernel of all steps); this pass only splits
+    an addition whose split is along the columns.
+    """
+    users = prog.users()
+    fetched = set(prog.fetches)
+    plan = {}
+    for n in prog.nodes:
+        if (n.type != "Add" or n.controls or len(n.shapes[0]) != 2 or (n, 0) in fetched
+                or n.dtypes[0].kind != "f"):
+            continue
+        readers = users.get((n, 0), ())
+        split = readers[0] if len(readers) == 1 else None
+        if (split is None or split.type != "Split" or split.controls
+                or S.normalize_axis(split.attrs["axis"], 2) != 1):
+            continue
+        product, bias = n.inputs
+        if product[0].type != "MatMul":
+            product, bias = bias, product
+        b_shape = bias[0].shapes[bias[1]]
+        if (product[0].type != "MatMul" or product[0].shapes[product[1]] != n.shapes[0]
+                or b_shape not in ((n.shapes[0][1],), (1, n.shapes[0][1]))
+                or bias[0].dtypes[bias[1]] != n.dtypes[0]
+                or len({prog.device(m) for m in (n, split, product[0])}) != 1):
+            continue
+        plan[split] = (n, product, bias)
+    if not plan:
+        return prog
+    replace = {}
+    for split, (add, product, bias) in plan.items():
+        sizes = split.attrs["sizes"]
+        b_shape = bias[0].shapes[bias[1]]
+        pieces = Node("Split", [product], dict(split.attrs), split.origin, split.shapes,
+                      split.dtypes, order=split.order)
+        b_pieces = Node("Split", [bias], {"sizes": tuple(sizes), "axis": len(b_shape) - 1},
+                        add.origin, [b_shape[:-1] + (s,) for s in sizes],
+                        [add.dtypes[0]] * len(sizes), order=add.order)
+        replace[split] = [
+            (Node("Add", [(pieces, k), (b_pieces, k)], {}, add.origin, [split.shapes[k]],
+                  add.dtypes[:1], order=split.order), 0) for k in range(len(sizes))]
+    return prune(_rewrite(prog, lambda n: replace.get(n)))
+
+
 def _reorder(prog):
     """Topological order again after a rewrite moved a value later than its users."""
     placed, order = set(), []

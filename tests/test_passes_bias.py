@@ -1,0 +1,70 @@
+"""split_bias_adds: a gate product's bias added per gate, inside the cell's kernel."""
+import numpy as np
+
+import flowgraph as fg
+from flowgraph import passes as P
+
+REF = fg.SessionConfig(optimize=False)
+OPT = fg.SessionConfig(optimize=True, compile="eager")
+
+
+def lowered(fetches, feeds):
+    return P.lower(list(fetches), [], list(feeds), [f.shape for f in feeds])
+
+
+def test_bias_is_added_to_each_gate_piece():
+    x = fg.placeholder(fg.float64, (3, 4))
+    k = fg.placeholder(fg.float64, (4, 8))
+    b = fg.placeholder(fg.float64, (8,))
+    i, g = fg.split(fg.matmul(x, k) + b, 2, axis=1)
+    prog = P.split_bias_adds(lowered([fg.sigmoid(i) * fg.tanh(g)], [x, k, b]))
+    adds = [n for n in prog.nodes if n.type == "Add"]
+    assert len(adds) == 2 and all(n.shapes == [(3, 4)] for n in adds)
+    splits = {n.inputs[0][0].type: n for n in prog.nodes if n.type == "Split"}
+    assert set(splits) == {"MatMul", "Feed"}            # the product's and the bias's
+    assert splits["Feed"].attrs == {"sizes": (4, 4), "axis": 0}
+    assert [n.inputs[0][0].type for n in adds] == ["Split", "Split"]
+
+
+def test_left_alone_when_the_sum_is_read_whole_or_split_by_rows():
+    x = fg.placeholder(fg.float64, (4, 3))
+    k = fg.placeholder(fg.float64, (3, 6))
+    b = fg.placeholder(fg.float64, (6,))
+    z = fg.matmul(x, k) + b
+    top, bottom = fg.split(z, 2, axis=0)           # rows: add_before_split's layout
+    i, g = fg.split(z, 2, axis=1)
+    for fetches in ([top * bottom], [i * g, z], [i * g, fg.reduce_sum(z)]):
+        prog = P.split_bias_adds(lowered(fetches, [x, k, b]))
+        assert any(n.type == "Add" and n.shapes == [(4, 6)] for n in prog.nodes)
+    w = fg.placeholder(fg.float64, (4, 6))         # not a bias: a full matrix
+    i, g = fg.split(fg.matmul(x, k) + w, 2, axis=1)
+    prog = P.split_bias_adds(lowered([i * g], [x, k, w]))
+    assert [n.shapes for n in prog.nodes if n.type == "Add"] == [[(4, 6)]]
+
+
+def test_lstm_step_with_split_bias_matches_reference():
+    rng = np.random.default_rng(2)
+    x = fg.placeholder(fg.float32, (5, 3))
+    k = fg.Variable(rng.normal(size=(3 + 4, 16)).astype(np.float32))
+    b = fg.Variable(rng.normal(size=(1, 16)).astype(np.float32))    # a (1, N) bias too
+    h = c = fg.zeros((5, 4), fg.float32)
+    for _ in range(3):
+        i, f, o, g = fg.split(fg.matmul(fg.concat([h, x], 1), k) + b, 4, axis=1)
+        c = fg.sigmoid(f) * c + fg.sigmoid(i) * fg.tanh(g)
+        h = fg.sigmoid(o) * fg.tanh(c)
+    fetches = [h] + fg.gradients(fg.reduce_sum(h * h), [k, b])
+    feed = {x: rng.normal(size=(5, 3)).astype(np.float32)}
+    with fg.Session(config=REF) as sess:
+        want = sess.run(fetches, feed)
+    with fg.Session(config=OPT) as sess:
+        got = sess.run(fetches, feed)
+        plan = next(iter(sess._plans.values()))
+        units = [getattr(origin, "group", None) for _, _, origin in plan._checked_steps]
+    for w, g_ in zip(want, got):
+        np.testing.assert_allclose(g_, w, rtol=2e-5, atol=1e-6)
+    # No kernel of its own adds the bias to a whole (5, 16) product: each gate's bias
+    # is added inside the cell's kernel.
+    regions = [u for u in units if u is not None]
+    assert regions and not any(
+        all(n.type == "Add" for n in u.nodes) and u.nodes[0].shapes == [(5, 16)]
+        for u in regions)
