@@ -292,12 +292,18 @@ def _transpose(data):
         close(run(fg.transpose(q), {q: x}), x.T)
 
 
-@case("Reshape", "ReshapeLike")
-def _reshape(data):
-    x = float_array(data)
+def _reshape_target(data, x):
+    """A new shape for ``x``: its dimensions permuted, one of them -1 at times."""
     target = list(data.draw(st.permutations(x.shape))) if x.ndim else []
     if target and data.draw(st.booleans()):
         target[data.draw(st.integers(0, len(target) - 1))] = -1
+    return target
+
+
+@case("Reshape", "ReshapeLike")
+def _reshape(data):
+    x = float_array(data)
+    target = _reshape_target(data, x)
     p = feed_ph(data, x)
     close(run(fg.reshape(p, target), {p: x}), x.reshape(target))
     like = np.zeros(x.shape[::-1], x.dtype)
@@ -308,9 +314,7 @@ def _reshape(data):
 @case("ReshapeTo")
 def _reshape_to(data):
     x = float_array(data)
-    target = list(data.draw(st.permutations(x.shape))) if x.ndim else []
-    if target and data.draw(st.booleans()):
-        target[data.draw(st.integers(0, len(target) - 1))] = -1
+    target = _reshape_target(data, x)
     p = feed_ph(data, x)
     shape = fg.placeholder(fg.int32, (len(target),))     # known only from the data
     close(run(fg.reshape(p, shape), {p: x, shape: np.array(target, np.int32)}),
