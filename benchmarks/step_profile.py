@@ -39,7 +39,7 @@ def gemm_key(node):
         " (B transposed)" if attrs.get("transpose_b") else ""), 2.0 * m * k * n
 
 
-def timed_runs(run, plan, repeats):
+def timed_runs(run, plan, repeats, clock=time.perf_counter):
     """Run ``run()`` (one real step through ``plan``) ``repeats`` times with a timer on
     every step of the plan. Returns ``(results, rows)``: what each run returned, and per
     run ``(wall seconds, [seconds per unit of plan._checked_steps])``.
@@ -50,11 +50,14 @@ def timed_runs(run, plan, repeats):
     reloaded, and a buffer reused for another value could hold denormals, which made
     GEMMs on Intel cores up to 20x slower than in the step: a GRU large step of about
     1 s showed 21 s of GEMMs.)
+
+    ``clock``: ``time.perf_counter`` (wall time), or ``time.thread_time`` (this
+    thread's CPU time: on a shared machine, time other jobs hold the core is not
+    counted; ``--cpu-time``).
     """
     units = plan._checked_steps
     unit_of = {id(s): u for u, (unit_steps, _, _) in enumerate(units) for s in unit_steps}
     spent = [0.0] * len(units)
-    clock = time.perf_counter
 
     def timed(s, u):
         def call():
@@ -100,7 +103,7 @@ def summarize(plan, rows):
     return {k: statistics.median(v) for k, v in per_kind.items()}, gemms
 
 
-def profile(cell, size, dtype, repeats):
+def profile(cell, size, dtype, repeats, clock=time.perf_counter):
     """Print where a compiled step's time goes; returns ``(results, rows, plan)`` of
     :func:`timed_runs` (for the tests)."""
     import numpy as np
@@ -108,10 +111,10 @@ def profile(cell, size, dtype, repeats):
     d = SIZES[size]
     step, sess, _ = fg_training_step(cell, d["B"], d["I"], d["H"], d["T"], dtype)
     xs = list(np.random.default_rng(1).standard_normal((d["T"], d["B"], d["I"])).astype(dtype))
-    return _profile_step(lambda: step(*xs), sess, f"{cell} {size} {dtype}", repeats)
+    return _profile_step(lambda: step(*xs), sess, f"{cell} {size} {dtype}", repeats, clock)
 
 
-def profile_program(name, repeats):
+def profile_program(name, repeats, clock=time.perf_counter):
     """:func:`profile` for a whole training step of ``programs.py`` (``char``, ``ptb``
     or ``rows``)."""
     import programs
@@ -120,23 +123,25 @@ def profile_program(name, repeats):
     x, y = programs.make_batch(name, cfg)
     for _ in range(2):
         step(x, y)
-    return _profile_step(lambda: step(x, y), step.session, f"program {name}", repeats)
+    return _profile_step(lambda: step(x, y), step.session, f"program {name}", repeats,
+                         clock)
 
 
-def _profile_step(run, sess, title, repeats):
+def _profile_step(run, sess, title, repeats, clock=time.perf_counter):
     run()
     whole = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t = clock()
         run()
-        whole.append(time.perf_counter() - t)
+        whole.append(clock() - t)
     plan = next(iter(sess._plans.values())) if len(sess._plans) == 1 else \
         max(sess._plans.values(), key=lambda p: len(p._steps))
-    results, rows = timed_runs(run, plan, repeats)
+    results, rows = timed_runs(run, plan, repeats, clock)
     sess.close()
     per_kind, gemms = summarize(plan, rows)
     step_ms = 1e3 * statistics.median(whole)
-    print(f"{title}: step {step_ms:.2f} ms (median of {repeats}; with a "
+    what = "CPU time" if clock is time.thread_time else "wall time"
+    print(f"{title}: step {step_ms:.2f} ms {what} (median of {repeats}; with a "
           f"timer on each of its {len(plan._steps)} steps "
           f"{1e3 * statistics.median(r[0] for r in rows):.2f} ms)")
     for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:12]:
@@ -156,12 +161,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--program", choices=["char", "ptb", "rows"], default=None,
                         help="profile a model of programs.py instead of an RNN cell")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time in this thread's CPU time (time.thread_time), not wall "
+                        "time: on a shared machine, time other jobs hold the core is "
+                        "not counted (one thread only)")
     args = parser.parse_args()
     pin_threads(args.threads)
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     if args.program:
-        profile_program(args.program, args.repeats)
+        profile_program(args.program, args.repeats, clock)
     else:
-        profile(args.cell, args.size, args.dtype, args.repeats)
+        profile(args.cell, args.size, args.dtype, args.repeats, clock)
 
 
 if __name__ == "__main__":
