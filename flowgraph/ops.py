@@ -172,25 +172,33 @@ def _sigmoid(x):
 # 18-call ufunc chain: 4.4 ms per step against 3.2 ms as a loop (step_profile.py
 # --program rows, same core, 2026-12-02). Declared with some margin; the float32
 # arithmetic vmath computes in since is faster still (an LSTM cell's loop 2.4x, AVX2).
+# ``ufunc_ns``: NumPy's own loops for these beyond a plain ufunc's 0.2-0.6 ns, where it
+# has no AVX-512 SIMD version (NumPy 2.4, one AVX2 core of the 2-vCPU AMD EPYC, 64K
+# elements, CPU time): float32 tanh 3.0-4.6 ns, exp 1.5-2.6, log 2.2-2.7, log1p 19.7;
+# float64 tanh 20-21, exp 9-10.6, log 9.3-11, log1p 20. With the 0.6 ns assumed before
+# for every call, an RNN's float32 cell (tanh(z + b) and 1 - tanh**2) was a 4-call
+# ufunc chain at 7 ns per element; as a loop the step ran 13-19% faster (medium).
 _unary("Neg", lambda op, g: [-g], lambda op, x: np.negative(x), "neg",
        template="(-{0})", ufunc=np.negative, exact=True, cheap=True)
 _unary("Exp", lambda op, g: [g * op.outputs[0]], lambda op, x: np.exp(x), float_only=True,
        template="math.exp({0})", template_f32="vmath.exp({0})", ufunc=np.exp,
-       cost_ns=(12.0, 1.0))
+       cost_ns=(12.0, 1.0), ufunc_ns=(9.7, 1.0))
 _unary("Log", lambda op, g: [g / _in(op)], lambda op, x: np.log(x), float_only=True,
-       template="math.log({0})", ufunc=np.log, cost_ns=(12.0, 12.0))
+       template="math.log({0})", ufunc=np.log, cost_ns=(12.0, 12.0), ufunc_ns=(10.0, 1.6))
 _unary("Log1p", lambda op, g: [g / (1.0 + _in(op))], lambda op, x: np.log1p(x),
        "log1p", float_only=True, template="math.log1p({0})", ufunc=np.log1p,
-       cost_ns=(12.0, 12.0))
+       cost_ns=(12.0, 12.0), ufunc_ns=(19.0, 19.0))
 _unary("Tanh", lambda op, g: [g * (1.0 - F.square(op.outputs[0]))],
        lambda op, x: np.tanh(x), float_only=True, template="math.tanh({0})",
-       template_f32="vmath.tanh({0})", ufunc=np.tanh, cost_ns=(33.0, 1.6))
+       template_f32="vmath.tanh({0})", ufunc=np.tanh, cost_ns=(33.0, 1.6),
+       ufunc_ns=(20.0, 2.4))
 # exp(-logaddexp(0, -x)) without overflow, as the reference computes it.
 _unary("Sigmoid", lambda op, g: [g * op.outputs[0] * (1.0 - op.outputs[0])],
        lambda op, x: _sigmoid(x), float_only=True,
        template="(1.0 / (1.0 + math.exp(-{0})) if {0} >= 0 else "
                 "math.exp({0}) / (1.0 + math.exp({0})))",
-       template_f32="vmath.sigmoid({0})", ufunc="sigmoid", cost_ns=(12.0, 1.2))
+       template_f32="vmath.sigmoid({0})", ufunc="sigmoid", cost_ns=(12.0, 1.2),
+       ufunc_ns=(9.7, 1.0))
 # +0 for negatives and -inf (np.maximum(x, 0) does not give -0.0), NaN passes through
 _unary("Relu", lambda op, g: [F.where(_in(op) > 0, g, F.zeros_like(g))],
        lambda op, x: np.maximum(x, np.zeros((), x.dtype)),

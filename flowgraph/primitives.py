@@ -53,6 +53,10 @@ class Primitive:
     - ``cost_ns``: ``(float64, float32)`` nanoseconds per element the op adds to a
       generated CPU loop beyond its memory traffic (libm calls); the CPU backend's cost
       model weighs it against a ufunc chain.
+    - ``ufunc_ns``: ``(float64, float32)`` nanoseconds per element its NumPy call(s)
+      take beyond a plain arithmetic ufunc's (a transcendental function's loop), where
+      NumPy has no AVX-512 SIMD loop for it (:func:`flowgraph.backends.cpu_steps.
+      uses_ufuncs`).
     - ``float_only``: takes float inputs only (its shape rule says so too).
     - ``exact``: its template has no float literal, so on operands of its own float
       dtype the result needs no rounding cast.
@@ -84,6 +88,7 @@ class Primitive:
     template_f32: str | None = None
     ufunc: object = None
     cost_ns: tuple = (0.0, 0.0)
+    ufunc_ns: tuple = (0.0, 0.0)
     float_only: bool = False
     exact: bool = False
     cheap: bool = False

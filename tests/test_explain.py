@@ -196,6 +196,30 @@ def test_a_region_whose_op_has_no_ufunc_entry_runs_as_a_generated_loop(monkeypat
     assert kinds[True] == {"fused kernel"}
 
 
+@pytest.mark.parametrize("avx512", [False, True])
+def test_a_float32_tanh_cell_is_a_loop_where_numpys_tanh_is_not_simd(monkeypatch, avx512):
+    """An RNN cell's forward region, ``tanh(z + b)`` and ``1 - tanh**2`` at 64x256 in
+    float32: where NumPy has no AVX-512 ``tanh`` (3-4.6 ns per element on an AVX2
+    core) it is a generated loop (vmath's tanh, 1.6 ns); with NumPy's SIMD tanh the
+    cost model keeps the four-call ufunc chain. Either way the values are the
+    reference's."""
+    from flowgraph.backends import cpu_steps
+    monkeypatch.setattr(cpu_steps, "_numpy_avx512", lambda: avx512)
+    rng = np.random.default_rng(0)
+    z = fg.placeholder(fg.float32, (64, 256), name="z")
+    b = fg.constant(rng.standard_normal(256).astype(np.float32))
+    t = fg.tanh(z + b)
+    y = [t, 1.0 - fg.square(t)]
+    feed = {z: rng.standard_normal((64, 256)).astype(np.float32)}
+    sess = fg.Session(config=COMPILED)
+    got = sess.run(y, feed)
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run(y, feed)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    kinds = {kind for _, _, kind, _ in _steps(sess.explain(y, feed))}
+    assert kinds == ({"ufunc chain"} if avx512 else {"fused kernel"})
+
+
 def test_a_reshape_of_a_strided_value_is_one_copy_step():
     """unstack along axis 1 gives strided slices: reshaping one is a copy step (a CPU
     kernel), not the reference kernel."""

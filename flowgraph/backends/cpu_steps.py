@@ -18,6 +18,7 @@ declared with the op's primitive (:mod:`flowgraph.primitives`).
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -279,9 +280,12 @@ def uses_ufuncs(group):
     or writes, plus per element 1-1.6 ns for each exp, tanh or sigmoid in float32
     (:mod:`kernels.cpu.vmath`) and 12-33 ns in float64 (scalar libm calls). A ufunc call
     costs about 1.2 us plus 0.6 ns per element (NumPy's SIMD loops; sigmoid is four
-    calls). So arithmetic regions are loops; large float64 regions full of
-    transcendental functions are ufunc chains. Each op's loop cost is what it
-    declares (``cost_ns``), its number of ufunc calls what its ufunc makes.
+    calls), plus what the op declares for its NumPy loop (``ufunc_ns``) where NumPy
+    has no AVX-512 version of it: float32 ``tanh`` takes 3-4.6 ns per element on an
+    AVX2 core, twice the generated loop's. So arithmetic regions are loops; large
+    float64 regions full of transcendental functions are ufunc chains. Each op's loop
+    cost is what it declares (``cost_ns``), its number of ufunc calls what its ufunc
+    makes.
     """
     from kernels.cpu.ufuncs import calls, has_ufunc
     if not all(has_ufunc(n.type) for n in group.nodes):
@@ -294,7 +298,22 @@ def uses_ufuncs(group):
         per_element += n.primitive.cost_ns[1 if n.dtypes[0] == np.float32 else 0]
     loop_ns = 500.0 + elems * per_element
     ufunc_ns = sum(calls(n.type) for n in group.nodes) * (1200.0 + 0.6 * elems)
+    if not _numpy_avx512():
+        ufunc_ns += elems * sum(n.primitive.ufunc_ns[1 if n.dtypes[0] == np.float32 else 0]
+                                for n in group.nodes)
     return ufunc_ns < loop_ns
+
+
+@functools.lru_cache(maxsize=None)
+def _numpy_avx512():
+    """Does NumPy dispatch its AVX-512 (Skylake-X) loops on this CPU? Those include
+    SIMD ``exp``, ``log`` and ``tanh``; without them these are the slower loops
+    ``ufunc_ns`` declares."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:     # (NumPy 1.x)
+        from numpy.core._multiarray_umath import __cpu_features__
+    return bool(__cpu_features__.get("AVX512_SKX"))
 
 
 def _kept_dims(node, array, shape):
