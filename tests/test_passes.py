@@ -156,9 +156,56 @@ def test_fusion_separates_shapes():
     assert exp.group is not tanh.group
 
 
+def test_fusion_keeps_different_rows_of_one_product_apart():
+    """Two row pieces of one product (an unrolled RNN's batched input GEMM, one piece per
+    time step), each read with one broadcast bias: the second piece's addition does
+    not join the first piece's region (sharing the product's buffer or the bias
+    shares no memory there), so it is not computed early and stored; it joins the
+    region that reads it, after the product that depends on the first region."""
+    x = fg.placeholder(fg.float64, (8, 3))
+    w = fg.placeholder(fg.float64, (3, 6))
+    w2 = fg.placeholder(fg.float64, (6, 6))
+    bias = fg.placeholder(fg.float64, (6,))
+    first, second = fg.split(fg.matmul(x, w), 2, axis=0)
+    ya = fg.tanh(first * bias)
+    yb = fg.tanh(second + bias + fg.matmul(ya, w2))
+    prog = P.run_pipeline(lowered([yb], [x, w, w2, bias]))
+    tanhs = [n for n in prog.nodes if n.type == "Tanh"]
+    second_add = next(n for n in prog.nodes if n.type == "Add"
+                      and n.inputs[0][0].type == "Split" and n.inputs[0][1] == 1)
+    assert len(tanhs) == 2 and tanhs[0].group is not tanhs[1].group
+    assert second_add.group is tanhs[1].group
+    assert {n.group for n in prog.nodes if n.group is not None} == {
+        t.group for t in tanhs}
+
+
+def test_merge_into_readers_merges_a_region_its_reader_alone_needs():
+    """A region whose values only a later region reads (fusion left it apart: it began
+    before a GEMM the later one also reads) is merged into that region; one that an
+    op between the two also reads is not."""
+    x = fg.placeholder(fg.float64, (4, 3))
+    w = fg.placeholder(fg.float64, (3, 3))
+    a = x * 2.0 + 1.0                    # region 1: read only by region 2
+    m = fg.matmul(x, w)
+    y = fg.tanh(m) * a                   # region 2
+    prog = P.run_pipeline(lowered([y], [x, w]), P.PIPELINE[:-1])
+    mul = next(n for n in prog.nodes if n.type == "Mul" and n.shapes == [(4, 3)]
+               and n.inputs[1][0].type == "Const")
+    tanh = next(n for n in prog.nodes if n.type == "Tanh")
+    assert mul.group is not tanh.group           # fusion alone
+    prog = P.merge_into_readers(prog)
+    assert mul.group is tanh.group and len({n.group for n in prog.nodes
+                                            if n.group is not None}) == 1
+    y2 = fg.tanh(fg.matmul(a, w)) * a    # a is read by the GEMM between: kept apart
+    prog = P.run_pipeline(lowered([y2], [x, w]))
+    groups = {n.group for n in prog.nodes if n.group is not None}
+    assert len(groups) == 2
+
+
 def test_pipeline_is_one_ordered_list():
-    assert P.PIPELINE[0] is P.prune and P.PIPELINE[-2] is P.fuse_elementwise
-    assert P.PIPELINE[-1] is P.recompute_in_readers
+    assert P.PIPELINE[0] is P.prune and P.PIPELINE[-3] is P.fuse_elementwise
+    assert P.PIPELINE[-2] is P.recompute_in_readers
+    assert P.PIPELINE[-1] is P.merge_into_readers
     assert P.fold_constants in P.PIPELINE and P.cse in P.PIPELINE
 
 
@@ -277,7 +324,8 @@ def _sigmoid_layer_gradient():
 
 def test_recompute_in_readers_moves_derivative_arithmetic_to_the_backward_region():
     x, w, y, gx = _sigmoid_layer_gradient()
-    fused = P.fuse_elementwise(P.run_pipeline(lowered([gx], [x, w]), P.PIPELINE[:-2]))
+    before = P.PIPELINE[:P.PIPELINE.index(P.fuse_elementwise)]
+    fused = P.fuse_elementwise(P.run_pipeline(lowered([gx], [x, w]), before))
     sigmoid = next(n for n in fused.nodes if n.type == "Sigmoid")
     sub = next(n for n in fused.nodes if n.type == "Sub")
     assert sub.group is sigmoid.group       # fusion alone keeps it with the activation

@@ -35,13 +35,13 @@ from .matmuls import (  # noqa: F401  (the package's public names)
 from .zeros import drop_zero_products  # noqa: F401  (the package's public names)
 from .fusion import (  # noqa: F401  (the package's public names)
     Group, SIBLING_CANDIDATES, fusable, fusable_on,
-    fusable_reduction, fuse_elementwise, recompute_in_readers)
+    fusable_reduction, fuse_elementwise, merge_into_readers, recompute_in_readers)
 
 
 PIPELINE = [prune, fold_constants, drop_zero_products, simplify, cse, prune,
             narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums, cse,
             batch_input_matmuls, add_before_split, cse, untranspose_matmul_operands,
-            split_bias_adds, fuse_elementwise, recompute_in_readers]
+            split_bias_adds, fuse_elementwise, recompute_in_readers, merge_into_readers]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

@@ -141,14 +141,20 @@ def fuse_elementwise(prog):
                     break
             # 2. Else join a group that reads the same buffer (sibling fusion: the
             #    gates of an LSTM cell, all slices of one matmul output).
+            #    Only operands read whole count (not broadcast ones), and only the
+            #    same rows (see _root).
             #    Newest first, and only the last few of one shape: a weight read by
             #    every time step has a reader group per step, and trying them all
             #    would make fusion quadratic in the number of steps (the older
             #    ones depend on the newer node anyway, so they are illegal).
             if n.group is None:
                 for v in n.inputs:
+                    if v[0].shapes[v[1]] != n.shapes[0]:
+                        # A broadcast operand (a bias row) is read by every time
+                        # step's kernel: sharing it shares nothing worth a kernel.
+                        continue
                     tried = 0
-                    for g in reversed(by_root.get(_root(v[0]), ())):
+                    for g in reversed(by_root.get(_root(v), ())):
                         if g.shape != n.shapes[0]:
                             continue
                         if legal(n, g):
@@ -166,8 +172,8 @@ def fuse_elementwise(prog):
             n.group.nodes.append(n)
             grow(n.group, closed_outside(n, n.group))
             for v in n.inputs:
-                root = _root(v[0])
-                if v[0].group is not n.group and root.type != "Const":
+                root = _root(v)
+                if v[0].group is not n.group and root[0].type != "Const":
                     by_root.setdefault(root, {})[n.group] = None   # an ordered set
         closed = 0
         for m in [v[0] for v in n.inputs] + list(n.controls):
@@ -275,8 +281,72 @@ def recompute_in_readers(prog):
     return prog
 
 
-def _root(node):
-    """The node whose buffer ``node`` reads (through views: declared ``view``)."""
+def merge_into_readers(prog):
+    """Merge a region into the first region that reads it.
+
+    Fusion is greedy in program order, so a region whose values a later region reads
+    can stay a kernel of its own: an unrolled GRU's input bias added to each time
+    step's rows of the batched input product and its recurrent bias added to the
+    step's GEMM output (each a region of three additions) beside the cell's region.
+    Merged, the cell's kernel reads the products' rows and the biases itself, and the
+    sums are not stored and loaded again unless a later region (the backward step)
+    reads them too.
+
+    A region ``g`` merges into the reader region ``h`` whose first member comes first,
+    when ``h`` has ``g``'s shape and device, ``g`` holds no sum (complete only after
+    its loop), none of its values is fetched or controls an op, and every other reader
+    of ``g`` comes after all of ``h`` in the program (a topological order): no path
+    leaves ``g`` and enters ``h`` through another op, so the merged region can run
+    where ``h`` ran.
+    """
+    fetched = {v[0] for v in prog.fetches}
+    readers_of = {}
+    for n in prog.nodes:
+        for m in [v[0] for v in n.inputs] + list(n.controls):
+            readers_of.setdefault(m, []).append(n)
+    controlling = {c for n in prog.nodes for c in n.controls}
+    position = {n: i for i, n in enumerate(prog.nodes)}
+    groups = {}
+    for n in prog.nodes:
+        if n.group is not None:
+            groups.setdefault(n.group, None)
+    for g in groups:
+        nodes = g.nodes
+        if not nodes or any(n in fetched or n in controlling or n.type == "ReduceSum"
+                            for n in nodes):
+            continue
+        readers = [r for n in nodes for r in readers_of.get(n, ()) if r.group is not g]
+        targets = [r.group for r in readers if r.group is not None]
+        if not targets:
+            continue
+        h = min(targets, key=lambda t: position[t.nodes[0]])
+        if h.shape != g.shape or h.device != g.device:
+            continue
+        last = max(position[m] for m in h.nodes)
+        if not all(r.group is h or position[r] > last for r in readers):
+            continue
+        for n in nodes:
+            n.group = h
+        h.nodes.extend(nodes)
+        h.nodes.sort(key=position.__getitem__)
+        g.nodes = []
+    return prog
+
+
+def _root(value):
+    """Which memory reading ``value`` reads: ``(node, rows)``, the node whose buffer it
+    is a view of (through views: declared ``view``) and the row pieces taken on the
+    way (``(split, k)`` for each piece ``k`` of a split along the leading axis), so
+    that readers of different rows of one buffer are not siblings: an unrolled RNN's
+    batched input product is read one time step's rows per step, and a kernel of step
+    ``t`` that took in step ``t + 1``'s reads would compute them a step early and store
+    them for the next step's kernel to load, instead of that kernel reading its rows
+    itself."""
+    node, rows = value[0], ()
+    k = value[1]
     while node.primitive.view and node.group is None:
-        node = node.inputs[0][0]
-    return node
+        if node.type == "Split" and S.normalize_axis(
+                node.attrs["axis"], len(node.shapes[0])) == 0 and len(node.shapes) > 1:
+            rows += ((node, k),)
+        node, k = node.inputs[0]
+    return node, rows

@@ -237,22 +237,37 @@ def split_bias_adds(prog):
     that reads and writes the whole product once more per step (an LSTM's
     ``[h, x] @ K + b`` split into its four gates; a GRU's ``h @ U + b_u``).
 
-    The converse of :func:`add_before_split`, which keeps one addition where the split
-    is along the rows of a batched product (there the per-piece adds would not join one
-    step's kernel each but gather into one kernel of all steps); this pass only splits
-    an addition whose split is along the columns.
+    After :func:`add_before_split` the same holds one level down: ``split(split(X @ W +
+    b, axis=0)[t], axis=1)[k]`` (an unrolled GRU's batched input product, split into
+    time steps, each step's piece into its gates) becomes ``split(split(X @ W,
+    axis=0)[t], axis=1)[k] + split(b)[k]``, each step's gate bias added in the step's
+    cell kernel instead of by a kernel of its own over the whole batched product (a
+    39 MB read and write per run at rnn_step.py's GRU large). That needs the
+    fusion to keep each step's additions with its own cell (:func:`.fusion._root`,
+    :func:`.fusion.merge_into_readers`). Where a row piece is read whole (not only
+    through a column split), the one addition of :func:`add_before_split` stays.
     """
     users = prog.users()
     fetched = set(prog.fetches)
-    plan = {}
+    plan, by_rows = {}, {}
     for n in prog.nodes:
         if (n.type != "Add" or n.controls or len(n.shapes[0]) != 2 or (n, 0) in fetched
                 or n.dtypes[0].kind != "f"):
             continue
         readers = users.get((n, 0), ())
         split = readers[0] if len(readers) == 1 else None
-        if (split is None or split.type != "Split" or split.controls
-                or S.normalize_axis(split.attrs["axis"], 2) != 1):
+        if split is None or split.type != "Split" or split.controls:
+            continue
+        rows = None
+        if S.normalize_axis(split.attrs["axis"], 2) == 0:
+            # A batched product split into time steps first (add_before_split's
+            # layout), each step's piece then into its gates: the bias joins each
+            # step's gates as well.
+            rows = split
+            columns = _column_splits(rows, users, fetched)
+            if columns is None:
+                continue
+        elif S.normalize_axis(split.attrs["axis"], 2) != 1:
             continue
         product, bias = n.inputs
         if product[0].type != "MatMul":
@@ -261,24 +276,57 @@ def split_bias_adds(prog):
         if (product[0].type != "MatMul" or product[0].shapes[product[1]] != n.shapes[0]
                 or b_shape not in ((n.shapes[0][1],), (1, n.shapes[0][1]))
                 or bias[0].dtypes[bias[1]] != n.dtypes[0]
-                or len({prog.device(m) for m in (n, split, product[0])}) != 1):
+                or len({prog.device(m) for m in [n, split, product[0]]
+                        + ([] if rows is None else columns)}) != 1):
             continue
-        plan[split] = (n, product, bias)
-    if not plan:
+        if rows is None:
+            plan[split] = (n, product, bias)
+        else:
+            by_rows[rows] = (n, product, bias, columns)
+    if not plan and not by_rows:
         return prog
     replace = {}
-    for split, (add, product, bias) in plan.items():
-        sizes = split.attrs["sizes"]
+
+    def bias_pieces(add, bias, sizes):
         b_shape = bias[0].shapes[bias[1]]
+        return Node("Split", [bias], {"sizes": tuple(sizes), "axis": len(b_shape) - 1},
+                    add.origin, [b_shape[:-1] + (s,) for s in sizes],
+                    [add.dtypes[0]] * len(sizes), order=add.order)
+
+    def gate_adds(split, product, b_pieces, add):
         pieces = Node("Split", [product], dict(split.attrs), split.origin, split.shapes,
                       split.dtypes, order=split.order)
-        b_pieces = Node("Split", [bias], {"sizes": tuple(sizes), "axis": len(b_shape) - 1},
-                        add.origin, [b_shape[:-1] + (s,) for s in sizes],
-                        [add.dtypes[0]] * len(sizes), order=add.order)
-        replace[split] = [
-            (Node("Add", [(pieces, k), (b_pieces, k)], {}, add.origin, [split.shapes[k]],
-                  add.dtypes[:1], order=split.order), 0) for k in range(len(sizes))]
+        return [(Node("Add", [(pieces, k), (b_pieces, k)], {}, add.origin,
+                      [split.shapes[k]], add.dtypes[:1], order=split.order), 0)
+                for k in range(len(split.shapes))]
+
+    for split, (add, product, bias) in plan.items():
+        replace[split] = gate_adds(split, product, bias_pieces(add, bias,
+                                                               split.attrs["sizes"]), add)
+    for rows, (add, product, bias, columns) in by_rows.items():
+        steps = Node("Split", [product], dict(rows.attrs), rows.origin, rows.shapes,
+                     rows.dtypes, order=rows.order)
+        b_pieces = bias_pieces(add, bias, columns[0].attrs["sizes"])
+        for t, split in enumerate(columns):
+            replace[split] = gate_adds(split, (steps, t), b_pieces, add)
     return prune(_rewrite(prog, lambda n: replace.get(n)))
+
+
+def _column_splits(rows, users, fetched):
+    """The column splits (one per piece, all alike) that read every piece of the row
+    split ``rows`` and nothing else does, in piece order; else None."""
+    found = []
+    for k in range(len(rows.shapes)):
+        readers = users.get((rows, k), ())
+        if len(readers) != 1 or (rows, k) in fetched:
+            return None
+        split = readers[0]
+        if (split.type != "Split" or split.controls or split.inputs[0] != (rows, k)
+                or S.normalize_axis(split.attrs["axis"], 2) != 1
+                or (found and split.attrs["sizes"] != found[0].attrs["sizes"])):
+            return None
+        found.append(split)
+    return found
 
 
 def _reorder(prog):
