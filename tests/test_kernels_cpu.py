@@ -204,3 +204,28 @@ def test_every_declared_fact_is_usable():
             with pytest.raises(DTypeError):
                 prim.infer(Op(prim, "int32"))
         assert len(prim.cost_ns) == 2, name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_sums_of_a_matrix_are_a_gemv(dtype):
+    """ReduceSum over axis 0 of a C-contiguous float matrix (a bias gradient) is
+    ``ones @ x`` (BLAS, faster than np.sum there): its result is that GEMV's, equal to
+    np.sum's within rounding, including infinities and NaN; other sums stay np.sum."""
+    from kernels.cpu import build
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((64, 33)).astype(dtype)
+    x[3, 1], x[5, 2], x[7, 2], x[9, 3] = np.inf, np.inf, -np.inf, np.nan
+    for axis, keepdims in (((0,), False), ((0,), True), (0, False)):
+        out = np.empty((1, 33) if keepdims else (33,), dtype)
+        build("ReduceSum", {"axis": axis, "keepdims": keepdims}, [x], [out])()
+        want = np.sum(x, axis=0, keepdims=keepdims)
+        tol = 1e-5 if dtype == np.float32 else 1e-12       # (sums of 64 values near 1)
+        np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+        np.testing.assert_array_equal(out.reshape(-1), np.matmul(np.ones(64, dtype), x))
+    rows = np.empty(64, dtype)                       # along the rows: np.sum as before
+    build("ReduceSum", {"axis": (1,), "keepdims": False}, [x], [rows])()
+    np.testing.assert_array_equal(rows, np.sum(x, axis=1))
+    strided = x[:, ::2]                              # not C-contiguous: np.sum
+    out = np.empty(strided.shape[1], dtype)
+    build("ReduceSum", {"axis": (0,), "keepdims": False}, [strided], [out])()
+    np.testing.assert_array_equal(out, np.sum(strided, axis=0))
