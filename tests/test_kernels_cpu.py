@@ -204,6 +204,8 @@ def test_every_declared_fact_is_usable():
             with pytest.raises(DTypeError):
                 prim.infer(Op(prim, "int32"))
         assert len(prim.cost_ns) == 2, name
+        assert len(prim.ufunc_ns) == 2 and min(prim.ufunc_ns) >= 0, name
+        assert prim.ufunc is not None or prim.ufunc_ns == (0.0, 0.0), name
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
