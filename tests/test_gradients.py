@@ -408,7 +408,13 @@ def test_second_order_gradient_matches_finite_differences(case, primitives, data
         weights = [data.draw(fgst.arrays(F64, np.shape(feed[x]), 0.5, 1.5), label="w")
                    for x in xs]
         total = fg.add_n([fg.reduce_sum(g * w) for g, w in zip(grads, weights)])
-        fg.testing.check_gradients(total, xs, feed)
+        # Through the compiled plan (every pass, fusion, buffer reuse) on its NumPy
+        # kernel chains: generating a Numba kernel for every fused region of every drawn
+        # second-order graph cost most of this file's time (each about 0.7 s to compile
+        # on a 2-vCPU Zen 3), and every primitive's generated kernel is already checked
+        # against finite differences by the first-order test above, and on random
+        # second-order graphs by tests/test_random_graphs.py.
+        fg.testing.check_gradients(total, xs, feed, config=fg.SessionConfig(compile="never"))
 
 
 # --- the tanh chain --------------------------------------------------------------------

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import bind_call
-
 
 def _compound(calls=1):
     """Register a compound: ``binder(attrs, out, inputs) -> zero-argument callable``;
@@ -55,7 +53,7 @@ def _sigmoid(attrs, out, inputs):
 @_compound()
 def _relu(attrs, out, inputs):
     x, = inputs
-    return bind_call(np.maximum, (x, np.zeros((), x.dtype), out))
+    return bind_ufunc(np.maximum, (x, np.zeros((), x.dtype)), out)
 
 
 @_compound()
@@ -63,8 +61,8 @@ def _pow_scalar(attrs, out, inputs):
     x, = inputs
     exponent = attrs["exponent"]
     if exponent == 2:
-        return bind_call(np.square, (x, out))
-    return bind_call(np.power, (x, out.dtype.type(exponent), out))
+        return bind_ufunc(np.square, (x,), out)
+    return bind_ufunc(np.power, (x, out.dtype.type(exponent)), out)
 
 
 @_compound()
@@ -106,6 +104,23 @@ def _sum(attrs, out, inputs):
     return lambda: total(x, axis=axes, out=kept, keepdims=True)
 
 
+def bind_ufunc(ufunc, inputs, out):
+    """A zero-argument callable for ``ufunc(*inputs, out=out)``. ``out`` by keyword:
+    NumPy 2.4 deprecates a positional third argument to ``np.maximum``/``np.minimum``.
+
+    >>> out = np.zeros(2)
+    >>> bind_ufunc(np.maximum, (np.array([1.0, -1.0]), np.zeros(())), out)()
+    array([1., 0.])
+    """
+    if len(inputs) == 1:
+        x, = inputs
+        return lambda: ufunc(x, out=out)
+    if len(inputs) == 2:
+        a, b = inputs
+        return lambda: ufunc(a, b, out=out)
+    return lambda: ufunc(*inputs, out=out)
+
+
 def declared(op_type):
     """``op_type``'s declared ufunc: a NumPy ufunc, a compound binder, or ``None``."""
     from flowgraph.primitives import find_primitive
@@ -130,5 +145,5 @@ def bind(op_type, attrs, out, inputs):
     if how is None:
         raise KeyError(f"{op_type} declares no ufunc")
     if isinstance(how, np.ufunc):
-        return bind_call(how, tuple(inputs) + (out,))
+        return bind_ufunc(how, tuple(inputs), out)
     return how(attrs, out, list(inputs))
