@@ -79,15 +79,8 @@ def bindable(plan, feeds, fetches):
     cut = _cut_from(plan)
     second = {root(c) for places in plan._also_into.values() for c, _, _ in places}
     feed_buffers = [a for a, _ in plan._feed_loads]
-    # a fetch that is a view of a bound value would be copied out of the plan's buffer
     fetched = set(plan._fetch_values)
-    ok_feeds = []
-    for t in feeds:
-        v = plan._feed_values.get(t)
-        if (v is not None and t in plan._pinned_feeds and kinds.get(v) == "buffer"
-                and v not in second and v not in fetched
-                and not any(w in fetched for w in cut.get(v, ()))):
-            ok_feeds.append(t)
+    ok_feeds = [t for t in feeds if _feed_replaceable(plan, t, cut, second, fetched)]
     # a value fetched elsewhere too (a loop variable's new value, a sum) stays put
     elsewhere = {v for k, v in enumerate(plan._fetch_values) if k not in set(fetches)}
     ok_fetches, seen = [], set()
@@ -122,7 +115,58 @@ def bindable(plan, feeds, fetches):
             [k for k in ok_fetches if plan._fetch_values[k] not in blocked])
 
 
-def bind_rows(plan, stacked, order):
+def _feed_replaceable(plan, t, cut, second, fetched):
+    """May feed ``t``'s buffer be replaced by another array in the plan's steps? It
+    is pinned (never pooled, never written in place), a buffer of its own, stored in
+    no second place, and neither it nor a view of it is fetched (the loop copies
+    fetches out of the plan's buffers)."""
+    v = plan._feed_values.get(t)
+    return (v is not None and t in plan._pinned_feeds and plan._kinds.get(v) == "buffer"
+            and v not in second and v not in fetched
+            and not any(w in fetched for w in cut.get(v, ())))
+
+
+def bindable_captures(plan, captures, outputs):
+    """The captured feeds that the body's steps can read straight from the loop's
+    input, with no copy into the body plan's buffer per loop run: ``captures`` lists
+    ``(feed tensor, the loop's input array)``, ``outputs`` the loop's output arrays
+    (written while the body runs: an input sharing memory with one keeps its copy).
+    Returns the tensors that can be bound.
+
+    Besides the feed rules (:func:`_feed_replaceable`), the input must lay out as
+    the buffer does (shape, dtype, C order: the same generated kernels), or, where
+    every step touching the value is a matrix product of it (BLAS takes either
+    order), be a 2-D array in Fortran order (a transposed weight). And every step
+    touching it must be rebuildable."""
+    cut = _cut_from(plan)
+    second = {plan._root(c) for places in plan._also_into.values() for c, _, _ in places}
+    fetched = set(plan._fetch_values)
+    units = [(kind, unit, _values_of(plan, kind, unit)) for kind, unit, _, _ in
+             plan._unit_spans]
+    ok = []
+    for t, outer in captures:
+        if not _feed_replaceable(plan, t, cut, second, fetched):
+            continue
+        v = plan._feed_values[t]
+        buf = plan._arrays[v]
+        if (not isinstance(outer, np.ndarray) or outer.shape != buf.shape
+                or outer.dtype != buf.dtype or not outer.nbytes
+                or any(np.shares_memory(outer, o) for o in outputs)):
+            continue
+        family = {v, *cut.get(v, ())}
+        touching = [(kind, unit) for kind, unit, values in units if values & family]
+        if not all(_rebuildable(plan, kind, unit) for kind, unit in touching):
+            continue
+        if not outer.flags.c_contiguous and not (
+                outer.ndim == 2 and outer.flags.f_contiguous and family == {v}
+                and all(kind == "node" and unit.type == "MatMul"
+                        and unit not in plan._concat_copies for kind, unit in touching)):
+            continue
+        ok.append(t)
+    return ok
+
+
+def bind_rows(plan, stacked, order, fixed=None):
     """One step list per row: ``stacked`` maps each bound value (from
     :func:`bindable`'s choices) to the stacked array whose rows replace it (rows of the
     same shape, dtype and C layout), ``order`` lists the rows in iteration order.
@@ -132,26 +176,39 @@ def bind_rows(plan, stacked, order):
     A generated kernel is prepared once, for the first row; every other row calls the
     same compiled kernel on the same arguments moved by whole rows (:func:`_moved`:
     the arguments cut from a stacked array lie at the same place in every row). The
-    other steps (GEMMs, ufunc chains, copies) are built again for each row."""
+    other steps (GEMMs, ufunc chains, copies) are built again for each row.
+
+    ``fixed`` maps values to arrays that replace them in every row (the loop's
+    inputs bound by reference: :func:`bindable_captures`); a step touching only
+    those is built once and shared by the rows."""
     if not order:
         return []
+    fixed = fixed or {}
     cut = _cut_from(plan)
-    touched = {w for v in stacked for w in [v] + cut.get(v, [])}
+    by_row = {w for v in stacked for w in [v] + cut.get(v, [])}
+    touched = by_row | {w for v in fixed for w in [v] + cut.get(v, [])}
     spans = [(kind, unit, start, count) for kind, unit, start, count in plan._unit_spans
              if _values_of(plan, kind, unit) & touched]
-    if len(order) * sum(count for *_, count in spans) > MAX_BOUND_STEPS:
+    per_row = [bool(_values_of(plan, kind, unit) & by_row) for kind, unit, _, _ in spans]
+    if len(order) * sum(count for (*_, count), r in zip(spans, per_row) if r) \
+            > MAX_BOUND_STEPS:
         return None
     from kernels import bind_call
     base = list(plan._steps)
     kernels = {}             # span -> (kernel, first row's arguments, where they lie)
+    shared = {}              # span -> its steps, for a span no row changes
     first = order[0]
     out = []
     for row in order:
-        arrays, parents = _derive(plan, {v: a[row, ...] for v, a in stacked.items()}, cut)
+        arrays, parents = _derive(plan, {**fixed, **{v: a[row, ...]
+                                                     for v, a in stacked.items()}}, cut)
         steps = list(base)
         # later spans first: a rebuilt unit may have another number of steps
         for i in reversed(range(len(spans))):
             kind, unit, start, count = spans[i]
+            if i in shared:
+                steps[start:start + count] = shared[i]
+                continue
             if i in kernels:
                 kernel, args, places = kernels[i]
                 steps[start:start + count] = [bind_call(kernel, _moved(args, places,
@@ -164,9 +221,12 @@ def bind_rows(plan, stacked, order):
                 if kind == "group" and _generated(plan, unit):
                     kernel, args = _kernel(plan, unit, arrays)
                     kernels[i] = (kernel, args, _places(args, stacked.values()))
-                    steps[start:start + count] = [bind_call(kernel, args)]
+                    rebuilt = [bind_call(kernel, args)]
                 else:
-                    steps[start:start + count] = _rebuild(plan, kind, unit, arrays)
+                    rebuilt = _rebuild(plan, kind, unit, arrays)
+                steps[start:start + count] = rebuilt
+                if not per_row[i]:
+                    shared[i] = rebuilt
             finally:
                 for key in parents:
                     del plan._parents[key]
