@@ -90,21 +90,24 @@ def bindable(plan, feeds, fetches):
             ok_fetches.append(k)
             continue
         a = arrays[v]
-        family = [v] + cut.get(v, [])
+        chain = in_place_chain(plan, v, cut)
+        family = [v] + cut.get(v, []) + chain
         if (kinds.get(v) != "buffer" or v in elsewhere or v in second
                 or any(w in fetched for w in cut.get(v, ()))
                 or v in plan._also_arrays or not a.flags.c_contiguous or not a.nbytes
                 or any(np.shares_memory(a, b) for b in feed_buffers)
                 or any(np.shares_memory(arrays[w], arrays[u]) for w in family
-                       for u in _producer_inputs(w) if u in arrays and root(u) != v)):
+                       for u in _producer_inputs(w)
+                       if u in arrays and root(u) != v and u not in chain)):
             continue
         seen.add(v)
         ok_fetches.append(k)
-    # every step touching a bound value (or a view or window of one) must be rebuildable
+    # every step touching a bound value (or a view or window of one, or a value it is
+    # written in place over) must be rebuildable
     family_of = {}
     for v in [plan._feed_values[t] for t in ok_feeds] + [plan._fetch_values[k]
                                                           for k in ok_fetches]:
-        for w in [v] + cut.get(v, []):
+        for w in [v] + cut.get(v, []) + in_place_chain(plan, v, cut):
             family_of[w] = v
     blocked = set()
     for kind, unit, _, _ in plan._unit_spans:
@@ -113,6 +116,36 @@ def bindable(plan, feeds, fetches):
             blocked |= touched
     return ([t for t in ok_feeds if plan._feed_values[t] not in blocked],
             [k for k in ok_fetches if plan._fetch_values[k] not in blocked])
+
+
+def in_place_chain(plan, v, cut=None):
+    """The values that ``v`` is written in place over, directly or not: producer
+    inputs whose array is exactly ``v``'s (a GRU's ``h @ U + b_u``: the addition
+    writes over the product). Bound with ``v`` to the same row, the product is written
+    into the row and the addition runs in place there, as in the plan (the same
+    kernels). Only plain buffers read by nobody else that way: none fetched, stored
+    twice, fed, or with a view or window cut from it; otherwise ``[]`` for a value
+    that shares memory with its producer's input some other way (no binding then)."""
+    cut = _cut_from(plan) if cut is None else cut
+    arrays, kinds = plan._arrays, plan._kinds
+    fetched = set(plan._fetch_values)
+    feeds = set(plan._feed_values.values())
+    chain, todo = [], [v]
+    while todo:
+        w = todo.pop()
+        a = arrays[w]
+        for u in _producer_inputs(w):
+            b = arrays.get(u) if u in arrays else None
+            if (b is None or u in chain or u == v or b.shape != a.shape
+                    or b.strides != a.strides or b.dtype != a.dtype
+                    or b.__array_interface__["data"][0] != a.__array_interface__["data"][0]):
+                continue
+            if (kinds.get(u) != "buffer" or u in fetched or u in feeds or cut.get(u)
+                    or u in plan._also_arrays or u in plan._also_into):
+                return []
+            chain.append(u)
+            todo.append(u)
+    return chain
 
 
 def _feed_replaceable(plan, t, cut, second, fetched):
@@ -185,6 +218,11 @@ def bind_rows(plan, stacked, order, fixed=None):
         return []
     fixed = fixed or {}
     cut = _cut_from(plan)
+    # a value written in place over another: both lie in the row
+    stacked = dict(stacked)
+    for v, a in list(stacked.items()):
+        for u in in_place_chain(plan, v, cut):
+            stacked[u] = a
     by_row = {w for v in stacked for w in [v] + cut.get(v, [])}
     touched = by_row | {w for v in fixed for w in [v] + cut.get(v, [])}
     spans = [(kind, unit, start, count) for kind, unit, start, count in plan._unit_spans

@@ -271,3 +271,30 @@ def test_a_capture_laid_out_otherwise_is_copied():
     feed[w] = rng.normal(size=(3, 3))
     want = fg.Session(config=fg.SessionConfig(optimize=False)).run(ys, feed)
     _close(sess.run(ys, feed), want)
+
+
+def test_an_emit_written_in_place_over_its_product_is_bound_with_it(monkeypatch):
+    """The GRU's ``h @ U + b`` is written in place over the product and emitted (the
+    backward loop reads it): the product and the sum are bound to the same row, the
+    product written there and the sum added in place, as in the plan. Equal to the
+    copying loop bitwise and to the reference."""
+    x_val = np.random.default_rng(1).normal(size=(B, T, I))
+    results = {}
+    for bind in (True, False):
+        monkeypatch.setattr(loop_rows, "ENABLED", bind)
+        with fg.Graph().as_default() as graph:
+            x, got, want = _model("gru")
+            reference = fg.Session(graph, fg.SessionConfig(optimize=False)).run(
+                want, {x: x_val})
+            sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+            results[bind] = sess.run(got, {x: x_val})
+            _close(results[bind], reference)
+            _close(sess.run(got, {x: x_val}), results[bind], 0)
+            if bind:
+                forward = _counted(sess)[0]
+                plan = forward.plan
+                _, fetches = loop_rows.bindable(plan, forward.seq_feeds, forward.emit_fetch)
+                chained = [k for k in fetches
+                           if loop_rows.in_place_chain(plan, plan._fetch_values[k])]
+                assert chained and forward.bound[1] == len(fetches)
+    _close(results[True], results[False], 0)
