@@ -19,8 +19,9 @@ A value is bound to rows only where replacing its array changes nothing else:
   loop copies fetches out of the plan's buffers);
 - an emit: a buffer of its own (not a view, not a loop variable's carried buffer, not
   fetched but as emits, no view of it fetched: an emit of the same value twice is bound
-  once and copied from that row), not stored in a second place, and neither it nor a window of it produced
-  in place over its producer's input (the kernel's source would change);
+  once and copied from that row), not stored in a second place, and neither it nor a
+  window of it produced in place over its producer's input (the kernel's source would
+  change), but where that input is bound with it (below);
 - the views and windows cut from such a value (a split of the row, the gate gradients
   written straight into their windows of an emitted concatenation) are cut from the
   row in the same way, and the strided ones made known to the code generator as the
@@ -30,6 +31,12 @@ A value is bound to rows only where replacing its array changes nothing else:
   ufunc chain or interim chain, as the plan runs it), a concatenation's copies, or a
   plain node kernel (not a state, random or loop op, not a node kernel still waiting
   for a background compile).
+
+An emit written in place over its producer's input (a GRU's ``h @ U + b``) is bound
+together with the value under it (:func:`in_place_chain`): the product is written into
+the row and the addition runs in place there. The loop's captured inputs (weights, a
+transposed weight) are bound the same way, to one array for every row
+(:func:`bindable_captures`): the steps read them where the outer plan keeps them.
 
 Anything else keeps its copy. Rows are bound only while the plan's kernels are final
 (compiled, or ``compile="never"``); until then, and with ``check_numerics`` (which

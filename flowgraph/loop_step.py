@@ -12,15 +12,19 @@ names the body's op.
 
 A loop over sequences (``scan``, ``dynamic_rnn``: no ``cond``) runs straight on the
 body plan's buffers. The body plan keeps the feed buffers of its captured tensors
-("pinned"), so they are loaded once per loop run; a loop variable's new value is
-written by the body straight into the buffer the next iteration reads it from where
-the buffer planner can (``carried_feeds``: the old value's buffer, free after its
+("pinned"), so they are loaded once per loop run, or not at all once rows are bound:
+the steps reading a captured weight are then built over the loop's input itself
+where its layout allows (:func:`flowgraph.loop_rows.bindable_captures`). A loop
+variable's new value is written by the body straight into the buffer the next
+iteration reads it from where the buffer planner can (``carried_feeds``: the old value's buffer, free after its
 last reader, is kept for the new one), else copied there. Per iteration only what
 changes moves: the sequence rows in, the emits out, the history rows (only the
 outputs somebody reads: :func:`flowgraph.loop_passes.mark_live_outputs`; a history
 that equals an emit shifted by one row is one copy after the loop). Those copies are
 bound per row on the first run as byte-memoryview pairs, so an iteration is a few
-memcpys and the body's steps.
+memcpys and the body's steps. Once the body's kernels are final, a run of that length
+is one flat tuple of calls (``_run_final``): no per-run rebinding checks, no per-row
+tuple unpacking.
 
 Registered as the CPU kernels of ``While`` and ``If`` as well (:mod:`kernels`), for
 callers without a plan.
