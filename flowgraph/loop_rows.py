@@ -166,12 +166,13 @@ def _feed_replaceable(plan, t, cut, second, fetched):
             and not any(w in fetched for w in cut.get(v, ())))
 
 
-def bindable_captures(plan, captures, outputs):
+def bindable_captures(plan, captures, stacked):
     """The captured feeds that the body's steps can read straight from the loop's
     input, with no copy into the body plan's buffer per loop run: ``captures`` lists
-    ``(feed tensor, the loop's input array)``, ``outputs`` the loop's output arrays
-    (written while the body runs: an input sharing memory with one keeps its copy).
-    Returns the tensors that can be bound.
+    ``(feed tensor, the loop's input array)``, ``stacked`` the loop's sequences and
+    outputs (an input sharing memory with one keeps its copy: an output is written
+    while the body runs, and a kernel's arguments cut from a sequence or an output
+    move row by row in :func:`bind_rows`). Returns the tensors that can be bound.
 
     Besides the feed rules (:func:`_feed_replaceable`), the input must lay out as
     the buffer does (shape, dtype, C order: the same generated kernels), or, where
@@ -191,7 +192,7 @@ def bindable_captures(plan, captures, outputs):
         buf = plan._arrays[v]
         if (not isinstance(outer, np.ndarray) or outer.shape != buf.shape
                 or outer.dtype != buf.dtype or not outer.nbytes
-                or any(np.shares_memory(outer, o) for o in outputs)):
+                or any(np.shares_memory(outer, o) for o in stacked)):
             continue
         family = {v, *cut.get(v, ())}
         touching = [(kind, unit) for kind, unit, values in units if values & family]

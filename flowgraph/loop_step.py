@@ -250,6 +250,7 @@ class _CountedLoop:
         self.cap_loads = [(buffers[t], c) for t, c in zip(body.captures, caps)
                           if t in buffers]
         self.cap_feeds = [t for t in body.captures if t in buffers]
+        self.seqs = seqs
         self.bound_caps = ()       # the captured inputs the body's steps read in place
         self._final_n = None       # the length whose bound iterations are final
         k = nv
@@ -306,7 +307,8 @@ class _CountedLoop:
             # captured inputs (weights, hoisted products) read where the outer plan
             # keeps them, instead of copied into the body's buffers every loop run
             caps = [(t, c) for t, (_, c) in zip(self.cap_feeds, self.cap_loads)]
-            by_ref = loop_rows.bindable_captures(plan, caps, self.outputs)
+            by_ref = loop_rows.bindable_captures(plan, caps, list(self.outputs)
+                                                 + list(self.seqs))
             fixed = {plan._feed_values[t]: c for t, c in caps if t in by_ref}
             feeds, fetches = loop_rows.bindable(plan, self.seq_feeds, self.emit_fetch)
             seq_pairs, emit_moves = [], []

@@ -298,3 +298,20 @@ def test_an_emit_written_in_place_over_its_product_is_bound_with_it(monkeypatch)
                            if loop_rows.in_place_chain(plan, plan._fetch_values[k])]
                 assert chained and forward.bound[1] == len(fetches)
     _close(results[True], results[False], 0)
+
+
+def test_a_capture_inside_a_sequence_keeps_its_copy():
+    """A captured value that is a view of the loop's own sequence (``xs[0]``) is not
+    read in place: the per-row kernel's arguments cut from the sequence are moved row
+    by row, and the capture would move with them."""
+    xs = fg.placeholder(fg.float64, (None, 3))
+    first = xs[0]
+    ys = fg.scan(lambda acc, x: fg.tanh(acc * 0.5 + x * first), xs,
+                 initializer=fg.zeros((3,), fg.float64))
+    feed = {xs: np.random.default_rng(0).normal(size=(5, 3))}
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run(ys, feed)
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    _close(sess.run(ys, feed), want)
+    _close(sess.run(ys, feed), want)
+    counted, = _counted(sess)
+    assert counted.bound[0] == 1 and counted.bound_caps == ()
