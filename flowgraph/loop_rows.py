@@ -19,8 +19,9 @@ A value is bound to rows only where replacing its array changes nothing else:
   loop copies fetches out of the plan's buffers);
 - an emit: a buffer of its own (not a view, not a loop variable's carried buffer, not
   fetched but as emits, no view of it fetched: an emit of the same value twice is bound
-  once and copied from that row), not stored in a second place, and neither it nor a window of it produced
-  in place over its producer's input (the kernel's source would change);
+  once and copied from that row), not stored in a second place, and neither it nor a
+  window of it produced in place over its producer's input (the kernel's source would
+  change), but where that input is bound with it (below);
 - the views and windows cut from such a value (a split of the row, the gate gradients
   written straight into their windows of an emitted concatenation) are cut from the
   row in the same way, and the strided ones made known to the code generator as the
@@ -30,6 +31,12 @@ A value is bound to rows only where replacing its array changes nothing else:
   ufunc chain or interim chain, as the plan runs it), a concatenation's copies, or a
   plain node kernel (not a state, random or loop op, not a node kernel still waiting
   for a background compile).
+
+An emit written in place over its producer's input (a GRU's ``h @ U + b``) is bound
+together with the value under it (:func:`in_place_chain`): the product is written into
+the row and the addition runs in place there. The loop's captured inputs (weights, a
+transposed weight) are bound the same way, to one array for every row
+(:func:`bindable_captures`): the steps read them where the outer plan keeps them.
 
 Anything else keeps its copy. Rows are bound only while the plan's kernels are final
 (compiled, or ``compile="never"``); until then, and with ``check_numerics`` (which
@@ -79,15 +86,8 @@ def bindable(plan, feeds, fetches):
     cut = _cut_from(plan)
     second = {root(c) for places in plan._also_into.values() for c, _, _ in places}
     feed_buffers = [a for a, _ in plan._feed_loads]
-    # a fetch that is a view of a bound value would be copied out of the plan's buffer
     fetched = set(plan._fetch_values)
-    ok_feeds = []
-    for t in feeds:
-        v = plan._feed_values.get(t)
-        if (v is not None and t in plan._pinned_feeds and kinds.get(v) == "buffer"
-                and v not in second and v not in fetched
-                and not any(w in fetched for w in cut.get(v, ()))):
-            ok_feeds.append(t)
+    ok_feeds = [t for t in feeds if _feed_replaceable(plan, t, cut, second, fetched)]
     # a value fetched elsewhere too (a loop variable's new value, a sum) stays put
     elsewhere = {v for k, v in enumerate(plan._fetch_values) if k not in set(fetches)}
     ok_fetches, seen = [], set()
@@ -97,21 +97,24 @@ def bindable(plan, feeds, fetches):
             ok_fetches.append(k)
             continue
         a = arrays[v]
-        family = [v] + cut.get(v, [])
+        chain = in_place_chain(plan, v, cut)
+        family = [v] + cut.get(v, []) + chain
         if (kinds.get(v) != "buffer" or v in elsewhere or v in second
                 or any(w in fetched for w in cut.get(v, ()))
                 or v in plan._also_arrays or not a.flags.c_contiguous or not a.nbytes
                 or any(np.shares_memory(a, b) for b in feed_buffers)
                 or any(np.shares_memory(arrays[w], arrays[u]) for w in family
-                       for u in _producer_inputs(w) if u in arrays and root(u) != v)):
+                       for u in _producer_inputs(w)
+                       if u in arrays and root(u) != v and u not in chain)):
             continue
         seen.add(v)
         ok_fetches.append(k)
-    # every step touching a bound value (or a view or window of one) must be rebuildable
+    # every step touching a bound value (or a view or window of one, or a value it is
+    # written in place over) must be rebuildable
     family_of = {}
     for v in [plan._feed_values[t] for t in ok_feeds] + [plan._fetch_values[k]
                                                           for k in ok_fetches]:
-        for w in [v] + cut.get(v, []):
+        for w in [v] + cut.get(v, []) + in_place_chain(plan, v, cut):
             family_of[w] = v
     blocked = set()
     for kind, unit, _, _ in plan._unit_spans:
@@ -122,7 +125,89 @@ def bindable(plan, feeds, fetches):
             [k for k in ok_fetches if plan._fetch_values[k] not in blocked])
 
 
-def bind_rows(plan, stacked, order):
+def in_place_chain(plan, v, cut=None):
+    """The values that ``v`` is written in place over, directly or not: producer
+    inputs whose array is exactly ``v``'s (a GRU's ``h @ U + b_u``: the addition
+    writes over the product). Bound with ``v`` to the same row, the product is written
+    into the row and the addition runs in place there, as in the plan (the same
+    kernels). Only plain buffers read by nobody else that way: none fetched, stored
+    twice, fed, or with a view or window cut from it; otherwise ``[]`` for a value
+    that shares memory with its producer's input some other way (no binding then)."""
+    cut = _cut_from(plan) if cut is None else cut
+    arrays, kinds = plan._arrays, plan._kinds
+    fetched = set(plan._fetch_values)
+    feeds = set(plan._feed_values.values())
+    chain, todo = [], [v]
+    while todo:
+        w = todo.pop()
+        a = arrays[w]
+        for u in _producer_inputs(w):
+            b = arrays.get(u) if u in arrays else None
+            if (b is None or u in chain or u == v or b.shape != a.shape
+                    or b.strides != a.strides or b.dtype != a.dtype
+                    or b.__array_interface__["data"][0] != a.__array_interface__["data"][0]):
+                continue
+            if (kinds.get(u) != "buffer" or u in fetched or u in feeds or cut.get(u)
+                    or u in plan._also_arrays or u in plan._also_into):
+                return []
+            chain.append(u)
+            todo.append(u)
+    return chain
+
+
+def _feed_replaceable(plan, t, cut, second, fetched):
+    """May feed ``t``'s buffer be replaced by another array in the plan's steps? It
+    is pinned (never pooled, never written in place), a buffer of its own, stored in
+    no second place, and neither it nor a view of it is fetched (the loop copies
+    fetches out of the plan's buffers)."""
+    v = plan._feed_values.get(t)
+    return (v is not None and t in plan._pinned_feeds and plan._kinds.get(v) == "buffer"
+            and v not in second and v not in fetched
+            and not any(w in fetched for w in cut.get(v, ())))
+
+
+def bindable_captures(plan, captures, stacked):
+    """The captured feeds that the body's steps can read straight from the loop's
+    input, with no copy into the body plan's buffer per loop run: ``captures`` lists
+    ``(feed tensor, the loop's input array)``, ``stacked`` the loop's sequences and
+    outputs (an input sharing memory with one keeps its copy: an output is written
+    while the body runs, and a kernel's arguments cut from a sequence or an output
+    move row by row in :func:`bind_rows`). Returns the tensors that can be bound.
+
+    Besides the feed rules (:func:`_feed_replaceable`), the input must lay out as
+    the buffer does (shape, dtype, C order: the same generated kernels), or, where
+    every step touching the value is a matrix product of it (BLAS takes either
+    order), be a 2-D array in Fortran order (a transposed weight). And every step
+    touching it must be rebuildable."""
+    cut = _cut_from(plan)
+    second = {plan._root(c) for places in plan._also_into.values() for c, _, _ in places}
+    fetched = set(plan._fetch_values)
+    units = [(kind, unit, _values_of(plan, kind, unit)) for kind, unit, _, _ in
+             plan._unit_spans]
+    ok = []
+    for t, outer in captures:
+        if not _feed_replaceable(plan, t, cut, second, fetched):
+            continue
+        v = plan._feed_values[t]
+        buf = plan._arrays[v]
+        if (not isinstance(outer, np.ndarray) or outer.shape != buf.shape
+                or outer.dtype != buf.dtype or not outer.nbytes
+                or any(np.shares_memory(outer, o) for o in stacked)):
+            continue
+        family = {v, *cut.get(v, ())}
+        touching = [(kind, unit) for kind, unit, values in units if values & family]
+        if not all(_rebuildable(plan, kind, unit) for kind, unit in touching):
+            continue
+        if not outer.flags.c_contiguous and not (
+                outer.ndim == 2 and outer.flags.f_contiguous and family == {v}
+                and all(kind == "node" and unit.type == "MatMul"
+                        and unit not in plan._concat_copies for kind, unit in touching)):
+            continue
+        ok.append(t)
+    return ok
+
+
+def bind_rows(plan, stacked, order, fixed=None):
     """One step list per row: ``stacked`` maps each bound value (from
     :func:`bindable`'s choices) to the stacked array whose rows replace it (rows of the
     same shape, dtype and C layout), ``order`` lists the rows in iteration order.
@@ -132,26 +217,44 @@ def bind_rows(plan, stacked, order):
     A generated kernel is prepared once, for the first row; every other row calls the
     same compiled kernel on the same arguments moved by whole rows (:func:`_moved`:
     the arguments cut from a stacked array lie at the same place in every row). The
-    other steps (GEMMs, ufunc chains, copies) are built again for each row."""
+    other steps (GEMMs, ufunc chains, copies) are built again for each row.
+
+    ``fixed`` maps values to arrays that replace them in every row (the loop's
+    inputs bound by reference: :func:`bindable_captures`); a step touching only
+    those is built once and shared by the rows."""
     if not order:
         return []
+    fixed = fixed or {}
     cut = _cut_from(plan)
-    touched = {w for v in stacked for w in [v] + cut.get(v, [])}
+    # a value written in place over another: both lie in the row
+    stacked = dict(stacked)
+    for v, a in list(stacked.items()):
+        for u in in_place_chain(plan, v, cut):
+            stacked[u] = a
+    by_row = {w for v in stacked for w in [v] + cut.get(v, [])}
+    touched = by_row | {w for v in fixed for w in [v] + cut.get(v, [])}
     spans = [(kind, unit, start, count) for kind, unit, start, count in plan._unit_spans
              if _values_of(plan, kind, unit) & touched]
-    if len(order) * sum(count for *_, count in spans) > MAX_BOUND_STEPS:
+    per_row = [bool(_values_of(plan, kind, unit) & by_row) for kind, unit, _, _ in spans]
+    if len(order) * sum(count for (*_, count), r in zip(spans, per_row) if r) \
+            > MAX_BOUND_STEPS:
         return None
     from kernels import bind_call
     base = list(plan._steps)
     kernels = {}             # span -> (kernel, first row's arguments, where they lie)
+    shared = {}              # span -> its steps, for a span no row changes
     first = order[0]
     out = []
     for row in order:
-        arrays, parents = _derive(plan, {v: a[row, ...] for v, a in stacked.items()}, cut)
+        arrays, parents = _derive(plan, {**fixed, **{v: a[row, ...]
+                                                     for v, a in stacked.items()}}, cut)
         steps = list(base)
         # later spans first: a rebuilt unit may have another number of steps
         for i in reversed(range(len(spans))):
             kind, unit, start, count = spans[i]
+            if i in shared:
+                steps[start:start + count] = shared[i]
+                continue
             if i in kernels:
                 kernel, args, places = kernels[i]
                 steps[start:start + count] = [bind_call(kernel, _moved(args, places,
@@ -164,9 +267,12 @@ def bind_rows(plan, stacked, order):
                 if kind == "group" and _generated(plan, unit):
                     kernel, args = _kernel(plan, unit, arrays)
                     kernels[i] = (kernel, args, _places(args, stacked.values()))
-                    steps[start:start + count] = [bind_call(kernel, args)]
+                    rebuilt = [bind_call(kernel, args)]
                 else:
-                    steps[start:start + count] = _rebuild(plan, kind, unit, arrays)
+                    rebuilt = _rebuild(plan, kind, unit, arrays)
+                steps[start:start + count] = rebuilt
+                if not per_row[i]:
+                    shared[i] = rebuilt
             finally:
                 for key in parents:
                     del plan._parents[key]

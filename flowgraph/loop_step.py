@@ -12,15 +12,19 @@ names the body's op.
 
 A loop over sequences (``scan``, ``dynamic_rnn``: no ``cond``) runs straight on the
 body plan's buffers. The body plan keeps the feed buffers of its captured tensors
-("pinned"), so they are loaded once per loop run; a loop variable's new value is
-written by the body straight into the buffer the next iteration reads it from where
-the buffer planner can (``carried_feeds``: the old value's buffer, free after its
+("pinned"), so they are loaded once per loop run, or not at all once rows are bound:
+the steps reading a captured weight are then built over the loop's input itself
+where its layout allows (:func:`flowgraph.loop_rows.bindable_captures`). A loop
+variable's new value is written by the body straight into the buffer the next
+iteration reads it from where the buffer planner can (``carried_feeds``: the old value's buffer, free after its
 last reader, is kept for the new one), else copied there. Per iteration only what
 changes moves: the sequence rows in, the emits out, the history rows (only the
 outputs somebody reads: :func:`flowgraph.loop_passes.mark_live_outputs`; a history
 that equals an emit shifted by one row is one copy after the loop). Those copies are
 bound per row on the first run as byte-memoryview pairs, so an iteration is a few
-memcpys and the body's steps.
+memcpys and the body's steps. Once the body's kernels are final, a run of that length
+is one flat tuple of calls (``_run_final``): no per-run rebinding checks, no per-row
+tuple unpacking.
 
 Registered as the CPU kernels of ``While`` and ``If`` as well (:mod:`kernels`), for
 callers without a plan.
@@ -36,6 +40,8 @@ callers without a plan.
 ([1.0, 1.5, 1.75], True)
 """
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -243,6 +249,10 @@ class _CountedLoop:
         self.index_buf = buffers.get(body.params[nv + ns]) if index else None
         self.cap_loads = [(buffers[t], c) for t, c in zip(body.captures, caps)
                           if t in buffers]
+        self.cap_feeds = [t for t in body.captures if t in buffers]
+        self.seqs = seqs
+        self.bound_caps = ()       # the captured inputs the body's steps read in place
+        self._final_n = None       # the length whose bound iterations are final
         k = nv
         self.emit_moves, emitted = [], {}
         self.emit_fetch = []        # the body's fetch position of each emit move
@@ -292,8 +302,14 @@ class _CountedLoop:
         reverse = self.attrs["reverse"]
         rows = np.arange(n, dtype=np.int32)
         seq_pairs, emit_moves = self.seq_pairs, self.emit_moves
-        bound_seqs, bound_emits = [], []
+        bound_seqs, bound_emits, fixed, by_ref = [], [], {}, []
         if bind:
+            # captured inputs (weights, hoisted products) read where the outer plan
+            # keeps them, instead of copied into the body's buffers every loop run
+            caps = [(t, c) for t, (_, c) in zip(self.cap_feeds, self.cap_loads)]
+            by_ref = loop_rows.bindable_captures(plan, caps, list(self.outputs)
+                                                 + list(self.seqs))
+            fixed = {plan._feed_values[t]: c for t, c in caps if t in by_ref}
             feeds, fetches = loop_rows.bindable(plan, self.seq_feeds, self.emit_fetch)
             seq_pairs, emit_moves = [], []
             for t, (buf, seq) in zip(self.seq_feeds, self.seq_pairs):
@@ -315,15 +331,17 @@ class _CountedLoop:
                     first[v] = None
         order = [n - 1 - step_k if reverse else step_k for step_k in range(n)]
         steps = None
-        if bound_seqs or bound_emits:
-            steps = loop_rows.bind_rows(plan, dict(bound_seqs + bound_emits), order)
+        if bound_seqs or bound_emits or fixed:
+            steps = loop_rows.bind_rows(plan, dict(bound_seqs + bound_emits), order,
+                                        fixed)
             if steps is None:       # too long to bind: copy everything
                 seq_pairs, emit_moves = self.seq_pairs, self.emit_moves
         if steps is None:
             steps = [None] * n      # the plan's own steps
-            bound_seqs, bound_emits = [], []
+            bound_seqs, bound_emits, by_ref = [], [], []
         # how many sequences and emits the steps read and write in place
         self.bound = (len(bound_seqs), len(bound_emits))
+        self.bound_caps = tuple(i for i, t in enumerate(self.cap_feeds) if t in by_ref)
         before, after = [], []
         for row in order:
             pre = [(out[row, ...], value) for out, value in self.hist]
@@ -340,8 +358,8 @@ class _CountedLoop:
         pinned buffers, the loop variables' initial values) and after the last (a
         history that is an emit shifted by a row, the final values), as movers."""
         nv, inputs, outputs, cur = self.attrs["n_vars"], self.inputs, self.outputs, self.cur
-        self._start = _movers(list(self.cap_loads) + [(cur[j], inputs[j])
-                                                      for j in range(nv)])
+        loads = [pair for i, pair in enumerate(self.cap_loads) if i not in self.bound_caps]
+        self._start = _movers(loads + [(cur[j], inputs[j]) for j in range(nv)])
         finish = []
         for j, hist, emits in self.hist_after:
             if self.attrs["reverse"]:
@@ -355,8 +373,11 @@ class _CountedLoop:
         """One run of the loop: every iteration, then the final values."""
         attrs, plan = self.attrs, self.plan
         nv = attrs["n_vars"]
-        add = np.add
         n = len(self.inputs[nv])
+        if n == self._final_n:
+            self._run_final(plan, n)
+            return
+        add = np.add
         outputs, sums = self.outputs, self.sums
         with plan._lock, np.errstate(all="ignore"):
             if plan._swaps:
@@ -377,6 +398,12 @@ class _CountedLoop:
                                      for pre, row, post in zip(before, row_steps, after)]
                 self._rows_key = (n, bind, steps)
                 self._bind_ends(n)
+                # with the kernels final the steps never change again: later runs of
+                # this length take _run_final, one flat sequence of calls
+                self._final_n = None
+                if loop_rows.kernels_final(plan) and not checked and not sums:
+                    self._final_n = n
+                    self._flat = _flatten(rows)
             plan._state[0] = _fresh_state()
             try:
                 for dst, src in self._start:    # captured values, initial values
@@ -409,6 +436,23 @@ class _CountedLoop:
             for dst, src in self._finish:       # histories, final values
                 dst[:] = src
         outputs[-1][...] = n
+
+    def _run_final(self, plan, n):
+        """``run`` once the iterations are bound for good (kernels final, no sums, no
+        numerics checks): the start copies, every iteration's calls in one flat
+        sequence (:func:`_flatten`), the finishing copies."""
+        with plan._lock, np.errstate(all="ignore"):
+            plan._state[0] = _fresh_state()
+            try:
+                for dst, src in self._start:    # captured values, initial values
+                    dst[:] = src
+                for call in self._flat:
+                    call()
+            finally:
+                plan._state[0] = None
+            for dst, src in self._finish:       # histories, final values
+                dst[:] = src
+        self.outputs[-1][...] = n
 
     def _run_checked(self, iteration):
         """The body's steps, each output checked for NaN/Inf; the first bad one is
@@ -452,6 +496,19 @@ def _movers(pairs):
         else:
             out.append((dst.reshape((1,) + dst.shape) if dst.ndim == 0 else dst, src))
     return out
+
+
+def _flatten(rows):
+    """Every iteration's calls, in order, as one tuple of callables: a row's copies
+    before its steps, its steps, its copies after. A copy is the destination's bound
+    ``__setitem__`` (``dst[:] = src`` with no Python frame or tuple unpacking)."""
+    whole = slice(None)
+    flat = []
+    for pre, steps, post in rows:
+        flat += [partial(dst.__setitem__, whole, src) for dst, src in pre]
+        flat += steps
+        flat += [partial(dst.__setitem__, whole, src) for dst, src in post]
+    return tuple(flat)
 
 
 def _row_like(stacked, buf):

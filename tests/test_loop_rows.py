@@ -208,3 +208,110 @@ def test_scalar_rows_are_bound_as_views_of_their_sequence():
     _close(sess.run([ys, g], feed), want)
     loops = _counted(sess)
     assert len(loops) == 2 and all(c.bound[0] >= 1 for c in loops), [c.bound for c in loops]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_captured_weights_are_read_in_place(kind, monkeypatch):
+    """The loops' captured weights (the forward loop's recurrent weight in C order,
+    the backward loop's transposed one, read only by its matmul) are read where the
+    outer plan keeps them: no copy per run. Results equal the copying loop's bitwise
+    and the reference; a new weight value is seen by the next run."""
+    x_val = np.random.default_rng(1).normal(size=(B, T, I))
+    results = {}
+    for by_ref in (True, False):
+        if not by_ref:
+            monkeypatch.setattr(loop_rows, "bindable_captures", lambda *a: [])
+        with fg.Graph().as_default() as graph:
+            x, got, want = _model(kind)
+            variables = graph.get_collection("variables")
+            assert variables
+            ref = fg.Session(graph, fg.SessionConfig(optimize=False))
+            sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+            first = sess.run(got, {x: x_val})
+            _close(first, ref.run(want, {x: x_val}))
+            _close(sess.run(got, {x: x_val}), first, 0)     # the flat path, again
+            loops = _counted(sess)
+            assert len(loops) == 2 and all(c._final_n == T for c in loops)
+            if by_ref:
+                assert all(c.bound_caps for c in loops), [c.bound_caps for c in loops]
+                backward = loops[1]
+                assert any(not backward.cap_loads[i][1].flags.c_contiguous
+                           for i in backward.bound_caps)      # the transposed weight
+            else:
+                assert all(c.bound_caps == () for c in loops)
+            for c in loops:     # the start copies only what is not read in place
+                assert len(c._start) == c.attrs["n_vars"] + len(c.cap_loads) - len(
+                    c.bound_caps)
+            # new weights: read by the next run through the same bound steps
+            for v in variables:
+                sess.run(v.assign(v.value() * 0.5 + 0.1))
+                ref.run(v.assign(v.value() * 0.5 + 0.1))
+            results[by_ref] = sess.run(got, {x: x_val})
+            _close(results[by_ref], ref.run(want, {x: x_val}))
+    _close(results[True], results[False], 0)
+
+
+def test_a_capture_laid_out_otherwise_is_copied():
+    """A transposed (Fortran-order) captured value read by an elementwise kernel is
+    not read in place (the kernel was compiled for the buffer's C order): copied."""
+    xs = fg.placeholder(fg.float64, (None, 3, 3))
+    w = fg.placeholder(fg.float64, (3, 3))
+    wt = fg.transpose(w * 2.0, (1, 0))
+    ys = fg.scan(lambda acc, x: fg.tanh(acc * wt + x), xs,
+                 initializer=fg.zeros((3, 3), fg.float64))
+    rng = np.random.default_rng(0)
+    feed = {xs: rng.normal(size=(4, 3, 3)), w: rng.normal(size=(3, 3))}
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run(ys, feed)
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    _close(sess.run(ys, feed), want)
+    counted, = _counted(sess)
+    caps = [c for _, c in counted.cap_loads]
+    assert caps and not any(c.flags.c_contiguous for c in caps)   # (what is tested)
+    assert counted.bound_caps == () and counted.bound[0] == 1
+    feed[w] = rng.normal(size=(3, 3))
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run(ys, feed)
+    _close(sess.run(ys, feed), want)
+
+
+def test_an_emit_written_in_place_over_its_product_is_bound_with_it(monkeypatch):
+    """The GRU's ``h @ U + b`` is written in place over the product and emitted (the
+    backward loop reads it): the product and the sum are bound to the same row, the
+    product written there and the sum added in place, as in the plan. Equal to the
+    copying loop bitwise and to the reference."""
+    x_val = np.random.default_rng(1).normal(size=(B, T, I))
+    results = {}
+    for bind in (True, False):
+        monkeypatch.setattr(loop_rows, "ENABLED", bind)
+        with fg.Graph().as_default() as graph:
+            x, got, want = _model("gru")
+            reference = fg.Session(graph, fg.SessionConfig(optimize=False)).run(
+                want, {x: x_val})
+            sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+            results[bind] = sess.run(got, {x: x_val})
+            _close(results[bind], reference)
+            _close(sess.run(got, {x: x_val}), results[bind], 0)
+            if bind:
+                forward = _counted(sess)[0]
+                plan = forward.plan
+                _, fetches = loop_rows.bindable(plan, forward.seq_feeds, forward.emit_fetch)
+                chained = [k for k in fetches
+                           if loop_rows.in_place_chain(plan, plan._fetch_values[k])]
+                assert chained and forward.bound[1] == len(fetches)
+    _close(results[True], results[False], 0)
+
+
+def test_a_capture_inside_a_sequence_keeps_its_copy():
+    """A captured value that is a view of the loop's own sequence (``xs[0]``) is not
+    read in place: the per-row kernel's arguments cut from the sequence are moved row
+    by row, and the capture would move with them."""
+    xs = fg.placeholder(fg.float64, (None, 3))
+    first = xs[0]
+    ys = fg.scan(lambda acc, x: fg.tanh(acc * 0.5 + x * first), xs,
+                 initializer=fg.zeros((3,), fg.float64))
+    feed = {xs: np.random.default_rng(0).normal(size=(5, 3))}
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run(ys, feed)
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    _close(sess.run(ys, feed), want)
+    _close(sess.run(ys, feed), want)
+    counted, = _counted(sess)
+    assert counted.bound[0] == 1 and counted.bound_caps == ()

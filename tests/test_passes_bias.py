@@ -36,10 +36,32 @@ def test_left_alone_when_the_sum_is_read_whole_or_split_by_rows():
     for fetches in ([top * bottom], [i * g, z], [i * g, fg.reduce_sum(z)]):
         prog = P.split_bias_adds(lowered(fetches, [x, k, b]))
         assert any(n.type == "Add" and n.shapes == [(4, 6)] for n in prog.nodes)
-    w = fg.placeholder(fg.float64, (4, 6))         # not a bias: a full matrix
-    i, g = fg.split(fg.matmul(x, k) + w, 2, axis=1)
-    prog = P.split_bias_adds(lowered([i * g], [x, k, w]))
+    w = fg.placeholder(fg.float64, (4, 6))         # a full matrix: read whole
+    prog = P.split_bias_adds(lowered([fg.matmul(x, k) + w], [x, k, w]))
     assert [n.shapes for n in prog.nodes if n.type == "Add"] == [[(4, 6)]]
+    w = fg.placeholder(fg.float64, (4, 5))         # neither a bias nor the product's shape
+    prog = P.split_bias_adds(lowered([fg.matmul(x, k)[:, :5] + w], [x, k, w]))
+    assert [n.shapes for n in prog.nodes if n.type == "Add"] == [[(4, 5)]]
+
+
+def test_an_operand_of_the_products_shape_is_split_with_it():
+    """``split(h @ K + xk_t)``, a loop body's product plus its row of the hoisted input
+    product: both are split into the gates' columns, each gate adds its two pieces."""
+    x = fg.placeholder(fg.float64, (4, 3))
+    k = fg.placeholder(fg.float64, (3, 6))
+    w = fg.placeholder(fg.float64, (4, 6))
+    i, g = fg.split(fg.matmul(x, k) + w, 2, axis=1)
+    prog = P.split_bias_adds(lowered([fg.sigmoid(i) * fg.tanh(g)], [x, k, w]))
+    assert [n.shapes for n in prog.nodes if n.type == "Add"] == [[(4, 3)], [(4, 3)]]
+    split_w, = [n for n in prog.nodes if n.type == "Split" and n.inputs[0][0].type == "Feed"]
+    assert split_w.attrs == {"sizes": (3, 3), "axis": 1}
+    feed = {x: np.arange(12.0).reshape(4, 3) / 7, k: np.ones((3, 6)) / 3,
+            w: np.arange(24.0).reshape(4, 6) / 5}
+    with fg.Session(config=REF) as sess:
+        want = sess.run(fg.sigmoid(i) * fg.tanh(g), feed)
+    with fg.Session(config=OPT) as sess:
+        np.testing.assert_allclose(sess.run(fg.sigmoid(i) * fg.tanh(g), feed), want,
+                                   rtol=1e-12, atol=1e-12)
 
 
 def test_lstm_step_with_split_bias_matches_reference():

@@ -256,7 +256,10 @@ def split_bias_adds(prog):
     bias of a per-step gate product is added by the cell's fused kernel, which reads
     each gate's columns of the GEMM's output anyway, instead of by a kernel of its own
     that reads and writes the whole product once more per step (an LSTM's
-    ``[h, x] @ K + b`` split into its four gates; a GRU's ``h @ U + b_u``).
+    ``[h, x] @ K + b`` split into its four gates; a GRU's ``h @ U + b_u``). ``b`` may
+    also have the product's own shape: in a loop body, ``h @ K_h + xk_t`` adds the
+    row of the hoisted input product (:func:`flowgraph.loop_passes.hoist`), split
+    into the same columns.
 
     After :func:`add_before_split` the same holds one level down: ``split(split(X @ W +
     b, axis=0)[t], axis=1)[k]`` (an unrolled GRU's batched input product, split into
@@ -295,7 +298,7 @@ def split_bias_adds(prog):
             product, bias = bias, product
         b_shape = bias[0].shapes[bias[1]]
         if (product[0].type != "MatMul" or product[0].shapes[product[1]] != n.shapes[0]
-                or b_shape not in ((n.shapes[0][1],), (1, n.shapes[0][1]))
+                or b_shape not in ((n.shapes[0][1],), (1, n.shapes[0][1]), n.shapes[0])
                 or bias[0].dtypes[bias[1]] != n.dtypes[0]
                 or len({prog.device(m) for m in [n, split, product[0]]
                         + ([] if rows is None else columns)}) != 1):
