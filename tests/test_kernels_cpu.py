@@ -237,3 +237,34 @@ def test_column_sums_of_a_matrix_are_a_gemv(dtype):
         build("ReduceSum", {"axis": (0,), "keepdims": False}, [strided], [out])()
         want = np.sum(strided, axis=0)
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sums_over_leading_axes_are_a_gemv(dtype):
+    """ReduceSum over the leading axes of a C-contiguous float array (a loop's bias
+    gradient over its stacked rows, ``sum(dZs, axis=(0, 1))``) is the GEMV of the
+    array seen as a [rows, rest] matrix: equal to np.sum within rounding, bitwise
+    that GEMV's; sums over other axes, or of a strided array, stay np.sum."""
+    from kernels.cpu import build
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 7, 3, 4)).astype(dtype)
+    x[1, 2, 0, 1], x[3, 3, 2, 3] = np.inf, np.nan
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for axis, keepdims in (((0, 1), False), ((1, 0), True), ((0, 1, 2), False),
+                           ((-4, -3), False), (0, False)):
+        lead = 1 if axis == 0 else len(axis)
+        want_shape = np.sum(x, axis=axis, keepdims=keepdims).shape
+        out = np.empty(want_shape, dtype)
+        with np.errstate(invalid="ignore"):
+            build("ReduceSum", {"axis": axis, "keepdims": keepdims}, [x], [out])()
+            want = np.sum(x, axis=axis, keepdims=keepdims)
+            rows = int(np.prod(x.shape[:lead]))
+            gemv = np.matmul(np.ones(rows, dtype), x.reshape(rows, -1))
+        np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+        np.testing.assert_array_equal(out.reshape(-1), gemv)
+    for axis, y in (((0, 2), x), ((1, 2), x), ((0, 1), x[:, :, ::2])):
+        out = np.empty(np.sum(y, axis=axis).shape, dtype)      # np.sum, as before
+        with np.errstate(invalid="ignore"):
+            build("ReduceSum", {"axis": axis, "keepdims": False}, [y], [out])()
+            want = np.sum(y, axis=axis)
+        np.testing.assert_array_equal(out, want)

@@ -92,23 +92,33 @@ _sum = _reduce(np.sum)
 
 @register("ReduceSum", "cpu")
 def reduce_sum(attrs, inputs, outputs):
-    """``np.sum``, except the column sums of a C-contiguous float matrix (the bias
-    gradient of a dense layer or of an unrolled RNN, ``sum(dZ, axis=0)``), which are
-    ``ones @ x``, a BLAS GEMV: 2-2.5x faster than ``np.sum(x, axis=0)`` at 64x256 to
-    3200x768 and 1.7x at 6400x1536 (float32, one AVX2 core of the 2-vCPU AMD EPYC,
-    CPU time). Both add the rows in sequence in the input's dtype (NumPy's pairwise
-    summation is along the contiguous axis only), so the rounding is alike; a sum of
-    negative zeros may come out as +0.0 instead of -0.0 (equal values)."""
+    """``np.sum``, except sums over the leading axes of a C-contiguous float array
+    (the bias gradient of a dense layer or of an unrolled RNN, ``sum(dZ, axis=0)``;
+    a loop's bias gradient over its stacked rows, ``sum(dZs, axis=(0, 1))``), which
+    are ``ones @ x`` over the array seen as a matrix (the leading axes its rows), a
+    BLAS GEMV: 2-2.5x faster than ``np.sum(x, axis=0)`` at 64x256 to 3200x768 and
+    1.7x at 6400x1536 (float32, one AVX2 core of the 2-vCPU AMD EPYC, CPU time);
+    ``np.sum`` over two axes of a [20, 16, 256] float32 array took 12 us, the GEMV
+    3 us (AVX-512 EPYC). Both add the rows in sequence in the input's dtype (NumPy's
+    pairwise summation is along the contiguous axis only), so the rounding is alike;
+    a sum of negative zeros may come out as +0.0 instead of -0.0 (equal values)."""
     x, = inputs
     out = outputs[0]
-    if (x.ndim == 2 and tuple(normalize_axes(attrs["axis"], 2)) == (0,)
+    axes = tuple(sorted(normalize_axes(attrs["axis"], x.ndim))) if x.ndim else ()
+    lead = len(axes)
+    if (x.ndim >= 2 and 0 < lead < x.ndim and axes == tuple(range(lead))
             and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous
-            and x.shape[0] > 1 and out.dtype == x.dtype):
-        ones = np.ones(x.shape[0], x.dtype)
-        column = out.reshape(x.shape[1])
-        mm = np.matmul
-        return lambda: mm(ones, x, out=column)
+            and out.dtype == x.dtype and out.flags.c_contiguous):
+        rows = int(np.prod(x.shape[:lead]))
+        if rows > 1 and x.size:
+            matrix = x.reshape(rows, x.size // rows)
+            ones = np.ones(rows, x.dtype)
+            column = out.reshape(matrix.shape[1])
+            mm = np.matmul
+            return lambda: mm(ones, matrix, out=column)
     return _sum(attrs, inputs, outputs)
+
+
 register("ReduceMax", "cpu")(_reduce(np.max))
 register("ReduceProd", "cpu")(_reduce(np.prod))
 
