@@ -131,8 +131,15 @@ class BufferLayout:
 
         # Liveness: the last unit reading each buffer, through any view of it.
         last = {}
+        from .loop_passes import unread_sequences
         for i, ins in enumerate(inputs_of):
+            kind, p = units[i]
+            # a loop's sequence that its body never reads is no reason to keep a
+            # buffer alive until the loop has run
+            unread = unread_sequences(p) if kind == "node" and p.type == "While" else ()
             for v in ins:
+                if v in unread:
+                    continue
                 r = root(v)
                 last[r] = max(last.get(r, -1), i)
         for v in prog.fetches:
@@ -186,8 +193,13 @@ class BufferLayout:
             if kind == "group" and not uses_ufuncs(p):
                 # In place: overwrite a plain input buffer this kernel reads last (a
                 # generated loop loads every input before it stores; a ufunc chain
-                # writes outputs early, so it gets no in-place outputs).
+                # writes outputs early, so it gets no in-place outputs). The input
+                # may be read through a reshape of the whole buffer (the [T, B, N]
+                # view of a loop's hoisted [T*B, N] input product, its bias added
+                # over it: no second buffer of that size).
                 for v in inputs_of[i]:
+                    if kinds[v] == "view" and plain[v]:
+                        v = root(v)
                     if (kinds[v] == "buffer" and last.get(v) == i and v in live
                             and sum(root(w) == v for w in inputs_of[i]) == 1):
                         for o in outs:

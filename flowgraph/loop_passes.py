@@ -196,6 +196,37 @@ def slice_grads_to_concat(prog):
     return prune(_rewrite(prog, lambda n: (replace[n], 0) if n in replace else None))
 
 
+def unread_sequences(node):
+    """The input values of ``While`` node ``node`` that only feed sequences its body
+    never reads (the ``x`` of a body whose input product was hoisted, a sequence the
+    gradient loop is handed but does not need): the buffer planner need not keep them
+    alive for the loop (:class:`flowgraph.buffers.BufferLayout`). Only for a loop over
+    sequences (no ``cond``); empty otherwise.
+
+    >>> import flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     xs = fg.placeholder(fg.float64, (3, 2))
+    ...     ys = fg.placeholder(fg.float64, (3, 2))
+    ...     out = fg.scan(lambda acc, xy: acc + xy[0], (xs, ys),
+    ...                   initializer=fg.zeros((2,), fg.float64))
+    ...     prog = passes.lower([out], [], [xs, ys], [(3, 2), (3, 2)])
+    >>> loop = [n for n in prog.nodes if n.type == "While"][0]
+    >>> [v[0].feed.name for v in unread_sequences(loop)]
+    ['Placeholder_1:0']
+    """
+    attrs = node.attrs
+    body = attrs.get("body")
+    if node.type != "While" or body is None or attrs.get("cond") is not None:
+        return set()
+    nv, ns = attrs["n_vars"], attrs["n_seqs"]
+    read = {id(t) for op in body.ops for t in op.inputs} | {id(t) for t in body.outputs}
+    unread = {node.inputs[k] for k in range(nv, nv + ns)
+              if id(body.params[k]) not in read}
+    return unread - {v for k, v in enumerate(node.inputs)
+                     if not nv <= k < nv + ns or id(body.params[k]) in read}
+
+
 def before(prog):
     """The loop passes that run before :data:`flowgraph.passes.PIPELINE`."""
     if not any(n.type in ("While", "SliceGrad", "SumLike") for n in prog.nodes):

@@ -291,3 +291,57 @@ def test_stack_grows_by_doubling_and_keeps_its_capacity():
     st.clear()
     st.push(np.zeros(3))
     assert st.capacity == 8 and len(st.rows()) == 1
+
+
+def _lstm_step_plan(monkeypatch, free_unread):
+    """An LSTM's dynamic_rnn training step (fixed shapes) compiled, with the buffer
+    planner told of the loops' unread sequences or not: (plan, results)."""
+    if not free_unread:
+        monkeypatch.setattr(loop_passes, "unread_sequences", lambda node: set())
+    with fg.Graph().as_default() as graph:
+        cell = fg.nn.LSTMCell(6, seed=0)
+        x = fg.placeholder(fg.float64, (3, 7, 4))
+        out, _ = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
+        loss = fg.reduce_mean(fg.square(out[:, -1]))
+        fetches = [loss] + fg.gradients(loss, cell.variables)
+        feed = {x: np.random.default_rng(3).normal(size=(3, 7, 4))}
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+        got = sess.run(fetches, feed)
+        want = fg.Session(graph, fg.SessionConfig(optimize=False)).run(fetches, feed)
+        _close(got, want)
+        plan, = sess._plans.values()
+        loops = [n for n in _loops(graph)]
+    monkeypatch.undo()
+    return plan, got, loops
+
+
+def test_a_sequence_no_body_reads_is_not_kept_alive_for_the_loop(monkeypatch):
+    """The gradient loop is handed the hoisted input product (a sequence of the
+    forward loop) but its body never reads it: the buffer planner frees it after the
+    forward loop (the gradient loop's output can take its storage), and the hoisted
+    bias is added in place over the product read through its [T, B, N] reshape."""
+    plan, got, _ = _lstm_step_plan(monkeypatch, True)
+    kept, kept_got, _ = _lstm_step_plan(monkeypatch, False)
+    for g, k in zip(got, kept_got):
+        np.testing.assert_array_equal(g, k)
+    product = 3 * 7 * 4 * 6 * 8                          # [B*T, 4H] float64 bytes
+    assert (kept.memory_stats["pooled_bytes"] - plan.memory_stats["pooled_bytes"]
+            >= product)
+    arrays = {v[0].name: a for v, a in plan._arrays.items() if hasattr(v[0], "name")}
+    matmul = [a for name, a in arrays.items() if name.endswith("hoisted/input_matmul0")]
+    bias = [a for name, a in arrays.items() if name.endswith("hoisted/input_bias0")]
+    assert matmul and bias and np.shares_memory(matmul[0], bias[0])
+    # which inputs: the gradient loop's copy of the hoisted product (and x, unread by
+    # both bodies once the product is hoisted); not the forward loop's product
+    with fg.Graph().as_default():
+        cell = fg.nn.LSTMCell(6, seed=0)
+        x = fg.placeholder(fg.float64, (3, 7, 4))
+        out, _ = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
+        grads = fg.gradients(fg.reduce_sum(out), cell.variables)
+        from flowgraph import passes
+        prog = passes.lower(grads, [], [x], [(3, 7, 4)])
+    forward, backward = [n for n in prog.nodes if n.type == "While"]
+    shapes = lambda vs: sorted(v[0].shapes[v[1]] for v in vs)  # noqa: E731
+    assert shapes(loop_passes.unread_sequences(forward)) == [(7, 3, 4)]
+    assert (7, 3, 24) in shapes(loop_passes.unread_sequences(backward))
+    assert all(v in forward.inputs[2:] for v in loop_passes.unread_sequences(forward))
