@@ -212,10 +212,11 @@ def test_scalar_rows_are_bound_as_views_of_their_sequence():
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_captured_weights_are_read_in_place(kind, monkeypatch):
-    """The loops' captured weights (the forward loop's recurrent weight in C order,
-    the backward loop's transposed one, read only by its matmul) are read where the
-    outer plan keeps them: no copy per run. Results equal the copying loop's bitwise
-    and the reference; a new weight value is seen by the next run."""
+    """The loops' captured weights in C order (the forward loop's recurrent weight)
+    are read where the outer plan keeps them: no copy per run; the backward loop's
+    transposed one (Fortran order, read by its matmul) keeps its copy (its GEMM
+    reads a C-order copy faster). Results equal the copying loop's bitwise and the
+    reference; a new weight value is seen by the next run."""
     x_val = np.random.default_rng(1).normal(size=(B, T, I))
     results = {}
     for by_ref in (True, False):
@@ -233,10 +234,13 @@ def test_captured_weights_are_read_in_place(kind, monkeypatch):
             loops = _counted(sess)
             assert len(loops) == 2 and all(c._final_n == T for c in loops)
             if by_ref:
-                assert all(c.bound_caps for c in loops), [c.bound_caps for c in loops]
-                backward = loops[1]
-                assert any(not backward.cap_loads[i][1].flags.c_contiguous
-                           for i in backward.bound_caps)      # the transposed weight
+                forward, backward = loops
+                assert forward.bound_caps, forward.bound_caps
+                for c in loops:     # in place: C order only
+                    assert all(c.cap_loads[i][1].flags.c_contiguous
+                               for i in c.bound_caps)
+                assert any(not outer.flags.c_contiguous
+                           for _, outer in backward.cap_loads)   # the transposed weight
             else:
                 assert all(c.bound_caps == () for c in loops)
             for c in loops:     # the start copies only what is not read in place
