@@ -208,12 +208,13 @@ def bindable_captures(plan, captures, stacked):
     return ok
 
 
-def bind_rows(plan, stacked, order, fixed=None):
+def bind_rows(plan, stacked, order, fixed=None, last_dead=()):
     """One step list per row: ``stacked`` maps each bound value (from
     :func:`bindable`'s choices) to the stacked array whose rows replace it (rows of the
     same shape, dtype and C layout), ``order`` lists the rows in iteration order.
     Returns a list of step tuples, or None when the loop is too long for
-    :data:`MAX_BOUND_STEPS`.
+    :data:`MAX_BOUND_STEPS`. The last row runs no step of the units numbered in
+    ``last_dead`` (indices into the plan's unit spans: :func:`dead_units`).
 
     A generated kernel is prepared once, for the first row; every other row calls the
     same compiled kernel on the same arguments moved by whole rows (:func:`_moved`:
@@ -240,26 +241,28 @@ def bind_rows(plan, stacked, order, fixed=None):
     if len(order) * sum(count for (*_, count), r in zip(spans, per_row) if r) \
             > MAX_BOUND_STEPS:
         return None
+    if sum(count for *_, count in plan._unit_spans) != len(plan._steps):
+        return None          # (every step belongs to a unit: else copy everything)
     from kernels import bind_call
-    base = list(plan._steps)
+    base = [plan._steps[start:start + count] for *_, start, count in plan._unit_spans]
+    position = {(kind, unit): j for j, (kind, unit, _, _) in enumerate(plan._unit_spans)}
     kernels = {}             # span -> (kernel, first row's arguments, where they lie)
     shared = {}              # span -> its steps, for a span no row changes
-    first = order[0]
+    first, last = order[0], order[-1]
     out = []
     for row in order:
         arrays, parents = _derive(plan, {**fixed, **{v: a[row, ...]
                                                      for v, a in stacked.items()}}, cut)
-        steps = list(base)
-        # later spans first: a rebuilt unit may have another number of steps
-        for i in reversed(range(len(spans))):
+        segments = list(base)      # each unit's steps (every step is some unit's)
+        for i in range(len(spans)):
             kind, unit, start, count = spans[i]
+            j = position[(kind, unit)]
             if i in shared:
-                steps[start:start + count] = shared[i]
+                segments[j] = shared[i]
                 continue
             if i in kernels:
                 kernel, args, places = kernels[i]
-                steps[start:start + count] = [bind_call(kernel, _moved(args, places,
-                                                                        row - first))]
+                segments[j] = [bind_call(kernel, _moved(args, places, row - first))]
                 continue
             # the windows and views cut from the row are known to the kernels' code
             # generator (it indexes their parent) while this row's steps are built only
@@ -271,14 +274,59 @@ def bind_rows(plan, stacked, order, fixed=None):
                     rebuilt = [bind_call(kernel, args)]
                 else:
                     rebuilt = _rebuild(plan, kind, unit, arrays)
-                steps[start:start + count] = rebuilt
+                segments[j] = rebuilt
                 if not per_row[i]:
                     shared[i] = rebuilt
             finally:
                 for key in parents:
                     del plan._parents[key]
-        out.append(tuple(steps))
+        dead = last_dead if row == last else ()
+        out.append(tuple(step for j, unit_steps in enumerate(segments) if j not in dead
+                         for step in unit_steps))
     return out
+
+
+def last_steps(plan, dead):
+    """The plan's own steps without those of the units numbered in ``dead`` (the last
+    iteration of a loop whose rows are not bound: :func:`dead_units`)."""
+    if sum(count for *_, count in plan._unit_spans) != len(plan._steps):
+        return tuple(plan._steps)     # (every step belongs to a unit: else run all)
+    return tuple(step for j, (*_, start, count) in enumerate(plan._unit_spans)
+                 if j not in dead for step in plan._steps[start:start + count])
+
+
+def dead_units(plan, needed):
+    """The units whose work no fetch in positions ``needed`` depends on: indices into
+    the plan's unit spans. A loop's last iteration skips them: the new value of a
+    loop variable that nothing reads after the loop (the backward loop's gradient
+    with respect to the initial state, ``dz @ W[:H].T`` on the last row) is not
+    computed.
+
+    Walks the units backwards from the needed fetches over values (a view or window
+    counts as the buffer it is cut from; a value a kernel also stores into a second
+    concatenation counts as written there too). Only fused regions and pure node
+    kernels may be dead; state, random and loop ops always run."""
+    root = plan._root
+    needed_roots = {root(plan._fetch_values[k]) for k in needed}
+    dead = set()
+    for j in reversed(range(len(plan._unit_spans))):
+        kind, unit, _, _ = plan._unit_spans[j]
+        values = _values_of(plan, kind, unit)
+        if kind == "group":
+            writes = set(plan._group_outputs[unit])
+        elif (kind == "node" and unit.primitive.pure and unit.kind not in (
+                "loop", "state", "random")):
+            writes = {(unit, k) for k in range(len(unit.shapes))}
+        else:
+            needed_roots |= {root(v) for v in values}
+            continue
+        targets = {root(w) for w in writes} | {
+            root(c) for w in writes for c, _, _ in plan._also_into.get(w, ())}
+        if targets & needed_roots:
+            needed_roots |= {root(v) for v in values - writes}
+        else:
+            dead.add(j)
+    return dead
 
 
 def _generated(plan, group):

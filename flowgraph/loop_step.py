@@ -216,6 +216,10 @@ class _CountedLoop:
         live_emits = [e for e in range(ne) if live[nv + e]]
         live_sums = [s for s in range(nsum) if live[nv + ne + s]]
         live_hist = [j for j in range(nv) if live[nv + ne + nsum + j]]
+        # what the last iteration must compute: every emit and sum, and the new value
+        # of a variable only where the loop's final value is read (fetch positions)
+        self.last_needed = [j for j in range(nv) if live[j]] + list(
+            range(nv, nv + len(live_emits) + len(live_sums)))
         fetch = ([body.outputs[j] for j in range(nv)]
                  + [body.outputs[nv + e] for e in live_emits]
                  + [body.outputs[nv + ne + s] for s in live_sums])
@@ -330,14 +334,19 @@ class _CountedLoop:
                     emit_moves.append((out, value))
                     first[v] = None
         order = [n - 1 - step_k if reverse else step_k for step_k in range(n)]
+        # the last iteration skips the units only dead variables' new values need
+        dead = (loop_rows.dead_units(plan, self.last_needed)
+                if loop_rows.ENABLED and not self.config.check_numerics else set())
         steps = None
         if bound_seqs or bound_emits or fixed:
             steps = loop_rows.bind_rows(plan, dict(bound_seqs + bound_emits), order,
-                                        fixed)
+                                        fixed, dead)
             if steps is None:       # too long to bind: copy everything
                 seq_pairs, emit_moves = self.seq_pairs, self.emit_moves
         if steps is None:
             steps = [None] * n      # the plan's own steps
+            if n and dead:
+                steps[-1] = loop_rows.last_steps(plan, dead)
             bound_seqs, bound_emits, by_ref = [], [], []
         # how many sequences and emits the steps read and write in place
         self.bound = (len(bound_seqs), len(bound_emits))

@@ -319,3 +319,69 @@ def test_a_capture_inside_a_sequence_keeps_its_copy():
     _close(sess.run(ys, feed), want)
     counted, = _counted(sess)
     assert counted.bound[0] == 1 and counted.bound_caps == ()
+
+
+@pytest.mark.parametrize("bound", [True, False], ids=["bound", "unbound"])
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_the_last_iteration_skips_what_only_unread_final_values_need(kind, bound,
+                                                                   monkeypatch):
+    """The gradient loop's last new dh (the gradient with respect to the initial
+    state, which nothing reads) is not computed: its last row runs fewer steps (the
+    GEMM ``dz @ W[:H].T`` and what only feeds it), rows bound or not. The forward
+    loop, whose final state is fetched, runs every step on its last row. Results
+    equal the reference, on the first run and on the flat one."""
+    if not bound:
+        monkeypatch.setattr(loop_rows, "bindable", lambda plan, feeds, fetches: ([], []))
+        monkeypatch.setattr(loop_rows, "bindable_captures", lambda *a: [])
+    x_val = np.random.default_rng(1).normal(size=(B, T, I))
+    with fg.Graph().as_default() as graph:
+        x, got, want = _model(kind)
+        reference = fg.Session(graph, fg.SessionConfig(optimize=False)).run(
+            want, {x: x_val})
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+        _close(sess.run(got, {x: x_val}), reference)
+        _close(sess.run(got, {x: x_val}), reference)          # the flat path
+        forward, backward = _counted(sess)
+        assert backward.bound[0] > 0 if bound else backward.bound == (0, 0)
+        rows = [len(steps) for _, steps, _ in backward._rows]
+        assert rows[-1] < rows[0] and rows[:-1] == [rows[0]] * (T - 1), rows
+        assert forward.last_needed[:forward.attrs["n_vars"]] == list(
+            range(forward.attrs["n_vars"]))                   # (its final state is read)
+        rows = [len(steps) for _, steps, _ in forward._rows]
+        assert rows == [rows[0]] * T, rows
+
+
+def test_dead_units_keep_what_needed_values_read():
+    """dead_units walks back from the needed fetches: the units only an unneeded
+    fetch reads are dead on the last row, the others (and what they read) are not."""
+    xs = fg.placeholder(fg.float64, (None, 2, 2))
+    w = fg.placeholder(fg.float64, (2, 2))
+
+    def body(acc, x):
+        a, b = acc
+        return fg.tanh(a + x), fg.matmul(b, w) + 1.0
+
+    ys_a, ys_b = fg.scan(body, xs, initializer=(fg.zeros((2, 2), fg.float64),
+                                                fg.ones((2, 2), fg.float64)))
+    rng = np.random.default_rng(0)
+    feed = {xs: rng.normal(size=(4, 2, 2)), w: rng.normal(size=(2, 2))}
+    ref = fg.Session(config=fg.SessionConfig(optimize=False))
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    _close(sess.run(ys_a, feed), ref.run(ys_a, feed))
+    _close(sess.run(ys_a, feed), ref.run(ys_a, feed))         # the flat path
+    counted, = _counted(sess)
+    plan = counted.plan
+    assert loop_rows.dead_units(plan, range(len(plan._fetch_values))) == set()
+    # only a's rows read: b's product and its + 1 feed b's new value alone
+    dead = loop_rows.dead_units(plan, counted.last_needed)
+    assert dead and all(plan._unit_spans[j][0] in ("group", "node") for j in dead)
+    assert any(plan._unit_spans[j][1].type == "MatMul" for j in dead
+               if plan._unit_spans[j][0] == "node")
+    rows = [len(steps) for _, steps, _ in counted._rows]
+    assert rows[-1] < rows[0], rows
+    # b's rows read too: every step runs on the last row
+    sess2 = fg.Session(config=fg.SessionConfig(compile="eager"))
+    _close(sess2.run([ys_a, ys_b], feed), ref.run([ys_a, ys_b], feed))
+    counted, = _counted(sess2)
+    rows = [len(steps) for _, steps, _ in counted._rows]
+    assert rows == [rows[0]] * len(rows), rows
