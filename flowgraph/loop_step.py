@@ -22,9 +22,11 @@ changes moves: the sequence rows in, the emits out, the history rows (only the
 outputs somebody reads: :func:`flowgraph.loop_passes.mark_live_outputs`; a history
 that equals an emit shifted by one row is one copy after the loop). Those copies are
 bound per row on the first run as byte-memoryview pairs, so an iteration is a few
-memcpys and the body's steps. Once the body's kernels are final, a run of that length
-is one flat tuple of calls (``_run_final``): no per-run rebinding checks, no per-row
-tuple unpacking.
+memcpys and the body's steps. The last iteration runs no step that only the new
+value of a variable nothing reads after the loop needs
+(:func:`flowgraph.loop_rows.dead_units`). Once the body's kernels are final, a run
+of that length is one flat tuple of calls (``_run_final``): no per-run rebinding
+checks, no per-row tuple unpacking.
 
 Registered as the CPU kernels of ``While`` and ``If`` as well (:mod:`kernels`), for
 callers without a plan.
