@@ -45,24 +45,55 @@ def interleaved_medians_ms(fns: dict, repeats: int, warmup: int = 1,
     see the same machine load (this VM is shared and noisy: a peer measured minutes
     apart is not a fair comparison).
 
-    ``rotate``: start each repeat one callable later, so that each runs after each of
-    the others equally often. Measured on millisecond steps (the RNN loop vs unrolled
-    rows of ``rnn_step.py --loop``): the callable that runs right after torch's step
-    pays for the caches torch left behind, about 0.3 ms at the small sizes, whichever
-    it is; a fixed order charges that to one of them every time.
+    ``rotate``: vary the order from repeat to repeat (:func:`balanced_orders`) so
+    that each callable runs right after each of the callables about equally often.
+    Measured on millisecond steps (the RNN loop vs unrolled rows of ``rnn_step.py
+    --loop``): the callable that runs right after torch's step pays for the caches
+    torch left behind, about 0.3 ms at the small sizes, whichever it is; a fixed order
+    charges that to one of them every time. (Starting each repeat one callable later,
+    as this did before, balances two callables but not three: the first of three ran
+    after the third in 18 of 26 turns, the second in 9.)
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in fns}
-    order = list(fns.items())
-    for r in range(repeats):
-        turn = r % len(order) if rotate else 0
-        for name, fn in order[turn:] + order[:turn]:
+    names = list(fns)
+    orders = balanced_orders(names, repeats) if rotate else [names] * repeats
+    for order in orders:
+        for name in order:
+            fn = fns[name]
             t = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t) * 1e3)
     return {name: statistics.median(v) for name, v in times.items()}
+
+
+def balanced_orders(names, repeats):
+    """One order of ``names`` per repeat, chosen so that over the run (repeats back
+    to back) each name follows each name about equally often: greedily, the
+    permutation whose neighbour pairs (the previous repeat's last name included) have
+    been used least so far. Deterministic.
+
+    >>> from collections import Counter
+    >>> orders = balanced_orders(["a", "b", "c"], 12)
+    >>> seq = [n for order in orders for n in order]
+    >>> after_c = Counter(b for a, b in zip(seq, seq[1:]) if a == "c")
+    >>> max(after_c.values()) - min(after_c.values()) <= 2
+    True
+    """
+    import itertools
+    from collections import Counter
+    perms = list(itertools.permutations(names))
+    counts, prev, out = Counter(), None, []
+    for _ in range(repeats):
+        def pairs(p):
+            return ([(prev, p[0])] if prev is not None else []) + list(zip(p, p[1:]))
+        best = min(perms, key=lambda p: sum(counts[q] ** 2 + counts[q] for q in pairs(p)))
+        counts.update(pairs(best))
+        prev = best[-1]
+        out.append(list(best))
+    return out
 
 
 def gemm_gflops(m: int, k: int, n: int, dtype, repeats: int = 20) -> float:

@@ -368,9 +368,11 @@ def run_loop(args):
                 fns = {"loop ms": lambda: loop(xs), "unrolled ms": lambda: unrolled(*xs)}
                 if torch is not None:
                     fns["torch ms"] = torch_training_step(cell, B, I, H, T, dtype)
-                # rotated: which step runs right after torch's matters at these
-                # sizes (see interleaved_medians_ms); a whole number of rotations
-                reps = -(-REPEATS[size] // len(fns)) * len(fns)
+                # orders varied: which step runs right after torch's matters at
+                # these sizes (see interleaved_medians_ms); a whole number of cycles
+                # of (n - 1) * n repeats (each name after each other once or more)
+                cycle = max(1, (len(fns) - 1) * len(fns))
+                reps = -(-REPEATS[size] // cycle) * cycle
                 row.update(interleaved_medians_ms(fns, reps, rotate=True))
                 row["loop / unrolled"] = row["loop ms"] / row["unrolled ms"]
                 if torch is not None:
@@ -397,8 +399,9 @@ def run_loop(args):
                    key=lambda k: int(k.split("=")[1]))
     notes = [f"{args.threads} thread(s); loop (fg.scan, as under dynamic_rnn), unrolled "
              "compiled step and torch timed in turn within each repeat, the order "
-             "rotated from repeat to repeat (each runs after each of the others equally "
-             "often), medians after a warm-up; shared, noisy machine.",
+             "varied from repeat to repeat (each runs after each of the others about "
+             "equally often: common.balanced_orders), medians after a warm-up; shared, "
+             "noisy machine.",
              "compile s: time spent in compile_plan during the first call of a fresh "
              "graph at that length (the outer plan and the loop bodies: lowering, passes, "
              "buffers, kernels compiled or loaded from the cache), at the small sizes for "
