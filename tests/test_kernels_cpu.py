@@ -237,3 +237,29 @@ def test_column_sums_of_a_matrix_are_a_gemv(dtype):
         build("ReduceSum", {"axis": (0,), "keepdims": False}, [strided], [out])()
         want = np.sum(strided, axis=0)
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_a_transposing_copy_takes_the_tiled_kernel_at_power_of_two_widths(dtype):
+    """Copy of a transposed matrix whose source rows are a multiple of 1 KiB long is
+    the tiled Numba kernel (whole tiles and the rows and columns past them); other
+    copies stay np.copyto. Either way the copy is exact."""
+    from kernels import compiles_for, lookup
+    from kernels.cpu import build, transpose
+    rng = np.random.default_rng(5)
+    width = 1024 // np.dtype(dtype).itemsize
+    for rows in (64, 83):                     # 83: rows past the last whole 8x8 tile
+        w = (rng.standard_normal((rows, width)) * 100).astype(dtype)
+        out = np.full((width, rows), -1, dtype)
+        assert transpose.transposes({}, [w.T], [out])
+        assert compiles_for(lookup("Copy", "cpu"), {}, [w.T], [out])
+        build("Copy", {}, [w.T], [out])()
+        np.testing.assert_array_equal(out, w.T)
+    w = rng.standard_normal((83, width + 3)).astype(dtype)      # other widths: NumPy
+    out = np.empty((width + 3, 83), dtype)
+    assert not transpose.transposes({}, [w.T], [out])
+    assert not compiles_for(lookup("Copy", "cpu"), {}, [w.T], [out])
+    build("Copy", {}, [w.T], [out])()
+    np.testing.assert_array_equal(out, w.T)
+    plain = np.empty((83, width + 3), dtype)                    # not a transpose
+    assert not transpose.transposes({}, [w], [plain])

@@ -169,7 +169,7 @@ class CpuSteps:
 
     def _node_step(self, n, arrays):
         """``(step, kind)`` for one node (``kind`` as :meth:`explain` shows it)."""
-        from kernels import lookup
+        from kernels import compiles_for, lookup
         from kernels.cpu import build
         ins = [arrays[v] for v in n.inputs]
         outs = [arrays[(n, k)] for k in range(len(n.shapes))]
@@ -181,7 +181,7 @@ class CpuSteps:
             from ..loop_step import build as loop_build
             return loop_build(self, n, ins, outs), n.primitive.step_kind
         builder = lookup(n.type, "cpu")
-        if getattr(builder, "compiles", False) and self._compile_mode != "eager":
+        if self._compile_mode != "eager" and compiles_for(builder, n.attrs, ins, outs):
             # A Numba kernel: the reference kernel runs until it is compiled in the
             # background (tiering), or for good with compile="never".
             step = self._reference_step(n, ins, outs)
