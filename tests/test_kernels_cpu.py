@@ -114,6 +114,23 @@ def test_an_output_in_place_of_its_input_is_stored_through_that_input():
     np.testing.assert_array_equal(a, expected)
 
 
+def test_windows_of_one_array_are_one_argument_at_their_own_offsets():
+    """Two column windows of one matrix read and two written into another (an LSTM
+    cell's gates): each matrix is passed once, each window keeps its offsets."""
+    gates = np.linspace(-2, 2, 4 * 10).reshape(4, 10)
+    grads = np.full((4, 10), np.nan)
+    i, f = gates[:, 0:5], gates[:, 5:10]
+    di, df = grads[:, 0:5], grads[:, 5:10]
+    spec = codegen.FusedSpec(2, [("Mul", [("in", 0), ("in", 1)], {}, "float64"),
+                                 ("Sub", [("in", 0), ("in", 1)], {}, "float64")], [0, 1])
+    parents = {id(i): gates, id(f): gates, id(di): grads, id(df): grads}
+    step, source = codegen.compile_fused(spec, [i, f, di, df], parents)
+    assert "def kernel(a0, o0, a0_off0, a0_off1, a1_off0, a1_off1, o0_off0" in source
+    step()
+    np.testing.assert_array_equal(grads[:, 0:5], i * f)
+    np.testing.assert_array_equal(grads[:, 5:10], i - f)
+
+
 # --- row kernels: softmax cross-entropy, the embedding gradient --------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
