@@ -134,6 +134,31 @@ def test_windows_of_one_array_are_one_argument_at_their_own_offsets():
 # --- row kernels: softmax cross-entropy, the embedding gradient --------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_loss_kernels_row_max_gives_numpys_nan_and_inf_rows(dtype):
+    """The row max is the kernel's (maxnum skips a NaN): a row with a NaN is still all
+    NaN, a row of -inf NaN, a +inf logit NaN, as np.max's softmax gives them."""
+    from kernels.cpu import softmax_xent
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 37)).astype(dtype)
+    x[0, 3] = np.nan
+    x[1, :] = -np.inf
+    x[2, 5] = np.inf
+    x[3, :] = np.nan
+    x[4, 7] = -np.inf
+    labels = np.array([1, 2, 5, 0, 3, 4], np.int32)
+    loss, probs = np.empty(6, dtype), np.empty_like(x)
+    with np.errstate(all="ignore"):
+        softmax_xent.forward_step({}, [x, labels], [loss, probs])()
+        top = x.max(1, keepdims=True)
+        e = np.exp(x - top)
+        want_loss = np.log(e.sum(1)) + top[:, 0] - x[np.arange(6), labels]
+        want_probs = e / e.sum(1, keepdims=True)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(probs, want_probs, rtol=1e-5, atol=1e-7, equal_nan=True)
+    assert np.isnan(loss[[0, 1, 2, 3]]).all() and np.isfinite(loss[[4, 5]]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_xent_kernels_against_numpy_with_extremes(dtype):
     from flowgraph.errors import InvalidArgumentError
     from kernels.cpu import softmax_xent
