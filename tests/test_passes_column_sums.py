@@ -70,8 +70,10 @@ def test_left_alone_where_it_would_cost_a_copy_or_does_not_apply():
         [fg.matmul(a, dz, transpose_a=True), bias, a],             # a fetched
         [fg.matmul(fg.transpose(a), dz), bias],                    # not transpose_a
     ]
+    wide = fg.placeholder(fg.float64, (6, 2 * P.FOLD_ROW_BLOCK))
+    cases.append([fg.matmul(fg.tanh(wide), dz, transpose_a=True), bias])  # a new row block
     for fetches in cases:
-        prog = P.fold_column_sums_into_matmuls(lowered(fetches, [x, dz]))
+        prog = P.fold_column_sums_into_matmuls(lowered(fetches, [x, dz, wide]))
         assert "ReduceSum" in types(prog) and "StridedSlice" not in types(prog)
 
 
