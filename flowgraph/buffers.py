@@ -276,7 +276,7 @@ class BufferLayout:
                 elif kinds[v] == "view":
                     a = _make_view(n, k, arrays[n.inputs[0]])
                     if n.type != "Reshape":     # a window of its input, for codegen
-                        self._parents[id(a)] = arrays[n.inputs[0]]
+                        self._parents[id(a)] = self._c_order_parent(arrays[n.inputs[0]])
                 else:
                     raw = storage_of[v].array
                     a = raw[:_nbytes(v)].view(n.dtypes[k]).reshape(n.shapes[k])
@@ -296,8 +296,19 @@ class BufferLayout:
         a strided one is recorded in ``_parents`` (the kernel indexes the parent)."""
         a = parent[_along(axis, offset, v[0].shapes[v[1]][axis])]
         if not a.flags.c_contiguous:
-            self._parents[id(a)] = parent
+            self._parents[id(a)] = self._c_order_parent(parent)
         return a
+
+    def _c_order_parent(self, parent):
+        """The C-contiguous array a window of ``parent`` is indexed in: ``parent``, or
+        where ``parent`` is itself a strided window (a column window of a row window:
+        the per-step ``[h, x]`` inside a stacking widened by a column of ones,
+        :func:`~flowgraph.passes.fold_column_sums_into_matmuls`), the array that one is
+        cut from. A kernel then writes the window through that array at an offset;
+        given a strided parent it would get a read-only broadcast view instead."""
+        if parent.flags.c_contiguous:
+            return parent
+        return self._parents.get(id(parent), parent)
 
 
 def _viewed(v, users):

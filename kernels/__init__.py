@@ -30,6 +30,17 @@ def compiles(builder):
     return builder
 
 
+def compiles_for(builder, attrs, inputs, outputs):
+    """Does ``builder`` compile a Numba kernel for these arrays? Yes for a
+    :func:`compiles` builder; a builder that compiles for some arrays only (a copy
+    that is a transpose) says which through its ``compiles_when(attrs, inputs,
+    outputs)``."""
+    if getattr(builder, "compiles", False):
+        return True
+    when = getattr(builder, "compiles_when", None)
+    return when is not None and bool(when(attrs, inputs, outputs))
+
+
 def lookup(op_type: str, device_kind: str):
     """The registered kernel, or ``None`` (callers then use the reference kernel)."""
     return _REGISTRY.get((op_type, device_kind))

@@ -114,7 +114,49 @@ def test_an_output_in_place_of_its_input_is_stored_through_that_input():
     np.testing.assert_array_equal(a, expected)
 
 
+def test_windows_of_one_array_are_one_argument_at_their_own_offsets():
+    """Two column windows of one matrix read and two written into another (an LSTM
+    cell's gates): each matrix is passed once, each window keeps its offsets."""
+    gates = np.linspace(-2, 2, 4 * 10).reshape(4, 10)
+    grads = np.full((4, 10), np.nan)
+    i, f = gates[:, 0:5], gates[:, 5:10]
+    di, df = grads[:, 0:5], grads[:, 5:10]
+    spec = codegen.FusedSpec(2, [("Mul", [("in", 0), ("in", 1)], {}, "float64"),
+                                 ("Sub", [("in", 0), ("in", 1)], {}, "float64")], [0, 1])
+    parents = {id(i): gates, id(f): gates, id(di): grads, id(df): grads}
+    step, source = codegen.compile_fused(spec, [i, f, di, df], parents)
+    assert "def kernel(a0, o0, a0_off0, a0_off1, a1_off0, a1_off1, o0_off0" in source
+    step()
+    np.testing.assert_array_equal(grads[:, 0:5], i * f)
+    np.testing.assert_array_equal(grads[:, 5:10], i - f)
+
+
 # --- row kernels: softmax cross-entropy, the embedding gradient --------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_loss_kernels_row_max_gives_numpys_nan_and_inf_rows(dtype):
+    """The row max is the kernel's (maxnum skips a NaN): a row with a NaN is still all
+    NaN, a row of -inf NaN, a +inf logit NaN, as np.max's softmax gives them."""
+    from kernels.cpu import softmax_xent
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 37)).astype(dtype)
+    x[0, 3] = np.nan
+    x[1, :] = -np.inf
+    x[2, 5] = np.inf
+    x[3, :] = np.nan
+    x[4, 7] = -np.inf
+    labels = np.array([1, 2, 5, 0, 3, 4], np.int32)
+    loss, probs = np.empty(6, dtype), np.empty_like(x)
+    with np.errstate(all="ignore"):
+        softmax_xent.forward_step({}, [x, labels], [loss, probs])()
+        top = x.max(1, keepdims=True)
+        e = np.exp(x - top)
+        want_loss = np.log(e.sum(1)) + top[:, 0] - x[np.arange(6), labels]
+        want_probs = e / e.sum(1, keepdims=True)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(probs, want_probs, rtol=1e-5, atol=1e-7, equal_nan=True)
+    assert np.isnan(loss[[0, 1, 2, 3]]).all() and np.isfinite(loss[[4, 5]]).all()
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softmax_xent_kernels_against_numpy_with_extremes(dtype):
@@ -268,3 +310,29 @@ def test_sums_over_leading_axes_are_a_gemv(dtype):
             build("ReduceSum", {"axis": axis, "keepdims": False}, [y], [out])()
             want = np.sum(y, axis=axis)
         np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_a_transposing_copy_takes_the_tiled_kernel_at_power_of_two_widths(dtype):
+    """Copy of a transposed matrix whose source rows are a multiple of 1 KiB long is
+    the tiled Numba kernel (whole tiles and the rows and columns past them); other
+    copies stay np.copyto. Either way the copy is exact."""
+    from kernels import compiles_for, lookup
+    from kernels.cpu import build, transpose
+    rng = np.random.default_rng(5)
+    width = 1024 // np.dtype(dtype).itemsize
+    for rows in (64, 83):                     # 83: rows past the last whole 8x8 tile
+        w = (rng.standard_normal((rows, width)) * 100).astype(dtype)
+        out = np.full((width, rows), -1, dtype)
+        assert transpose.transposes({}, [w.T], [out])
+        assert compiles_for(lookup("Copy", "cpu"), {}, [w.T], [out])
+        build("Copy", {}, [w.T], [out])()
+        np.testing.assert_array_equal(out, w.T)
+    w = rng.standard_normal((83, width + 3)).astype(dtype)      # other widths: NumPy
+    out = np.empty((width + 3, 83), dtype)
+    assert not transpose.transposes({}, [w.T], [out])
+    assert not compiles_for(lookup("Copy", "cpu"), {}, [w.T], [out])
+    build("Copy", {}, [w.T], [out])()
+    np.testing.assert_array_equal(out, w.T)
+    plain = np.empty((83, width + 3), dtype)                    # not a transpose
+    assert not transpose.transposes({}, [w], [plain])

@@ -283,3 +283,30 @@ def _drop_tanh_ufunc(monkeypatch):
     from flowgraph import primitives
     tanh = primitives.get_primitive("Tanh")
     monkeypatch.setitem(primitives._PRIMITIVES, "Tanh", dataclasses.replace(tanh, ufunc=None))
+
+
+def test_a_transposing_copy_compiles_like_the_other_numba_node_kernels():
+    """The untransposed recurrent weight (a Copy of w.T, 256 float32 = 1 KiB rows) is
+    the tiled transpose kernel: NumPy's copy until it is compiled in the background,
+    never compiled with "never", at once with "eager"; the products agree with the
+    reference in every mode."""
+    rng = np.random.default_rng(2)
+    w = fg.placeholder(fg.float32, (64, 256), name="w")
+    gs = [fg.placeholder(fg.float32, (64, 256), name=f"g{k}") for k in range(3)]
+    outs = [fg.matmul(g, w, transpose_b=True) for g in gs]
+    feeds = {t: rng.standard_normal(t.shape).astype(np.float32) for t in gs + [w]}
+    with fg.Session(config=fg.SessionConfig(optimize=False)) as sess:
+        reference = sess.run(outs, feeds)
+    for mode in ("never", "eager", "background"):
+        with fg.Session(config=fg.SessionConfig(optimize=True, compile=mode)) as sess:
+            first = sess.run(outs, feeds)
+            plan = _plan(sess)
+            copies = [s for s, _, origin in plan._checked_steps if origin.type == "Copy"]
+            assert len(copies) == 1
+            assert sess.wait_compiled()
+            kernel = getattr(plan._steps[plan._steps.index(copies[0][0])], "__name__", "")
+            second = sess.run(outs, feeds)
+            assert (kernel == "reference_step") == (mode == "never"), mode
+            for got in (first, second):
+                for a, b in zip(got, reference):
+                    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4, err_msg=mode)

@@ -29,9 +29,9 @@ from .lowering import (  # noqa: F401  (the package's public names)
 from .simplify import (  # noqa: F401  (the package's public names)
     cse, fold_constants, prune, simplify)
 from .matmuls import (  # noqa: F401  (the package's public names)
-    UNTRANSPOSE_MAX_ASPECT, UNTRANSPOSE_MIN_ROWS, add_before_split, batch_input_matmuls,
-    narrow_split_matmuls, split_bias_adds, stack_matmul_sums, stack_reduce_sums,
-    untranspose_matmul_operands)
+    FOLD_ROW_BLOCK, UNTRANSPOSE_MAX_ASPECT, UNTRANSPOSE_MIN_ROWS, add_before_split,
+    batch_input_matmuls, fold_column_sums_into_matmuls, narrow_split_matmuls,
+    split_bias_adds, stack_matmul_sums, stack_reduce_sums, untranspose_matmul_operands)
 from .zeros import drop_zero_products  # noqa: F401  (the package's public names)
 from .fusion import (  # noqa: F401  (the package's public names)
     Group, SIBLING_CANDIDATES, fusable, fusable_on,
@@ -41,7 +41,8 @@ from .fusion import (  # noqa: F401  (the package's public names)
 PIPELINE = [prune, fold_constants, drop_zero_products, simplify, cse, prune,
             narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums, cse,
             batch_input_matmuls, add_before_split, cse, untranspose_matmul_operands,
-            split_bias_adds, fuse_elementwise, recompute_in_readers, merge_into_readers]
+            fold_column_sums_into_matmuls, split_bias_adds, fuse_elementwise,
+            recompute_in_readers, merge_into_readers]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""
 
 

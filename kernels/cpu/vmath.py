@@ -179,3 +179,21 @@ def tanh(x):
     t = small if a < _TANH_SMALL else big
     t = t if x == x else x                 # NaN in, NaN out
     return math.copysign(t, x)
+
+
+@intrinsic
+def maxnum(typingctx, a, b):
+    """``max(a, b)`` of two floats of one type as LLVM's ``maxnum`` (a NaN operand
+    gives the other one): a max over a row in a loop of these vectorizes, which a
+    compare-and-select max does not without fast-math flags that would reach the rest
+    of the loop. A row max that skips NaN this way still gives NaN wherever the row's
+    NaN is then used (the softmax rows: ``exp(NaN - top)`` is NaN)."""
+    if not isinstance(a, types.Float) or a != b:
+        return None
+
+    def codegen(context, builder, signature, args):
+        import llvmlite.ir as ir
+        t = context.get_value_type(signature.return_type)
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [t], ir.FunctionType(t, [t, t]))
+        return builder.call(fn, args)
+    return a(a, a), codegen
