@@ -136,7 +136,8 @@ def test_windows_of_one_array_are_one_argument_at_their_own_offsets():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_loss_kernels_row_max_gives_numpys_nan_and_inf_rows(dtype):
     """The row max is the kernel's (maxnum skips a NaN): a row with a NaN is still all
-    NaN, a row of -inf NaN, a +inf logit NaN, as np.max's softmax gives them."""
+    NaN, a row of -inf NaN, a +inf logit NaN, as np.max's softmax gives them; for the
+    sparse and the dense-label kernel."""
     from kernels.cpu import softmax_xent
     rng = np.random.default_rng(1)
     x = rng.standard_normal((6, 37)).astype(dtype)
@@ -156,6 +157,18 @@ def test_the_loss_kernels_row_max_gives_numpys_nan_and_inf_rows(dtype):
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5, equal_nan=True)
     np.testing.assert_allclose(probs, want_probs, rtol=1e-5, atol=1e-7, equal_nan=True)
     assert np.isnan(loss[[0, 1, 2, 3]]).all() and np.isfinite(loss[[4, 5]]).all()
+    # the dense-label kernel takes its row max the same way
+    dense = np.zeros_like(x)
+    dense[np.arange(6), labels] = 0.75
+    dense[np.arange(6), (labels + 1) % 37] = 0.25
+    loss, probs = np.empty(6, dtype), np.empty_like(x)
+    with np.errstate(all="ignore"):
+        softmax_xent.dense_forward_step({}, [x, dense], [loss, probs])()
+        want_loss = (dense.sum(1) * (np.log(e.sum(1)) + top[:, 0])
+                     - (dense * x).sum(1))
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(probs, want_probs, rtol=1e-5, atol=1e-7, equal_nan=True)
+    assert np.isnan(loss[[0, 1, 2, 3]]).all() and np.isfinite(loss[5])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -33,7 +33,7 @@ from numba import njit
 {vmath_import}
 
 @njit(error_model="numpy", nogil=True, fastmath={{"reassoc", "contract", "nsz"}})
-def forward(x, labels, tops, loss, probs):
+def forward(x, labels, loss, probs):
     n, c = x.shape
     for i in range(n):
         k = labels[i]
@@ -45,7 +45,6 @@ def forward(x, labels, tops, loss, probs):
         top = row[0]
         for j in range(1, c):
             top = vmath.maxnum(top, row[j])
-        tops[i] = top
         total = {zero}
         for j in range(c):
             e = {exp}(row[j] - top)
@@ -59,13 +58,15 @@ def forward(x, labels, tops, loss, probs):
 
 
 @njit(error_model="numpy", nogil=True, fastmath={{"reassoc", "contract", "nsz"}})
-def dense_forward(x, labels, tops, loss, probs):
+def dense_forward(x, labels, loss, probs):
     n, c = x.shape
     for i in range(n):
         row = x[i]
         lab = labels[i]
         dst = probs[i]
-        top = tops[i]
+        top = row[0]
+        for j in range(1, c):
+            top = vmath.maxnum(top, row[j])
         total = 0.0
         for j in range(c):
             e = {exp}(row[j] - top)
@@ -104,8 +105,9 @@ def _source(dtype):
     """float32: vmath's exp (float32 arithmetic, within 1.01 float32 ulp, vectorizes)
     and the row's sum in float32 (a float64 sum converted every element: the loss
     kernel at 1536x96 took 250 us against 200 us, one core); float64: libm's exp.
-    Either way the row max is vmath's ``maxnum`` in the same pass over the row (NumPy's
-    ``max(axis=1)`` took another 110 us there)."""
+    Either way, and in the dense-label kernel too, the row max is vmath's ``maxnum``
+    in the kernel's pass over the row (NumPy's ``max(axis=1)`` before it took another
+    110 us there, into an array of row maxima)."""
     from . import vmath
     vmath_import = f"from kernels.cpu import vmath  # version {vmath.VERSION}, maxnum"
     if dtype == np.float32:
@@ -152,12 +154,11 @@ def forward_step(attrs, inputs, outputs):
     if any(a is None for a in arrays) or arrays[0].shape[0] == 0:
         return None
     a, b, c, d = arrays
-    tops = np.empty(a.shape[0], a.dtype)     # (the kernel's row maxima)
-    kernel = _compiled("forward", x.dtype, [a, b, tops, c, d])
+    kernel = _compiled("forward", x.dtype, [a, b, c, d])
     fail = _bad_label(b, width)
 
     def step():
-        bad = kernel(a, b, tops, c, d)
+        bad = kernel(a, b, c, d)
         if bad >= 0:
             fail(bad)
     return step
@@ -177,13 +178,8 @@ def dense_forward_step(attrs, inputs, outputs):
     if any(a is None for a in arrays) or arrays[0].shape[0] == 0:
         return None
     a, b, c, d = arrays
-    tops = np.empty(a.shape[0], a.dtype)
-    kernel, amax = _compiled("dense_forward", x.dtype, [a, b, tops, c, d]), np.max
-
-    def step():
-        amax(a, axis=1, out=tops)
-        kernel(a, b, tops, c, d)
-    return step
+    kernel = _compiled("dense_forward", x.dtype, [a, b, c, d])
+    return lambda: kernel(a, b, c, d)
 
 
 @register("SparseSoftmaxXentGrad", "cpu")
