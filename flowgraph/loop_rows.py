@@ -241,8 +241,8 @@ def bind_rows(plan, stacked, order, fixed=None, last_dead=()):
     if len(order) * sum(count for (*_, count), r in zip(spans, per_row) if r) \
             > MAX_BOUND_STEPS:
         return None
-    if sum(count for *_, count in plan._unit_spans) != len(plan._steps):
-        return None          # (every step belongs to a unit: else copy everything)
+    if not _steps_are_units(plan):
+        return None          # (rows are built unit by unit: else copy everything)
     from kernels import bind_call
     base = [plan._steps[start:start + count] for *_, start, count in plan._unit_spans]
     position = {(kind, unit): j for j, (kind, unit, _, _) in enumerate(plan._unit_spans)}
@@ -289,10 +289,16 @@ def bind_rows(plan, stacked, order, fixed=None, last_dead=()):
 def last_steps(plan, dead):
     """The plan's own steps without those of the units numbered in ``dead`` (the last
     iteration of a loop whose rows are not bound: :func:`dead_units`)."""
-    if sum(count for *_, count in plan._unit_spans) != len(plan._steps):
-        return tuple(plan._steps)     # (every step belongs to a unit: else run all)
+    if not _steps_are_units(plan):
+        return tuple(plan._steps)     # (steps are dropped by unit: else run all)
     return tuple(step for j, (*_, start, count) in enumerate(plan._unit_spans)
                  if j not in dead for step in plan._steps[start:start + count])
+
+
+def _steps_are_units(plan):
+    """Does every step of the plan belong to one of its unit spans (so that a row's
+    steps can be built, or dropped, unit by unit)?"""
+    return sum(count for *_, count in plan._unit_spans) == len(plan._steps)
 
 
 def dead_units(plan, needed):
