@@ -281,12 +281,11 @@ def run(args):
                 fns = {"flowgraph ms": lambda: step(*xs), "numpy ms": np_step}
                 if torch is not None:
                     fns["torch ms"] = torch_training_step(cell, B, I, H, T, dtype)
-                # orders varied, a whole number of cycles, as in the --loop rows (in
-                # a fixed order torch's step always ran right after NumPy's, and the
-                # step after torch's pays for the caches torch left behind)
-                cycle = max(1, (len(fns) - 1) * len(fns))
-                reps = -(-reps // cycle) * cycle
-                row.update(interleaved_medians_ms(fns, reps, rotate=True))
+                # orders varied, as in the --loop rows (in a fixed order torch's step
+                # always ran right after NumPy's, and the step after torch's pays for
+                # the caches torch left behind)
+                row.update(interleaved_medians_ms(fns, _whole_cycles(reps, fns),
+                                                  rotate=True))
                 sess.close()
                 if torch is not None:
                     row["flowgraph / torch"] = row["flowgraph ms"] / row["torch ms"]
@@ -345,6 +344,14 @@ class _timing_compiles:
         self._compiler.compile_plan = self._original
 
 
+def _whole_cycles(repeats, fns):
+    """``repeats`` rounded up to a whole number of cycles of (n - 1) * n repeats of
+    ``n`` callables, over which ``balanced_orders`` has each follow each other once or
+    more."""
+    cycle = max(1, (len(fns) - 1) * len(fns))
+    return -(-repeats // cycle) * cycle
+
+
 def run_loop(args):
     """``--loop``: the step through one loop vs the unrolled compiled step vs torch,
     and the loop's compile time (time in compile_plan on a first call) at T=50 and T=5000
@@ -374,11 +381,9 @@ def run_loop(args):
                 if torch is not None:
                     fns["torch ms"] = torch_training_step(cell, B, I, H, T, dtype)
                 # orders varied: which step runs right after torch's matters at
-                # these sizes (see interleaved_medians_ms); a whole number of cycles
-                # of (n - 1) * n repeats (each name after each other once or more)
-                cycle = max(1, (len(fns) - 1) * len(fns))
-                reps = -(-REPEATS[size] // cycle) * cycle
-                row.update(interleaved_medians_ms(fns, reps, rotate=True))
+                # these sizes (see interleaved_medians_ms)
+                row.update(interleaved_medians_ms(fns, _whole_cycles(REPEATS[size], fns),
+                                                  rotate=True))
                 row["loop / unrolled"] = row["loop ms"] / row["unrolled ms"]
                 if torch is not None:
                     row["loop / torch"] = row["loop ms"] / row["torch ms"]
