@@ -129,6 +129,23 @@ class BufferLayout:
         self._root = root
         self._window_of = window_of     # (row binding derives windows: loop_rows)
 
+        # Constant parts of a concatenation written once, not every run: the column of
+        # ones of fold_column_sums_into_matmuls (3584 scattered 4-byte stores into the
+        # row-LSTM's [h, x, 1] stacking, about 50 us a step) and an unrolled RNN's
+        # initial zero state in its first [h, x]. Only where nothing else ever writes
+        # that memory: the buffer the concatenation lives in (its root) gets storage of
+        # its own, taken fresh (a pooled block's earlier users would overwrite it each
+        # run), never returned to the pool and never handed to an in-place kernel. Not
+        # in a loop body's plan (row binding rebinds concatenations to other rows).
+        self._write_once = set()     # roots whose concatenations' constants persist
+        if not getattr(self, "_pinned_feeds", ()) and not getattr(self, "_carried_feeds", ()):
+            for n, copied in self._concat_copies.items():
+                r = root((n, 0))
+                if kinds.get(r) == "buffer" and any(kinds.get(w) == "const"
+                                                    for w, _, _ in copied):
+                    self._write_once.add(r)
+        once = self._write_once
+
         # Liveness: the last unit reading each buffer, through any view of it.
         last = {}
         from .loop_passes import unread_sequences
@@ -168,10 +185,10 @@ class BufferLayout:
         pool = {}          # nbytes -> [free _Storage]
         self._storages = []
 
-        def take(nbytes):
+        def take(nbytes, fresh=False):
             fits = [size for size, free in pool.items()
                     if free and nbytes <= size <= 2 * nbytes + 64]
-            if fits:
+            if fits and not fresh:
                 return pool[min(fits)].pop()
             s = _Storage(nbytes)
             self._storages.append(s)
@@ -201,9 +218,10 @@ class BufferLayout:
                     if kinds[v] == "view" and plain[v]:
                         v = root(v)
                     if (kinds[v] == "buffer" and last.get(v) == i and v in live
+                            and v not in once
                             and sum(root(w) == v for w in inputs_of[i]) == 1):
                         for o in outs:
-                            if (o not in handed and _same_layout(o, v)
+                            if (o not in handed and o not in once and _same_layout(o, v)
                                     and o[0].type != "ReduceSum"   # zeroed first
                                     and carry.get(v, o) == o):   # (kept for its own)
                                 handed[o] = v
@@ -213,7 +231,7 @@ class BufferLayout:
                 targets += [root(c) for c, _, _ in also_into.get(w, ())]
                 for c in targets:
                     if c not in storage_of:
-                        storage_of[c] = take(_nbytes(c))
+                        storage_of[c] = take(_nbytes(c), fresh=c in once)
                         go_live(c, _nbytes(c))
                         releases.setdefault(last.setdefault(c, i), []).append(c)
             for o in outs:
@@ -225,7 +243,7 @@ class BufferLayout:
                     storage_of[o] = storage_of[handed[o]]
                     go_dead(handed[o])
                 else:
-                    storage_of[o] = take(_nbytes(o))
+                    storage_of[o] = take(_nbytes(o), fresh=o in once)
                 go_live(o, _nbytes(o))
                 last.setdefault(o, i)      # never read: free right after
                 releases.setdefault(last[o], []).append(o)
@@ -236,7 +254,7 @@ class BufferLayout:
                     s = storage_of[v]
                     if v in carry and carry[v] not in storage_of:
                         reserved[carry[v]] = s
-                    else:
+                    elif v not in once:      # (its constants stay put)
                         pool.setdefault(s.nbytes, []).append(s)
         self.memory_stats = {
             "pooled_bytes": sum(s.nbytes for s in self._storages),

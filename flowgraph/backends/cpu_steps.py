@@ -155,9 +155,14 @@ class CpuSteps:
         return bind_call(compile_kernel(source, "kernel", types), args)
 
     def _concat_copy_step(self, n, arrays):
-        """The parts of a concatenation that are not windows, copied into place."""
+        """The parts of a concatenation that are not windows, copied into place; its
+        constant parts on the first run only where the layout keeps them there (a root
+        in ``_write_once``: storage nothing else writes), and the plan's own arrays are
+        the ones bound (row binding passes others)."""
         out = arrays[(n, 0)]
-        pairs = []
+        once = (arrays is getattr(self, "_arrays", None)
+                and self._root((n, 0)) in getattr(self, "_write_once", ()))
+        pairs, first = [], []
         for w, axis, offset in self._concat_copies[n]:
             dst = out[_along(axis, offset, w[0].shapes[w[1]][axis])]
             src = np.broadcast_to(arrays[w], dst.shape)
@@ -165,13 +170,23 @@ class CpuSteps:
                 # One column (fold_column_sums_into_matmuls' ones): copied as a 1-D
                 # strided run, not row by row (3584 rows: 59 us against a few).
                 dst, src = dst[..., 0], src[..., 0]
-            pairs.append((dst, src))
+            (first if once and self._kinds.get(w) == "const" else pairs).append((dst, src))
         copyto = np.copyto
+        if not first:
+            def copy_parts():
+                for dst, src in pairs:
+                    copyto(dst, src)
+            return copy_parts
 
-        def copy_parts():
+        def copy_parts_constants_once():
+            # (the flag drops only once the constants are in place)
+            if first:
+                for dst, src in first:
+                    copyto(dst, src)
+                first.clear()
             for dst, src in pairs:
                 copyto(dst, src)
-        return copy_parts
+        return copy_parts_constants_once
 
     def _node_step(self, n, arrays):
         """``(step, kind)`` for one node (``kind`` as :meth:`explain` shows it)."""
