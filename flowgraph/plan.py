@@ -66,6 +66,9 @@ class CompiledPlan(BufferLayout, CpuSteps):
         # in the same positions (a loop variable's new value: buffers.BufferLayout)
         self._carried_feeds = tuple(getattr(config, "carried_feeds", ()))
         self._subplans = []      # loop bodies' plans (flowgraph.loop_step): waited for too
+        # variable -> [the array this plan's assignment committed last, while the
+        # variable's read buffer still holds it] (buffers: _resident)
+        self._mirrors = {}
         units = schedule(prog)
         self.n_units = len(units)
         self._layout(prog, units)

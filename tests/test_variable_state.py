@@ -95,6 +95,35 @@ def test_a_failed_run_commits_no_assignment(config):
     with pytest.raises(NumericsError):
         sess.run([update, checked], {x: -np.ones(3, np.float32)})
     np.testing.assert_array_equal(sess.run(v), np.full(3, 2.0))
+    # the same plan again: it starts from the committed value, not from what the
+    # failed run's update left in the plan's buffers (compiled: the new value is
+    # written over the variable's read buffer, see BufferLayout._resident)
+    sess.run([update, checked], {x: np.full(3, 0.5, np.float32)})
+    np.testing.assert_array_equal(sess.run(v), np.full(3, 2.5))
+    if config.get("optimize"):
+        assert any(plan._resident for plan in sess._plans.values())
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_an_index_error_after_the_update_commits_nothing(config):
+    """A failure that is not a NaN check (an index out of range), after the kernel
+    computing the new value ran: the next run of the same plan starts from the
+    committed value."""
+    v = fg.Variable(np.arange(4, dtype=np.float32), name="v")
+    i = fg.placeholder(fg.int32, (2,))
+    new = v.value() * 2.0 + 1.0              # computed first,
+    picked = fg.gather(fg.constant(np.arange(5, dtype=np.float32)), i)   # then fails
+    with fg.control_dependencies([picked]):
+        update = v.assign(new)               # before the assignment runs
+    sess = _session(config)
+    sess.run([update, picked], {i: np.array([0, 1], np.int32)})
+    expect = np.arange(4, dtype=np.float32) * 2.0 + 1.0
+    np.testing.assert_array_equal(sess.run(v), expect)
+    with pytest.raises(fg.errors.InvalidArgumentError):
+        sess.run([update, picked], {i: np.array([0, 9], np.int32)})
+    np.testing.assert_array_equal(sess.run(v), expect)
+    sess.run([update, picked], {i: np.array([4, 1], np.int32)})
+    np.testing.assert_array_equal(sess.run(v), expect * 2.0 + 1.0)
 
 
 def _adam_model(seed=0):

@@ -243,7 +243,12 @@ class CpuSteps:
         read = getattr(self, "_read_values", None)
         stored = [k for k in range(len(outs)) if read is None or self._check_numerics
                   or (n, k) in read]
-        direct = _direct_state_step(n, ins, outs, holder, bool(stored))
+        mirror = None      # for a variable whose read buffer keeps its new value
+        resident = getattr(self, "_resident", {}).get(n.attrs.get("variable"))
+        if resident is not None and (n.type == "Variable" and (n, 0) == resident[0] or
+                                     n.type == "Assign" and n.inputs[0] == resident[1]):
+            mirror = self._mirrors.setdefault(n.attrs["variable"], [None])
+        direct = _direct_state_step(n, ins, outs, holder, bool(stored), mirror)
         if direct is not None:
             return direct
         if len(stored) == len(outs):
@@ -286,7 +291,7 @@ class CpuSteps:
         return step
 
 
-def _direct_state_step(n, ins, outs, holder, stored):
+def _direct_state_step(n, ins, outs, holder, stored, mirror=None):
     """A variable read or a plain assignment as the few operations it takes, not
     through :func:`~flowgraph.executor.run_state_op` (its dispatch and checks cost
     0.6-1.1 us a step, 28 steps of an Adam update of 4 weights): ``None`` where the
@@ -296,8 +301,29 @@ def _direct_state_step(n, ins, outs, holder, stored):
     not yet in the run's snapshot, or one held on a device, takes that path). An
     assignment of a value whose static shape and dtype are the variable's (checked
     here, once) stores a read-only copy as pending, which is what ``RunState.write``
-    does after its checks. Both keep the semantics of the reference path."""
+    does after its checks. Both keep the semantics of the reference path.
+
+    ``mirror``: for a variable the layout keeps resident (``BufferLayout._resident``:
+    the kernel computing its new value writes it over the read buffer, which nothing
+    else writes), a one-item list holding the array this plan's assignment committed
+    last, while the read buffer still holds its values. The read copies nothing when
+    the run's value is that array (committed arrays are never written), and clears
+    the mirror before the kernel overwrites the buffer; the assignment sets it. A
+    run that fails after the kernel (the session keeps the older value) or a value
+    set meanwhile by another plan, ``load`` or a restore is another array: copied."""
     var, copyto, ndarray = n.attrs.get("variable"), np.copyto, np.ndarray
+    if n.type == "Variable" and stored and mirror is not None:
+        out = outs[0]
+
+        def variable_read_resident():
+            state = holder[0]
+            value = state.snapshot.get(var)
+            if value is None or value is not mirror[0]:
+                if value.__class__ is not ndarray:
+                    value = state.read(var)
+                copyto(out, value)
+            mirror[0] = None
+        return variable_read_resident
     if n.type == "Variable" and stored:
         out = outs[0]
 
@@ -318,7 +344,17 @@ def _direct_state_step(n, ins, outs, holder, stored):
             holder[0].pending[var] = value
             if stored:
                 copyto(out, value)
-        return assign
+        if mirror is None:
+            return assign
+
+        def assign_resident():
+            value = x.copy()        # (x: the read buffer, holding the new value)
+            value.flags.writeable = False
+            holder[0].pending[var] = value
+            mirror[0] = value
+            if stored:
+                copyto(out, value)
+        return assign_resident
     return None
 
 
