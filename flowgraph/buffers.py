@@ -138,7 +138,9 @@ class BufferLayout:
         # run), never returned to the pool and never handed to an in-place kernel. Not
         # in a loop body's plan (row binding rebinds concatenations to other rows).
         self._write_once = set()     # roots whose concatenations' constants persist
-        if not getattr(self, "_pinned_feeds", ()) and not getattr(self, "_carried_feeds", ()):
+        loop_body = bool(getattr(self, "_pinned_feeds", ()) or
+                         getattr(self, "_carried_feeds", ()))
+        if not loop_body:
             for n, copied in self._concat_copies.items():
                 r = root((n, 0))
                 if kinds.get(r) == "buffer" and any(kinds.get(w) == "const"
@@ -156,7 +158,7 @@ class BufferLayout:
         # overwrite it before the read), and the new value's storage (the same) is
         # never pooled nor handed on.
         self._resident, resident_target, kept = {}, {}, set()
-        if not getattr(self, "_pinned_feeds", ()) and not getattr(self, "_carried_feeds", ()):
+        if not loop_body:
             resident_target = _resident_candidates(prog, kinds, root)
         fresh_reads = {r for r, _ in resident_target.values()}
 
@@ -232,7 +234,7 @@ class BufferLayout:
                     r, var = resident_target.get(o, (None, None))
                     if (r is not None and r in inputs_of[i] and last.get(r) == i
                             and r in live and sum(root(w) == r for w in inputs_of[i]) == 1
-                            and _same_layout(o, r)):
+                            and _same_layout(o, r) and o[0].type != "ReduceSum"):
                         handed[o] = r
                         kept.add(o)
                         self._resident[var] = (r, o)
@@ -354,9 +356,10 @@ class BufferLayout:
 
 
 def _resident_candidates(prog, kinds, root):
-    """``{new value: (read value, variable)}`` for each variable read by one ``Variable`` op and
-    set by one plain ``Assign`` (no other state op on it) of a value computed by a
-    fused region, both plain buffers of the variable's shape and dtype."""
+    """``{new value: (read value, variable)}`` for each variable read by one
+    ``Variable`` op and set by one plain ``Assign`` (no other state op on it) of a
+    value computed by a fused region, both plain buffers of the variable's shape and
+    dtype."""
     reads, sets, other = {}, {}, set()
     for n in prog.nodes:
         var = n.attrs.get("variable") if n.kind == "state" else None
