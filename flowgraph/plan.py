@@ -12,6 +12,10 @@ Building a plan:
    its last reader (over all views of it) and is reused, best size first. A fused
    elementwise kernel may write in place over an input it reads last (same element
    count, plain layout): loads precede stores in the generated loop, so it is safe.
+   Two kinds of buffer keep their contents between runs instead: a concatenation's
+   with constant parts (written on the first run only), and a variable's read buffer
+   where the kernel computing its new value writes over it (the next run's read copies
+   nothing while the session holds the array this plan committed: ``_mirrors``).
 3. **Steps** (:mod:`flowgraph.backends.cpu_steps`, the CPU backend's lowering). Each
    unit becomes a zero-argument callable with its arrays bound, so
    :meth:`CompiledPlan.run` is a tight loop; this module adds the row-blocked GEMM
