@@ -129,6 +129,39 @@ class BufferLayout:
         self._root = root
         self._window_of = window_of     # (row binding derives windows: loop_rows)
 
+        # Constant parts of a concatenation written once, not every run: the column of
+        # ones of fold_column_sums_into_matmuls (3584 scattered 4-byte stores into the
+        # row-LSTM's [h, x, 1] stacking, about 50 us a step) and an unrolled RNN's
+        # initial zero state in its first [h, x]. Only where nothing else ever writes
+        # that memory: the buffer the concatenation lives in (its root) gets storage of
+        # its own, taken fresh (a pooled block's earlier users would overwrite it each
+        # run), never returned to the pool and never handed to an in-place kernel. Not
+        # in a loop body's plan (row binding rebinds concatenations to other rows).
+        self._write_once = set()     # roots whose concatenations' constants persist
+        loop_body = bool(getattr(self, "_pinned_feeds", ()) or
+                         getattr(self, "_carried_feeds", ()))
+        if not loop_body:
+            for n, copied in self._concat_copies.items():
+                r = root((n, 0))
+                if kinds.get(r) == "buffer" and any(kinds.get(w) == "const"
+                                                    for w, _, _ in copied):
+                    self._write_once.add(r)
+        once = self._write_once
+
+        # A variable the plan both reads (its ``Variable`` op) and assigns, where the
+        # generated kernel computing the new value is the last reader of the value
+        # read: that kernel writes the new value over the read buffer (in place, as
+        # below), and the buffer keeps it until the next run, whose read then copies
+        # nothing if the session's value is still the array this plan's assignment
+        # committed (``_resident``: see CpuSteps._direct_state_step). The read buffer
+        # has storage of its own (fresh: an earlier value of a pooled block would
+        # overwrite it before the read), and the new value's storage (the same) is
+        # never pooled nor handed on.
+        self._resident, resident_target, kept = {}, {}, set()
+        if not loop_body:
+            resident_target = _resident_candidates(prog, kinds, root)
+        fresh_reads = {r for r, _ in resident_target.values()}
+
         # Liveness: the last unit reading each buffer, through any view of it.
         last = {}
         from .loop_passes import unread_sequences
@@ -168,10 +201,10 @@ class BufferLayout:
         pool = {}          # nbytes -> [free _Storage]
         self._storages = []
 
-        def take(nbytes):
+        def take(nbytes, fresh=False):
             fits = [size for size, free in pool.items()
                     if free and nbytes <= size <= 2 * nbytes + 64]
-            if fits:
+            if fits and not fresh:
                 return pool[min(fits)].pop()
             s = _Storage(nbytes)
             self._storages.append(s)
@@ -197,13 +230,24 @@ class BufferLayout:
                 # may be read through a reshape of the whole buffer (the [T, B, N]
                 # view of a loop's hoisted [T*B, N] input product, its bias added
                 # over it: no second buffer of that size).
+                for o in outs:      # a variable's new value over its read first
+                    r, var = resident_target.get(o, (None, None))
+                    if (r is not None and r in inputs_of[i] and last.get(r) == i
+                            and r in live and sum(root(w) == r for w in inputs_of[i]) == 1
+                            and _same_layout(o, r) and o[0].type != "ReduceSum"):
+                        handed[o] = r
+                        kept.add(o)
+                        self._resident[var] = (r, o)
                 for v in inputs_of[i]:
                     if kinds[v] == "view" and plain[v]:
                         v = root(v)
                     if (kinds[v] == "buffer" and last.get(v) == i and v in live
+                            and v not in once and v not in kept
+                            and v not in handed.values()
                             and sum(root(w) == v for w in inputs_of[i]) == 1):
                         for o in outs:
-                            if (o not in handed and _same_layout(o, v)
+                            if (o not in handed and o not in once and o not in kept
+                                    and _same_layout(o, v)
                                     and o[0].type != "ReduceSum"   # zeroed first
                                     and carry.get(v, o) == o):   # (kept for its own)
                                 handed[o] = v
@@ -213,7 +257,7 @@ class BufferLayout:
                 targets += [root(c) for c, _, _ in also_into.get(w, ())]
                 for c in targets:
                     if c not in storage_of:
-                        storage_of[c] = take(_nbytes(c))
+                        storage_of[c] = take(_nbytes(c), fresh=c in once)
                         go_live(c, _nbytes(c))
                         releases.setdefault(last.setdefault(c, i), []).append(c)
             for o in outs:
@@ -225,7 +269,7 @@ class BufferLayout:
                     storage_of[o] = storage_of[handed[o]]
                     go_dead(handed[o])
                 else:
-                    storage_of[o] = take(_nbytes(o))
+                    storage_of[o] = take(_nbytes(o), fresh=o in once or o in fresh_reads)
                 go_live(o, _nbytes(o))
                 last.setdefault(o, i)      # never read: free right after
                 releases.setdefault(last[o], []).append(o)
@@ -236,7 +280,7 @@ class BufferLayout:
                     s = storage_of[v]
                     if v in carry and carry[v] not in storage_of:
                         reserved[carry[v]] = s
-                    else:
+                    elif v not in once and v not in kept:   # (its contents stay put)
                         pool.setdefault(s.nbytes, []).append(s)
         self.memory_stats = {
             "pooled_bytes": sum(s.nbytes for s in self._storages),
@@ -309,6 +353,36 @@ class BufferLayout:
         if parent.flags.c_contiguous:
             return parent
         return self._parents.get(id(parent), parent)
+
+
+def _resident_candidates(prog, kinds, root):
+    """``{new value: (read value, variable)}`` for each variable read by one
+    ``Variable`` op and set by one plain ``Assign`` (no other state op on it) of a
+    value computed by a fused region, both plain buffers of the variable's shape and
+    dtype."""
+    reads, sets, other = {}, {}, set()
+    for n in prog.nodes:
+        var = n.attrs.get("variable") if n.kind == "state" else None
+        if var is None:
+            continue
+        if n.type == "Variable":
+            reads.setdefault(var, []).append((n, 0))
+        elif n.type == "Assign":
+            sets.setdefault(var, []).append(n)
+        else:
+            other.add(var)
+    found = {}
+    for var, rs in reads.items():
+        assigns = sets.get(var, ())
+        if var in other or len(rs) != 1 or len(assigns) != 1:
+            continue
+        r, x = rs[0], assigns[0].inputs[0]
+        if (kinds.get(r) == "buffer" and root(r) == r and kinds.get(x) == "buffer"
+                and getattr(x[0], "group", None) is not None
+                and tuple(x[0].shapes[x[1]]) == tuple(var.shape)
+                and x[0].dtypes[x[1]] == var.dtype and x not in found):
+            found[x] = (r, var)
+    return found
 
 
 def _viewed(v, users):

@@ -12,6 +12,10 @@ Building a plan:
    its last reader (over all views of it) and is reused, best size first. A fused
    elementwise kernel may write in place over an input it reads last (same element
    count, plain layout): loads precede stores in the generated loop, so it is safe.
+   Two kinds of buffer keep their contents between runs instead: a concatenation's
+   with constant parts (written on the first run only), and a variable's read buffer
+   where the kernel computing its new value writes over it (the next run's read copies
+   nothing while the session holds the array this plan committed: ``_mirrors``).
 3. **Steps** (:mod:`flowgraph.backends.cpu_steps`, the CPU backend's lowering). Each
    unit becomes a zero-argument callable with its arrays bound, so
    :meth:`CompiledPlan.run` is a tight loop; this module adds the row-blocked GEMM
@@ -66,6 +70,9 @@ class CompiledPlan(BufferLayout, CpuSteps):
         # in the same positions (a loop variable's new value: buffers.BufferLayout)
         self._carried_feeds = tuple(getattr(config, "carried_feeds", ()))
         self._subplans = []      # loop bodies' plans (flowgraph.loop_step): waited for too
+        # variable -> [the array this plan's assignment committed last, while the
+        # variable's read buffer still holds it] (buffers: _resident)
+        self._mirrors = {}
         units = schedule(prog)
         self.n_units = len(units)
         self._layout(prog, units)

@@ -155,9 +155,14 @@ class CpuSteps:
         return bind_call(compile_kernel(source, "kernel", types), args)
 
     def _concat_copy_step(self, n, arrays):
-        """The parts of a concatenation that are not windows, copied into place."""
+        """The parts of a concatenation that are not windows, copied into place; its
+        constant parts on the first run only where the layout keeps them there (a root
+        in ``_write_once``: storage nothing else writes), and the plan's own arrays are
+        the ones bound (row binding passes others)."""
         out = arrays[(n, 0)]
-        pairs = []
+        once = (arrays is getattr(self, "_arrays", None)
+                and self._root((n, 0)) in getattr(self, "_write_once", ()))
+        pairs, first = [], []
         for w, axis, offset in self._concat_copies[n]:
             dst = out[_along(axis, offset, w[0].shapes[w[1]][axis])]
             src = np.broadcast_to(arrays[w], dst.shape)
@@ -165,13 +170,23 @@ class CpuSteps:
                 # One column (fold_column_sums_into_matmuls' ones): copied as a 1-D
                 # strided run, not row by row (3584 rows: 59 us against a few).
                 dst, src = dst[..., 0], src[..., 0]
-            pairs.append((dst, src))
+            (first if once and self._kinds.get(w) == "const" else pairs).append((dst, src))
         copyto = np.copyto
+        if not first:
+            def copy_parts():
+                for dst, src in pairs:
+                    copyto(dst, src)
+            return copy_parts
 
-        def copy_parts():
+        def copy_parts_constants_once():
+            # (the flag drops only once the constants are in place)
+            if first:
+                for dst, src in first:
+                    copyto(dst, src)
+                first.clear()
             for dst, src in pairs:
                 copyto(dst, src)
-        return copy_parts
+        return copy_parts_constants_once
 
     def _node_step(self, n, arrays):
         """``(step, kind)`` for one node (``kind`` as :meth:`explain` shows it)."""
@@ -228,6 +243,14 @@ class CpuSteps:
         read = getattr(self, "_read_values", None)
         stored = [k for k in range(len(outs)) if read is None or self._check_numerics
                   or (n, k) in read]
+        mirror = None      # for a variable whose read buffer keeps its new value
+        resident = getattr(self, "_resident", {}).get(n.attrs.get("variable"))
+        if resident is not None and (n.type == "Variable" and (n, 0) == resident[0] or
+                                     n.type == "Assign" and n.inputs[0] == resident[1]):
+            mirror = self._mirrors.setdefault(n.attrs["variable"], [None])
+        direct = _direct_state_step(n, ins, outs, holder, bool(stored), mirror)
+        if direct is not None:
+            return direct
         if len(stored) == len(outs):
             def state_step():
                 values = run_state_op(op, ins, holder[0])
@@ -266,6 +289,73 @@ class CpuSteps:
                 return step_with(contiguous_blocks)
             step.later = _later(with_numba_rounds, "Philox")
         return step
+
+
+def _direct_state_step(n, ins, outs, holder, stored, mirror=None):
+    """A variable read or a plain assignment as the few operations it takes, not
+    through :func:`~flowgraph.executor.run_state_op` (its dispatch and checks cost
+    0.6-1.1 us a step, 28 steps of an Adam update of 4 weights): ``None`` where the
+    general step is needed.
+
+    A read copies the value at the start of the run (``RunState.read``: only a value
+    not yet in the run's snapshot, or one held on a device, takes that path). An
+    assignment of a value whose static shape and dtype are the variable's (checked
+    here, once) stores a read-only copy as pending, which is what ``RunState.write``
+    does after its checks. Both keep the semantics of the reference path.
+
+    ``mirror``: for a variable the layout keeps resident (``BufferLayout._resident``:
+    the kernel computing its new value writes it over the read buffer, which nothing
+    else writes), a one-item list holding the array this plan's assignment committed
+    last, while the read buffer still holds its values. The read copies nothing when
+    the run's value is that array (committed arrays are never written), and clears
+    the mirror before the kernel overwrites the buffer; the assignment sets it. A
+    run that fails after the kernel (the session keeps the older value) or a value
+    set meanwhile by another plan, ``load`` or a restore is another array: copied."""
+    var, copyto, ndarray = n.attrs.get("variable"), np.copyto, np.ndarray
+    if n.type == "Variable" and stored and mirror is not None:
+        out = outs[0]
+
+        def variable_read_resident():
+            state = holder[0]
+            value = state.snapshot.get(var)
+            if value is None or value is not mirror[0]:
+                if value.__class__ is not ndarray:
+                    value = state.read(var)
+                copyto(out, value)
+            mirror[0] = None
+        return variable_read_resident
+    if n.type == "Variable" and stored:
+        out = outs[0]
+
+        def variable_read():
+            state = holder[0]
+            value = state.snapshot.get(var)
+            if value.__class__ is not ndarray:
+                value = state.read(var)
+            copyto(out, value)
+        return variable_read
+    if (n.type == "Assign" and ins[0].shape == tuple(var.shape)
+            and ins[0].dtype == var.dtype):
+        x, out = ins[0], outs[0]
+
+        def assign():
+            value = x.copy()
+            value.flags.writeable = False
+            holder[0].pending[var] = value
+            if stored:
+                copyto(out, value)
+        if mirror is None:
+            return assign
+
+        def assign_resident():
+            value = x.copy()        # (x: the read buffer, holding the new value)
+            value.flags.writeable = False
+            holder[0].pending[var] = value
+            mirror[0] = value
+            if stored:
+                copyto(out, value)
+        return assign_resident
+    return None
 
 
 def _later(build, label):
