@@ -244,6 +244,7 @@ def bind_rows(plan, stacked, order, fixed=None, last_dead=()):
     if not _steps_are_units(plan):
         return None          # (rows are built unit by unit: else copy everything)
     from kernels import bind_call
+    from kernels.cpu.codegen import overlap_pattern
     base = [plan._steps[start:start + count] for *_, start, count in plan._unit_spans]
     position = {(kind, unit): j for j, (kind, unit, _, _) in enumerate(plan._unit_spans)}
     kernels = {}             # span -> (kernel, first row's arguments, where they lie)
@@ -261,16 +262,23 @@ def bind_rows(plan, stacked, order, fixed=None, last_dead=()):
                 segments[j] = shared[i]
                 continue
             if i in kernels:
-                kernel, args, places = kernels[i]
-                segments[j] = [bind_call(kernel, _moved(args, places, row - first))]
-                continue
+                kernel, args, places, pattern = kernels[i]
+                moved = _moved(args, places, row - first)
+                # (the kernel may promise LLVM that what it writes overlaps no other
+                # argument, checked on the first row's: the moved arguments must
+                # overlap as those did, or this row gets a kernel of its own)
+                if overlap_pattern(moved) == pattern:
+                    segments[j] = [bind_call(kernel, moved)]
+                    continue
             # the windows and views cut from the row are known to the kernels' code
             # generator (it indexes their parent) while this row's steps are built only
             plan._parents.update(parents)
             try:
                 if kind == "group" and _generated(plan, unit):
                     kernel, args = _kernel(plan, unit, arrays)
-                    kernels[i] = (kernel, args, _places(args, stacked.values()))
+                    if i not in kernels:
+                        kernels[i] = (kernel, args, _places(args, stacked.values()),
+                                      overlap_pattern(args))
                     rebuilt = [bind_call(kernel, args)]
                 else:
                     rebuilt = _rebuild(plan, kind, unit, arrays)
