@@ -385,3 +385,30 @@ def test_dead_units_keep_what_needed_values_read():
     counted, = _counted(sess2)
     rows = [len(steps) for _, steps, _ in counted._rows]
     assert rows == [rows[0]] * len(rows), rows
+
+
+def test_a_row_whose_arguments_overlap_unlike_the_first_rows_gets_its_own_kernel(
+        monkeypatch):
+    """A kernel prepared on the first row's arguments may promise LLVM that what it
+    writes overlaps nothing else (kernels.cpu.noalias); a later row's moved arguments
+    are bound to it only if they overlap as the first row's did. Made never to match
+    here: every row prepares its own kernels, and the results are the reference's."""
+    from kernels.cpu import codegen
+    prepared = []
+    kernel = loop_rows._kernel
+
+    def counted(plan, group, arrays):
+        prepared.append(group)
+        return kernel(plan, group, arrays)
+    monkeypatch.setattr(loop_rows, "_kernel", counted)
+    monkeypatch.setattr(codegen, "overlap_pattern", lambda args: object())
+    x_val = np.random.default_rng(1).normal(size=(B, T, I))
+    with fg.Graph().as_default() as graph:
+        x, got, want = _model("lstm")
+        reference = fg.Session(graph, fg.SessionConfig(optimize=False)).run(
+            want, {x: x_val})
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+        _close(sess.run(got, {x: x_val}), reference)
+        assert all(seqs >= 1 for seqs, _ in [c.bound for c in _counted(sess)])
+    # each per-row kernel prepared on every row (with matching patterns: once per loop)
+    assert prepared and len(prepared) == T * len(set(prepared))
