@@ -379,15 +379,21 @@ def writes_are_disjoint(arrays, written):
 
 
 def overlap_pattern(args):
-    """Which pairs of the array arguments ``args`` share memory (by bounds): a kernel
-    prepared for one set of arrays may be bound to others with the same pattern (what
-    :func:`writes_are_disjoint` decided for the first holds for them)."""
-    bounds = [_byte_bounds(a) if hasattr(a, "__array_interface__") else None
-              for a in args]
-    return frozenset((j, k) for k in range(len(bounds)) for j in range(k)
-                     if bounds[j] and bounds[k] and bounds[j][0] != bounds[j][1]
-                     and bounds[k][0] != bounds[k][1]
-                     and bounds[j][0] < bounds[k][1] and bounds[k][0] < bounds[j][1])
+    """Which pairs ``(j, k)``, ``j < k``, of the array arguments ``args`` share memory
+    (by bounds; other arguments are skipped): a kernel prepared for one set of arrays
+    may be bound to others with the same pattern (what :func:`writes_are_disjoint`
+    decided for the first holds for them)."""
+    import numpy as np
+    spans = sorted((*_byte_bounds(a), k) for k, a in enumerate(args)
+                   if isinstance(a, np.ndarray))
+    spans = [span for span in spans if span[0] != span[1]]        # empty: no memory
+    pairs = set()
+    for i, (lo, hi, k) in enumerate(spans):      # by start: a sweep, not every pair
+        for lo2, _, k2 in spans[i + 1:]:
+            if lo2 >= hi:
+                break
+            pairs.add((min(k, k2), max(k, k2)))
+    return frozenset(pairs)
 
 
 def _byte_bounds(a):
