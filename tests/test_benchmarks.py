@@ -135,3 +135,13 @@ def test_programs_benchmark_models_agree_with_torch(bench_path, monkeypatch):
             assert a == pytest.approx(b, rel=1e-4), name
     rows = programs.run(["rows"], repeats=1, warmup=0)
     assert rows[0]["program"] == "rows" and rows[0]["flowgraph_ms"] > 0
+
+
+def test_cell_kernels_benchmark_runs_its_generated_and_hand_kernels(bench_path, capsys):
+    import cell_kernels
+    cell_kernels.report(3, 19, repeats=2)      # (main would pin this process to one core)
+    out = capsys.readouterr().out
+    for name in ("forward noalias", "backward noalias", "forward overlap checks",
+                 "backward overlap checks", "forward hand (c and h)",
+                 "forward hand, same stores"):
+        assert re.search(re.escape(name) + r"\s+[\d.]+ ns per hidden element", out)

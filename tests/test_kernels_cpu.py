@@ -131,6 +131,102 @@ def test_windows_of_one_array_are_one_argument_at_their_own_offsets():
     np.testing.assert_array_equal(grads[:, 5:10], i - f)
 
 
+
+def _compiled_here(source, types, args):
+    """The kernel of ``source`` compiled in this process (not loaded from the disk
+    cache, so that its LLVM IR is kept) and run once over ``args``."""
+    from kernels.cache import _configure_llvm
+    _configure_llvm()
+    namespace = {}
+    exec(compile(source, "<fused kernel>", "exec"), namespace)
+    kernel = namespace["kernel"]
+    kernel(*args)
+    return kernel
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("contiguous_parent", [True, False])
+def test_gate_windows_of_one_parent_written_into_another_give_numpys_result(
+        dtype, contiguous_parent):
+    """An LSTM cell's shape of kernel: four column windows of one matrix read, a
+    state read, outputs written to their own arrays and to a window of a third. No
+    written array overlaps another argument, so the kernel is compiled noalias (no
+    run-time overlap check left in its loop); from a parent that is itself a strided
+    view, its windows are strided arrays (no parent to index): the same results."""
+    import re
+    rng = np.random.default_rng(3)
+    B, H = 5, 19                      # odd sizes: vector loop and remainder both run
+    big = rng.standard_normal((B, 4 * H + 3)).astype(dtype)
+    z = big[:, :4 * H] if not contiguous_parent else np.ascontiguousarray(big[:, :4 * H])
+    c = rng.standard_normal((B, H)).astype(dtype)
+    hcat = np.full((B, H + 7), np.nan, dtype)
+    outs = [np.full((B, H), np.nan, dtype) for _ in range(2)]
+    gates = [z[:, k * H:(k + 1) * H] for k in range(4)]
+    h = hcat[:, 7:]
+    spec = codegen.FusedSpec(5, [("Sigmoid", [("in", 0)], {}, z.dtype.name),
+                                 ("Sigmoid", [("in", 1)], {}, z.dtype.name),
+                                 ("Tanh", [("in", 3)], {}, z.dtype.name),
+                                 ("Mul", [("node", 1), ("in", 4)], {}, z.dtype.name),
+                                 ("Mul", [("node", 0), ("node", 2)], {}, z.dtype.name),
+                                 ("Add", [("node", 3), ("node", 4)], {}, z.dtype.name),
+                                 ("Sigmoid", [("in", 2)], {}, z.dtype.name),
+                                 ("Tanh", [("node", 5)], {}, z.dtype.name),
+                                 ("Mul", [("node", 6), ("node", 7)], {}, z.dtype.name)],
+                             [5, 7, 8])
+    parents = {id(g): z for g in gates} if contiguous_parent else {}
+    parents[id(h)] = hcat
+    source, types, args = codegen.prepare_fused(spec, gates + [c] + outs + [h], parents)
+    assert "pipeline_class=NoAlias" in source
+    kernel = _compiled_here(source, types, args)
+    if contiguous_parent:
+        assert "vector.memcheck" not in kernel.inspect_llvm(types)
+    if contiguous_parent and dtype == np.float32:     # (float64 calls libm's exp)
+        assert re.search(r"fmul[^\n]*<\d+ x (float|double)>", kernel.inspect_llvm(types))
+
+    def sigmoid(x):
+        return 1.0 / (1.0 + np.exp(-x))
+    i, f, o, g = (a.astype(np.float64) for a in gates)
+    c2 = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    rtol = 2e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(outs[0], c2, rtol=rtol, atol=1e-7)
+    np.testing.assert_allclose(outs[1], np.tanh(c2), rtol=rtol, atol=1e-7)
+    np.testing.assert_allclose(h, sigmoid(o) * np.tanh(c2), rtol=rtol, atol=1e-7)
+    assert np.isnan(hcat[:, :7]).all()             # nothing written outside the window
+
+
+def test_an_output_overlapping_an_input_it_is_not_keeps_llvms_overlap_checks():
+    """An output that shares memory with an input without being it (shifted by five
+    elements) is not compiled noalias: the loop keeps its element order, as a plain
+    Python loop over the same memory gives it (a noalias kernel, vectorized 8 wide,
+    would read elements before the loop wrote them: measured, it does at
+    200 elements)."""
+    x = np.arange(240.0)
+    want = x.copy()
+    for k in range(200):
+        want[5 + k] = want[k] * 2.0 + 1.0
+    two = np.full(200, 2.0)
+    # x * 2 + 1, with the constant operands as arrays
+    spec = codegen.FusedSpec(3, [("Mul", [("in", 0), ("in", 1)], {}, "float64"),
+                                 ("Add", [("node", 0), ("in", 2)], {}, "float64")], [1])
+    source, types, args = codegen.prepare_fused(spec, [x[:200], two, np.ones(200), x[5:205]])
+    assert "NoAlias" not in source
+    _compiled_here(source, types, args)
+    np.testing.assert_array_equal(x, want)
+
+
+def test_writes_are_disjoint_counts_only_overlaps_with_a_written_array():
+    x = np.zeros((4, 6), np.float32)
+    left, right, row = x[:, :3], x[:, 3:], x[1]
+    # the bounds of two interleaved column windows overlap (a conservative test)
+    assert not codegen.writes_are_disjoint([left, right], [False, True])
+    assert codegen.writes_are_disjoint([left, right], [False, False])
+    assert codegen.writes_are_disjoint([x[:2], x[2:]], [True, True])
+    assert not codegen.writes_are_disjoint([row, x[1:3]], [True, False])
+    assert codegen.writes_are_disjoint([x[:0], x], [True, True])     # empty: no memory
+    reversed_view = x[::-1]
+    assert not codegen.writes_are_disjoint([reversed_view[3:], x[0]], [False, True])
+    assert codegen.overlap_pattern([x[:2], 3, x[1:], x[3]]) == {(0, 2), (2, 3)}
+
 # --- row kernels: softmax cross-entropy, the embedding gradient --------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

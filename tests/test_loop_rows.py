@@ -385,3 +385,42 @@ def test_dead_units_keep_what_needed_values_read():
     counted, = _counted(sess2)
     rows = [len(steps) for _, steps, _ in counted._rows]
     assert rows == [rows[0]] * len(rows), rows
+
+
+@pytest.mark.parametrize("stacked_overlap", [False, True])
+def test_a_row_whose_arguments_overlap_unlike_the_first_rows_gets_its_own_kernel(
+        stacked_overlap, monkeypatch):
+    """A kernel prepared on the first row's arguments may promise LLVM that what it
+    writes overlaps nothing else (kernels.cpu.noalias); a later row's moved arguments
+    are bound to it only if they overlap as the first row's did. That can change only
+    where two stacked arrays share memory (else no row is checked); made so here, and
+    the overlaps never to match: every row prepares its own kernels, and the results
+    are the reference's."""
+    from kernels.cpu import codegen
+    prepared, patterns = [], []
+    kernel = loop_rows._kernel
+
+    def counted(plan, group, arrays):
+        prepared.append(group)
+        return kernel(plan, group, arrays)
+
+    def never_alike(args):
+        patterns.append(args)
+        return object()
+    monkeypatch.setattr(loop_rows, "_kernel", counted)
+    monkeypatch.setattr(codegen, "overlap_pattern", never_alike)
+    if stacked_overlap:
+        monkeypatch.setattr(loop_rows, "_stacked_overlap", lambda stacked: True)
+    x_val = np.random.default_rng(1).normal(size=(B, T, I))
+    with fg.Graph().as_default() as graph:
+        x, got, want = _model("lstm")
+        reference = fg.Session(graph, fg.SessionConfig(optimize=False)).run(
+            want, {x: x_val})
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+        _close(sess.run(got, {x: x_val}), reference)
+        assert all(seqs >= 1 for seqs, _ in [c.bound for c in _counted(sess)])
+    kinds = len(set(prepared))
+    if stacked_overlap:    # every per-row kernel prepared on every row
+        assert prepared and len(prepared) == T * kinds
+    else:                  # once per loop, and no row checked
+        assert prepared and len(prepared) == kinds and len(patterns) == kinds

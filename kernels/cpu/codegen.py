@@ -36,6 +36,10 @@ REDUCTIONS = frozenset({"ReduceSum"})
 # to the flowgraph folder (or none, when that folder cannot be trusted).
 DECORATOR = '@njit(error_model="numpy", nogil=True)\n'
 REASSOC_DECORATOR = '@njit(error_model="numpy", nogil=True, fastmath={"reassoc"})\n'
+# A kernel whose written arrays overlap no other argument (checked by prepare_fused on
+# the arrays it is bound to) promises LLVM so (kernels.cpu.noalias): its loop then
+# vectorizes without run-time overlap checks on every row.
+NOALIAS_OPTION = ", pipeline_class=NoAlias)"
 
 
 @dataclass
@@ -92,7 +96,8 @@ def _expression(op_type, operands, attrs, dtype, operand_dtypes=None):
     return expr
 
 
-def render_source(spec: FusedSpec, rank: int, modes=None, shared=None) -> str:
+def render_source(spec: FusedSpec, rank: int, modes=None, shared=None,
+                  noalias=False) -> str:
     """Source of ``kernel(a0, ..., o0, ..., offsets...)`` looping over ``rank`` dims.
 
     ``modes[k]`` says how operand ``k`` (inputs, then the outputs that are not in
@@ -107,6 +112,10 @@ def render_source(spec: FusedSpec, rank: int, modes=None, shared=None) -> str:
     ``shared[k] = j``: windowed operand ``k`` is a window of the very array operand
     ``j`` (an earlier one) is, and indexes that argument at its own offsets (the four
     gates of an LSTM cell, windows of one matmul output: one argument, not four).
+
+    ``noalias``: the caller has checked that no argument the kernel writes shares
+    memory with another argument; the kernel is compiled with that promise
+    (:mod:`kernels.cpu.noalias`).
     """
     shared = shared or {}
     ins = [f"a{k}" for k in range(spec.n_inputs)]
@@ -127,6 +136,10 @@ def render_source(spec: FusedSpec, rank: int, modes=None, shared=None) -> str:
     if any(n[3] == "float32" and "vmath." in (_template_f32(n[0]) or "")
            for n in spec.nodes):
         header += f"from kernels.cpu import vmath  # version {_vmath().VERSION}\n\n"
+    if noalias:
+        from . import noalias as noalias_module
+        header += ("from kernels.cpu.noalias import NoAlias  # version "
+                   f"{noalias_module.VERSION}\n\n")
     # Loop bounds: the shape of an operand indexed like the loop, or when every
     # operand is a window or a broadcast, ``n0, n1, ...`` passed after the offsets.
     bound = next((k for k in list(range(spec.n_inputs, n_ops)) + list(range(spec.n_inputs))
@@ -172,6 +185,8 @@ def render_source(spec: FusedSpec, rank: int, modes=None, shared=None) -> str:
         # flag covers the kernel's elementwise arithmetic too, which LLVM may then
         # regroup (x*2*3 as x*6): results within a few ulps of the reference's.
         lines[0] = lines[0].replace(DECORATOR, REASSOC_DECORATOR)
+    if noalias:
+        lines[0] = lines[0].replace(")\n", NOALIAS_OPTION + "\n", 1)
     lines.append(f"{indent}for i{last} in range(n{last}):")
     body = indent + "    "
     # Loads first, stores last: an output may share memory with an input (in place).
@@ -324,11 +339,76 @@ def prepare_fused(spec: FusedSpec, arrays, parents=None, shape=None):
                          and j not in summed and arrays[j] is a), None)
             if same is not None:
                 shared[k] = same
+    # Written: the outputs passed (k >= n_in) and the inputs outputs are stored through.
+    written = [k >= n_in or k in spec.inplace.values() for k in range(len(arrays))]
+    for k, j in shared.items():
+        written[j] = written[j] or written[k]
+    written = [w for k, w in enumerate(written) if k not in shared]
     # Offsets and extents are Python ints: Numba types them int64 as it does NumPy's,
     # and unboxes them faster (a 24-argument LSTM kernel's call: 0.3-0.5 us less).
-    arrays = [a for k, a in enumerate(arrays) if k not in shared] + extra
-    source = render_source(spec, rank, modes, shared)
+    arrays = [a for k, a in enumerate(arrays) if k not in shared]
+    noalias = writes_are_disjoint(arrays, written)
+    arrays += extra
+    source = render_source(spec, rank, modes, shared, noalias)
     return source, tuple(typeof(a) for a in arrays), tuple(arrays)
+
+
+def writes_are_disjoint(arrays, written):
+    """Does no array with ``written[k]`` true share memory with another of ``arrays``
+    (by their bounds: the first to the last byte each can reach, a conservative
+    test)? Then a kernel over exactly these arrays may be compiled ``noalias``
+    (:mod:`kernels.cpu.noalias`); arrays that are only read may overlap.
+
+    >>> import numpy as np
+    >>> x = np.zeros(8)
+    >>> writes_are_disjoint([x[:4], x[4:]], [False, True])
+    True
+    >>> writes_are_disjoint([x[:5], x[4:]], [False, True])
+    False
+    >>> writes_are_disjoint([x[:5], x[4:]], [False, False])
+    True
+    """
+    bounds = [_byte_bounds(a) for a in arrays]
+    for k, (lo, hi) in enumerate(bounds):
+        if not written[k] or lo == hi:
+            continue
+        for j, (lo2, hi2) in enumerate(bounds):
+            if j != k and lo2 != hi2 and lo < hi2 and lo2 < hi:
+                return False
+    return True
+
+
+def overlap_pattern(args):
+    """Which pairs ``(j, k)``, ``j < k``, of the array arguments ``args`` share memory
+    (by bounds; other arguments are skipped): a kernel prepared for one set of arrays
+    may be bound to others with the same pattern (what :func:`writes_are_disjoint`
+    decided for the first holds for them)."""
+    import numpy as np
+    spans = sorted((*_byte_bounds(a), k) for k, a in enumerate(args)
+                   if isinstance(a, np.ndarray))
+    spans = [span for span in spans if span[0] != span[1]]        # empty: no memory
+    pairs = set()
+    for i, (lo, hi, k) in enumerate(spans):      # by start: a sweep, not every pair
+        for lo2, _, k2 in spans[i + 1:]:
+            if lo2 >= hi:
+                break
+            pairs.add((min(k, k2), max(k, k2)))
+    return frozenset(pairs)
+
+
+def _byte_bounds(a):
+    """``(first byte, one past the last byte)`` that array ``a`` can reach; equal for
+    an empty array."""
+    start = a.__array_interface__["data"][0]
+    if a.size == 0:
+        return start, start
+    lo = hi = start
+    for n, stride in zip(a.shape, a.strides):
+        if stride < 0:
+            lo += (n - 1) * stride
+        else:
+            hi += (n - 1) * stride
+    return lo, hi + a.itemsize
 
 
 def _one_element(a):
