@@ -220,6 +220,17 @@ class BufferLayout:
 
         def go_dead(v):
             live_bytes[0] -= live.pop(v)
+
+        def read_last_by(v, i):
+            """Is unit ``i`` the last reader of the live buffer ``v``, through one of
+            its operands only (so that its kernel may write over ``v``)?"""
+            return (last.get(v) == i and v in live
+                    and sum(root(w) == v for w in inputs_of[i]) == 1)
+
+        def may_write_over(o, v):
+            """Can output ``o`` take input ``v``'s storage (a sum's output is zeroed
+            before it is accumulated, so never one)?"""
+            return _same_layout(o, v) and o[0].type != "ReduceSum"
         for i, (kind, p) in enumerate(units):
             outs = [v for v in produced[i] if kinds[v] == "buffer"]
             handed = {}
@@ -232,23 +243,20 @@ class BufferLayout:
                 # over it: no second buffer of that size).
                 for o in outs:      # a variable's new value over its read first
                     r, var = resident_target.get(o, (None, None))
-                    if (r is not None and r in inputs_of[i] and last.get(r) == i
-                            and r in live and sum(root(w) == r for w in inputs_of[i]) == 1
-                            and _same_layout(o, r) and o[0].type != "ReduceSum"):
+                    if (r is not None and r in inputs_of[i] and read_last_by(r, i)
+                            and may_write_over(o, r)):
                         handed[o] = r
                         kept.add(o)
                         self._resident[var] = (r, o)
                 for v in inputs_of[i]:
                     if kinds[v] == "view" and plain[v]:
                         v = root(v)
-                    if (kinds[v] == "buffer" and last.get(v) == i and v in live
+                    if (kinds[v] == "buffer" and read_last_by(v, i)
                             and v not in once and v not in kept
-                            and v not in handed.values()
-                            and sum(root(w) == v for w in inputs_of[i]) == 1):
+                            and v not in handed.values()):
                         for o in outs:
                             if (o not in handed and o not in once and o not in kept
-                                    and _same_layout(o, v)
-                                    and o[0].type != "ReduceSum"   # zeroed first
+                                    and may_write_over(o, v)
                                     and carry.get(v, o) == o):   # (kept for its own)
                                 handed[o] = v
                                 break

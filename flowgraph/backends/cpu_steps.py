@@ -339,22 +339,14 @@ def _direct_state_step(n, ins, outs, holder, stored, mirror=None):
         x, out = ins[0], outs[0]
 
         def assign():
-            value = x.copy()
+            value = x.copy()   # (resident: x is the read buffer, holding the new value)
             value.flags.writeable = False
             holder[0].pending[var] = value
+            if mirror is not None:
+                mirror[0] = value
             if stored:
                 copyto(out, value)
-        if mirror is None:
-            return assign
-
-        def assign_resident():
-            value = x.copy()        # (x: the read buffer, holding the new value)
-            value.flags.writeable = False
-            holder[0].pending[var] = value
-            mirror[0] = value
-            if stored:
-                copyto(out, value)
-        return assign_resident
+        return assign
     return None
 
 

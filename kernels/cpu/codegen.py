@@ -368,14 +368,7 @@ def writes_are_disjoint(arrays, written):
     >>> writes_are_disjoint([x[:5], x[4:]], [False, False])
     True
     """
-    bounds = [_byte_bounds(a) for a in arrays]
-    for k, (lo, hi) in enumerate(bounds):
-        if not written[k] or lo == hi:
-            continue
-        for j, (lo2, hi2) in enumerate(bounds):
-            if j != k and lo2 != hi2 and lo < hi2 and lo2 < hi:
-                return False
-    return True
+    return not any(written[j] or written[k] for j, k in _overlapping_pairs(arrays))
 
 
 def overlap_pattern(args):
@@ -383,6 +376,12 @@ def overlap_pattern(args):
     (by bounds; other arguments are skipped): a kernel prepared for one set of arrays
     may be bound to others with the same pattern (what :func:`writes_are_disjoint`
     decided for the first holds for them)."""
+    return _overlapping_pairs(args)
+
+
+def _overlapping_pairs(args):
+    """``frozenset`` of the pairs ``(j, k)``, ``j < k``, of array arguments whose byte
+    bounds overlap (empty arrays and non-arrays overlap nothing)."""
     import numpy as np
     spans = sorted((*_byte_bounds(a), k) for k, a in enumerate(args)
                    if isinstance(a, np.ndarray))
