@@ -154,22 +154,43 @@ def slice_grads_to_concat(prog):
     def single(v):
         return len(users.get(v, ())) == 1 and v not in fetched and not v[0].controls
 
-    def leaves(v, out):
+    def inner_add(v):
+        """Is ``v`` an addition the sum may look through (read once, no broadcast)?"""
         n = v[0]
-        if n.type == "Add" and single(v) and all(
-                w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs):
-            return all(leaves(w, out) for w in n.inputs)
-        if n.type == "SliceGrad" and single(v) and rows_of(n) is not None:
-            out.append(n)
-            return True
-        return False
+        return n.type == "Add" and single(v) and all(
+            w[0].shapes[w[1]] == n.shapes[0] for w in n.inputs)
+
+    def leaf(v):
+        n = v[0]
+        return n.type == "SliceGrad" and single(v) and rows_of(n) is not None
+
+    # Whether every term under an addition is a slice gradient, in graph order (inputs
+    # first), so that nothing recurses or walks along the sum: an unrolled RNN's
+    # weight-gradient sum is a chain of additions as deep as T.
+    all_slices = {}
+    for n in prog.nodes:
+        if n.type == "Add":
+            all_slices[n] = all(leaf(w) or (inner_add(w) and all_slices[w[0]])
+                                for w in n.inputs)
+
+    def leaves(n):
+        """The slice gradients under addition ``n``, left to right."""
+        out, stack = [], list(reversed(n.inputs))
+        while stack:
+            w = stack.pop()
+            if leaf(w):
+                out.append(w[0])
+            else:
+                stack.extend(reversed(w[0].inputs))
+        return out
 
     replace = {}
     for n in reversed(prog.nodes):
-        if n.type != "Add" or n in replace or n.controls or len(n.shapes[0]) < 1:
+        if (n.type != "Add" or n in replace or n.controls or len(n.shapes[0]) < 1
+                or not all_slices[n]):
             continue
-        found = []
-        if not all(leaves(w, found) for w in n.inputs) or len(found) < 2:
+        found = leaves(n)
+        if len(found) < 2:
             continue
         like = found[0].inputs[1]
         if any(m.inputs[1] != like for m in found):

@@ -345,3 +345,32 @@ def test_a_sequence_no_body_reads_is_not_kept_alive_for_the_loop(monkeypatch):
     assert shapes(loop_passes.unread_sequences(forward)) == [(7, 3, 4)]
     assert (7, 3, 24) in shapes(loop_passes.unread_sequences(backward))
     assert all(v in forward.inputs[2:] for v in loop_passes.unread_sequences(forward))
+
+
+def test_slice_grads_to_concat_takes_a_sum_deeper_than_the_recursion_limit():
+    """An unrolled RNN's weight-gradient sum is a chain of additions as deep as T: the
+    pass neither recurses along it (T=400 and above raised RecursionError) nor misses a
+    slice-gradient sum at the top of such a graph."""
+    import sys
+    from flowgraph import passes
+    depth = sys.getrecursionlimit() + 200
+    with fg.Graph().as_default():
+        w = fg.placeholder(fg.float64, (5, 2))
+        x = fg.placeholder(fg.float64, (5, 2))
+        total = x
+        for _ in range(depth):
+            total = total + x
+        y = (fg.reduce_sum(total * w) + fg.reduce_sum(w[:2] * 3.0)
+             + fg.reduce_sum(fg.square(w[2:])))
+        gw, = fg.gradients(y, [w])
+        prog = passes.lower([total, gw], [], [w, x], [(5, 2), (5, 2)])
+    n_adds = sum(n.type == "Add" for n in prog.nodes)
+    assert n_adds >= depth
+    loop_passes.slice_grads_to_concat(prog)       # (raised RecursionError before)
+    with fg.Graph().as_default():
+        w = fg.placeholder(fg.float64, (5, 2))
+        y = fg.reduce_sum(w[:2] * 3.0) + fg.reduce_sum(fg.square(w[2:]))
+        gw, = fg.gradients(y, [w])
+        prog = passes.lower([gw], [], [w], [(5, 2)])
+    types = {n.type for n in loop_passes.slice_grads_to_concat(prog).nodes}
+    assert "Concat" in types and "SliceGrad" not in types
