@@ -150,7 +150,12 @@ class CompiledPlan(BufferLayout, CpuSteps):
                                                unit_steps))
             else:
                 n = p
-                outs = [(n, k) for k in range(len(n.shapes)) if self._kinds[(n, k)] == "buffer"]
+                # (a loop writes only the outputs something reads: loop_passes.
+                # mark_live_outputs; check_numerics must not check the others' stale
+                # or uninitialized contents)
+                live = n.attrs.get("_live") if n.type == "While" else None
+                outs = [(n, k) for k in range(len(n.shapes)) if self._kinds[(n, k)] == "buffer"
+                        and (live is None or live[k])]
                 origin = n
                 if n.type == "Feed":
                     self._feed_loads.append((arrays[(n, 0)], n.feed))

@@ -135,6 +135,30 @@ def test_check_numerics_and_overlong_loops_keep_the_copies(monkeypatch):
     assert [c.bound for c in _counted(fresh)] == [(1, 0)]   # xs rows read in place
 
 
+def test_check_numerics_checks_only_the_loop_outputs_it_writes():
+    """A loop writes only the outputs something reads (``mark_live_outputs``); what
+    check_numerics checks after it must be those, not the stale contents of the
+    others' buffers (their storage is pooled: a NaN left there by an earlier run or
+    another value failed the run at random)."""
+    xs = fg.placeholder(fg.float64, (None, 3))
+    ys = fg.scan(lambda acc, x: fg.tanh(acc * 0.5 + x) * 2.0, xs,
+                 initializer=fg.zeros((3,), fg.float64))
+    feed = {xs: np.random.default_rng(0).normal(size=(4, 3))}
+    want = fg.Session(config=fg.SessionConfig(optimize=False)).run(ys, feed)
+    checked = fg.Session(config=fg.SessionConfig(check_numerics=True, compile="eager"))
+    _close(checked.run(ys, feed), want)
+    plan, = checked._plans.values()
+    loop, = [n for n in plan._unit_spans if n[0] == "node" and n[1].type == "While"]
+    live = loop[1].attrs["_live"]
+    assert not all(live)              # (else this test checks nothing)
+    for k, is_live in enumerate(live):
+        v = (loop[1], k)
+        if (not is_live and plan._kinds.get(v) == "buffer"
+                and plan._arrays[v].dtype.kind == "f"):
+            plan._arrays[v][...] = np.nan     # what an unwritten buffer may hold
+    _close(checked.run(ys, feed), want)
+
+
 def test_what_may_not_be_bound_is_left_to_copies():
     """An emit that is also the carried value (scan's accumulator) is not bound: its
     buffer is the one the next iteration reads. An emit with a view cut from it is
