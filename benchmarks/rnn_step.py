@@ -277,15 +277,18 @@ def run(args):
                 if stats:
                     row["buffers / live set"] = (stats["pooled_bytes"]
                                                  / stats["largest_live_set_bytes"])
-                np_step, _, _ = numpy_training_step(cell, B, I, H, T, dtype)
-                fns = {"flowgraph ms": lambda: step(*xs), "numpy ms": np_step}
+                fns = {"flowgraph ms": lambda: step(*xs)}
                 if torch is not None:
                     fns["torch ms"] = torch_training_step(cell, B, I, H, T, dtype)
-                # orders varied, as in the --loop rows (in a fixed order torch's step
-                # always ran right after NumPy's, and the step after torch's pays for
-                # the caches torch left behind)
+                # flowgraph and torch in turn, orders varied as in the --loop rows (the
+                # step after torch's pays for the caches torch left behind). NumPy's
+                # step is timed on its own afterwards: in the rotation, its large
+                # temporaries slowed torch's next step by 8-15% at LSTM medium
+                # (Zen 4), which flattered flowgraph / torch.
                 row.update(interleaved_medians_ms(fns, _whole_cycles(reps, fns),
                                                   rotate=True))
+                np_step, _, _ = numpy_training_step(cell, B, I, H, T, dtype)
+                row["numpy ms"] = median_ms(np_step, max(1, reps // 2))
                 sess.close()
                 if torch is not None:
                     row["flowgraph / torch"] = row["flowgraph ms"] / row["torch ms"]
@@ -304,9 +307,9 @@ def run(args):
                "numpy ms", "flowgraph / torch", "GFLOP/s", "% GEMM", "first call s",
                "buffers / live set"]
     notes = [f"{args.threads} thread(s){' pinned to one core' if args.threads == 1 else ''};"
-             " flowgraph, NumPy and torch timed in turn within each repeat (same load), "
-             "medians after one warm-up call; the machine was shared with other jobs "
-             "while measuring (noisy).",
+             " flowgraph and torch timed in turn within each repeat (same load), "
+             "medians after one warm-up call; NumPy's step timed alone after them; "
+             "the machine is a shared VM (noisy).",
              "GFLOP/s: the matmul work the step needs (forward, state gradient, weight "
              "gradients; see step_flops) over flowgraph's step time. % GEMM: that over "
              "np.matmul's measured rate at the forward GEMM shape; the compiled weight "
