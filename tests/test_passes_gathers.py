@@ -150,3 +150,59 @@ def test_out_of_range_ids_still_raise():
                 sess.run(loss, {x: np.full((3, 4), 5, np.int32),
                                 y: np.zeros((3, 4), np.int32),
                                 c: np.zeros((3, 4)), h: np.zeros((3, 4))})
+
+
+def test_gradients_come_from_one_scatter_of_the_gate_gradients():
+    """``push_gathers_into_gradients``: the embedding's gradient is ``S @ K_x.T`` and the
+    kernel's embedding rows ``E.T @ S`` with ``S`` one scatter of the stacked gate
+    gradients into the table's 5 rows; no step computes the gradient of its gathered
+    rows, and the stacked weight gradient is ``h``'s rows only."""
+    with fg.Graph().as_default():
+        loss, grads, feeds, _, _ = char_model(vocab=5)
+        prog = optimized([loss] + grads, feeds)
+    scatters = [n for n in prog.nodes if n.type == "GatherGrad"]
+    assert [n.shapes[0] for n in scatters] == [(5, 16)]
+    per_step = [n for n in prog.nodes if n.type == "MatMul" and n.attrs["transpose_b"]
+                and n.shapes[0][0] == 3]
+    assert len(per_step) == 3 and all(n.shapes[0] == (3, 4) for n in per_step)  # dh only
+    stacked = sorted(n.shapes[0] for n in prog.nodes if n.type == "MatMul"
+                     and n.attrs["transpose_a"] and n.shapes[0][1] == 16)
+    assert stacked == [(3, 16), (4, 16)]     # E.T @ S, and h's rows of the stacking
+    assert not any(n.type == "ReduceSum" and n.inputs[0][0].shapes[n.inputs[0][1]]
+                   == (12, 16) for n in prog.nodes)   # the bias gradient: sum(S, 0)
+
+
+def test_gradients_left_alone_when_the_table_has_as_many_rows_as_are_gathered():
+    with fg.Graph().as_default():
+        loss, grads, feeds, _, _ = char_model(vocab=12)
+        prog = optimized([loss] + grads, feeds)
+    assert [n.shapes[0] for n in prog.nodes if n.type == "GatherGrad"] == [(12, 3)]
+    # the kernel's gradient: all 7 rows in one GEMM (and the bias's row of ones,
+    # fold_column_sums_into_matmuls)
+    assert any(n.type == "MatMul" and n.attrs["transpose_a"] and n.shapes[0] == (8, 16)
+               for n in prog.nodes)
+
+
+@pytest.mark.parametrize("vocab", [5, 40])
+def test_clipped_adam_training_equals_the_reference(vocab):
+    """Training steps (gradients clipped by their global norm, Adam) give the
+    reference's weights, where the passes apply (5 rows) and where the gradient stays
+    sparse (40 rows: clip_by_global_norm's GatherGradSq)."""
+    rng = np.random.default_rng(11)
+    batches = [(rng.integers(0, vocab, (3, 4)).astype(np.int32),
+                rng.integers(0, vocab, (3, 4)).astype(np.int32)) for _ in range(3)]
+    finals = []
+    for config in (REF, OPT):
+        with fg.Graph().as_default():
+            loss, grads, (x, y, c, h), variables, _ = char_model(vocab=vocab)
+            clipped, _ = fg.clip_by_global_norm(grads, 0.5)
+            train = fg.train.AdamOptimizer(0.05).apply_gradients(zip(clipped, variables))
+            with fg.Session(config=config) as sess:
+                losses = [sess.run([loss, train], {x: xv, y: yv, c: np.zeros((3, 4)),
+                                                   h: np.zeros((3, 4))})[0]
+                          for xv, yv in batches]
+                finals.append((losses, [sess.run(v) for v in variables]))
+    (ref_losses, ref_vars), (opt_losses, opt_vars) = finals
+    np.testing.assert_allclose(opt_losses, ref_losses, rtol=1e-10)
+    for a, b in zip(ref_vars, opt_vars):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
