@@ -29,14 +29,15 @@ from .simplify import prune
 
 
 def _trace_gather(v):
-    """``(gather, base_shapes, items)`` when ``v`` is a view of the rows of a ``Gather``
+    """``(gather, base_ops, items)`` when ``v`` is a view of the rows of a ``Gather``
     of a 2-D table that keeps each row whole; else None.
 
     The view is taken again of another gather of the same indices
-    (:meth:`_Builder.table_rows`, :meth:`_Builder.row_indices`): ``base_shapes`` are
-    the leading shapes of the reshapes of the whole gather (the row axis dropped),
-    ``items`` one ``("slice", start, stop)`` or ``("index", i)`` per leading axis of
-    the last of them.
+    (:meth:`_Builder.table_rows`, :meth:`_Builder.row_indices`): ``base_ops`` are the
+    reshapes and transposes of the whole gather, as they apply to its indices (the row
+    axis dropped: ``("reshape", shape)``, ``("transpose", perm)``; a ``dynamic_rnn``'s
+    time-major input), ``items`` one ``("slice", start, stop)`` or ``("index", i)`` per
+    leading axis after them.
     """
     chain = []
     n = v
@@ -51,14 +52,23 @@ def _trace_gather(v):
         return None
     d = table[0].shapes[table[1]][1]
     lead = tuple(gather.shapes[0][:-1])
-    base_shapes = []
+    base_ops = []
     items = [("slice", 0, s) for s in lead]
     for m, k in reversed(chain):
         shape = m.shapes[k]
         if not shape or shape[-1] != d:
             return None
         live = [j for j, it in enumerate(items) if it[0] == "slice"]   # current axes
-        if m.type == "Split":
+        whole = len(live) == len(items) and all(
+            it == ("slice", 0, s) for it, s in zip(items, lead))
+        if m.type == "Transpose" and whole:
+            perm = tuple(m.attrs["perm"])
+            if perm[-1] != len(perm) - 1:
+                return None         # (the rows' own axis moves)
+            lead = tuple(shape[:-1])
+            base_ops.append(("transpose", perm[:-1]))
+            items = [("slice", 0, s) for s in lead]
+        elif m.type == "Split":
             in_shape = m.inputs[0][0].shapes[m.inputs[0][1]]
             axis = S.normalize_axis(m.attrs["axis"], len(in_shape))
             if axis >= len(live):
@@ -68,10 +78,9 @@ def _trace_gather(v):
             items[j] = ("slice", start, start + shape[axis])
         elif m.type == "Reshape":
             current = tuple(items[j][2] - items[j][1] for j in live)
-            if all(it == ("slice", 0, s) for it, s in zip(items, lead)) and \
-                    len(live) == len(items):
+            if whole:
                 lead = tuple(shape[:-1])        # a reshape of the whole gather
-                base_shapes.append(lead)
+                base_ops.append(("reshape", lead))
                 items = [("slice", 0, s) for s in lead]
                 continue
             kept = _squeezed(current, tuple(shape[:-1]))
@@ -99,7 +108,7 @@ def _trace_gather(v):
     kept = tuple(it[2] - it[1] for it in items if it[0] == "slice")
     if kept != tuple(v[0].shapes[v[1]][:-1]):
         return None         # (a view this walk does not follow exactly)
-    return gather, base_shapes, items
+    return gather, base_ops, items
 
 
 def _squeezed(shape, out):
@@ -155,21 +164,22 @@ class _Builder:
             "StridedSlice", [b], {"spec": (("slice", start, stop, None),)}, like.origin,
             [(stop - start, width)], [b[0].dtypes[b[1]]], order=like.order), 0))
 
-    def index_view(self, ids, base_shapes, perm, like):
-        """``ids`` reshaped as the gather was (``base_shapes``), its axes in the order
-        ``perm``: a view of the indices."""
-        def make():
-            v = ids
-            dtype = v[0].dtypes[v[1]]
-            for lead in base_shapes:
-                v = (Node("Reshape", [v], {"shape": tuple(lead)}, like.origin,
-                          [tuple(lead)], [dtype], order=like.order), 0)
-            if perm != tuple(range(len(perm))):
-                shape = tuple(v[0].shapes[v[1]][j] for j in perm)
-                v = (Node("Transpose", [v], {"perm": perm}, like.origin, [shape],
-                          [dtype], order=like.order), 0)
-            return v
-        return self._once(("ids", ids, tuple(base_shapes), perm), make)
+    def index_view(self, ids, base_ops, perm, like):
+        """``ids`` reshaped and transposed as the gather was (``base_ops``), then its
+        axes in the order ``perm``: a view of the indices (each node made once)."""
+        ops = list(base_ops)
+        if perm != tuple(range(len(perm))):
+            ops.append(("transpose", perm))
+        v = ids
+        dtype = ids[0].dtypes[ids[1]]
+        for kind, arg in ops:
+            shape = tuple(arg) if kind == "reshape" else \
+                tuple(v[0].shapes[v[1]][j] for j in arg)
+            attrs = {"shape": shape} if kind == "reshape" else {"perm": tuple(arg)}
+            v = self._once(("ids", v, kind, tuple(arg)), lambda v=v, kind=kind, attrs=attrs,
+                           shape=shape: (Node(kind.capitalize(), [v], attrs, like.origin,
+                                              [shape], [dtype], order=like.order), 0))
+        return v
 
     def _select(self, v, items, perm, like):
         """``items`` (in the order ``perm``) of the leading axes of ``v``: ``v`` itself
@@ -193,7 +203,7 @@ class _Builder:
         rows are one contiguous block of the gather, as a kernel reads them fastest
         (a window of a 3-D buffer is read through a general strided array: the char
         RNN's cell kernel took 5.4 ms a step instead of 0.8)."""
-        gather, base_shapes, items = traced
+        gather, base_ops, items = traced
         table, b, start, stop, _ = key
         width = b[0].shapes[b[1]][1]
         dtype = like.dtypes[0]
@@ -202,7 +212,7 @@ class _Builder:
             {"transpose_a": False, "transpose_b": False}, like.origin,
             [(table[0].shapes[table[1]][0], width)], [dtype], order=like.order), 0))
         perm = _index_first(items)
-        ids = self.index_view(gather.inputs[1], base_shapes, perm, like)
+        ids = self.index_view(gather.inputs[1], base_ops, perm, like)
         rows = self._once(("gather", product, ids), lambda: (Node(
             "Gather", [product, ids], dict(gather.attrs), gather.origin,
             [tuple(ids[0].shapes[ids[1]]) + (width,)], [dtype], order=like.order), 0))
@@ -210,9 +220,9 @@ class _Builder:
 
     def row_indices(self, traced, like):
         """The indices of the rows of a traced 2-D block of gathered rows, a vector."""
-        gather, base_shapes, items = traced
+        gather, base_ops, items = traced
         perm = _index_first(items)
-        ids = self._select(self.index_view(gather.inputs[1], base_shapes, perm, like),
+        ids = self._select(self.index_view(gather.inputs[1], base_ops, perm, like),
                            items, perm, like)
         shape = ids[0].shapes[ids[1]]
         if len(shape) == 1:
@@ -330,10 +340,22 @@ def push_gathers_through_matmuls(prog):
 
 
 def _gradient_blocks(d, lead):
-    """``[(y, items)]``: the gradient ``d`` of a gather's rows (leading axes ``lead``)
-    as 2-D blocks ``y``, each the rows ``items`` of the leading axes (C order), as an
+    """``(base_ops, [(y, items)])``: the gradient ``d`` of a gather's rows (leading
+    axes ``lead``) as 2-D blocks ``y``, each the rows ``items`` of the leading axes (C
+    order) of ``d`` transposed by ``base_ops`` (as :func:`_trace_gather`'s), as an
     unrolled RNN's backward pass builds it: a concatenation along the time axis of
-    each step's gradient, reshaped. None for any other form."""
+    each step's gradient, reshaped (a ``dynamic_rnn``'s: the transpose of one
+    time-major product). None for any other form."""
+    base_ops = []
+    while d[0].type == "Transpose" and not d[0].controls:
+        perm = tuple(d[0].attrs["perm"])
+        if perm[-1] != len(perm) - 1:
+            return None
+        # d = x.transpose(perm): d's rows at ids are x's at ids.transpose(inverse)
+        inverse = tuple(sorted(range(len(perm) - 1), key=lambda j: perm[j]))
+        base_ops.append(("transpose", inverse))
+        lead = tuple(lead[j] for j in inverse)
+        d = d[0].inputs[0]
     rank = len(lead)
     whole = [("slice", 0, s) for s in lead]
     if (d[0].type == "Concat" and not d[0].controls
@@ -360,7 +382,7 @@ def _gradient_blocks(d, lead):
         # pass's unstack reads it, so that both find the same index vector)
         blocks.append((p, [("index", it[1]) if it[2] - it[1] == 1 else it
                            for it in items]))
-    return blocks
+    return base_ops, blocks
 
 
 def _times_weight_rows(y):
@@ -528,9 +550,10 @@ def _table_gradient(prog, n, users, fetched, existing, build, scattered):
     if (vocab is None or d in fetched or len(users.get(d, ())) != 1
             or math.prod(lead) <= vocab or tuple(d[0].shapes[d[1]]) != lead + (embed,)):
         return None
-    blocks = _gradient_blocks(d, lead)
-    if blocks is None:
+    found = _gradient_blocks(d, lead)
+    if found is None:
         return None
+    base_ops, blocks = found
     terms, weight = [], None
     for y, items in blocks:
         found = _times_weight_rows(y)
@@ -550,8 +573,8 @@ def _table_gradient(prog, n, users, fetched, existing, build, scattered):
         at = {v: k for k, v in enumerate(same.inputs)}
         terms.sort(key=lambda t: at[t[0]])
     gather = _Origin(ids)
-    indices = build.concat([build.row_indices((gather, [], items), n) for _, items in terms],
-                           0, n, ids[0].dtypes[ids[1]])
+    indices = build.concat([build.row_indices((gather, base_ops, items), n)
+                            for _, items in terms], 0, n, ids[0].dtypes[ids[1]])
     rows = (same, 0) if same is not None and len(same.inputs) == len(terms) else \
         build.concat([m for m, _ in terms], 0, n, dtype)
     s = build.scatter(rows, indices, vocab, n)
