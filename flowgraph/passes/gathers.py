@@ -481,8 +481,10 @@ def _weight_gradient(prog, n, build, scattered):
         for p_blocks in blocks:
             found = [v for v, s, e in p_blocks if (s, e) == (start, stop)]
             t = _trace_gather(found[0]) if found else None
-            if t is None or (traced and t[0].inputs[0] != traced[0][0].inputs[0]):
-                break
+            if t is None or (traced and (
+                    t[0].inputs[0] != traced[0][0].inputs[0]
+                    or _dtype(t[0].inputs[1]) != _dtype(traced[0][0].inputs[1]))):
+                break       # (one table; indices of one type, to be stacked)
             traced.append(t)
         else:
             table = traced[0][0].inputs[0]
@@ -494,7 +496,7 @@ def _weight_gradient(prog, n, build, scattered):
     else:
         return None
     indices = build.concat([build.row_indices(t, n) for t in traced], 0, n,
-                           traced[0][0].inputs[1][0].dtypes[traced[0][0].inputs[1][1]])
+                           _dtype(traced[0][0].inputs[1]))
     s = build.scatter(g, indices, vocab, n)
     scattered[g] = s
     width = n.shapes[0][1]
@@ -516,6 +518,10 @@ def _weight_gradient(prog, n, build, scattered):
         pieces.append(_rows_of(rest_rows, start, cols - (stop - start), n))
     return (Node("Concat", pieces, {"axis": 0}, n.origin, n.shapes, n.dtypes,
                  order=n.order), 0)
+
+
+def _dtype(v):
+    return v[0].dtypes[v[1]]
 
 
 def _rows_of(v, start, stop, like):
