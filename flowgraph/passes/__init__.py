@@ -8,7 +8,8 @@ whole optimization, in order, in one place.
 
 Modules: :mod:`.ir` (Node, Program, rewriting helpers), :mod:`.lowering` (ops to a
 Program), :mod:`.simplify` (prune, fold, simplify, CSE), :mod:`.zeros` (matmul work
-by known zeros dropped), :mod:`.matmuls` (GEMM stacking, batching, splitting,
+by known zeros dropped), :mod:`.gathers` (matmuls moved ahead of embedding
+lookups from small tables), :mod:`.matmuls` (GEMM stacking, batching, splitting,
 untransposing), :mod:`.fusion` (elementwise fusion).
 
 >>> import flowgraph as fg
@@ -32,6 +33,8 @@ from .matmuls import (  # noqa: F401  (the package's public names)
     FOLD_ROW_BLOCK, UNTRANSPOSE_MAX_ASPECT, UNTRANSPOSE_MIN_ROWS, add_before_split,
     batch_input_matmuls, fold_column_sums_into_matmuls, narrow_split_matmuls,
     split_bias_adds, stack_matmul_sums, stack_reduce_sums, untranspose_matmul_operands)
+from .gathers import (  # noqa: F401  (the package's public names)
+    push_gathers_into_gradients, push_gathers_through_matmuls)
 from .zeros import drop_zero_products  # noqa: F401  (the package's public names)
 from .fusion import (  # noqa: F401  (the package's public names)
     Group, SIBLING_CANDIDATES, fusable, fusable_on,
@@ -39,8 +42,9 @@ from .fusion import (  # noqa: F401  (the package's public names)
 
 
 PIPELINE = [prune, fold_constants, drop_zero_products, simplify, cse, prune,
-            narrow_split_matmuls, stack_matmul_sums, stack_reduce_sums, cse,
-            batch_input_matmuls, add_before_split, cse, untranspose_matmul_operands,
+            push_gathers_through_matmuls, narrow_split_matmuls, stack_matmul_sums,
+            stack_reduce_sums, cse, push_gathers_into_gradients, batch_input_matmuls,
+            add_before_split, cse, untranspose_matmul_operands,
             fold_column_sums_into_matmuls, split_bias_adds, fuse_elementwise,
             recompute_in_readers, merge_into_readers]
 """The optimization passes, in order. Each takes and returns a :class:`Program`."""

@@ -294,8 +294,24 @@ def split_bias_adds(prog):
         elif S.normalize_axis(split.attrs["axis"], 2) != 1:
             continue
         product, bias = n.inputs
-        if product[0].type != "MatMul":
+        if product[0].type != "MatMul" and (bias[0].type == "MatMul" or (
+                product[0].type != "Add" and bias[0].type == "Add")):
             product, bias = bias, product
+        extra = None
+        if product[0].type == "Add" and rows is None:
+            # ``(m @ w + r) + b``: ``r`` of the product's shape (the gathered rows of
+            # a table product, :func:`.gathers.push_gathers_through_matmuls`) is
+            # split and added in the cell's kernel along with the bias.
+            inner = product[0]
+            if (not inner.controls and len(users.get(product, ())) == 1
+                    and product not in fetched and inner.shapes[0] == n.shapes[0]):
+                p, r = inner.inputs
+                if p[0].type != "MatMul":
+                    p, r = r, p
+                if (p[0].type == "MatMul" and r[0].shapes[r[1]] == n.shapes[0]
+                        and r[0].dtypes[r[1]] == n.dtypes[0]
+                        and prog.device(inner) == prog.device(n)):
+                    product, extra = p, r
         b_shape = bias[0].shapes[bias[1]]
         if (product[0].type != "MatMul" or product[0].shapes[product[1]] != n.shapes[0]
                 or b_shape not in ((n.shapes[0][1],), (1, n.shapes[0][1]), n.shapes[0])
@@ -304,7 +320,7 @@ def split_bias_adds(prog):
                         + ([] if rows is None else columns)}) != 1):
             continue
         if rows is None:
-            plan[split] = (n, product, bias)
+            plan[split] = (n, product, bias, extra)
         else:
             by_rows[rows] = (n, product, bias, columns)
     if not plan and not by_rows:
@@ -317,16 +333,24 @@ def split_bias_adds(prog):
                     add.origin, [b_shape[:-1] + (s,) for s in sizes],
                     [add.dtypes[0]] * len(sizes), order=add.order)
 
-    def gate_adds(split, product, b_pieces, add):
+    def gate_adds(split, product, b_pieces, add, r_pieces=None):
         pieces = Node("Split", [product], dict(split.attrs), split.origin, split.shapes,
                       split.dtypes, order=split.order)
-        return [(Node("Add", [(pieces, k), (b_pieces, k)], {}, add.origin,
-                      [split.shapes[k]], add.dtypes[:1], order=split.order), 0)
-                for k in range(len(split.shapes))]
+        out = []
+        for k in range(len(split.shapes)):
+            piece = (pieces, k)
+            if r_pieces is not None:
+                piece = (Node("Add", [piece, (r_pieces, k)], {}, add.origin,
+                              [split.shapes[k]], add.dtypes[:1], order=split.order), 0)
+            out.append((Node("Add", [piece, (b_pieces, k)], {}, add.origin,
+                             [split.shapes[k]], add.dtypes[:1], order=split.order), 0))
+        return out
 
-    for split, (add, product, bias) in plan.items():
-        replace[split] = gate_adds(split, product, bias_pieces(add, bias,
-                                                               split.attrs["sizes"]), add)
+    for split, (add, product, bias, extra) in plan.items():
+        sizes = split.attrs["sizes"]
+        replace[split] = gate_adds(
+            split, product, bias_pieces(add, bias, sizes), add,
+            None if extra is None else bias_pieces(add, extra, sizes))
     for rows, (add, product, bias, columns) in by_rows.items():
         steps = Node("Split", [product], dict(rows.attrs), rows.origin, rows.shapes,
                      rows.dtypes, order=rows.order)
