@@ -374,3 +374,43 @@ def test_slice_grads_to_concat_takes_a_sum_deeper_than_the_recursion_limit():
         prog = passes.lower([gw], [], [w], [(5, 2)])
     types = {n.type for n in loop_passes.slice_grads_to_concat(prog).nodes}
     assert "Concat" in types and "SliceGrad" not in types
+
+
+def _body_kinds(loop):
+    """The step kinds of a loop's compiled body plan (the one compiled so far)."""
+    from flowgraph.explain import step_infos
+    plans = list(loop.attrs["body"]._compiled.values())
+    assert len(plans) == 1
+    return [info.kind for info in step_infos(plans[0])]
+
+
+def test_a_gru_records_only_the_gate_window_its_gradient_reads():
+    """The torch-style GRU's ``h @ U + b`` is read by the backward loop only through
+    its third window (``hn``, for ``d(r * hn)/dr``): the forward loop records that
+    window, not the whole product, so the bias addition joins the cell's fused kernel
+    (one GEMM and one kernel per iteration, as in the unrolled step); the outputs and
+    gradients stay those of the unrolled graph."""
+    H = 4
+    cell = fg.nn.GRUCell(H, seed=0, reset_after=True)
+    x = fg.placeholder(fg.float64, (B, None, I))
+    out, state = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
+    steps = fg.unstack(fg.transpose(x, (1, 0, 2)), num=T)
+    st, st_state = fg.nn.static_rnn(cell, steps, dtype=fg.float64)
+    w = np.random.default_rng(2).normal(size=(B, T, H))
+    wrt = [x] + list(cell.variables)
+    got = [out, state] + fg.gradients(fg.reduce_sum(out * w) + fg.reduce_sum(
+        fg.square(state)), wrt)
+    st = fg.transpose(fg.stack(st), (1, 0, 2))
+    want = [st, st_state] + fg.gradients(fg.reduce_sum(st * w) + fg.reduce_sum(
+        fg.square(st_state)), wrt)
+    forward = _loops()[0]
+    recorded = forward.attrs["recorded"]
+    # the sigmoids r, z and the tanh n, and of the product only hn (B, H), not (B, 3H)
+    products = [t for t in recorded if t.op.type not in ("Sigmoid", "Tanh")]
+    assert [tuple(t.shape) for t in products] == [(B, H)], recorded
+    feed = {x: np.random.default_rng(1).normal(size=(B, T, I))}
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    reference = fg.Session(config=fg.SessionConfig(optimize=False))
+    _close(sess.run(got, feed), reference.run(want, feed))
+    _close(reference.run(got, feed), reference.run(want, feed))
+    assert _body_kinds(forward) == ["gemm", "fused kernel"]
