@@ -456,11 +456,15 @@ def _label(type_, name):
 
 def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
           invariants=None, maximum_iterations=None, with_index=False, record=True,
-          name="while", label=None):
+          carry_terms=False, name="while", label=None):
     """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows[, row]) ->
     new_vars + emits + sums`` (flat); ``with_index``: the body also gets the row it
     reads and writes (an int32 scalar). Returns ``(final_vars, emits, sums, history,
-    count)``. ``label`` names the loop in build errors (default: ``_label``)."""
+    count)``. ``label`` names the loop in build errors (default: ``_label``).
+    ``carry_terms``: a variable whose new value is a sum with a matrix product may be
+    carried as its two terms (:func:`flowgraph.loop_passes.split_carried_sums`; the
+    backward loop's state gradient): the final value is then their sum, added after
+    the loop, and the history returned is the first term's."""
     label = label or _label("While", name)
     loop_vars = [F.convert_to_tensor(v) for v in loop_vars]
     seqs = [F.convert_to_tensor(s) for s in seqs]
@@ -492,6 +496,15 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         if seqs:
             from . import loop_passes
             body, seqs, specs = loop_passes.hoist(body, specs, nv, seqs, with_index, name)
+        split = []
+        if carry_terms:
+            from . import loop_passes
+            body, specs, split = loop_passes.split_carried_sums(body, specs, nv)
+            if split:
+                with name_scope("carried"):
+                    loop_vars = loop_vars + [F.zeros_like(loop_vars[j]) for j in split]
+                invariants += [None] * len(split)
+                nv += len(split)
         recorded = _record_matmuls(body, nv, n_emits) if record else ()
         n_user_emits, n_emits = n_emits, n_emits + len(recorded)
         cond = None
@@ -526,8 +539,14 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
     op = loop_vars[0].graph.create_op("While", inputs, attrs, name=name)
     _check_one_task(op, [body] + ([cond] if cond is not None else []))
     outs = list(op.outputs)
-    return (outs[:nv], outs[nv:nv + n_user_emits], outs[nv + n_emits:nv + n_emits + n_sums],
-            outs[nv + n_emits + n_sums:2 * nv + n_emits + n_sums], outs[-1])
+    nv0 = nv - len(split)
+    final = outs[:nv0]
+    if split:
+        with name_scope(name + "_carried"):
+            for k, j in enumerate(split):
+                final[j] = F.add(final[j], outs[nv0 + k])
+    return (final, outs[nv:nv + n_user_emits], outs[nv + n_emits:nv + n_emits + n_sums],
+            outs[nv + n_emits + n_sums:nv + n_emits + n_sums + nv0], outs[-1])
 
 
 def _record_matmuls(body, nv, n_emits):
@@ -897,7 +916,7 @@ def _while_grad(op, *grads):
         g_init, emits, g_sums, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=None,
                                             reverse=not a["reverse"],
                                             with_index=a["with_index"], record=False,
-                                            name="while_grad")
+                                            carry_terms=True, name="while_grad")
         g_seq = emits[:len(fs)]
         g_caps = {}
         for j, recipe in recipes.items():

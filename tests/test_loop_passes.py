@@ -414,3 +414,70 @@ def test_a_gru_records_only_the_gate_window_its_gradient_reads():
     _close(sess.run(got, feed), reference.run(want, feed))
     _close(reference.run(got, feed), reference.run(want, feed))
     assert _body_kinds(forward) == ["gemm", "fused kernel"]
+
+
+def _gru_backward(split, monkeypatch):
+    """A torch-style GRU through dynamic_rnn (the initial state fed, so that its
+    gradient, the backward loop's final value, is read) against static_rnn: the
+    gradient loop, and the dynamic and static fetches (outputs, state, gradients)."""
+    monkeypatch.setattr(loop_passes, "SPLIT_CARRIED_SUMS", split)
+    H = 4
+    cell = fg.nn.GRUCell(H, seed=0, reset_after=True)
+    x = fg.placeholder(fg.float64, (B, None, I))
+    h0 = fg.placeholder(fg.float64, (B, H))
+    out, state = fg.nn.dynamic_rnn(cell, x, initial_state=h0)
+    steps = fg.unstack(fg.transpose(x, (1, 0, 2)), num=T)
+    st, st_state = fg.nn.static_rnn(cell, steps, initial_state=h0)
+    st = fg.transpose(fg.stack(st), (1, 0, 2))
+    w = np.random.default_rng(2).normal(size=(B, T, H))
+    wrt = [x, h0] + list(cell.variables)
+
+    def fetches(o, s):
+        return [o, s] + fg.gradients(fg.reduce_sum(o * w) + fg.reduce_sum(fg.square(s)), wrt)
+    got, want = fetches(out, state), fetches(st, st_state)
+    rng = np.random.default_rng(1)
+    feed = {x: rng.normal(size=(B, T, I)), h0: rng.normal(size=(B, H))}
+    return _loops()[1], got, want, feed
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split", "plain"])
+def test_the_gru_backward_loop_carries_the_state_gradient_as_its_two_terms(split,
+                                                                         monkeypatch):
+    """The GRU's state gradient is ``z * dh + dgh @ U.T``: the backward loop carries
+    the two terms apart (loop_passes.split_carried_sums) and the next iteration adds
+    them in its fused cell kernel, so an iteration is one fused kernel and one GEMM
+    (the unrolled step's), not a third kernel for the sum after the GEMM. Outputs and
+    gradients (the initial state's too: the two terms added after the loop) equal the
+    unrolled graph's on both paths."""
+    backward, got, want, feed = _gru_backward(split, monkeypatch)
+    forward = _loops()[0]
+    assert backward.attrs["n_vars"] == forward.attrs["n_vars"] + split
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    reference = fg.Session(config=fg.SessionConfig(optimize=False))
+    _close(sess.run(got, feed), reference.run(want, feed))
+    _close(reference.run(got, feed), reference.run(want, feed))
+    kinds = _body_kinds(backward)
+    if split:
+        assert kinds == ["fused kernel", "gemm"], kinds
+    else:   # the sum is a kernel of its own after the GEMM
+        assert kinds == ["fused kernel", "gemm", "fused kernel"], kinds
+
+
+def test_second_order_gradients_through_a_loop_carrying_two_terms():
+    """A body whose new state is an elementwise term plus a matrix product: its
+    backward loop carries the gradient as two terms, and that loop is differentiated
+    again (a gradient of a gradient), checked against finite differences."""
+    from flowgraph.testing import check_gradients
+    rng = np.random.default_rng(0)
+    xs = fg.placeholder(fg.float64, (4, 2, 3))
+    w = fg.placeholder(fg.float64, (3, 3))
+    h0 = fg.placeholder(fg.float64, (2, 3))
+    feed = {xs: rng.normal(size=(4, 2, 3)), w: rng.normal(size=(3, 3)) * 0.5,
+            h0: rng.normal(size=(2, 3))}
+    ys = fg.scan(lambda h, x: fg.tanh(x) * h + fg.matmul(h, w), xs, initializer=h0)
+    g = fg.gradients(fg.reduce_sum(ys * ys), [w, h0])
+    assert _loops()[1].attrs["n_vars"] == 2          # the state gradient, split
+    for optimize in (True, False):
+        cfg = fg.SessionConfig(optimize=optimize)
+        assert check_gradients(g[0], [xs, w, h0], feed, config=cfg) < 1e-6
+        assert check_gradients(g[1], [xs, w, h0], feed, config=cfg) < 1e-6
