@@ -4,7 +4,10 @@ At graph level, when a loop is built (:func:`hoist`, called by
 :func:`flowgraph.control_flow.scan` / ``dynamic_rnn`` through ``_loop``): the
 per-step input product ``x_t @ W_x`` (and its bias) becomes one GEMM over every step
 before the loop, read by the body as a row of a new sequence, and values the body
-computes from outer tensors only are computed once per loop run.
+computes from outer tensors only are computed once per loop run. When a gradient loop
+is built (:func:`split_carried_sums`, asked for by ``control_flow._while_grad``), a
+state gradient that is a sum with a matrix product is carried as its two terms, added
+where the next iteration reads it.
 
 On the compiler's program (:mod:`flowgraph.compiler` calls :func:`before` ahead of
 :data:`flowgraph.passes.PIPELINE` and :func:`run` after it):
