@@ -456,11 +456,15 @@ def _label(type_, name):
 
 def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
           invariants=None, maximum_iterations=None, with_index=False, record=True,
-          name="while", label=None):
+          carry_terms=False, name="while", label=None):
     """The ``While`` op over flat lists. ``body_fn(*vars, *seq_rows[, row]) ->
     new_vars + emits + sums`` (flat); ``with_index``: the body also gets the row it
     reads and writes (an int32 scalar). Returns ``(final_vars, emits, sums, history,
-    count)``. ``label`` names the loop in build errors (default: ``_label``)."""
+    count)``. ``label`` names the loop in build errors (default: ``_label``).
+    ``carry_terms``: a variable whose new value is a sum with a matrix product may be
+    carried as its two terms (:func:`flowgraph.loop_passes.split_carried_sums`; the
+    backward loop's state gradient): the final value is then their sum, added after
+    the loop, and the history returned is the first term's."""
     label = label or _label("While", name)
     loop_vars = [F.convert_to_tensor(v) for v in loop_vars]
     seqs = [F.convert_to_tensor(s) for s in seqs]
@@ -492,6 +496,15 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
         if seqs:
             from . import loop_passes
             body, seqs, specs = loop_passes.hoist(body, specs, nv, seqs, with_index, name)
+        split = []
+        if carry_terms:
+            from . import loop_passes
+            body, specs, split = loop_passes.split_carried_sums(body, specs, nv)
+            if split:
+                with name_scope("carried"):
+                    loop_vars = loop_vars + [F.zeros_like(loop_vars[j]) for j in split]
+                invariants += [None] * len(split)
+                nv += len(split)
         recorded = _record_matmuls(body, nv, n_emits) if record else ()
         n_user_emits, n_emits = n_emits, n_emits + len(recorded)
         cond = None
@@ -526,15 +539,22 @@ def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, revers
     op = loop_vars[0].graph.create_op("While", inputs, attrs, name=name)
     _check_one_task(op, [body] + ([cond] if cond is not None else []))
     outs = list(op.outputs)
-    return (outs[:nv], outs[nv:nv + n_user_emits], outs[nv + n_emits:nv + n_emits + n_sums],
-            outs[nv + n_emits + n_sums:2 * nv + n_emits + n_sums], outs[-1])
+    nv0 = nv - len(split)
+    final = outs[:nv0]
+    if split:
+        with name_scope(name + "_carried"):
+            for k, j in enumerate(split):
+                final[j] = F.add(final[j], outs[nv0 + k])
+    return (final, outs[nv:nv + n_user_emits], outs[nv + n_emits:nv + n_emits + n_sums],
+            outs[nv + n_emits + n_sums:nv + n_emits + n_sums + nv0], outs[-1])
 
 
 def _record_matmuls(body, nv, n_emits):
     """Make the body also emit the products it computes from the loop variables or
     rows (``[h, x] @ W``), so that the backward loop reads them instead of computing
     them again: the stacks hold what the gradient needs, as TF1's do. Returns the
-    recorded MatMul ops; their outputs are the last emits."""
+    recorded tensors (products, windows of products, activations); they are the last
+    emits."""
     varying = set(body.params)
     recorded = []
     for op in body.ops:
@@ -555,28 +575,71 @@ def _record_matmuls(body, nv, n_emits):
         if (len(users) == 1 and m.outputs[0] not in outputs and users[0].type == "Add"
                 and users[0].outputs[0].shape == m.outputs[0].shape):
             recorded[i] = users[0]
+    recorded = [m.outputs[0] for m in recorded]
     # The activations whose gradients read their outputs (sigmoid, tanh: the gates of
     # a cell) are recorded too, as the unrolled graph keeps them: the backward loop
     # then reads them instead of evaluating the cell's transcendental functions again.
-    # A product read only through slices by recorded activations is then not needed.
     acts = [op for op in body.ops if op.type in _RECORDED_ACTIVATIONS
             and op.outputs[0] in varying and op.outputs[0].shape is not None
             and None not in op.outputs[0].shape]
     if acts:
-        covered = set(acts)
-
-        def only_to_acts(t, depth=0):
-            users = readers.get(t, [])
-            if t in outputs or not users or depth > 3:
-                return False
-            return all(u in covered or (u.type in _SLICING and all(
-                only_to_acts(o, depth + 1) for o in u.outputs)) for u in users)
-        recorded = [m for m in recorded if not only_to_acts(m.outputs[0])] + acts
+        recorded = _needed_windows(recorded, set(acts), readers, outputs) + [
+            op.outputs[0] for op in acts]
     at = nv + n_emits
-    body.outputs = body.outputs[:at] + [m.outputs[0] for m in recorded] + body.outputs[at:]
+    body.outputs = body.outputs[:at] + recorded + body.outputs[at:]
     return tuple(recorded)
 
 
+def _needed_windows(products, covered, readers, outputs):
+    """Of the recorded ``products``, what the backward loop reads once the
+    activations ``covered`` are recorded: a product read only through slices by
+    those activations is not needed at all (an LSTM's gates); a product read only
+    through a ``Split`` is recorded as the pieces the gradient reads (a GRU's
+    ``h @ U + b``: only ``hn``, for ``d(r * hn)/dr``; ``hr`` and ``hz`` reach the
+    recorded sigmoids through additions only). Recording a piece, not the whole
+    product, lets the bias addition join the cell's fused kernel in the forward
+    body (:func:`flowgraph.passes.matmuls.split_bias_adds` leaves a fetched sum
+    whole) and stores a third of the rows. A value left out that the backward does
+    need after all is computed again there: slower, never wrong."""
+
+    def needed(t, depth=0):
+        """Does the gradient read ``t``'s value (or recompute from it a value it
+        reads)? Conservative: yes unless every path ends in a covered activation
+        through slices and additions, whose gradients do not read their inputs."""
+        users = readers.get(t, [])
+        if t in outputs or not users or depth > 4:
+            return True
+        for u in users:
+            if u in covered:
+                continue
+            if u.type in _SLICING or (u.type in _LINEAR and _same_shapes(u)):
+                if any(needed(o, depth + 1) for o in u.outputs):
+                    return True
+                continue
+            return True
+        return False
+
+    kept = []
+    for p in products:
+        if not needed(p):
+            continue
+        users = readers.get(p, [])
+        if p not in outputs and users and all(u.type == "Split" for u in users):
+            kept += [o for u in users for o in u.outputs if needed(o)]
+        else:
+            kept.append(p)
+    return kept
+
+
+def _same_shapes(op):
+    """Do all of ``op``'s inputs have its output's (fully defined) shape: an
+    elementwise op that broadcasts nothing?"""
+    shape = op.outputs[0].shape
+    return (shape is not None and None not in shape
+            and all(t.shape == shape for t in op.inputs))
+
+
+_LINEAR = frozenset({"Add", "Sub", "Neg"})
 _RECORDED_ACTIVATIONS = frozenset({"Sigmoid", "Tanh"})
 _SLICING = frozenset({"Split", "StridedSlice", "Reshape", "Identity"})
 
@@ -801,9 +864,10 @@ def _while_grad(op, *grads):
         keep = [i for i, t in enumerate(ys) if dtypes.is_floating(t.dtype)]
         from .autodiff import gradients
         g = gradients([ys[i] for i in keep], xs, grad_ys=[gys[i] for i in keep])
-        # read the recorded products instead of computing them again: the copies of
-        # the MatMuls stay only as the anchors of their gradient rules (then unused)
-        swap = {mapping[m.outputs[0]]: r for m, r in zip(recorded, rec_rows)}
+        # read the recorded values instead of computing them again: the copies of
+        # the ops making them stay only as the anchors of their gradient rules (then
+        # unused)
+        swap = {mapping[t]: r for t, r in zip(recorded, rec_rows)}
         if swap:
             copies = {t.op for t in swap}
             for later in graph._operations[start:]:
@@ -852,7 +916,7 @@ def _while_grad(op, *grads):
         g_init, emits, g_sums, _, _ = _loop(bbody, init, seqs=bseqs, n_emits=None,
                                             reverse=not a["reverse"],
                                             with_index=a["with_index"], record=False,
-                                            name="while_grad")
+                                            carry_terms=True, name="while_grad")
         g_seq = emits[:len(fs)]
         g_caps = {}
         for j, recipe in recipes.items():

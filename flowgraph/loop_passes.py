@@ -4,7 +4,10 @@ At graph level, when a loop is built (:func:`hoist`, called by
 :func:`flowgraph.control_flow.scan` / ``dynamic_rnn`` through ``_loop``): the
 per-step input product ``x_t @ W_x`` (and its bias) becomes one GEMM over every step
 before the loop, read by the body as a row of a new sequence, and values the body
-computes from outer tensors only are computed once per loop run.
+computes from outer tensors only are computed once per loop run. When a gradient loop
+is built (:func:`split_carried_sums`, asked for by ``control_flow._while_grad``), a
+state gradient that is a sum with a matrix product is carried as its two terms, added
+where the next iteration reads it.
 
 On the compiler's program (:mod:`flowgraph.compiler` calls :func:`before` ahead of
 :data:`flowgraph.passes.PIPELINE` and :func:`run` after it):
@@ -437,6 +440,77 @@ def hoist(body, specs, nv, seqs, with_index, name):
     new_body = Function.trace(rewritten, all_specs, "body")
     new_body.hoisted = [t for t in new_seqs]
     return new_body, list(seqs) + new_seqs, all_specs
+
+
+SPLIT_CARRIED_SUMS = True
+"""Carry a backward loop's state gradient as its two terms (:func:`split_carried_sums`).
+Tests turn it off to compare against the plain loop."""
+
+
+def split_carried_sums(body, specs, nv):
+    """Rewrite a traced loop body whose new value of loop variable ``j`` is a sum
+    ``u + v`` with one term a matrix product (a GRU's state gradient in the backward
+    loop: ``z * dh`` through the cell, plus ``dgh @ U.T`` through the recurrent
+    product) so that the loop carries the two terms apart and the next iteration adds
+    them where it reads the variable. The addition then joins that iteration's fused
+    cell kernel, as it does in the unrolled step, instead of being a kernel of its own
+    after the GEMM at every iteration's end (a GEMM's output joins no fused region).
+
+    Only a sum read by nothing else in the body, of two terms of the variable's own
+    (fully defined) shape and dtype, is split. Returns ``(body, specs, split)``: the
+    new body takes and returns, after the ``nv`` loop variables, one more variable
+    per index in ``split`` (the second term; the first stays in place of the
+    variable), so a loop's value of variable ``j`` is the sum of the two; its
+    initial second term is zero. The same objects and ``[]`` when nothing is split
+    (and when :data:`SPLIT_CARRIED_SUMS` is false).
+    """
+    from . import api as F
+    from .control_flow import Function
+    from .graph import get_default_graph
+
+    if not SPLIT_CARRIED_SUMS:
+        return body, specs, []
+    own = set(body.ops)
+    read = {t for op in body.ops for t in op.inputs}
+    outs = body.outputs
+    split = []
+    for j in range(nv):
+        t = outs[j]
+        op = t.op
+        if (op not in own or op.type != "Add" or op.control_inputs or t in read
+                or outs.count(t) != 1 or t.shape is None or None in t.shape
+                or tuple(t.shape) != tuple(specs[j][0] or ()) or t.dtype != specs[j][1]
+                or not all(u.shape == t.shape and u.dtype == t.dtype for u in op.inputs)
+                or not any(u.op in own and u.op.type == "MatMul" for u in op.inputs)):
+            continue
+        split.append(j)
+    if not split:
+        return body, specs, []
+    params = body.params
+    new_specs = list(specs[:nv]) + [specs[j] for j in split] + list(specs[nv:])
+    graph = get_default_graph()
+
+    def rewritten(*new_params):
+        local = {}
+        for j in range(nv):
+            local[params[j]] = (F.add(new_params[j], new_params[nv + split.index(j)])
+                                if j in split else new_params[j])
+        local.update(zip(params[nv:], new_params[nv + len(split):]))
+        for op in body.ops:
+            if op.type == "Placeholder" and op.outputs and op.outputs[0] in local:
+                continue
+            new = graph.create_op(op.type, [local.get(t, t) for t in op.inputs], op.attrs,
+                                  name=op.name.rsplit("/", 1)[-1])
+            local.update(zip(op.outputs, new.outputs))
+        terms = {j: [local.get(u, u) for u in outs[j].op.inputs] for j in split}
+        return ([terms[j][0] if j in split else local.get(outs[j], outs[j])
+                 for j in range(nv)] + [terms[j][1] for j in split]
+                + [local.get(t, t) for t in outs[nv:]])
+
+    new_body = Function.trace(rewritten, new_specs, "body")
+    if hasattr(body, "hoisted"):
+        new_body.hoisted = body.hoisted
+    return new_body, new_specs, split
 
 
 def _reads_outside(op, own, invariant):

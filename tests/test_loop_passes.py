@@ -374,3 +374,110 @@ def test_slice_grads_to_concat_takes_a_sum_deeper_than_the_recursion_limit():
         prog = passes.lower([gw], [], [w], [(5, 2)])
     types = {n.type for n in loop_passes.slice_grads_to_concat(prog).nodes}
     assert "Concat" in types and "SliceGrad" not in types
+
+
+def _body_kinds(loop):
+    """The step kinds of a loop's compiled body plan (the one compiled so far)."""
+    from flowgraph.explain import step_infos
+    plans = list(loop.attrs["body"]._compiled.values())
+    assert len(plans) == 1
+    return [info.kind for info in step_infos(plans[0])]
+
+
+def test_a_gru_records_only_the_gate_window_its_gradient_reads():
+    """The torch-style GRU's ``h @ U + b`` is read by the backward loop only through
+    its third window (``hn``, for ``d(r * hn)/dr``): the forward loop records that
+    window, not the whole product, so the bias addition joins the cell's fused kernel
+    (one GEMM and one kernel per iteration, as in the unrolled step); the outputs and
+    gradients stay those of the unrolled graph."""
+    H = 4
+    cell = fg.nn.GRUCell(H, seed=0, reset_after=True)
+    x = fg.placeholder(fg.float64, (B, None, I))
+    out, state = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
+    steps = fg.unstack(fg.transpose(x, (1, 0, 2)), num=T)
+    st, st_state = fg.nn.static_rnn(cell, steps, dtype=fg.float64)
+    w = np.random.default_rng(2).normal(size=(B, T, H))
+    wrt = [x] + list(cell.variables)
+    got = [out, state] + fg.gradients(fg.reduce_sum(out * w) + fg.reduce_sum(
+        fg.square(state)), wrt)
+    st = fg.transpose(fg.stack(st), (1, 0, 2))
+    want = [st, st_state] + fg.gradients(fg.reduce_sum(st * w) + fg.reduce_sum(
+        fg.square(st_state)), wrt)
+    forward = _loops()[0]
+    recorded = forward.attrs["recorded"]
+    # the sigmoids r, z and the tanh n, and of the product only hn (B, H), not (B, 3H)
+    products = [t for t in recorded if t.op.type not in ("Sigmoid", "Tanh")]
+    assert [tuple(t.shape) for t in products] == [(B, H)], recorded
+    feed = {x: np.random.default_rng(1).normal(size=(B, T, I))}
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    reference = fg.Session(config=fg.SessionConfig(optimize=False))
+    _close(sess.run(got, feed), reference.run(want, feed))
+    _close(reference.run(got, feed), reference.run(want, feed))
+    assert _body_kinds(forward) == ["gemm", "fused kernel"]
+
+
+def _gru_backward(split, monkeypatch):
+    """A torch-style GRU through dynamic_rnn (the initial state fed, so that its
+    gradient, the backward loop's final value, is read) against static_rnn: the
+    gradient loop, and the dynamic and static fetches (outputs, state, gradients)."""
+    monkeypatch.setattr(loop_passes, "SPLIT_CARRIED_SUMS", split)
+    H = 4
+    cell = fg.nn.GRUCell(H, seed=0, reset_after=True)
+    x = fg.placeholder(fg.float64, (B, None, I))
+    h0 = fg.placeholder(fg.float64, (B, H))
+    out, state = fg.nn.dynamic_rnn(cell, x, initial_state=h0)
+    steps = fg.unstack(fg.transpose(x, (1, 0, 2)), num=T)
+    st, st_state = fg.nn.static_rnn(cell, steps, initial_state=h0)
+    st = fg.transpose(fg.stack(st), (1, 0, 2))
+    w = np.random.default_rng(2).normal(size=(B, T, H))
+    wrt = [x, h0] + list(cell.variables)
+
+    def fetches(o, s):
+        return [o, s] + fg.gradients(fg.reduce_sum(o * w) + fg.reduce_sum(fg.square(s)), wrt)
+    got, want = fetches(out, state), fetches(st, st_state)
+    rng = np.random.default_rng(1)
+    feed = {x: rng.normal(size=(B, T, I)), h0: rng.normal(size=(B, H))}
+    return _loops()[1], got, want, feed
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split", "plain"])
+def test_the_gru_backward_loop_carries_the_state_gradient_as_its_two_terms(split,
+                                                                         monkeypatch):
+    """The GRU's state gradient is ``z * dh + dgh @ U.T``: the backward loop carries
+    the two terms apart (loop_passes.split_carried_sums) and the next iteration adds
+    them in its fused cell kernel, so an iteration is one fused kernel and one GEMM
+    (the unrolled step's), not a third kernel for the sum after the GEMM. Outputs and
+    gradients (the initial state's too: the two terms added after the loop) equal the
+    unrolled graph's on both paths."""
+    backward, got, want, feed = _gru_backward(split, monkeypatch)
+    forward = _loops()[0]
+    assert backward.attrs["n_vars"] == forward.attrs["n_vars"] + split
+    sess = fg.Session(config=fg.SessionConfig(compile="eager"))
+    reference = fg.Session(config=fg.SessionConfig(optimize=False))
+    _close(sess.run(got, feed), reference.run(want, feed))
+    _close(reference.run(got, feed), reference.run(want, feed))
+    kinds = _body_kinds(backward)
+    if split:
+        assert kinds == ["fused kernel", "gemm"], kinds
+    else:   # the sum is a kernel of its own after the GEMM
+        assert kinds == ["fused kernel", "gemm", "fused kernel"], kinds
+
+
+def test_second_order_gradients_through_a_loop_carrying_two_terms():
+    """A body whose new state is an elementwise term plus a matrix product: its
+    backward loop carries the gradient as two terms, and that loop is differentiated
+    again (a gradient of a gradient), checked against finite differences."""
+    from flowgraph.testing import check_gradients
+    rng = np.random.default_rng(0)
+    xs = fg.placeholder(fg.float64, (4, 2, 3))
+    w = fg.placeholder(fg.float64, (3, 3))
+    h0 = fg.placeholder(fg.float64, (2, 3))
+    feed = {xs: rng.normal(size=(4, 2, 3)), w: rng.normal(size=(3, 3)) * 0.5,
+            h0: rng.normal(size=(2, 3))}
+    ys = fg.scan(lambda h, x: fg.tanh(x) * h + fg.matmul(h, w), xs, initializer=h0)
+    g = fg.gradients(fg.reduce_sum(ys * ys), [w, h0])
+    assert _loops()[1].attrs["n_vars"] == 2          # the state gradient, split
+    for optimize in (True, False):
+        cfg = fg.SessionConfig(optimize=optimize)
+        assert check_gradients(g[0], [xs, w, h0], feed, config=cfg) < 1e-6
+        assert check_gradients(g[1], [xs, w, h0], feed, config=cfg) < 1e-6
