@@ -18,19 +18,9 @@ import flowgraph as fg
 from flowgraph.errors import FlowgraphError, InvalidArgumentError, NumericsError
 from flowgraph.plan import CompiledPlan
 
-REF = fg.SessionConfig(optimize=False)
-# Eager: the tests below look at the plan's generated kernels right after a run (see
-# tests/test_tiering.py for the background and never modes).
-OPT = fg.SessionConfig(optimize=True, compile="eager")
+from reference_runs import OPT, REF, run_both
+
 RTOL, ATOL = 1e-10, 1e-12
-
-
-def run_both(fetches, feed_dict=None, graph=None):
-    out = []
-    for config in (REF, OPT):
-        with fg.Session(graph, config) as sess:
-            out.append(sess.run(fetches, feed_dict))
-    return out
 
 
 def assert_close(a, b):

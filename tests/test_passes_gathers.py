@@ -6,9 +6,7 @@ import pytest
 
 import flowgraph as fg
 from flowgraph import loop_passes, passes as P
-
-REF = fg.SessionConfig(optimize=False)
-OPT = fg.SessionConfig(optimize=True, compile="eager")
+from reference_runs import OPT, REF, run_both
 
 
 def char_model(vocab, embed=3, hidden=4, batch=3, steps=4, seed=0):
@@ -67,14 +65,6 @@ def test_left_alone_when_the_table_has_as_many_rows_as_are_gathered():
                    and not n.attrs["transpose_b"]]
         assert len(forward) == 4 and all(matmul_inner(n) == 7 for n in forward)
         assert not any(n.type == "MatMul" and n.shapes[0] == (vocab, 16) for n in prog.nodes)
-
-
-def run_both(fetches, feed):
-    out = []
-    for config in (REF, OPT):
-        with fg.Session(config=config) as sess:
-            out.append(sess.run(fetches, feed))
-    return out
 
 
 @pytest.mark.parametrize("ids", ["duplicates", "shuffled"])

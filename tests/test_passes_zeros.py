@@ -5,8 +5,7 @@ import pytest
 import flowgraph as fg
 from flowgraph import passes as P
 
-REF = fg.SessionConfig(optimize=False)
-OPT = fg.SessionConfig(optimize=True, compile="eager")
+from reference_runs import run_both
 
 
 def lowered(fetches, feeds):
@@ -15,14 +14,6 @@ def lowered(fetches, feeds):
 
 def matmuls(prog):
     return [n for n in prog.nodes if n.type == "MatMul"]
-
-
-def run_both(fetches, feeds):
-    out = []
-    for config in (REF, OPT):
-        with fg.Session(config=config) as sess:
-            out.append(sess.run(fetches, feeds))
-    return out
 
 
 def test_first_step_product_reads_only_the_rows_of_the_input():
