@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import shapes as S
 from .ir import Node, _const, _rewrite
-from .simplify import prune
+from .matmuls import _reorder, narrow_split_matmuls, stacks_distinct_rows
+from .simplify import cse, prune
 
 
 def _trace_gather(v):
@@ -433,9 +434,7 @@ def push_gathers_into_gradients(prog):
     build = _Builder()
     existing = {}
     for n in prog.nodes:
-        if (n.type == "Concat" and not n.controls and len(n.shapes[0]) == 2
-                and S.normalize_axis(n.attrs["axis"], 2) == 0
-                and len(set(n.inputs)) == len(n.inputs)):
+        if stacks_distinct_rows(n):
             existing.setdefault(frozenset(n.inputs), n)
     replace = {}
     scattered = {}          # stacked gradient rows -> their scatter (for the bias)
@@ -459,9 +458,7 @@ def push_gathers_into_gradients(prog):
                 and tuple(S.normalize_axes(n.attrs["axis"], 2)) == (0,)):
             replace[n] = (Node("ReduceSum", [scattered[n.inputs[0]]], dict(n.attrs),
                                n.origin, n.shapes, n.dtypes, order=n.order), 0)
-    from .matmuls import _reorder, narrow_split_matmuls
     prog = _reorder(_rewrite(prog, lambda n: replace.get(n)))
-    from .simplify import cse
     return cse(narrow_split_matmuls(prune(prog)))
 
 

@@ -132,6 +132,15 @@ def stack_reduce_sums(prog):
     return _stack_sums(prog, is_term, stacked)
 
 
+def stacks_distinct_rows(n):
+    """Is ``n`` a concatenation of distinct 2-D values along their rows: a stacking
+    that later passes read again instead of stacking the same values a second time
+    (the weight gradient's stacked inputs, :func:`stack_matmul_sums`)?"""
+    return (n.type == "Concat" and not n.controls and len(n.shapes[0]) == 2
+            and S.normalize_axis(n.attrs["axis"], 2) == 0
+            and len(set(n.inputs)) == len(n.inputs))
+
+
 def batch_input_matmuls(prog):
     """Matmuls by one weight of inputs that are fed or constant (``x_t @ W`` for every
     time step of an unrolled RNN) become one matmul of the stacked inputs, split back
@@ -159,9 +168,7 @@ def batch_input_matmuls(prog):
     # product reads that very buffer (the feeds load into it), not a second stack.
     existing = {}
     for n in prog.nodes:
-        if (n.type == "Concat" and not n.controls and len(n.shapes[0]) == 2
-                and S.normalize_axis(n.attrs["axis"], 2) == 0
-                and len(set(n.inputs)) == len(n.inputs)):
+        if stacks_distinct_rows(n):
             existing.setdefault((frozenset(n.inputs), n.dtypes[0].str, prog.device(n)), n)
     replace = {}
     for (b, tb, _, _), members in groups.items():
