@@ -99,6 +99,30 @@ def test_the_hoisted_body_has_no_input_gemm_and_explain_shows_it_outside():
                    text.splitlines()), text
 
 
+@pytest.mark.parametrize("hoist", [True, False], ids=["hoisted", "plain"])
+def test_the_backward_loop_emits_no_gradient_of_rows_its_body_never_reads(hoist,
+                                                                          monkeypatch):
+    """With the input product hoisted the forward body never reads ``x_t``: the
+    backward loop emits no (zero) gradient rows for it, and ``x``'s gradient is the
+    hoisted product's alone (no sum with a loop output). The plain loop reads
+    ``x_t`` and emits its gradient; both equal the reference."""
+    monkeypatch.setattr(loop_passes, "ENABLED", hoist)
+    cell = fg.nn.LSTMCell(3, seed=0)
+    x = fg.placeholder(fg.float64, (B, T, I))
+    out, _ = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
+    grads = fg.gradients(fg.reduce_sum(fg.square(out)), [x] + cell.variables)
+    forward, backward = _loops()
+    outputs = backward.attrs["body"].outputs
+    assert not any(t.op.type == "ZerosLike" for t in outputs)
+    # the gate gradients (and the plain loop's dx_t and stacked [h_t, x_t])
+    assert backward.attrs["n_emits"] == (1 if hoist else 3)
+    assert grads[0].op.type == "Transpose"       # (time-major to batch-major)
+    assert grads[0].op.inputs[0].op.type == ("MatMul" if hoist else "While")
+    feed = {x: np.random.default_rng(4).normal(size=(B, T, I))}
+    _close(fg.Session(config=fg.SessionConfig(compile="eager")).run(grads, feed),
+           fg.Session(config=fg.SessionConfig(optimize=False)).run(grads, feed))
+
+
 def test_a_new_length_compiles_no_new_body():
     cell = fg.nn.GRUCell(6, seed=0)
     x = fg.placeholder(fg.float64, (2, None, 3))
