@@ -826,11 +826,10 @@ def _while_grad(op, *grads):
                                  "are not supported; expected fixed-shape loop variables")
     fv = [j for j in range(nv) if dtypes.is_floating(vars_in[j].dtype)]
     # only the gradients asked for: a sequence of fed data (x) gets none computed; nor
-    # does one the body never reads (the x of a body whose input product was hoisted,
-    # loop_passes.hoist): its gradient is zero, and emitting a zero row per step would
-    # leave the hoisted product's gradient a sum with a loop output that no pass can
-    # see is zero (passes.push_gathers_into_gradients would not recognize the table
-    # gradient of a dynamic_rnn over looked-up rows)
+    # does one the body never reads: its gradient is zero, and a zero row emitted per
+    # step would be stored, then added to the sequence's other gradients as a loop
+    # output that no pass can see is zero (passes.push_gathers_into_gradients would not
+    # recognize an embedding table's gradient through it)
     read = _read_params(body)
     fs = [j for j in range(ns) if dtypes.is_floating(seqs[j].dtype) and wanted[nv + j]
           and id(body.params[nv + j]) in read]
