@@ -316,3 +316,18 @@ def test_the_scatters_indices_are_one_slice_of_the_ids():
     assert rows.inputs[0][0].type == "Transpose" and rows.inputs[0][0].inputs[0][0] is \
         next(n for n in prog.nodes if n.type == "Feed" and n.feed is feeds[0])
     assert not any(n.type == "Concat" and n.dtypes[0].kind == "i" for n in prog.nodes)
+
+
+def test_a_dynamic_rnns_bias_is_added_to_the_table_product():
+    """The hoisted ``X @ W_x + b`` of a ``dynamic_rnn``: ``b`` is added to the table
+    product's 5 rows before they are gathered, not to the 12 gathered rows
+    (values: test_a_dynamic_rnns_values_and_gradients_equal_the_reference)."""
+    with fg.Graph().as_default():
+        loss, grads, feeds, (_, _, bias, _, _), _ = char_loop_model(vocab=5)
+        prog = optimized([loss] + grads, feeds)
+    adds = [n for n in prog.nodes if n.type == "Add"
+            and any(v[0].type == "Variable" and v[0].attrs["variable"] is bias
+                    for v in n.inputs)]
+    assert [n.shapes[0] for n in adds] == [(5, 16)]
+    (gather,) = [n for n in prog.nodes if n.type == "Gather" and n.shapes[0] == (12, 16)]
+    assert gather.inputs[0][0] is adds[0]

@@ -384,6 +384,59 @@ def push_gathers_through_matmuls(prog):
             total = (Node("Add", [total, t], {}, n.origin, n.shapes, n.dtypes,
                           order=n.order), 0)
         return total
+    prog = prune(_rewrite(prog, visit))
+    return _biases_into_table_products(
+        prog, [v for key, v in build.memo.items() if key[0] == "gather"])
+
+
+def _biases_into_table_products(prog, gathers):
+    """``E[ids] + b`` becomes ``(E + b)[ids]`` for the gathers of table products that
+    :func:`push_gathers_through_matmuls` made (``V`` rows, fewer than are gathered):
+    a ``dynamic_rnn``'s hoisted ``X @ W_x + b`` (loop_passes.hoist), whose bias was
+    otherwise added to every gathered row (the char RNN: 1536 rows of 512, in a
+    kernel of its own, where the table product has 96). Each element is the same
+    sum. Only where the gathered rows (or the reshapes of them, one after another)
+    are read by the addition alone and ``b`` is a vector of the rows' width."""
+    if not gathers:
+        return prog
+    users = prog.users()
+    fetched = set(prog.fetches)
+    moved = {}
+    for g in gathers:
+        chain, v = [], g
+        while v not in fetched and len(users.get(v, ())) == 1:
+            r = users[v][0]
+            if r.type != "Reshape" or r.controls:
+                break
+            chain.append(r)
+            v = (r, 0)
+        add = users.get(v, [None])[0]
+        if (v in fetched or len(users.get(v, ())) != 1 or add.type != "Add"
+                or add.controls or add.inputs[0] == add.inputs[1]):
+            continue
+        b = add.inputs[1] if add.inputs[0] == v else add.inputs[0]
+        table = g[0].inputs[0]
+        if (_shape(b) != (_shape(table)[1],) or _dtype(b) != _dtype(table)
+                or tuple(add.shapes[0]) != _shape(v) or add.dtypes[0] != _dtype(table)
+                or len({prog.device(m) for m in (add, g[0], b[0])}) != 1):
+            continue
+        moved[add] = (g, chain, b)
+    if not moved:
+        return prog
+
+    def visit(n):
+        if n not in moved:
+            return None
+        g, chain, b = moved[n]
+        table, ids = g[0].inputs[0], g[0].inputs[1]
+        biased = (Node("Add", [table, b], {}, n.origin, [_shape(table)], [_dtype(table)],
+                       order=n.order), 0)
+        v = (Node("Gather", [biased, ids], dict(g[0].attrs), g[0].origin, g[0].shapes,
+                  g[0].dtypes, order=n.order), 0)
+        for r in chain:
+            v = (Node("Reshape", [v], dict(r.attrs), r.origin, r.shapes, r.dtypes,
+                      order=n.order), 0)
+        return v
     return prune(_rewrite(prog, visit))
 
 
