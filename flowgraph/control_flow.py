@@ -825,8 +825,14 @@ def _while_grad(op, *grads):
                                  f"whose shape may change (shape_invariants {S.fmt(inv)}) "
                                  "are not supported; expected fixed-shape loop variables")
     fv = [j for j in range(nv) if dtypes.is_floating(vars_in[j].dtype)]
-    # only the gradients asked for: a sequence of fed data (x) gets none computed
-    fs = [j for j in range(ns) if dtypes.is_floating(seqs[j].dtype) and wanted[nv + j]]
+    # only the gradients asked for: a sequence of fed data (x) gets none computed; nor
+    # does one the body never reads: its gradient is zero, and a zero row emitted per
+    # step would be stored, then added to the sequence's other gradients as a loop
+    # output that no pass can see is zero (passes.push_gathers_into_gradients would not
+    # recognize an embedding table's gradient through it)
+    read = _read_params(body)
+    fs = [j for j in range(ns) if dtypes.is_floating(seqs[j].dtype) and wanted[nv + j]
+          and id(body.params[nv + j]) in read]
     fc = [j for j in range(nc) if dtypes.is_floating(caps[j].dtype)
           and wanted[nv + ns + j]]
     live_e = [e for e in range(ne) if g_emits[e] is not None]
@@ -938,6 +944,12 @@ def _while_grad(op, *grads):
     for j, g in g_caps.items():
         result[nv + ns + j] = g
     return result
+
+
+def _read_params(body):
+    """The ids of the tensors ``body`` (a :class:`Function`) reads: its ops' inputs and
+    its outputs (a parameter returned as it is)."""
+    return {id(t) for op in body.ops for t in op.inputs} | {id(t) for t in body.outputs}
 
 
 def _column_sum(grad, cap):

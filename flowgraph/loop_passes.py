@@ -222,8 +222,8 @@ def slice_grads_to_concat(prog):
 
 def unread_sequences(node):
     """The input values of ``While`` node ``node`` that only feed sequences its body
-    never reads (the ``x`` of a body whose input product was hoisted, a sequence the
-    gradient loop is handed but does not need): the buffer planner need not keep them
+    never reads (a sequence the gradient loop is handed but does not need: the forward
+    loop's hoisted input product): the buffer planner need not keep them
     alive for the loop (:class:`flowgraph.buffers.BufferLayout`). Only for a loop over
     sequences (no ``cond``); empty otherwise.
 
@@ -288,12 +288,16 @@ def hoist(body, specs, nv, seqs, with_index, name):
       transposed weight of ``a @ W.T`` (the backward loop's ``dz @ W_h.T``), which the
       compiler would otherwise copy into a plain array at every iteration.
 
+    A sequence that the body read only through hoisted products is left out of the
+    returned ``seqs`` (and its row out of the body's parameters): nothing computes it
+    for the loop, and no gradient loop emits a gradient of its rows.
+
     Returns ``(body, seqs, specs)``, the same objects when nothing moved (and when
     :data:`ENABLED` is false). The hoisted products are ``new_body.hoisted``; see the
     module's example.
     """
     from . import api as F
-    from .control_flow import Function
+    from .control_flow import Function, _read_params
     from .graph import get_default_graph, name_scope
 
     if not ENABLED:
@@ -437,7 +441,31 @@ def hoist(body, specs, nv, seqs, with_index, name):
             local.update(zip(op.outputs, new.outputs))
         return [local.get(t, t) for t in body.outputs]
 
-    new_body = Function.trace(rewritten, all_specs, "body")
+    # A sequence the body read only through hoisted products (a dynamic_rnn's x) is no
+    # longer the loop's: nothing computes it for the loop (the looked-up rows of an
+    # embedding, gathered at every run only to be handed to a loop that never reads
+    # them), and the gradient loop emits nothing for it. The hoisted products have
+    # its length, so the loop's trip count stays the same. (Read by the ops the
+    # rewritten body still makes: not the invariant ones, the skipped ones, nor the
+    # products replaced by a row of a hoisted one.)
+    made = [op for op in body.ops if op not in invariant and op not in skip
+            and not any(t in replaced for t in op.outputs)]
+    still = {id(t) for op in made for t in op.inputs} | {id(t) for t in body.outputs}
+    read = _read_params(body)
+    dropped = {nv + s for s in range(ns)
+               if id(params[nv + s]) in read and id(params[nv + s]) not in still}
+    width = len(all_specs)
+    kept = [k for k in range(width) if k not in dropped]
+
+    def narrowed(*kept_params):
+        full = [None] * width                   # (a dropped parameter is never read)
+        for k, p in zip(kept, kept_params):
+            full[k] = p
+        return rewritten(*full)
+
+    all_specs = [all_specs[k] for k in kept]
+    new_body = Function.trace(narrowed, all_specs, "body")
+    seqs = [t for s, t in enumerate(seqs) if nv + s not in dropped]
     new_body.hoisted = [t for t in new_seqs]
     return new_body, list(seqs) + new_seqs, all_specs
 

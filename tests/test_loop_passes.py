@@ -99,6 +99,52 @@ def test_the_hoisted_body_has_no_input_gemm_and_explain_shows_it_outside():
                    text.splitlines()), text
 
 
+@pytest.mark.parametrize("hoist", [True, False], ids=["hoisted", "plain"])
+def test_the_backward_loop_emits_no_gradient_of_rows_its_body_never_reads(hoist,
+                                                                          monkeypatch):
+    """With the input product hoisted the forward body reads ``x`` only through it:
+    ``x`` is no loop's sequence (loop_passes.hoist leaves it out), the backward loop
+    emits no gradient rows for it, and ``x``'s gradient is the hoisted product's alone
+    (no sum with a loop output). The plain loop reads ``x_t`` and emits its gradient;
+    both equal the reference."""
+    monkeypatch.setattr(loop_passes, "ENABLED", hoist)
+    cell = fg.nn.LSTMCell(3, seed=0)
+    x = fg.placeholder(fg.float64, (B, T, I))
+    out, _ = fg.nn.dynamic_rnn(cell, x, dtype=fg.float64)
+    grads = fg.gradients(fg.reduce_sum(fg.square(out)), [x] + cell.variables)
+    forward, backward = _loops()
+    assert any(t.shape == (T, B, I) for t in forward.inputs) == (not hoist)  # x, time-major
+    outputs = backward.attrs["body"].outputs
+    assert not any(t.op.type == "ZerosLike" for t in outputs)
+    # the gate gradients (and the plain loop's dx_t and stacked [h_t, x_t])
+    assert backward.attrs["n_emits"] == (1 if hoist else 3)
+    assert grads[0].op.type == "Transpose"       # (time-major to batch-major)
+    assert grads[0].op.inputs[0].op.type == ("MatMul" if hoist else "While")
+    feed = {x: np.random.default_rng(4).normal(size=(B, T, I))}
+    _close(fg.Session(config=fg.SessionConfig(compile="eager")).run(grads, feed),
+           fg.Session(config=fg.SessionConfig(optimize=False)).run(grads, feed))
+
+
+def test_a_sequence_the_body_never_reads_gets_no_gradient_rows():
+    """``scan`` over two float sequences whose body reads one: the backward loop emits
+    the gradient rows of that one only; the other's gradient is zeros."""
+    xs = fg.placeholder(fg.float64, (4, 2))
+    ys = fg.placeholder(fg.float64, (4, 2))
+    out = fg.scan(lambda acc, xy: acc * xy[0], (xs, ys),
+                  initializer=fg.ones((2,), fg.float64))
+    gx, gy = fg.gradients(fg.reduce_sum(out), [xs, ys])
+    backward = _loops()[1]
+    assert backward.attrs["n_emits"] == 1
+    rng = np.random.default_rng(5)
+    feed = {xs: rng.normal(size=(4, 2)), ys: rng.normal(size=(4, 2))}
+    for config in (fg.SessionConfig(optimize=False), fg.SessionConfig(compile="eager")):
+        got_x, got_y = fg.Session(config=config).run([gx, gy], feed)
+        np.testing.assert_array_equal(got_y, np.zeros((4, 2)))
+        prefix = np.cumprod(feed[xs], axis=0)         # out[t] = prod(x[:t + 1])
+        want = np.array([prefix[t:].sum(axis=0) / feed[xs][t] for t in range(4)])
+        np.testing.assert_allclose(got_x, want, rtol=1e-12)
+
+
 def test_a_new_length_compiles_no_new_body():
     cell = fg.nn.GRUCell(6, seed=0)
     x = fg.placeholder(fg.float64, (2, None, 3))
@@ -331,8 +377,9 @@ def test_a_sequence_no_body_reads_is_not_kept_alive_for_the_loop(monkeypatch):
     matmul = [a for name, a in arrays.items() if name.endswith("hoisted/input_matmul0")]
     bias = [a for name, a in arrays.items() if name.endswith("hoisted/input_bias0")]
     assert matmul and bias and np.shares_memory(matmul[0], bias[0])
-    # which inputs: the gradient loop's copy of the hoisted product (and x, unread by
-    # both bodies once the product is hoisted); not the forward loop's product
+    # which inputs: the gradient loop's copy of the hoisted product; not the forward
+    # loop's product. x, which the body read only through the hoisted product, is not
+    # an input of either loop (loop_passes.hoist drops it)
     with fg.Graph().as_default():
         cell = fg.nn.LSTMCell(6, seed=0)
         x = fg.placeholder(fg.float64, (3, 7, 4))
@@ -342,9 +389,9 @@ def test_a_sequence_no_body_reads_is_not_kept_alive_for_the_loop(monkeypatch):
         prog = passes.lower(grads, [], [x], [(3, 7, 4)])
     forward, backward = [n for n in prog.nodes if n.type == "While"]
     shapes = lambda vs: sorted(v[0].shapes[v[1]] for v in vs)  # noqa: E731
-    assert shapes(loop_passes.unread_sequences(forward)) == [(7, 3, 4)]
+    assert shapes(loop_passes.unread_sequences(forward)) == []
     assert (7, 3, 24) in shapes(loop_passes.unread_sequences(backward))
-    assert all(v in forward.inputs[2:] for v in loop_passes.unread_sequences(forward))
+    assert (7, 3, 4) not in shapes(forward.inputs + backward.inputs)
 
 
 def test_slice_grads_to_concat_takes_a_sum_deeper_than_the_recursion_limit():

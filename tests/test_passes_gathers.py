@@ -222,3 +222,112 @@ def test_a_dynamic_rnns_hoisted_input_product():
         ref, opt = run_both([loss, out] + grads, {x: xv})
     for a, b in zip(ref, opt):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+def char_loop_model(vocab, embed=3, hidden=4, batch=3, steps=4, seed=0, time_major=True,
+                    lengths=False):
+    """:func:`char_model` with ``fg.nn.dynamic_rnn`` (one symbolic loop, as
+    ``examples/char_rnn.py --loop``): time-major (the example's transpose of the
+    looked-up rows) or batch-major (dynamic_rnn transposes them), with a fed
+    ``sequence_length`` or none. Returns (loss, gradients, feeds (ids, labels, state
+    [, lengths]), variables, outputs)."""
+    rng = np.random.default_rng(seed)
+    x = fg.placeholder(fg.int32, (batch, steps), name="x")
+    y = fg.placeholder(fg.int32, (batch, steps), name="y")
+    table = fg.Variable(rng.uniform(-1, 1, (vocab, embed)), name="embedding")
+    cell = fg.nn.LSTMCell(hidden, seed=seed + 1)
+    state_in = fg.nn.state_placeholders(cell, batch, fg.float64, name="state_in")
+    lens = fg.placeholder(fg.int32, (batch,), name="lengths") if lengths else None
+    looked = fg.nn.embedding_lookup(table, x)
+    if time_major:
+        out, _ = fg.nn.dynamic_rnn(cell, fg.transpose(looked, (1, 0, 2)),
+                                   sequence_length=lens, initial_state=state_in,
+                                   time_major=True)
+    else:
+        out, _ = fg.nn.dynamic_rnn(cell, looked, sequence_length=lens,
+                                   initial_state=state_in)
+        out = fg.transpose(out, (1, 0, 2))
+    readout = fg.nn.Dense(vocab, seed=seed + 2)
+    logits = readout(fg.reshape(out, (-1, hidden)))               # time-major rows
+    ce = fg.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=fg.reshape(fg.transpose(y), (-1,)), logits=logits)
+    loss = fg.reduce_mean(ce)
+    variables = [table, cell.kernel, cell.bias, readout.kernel, readout.bias]
+    feeds = (x, y) + tuple(fg.nn.flatten_state(state_in)) + ((lens,) if lengths else ())
+    return loss, fg.gradients(loss, variables), feeds, variables, [out]
+
+
+@pytest.mark.parametrize("time_major", [True, False], ids=["time_major", "batch_major"])
+def test_a_dynamic_rnns_gradients_come_from_one_scatter(time_major):
+    """As the unrolled model's (test_gradients_come_from_one_scatter_of_the_gate_
+    gradients): the embedding's gradient is ``S @ K_x.T`` with ``S`` the one scatter
+    of the backward loop's stacked gate gradients, the kernel's embedding rows
+    ``E.T @ S``, the bias's ``sum(S, 0)``. The backward loop emits only the gate
+    gradients: no zero gradient of the rows it never reads (the hoisted product's
+    input), which left the table's gradient a sum no pass saw through, scattered
+    apart (reference kernel) from the gathered rows' gradient."""
+    with fg.Graph().as_default():
+        loss, grads, feeds, _, _ = char_loop_model(vocab=5, time_major=time_major)
+        prog = optimized([loss] + grads, feeds)
+    assert [n.shapes[0] for n in prog.nodes if n.type == "GatherGrad"] == [(5, 16)]
+    (scatter,) = [n for n in prog.nodes if n.type == "GatherGrad"]
+    readers = [n for n in prog.nodes if any(v[0] is scatter for v in n.inputs)]
+    assert sorted((n.type, n.shapes[0]) for n in readers) == [
+        ("MatMul", (3, 16)), ("MatMul", (5, 3)), ("ReduceSum", (16,))]
+    backward = [n for n in prog.nodes if n.type == "While" and n.attrs["reverse"]]
+    assert len(backward) == 1 and backward[0].attrs["n_emits"] == 1
+    assert not any(n.type == "Add" and n.shapes[0][-1:] == (3,) for n in prog.nodes)
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("time_major", [True, False], ids=["time_major", "batch_major"])
+@pytest.mark.parametrize("ids", ["duplicates", "shuffled"])
+def test_a_dynamic_rnns_values_and_gradients_equal_the_reference(ids, time_major, lengths):
+    rng = np.random.default_rng(8)
+    if ids == "duplicates":
+        xv = np.array([[1, 1, 4, 1], [4, 4, 1, 1], [0, 1, 1, 4]], np.int32)
+    else:
+        xv = rng.permutation(np.arange(12) % 5).reshape(3, 4).astype(np.int32)
+    yv = rng.integers(0, 5, (3, 4)).astype(np.int32)
+    with fg.Graph().as_default():
+        loss, grads, feeds, _, outputs = char_loop_model(
+            vocab=5, time_major=time_major, lengths=lengths)
+        feed = dict(zip(feeds, [xv, yv, rng.normal(size=(3, 4)), rng.normal(size=(3, 4)),
+                                np.array([4, 1, 3], np.int32)]))
+        ref, opt = run_both([loss] + outputs + grads, feed)
+    for a, b in zip(ref, opt):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+    assert np.abs(ref[-5]).max() > 1e-3       # the embedding's gradient is not zero
+
+
+def test_the_scatters_indices_are_one_slice_of_the_ids():
+    """The unrolled model's stacked gate gradients run from the last step to the
+    first: the scatter's index vector is ``ids.T[::-1]`` flattened (one strided slice
+    and its copy per run), not a concatenation of one slice per step."""
+    with fg.Graph().as_default():
+        loss, grads, feeds, _, _ = char_model(vocab=5)
+        prog = optimized([loss] + grads, feeds)
+    (scatter,) = [n for n in prog.nodes if n.type == "GatherGrad"]
+    flat = scatter.inputs[1][0]
+    assert flat.type == "Reshape" and flat.shapes[0] == (12,)
+    rows = flat.inputs[0][0]
+    assert rows.type == "StridedSlice" and rows.shapes[0] == (4, 3)
+    assert rows.attrs["spec"][0] == ("slice", 3, None, -1)
+    assert rows.inputs[0][0].type == "Transpose" and rows.inputs[0][0].inputs[0][0] is \
+        next(n for n in prog.nodes if n.type == "Feed" and n.feed is feeds[0])
+    assert not any(n.type == "Concat" and n.dtypes[0].kind == "i" for n in prog.nodes)
+
+
+def test_a_dynamic_rnns_bias_is_added_to_the_table_product():
+    """The hoisted ``X @ W_x + b`` of a ``dynamic_rnn``: ``b`` is added to the table
+    product's 5 rows before they are gathered, not to the 12 gathered rows
+    (values: test_a_dynamic_rnns_values_and_gradients_equal_the_reference)."""
+    with fg.Graph().as_default():
+        loss, grads, feeds, (_, _, bias, _, _), _ = char_loop_model(vocab=5)
+        prog = optimized([loss] + grads, feeds)
+    adds = [n for n in prog.nodes if n.type == "Add"
+            and any(v[0].type == "Variable" and v[0].attrs["variable"] is bias
+                    for v in n.inputs)]
+    assert [n.shapes[0] for n in adds] == [(5, 16)]
+    (gather,) = [n for n in prog.nodes if n.type == "Gather" and n.shapes[0] == (12, 16)]
+    assert gather.inputs[0][0] is adds[0]

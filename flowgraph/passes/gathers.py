@@ -233,6 +233,53 @@ class _Builder:
             "Reshape", [ids], {"shape": rows}, like.origin, [rows],
             [ids[0].dtypes[ids[1]]], order=like.order), 0))
 
+    def stacked_indices(self, traced, like, dtype):
+        """The concatenation of :meth:`row_indices` of each of ``traced``, in order.
+
+        A run of consecutive blocks that index consecutive rows (ascending or
+        descending: an unrolled RNN's weight gradient stacks its steps last to first)
+        of one axis of one index tensor, their other axes the same, is one strided
+        slice of that tensor, flattened: one copy per run, not a concatenation of one
+        slice per step at every run (the char RNN's 32 steps: one piece each).
+        """
+        runs = []           # [key, items, axis, first index, step, count]
+        for t in traced:
+            gather, base_ops, items = t
+            perm = _index_first(items)
+            j = perm[0]
+            key = (gather.inputs[1], tuple(base_ops), perm)
+            if runs and items[j][0] == "index":
+                r = runs[-1]
+                step = items[j][1] - (r[3] + r[4] * (r[5] - 1))
+                if (r[0] == key and r[2] == j and r[1][j][0] == "index" and step in (1, -1)
+                        and (r[5] == 1 or step == r[4])
+                        and all(a == b for i, (a, b) in enumerate(zip(items, r[1]))
+                                if i != j)):
+                    r[4], r[5] = step, r[5] + 1
+                    continue
+            runs.append([key, items, j, items[j][1], 1, 1, t])
+        values = []
+        for key, items, j, first, step, count, t in runs:
+            if count == 1:
+                values.append(self.row_indices(t, like))
+                continue
+            ids, base_ops, perm = key
+            view = self.index_view(ids, list(base_ops), perm, like)
+            stop = first + step * count
+            spec = (("slice", first, stop if stop >= 0 else None, step),) + tuple(
+                ("slice", items[i][1], items[i][2], None) if items[i][0] == "slice"
+                else items[i] for i in perm[1:])
+            shape = (count,) + tuple(items[i][2] - items[i][1] for i in perm[1:]
+                                     if items[i][0] == "slice")
+            sel = self._once(("run", view, spec), lambda view=view, spec=spec, shape=shape: (
+                Node("StridedSlice", [view], {"spec": spec}, like.origin, [shape],
+                     [view[0].dtypes[view[1]]], order=like.order), 0))
+            rows = (math.prod(shape),)
+            values.append(self._once(("flat", sel), lambda sel=sel, rows=rows: (Node(
+                "Reshape", [sel], {"shape": rows}, like.origin, [rows],
+                [sel[0].dtypes[sel[1]]], order=like.order), 0)))
+        return self.concat(values, 0, like, dtype)
+
     def concat(self, values, axis, like, dtype):
         """``values`` concatenated along ``axis`` (the one value where there is one)."""
         values = tuple(values)
@@ -337,6 +384,59 @@ def push_gathers_through_matmuls(prog):
             total = (Node("Add", [total, t], {}, n.origin, n.shapes, n.dtypes,
                           order=n.order), 0)
         return total
+    prog = prune(_rewrite(prog, visit))
+    return _biases_into_table_products(
+        prog, [v for key, v in build.memo.items() if key[0] == "gather"])
+
+
+def _biases_into_table_products(prog, gathers):
+    """``E[ids] + b`` becomes ``(E + b)[ids]`` for the gathers of table products that
+    :func:`push_gathers_through_matmuls` made (``V`` rows, fewer than are gathered):
+    a ``dynamic_rnn``'s hoisted ``X @ W_x + b`` (loop_passes.hoist), whose bias was
+    otherwise added to every gathered row (the char RNN: 1536 rows of 512, in a
+    kernel of its own, where the table product has 96). Each element is the same
+    sum. Only where the gathered rows (or the reshapes of them, one after another)
+    are read by the addition alone and ``b`` is a vector of the rows' width."""
+    if not gathers:
+        return prog
+    users = prog.users()
+    fetched = set(prog.fetches)
+    moved = {}
+    for g in gathers:
+        chain, v = [], g
+        while v not in fetched and len(users.get(v, ())) == 1:
+            r = users[v][0]
+            if r.type != "Reshape" or r.controls:
+                break
+            chain.append(r)
+            v = (r, 0)
+        add = users.get(v, [None])[0]
+        if (v in fetched or len(users.get(v, ())) != 1 or add.type != "Add"
+                or add.controls or add.inputs[0] == add.inputs[1]):
+            continue
+        b = add.inputs[1] if add.inputs[0] == v else add.inputs[0]
+        table = g[0].inputs[0]
+        if (_shape(b) != (_shape(table)[1],) or _dtype(b) != _dtype(table)
+                or tuple(add.shapes[0]) != _shape(v) or add.dtypes[0] != _dtype(table)
+                or len({prog.device(m) for m in (add, g[0], b[0])}) != 1):
+            continue
+        moved[add] = (g, chain, b)
+    if not moved:
+        return prog
+
+    def visit(n):
+        if n not in moved:
+            return None
+        g, chain, b = moved[n]
+        table, ids = g[0].inputs[0], g[0].inputs[1]
+        biased = (Node("Add", [table, b], {}, n.origin, [_shape(table)], [_dtype(table)],
+                       order=n.order), 0)
+        v = (Node("Gather", [biased, ids], dict(g[0].attrs), g[0].origin, g[0].shapes,
+                  g[0].dtypes, order=n.order), 0)
+        for r in chain:
+            v = (Node("Reshape", [v], dict(r.attrs), r.origin, r.shapes, r.dtypes,
+                      order=n.order), 0)
+        return v
     return prune(_rewrite(prog, visit))
 
 
@@ -452,12 +552,23 @@ def push_gathers_into_gradients(prog):
             replace[n] = new
     if not replace:
         return prog
+    # the bias gradient: a column sum of the scattered rows, or of the value they are
+    # a flattening of (a dynamic_rnn's [T, B, 4H] gate gradients summed over T and B)
+    for rows in list(scattered):
+        src = rows[0].inputs[0] if rows[0].type == "Reshape" and not rows[0].controls \
+            else None
+        if src is not None and tuple(rows[0].shapes[rows[1]]) == (
+                math.prod(_shape(src)[:-1]), _shape(src)[-1]):
+            scattered.setdefault(src, scattered[rows])
     for n in prog.nodes:
-        if (n.type == "ReduceSum" and not n.controls and not n.attrs.get("keepdims")
-                and n.inputs[0] in scattered and len(n.shapes[0]) == 1
-                and tuple(S.normalize_axes(n.attrs["axis"], 2)) == (0,)):
-            replace[n] = (Node("ReduceSum", [scattered[n.inputs[0]]], dict(n.attrs),
-                               n.origin, n.shapes, n.dtypes, order=n.order), 0)
+        if (n.type != "ReduceSum" or n.controls or n.attrs.get("keepdims")
+                or n.inputs[0] not in scattered or len(n.shapes[0]) != 1):
+            continue
+        rank = len(_shape(n.inputs[0]))
+        if tuple(S.normalize_axes(n.attrs["axis"], rank)) == tuple(range(rank - 1)):
+            replace[n] = (Node("ReduceSum", [scattered[n.inputs[0]]], {
+                "axis": (0,), "keepdims": False}, n.origin, n.shapes, n.dtypes,
+                order=n.order), 0)
     prog = _reorder(_rewrite(prog, lambda n: replace.get(n)))
     return cse(narrow_split_matmuls(prune(prog)))
 
@@ -492,8 +603,7 @@ def _weight_gradient(prog, n, build, scattered):
             break
     else:
         return None
-    indices = build.concat([build.row_indices(t, n) for t in traced], 0, n,
-                           _dtype(traced[0][0].inputs[1]))
+    indices = build.stacked_indices(traced, n, _dtype(traced[0][0].inputs[1]))
     s = build.scatter(g, indices, vocab, n)
     scattered[g] = s
     width = n.shapes[0][1]
@@ -519,6 +629,10 @@ def _weight_gradient(prog, n, build, scattered):
 
 def _dtype(v):
     return v[0].dtypes[v[1]]
+
+
+def _shape(v):
+    return tuple(v[0].shapes[v[1]])
 
 
 def _rows_of(v, start, stop, like):
@@ -576,8 +690,8 @@ def _table_gradient(prog, n, users, fetched, existing, build, scattered):
         at = {v: k for k, v in enumerate(same.inputs)}
         terms.sort(key=lambda t: at[t[0]])
     gather = _Origin(ids)
-    indices = build.concat([build.row_indices((gather, base_ops, items), n)
-                            for _, items in terms], 0, n, ids[0].dtypes[ids[1]])
+    indices = build.stacked_indices([(gather, base_ops, items) for _, items in terms], n,
+                                    ids[0].dtypes[ids[1]])
     rows = (same, 0) if same is not None and len(same.inputs) == len(terms) else \
         build.concat([m for m, _ in terms], 0, n, dtype)
     s = build.scatter(rows, indices, vocab, n)
