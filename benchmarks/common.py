@@ -96,6 +96,37 @@ def balanced_orders(names, repeats):
     return out
 
 
+def rows_in_fresh_processes(script: str, arg_lists, flag: str = "--rows-json") -> list:
+    """Run ``script`` once per argument list, each in a new Python process that writes
+    its result rows as JSON to the file named after ``flag``; return all the rows, in
+    order. The children inherit the CPU affinity and the thread variables.
+
+    Why: torch's step time depends on the glibc heap its process has, and earlier rows
+    leave theirs behind. On the Zen 4 core, torch's LSTM medium step took 87 ms after
+    the small row of ``rnn_step.py --loop`` had run (its T=5000 loops) and 102 ms in a
+    process of its own, and the rows program's torch step took 25.8 ms after the ptb
+    program and 30.1 ms alone; flowgraph, which allocates its buffers once, barely
+    moved. A row measured in its own process does not depend on which rows ran
+    before it, and sees the heap a user's own script would.
+    """
+    import subprocess
+    import tempfile
+    rows = []
+    for args in arg_lists:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "rows.json")
+            subprocess.run([sys.executable, script, *args, flag, path], check=True)
+            with open(path) as f:
+                rows.extend(json.load(f))
+    return rows
+
+
+def write_rows_json(rows, path: str) -> None:
+    """The child's half of :func:`rows_in_fresh_processes`."""
+    with open(path, "w") as f:
+        json.dump(rows, f)
+
+
 def gemm_gflops(m: int, k: int, n: int, dtype, repeats: int = 20) -> float:
     """This machine's measured ``np.matmul`` rate at an (m x k) @ (k x n) shape."""
     import numpy as np

@@ -15,7 +15,9 @@ anything is timed:
   batch 128, Adam.
 
 flowgraph and torch are timed in turn within every repeat (medians after warm-up), on
-one pinned core with one BLAS thread; the CPU model is printed with the table::
+one pinned core with one BLAS thread, each program in a fresh process (torch's step
+depends on the heap the programs before it left; ``--in-process`` to measure them all
+in one); the CPU model is printed with the table::
 
     python benchmarks/programs.py --out benchmarks/results/programs
 """
@@ -26,7 +28,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians_ms, pin_threads, write_results  # noqa: E402
+from common import (interleaved_medians_ms, pin_threads, rows_in_fresh_processes,  # noqa: E402
+                    write_results, write_rows_json)
 
 PROGRAMS = {
     "char": dict(vocab=96, embed=64, hidden=128, layers=1, T=32, B=48, opt="adam",
@@ -207,7 +210,9 @@ def torch_program(name, cfg, initial, layout):
     return step
 
 
-def run(names, repeats, warmup, out=None):
+def measure(names, repeats, warmup):
+    """One row per program: flowgraph's and torch's median step, timed in turn in this
+    process, after checking that their first-step losses agree."""
     import numpy as np
     import torch
     torch.set_num_threads(1)
@@ -231,6 +236,19 @@ def run(names, repeats, warmup, out=None):
         print(f"{name:5s} flowgraph {row['flowgraph_ms']:8.2f} ms  torch "
               f"{row['torch_ms']:8.2f} ms  ratio {row['ratio']:.3f}  (first loss "
               f"{first_fg:.5f} = torch {first_torch:.5f})", flush=True)
+    return rows
+
+
+def run(names, repeats, warmup, out=None, in_process=True):
+    """:func:`measure` the programs (each in a fresh process unless ``in_process``:
+    torch's step depends on the heap the programs before it left; see
+    :func:`common.rows_in_fresh_processes`) and write the table to ``out``."""
+    if in_process or len(names) == 1:
+        rows = measure(names, repeats, warmup)
+    else:
+        rows = rows_in_fresh_processes(os.path.abspath(__file__), [
+            ["--programs", name, "--repeats", str(repeats), "--warmup", str(warmup),
+             "--threads", "1"] for name in names])
     if out:
         write_results(rows, ["program", "flowgraph_ms", "torch_ms", "ratio", "first_loss"],
                       out, f"Training steps of whole programs, one core ({cpu_model()})",
@@ -247,10 +265,20 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="write <out>.json and <out>.md")
+    p.add_argument("--in-process", action="store_true",
+                   help="measure every program in this process (by default each runs "
+                        "in a fresh one: torch's time depends on the heap the programs "
+                        "before it left)")
+    p.add_argument("--rows-json", help=argparse.SUPPRESS)   # a child's rows
     args = p.parse_args(argv)
+    if args.threads != 1:
+        p.error("the programs are measured on one core with one thread (--threads 1)")
     pin_threads(args.threads)
+    if args.rows_json:
+        write_rows_json(measure(args.programs, args.repeats, args.warmup), args.rows_json)
+        return None
     print(f"CPU: {cpu_model()}; {os.cpu_count()} cores, {args.threads} thread(s) used")
-    return run(args.programs, args.repeats, args.warmup, args.out)
+    return run(args.programs, args.repeats, args.warmup, args.out, args.in_process)
 
 
 if __name__ == "__main__":

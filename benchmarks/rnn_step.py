@@ -10,6 +10,8 @@ the percent of this machine's measured ``np.matmul`` rate at the forward GEMM's 
     python benchmarks/rnn_step.py --cells lstm gru rnn --sizes small medium \\
         --dtypes float32 --threads 1 --out benchmarks/results/rnn_step
 
+Each (cell, size, dtype) row runs in a fresh process (``--in-process`` to measure
+them all in this one): torch's step time depends on the heap earlier rows left.
 ``--threads 1`` (the default) pins the process to one core and sets every BLAS/OpenMP/
 Numba thread variable to 1 (and ``torch.set_num_threads(1)``) before NumPy loads.
 """
@@ -21,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (gemm_gflops, interleaved_medians_ms, median_ms, pin_threads,  # noqa: E402
-                    write_results)  # noqa: E402
+                    rows_in_fresh_processes, write_results, write_rows_json)  # noqa: E402
 
 SIZES = {"small": dict(B=16, I=32, H=64, T=20),
          "medium": dict(B=64, I=128, H=256, T=50),
@@ -249,7 +251,9 @@ def check_numpy_against_flowgraph(cell, dtype="float64"):
         np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
 
 
-def run(args):
+def _step_rows(args):
+    """One row per cell, size and dtype of ``args``: flowgraph, torch, NumPy (and the
+    reference path) timed in this process."""
     import numpy as np
     try:
         import torch
@@ -303,6 +307,14 @@ def run(args):
                 row["% GEMM"] = 100.0 * row["GFLOP/s"] / gemm
                 rows.append(row)
                 print(row, flush=True)
+    return rows
+
+
+def run(args):
+    """:func:`_step_rows`, each row in a fresh process, and the table."""
+    rows = _collect_rows(args, _step_rows)
+    if rows is None:
+        return
     columns = ["cell", "size", "dtype", "flowgraph ms", "reference ms", "torch ms",
                "numpy ms", "flowgraph / torch", "GFLOP/s", "% GEMM", "first call s",
                "buffers / live set"]
@@ -355,7 +367,7 @@ def _whole_cycles(repeats, fns):
     return -(-repeats // cycle) * cycle
 
 
-def run_loop(args):
+def _loop_rows(args):
     """``--loop``: the step through one loop vs the unrolled compiled step vs torch,
     and the loop's compile time (time in compile_plan on a first call) at T=50 and T=5000
     (small sizes, so that the 5000 steps' stacks fit in memory)."""
@@ -406,6 +418,14 @@ def run_loop(args):
                 usess.close()
                 rows.append(row)
                 print(row, flush=True)
+    return rows
+
+
+def run_loop(args):
+    """``--loop``: :func:`_loop_rows`, each row in a fresh process, and the table."""
+    rows = _collect_rows(args, _loop_rows)
+    if rows is None:
+        return
     columns = ["cell", "size", "dtype", "loop ms", "unrolled ms", "torch ms",
                "loop / unrolled", "loop / torch"] + sorted(
                    {k for r in rows for k in r if k.startswith("compile s")},
@@ -424,6 +444,24 @@ def run_loop(args):
     print(text)
 
 
+def _collect_rows(args, measure):
+    """The rows ``measure(args)`` gives, each (cell, size, dtype) measured in a fresh
+    process (:func:`common.rows_in_fresh_processes`: torch's time depended on the heap
+    earlier rows left behind) unless ``--in-process``. ``None`` in such a child, which
+    hands its rows to the parent instead of writing the table."""
+    if args.rows_json:
+        write_rows_json(measure(args), args.rows_json)
+        return None
+    combos = [(c, s, d) for c in args.cells for s in args.sizes for d in args.dtypes]
+    if args.in_process or len(combos) == 1:
+        return measure(args)
+    common = ["--threads", str(args.threads)]
+    common += [flag for flag, on in (("--no-reference", args.no_reference),
+                                     ("--check", args.check), ("--loop", args.loop)) if on]
+    return rows_in_fresh_processes(os.path.abspath(__file__), [
+        ["--cells", c, "--sizes", s, "--dtypes", d, *common] for c, s, d in combos])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"],
@@ -439,6 +477,11 @@ def main():
                         help="first check the NumPy BPTT gradients against flowgraph")
     parser.add_argument("--loop", action="store_true",
                         help="the step through one loop (fg.scan) vs the unrolled step")
+    parser.add_argument("--in-process", action="store_true",
+                        help="measure every row in this process (by default each row "
+                             "runs in a fresh one: torch's time depends on the heap "
+                             "earlier rows leave)")
+    parser.add_argument("--rows-json", help=argparse.SUPPRESS)   # a child's rows
     parser.add_argument("--out", default=os.path.join(os.path.dirname(
         os.path.abspath(__file__)), "results", "rnn_step"))
     args = parser.parse_args()

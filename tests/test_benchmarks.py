@@ -145,3 +145,36 @@ def test_cell_kernels_benchmark_runs_its_generated_and_hand_kernels(bench_path, 
                  "backward overlap checks", "forward hand (c and h)",
                  "forward hand, same stores"):
         assert re.search(re.escape(name) + r"\s+[\d.]+ ns per hidden element", out)
+
+
+def test_rows_in_fresh_processes_runs_each_argument_list_in_its_own_process(
+        bench_path, tmp_path):
+    """Each row comes from a new process (so no row's timings depend on the heap an
+    earlier row left), in the order of the argument lists, with the arguments given."""
+    import common
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "path = sys.argv[sys.argv.index('--rows-json') + 1]\n"
+        "json.dump([{'arg': sys.argv[1], 'pid': os.getpid()}], open(path, 'w'))\n")
+    rows = common.rows_in_fresh_processes(str(script), [["a"], ["b"], ["c"]])
+    assert [r["arg"] for r in rows] == ["a", "b", "c"]
+    assert len({r["pid"] for r in rows} | {os.getpid()}) == 4
+
+
+def test_programs_benchmark_child_hands_its_rows_to_the_parent(bench_path, tmp_path,
+                                                               monkeypatch):
+    """``--rows-json``: the child measures and writes its rows, not the table."""
+    import json
+
+    import programs
+    monkeypatch.setattr(programs, "PROGRAMS", {"rows": dict(
+        programs.PROGRAMS["rows"], inputs=5, hidden=6, T=4, B=3)})
+    # not this test process's affinity and thread variables (pytest-xdist's workers)
+    monkeypatch.setattr(programs, "pin_threads", lambda threads: None)
+    pytest.importorskip("torch", reason="programs.py compares against torch")
+    path = tmp_path / "rows.json"
+    assert programs.main(["--programs", "rows", "--repeats", "1", "--warmup", "0",
+                          "--rows-json", str(path)]) is None
+    row, = json.loads(path.read_text())
+    assert row["program"] == "rows" and row["flowgraph_ms"] > 0 and row["torch_ms"] > 0
