@@ -225,6 +225,10 @@ class Graph:
         """All operations in creation (hence topological) order."""
         return list(self._operations)
 
+    def get_operations(self) -> list[Operation]:
+        """``operations`` (TF1's ``Graph.get_operations()``)."""
+        return self.operations
+
     @property
     def version(self) -> int:
         return self._version

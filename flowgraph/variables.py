@@ -116,6 +116,20 @@ class Variable:
         return run_in_default_session(self._tensor, None, session,
                                       f"evaluate variable {self._op.name!r} using `eval()`")
 
+    def load(self, value, session=None):
+        """Set this variable to ``value`` in ``session`` (or the default session)
+        without running a graph (TF1's ``Variable.load``); the shape must match."""
+        from .session import get_default_session
+        session = session or get_default_session()
+        if session is None:
+            raise ValueError(f"Cannot load variable {self._op.name!r}: no default session "
+                             f"is registered. Use `with sess.as_default():` (or `with "
+                             f"fg.Session() as sess:`) or pass session=sess")
+        if session.graph is not self.graph:
+            raise ValueError(f"Cannot load variable {self._op.name!r}: the session's graph "
+                             f"is not the variable's graph")
+        session.load(self, value)
+
     @property
     def initializer(self):
         """An operation resetting this variable to its initial value."""

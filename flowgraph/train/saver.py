@@ -221,10 +221,16 @@ class Saver:
 
     def restore(self, sess, save_path):
         """Set ``var_list``'s values in ``sess`` from ``save_path``; checks every name,
-        shape and dtype before changing anything.
+        shape and dtype before changing anything. A ``save_path`` that does not exist
+        but with ``.npz`` appended does (TF1's checkpoint prefix, ``"model-100"``) is
+        read with the ``.npz``.
         """
         _check_open(sess, "restore")
         save_path = os.fspath(save_path)
+        if not os.path.exists(save_path) and os.path.exists(save_path + ".npz"):
+            # TF1 code restores the prefix it saved ("model.ckpt-1000"); save() wrote
+            # "model.ckpt-1000.npz".
+            save_path += ".npz"
         arrays = self._read(save_path)
         problems = []
         for name, v in self._items:

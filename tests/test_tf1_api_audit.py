@@ -1,0 +1,81 @@
+"""TF1 spellings found missing or different when porting TF1 programs (the API audit):
+restoring a checkpoint by its TF1 prefix, tf.train.global_step, piecewise_constant's
+value and boundary dtypes, Variable.load, Graph.get_operations and the module-level
+collection functions."""
+import os
+
+import numpy as np
+import pytest
+
+import flowgraph as fg
+
+
+def test_restore_accepts_the_prefix_without_npz(tmp_path):
+    v = fg.Variable(np.arange(3, dtype=np.float32), name="v")
+    step = fg.train.get_or_create_global_step()
+    saver = fg.train.Saver()
+    with fg.Session() as sess:
+        sess.run(step.assign(7))
+        path = saver.save(sess, os.path.join(tmp_path, "model.ckpt"), global_step=step)
+        assert path.endswith("model.ckpt-7.npz")
+        assert fg.train.global_step(sess, step) == 7
+    with fg.Session() as sess:
+        saver.restore(sess, os.path.join(tmp_path, "model.ckpt-7"))     # TF1's prefix
+        assert int(sess.run(step)) == 7
+        np.testing.assert_array_equal(sess.run(v), [0, 1, 2])
+        with pytest.raises(fg.errors.CheckpointError, match="does not exist"):
+            saver.restore(sess, os.path.join(tmp_path, "model.ckpt-8"))
+
+
+def test_piecewise_constant_value_dtypes():
+    step = fg.placeholder(fg.int64, ())
+    # Python ints and floats mixed: float32, like fg.constant([1, 0.5]) (not float64).
+    lr = fg.train.piecewise_constant(step, [10], [1, 0.5])
+    assert lr.dtype == np.float32
+    with fg.Session() as sess:
+        assert [float(sess.run(lr, {step: s})) for s in (10, 11)] == [1.0, 0.5]
+    # Strong dtypes that differ: TF1's ValueError.
+    with pytest.raises(ValueError, match="values of one dtype.*float32.*float64"):
+        fg.train.piecewise_constant(step, [10], [np.float32(1.0), np.float64(0.5)])
+
+
+def test_piecewise_constant_fractional_boundary_for_an_integer_step():
+    step = fg.placeholder(fg.int64, ())
+    # A cast would truncate -0.5 to 0, so step 0 would get values[0]; TF1 refuses.
+    with pytest.raises(ValueError, match=r"boundaries of .*int64, found -0.5"):
+        fg.train.piecewise_constant(step, [-0.5], [1.0, 2.0])
+    lr = fg.train.piecewise_constant(step, [10.0], [1.0, 2.0])      # exact: fine
+    with fg.Session() as sess:
+        assert [float(sess.run(lr, {step: s})) for s in (10, 11)] == [1.0, 2.0]
+
+
+def test_variable_load_uses_the_default_session():
+    v = fg.Variable([1.0, 2.0], name="v")
+    with fg.Session() as sess:
+        v.load([3, 4])
+        np.testing.assert_array_equal(sess.run(v), [3.0, 4.0])
+        other = fg.Session()
+        v.load([5.0, 6.0], other)
+        np.testing.assert_array_equal(other.run(v), [5.0, 6.0])
+        np.testing.assert_array_equal(sess.run(v), [3.0, 4.0])
+    with pytest.raises(ValueError, match="no default session"):
+        v.load([1.0, 2.0])
+
+
+def test_graph_get_operations_and_collections():
+    g = fg.get_default_graph()
+    with fg.variable_scope("enc"):
+        w = fg.get_variable("w", [2])
+    b = fg.Variable(0.0, name="b", trainable=False)
+    assert g.get_operations() == g.operations
+    assert fg.get_collection(fg.GraphKeys.GLOBAL_VARIABLES) == [w, b]
+    assert fg.get_collection(fg.GraphKeys.TRAINABLE_VARIABLES) == [w]
+    assert fg.get_collection(fg.GraphKeys.GLOBAL_VARIABLES, scope="enc") == [w]
+    assert fg.get_collection(fg.GraphKeys.UPDATE_OPS) == []
+    op = fg.no_op(name="update")
+    fg.add_to_collection(fg.GraphKeys.UPDATE_OPS, op)
+    fg.add_to_collections(["a", "b"], op)
+    assert fg.get_collection(fg.GraphKeys.UPDATE_OPS) == [op] == fg.get_collection("b")
+    assert fg.get_collection(fg.GraphKeys.GLOBAL_STEP) == []
+    step = fg.train.get_or_create_global_step()
+    assert fg.get_collection(fg.GraphKeys.GLOBAL_STEP) == [step]
