@@ -79,3 +79,30 @@ def test_graph_get_operations_and_collections():
     assert fg.get_collection(fg.GraphKeys.GLOBAL_STEP) == []
     step = fg.train.get_or_create_global_step()
     assert fg.get_collection(fg.GraphKeys.GLOBAL_STEP) == [step]
+
+
+def test_minimize_takes_tf1s_keyword_arguments_and_grad_loss():
+    w = fg.Variable([1.0, 2.0], name="w")
+    loss = w * 3.0                                    # non-scalar: grad_loss weights it
+    opt = fg.train.GradientDescentOptimizer(0.5)
+    train = opt.minimize(loss, gate_gradients=1, aggregation_method=None,
+                         colocate_gradients_with_ops=True,
+                         grad_loss=fg.constant([1.0, 0.0]))
+    with fg.Session() as sess:
+        sess.run(train)
+        np.testing.assert_allclose(sess.run(w), [1.0 - 1.5, 2.0])
+
+
+def test_minimize_of_a_loss_that_reads_no_variable_raises_as_tf1():
+    w = fg.Variable(1.0, name="w")
+    u = fg.Variable(1.0, name="u")
+    loss = fg.square(w)
+    with pytest.raises(ValueError, match=r"No gradients provided for any variable.*"
+                                         r"test_tf1_api_audit.py.*\[u:0\]"):
+        fg.train.AdamOptimizer().minimize(loss, var_list=[u])
+    # A variable read inside a loop body counts.
+    i, acc = fg.while_loop(lambda i, a: i < 3, lambda i, a: (i + 1, a * u),
+                           [fg.constant(0), fg.constant(1.0)])
+    fg.train.GradientDescentOptimizer(0.1).minimize(acc, var_list=[u])
+    with pytest.raises(fg.errors.DTypeError, match="expected a float loss.*int32"):
+        fg.train.GradientDescentOptimizer(0.1).minimize(fg.constant(1), var_list=[w])
