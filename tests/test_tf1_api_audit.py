@@ -106,3 +106,46 @@ def test_minimize_of_a_loss_that_reads_no_variable_raises_as_tf1():
     fg.train.GradientDescentOptimizer(0.1).minimize(acc, var_list=[u])
     with pytest.raises(fg.errors.DTypeError, match="expected a float loss.*int32"):
         fg.train.GradientDescentOptimizer(0.1).minimize(fg.constant(1), var_list=[w])
+
+
+def _run(fetches):
+    with fg.Session() as sess:
+        return sess.run(fetches)
+
+
+def test_split_with_one_inferred_size():
+    x = fg.constant(np.arange(6.0))
+    a, b = _run(fg.split(x, [2, -1]))
+    np.testing.assert_array_equal(a, [0, 1])
+    np.testing.assert_array_equal(b, [2, 3, 4, 5])
+    with pytest.raises(fg.errors.ShapeError, match="at most one -1"):
+        fg.split(x, [-1, -1])
+    with pytest.raises(fg.errors.ShapeError, match="at least 7"):
+        fg.split(x, [7, -1])
+
+
+def test_tf1s_older_argument_names_squeeze_dims_and_dim():
+    x = fg.ones([1, 2, 1])
+    assert fg.squeeze(x, squeeze_dims=[0]).shape == (2, 1)
+    logits = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
+    e = np.exp(logits - logits.max(0))
+    got = _run([fg.nn.softmax(logits, dim=0), fg.nn.log_softmax(logits, dim=0),
+                fg.nn.softmax(logits)])
+    np.testing.assert_allclose(got[0], e / e.sum(0), rtol=1e-6)
+    np.testing.assert_allclose(got[1], np.log(e / e.sum(0)), rtol=1e-6)
+    np.testing.assert_allclose(got[2].sum(1), [1.0, 1.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="axis= or dim="):
+        fg.nn.softmax(logits, axis=0, dim=0)
+    with pytest.raises(ValueError, match="axis= or squeeze_dims="):
+        fg.squeeze(x, axis=[0], squeeze_dims=[0])
+
+
+def test_one_hot_axis():
+    ids = np.array([[0, 2], [1, -1]])
+    want = np.where(ids[..., None] == np.arange(3), 2.0, 0.5).astype(np.float32)
+    for axis in (-1, 0, 1, 2):
+        got = _run(fg.one_hot(ids, 3, on_value=2.0, off_value=0.5, axis=axis))
+        np.testing.assert_array_equal(got, np.moveaxis(want, -1, axis))
+    assert fg.one_hot(ids, 3, axis=0, name="oh").name == "oh:0"
+    with pytest.raises(fg.errors.ShapeError, match="expected axis"):
+        fg.one_hot(ids, 3, axis=4)

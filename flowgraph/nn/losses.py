@@ -18,20 +18,30 @@ from ..errors import DTypeError, ShapeError
 from ..graph import _user_location, name_scope
 
 
-def softmax(logits, axis=-1, name=None):
-    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the max for stability."""
+def softmax(logits, axis=None, name=None, dim=None):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (the last by default; ``dim`` is TF1's
+    older name), shifted by the max for stability."""
+    axis = _axis_or_dim("softmax", axis, dim)
     x = F.convert_to_tensor(logits)
     shifted = x - F.stop_gradient(F.reduce_max(x, axis, keepdims=True))
     e = F.exp(shifted)
     return F.divide(e, F.reduce_sum(e, axis, keepdims=True), name=name)
 
 
-def log_softmax(logits, axis=-1, name=None):
-    """``x - log(sum(exp(x)))`` along ``axis``, computed stably."""
+def log_softmax(logits, axis=None, name=None, dim=None):
+    """``x - log(sum(exp(x)))`` along ``axis`` (the last by default; ``dim`` is TF1's
+    older name), computed stably."""
+    axis = _axis_or_dim("log_softmax", axis, dim)
     x = F.convert_to_tensor(logits)
     shifted = x - F.stop_gradient(F.reduce_max(x, axis, keepdims=True))
     return F.subtract(shifted, F.log(F.reduce_sum(F.exp(shifted), axis, keepdims=True)),
                       name=name)
+
+
+def _axis_or_dim(fn_name, axis, dim):
+    """``axis`` or TF1's ``dim=``, -1 when neither is given."""
+    axis = F._alias(fn_name, "axis", axis, "dim", dim)
+    return -1 if axis is None else axis
 
 
 def _called(fn_name):
