@@ -23,7 +23,7 @@ import numpy as np
 from . import shapes as S
 from .errors import FeedError, FlowgraphError, describe_op
 from .executor import ReferencePlan, RunState, to_host
-from .graph import Operation, Tensor, get_default_graph
+from .graph import Graph, Operation, Tensor, get_default_graph
 from .nest import flatten
 
 
@@ -123,6 +123,20 @@ def _is_fetch_leaf(x):
     return isinstance(x, (Tensor, Operation, str)) or hasattr(x, "_as_tensor")
 
 
+def _check_session_args(cls_name, graph, config):
+    """``TypeError`` for a ``graph`` that is not a Graph or a ``config`` that is not a
+    SessionConfig: TF1's ``Session(target, graph, config)`` puts a target string first,
+    which here would land in ``graph`` (and the graph in ``config``)."""
+    if graph is not None and not isinstance(graph, Graph):
+        hint = (" (TF1's first argument is a target; flowgraph has no remote targets: "
+                "use Session(graph=..., config=...))" if isinstance(graph, str) else "")
+        raise TypeError(f"{cls_name}: expected graph to be an fg.Graph or None, found "
+                        f"{type(graph).__name__} {graph!r:.40}{hint}")
+    if config is not None and not isinstance(config, SessionConfig):
+        raise TypeError(f"{cls_name}: expected config to be an fg.SessionConfig (or "
+                        f"fg.ConfigProto) or None, found {type(config).__name__}")
+
+
 class Session:
     """Runs a graph. Holds its own variable values, set to their initial values when
     the session is created (variables created later start from theirs at first use).
@@ -132,6 +146,7 @@ class Session:
     """
 
     def __init__(self, graph=None, config=None):
+        _check_session_args(type(self).__name__, graph, config)
         self.graph = graph or get_default_graph()
         self.config = config or SessionConfig()
         if self.config.intra_op_parallelism_threads:

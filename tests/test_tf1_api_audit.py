@@ -149,3 +149,25 @@ def test_one_hot_axis():
     assert fg.one_hot(ids, 3, axis=0, name="oh").name == "oh:0"
     with pytest.raises(fg.errors.ShapeError, match="expected axis"):
         fg.one_hot(ids, 3, axis=4)
+
+
+def test_run_options_full_trace_records_the_steps():
+    x = fg.placeholder(fg.float32, [None, 2])
+    y = fg.reduce_sum(x * 2.0)
+    md = fg.RunMetadata()
+    with fg.Session() as sess:
+        sess.run(y, {x: np.ones((1, 2))},
+                 options=fg.RunOptions(trace_level=fg.RunOptions.FULL_TRACE), run_metadata=md)
+    assert md.step_stats and md.chrome_trace()
+    assert not fg.RunOptions(trace_level=fg.RunOptions.NO_TRACE).trace
+    with pytest.raises(ValueError, match="trace_level"):
+        fg.RunOptions(trace_level=7)
+
+
+def test_session_arguments_are_checked():
+    g = fg.Graph()
+    with pytest.raises(TypeError, match="expected graph to be an fg.Graph.*target"):
+        fg.Session("", g)                      # TF1's Session(target, graph)
+    with pytest.raises(TypeError, match="expected config to be an fg.SessionConfig"):
+        fg.Session(g, {"optimize": False})
+    fg.Session(graph=g, config=fg.ConfigProto(allow_soft_placement=True)).close()
