@@ -171,3 +171,33 @@ def test_session_arguments_are_checked():
     with pytest.raises(TypeError, match="expected config to be an fg.SessionConfig"):
         fg.Session(g, {"optimize": False})
     fg.Session(graph=g, config=fg.ConfigProto(allow_soft_placement=True)).close()
+
+
+def test_lstm_cell_takes_tf1s_constructor_arguments():
+    sig = lambda z: 1 / (1 + np.exp(-z))                      # noqa: E731
+    rng = np.random.RandomState(0)
+    xs = rng.randn(2, 3, 4).astype(np.float32)
+    cell = fg.nn.LSTMCell(5, activation=fg.nn.relu, use_peepholes=False, cell_clip=None,
+                          num_proj=None, dtype=fg.float32)
+    out, state = fg.nn.dynamic_rnn(cell, fg.constant(xs), dtype=fg.float32)
+    for optimize in (True, False):
+        with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+            (h_got, c_got), kernel, bias = sess.run([(state.h, state.c), cell.kernel, cell.bias])
+        h = c = np.zeros((2, 5))
+        for t in range(3):
+            i, f, o, g = np.split(np.concatenate([h, xs[:, t]], 1) @ kernel + bias, 4, 1)
+            c = sig(f) * c + sig(i) * np.maximum(g, 0)
+            h = sig(o) * np.maximum(c, 0)
+        np.testing.assert_allclose(h_got, h, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(c_got, c, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="use_peepholes=True, num_proj=2 is not supported"):
+        fg.nn.LSTMCell(5, use_peepholes=True, num_proj=2)
+
+
+def test_multi_rnn_cell_state_is_tuple():
+    cell = fg.nn.rnn_cell.MultiRNNCell([fg.nn.GRUCell(3), fg.nn.GRUCell(3)],
+                                       state_is_tuple=True)
+    _, state = fg.nn.dynamic_rnn(cell, fg.ones([2, 4, 3]), dtype=fg.float32)
+    assert isinstance(state, tuple) and len(state) == 2
+    with pytest.raises(ValueError, match="state_is_tuple=False"):
+        fg.nn.MultiRNNCell([fg.nn.GRUCell(3)], state_is_tuple=False)
