@@ -201,3 +201,62 @@ def test_multi_rnn_cell_state_is_tuple():
     assert isinstance(state, tuple) and len(state) == 2
     with pytest.raises(ValueError, match="state_is_tuple=False"):
         fg.nn.MultiRNNCell([fg.nn.GRUCell(3)], state_is_tuple=False)
+
+
+def _both(fetches, feed=None):
+    out = []
+    for optimize in (True, False):
+        with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+            out.append(sess.run(fetches, feed))
+    np.testing.assert_equal(out[0], out[1])      # the compiled path agrees exactly
+    return out[1]
+
+
+def test_while_loop_shape_invariants_as_tensor_shape_and_tf1_keywords():
+    i, x = fg.while_loop(lambda i, x: i < 3, lambda i, x: (i + 1, fg.concat([x, x], 0)),
+                         (0, fg.constant([1.0])),
+                         shape_invariants=(fg.TensorShape([]), fg.TensorShape([None])),
+                         parallel_iterations=32, swap_memory=True)
+    assert x.shape == (None,)
+    got = _both([i, x])
+    assert got[0] == 3 and got[1].shape == (8,)
+    with pytest.raises(fg.errors.ShapeError, match="known rank"):
+        fg.while_loop(lambda v: v < 3.0, lambda v: v + 1.0, [fg.constant(0.0)],
+                      shape_invariants=[fg.TensorShape(None)])
+    # back_prop=False: the results are constants for the gradient.
+    w = fg.constant(2.0)
+    _, y = fg.while_loop(lambda k, y: k < 3, lambda k, y: (k + 1, y * w),
+                         (0, fg.constant(1.0)), back_prop=False)
+    _, z = fg.while_loop(lambda k, y: k < 3, lambda k, y: (k + 1, y * w),
+                         (0, fg.constant(1.0)))
+    assert _both(fg.gradients(y + z, w)) == [12.0]
+
+
+def test_scan_takes_tf1s_keywords():
+    xs = fg.constant([1.0, 2.0, 3.0])
+    ys = fg.scan(lambda a, x: a * x, xs, back_prop=False, parallel_iterations=1,
+                 swap_memory=False, infer_shape=True)
+    np.testing.assert_array_equal(_both(ys), [1.0, 2.0, 6.0])
+    np.testing.assert_array_equal(_both(fg.gradients(fg.reduce_sum(ys), xs)), [[0, 0, 0]])
+
+
+def test_map_fn():
+    xs = np.arange(6.0, dtype=np.float32).reshape(3, 2)
+    x = fg.constant(xs)
+    sums = fg.map_fn(lambda row: fg.reduce_sum(row * row), x)
+    pairs = fg.map_fn(lambda t: {"s": t[0] + t[1], "i": fg.cast(t[1], fg.int32)},
+                      (x, x[:, 0]), dtype={"s": fg.float32, "i": fg.int32})
+    p = fg.placeholder(fg.float32, [None, 2])
+    w = fg.Variable(np.ones((2, 3), np.float32))
+    rows = fg.map_fn(lambda r: fg.matmul(fg.expand_dims(r, 0), w)[0], p)
+    feed = np.arange(8.0, dtype=np.float32).reshape(4, 2)
+    got = _both([sums, pairs, fg.gradients(fg.reduce_sum(sums), x)[0], rows,
+                 fg.gradients(fg.reduce_sum(rows), w)[0]], {p: feed})
+    np.testing.assert_array_equal(got[0], (xs * xs).sum(1))
+    np.testing.assert_array_equal(got[1]["s"], xs + xs[:, :1])
+    np.testing.assert_array_equal(got[1]["i"], xs[:, 0].astype(np.int32))
+    np.testing.assert_array_equal(got[2], 2 * xs)
+    np.testing.assert_array_equal(got[3], feed @ np.ones((2, 3)))
+    np.testing.assert_array_equal(got[4], np.repeat(feed.sum(0)[:, None], 3, 1))
+    with pytest.raises(fg.errors.DTypeError, match=r"expected fn to return map_fn's dtype"):
+        fg.map_fn(lambda r: r, x, dtype=fg.int32)
