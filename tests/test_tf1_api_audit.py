@@ -260,3 +260,29 @@ def test_map_fn():
     np.testing.assert_array_equal(got[4], np.repeat(feed.sum(0)[:, None], 3, 1))
     with pytest.raises(fg.errors.DTypeError, match=r"expected fn to return map_fn's dtype"):
         fg.map_fn(lambda r: r, x, dtype=fg.int32)
+
+
+def test_sequence_loss_sum_over_as_tf_1_15():
+    rng = np.random.RandomState(0)
+    logits = rng.randn(2, 3, 4).astype(np.float32)
+    targets = rng.randint(0, 4, (2, 3))
+    w = np.array([[1, 2, 0], [1, 0, 0]], np.float32)
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    ce = -np.log(p[np.arange(2)[:, None], np.arange(3)[None], targets]) * w
+    nz = (w != 0).sum
+
+    def loss(**kw):
+        return fg.nn.sequence_loss(logits, targets, w, average_across_timesteps=False,
+                                   average_across_batch=False, **kw)
+    got = _both([loss(sum_over_timesteps=True, sum_over_batch=True),
+                 loss(sum_over_timesteps=True), loss(sum_over_batch=True)])
+    np.testing.assert_allclose(got[0], ce.sum() / nz(), rtol=1e-5)
+    np.testing.assert_allclose(got[1], ce.sum(1) / nz(1), rtol=1e-5)
+    np.testing.assert_allclose(got[2], ce.sum(0) / np.maximum(nz(0), 1), rtol=1e-5)
+    assert got[2][2] == 0.0                                   # no non-zero weight there
+    # An average over the other axis takes precedence (TF1).
+    np.testing.assert_allclose(
+        _both(fg.nn.sequence_loss(logits, targets, w, average_across_batch=False,
+                                  sum_over_batch=True)), ce.sum(1) / w.sum(1), rtol=1e-5)
+    with pytest.raises(ValueError, match="average_across_batch and sum_over_batch"):
+        fg.nn.sequence_loss(logits, targets, w, sum_over_batch=True)

@@ -264,13 +264,28 @@ def l2_loss(t, name=None):
     return F.multiply(F.reduce_sum(F.square(t)), 0.5, name=name)
 
 
+def _per_nonzero_weight(total, weights, axis, name):
+    """``total`` divided by the number of non-zero ``weights`` (over ``axis``), 0 where
+    there are none (TF 1.15's ``div_no_nan(sum, count_nonzero(weights))``)."""
+    count = F.reduce_sum(F.cast(F.not_equal(weights, 0), total.dtype), axis)
+    safe = F.maximum(count, 1.0)
+    return F.where(count > 0, total / safe, F.zeros_like(total), name=name)
+
+
 def sequence_loss(logits, targets, weights, average_across_timesteps=True,
-                  average_across_batch=True, softmax_loss_function=None, name=None):
+                  average_across_batch=True, softmax_loss_function=None, name=None, *,
+                  sum_over_timesteps=False, sum_over_batch=False):
     """Weighted cross-entropy of ``logits [batch, time, classes]`` against integer
     ``targets [batch, time]`` with ``weights [batch, time]``, exactly as
     ``tf.contrib.seq2seq.sequence_loss``: summed losses divided by the summed weights
     (+1e-12) over the averaged axes; a scalar when both averages are on, ``[time]`` or
     ``[batch]`` when one is off, ``[batch, time]`` when both are.
+
+    TF 1.15's ``sum_over_timesteps`` / ``sum_over_batch`` (keywords here, after the
+    older TF1 positional order): the weighted losses summed over those axes and divided
+    by the number of non-zero weights there (0 where there are none); each excludes
+    the matching ``average_across_*`` (``ValueError`` if both are on, as TF1); an
+    average over the other axis takes precedence, as in TF1.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -293,6 +308,11 @@ def sequence_loss(logits, targets, weights, average_across_timesteps=True,
     if weights.shape is not None and len(weights.shape) != 2:
         raise ShapeError(f"sequence_loss: expected weights [batch, time], found shape "
                          f"{weights.shape}")
+    for what, average, total in (("timesteps", average_across_timesteps, sum_over_timesteps),
+                                 ("batch", average_across_batch, sum_over_batch)):
+        if average and total:
+            raise ValueError(f"sequence_loss: average_across_{what} and sum_over_{what} "
+                             f"cannot both be True")
     flat_logits = F.reshape(logits, [-1, logits.shape[-1]])
     flat_targets = F.reshape(targets, [-1])
     if softmax_loss_function is None:
@@ -303,9 +323,15 @@ def sequence_loss(logits, targets, weights, average_across_timesteps=True,
     crossent = crossent * F.reshape(weights, [-1])
     if average_across_timesteps and average_across_batch:
         return F.divide(F.reduce_sum(crossent), F.reduce_sum(weights) + 1e-12, name=name)
+    if sum_over_timesteps and sum_over_batch:
+        return _per_nonzero_weight(F.reduce_sum(crossent), weights, None, name)
     crossent = F.reshape_like(crossent, weights)
+    # TF1's precedence: an average over one axis wins over a sum over the other.
     if average_across_timesteps:
         return F.divide(F.reduce_sum(crossent, 1), F.reduce_sum(weights, 1) + 1e-12, name=name)
     if average_across_batch:
         return F.divide(F.reduce_sum(crossent, 0), F.reduce_sum(weights, 0) + 1e-12, name=name)
+    if sum_over_timesteps or sum_over_batch:
+        axis = 1 if sum_over_timesteps else 0
+        return _per_nonzero_weight(F.reduce_sum(crossent, axis), weights, axis, name)
     return F.identity(crossent, name=name) if name else crossent
