@@ -3,8 +3,8 @@
 
 The collections flowgraph itself fills: ``GraphKeys.GLOBAL_VARIABLES`` and
 ``TRAINABLE_VARIABLES`` (every ``fg.Variable``), ``GLOBAL_STEP``
-(``fg.train.get_or_create_global_step``). Other keys (``UPDATE_OPS``, ``LOSSES``, ...)
-hold what user code adds; flowgraph's layers and losses add nothing to them.
+(``fg.train.get_or_create_global_step``) and ``LOSSES`` (the ``fg.losses`` functions,
+``fg.losses.add_loss``). Other keys (``UPDATE_OPS``, ...) hold what user code adds.
 
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
@@ -30,7 +30,7 @@ class GraphKeys:
     MODEL_VARIABLES = "model_variables"
     GLOBAL_STEP = "global_step"
     UPDATE_OPS = "update_ops"
-    LOSSES = "losses"
+    LOSSES = "losses"                    # = fg.losses.LOSSES
     REGULARIZATION_LOSSES = "regularization_losses"
     SUMMARIES = "summaries"
 

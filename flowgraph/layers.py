@@ -40,26 +40,27 @@ class Dense(nn_layers.Dense):
     ``bias_initializer`` (else zeros), made on the first call."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
-                 bias_initializer=None, name=None, _reuse=None, seed=None):
+                 bias_initializer=None, name=None, _reuse=None, seed=None, trainable=True):
         tf1_kernel_init = None
         if kernel_initializer is not None:
             def tf1_kernel_init(shape, rng, dtype):     # fg.nn's initializers take an rng
                 return kernel_initializer(shape, dtype=dtype)
         super().__init__(units, activation, use_bias, name or "dense", seed,
                          kernel_initializer=tf1_kernel_init,
-                         bias_initializer=bias_initializer)
+                         bias_initializer=bias_initializer, trainable=trainable)
         self._scope_name, self._reuse = name, _reuse
 
 
 def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
-          bias_initializer=None, name=None, reuse=None):
+          bias_initializer=None, name=None, reuse=None, trainable=True):
     """``tf.layers.dense``: a new :class:`Dense` layer applied once to ``inputs``
     (``[..., features]``). With ``name``, its variables are ``<scope>/<name>/kernel``
     and ``.../bias``, and ``reuse=True`` takes them from an earlier layer of that name;
-    without, the layer's scope is ``dense``, ``dense_1``, ...
+    without, the layer's scope is ``dense``, ``dense_1``, ... ``trainable=False`` keeps
+    the variables out of ``fg.trainable_variables()`` (TF1).
     """
     return Dense(units, activation, use_bias, kernel_initializer, bias_initializer, name,
-                 _reuse=reuse)(inputs)
+                 _reuse=reuse, trainable=trainable)(inputs)
 
 
 def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=None):

@@ -286,3 +286,19 @@ def test_sequence_loss_sum_over_as_tf_1_15():
                                   sum_over_batch=True)), ce.sum(1) / w.sum(1), rtol=1e-5)
     with pytest.raises(ValueError, match="average_across_batch and sum_over_batch"):
         fg.nn.sequence_loss(logits, targets, w, sum_over_batch=True)
+
+
+def test_dense_trainable_false():
+    x = fg.ones([2, 3])
+    fg.layers.dense(x, 4, name="frozen", trainable=False)
+    fg.layers.Dense(2, name="frozen2", trainable=False)(x)
+    fg.layers.dense(x, 4, name="free")
+    assert [v.op.name for v in fg.trainable_variables()] == ["free/kernel", "free/bias"]
+    assert {v.op.name for v in fg.global_variables()} >= {"frozen/kernel", "frozen/bias",
+                                                           "frozen2/kernel"}
+
+
+def test_graphkeys_losses_is_the_collection_fg_losses_fill():
+    loss = fg.losses.mean_squared_error(labels=[1.0], predictions=[2.0])
+    assert fg.GraphKeys.LOSSES == fg.losses.LOSSES
+    assert fg.get_collection(fg.GraphKeys.LOSSES) == [loss]
