@@ -300,11 +300,13 @@ class Session:
         return plan
 
     def _build_plan(self, fetch_tensors, target_ops, feed_tensors, feed_arrays):
-        from . import placement
+        from . import placement, write_conflicts
         from .executor import needed_ops
         roots = [t.op for t in fetch_tensors] + list(target_ops)
-        if any(op.device is not None and op.device.startswith("/job:")
-               for op in needed_ops(roots, set(feed_tensors))):
+        needed = needed_ops(roots, set(feed_tensors))
+        # Two independent overwrites of one variable: one would be lost (both paths).
+        write_conflicts.check(needed)
+        if any(op.device is not None and op.device.startswith("/job:") for op in needed):
             # Ops on remote tasks ("/job:worker/task:N/..."): each MPI rank runs its part.
             from .distributed.partition import PartitionPlan, compile_partition
             if self.config.optimize:

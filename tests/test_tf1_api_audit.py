@@ -302,3 +302,31 @@ def test_graphkeys_losses_is_the_collection_fg_losses_fill():
     loss = fg.losses.mean_squared_error(labels=[1.0], predictions=[2.0])
     assert fg.GraphKeys.LOSSES == fg.losses.LOSSES
     assert fg.get_collection(fg.GraphKeys.LOSSES) == [loss]
+
+
+def test_two_independent_overwrites_of_one_variable_in_one_run_raise():
+    # TF1 multi-task training: two optimizers share w. Each update is computed from the
+    # start-of-run value, so run together one would silently be lost.
+    w = fg.Variable(1.0, name="w")
+    u = fg.Variable(1.0, name="u")
+    train_a = fg.train.GradientDescentOptimizer(0.1).minimize(fg.square(w), var_list=[w])
+    train_b = fg.train.AdamOptimizer(0.1).minimize(fg.square(w) + u, var_list=[w, u])
+    for optimize in (True, False):
+        with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+            with pytest.raises(fg.errors.FlowgraphError,
+                               match=r"writes variable 'w' twice.*GradientDescent/w/Assign.*"
+                                     r"test_tf1_api_audit.py.*Adam"):
+                sess.run([train_a, train_b])
+            with pytest.raises(fg.errors.FlowgraphError, match="writes variable 'w' twice"):
+                sess.make_callable(fg.group(train_a, train_b))()
+            sess.run(train_a)                                 # one at a time: fine
+            sess.run(train_b)
+            # assign_add/assign_sub compose; dependent writes have a defined order.
+            sess.run(w.assign(1.0))
+            sess.run([w.assign_add(1.0), w.assign_sub(0.5)])
+            assert float(sess.run(w)) == 1.5
+            first = w.assign(5.0)
+            with fg.control_dependencies([first]):
+                second = w.assign(7.0)
+            sess.run([first, second])
+            assert float(sess.run(w)) == 7.0
