@@ -330,3 +330,16 @@ def test_two_independent_overwrites_of_one_variable_in_one_run_raise():
                 second = w.assign(7.0)
             sess.run([first, second])
             assert float(sess.run(w)) == 7.0
+
+
+def test_gradients_stop_gradients_and_tf1_keywords():
+    a = fg.constant(2.0)
+    b = 3.0 * a
+    c = b * b + a
+    got = _both([fg.gradients(c, [a, b], stop_gradients=[b]),
+                 fg.gradients(c, [a, b]),
+                 fg.gradients(c, a, stop_gradients=b, colocate_gradients_with_ops=True,
+                              gate_gradients=True, aggregation_method=None)])
+    assert [float(g) for g in got[0]] == [1.0, 12.0]     # only c's direct a term
+    assert [float(g) for g in got[1]] == [37.0, 12.0]
+    assert [float(g) for g in got[2]] == [1.0]
