@@ -48,6 +48,7 @@ from .initializers import (constant_initializer, glorot_uniform_initializer, one
                            orthogonal_initializer, random_normal_initializer,
                            random_uniform_initializer, truncated_normal_initializer,
                            zeros_initializer)
+from .initializers import glorot_normal_initializer, variance_scaling_initializer
 from .variable_scopes import (AUTO_REUSE, VariableScope, get_variable, get_variable_scope,
                              variable_scope)
 # --- end of randomness, initializers and variable scopes ---

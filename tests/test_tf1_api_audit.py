@@ -343,3 +343,23 @@ def test_gradients_stop_gradients_and_tf1_keywords():
     assert [float(g) for g in got[0]] == [1.0, 12.0]     # only c's direct a term
     assert [float(g) for g in got[1]] == [37.0, 12.0]
     assert [float(g) for g in got[2]] == [1.0]
+
+
+def test_variance_scaling_and_glorot_normal_initializers():
+    n_in, n_out = 400, 300
+    for dist in ("truncated_normal", "normal", "untruncated_normal", "uniform"):
+        w = fg.variance_scaling_initializer(2.0, "fan_in", dist, seed=1)((n_in, n_out))
+        assert w.dtype == np.float32
+        np.testing.assert_allclose(w.std(), np.sqrt(2.0 / n_in), rtol=0.02)
+        if dist == "uniform":
+            assert abs(w).max() <= np.sqrt(3 * 2.0 / n_in)
+        elif dist != "untruncated_normal":
+            assert abs(w).max() <= 2 * np.sqrt(2.0 / n_in) / 0.87962566103423978
+    w = fg.glorot_normal_initializer(seed=3)((n_in, n_out), fg.float64)
+    assert w.dtype == np.float64
+    np.testing.assert_allclose(w.std(), np.sqrt(2.0 / (n_in + n_out)), rtol=0.02)
+    v = fg.get_variable("v", [3, 4], initializer=fg.variance_scaling_initializer(
+        mode="fan_avg", seed=2))
+    assert _both(v).shape == (3, 4)
+    with pytest.raises(ValueError, match="expected mode"):
+        fg.variance_scaling_initializer(mode="fan")
