@@ -363,3 +363,17 @@ def test_variance_scaling_and_glorot_normal_initializers():
     assert _both(v).shape == (3, 4)
     with pytest.raises(ValueError, match="expected mode"):
         fg.variance_scaling_initializer(mode="fan")
+
+
+def test_saver_takes_tf1s_keyword_arguments(tmp_path):
+    v = fg.Variable(3.0, name="v")
+    saver = fg.train.Saver(max_to_keep=2, name="save", sharded=False, write_version=2,
+                           save_relative_paths=True)
+    with fg.Session() as sess:
+        path = saver.save(sess, os.path.join(tmp_path, "m"), global_step=1,
+                          write_meta_graph=False, write_state=True, latest_filename=None)
+        assert path == fg.train.latest_checkpoint(tmp_path)
+    assert fg.train.Saver([], allow_empty=True) is not None
+    with pytest.raises(ValueError, match="no variables to save"):
+        fg.train.Saver([])
+    assert v is not None
