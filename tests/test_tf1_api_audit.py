@@ -377,3 +377,29 @@ def test_saver_takes_tf1s_keyword_arguments(tmp_path):
     with pytest.raises(ValueError, match="no variables to save"):
         fg.train.Saver([])
     assert v is not None
+
+
+def test_rnn_sequence_length_must_have_one_length_per_row():
+    xs = np.random.RandomState(0).randn(2, 4, 3).astype(np.float32)
+    x = fg.placeholder(fg.float32, [None, 4, 3])
+    n = fg.placeholder(fg.int32, [None])
+    _, state = fg.nn.dynamic_rnn(fg.nn.GRUCell(5), x, sequence_length=n, dtype=fg.float32,
+                                 parallel_iterations=32, swap_memory=False)
+    for optimize in (True, False):
+        with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+            # A single length broadcast to both rows before.
+            with pytest.raises(fg.errors.ShapeError, match="sequence_length_matches_batch"):
+                sess.run(state, {x: xs, n: [4]})
+            full = sess.run(state, {x: xs, n: [4, 4]})
+            np.testing.assert_allclose(sess.run(state, {x: xs, n: [9, 4]}), full)
+    with pytest.raises(fg.errors.ShapeError, match=r"dynamic_rnn: expected sequence_length "
+                                                   r"of shape \(2,\)"):
+        fg.nn.dynamic_rnn(fg.nn.GRUCell(5), fg.constant(xs), sequence_length=[1, 2, 3],
+                          dtype=fg.float32)
+    steps = [fg.constant(xs[:, t]) for t in range(4)]
+    with pytest.raises(fg.errors.ShapeError, match=r"static_rnn: expected sequence_length"):
+        fg.nn.static_rnn(fg.nn.GRUCell(5), steps, sequence_length=[1], dtype=fg.float32)
+    with pytest.raises(fg.errors.ShapeError, match=r"expected sequence_length to be an "
+                                                   r"integer vector"):
+        fg.nn.static_bidirectional_rnn(fg.nn.GRUCell(5), fg.nn.GRUCell(5), steps,
+                                       sequence_length=[1.0, 2.0], dtype=fg.float32)
