@@ -39,6 +39,7 @@ from .variables import assign, assign_add, assign_sub
 from .train.clip import clip_by_global_norm, clip_by_norm, global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)
+from .variables import initialize_all_variables, local_variables, local_variables_initializer
 from .visualize import summary
 # TF1's tf.TensorShape / tf.Dimension (what Tensor.get_shape() returns)
 from .tensor_shape import Dimension, TensorShape, dimension_value

@@ -26,7 +26,7 @@ class GraphKeys:
     GLOBAL_VARIABLES = "variables"
     VARIABLES = GLOBAL_VARIABLES
     TRAINABLE_VARIABLES = "trainable_variables"
-    LOCAL_VARIABLES = "local_variables"
+    LOCAL_VARIABLES = "local_variables"          # = variables.LOCAL_VARIABLES
     MODEL_VARIABLES = "model_variables"
     GLOBAL_STEP = "global_step"
     UPDATE_OPS = "update_ops"

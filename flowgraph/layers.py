@@ -29,6 +29,8 @@ import numpy as np
 
 from . import api as F
 from . import dtypes
+from . import shapes as S
+from .errors import ShapeError
 from .nn import dropouts
 from .nn import layers as nn_layers
 
@@ -90,4 +92,18 @@ def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=
                             name=name)
 
 
-__all__ = ["Dense", "dense", "dropout"]
+def flatten(inputs, name=None, data_format="channels_last"):
+    """``tf.layers.flatten``: ``inputs`` reshaped to ``[batch, -1]`` (the batch may be
+    known only at run time; the other dimensions must be known)."""
+    x = F.convert_to_tensor(inputs)
+    if x.shape is None or len(x.shape) < 1 or None in x.shape[1:]:
+        raise ShapeError(f"flatten of {x.name}: expected a known rank >= 1 and known "
+                         f"dimensions after the first, found shape {S.fmt(x.shape)}")
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"flatten: expected data_format 'channels_last' or "
+                         f"'channels_first', found {data_format!r}")
+    rest = int(np.prod(x.shape[1:], dtype=np.int64))
+    return F.reshape(x, [-1, rest], name=name)
+
+
+__all__ = ["Dense", "dense", "dropout", "flatten"]

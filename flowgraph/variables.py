@@ -206,6 +206,28 @@ def global_variables_initializer():
     return variables_initializer(global_variables())
 
 
-__all__ = ["Variable", "assign", "assign_add", "assign_sub", "global_variables",
+LOCAL_VARIABLES = "local_variables"
+
+
+def local_variables(graph=None):
+    """TF1's local variables: what user code added to the ``local_variables``
+    collection (``fg.GraphKeys.LOCAL_VARIABLES``); flowgraph itself makes none (it has
+    no ``tf.metrics``), so this is usually empty."""
+    return (graph or get_default_graph()).get_collection(LOCAL_VARIABLES)
+
+
+def local_variables_initializer():
+    """An operation resetting :func:`local_variables` (TF1 training scripts run it
+    next to ``global_variables_initializer()``; with none it does nothing)."""
+    return variables_initializer(local_variables(), name="init_local")
+
+
+def initialize_all_variables():
+    """TF1's deprecated name of :func:`global_variables_initializer`."""
+    return global_variables_initializer()
+
+
+__all__ = ["local_variables", "local_variables_initializer", "initialize_all_variables",
+           "Variable", "assign", "assign_add", "assign_sub", "global_variables",
            "trainable_variables", "variables_initializer",
            "global_variables_initializer", "control_dependencies"]

@@ -403,3 +403,39 @@ def test_rnn_sequence_length_must_have_one_length_per_row():
                                                    r"integer vector"):
         fg.nn.static_bidirectional_rnn(fg.nn.GRUCell(5), fg.nn.GRUCell(5), steps,
                                        sequence_length=[1.0, 2.0], dtype=fg.float32)
+
+
+def test_local_variables_initializer_and_old_spellings():
+    v = fg.Variable(1.0, name="v")
+    assert fg.local_variables() == []
+    with fg.Session() as sess:
+        sess.run(v.assign(3.0))
+        assert sess.run([fg.global_variables_initializer(),
+                         fg.local_variables_initializer()]) == [None, None]
+        assert float(sess.run(v)) == 1.0
+        sess.run(v.assign(3.0))
+        sess.run(fg.initialize_all_variables())
+        assert float(sess.run(v)) == 1.0
+    counter = fg.Variable(0, name="counter", trainable=False)
+    fg.add_to_collection(fg.GraphKeys.LOCAL_VARIABLES, counter)
+    assert fg.local_variables() == [counter]
+    with fg.Session() as sess:
+        sess.run(counter.assign(5))
+        sess.run(fg.local_variables_initializer())
+        assert int(sess.run(counter)) == 0
+
+
+def test_layers_flatten_and_weighted_cross_entropy():
+    x = fg.placeholder(fg.float32, [None, 2, 3])
+    flat = fg.layers.flatten(x)
+    assert flat.shape == (None, 6)
+    z = np.array([1.0, 0.0, 1.0], np.float32)
+    logits = np.array([2.0, -1.0, -50.0], np.float32)
+    loss = fg.nn.weighted_cross_entropy_with_logits(labels=z, logits=logits, pos_weight=2.5)
+    got = _both([flat, loss], {x: np.arange(24.0, dtype=np.float32).reshape(4, 2, 3)})
+    np.testing.assert_array_equal(got[0], np.arange(24.0).reshape(4, 6))
+    sig = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    np.testing.assert_allclose(got[1], -(2.5 * z * np.log(sig) + (1 - z) * np.log(1 - sig)),
+                               rtol=1e-5)
+    with pytest.raises(fg.errors.ShapeError, match="flatten"):
+        fg.layers.flatten(fg.placeholder(fg.float32, [None, None]))

@@ -252,6 +252,32 @@ def sigmoid_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
                  name=name)
 
 
+def weighted_cross_entropy_with_logits(labels=None, logits=None, pos_weight=None, name=None,
+                                       targets=None):
+    """``sigmoid_cross_entropy_with_logits`` with the positive term weighted by
+    ``pos_weight`` (TF1), in TF1's overflow-free form ``(1 - z) * x + (1 + (q - 1) * z)
+    * (log(1 + exp(-|x|)) + max(-x, 0))``; ``targets`` is TF1's older name of
+    ``labels``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     loss = fg.nn.weighted_cross_entropy_with_logits(labels=[1.0, 0.0],
+    ...                                                     logits=[0.0, 0.0], pos_weight=3.0)
+    ...     fg.Session().run(loss).round(4)
+    array([2.0794, 0.6931], dtype=float32)
+    """
+    labels = F._alias("weighted_cross_entropy_with_logits", "labels", labels, "targets",
+                      targets)
+    if labels is None or logits is None or pos_weight is None:
+        raise ValueError(f"{_called('weighted_cross_entropy_with_logits')}: expected "
+                         f"labels=, logits= and pos_weight=")
+    logits = F.convert_to_tensor(logits)
+    labels = _labels_like("weighted_cross_entropy_with_logits", labels, logits)
+    log_weight = 1.0 + (F.convert_to_tensor(pos_weight, dtype=logits.dtype) - 1.0) * labels
+    softplus_neg = F.log(1.0 + F.exp(-F.abs(logits))) + F.relu(-logits)   # log(1 + e^-x)
+    return F.add((1.0 - labels) * logits, log_weight * softplus_neg, name=name)
+
+
 def l2_loss(t, name=None):
     """``sum(t ** 2) / 2`` (TF1's weight-decay term).
 
