@@ -668,8 +668,10 @@ def evaluate_constant(tensor):
     plan = ReferencePlan(tensor.graph, [tensor], [], [])
     for op in plan.ops:
         if op.primitive.kind == "state":
-            raise FlowgraphError(f"{describe_op(op)}: an initial value must not depend on "
-                                 "variables")
+            raise FlowgraphError(
+                f"{describe_op(op)}: an initial value must not depend on variables, "
+                f"found {tensor.name} reading it; to start from another variable's "
+                f"initial value use its initialized_value() (TF1's spelling)")
     # Random ops in an initial value draw as a session's first run would; unseeded ones
     # take a fresh salt (different numbers each time, as TF1's).
     salt = int(np.random.SeedSequence().generate_state(1)[0]) & 0x7FFFFFFF

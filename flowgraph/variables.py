@@ -72,6 +72,14 @@ class Variable:
     def _as_tensor(self) -> Tensor:
         return self._tensor
 
+    def initialized_value(self) -> Tensor:
+        """A constant tensor of this variable's initial value (TF1's
+        ``initialized_value()``, for another variable's initial value:
+        ``fg.Variable(w.initialized_value() * 2)``). Initial values are computed when
+        the variable is created, so this is that array, not a read of the variable."""
+        return api.constant(self.initial_value, dtype=self.dtype,
+                            name=f"{self._op.name}/initial_value")
+
     def value(self) -> Tensor:
         """The tensor of this variable's value at the start of a run."""
         return self._tensor

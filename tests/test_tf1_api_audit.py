@@ -439,3 +439,13 @@ def test_layers_flatten_and_weighted_cross_entropy():
                                rtol=1e-5)
     with pytest.raises(fg.errors.ShapeError, match="flatten"):
         fg.layers.flatten(fg.placeholder(fg.float32, [None, None]))
+
+
+def test_variable_initialized_value():
+    w = fg.Variable(fg.random_normal([3], seed=1), name="w")
+    w2 = fg.Variable(w.initialized_value() * 2.0, name="w2")
+    a, b = _both([w, w2])
+    np.testing.assert_array_equal(b, 2 * a)
+    with pytest.raises(fg.errors.FlowgraphError, match=r"must not depend on variables.*"
+                                                       r"initialized_value\(\)"):
+        fg.Variable(w * 2.0, name="w3")
