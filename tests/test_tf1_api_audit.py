@@ -449,3 +449,13 @@ def test_variable_initialized_value():
     with pytest.raises(fg.errors.FlowgraphError, match=r"must not depend on variables.*"
                                                        r"initialized_value\(\)"):
         fg.Variable(w * 2.0, name="w3")
+
+
+def test_random_ops_take_a_tensor_shape():
+    v = fg.Variable(np.ones((2, 3), np.float32))
+    draws = [fg.random_normal(v.get_shape(), seed=1), fg.random_uniform(fg.TensorShape([4]), seed=3),
+             fg.truncated_normal(v.get_shape()[1:]), fg.random_uniform([v.get_shape()[0], 2])]
+    assert [d.shape for d in draws] == [(2, 3), (4,), (3,), (2, 2)]
+    assert [a.shape for a in _both(draws[1:2])] == [(4,)]
+    with pytest.raises(ValueError, match=r"fully known shape.*fg.shape\(x\)"):
+        fg.random_normal(fg.placeholder(fg.float32, [None, 3]).get_shape())
