@@ -453,7 +453,8 @@ def test_variable_initialized_value():
 
 def test_random_ops_take_a_tensor_shape():
     v = fg.Variable(np.ones((2, 3), np.float32))
-    draws = [fg.random_normal(v.get_shape(), seed=1), fg.random_uniform(fg.TensorShape([4]), seed=3),
+    draws = [fg.random_normal(v.get_shape(), seed=1),
+             fg.random_uniform(fg.TensorShape([4]), seed=3),
              fg.truncated_normal(v.get_shape()[1:]), fg.random_uniform([v.get_shape()[0], 2])]
     assert [d.shape for d in draws] == [(2, 3), (4,), (3,), (2, 2)]
     assert [a.shape for a in _both(draws[1:2])] == [(4,)]
