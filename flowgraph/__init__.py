@@ -59,6 +59,7 @@ from .math_ops import (count_nonzero, eye, is_finite, is_inf, is_nan, log_sigmoi
                        reciprocal, reduce_logsumexp, rsqrt, squared_difference, truediv)
 from .slicing_ops import gather_nd, matrix_transpose, pad, slice  # noqa: E402
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
+from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402
                                 get_collection)
 # TF1's //, %, &, |, ^, ~, tensor ** and tf.to_float & co. (installs the operators)

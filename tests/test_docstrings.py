@@ -40,7 +40,7 @@ MODULES += ["flowgraph.layers", "flowgraph.losses", "flowgraph.math_ops",
             "flowgraph.slicing_ops", "flowgraph.nn.evaluation"]
 # the API audit: TF1's operators, collections, and the write-conflict check
 MODULES += ["flowgraph.tf1_operators", "flowgraph.graph_collections",
-            "flowgraph.write_conflicts"]
+            "flowgraph.write_conflicts", "flowgraph.contrib"]
 
 
 @pytest.mark.parametrize("name", MODULES)

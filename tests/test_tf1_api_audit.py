@@ -460,3 +460,18 @@ def test_random_ops_take_a_tensor_shape():
     assert [a.shape for a in _both(draws[1:2])] == [(4,)]
     with pytest.raises(ValueError, match=r"fully known shape.*fg.shape\(x\)"):
         fg.random_normal(fg.placeholder(fg.float32, [None, 3]).get_shape())
+
+
+def test_contrib_paths():
+    assert fg.contrib.rnn.LSTMCell is fg.nn.LSTMCell
+    assert fg.contrib.rnn.static_rnn is fg.nn.static_rnn
+    assert fg.contrib.seq2seq.sequence_loss is fg.nn.sequence_loss
+    n_in, n_out = 400, 300
+    u = fg.contrib.layers.xavier_initializer(seed=1)((n_in, n_out))
+    assert abs(u).max() <= np.sqrt(6.0 / (n_in + n_out))
+    t = fg.contrib.layers.xavier_initializer(uniform=False, seed=1)((n_in, n_out))
+    stddev = np.sqrt(1.3 / ((n_in + n_out) / 2))
+    assert abs(t).max() <= 2 * stddev
+    np.testing.assert_allclose(t.std(), stddev * 0.8796, rtol=0.02)   # truncation
+    with pytest.raises(AttributeError):
+        fg.contrib.learn
