@@ -475,3 +475,17 @@ def test_contrib_paths():
     np.testing.assert_allclose(t.std(), stddev * 0.8796, rtol=0.02)   # truncation
     with pytest.raises(AttributeError):
         fg.contrib.learn
+
+
+def test_tensor_shape_is_the_tuple_with_tf1s_methods():
+    x = fg.placeholder(fg.float32, [None, 3])
+    assert x.shape == (None, 3) and isinstance(x.shape, tuple)
+    assert hash(x.shape) == hash((None, 3)) and repr(x.shape) == "(None, 3)"
+    assert x.shape.as_list() == [None, 3] and x.shape.ndims == 2 and x.shape[1] == 3
+    assert not x.shape.is_fully_defined() and x.shape.num_elements() is None
+    y = fg.matmul(x, fg.ones([3, 2]))
+    assert y.shape.as_list() == [None, 2]
+    assert fg.Variable(np.ones((2, 3))).shape.as_list() == [2, 3]
+    x.set_shape([4, 3])
+    assert x.shape.as_list() == [4, 3] and x.shape.num_elements() == 12
+    assert fg.placeholder(fg.float32).shape is None       # unknown rank, as before
