@@ -25,7 +25,7 @@ from .array_ops import (argmax, argmin, fill, logical_and, logical_not, logical_
                         tile)
 from .array_ops import placeholder_with_default
 from .autodiff import gradients
-from .control_flow import cond, map_fn, scan, while_loop
+from .control_flow import cond, foldl, foldr, map_fn, scan, while_loop
 from .devices import list_devices
 from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,

@@ -794,6 +794,35 @@ def scan(fn, elems, initializer=None, reverse=False, name="scan", *, parallel_it
     return result if back_prop else _no_back_prop(result)
 
 
+def foldl(fn, elems, initializer=None, name="foldl", **loop_options):
+    """``tf.foldl``: ``acc = fn(acc, x)`` over the rows of ``elems`` from the first,
+    returning the last ``acc`` (without ``initializer`` the first row starts it). The
+    last row of :func:`scan`; ``back_prop`` & co. as there.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.foldl(lambda a, x: a * 10.0 + x, fg.constant([1.0, 2.0, 3.0])))
+    np.float32(123.0)
+    """
+    return _last(scan(fn, elems, initializer, reverse=False, name=name, **loop_options), -1)
+
+
+def foldr(fn, elems, initializer=None, name="foldr", **loop_options):
+    """``tf.foldr``: as :func:`foldl` from the last row to the first.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.foldr(lambda a, x: a * 10.0 + x, fg.constant([1.0, 2.0, 3.0])))
+    np.float32(321.0)
+    """
+    return _last(scan(fn, elems, initializer, reverse=True, name=name, **loop_options), 0)
+
+
+def _last(stacked, row):
+    flat, rebuild = flatten(stacked, is_leaf=_is_leaf_tensor)
+    return rebuild([t[row] for t in flat])
+
+
 def map_fn(fn, elems, dtype=None, parallel_iterations=None, back_prop=True,
            swap_memory=False, infer_shape=True, name="map"):
     """``tf.map_fn``: ``fn`` applied to each row of ``elems`` (any nesting of tensors

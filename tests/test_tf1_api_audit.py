@@ -489,3 +489,16 @@ def test_tensor_shape_is_the_tuple_with_tf1s_methods():
     x.set_shape([4, 3])
     assert x.shape.as_list() == [4, 3] and x.shape.num_elements() == 12
     assert fg.placeholder(fg.float32).shape is None       # unknown rank, as before
+
+
+def test_foldl_and_foldr():
+    e = fg.constant([1.0, 2.0, 3.0])
+    got = _both([fg.foldl(lambda a, x: a * 10.0 + x, e),
+                 fg.foldr(lambda a, x: a * 10.0 + x, e),
+                 fg.foldl(lambda a, x: a + x, e, initializer=fg.constant(100.0)),
+                 fg.foldl(lambda a, x: (a[0] + x, a[1] * x), e,
+                          initializer=(fg.constant(0.0), fg.constant(1.0))),
+                 fg.gradients(fg.foldl(lambda a, x: a * x, e), e)[0]])
+    assert [float(g) for g in got[:3]] == [123.0, 321.0, 106.0]
+    assert tuple(float(g) for g in got[3]) == (6.0, 6.0)
+    np.testing.assert_array_equal(got[4], [6.0, 3.0, 2.0])
