@@ -25,7 +25,7 @@ from .array_ops import (argmax, argmin, fill, logical_and, logical_not, logical_
                         tile)
 from .array_ops import placeholder_with_default
 from .autodiff import gradients
-from .control_flow import cond, scan, while_loop
+from .control_flow import cond, foldl, foldr, map_fn, scan, while_loop
 from .devices import list_devices
 from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
@@ -39,6 +39,7 @@ from .variables import assign, assign_add, assign_sub
 from .train.clip import clip_by_global_norm, clip_by_norm, global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
                         trainable_variables, variables_initializer)
+from .variables import initialize_all_variables, local_variables, local_variables_initializer
 from .visualize import summary
 # TF1's tf.TensorShape / tf.Dimension (what Tensor.get_shape() returns)
 from .tensor_shape import Dimension, TensorShape, dimension_value
@@ -48,6 +49,7 @@ from .initializers import (constant_initializer, glorot_uniform_initializer, one
                            orthogonal_initializer, random_normal_initializer,
                            random_uniform_initializer, truncated_normal_initializer,
                            zeros_initializer)
+from .initializers import glorot_normal_initializer, variance_scaling_initializer
 from .variable_scopes import (AUTO_REUSE, VariableScope, get_variable, get_variable_scope,
                              variable_scope)
 # --- end of randomness, initializers and variable scopes ---
@@ -57,6 +59,12 @@ from .math_ops import (count_nonzero, eye, is_finite, is_inf, is_nan, log_sigmoi
                        reciprocal, reduce_logsumexp, rsqrt, squared_difference, truediv)
 from .slicing_ops import gather_nd, matrix_transpose, pad, slice  # noqa: E402
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
+from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
+from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402
+                                get_collection)
+# TF1's //, %, &, |, ^, ~, tensor ** and tf.to_float & co. (installs the operators)
+from .tf1_operators import (floordiv, floormod, mod, to_double, to_float, to_int32,  # noqa: E402
+                            to_int64)
 
 __version__ = "0.1.0"
 

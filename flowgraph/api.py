@@ -485,9 +485,11 @@ def expand_dims(x, axis, name=None):
     return _out("ExpandDims", [convert_to_tensor(x)], {"axis": int(axis)}, name)
 
 
-def squeeze(x, axis=None, name=None):
-    """Remove dimensions of size 1 (all of them when ``axis`` is None and known)."""
+def squeeze(x, axis=None, name=None, squeeze_dims=None):
+    """Remove dimensions of size 1 (all of them when ``axis`` is None and known);
+    ``squeeze_dims`` is TF1's older name of ``axis``."""
     x = convert_to_tensor(x)
+    axis = _alias("squeeze", "axis", axis, "squeeze_dims", squeeze_dims)
     if axis is None:
         if x.shape is None or None in x.shape:
             raise ShapeError(f"squeeze of {x.name}: expected a known shape when axis is "
@@ -503,7 +505,8 @@ def concat(values, axis, name=None):
 
 
 def split(x, num_or_size_splits, axis=0, name=None):
-    """Split ``x`` along ``axis`` into ``num`` equal parts or parts of the given sizes."""
+    """Split ``x`` along ``axis`` into ``num`` equal parts or parts of the given sizes
+    (one size may be -1: the rest of the dimension, as TF1)."""
     x = convert_to_tensor(x)
     if isinstance(num_or_size_splits, numbers.Integral):
         num = int(num_or_size_splits)
@@ -517,9 +520,23 @@ def split(x, num_or_size_splits, axis=0, name=None):
         sizes = (dim // num,) * num
     else:
         sizes = tuple(int(s) for s in num_or_size_splits)
+        if -1 in sizes:
+            sizes = _infer_split_size(x, sizes, axis)
     if x.shape is not None:
         axis = S.normalize_axis(axis, len(x.shape))
     return list(_op("Split", [x], {"axis": int(axis), "sizes": sizes}, name).outputs)
+
+
+def _infer_split_size(x, sizes, axis):
+    """TF1's ``size_splits`` with one ``-1``: that part takes the rest of the (static)
+    dimension."""
+    dim = None if x.shape is None else x.shape[S.normalize_axis(axis, len(x.shape))]
+    rest = sum(s for s in sizes if s != -1)
+    if sizes.count(-1) > 1 or dim is None or rest > dim:
+        raise ShapeError(f"split of {x.name}: expected at most one -1 in sizes {list(sizes)} "
+                         f"and a known dimension {axis} of at least {rest}, found shape "
+                         f"{S.fmt(x.shape)}")
+    return tuple(dim - rest if s == -1 else s for s in sizes)
 
 
 def split_like(x, likes, axis, name=None):
@@ -627,17 +644,30 @@ def gather_grad_sq(g, indices, like, name=None):
                                  convert_to_tensor(like)], name=name)
 
 
-def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None, name=None):
-    """One-hot rows of length ``depth``; out-of-range indices give rows of zeros."""
+def one_hot(indices, depth, dtype=dtypes.float32, on_value=None, off_value=None, name=None,
+            axis=-1):
+    """One-hot rows of length ``depth``; out-of-range indices give rows of zeros. With
+    ``axis`` (TF1), the new ``depth`` axis goes there instead of last."""
     dtype = dtypes.as_dtype(dtype)
     if int(depth) < 0:
         raise ShapeError(f"one_hot: expected a depth >= 0, found {depth}")
-    out = _out("OneHot", [convert_to_tensor(indices)], {"depth": int(depth), "dtype": dtype},
-               name)
+    indices = convert_to_tensor(indices)
+    last = axis in (-1, None) or (indices.shape is not None and axis == len(indices.shape))
+    out = _out("OneHot", [indices], {"depth": int(depth), "dtype": dtype},
+               name if last and on_value is None and off_value is None else None)
     if on_value is not None or off_value is not None:
         on = 1 if on_value is None else on_value
         off = 0 if off_value is None else off_value
-        out = out * (on - off) + off
+        out = add(multiply(out, on - off), off, name=name if last else None)
+    if not last:
+        if indices.shape is None or not -len(indices.shape) - 1 <= axis <= len(indices.shape):
+            raise ShapeError(f"one_hot of {indices.name}: expected axis -1 or in "
+                             f"[0, {0 if indices.shape is None else len(indices.shape)}] for "
+                             f"indices of shape {S.fmt(indices.shape)}, found {axis}")
+        r = len(indices.shape)
+        axis = axis % (r + 1)
+        perm = list(range(axis)) + [r] + list(range(axis, r))
+        out = transpose(out, perm, name=name)
     return out
 
 
@@ -697,6 +727,16 @@ def _axes_attr(x, axis):
     if isinstance(axis, numbers.Integral):
         return int(axis)
     return tuple(int(a) for a in axis)
+
+
+def _alias(fn_name, name, value, old_name, old_value):
+    """``value``, or TF1's deprecated spelling ``old_value`` of the same argument
+    (``squeeze_dims=``, ``dim=``); both given is a ``ValueError``, as TF1."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise ValueError(f"{fn_name}: expected {name}= or {old_name}=, found both")
+    return old_value
 
 
 def tf1_reduction_args(fn_name, axis, keepdims, reduction_indices, keep_dims):

@@ -26,7 +26,7 @@ from . import dtypes
 from . import shapes as S
 from .api import _axes_attr, _out, convert_to_tensor, tf1_reduction_args
 from .errors import DTypeError, ShapeError
-from .graph import Tensor
+from .graph import Tensor, name_scope
 
 
 def _is_symbolic(v):
@@ -344,10 +344,30 @@ def reverse_sequence(input, seq_lengths, seq_axis=None,  # noqa: A002 - TF1's na
                          f"the batch and sequence axes, found {S.fmt(x.shape)}")
     perm = [batch_axis, seq_axis] + rest
     xt = F.transpose(x, perm) if perm != list(builtins.range(r)) else x
-    lengths = F.cast(convert_to_tensor(seq_lengths), dtypes.int32)
+    lengths = convert_to_tensor(seq_lengths)
+    if not dtypes.is_integer(lengths.dtype):
+        raise DTypeError(f"reverse_sequence of {x.name}: expected integer seq_lengths, found "
+                         f"{lengths.name} of dtype {lengths.dtype.name}")
+    if lengths.shape is not None and (len(lengths.shape) != 1 or None not in (
+            lengths.shape[0], x.shape[batch_axis]) and lengths.shape[0] != x.shape[batch_axis]):
+        raise ShapeError(f"reverse_sequence of {x.name}: expected seq_lengths of shape "
+                         f"{S.fmt((x.shape[batch_axis],))} (the size of batch_axis "
+                         f"{batch_axis} of {S.fmt(x.shape)}), found {lengths.name} of shape "
+                         f"{S.fmt(lengths.shape)}")
+    lengths = F.cast(lengths, dtypes.int32)
     dims = shape(xt)
     n_batch = xt.shape[0] if xt.shape[0] is not None else dims[0]
     n_time = xt.shape[1] if xt.shape[1] is not None else dims[1]
+    # TF1 rejects a length outside [0, the size of seq_axis] at run time; without this
+    # check a longer length would read rows of the next batch entry (the gather runs on
+    # the flattened [batch * time] rows). A gather from range(time + 1) is the check on
+    # every path (reference, compiled, CUDA): it returns the lengths themselves or
+    # raises InvalidArgumentError naming this op. The reshape to [batch] rejects a
+    # run-time number of lengths that differs from the batch size (which would
+    # otherwise broadcast).
+    with name_scope("reverse_sequence"):
+        lengths = F.gather(_indices(n_time + 1), F.reshape(lengths, [n_batch]),
+                           name="seq_lengths_in_range")
     t = F.expand_dims(_indices(n_time), 0)          # [1, T]
     b = F.expand_dims(_indices(n_batch), 1)         # [B, 1]
     ln = F.expand_dims(lengths, 1)                                      # [B, 1]

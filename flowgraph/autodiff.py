@@ -85,13 +85,21 @@ def _sum(contribs):
     return contribs[0] if len(contribs) == 1 else F.add_n(contribs)
 
 
-def gradients(ys, xs, grad_ys=None, name="gradients"):
+def gradients(ys, xs, grad_ys=None, name="gradients", colocate_gradients_with_ops=False,
+              gate_gradients=False, aggregation_method=None, stop_gradients=None):
     """Symbolic gradients of ``sum(ys)`` with respect to each of ``xs``.
 
     ``ys`` is a tensor or a list (their gradients add). A non-scalar ``y`` without a
     ``grad_ys`` entry is differentiated as ``reduce_sum(y)``. An ``x`` that ``ys`` do
     not depend on gets zeros of its shape (``None`` for integer ``xs``). Gradient ops go
     on the device of the forward op they differentiate.
+
+    TF1's ``stop_gradients`` (a tensor or a list) holds those tensors constant: no
+    gradient flows through them to what they are computed from (one of them that is
+    also in ``xs`` still gets its own gradient). ``colocate_gradients_with_ops``,
+    ``gate_gradients`` and ``aggregation_method`` are accepted and change nothing
+    (gradient ops already go on their forward op's device; values do not depend on
+    op order or on how the terms of a sum are grouped beyond rounding).
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -116,6 +124,8 @@ def gradients(ys, xs, grad_ys=None, name="gradients"):
         if t.graph is not graph:
             raise ValueError(f"gradients: {t.name} belongs to another graph than {ys[0].name}")
 
+    stop = set(_as_tensor_list(stop_gradients, "stop_gradients")) \
+        if stop_gradients is not None else set()
     reachable = _forward_reachable(graph, xs)
     between = [op for op in _backward_ops(ys) if any(t in reachable for t in op.outputs)]
     between.sort(key=lambda op: op._id, reverse=True)
@@ -130,7 +140,8 @@ def gradients(ys, xs, grad_ys=None, name="gradients"):
             grads.setdefault(y, []).append(seed)
 
         for op in between:
-            out_grads = [_sum(grads[t]) if t in grads else None for t in op.outputs]
+            out_grads = [_sum(grads[t]) if t in grads and t not in stop else None
+                         for t in op.outputs]
             rule = op.primitive.grad
             if rule is None or all(g is None for g in out_grads):
                 continue

@@ -38,11 +38,12 @@ import numpy as np
 from . import api as F
 from . import dtypes
 from . import shapes as S
-from .errors import FlowgraphError, ShapeError, describe_op
+from .errors import DTypeError, FlowgraphError, ShapeError, describe_op
 from .executor import RunState, needed_ops
 from .graph import (Tensor, _no_control_dependencies, _user_location, get_default_graph,
                     name_scope)
 from .nest import flatten
+from .tensor_shape import TensorShape, dimension_value
 
 
 def _state_outside(op):
@@ -664,14 +665,42 @@ def _check_body(body, loop_vars, specs, nv, n_emits, n_sums, label):
                              "shape_invariants to let it change")
 
 
+def _invariant(spec, label, j):
+    """One loop variable's shape invariant as a tuple (``None`` for an unknown dimension):
+    from a tuple, or TF1's ``fg.TensorShape([None, 3])`` / ``tensor.get_shape()``."""
+    if spec is None or not isinstance(spec, TensorShape):
+        return None if spec is None else tuple(spec)
+    if spec.dims is None:
+        raise ShapeError(f"{label}: expected shape_invariants of a known rank, found "
+                         f"{spec} for loop variable {j}")
+    return tuple(dimension_value(d) for d in spec.dims)
+
+
+def _is_invariant_leaf(x):
+    return x is None or isinstance(x, TensorShape) or isinstance(x, tuple) and all(
+        d is None or isinstance(d, int) for d in x)
+
+
+def _no_back_prop(values):
+    """TF1's ``back_prop=False``: the results are constants for the gradient."""
+    flat, rebuild = flatten(values, is_leaf=_is_leaf_tensor)
+    return rebuild([F.stop_gradient(v) if dtypes.is_floating(v.dtype) else v for v in flat])
+
+
 def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=None,
-               name="while"):
+               name="while", *, parallel_iterations=10, back_prop=True, swap_memory=False):
     """Repeat ``loop_vars = body(*loop_vars)`` while ``cond(*loop_vars)`` (TF1).
 
     ``loop_vars`` is any nesting of tensors (lists, tuples, namedtuples, dicts); the
     body returns the same structure, dtypes and shapes (``shape_invariants``, the same
     structure of shapes with ``None`` dimensions, lets a variable change shape). At
-    most ``maximum_iterations`` iterations run. Differentiable in reverse mode.
+    most ``maximum_iterations`` iterations run. Differentiable in reverse mode
+    (``back_prop=False``, TF1's, stops the gradient at the results).
+    ``shape_invariants`` entries may be tuples or TF1's ``fg.TensorShape``.
+    ``parallel_iterations`` and ``swap_memory`` (TF1's) are accepted and change nothing:
+    iterations run in order, and the loop keeps its history in host memory.
+    Unlike TF1's default ``return_same_structure=False``, a one-element list of loop
+    variables gives a one-element list back (the API contract: the same structure).
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -690,9 +719,8 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
     invariants = None
     if shape_invariants is not None:
         invariants, _ = flatten([shape_invariants] if single else shape_invariants,
-                                is_leaf=lambda x: x is None or isinstance(x, tuple) and all(
-                                    d is None or isinstance(d, int) for d in x))
-        invariants = [None if s is None else tuple(s) for s in invariants]
+                                is_leaf=_is_invariant_leaf)
+        invariants = [_invariant(s, label, j) for j, s in enumerate(invariants)]
 
     def unpack(vs):
         structure = rebuild(list(vs))
@@ -712,7 +740,8 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None, shape_invariants=
     final, _, _, _, _ = _loop(body_flat, flat, cond_fn=cond_flat, invariants=invariants,
                               maximum_iterations=maximum_iterations, name=name,
                               label=label)
-    return unpack(final)
+    result = unpack(final)
+    return result if back_prop else _no_back_prop(result)
 
 
 def _as_args(structure):
@@ -723,10 +752,13 @@ def _is_leaf_tensor(x):
     return isinstance(x, Tensor) or hasattr(x, "_as_tensor") or _is_leaf(x)
 
 
-def scan(fn, elems, initializer=None, reverse=False, name="scan"):
+def scan(fn, elems, initializer=None, reverse=False, name="scan", *, parallel_iterations=10,
+         back_prop=True, swap_memory=False, infer_shape=True):
     """``tf.scan``: ``acc = fn(acc, x)`` for each row ``x`` of ``elems`` (any nesting
     of tensors sliced along axis 0); returns every ``acc``, stacked along axis 0.
-    Without ``initializer`` the first row is the first ``acc``.
+    Without ``initializer`` the first row is the first ``acc``. TF1's ``back_prop=False``
+    stops the gradient at the results; ``parallel_iterations``, ``swap_memory`` and
+    ``infer_shape`` are accepted and change nothing.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -758,7 +790,78 @@ def scan(fn, elems, initializer=None, reverse=False, name="scan"):
         parts = [F.concat([F.expand_dims(f, 0), e] if not reverse else
                           [e, F.expand_dims(f, 0)], 0) for f, e in zip(first, emits)]
         emits = parts
-    return acc_rebuild(emits)
+    result = acc_rebuild(emits)
+    return result if back_prop else _no_back_prop(result)
+
+
+def foldl(fn, elems, initializer=None, name="foldl", **loop_options):
+    """``tf.foldl``: ``acc = fn(acc, x)`` over the rows of ``elems`` from the first,
+    returning the last ``acc`` (without ``initializer`` the first row starts it). The
+    last row of :func:`scan`; ``back_prop`` & co. as there.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.foldl(lambda a, x: a * 10.0 + x, fg.constant([1.0, 2.0, 3.0])))
+    np.float32(123.0)
+    """
+    return _last(scan(fn, elems, initializer, reverse=False, name=name, **loop_options), -1)
+
+
+def foldr(fn, elems, initializer=None, name="foldr", **loop_options):
+    """``tf.foldr``: as :func:`foldl` from the last row to the first.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     fg.Session().run(fg.foldr(lambda a, x: a * 10.0 + x, fg.constant([1.0, 2.0, 3.0])))
+    np.float32(321.0)
+    """
+    return _last(scan(fn, elems, initializer, reverse=True, name=name, **loop_options), 0)
+
+
+def _last(stacked, row):
+    flat, rebuild = flatten(stacked, is_leaf=_is_leaf_tensor)
+    return rebuild([t[row] for t in flat])
+
+
+def map_fn(fn, elems, dtype=None, parallel_iterations=None, back_prop=True,
+           swap_memory=False, infer_shape=True, name="map"):
+    """``tf.map_fn``: ``fn`` applied to each row of ``elems`` (any nesting of tensors
+    sliced along axis 0), the results stacked along axis 0; ``fn`` may return another
+    structure (``dtype``, TF1's declaration of it, is checked against what ``fn``
+    returns). One loop with no carried state. ``back_prop=False`` stops the gradient;
+    ``parallel_iterations``, ``swap_memory`` and ``infer_shape`` change nothing.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     xs = fg.constant([[1.0, 2.0], [3.0, 4.0]])
+    ...     fg.Session().run(fg.map_fn(lambda row: fg.reduce_sum(row * row), xs))
+    array([ 5., 25.], dtype=float32)
+    """
+    label = _label("While", name)
+    elems_flat, elems_rebuild = flatten(elems, is_leaf=_is_leaf_tensor)
+    elems_flat = [F.convert_to_tensor(e) for e in elems_flat]
+    if not elems_flat:
+        raise ValueError(f"{label}: map_fn expected at least one tensor in elems")
+    out = {}
+
+    def body(unused, *rows):
+        leaves, out["rebuild"] = flatten(fn(elems_rebuild(list(rows))),
+                                         is_leaf=_is_leaf_tensor)
+        return [unused], [F.convert_to_tensor(v) for v in leaves], []
+
+    # The While op (and its gradient loop, which carries the float variables' gradients)
+    # needs a loop variable: a float32 scalar passed through unchanged.
+    _, emits, _, _, _ = _loop(body, [F.constant(0.0, dtypes.float32)], seqs=elems_flat,
+                              n_emits=None, name=name, label=label)
+    if dtype is not None:
+        want, _ = flatten(dtype, is_leaf=lambda d: not isinstance(d, (list, tuple, dict)))
+        got = [e.dtype for e in emits]
+        if len(want) != len(got) or any(dtypes.as_dtype(w) != g for w, g in zip(want, got)):
+            raise DTypeError(f"{label}: expected fn to return map_fn's dtype "
+                             f"{[dtypes.as_dtype(w).name for w in want]}, found "
+                             f"{[g.name for g in got]}")
+    result = out["rebuild"](list(emits))
+    return result if back_prop else _no_back_prop(result)
 
 
 def cond(pred, true_fn, false_fn, name="cond"):

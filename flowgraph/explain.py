@@ -49,9 +49,25 @@ class StepInfo:
 @dataclass(frozen=True)
 class RunOptions:
     """Options of one ``Session.run`` (TF1's ``RunOptions``): ``trace=True`` records
-    each plan step's start and end into the ``run_metadata`` passed with it."""
+    each plan step's start and end into the ``run_metadata`` passed with it. TF1's
+    ``trace_level=RunOptions.FULL_TRACE`` (any level above ``NO_TRACE``) does the same.
+    """
+
+    NO_TRACE = 0
+    SOFTWARE_TRACE = 1
+    HARDWARE_TRACE = 2
+    FULL_TRACE = 3
 
     trace: bool = False
+    trace_level: int = 0
+
+    def __post_init__(self):
+        if self.trace_level not in (0, 1, 2, 3):
+            raise ValueError(f"RunOptions: expected trace_level NO_TRACE (0), SOFTWARE_TRACE "
+                             f"(1), HARDWARE_TRACE (2) or FULL_TRACE (3), found "
+                             f"{self.trace_level!r}")
+        if self.trace_level:
+            object.__setattr__(self, "trace", True)     # frozen: set once, here
 
 
 class RunMetadata:

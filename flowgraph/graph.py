@@ -73,7 +73,8 @@ class Tensor:
     def __init__(self, op: "Operation", value_index: int, shape, dtype):
         self.op = op
         self.value_index = value_index
-        self.shape = shape
+        # the contract's tuple, with TF1's .as_list() / .ndims (tensor_shape.StaticShape)
+        self.shape = None if shape is None else _tensor_shape.StaticShape(shape)
         self.dtype = np.dtype(dtype)
 
     @property
@@ -95,7 +96,8 @@ class Tensor:
     def get_shape(self):
         """TF1's ``tensor.get_shape()``: the static shape as an ``fg.TensorShape``
         (``.as_list()``, ``[i].value``, ``ndims``...). ``tensor.shape`` stays the plain
-        tuple (``None`` for an unknown dimension).
+        tuple (``None`` for an unknown dimension; a ``StaticShape``, which also has
+        ``.as_list()`` and ``.ndims``, but whose items are ints).
 
         >>> import flowgraph as fg
         >>> with fg.Graph().as_default():
@@ -127,7 +129,8 @@ class Tensor:
                 f"compatible with {_shapes.fmt(self.shape)}, found "
                 f"{_shapes.fmt(_shapes.as_shape(shape))}") from None
         with self.op.graph._lock:
-            self.shape = None if merged.ndims is None else tuple(merged.as_list())
+            self.shape = None if merged.ndims is None else _tensor_shape.StaticShape(
+                merged.as_list())
             self.op.graph._shape_epoch += 1
 
     def __repr__(self):
@@ -224,6 +227,10 @@ class Graph:
     def operations(self) -> list[Operation]:
         """All operations in creation (hence topological) order."""
         return list(self._operations)
+
+    def get_operations(self) -> list[Operation]:
+        """``operations`` (TF1's ``Graph.get_operations()``)."""
+        return self.operations
 
     @property
     def version(self) -> int:

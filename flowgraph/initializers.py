@@ -139,6 +139,57 @@ class glorot_uniform_initializer(_Seeded):
         return philox.uniform(shape, dtype, self._key(), 0, -limit, limit)
 
 
+class variance_scaling_initializer(_Seeded):
+    """TF1's ``tf.variance_scaling_initializer``: ``n`` is ``fan_in``, ``fan_out`` or
+    their mean (``mode``); ``distribution`` ``"truncated_normal"`` (or TF1's older
+    ``"normal"``, the same) draws a normal truncated at two standard deviations with
+    ``stddev = sqrt(scale / n) / 0.87962566103423978`` (the truncation's correction),
+    ``"untruncated_normal"`` a plain normal with ``sqrt(scale / n)``, ``"uniform"``
+    uniform in ``±sqrt(3 * scale / n)``.
+
+    >>> w = variance_scaling_initializer(2.0, "fan_in", "uniform", seed=1)((100, 10))
+    >>> bool(abs(w).max() <= (3 * 2.0 / 100) ** 0.5)
+    True
+    """
+
+    MODES = ("fan_in", "fan_out", "fan_avg")
+    DISTRIBUTIONS = ("normal", "truncated_normal", "untruncated_normal", "uniform")
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
+                 dtype=dtypes.float32):
+        if scale <= 0.0:
+            raise ValueError(f"variance_scaling_initializer: expected scale > 0, found {scale}")
+        if mode not in self.MODES:
+            raise ValueError(f"variance_scaling_initializer: expected mode in {self.MODES}, "
+                             f"found {mode!r}")
+        if distribution not in self.DISTRIBUTIONS:
+            raise ValueError(f"variance_scaling_initializer: expected distribution in "
+                             f"{self.DISTRIBUTIONS}, found {distribution!r}")
+        super().__init__(seed, dtype)
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def _values(self, shape, dtype):
+        fan_in, fan_out = _fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[
+            self.mode]
+        variance = self.scale / max(1.0, n)
+        if self.distribution == "uniform":
+            limit = np.sqrt(3.0 * variance)
+            return philox.uniform(shape, dtype, self._key(), 0, -limit, limit)
+        if self.distribution == "untruncated_normal":
+            return philox.normal(shape, dtype, self._key(), 0, 0.0, np.sqrt(variance))
+        return philox.truncated_normal(shape, dtype, self._key(), 0, 0.0,
+                                       np.sqrt(variance) / 0.87962566103423978)
+
+
+class glorot_normal_initializer(variance_scaling_initializer):
+    """Glorot & Bengio's normal: ``variance_scaling_initializer(1.0, "fan_avg",
+    "truncated_normal")`` (TF1's ``tf.glorot_normal_initializer``)."""
+
+    def __init__(self, seed=None, dtype=dtypes.float32):
+        super().__init__(1.0, "fan_avg", "truncated_normal", seed, dtype)
+
+
 class orthogonal_initializer(_Seeded):
     """A (semi-)orthogonal matrix times ``gain``: the Q of a Gaussian matrix's QR
     decomposition with signs fixed (TF1's algorithm); rank > 2 shapes are flattened to
@@ -165,4 +216,5 @@ class orthogonal_initializer(_Seeded):
 __all__ = ["zeros_initializer", "ones_initializer", "constant_initializer",
            "random_uniform_initializer", "random_normal_initializer",
            "truncated_normal_initializer", "glorot_uniform_initializer",
-           "orthogonal_initializer", "Initializer"]
+           "orthogonal_initializer", "variance_scaling_initializer",
+           "glorot_normal_initializer", "Initializer"]

@@ -29,6 +29,8 @@ import numpy as np
 
 from . import api as F
 from . import dtypes
+from . import shapes as S
+from .errors import ShapeError
 from .nn import dropouts
 from .nn import layers as nn_layers
 
@@ -40,26 +42,27 @@ class Dense(nn_layers.Dense):
     ``bias_initializer`` (else zeros), made on the first call."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
-                 bias_initializer=None, name=None, _reuse=None, seed=None):
+                 bias_initializer=None, name=None, _reuse=None, seed=None, trainable=True):
         tf1_kernel_init = None
         if kernel_initializer is not None:
             def tf1_kernel_init(shape, rng, dtype):     # fg.nn's initializers take an rng
                 return kernel_initializer(shape, dtype=dtype)
         super().__init__(units, activation, use_bias, name or "dense", seed,
                          kernel_initializer=tf1_kernel_init,
-                         bias_initializer=bias_initializer)
+                         bias_initializer=bias_initializer, trainable=trainable)
         self._scope_name, self._reuse = name, _reuse
 
 
 def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
-          bias_initializer=None, name=None, reuse=None):
+          bias_initializer=None, name=None, reuse=None, trainable=True):
     """``tf.layers.dense``: a new :class:`Dense` layer applied once to ``inputs``
     (``[..., features]``). With ``name``, its variables are ``<scope>/<name>/kernel``
     and ``.../bias``, and ``reuse=True`` takes them from an earlier layer of that name;
-    without, the layer's scope is ``dense``, ``dense_1``, ...
+    without, the layer's scope is ``dense``, ``dense_1``, ... ``trainable=False`` keeps
+    the variables out of ``fg.trainable_variables()`` (TF1).
     """
     return Dense(units, activation, use_bias, kernel_initializer, bias_initializer, name,
-                 _reuse=reuse)(inputs)
+                 _reuse=reuse, trainable=trainable)(inputs)
 
 
 def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=None):
@@ -89,4 +92,18 @@ def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=
                             name=name)
 
 
-__all__ = ["Dense", "dense", "dropout"]
+def flatten(inputs, name=None, data_format="channels_last"):
+    """``tf.layers.flatten``: ``inputs`` reshaped to ``[batch, -1]`` (the batch may be
+    known only at run time; the other dimensions must be known)."""
+    x = F.convert_to_tensor(inputs)
+    if x.shape is None or len(x.shape) < 1 or None in x.shape[1:]:
+        raise ShapeError(f"flatten of {x.name}: expected a known rank >= 1 and known "
+                         f"dimensions after the first, found shape {S.fmt(x.shape)}")
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"flatten: expected data_format 'channels_last' or "
+                         f"'channels_first', found {data_format!r}")
+    rest = int(np.prod(x.shape[1:], dtype=np.int64))
+    return F.reshape(x, [-1, rest], name=name)
+
+
+__all__ = ["Dense", "dense", "dropout", "flatten"]

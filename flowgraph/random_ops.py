@@ -28,6 +28,7 @@ import numpy as np
 
 from . import api, dtypes
 from .graph import Tensor, get_default_graph
+from .tensor_shape import Dimension, TensorShape
 
 DEFAULT_GRAPH_SEED = 87654321
 _MAXINT32 = 2 ** 31 - 1
@@ -91,7 +92,13 @@ def _shape_source(shape):
             return tuple(int(d) for d in np.asarray(tensor.op.attrs["value"]).ravel()), [], None
         n = tensor.shape[0] if tensor.shape is not None and len(tensor.shape) == 1 else None
         return (None if n is None else (None,) * n), [tensor], "value"
+    if isinstance(shape, TensorShape):          # TF1's v.get_shape(): fully known only
+        if not shape.is_fully_defined():
+            raise ValueError(f"expected a fully known shape, found {shape}; use "
+                             f"fg.shape(x) for a shape known at run time")
+        shape = shape.as_list()
     dims = list(shape) if isinstance(shape, (list, tuple, np.ndarray)) else [shape]
+    dims = [d.value if isinstance(d, Dimension) else d for d in dims]
     if any(isinstance(d, Tensor) or hasattr(d, "_as_tensor") for d in dims):
         parts = [api.cast(api.convert_to_tensor(d), dtypes.int64)
                  if isinstance(d, Tensor) or hasattr(d, "_as_tensor")

@@ -23,7 +23,7 @@ import numpy as np
 from . import shapes as S
 from .errors import FeedError, FlowgraphError, describe_op
 from .executor import ReferencePlan, RunState, to_host
-from .graph import Operation, Tensor, get_default_graph
+from .graph import Graph, Operation, Tensor, get_default_graph
 from .nest import flatten
 
 
@@ -123,6 +123,20 @@ def _is_fetch_leaf(x):
     return isinstance(x, (Tensor, Operation, str)) or hasattr(x, "_as_tensor")
 
 
+def _check_session_args(cls_name, graph, config):
+    """``TypeError`` for a ``graph`` that is not a Graph or a ``config`` that is not a
+    SessionConfig: TF1's ``Session(target, graph, config)`` puts a target string first,
+    which here would land in ``graph`` (and the graph in ``config``)."""
+    if graph is not None and not isinstance(graph, Graph):
+        hint = (" (TF1's first argument is a target; flowgraph has no remote targets: "
+                "use Session(graph=..., config=...))" if isinstance(graph, str) else "")
+        raise TypeError(f"{cls_name}: expected graph to be an fg.Graph or None, found "
+                        f"{type(graph).__name__} {graph!r:.40}{hint}")
+    if config is not None and not isinstance(config, SessionConfig):
+        raise TypeError(f"{cls_name}: expected config to be an fg.SessionConfig (or "
+                        f"fg.ConfigProto) or None, found {type(config).__name__}")
+
+
 class Session:
     """Runs a graph. Holds its own variable values, set to their initial values when
     the session is created (variables created later start from theirs at first use).
@@ -132,6 +146,7 @@ class Session:
     """
 
     def __init__(self, graph=None, config=None):
+        _check_session_args(type(self).__name__, graph, config)
         self.graph = graph or get_default_graph()
         self.config = config or SessionConfig()
         if self.config.intra_op_parallelism_threads:
@@ -285,11 +300,13 @@ class Session:
         return plan
 
     def _build_plan(self, fetch_tensors, target_ops, feed_tensors, feed_arrays):
-        from . import placement
+        from . import placement, write_conflicts
         from .executor import needed_ops
         roots = [t.op for t in fetch_tensors] + list(target_ops)
-        if any(op.device is not None and op.device.startswith("/job:")
-               for op in needed_ops(roots, set(feed_tensors))):
+        needed = needed_ops(roots, set(feed_tensors))
+        # Two independent overwrites of one variable: one would be lost (both paths).
+        write_conflicts.check(needed)
+        if any(op.device is not None and op.device.startswith("/job:") for op in needed):
             # Ops on remote tasks ("/job:worker/task:N/..."): each MPI rank runs its part.
             from .distributed.partition import PartitionPlan, compile_partition
             if self.config.optimize:
@@ -651,8 +668,10 @@ def evaluate_constant(tensor):
     plan = ReferencePlan(tensor.graph, [tensor], [], [])
     for op in plan.ops:
         if op.primitive.kind == "state":
-            raise FlowgraphError(f"{describe_op(op)}: an initial value must not depend on "
-                                 "variables")
+            raise FlowgraphError(
+                f"{describe_op(op)}: an initial value must not depend on variables, "
+                f"found {tensor.name} reading it; to start from another variable's "
+                f"initial value use its initialized_value() (TF1's spelling)")
     # Random ops in an initial value draw as a session's first run would; unseeded ones
     # take a fresh salt (different numbers each time, as TF1's).
     salt = int(np.random.SeedSequence().generate_state(1)[0]) & 0x7FFFFFFF

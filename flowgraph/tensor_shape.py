@@ -390,5 +390,45 @@ def unknown_shape(rank=None):
     return TensorShape(None if rank is None else [None] * rank)
 
 
-__all__ = ["Dimension", "TensorShape", "as_dimension", "as_shape", "dimension_value",
-           "unknown_shape"]
+class StaticShape(tuple):
+    """What ``tensor.shape`` is: the plain tuple of the API contract (``(None, 3)``:
+    ints, ``None`` for an unknown dimension; equal to, hashed and indexed as that tuple)
+    that also answers TF1's ``TensorShape`` questions, so ``x.shape.as_list()`` and
+    ``x.shape.ndims`` work as in TF1. Indexing gives ints (``x.shape[1]``), not
+    Dimensions: ``x.get_shape()[1].value`` is TF1's spelling for that.
+
+    >>> s = StaticShape((None, 3))
+    >>> s == (None, 3), s.as_list(), s.ndims, s.is_fully_defined(), s[1]
+    (True, [None, 3], 2, False, 3)
+    """
+
+    __slots__ = ()
+
+    def as_list(self):
+        return list(self)
+
+    @property
+    def ndims(self):
+        return len(self)
+
+    rank = ndims
+
+    @property
+    def dims(self):
+        return [Dimension(d) for d in self]
+
+    def is_fully_defined(self):
+        return None not in self
+
+    def num_elements(self):
+        return TensorShape(self).num_elements()
+
+    def is_compatible_with(self, other):
+        return TensorShape(self).is_compatible_with(other)
+
+    def merge_with(self, other):
+        return TensorShape(self).merge_with(other)
+
+
+__all__ = ["Dimension", "StaticShape", "TensorShape", "as_dimension", "as_shape",
+           "dimension_value", "unknown_shape"]

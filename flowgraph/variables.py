@@ -72,6 +72,14 @@ class Variable:
     def _as_tensor(self) -> Tensor:
         return self._tensor
 
+    def initialized_value(self) -> Tensor:
+        """A constant tensor of this variable's initial value (TF1's
+        ``initialized_value()``, for another variable's initial value:
+        ``fg.Variable(w.initialized_value() * 2)``). Initial values are computed when
+        the variable is created, so this is that array, not a read of the variable."""
+        return api.constant(self.initial_value, dtype=self.dtype,
+                            name=f"{self._op.name}/initial_value")
+
     def value(self) -> Tensor:
         """The tensor of this variable's value at the start of a run."""
         return self._tensor
@@ -115,6 +123,20 @@ class Variable:
         from .session import run_in_default_session
         return run_in_default_session(self._tensor, None, session,
                                       f"evaluate variable {self._op.name!r} using `eval()`")
+
+    def load(self, value, session=None):
+        """Set this variable to ``value`` in ``session`` (or the default session)
+        without running a graph (TF1's ``Variable.load``); the shape must match."""
+        from .session import get_default_session
+        session = session or get_default_session()
+        if session is None:
+            raise ValueError(f"Cannot load variable {self._op.name!r}: no default session "
+                             f"is registered. Use `with sess.as_default():` (or `with "
+                             f"fg.Session() as sess:`) or pass session=sess")
+        if session.graph is not self.graph:
+            raise ValueError(f"Cannot load variable {self._op.name!r}: the session's graph "
+                             f"is not the variable's graph")
+        session.load(self, value)
 
     @property
     def initializer(self):
@@ -192,6 +214,28 @@ def global_variables_initializer():
     return variables_initializer(global_variables())
 
 
-__all__ = ["Variable", "assign", "assign_add", "assign_sub", "global_variables",
+LOCAL_VARIABLES = "local_variables"
+
+
+def local_variables(graph=None):
+    """TF1's local variables: what user code added to the ``local_variables``
+    collection (``fg.GraphKeys.LOCAL_VARIABLES``); flowgraph itself makes none (it has
+    no ``tf.metrics``), so this is usually empty."""
+    return (graph or get_default_graph()).get_collection(LOCAL_VARIABLES)
+
+
+def local_variables_initializer():
+    """An operation resetting :func:`local_variables` (TF1 training scripts run it
+    next to ``global_variables_initializer()``; with none it does nothing)."""
+    return variables_initializer(local_variables(), name="init_local")
+
+
+def initialize_all_variables():
+    """TF1's deprecated name of :func:`global_variables_initializer`."""
+    return global_variables_initializer()
+
+
+__all__ = ["local_variables", "local_variables_initializer", "initialize_all_variables",
+           "Variable", "assign", "assign_add", "assign_sub", "global_variables",
            "trainable_variables", "variables_initializer",
            "global_variables_initializer", "control_dependencies"]

@@ -38,6 +38,9 @@ MODULES += ["flowgraph.tensor_shape", "flowgraph.nn.activations", "flowgraph.nn.
 # TF1's tf.layers and tf.losses
 MODULES += ["flowgraph.layers", "flowgraph.losses", "flowgraph.math_ops",
             "flowgraph.slicing_ops", "flowgraph.nn.evaluation"]
+# the API audit: TF1's operators, collections, and the write-conflict check
+MODULES += ["flowgraph.tf1_operators", "flowgraph.graph_collections",
+            "flowgraph.write_conflicts", "flowgraph.contrib"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -188,6 +188,38 @@ def test_reverse_sequence_matches_tf1s_example():
     np.testing.assert_array_equal(got, np.transpose(want, (1, 0, 2)))
 
 
+def test_reverse_sequence_rejects_lengths_outside_the_sequence():
+    # TF1 raises InvalidArgumentError for seq_lengths[b] > the sequence length (or < 0).
+    # The composition gathers from the flattened [batch * time] rows, so an unchecked
+    # length 4 on a 3-step sequence read the next batch entry's rows.
+    x = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)
+    for optimize in (True, False):
+        for lengths in ([4, 2], [-1, 2]):
+            with fg.Graph().as_default():
+                y = fg.reverse_sequence(x, lengths, seq_axis=1)
+                with pytest.raises(fg.errors.InvalidArgumentError,
+                                   match=r"reverse_sequence/seq_lengths_in_range.*"
+                                         r"test_more_ops.py.*found"):
+                    run(y, optimize=optimize)
+    # The full length and zero are fine.
+    got = both_paths(fg.reverse_sequence(x, [3, 0], seq_axis=1))
+    np.testing.assert_array_equal(got, np.stack([x[0, ::-1], x[1]]))
+
+
+def test_reverse_sequence_checks_the_number_of_lengths():
+    x = np.zeros((2, 3, 2), np.float32)
+    with pytest.raises(fg.errors.ShapeError, match=r"seq_lengths of shape \(2,\)"):
+        fg.reverse_sequence(x, [1], seq_axis=1)
+    with pytest.raises(fg.errors.DTypeError, match="integer seq_lengths"):
+        fg.reverse_sequence(x, [1.0, 2.0], seq_axis=1)
+    # Known only at run time: one length for two rows must not broadcast.
+    p = fg.placeholder(fg.float32, (None, 3, 2))
+    n = fg.placeholder(fg.int32, (None,))
+    y = fg.reverse_sequence(p, n, seq_axis=1)
+    with pytest.raises(fg.errors.ShapeError, match="reverse_sequence"):
+        run(y, {p: x, n: [2]})
+
+
 def test_sequence_mask():
     lengths = np.array([[1, 3], [0, 2]])
     got = both_paths([fg.sequence_mask(lengths, 4), fg.sequence_mask([2, 0, 1]),

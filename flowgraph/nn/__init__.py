@@ -11,6 +11,7 @@ from .losses import (embedding_lookup, log_softmax, softmax,
                      sparse_softmax_cross_entropy_with_logits)
 # TF1's losses beyond cross-entropy (issue 14)
 from .losses import l2_loss, sequence_loss, sigmoid_cross_entropy_with_logits
+from .losses import weighted_cross_entropy_with_logits
 from .dynamic import bidirectional_dynamic_rnn, dynamic_rnn, static_bidirectional_rnn
 from . import rnn_cell  # TF1's tf.nn.rnn_cell namespace
 from .rnn import feed_state, flatten_state, state_placeholders, static_rnn
@@ -27,6 +28,7 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "state_placeholders", "flatten_state", "feed_state", "dropout", "DropoutWrapper",
            # issue 14
            "xw_plus_b", "l2_loss", "sequence_loss", "sigmoid_cross_entropy_with_logits",
+           "weighted_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits_v2",
            "bias_add",
            # loops

@@ -227,13 +227,25 @@ class LSTMCell(RNNCell):
     default_name = "lstm_cell"
 
     def __init__(self, num_units, forget_bias=1.0, name=None, seed=None,
-                 kernel_initializer=None, reuse=None, initializer=None, state_is_tuple=True):
+                 kernel_initializer=None, reuse=None, initializer=None, state_is_tuple=True,
+                 activation=None, use_peepholes=False, cell_clip=None, num_proj=None,
+                 proj_clip=None, dtype=None):
         if not state_is_tuple:
             raise ValueError("LSTMCell: state_is_tuple=False (a concatenated state) is not "
                              "supported; the state is an LSTMStateTuple(c, h)")
+        # TF1's LSTMCell variants that change the equations or the state: accepted at
+        # their defaults (TF1 code spells them out), refused otherwise rather than
+        # silently running a plain LSTM.
+        unsupported = {"use_peepholes": (use_peepholes, False), "cell_clip": (cell_clip, None),
+                       "num_proj": (num_proj, None), "proj_clip": (proj_clip, None)}
+        given = [f"{k}={v!r}" for k, (v, default) in unsupported.items() if v != default]
+        if given:
+            raise ValueError(f"LSTMCell: {', '.join(given)} is not supported (no peepholes, "
+                             f"cell clipping or projection); expected the defaults")
         super().__init__(num_units, name, seed, kernel_initializer, reuse, initializer)
         self.forget_bias = float(forget_bias)
-        self.activation = F.tanh     # BasicLSTMCell(activation=) replaces it
+        # activation (TF1; default tanh) replaces both tanh of the equations
+        self.activation = activation or F.tanh
 
     @property
     def state_size(self):
@@ -369,7 +381,12 @@ class MultiRNNCell(RNNCell):
 
     default_name = "multi_rnn_cell"
 
-    def __init__(self, cells, name=None):
+    def __init__(self, cells, state_is_tuple=True, name=None):
+        if not state_is_tuple:
+            raise ValueError("MultiRNNCell: state_is_tuple=False (one concatenated state) "
+                             "is not supported; the state is a tuple of the layers' states")
+        if isinstance(state_is_tuple, str):      # MultiRNNCell(cells, "name"): the old order
+            name = state_is_tuple
         cells = list(cells)
         if not cells:
             raise ValueError("MultiRNNCell: expected at least one cell")

@@ -31,22 +31,13 @@ from ..errors import ShapeError
 from ..nest import flatten
 from ..variable_scopes import variable_scope
 from .cells import _state_zeros
-from .rnn import _select_state
+from .rnn import _select_state, batch_lengths
 
 
 def _leaf(x):
     return not isinstance(x, (list, tuple, dict))
 
 
-def _lengths(sequence_length, what):
-    if sequence_length is None:
-        return None
-    lengths = F.convert_to_tensor(sequence_length)
-    if not dtypes.is_integer(lengths.dtype) or (lengths.shape is not None
-                                                 and len(lengths.shape) != 1):
-        raise ShapeError(f"{what}: expected sequence_length to be an integer vector "
-                         f"[batch], found {lengths.dtype.name} of shape {lengths.shape}")
-    return F.expand_dims(lengths, 1)                                  # [batch, 1]
 
 
 def _initial_state(cell, first_step, initial_state, dtype, what):
@@ -98,15 +89,17 @@ def _batch_major(outputs, time_major):
 
 
 def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=None,
-                time_major=False, scope=None):
+                time_major=False, scope=None, parallel_iterations=None, swap_memory=False):
     """Run ``cell`` over ``inputs`` ``[batch, time, features]`` (``[time, batch,
     features]`` with ``time_major``) in one loop: ``(outputs, final_state)``.
 
     Outputs and gradients equal those of ``static_rnn`` over the unstacked steps.
+    ``sequence_length`` needs one length per row (checked, as TF1). TF1's
+    ``parallel_iterations`` and ``swap_memory`` are accepted and change nothing.
     """
     with variable_scope(scope or "rnn"):
         x = _time_major(inputs, time_major, "dynamic_rnn")
-        lengths = _lengths(sequence_length, "dynamic_rnn")
+        lengths = batch_lengths(sequence_length, x, 1, "dynamic_rnn")
         state = _initial_state(cell, x[0], initial_state, dtype, "dynamic_rnn")
         outputs, final = _rnn_loop(cell, x, state, lengths, False, "while")
     return _batch_major(outputs, time_major), final
@@ -114,6 +107,7 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
 
 def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None,
                               initial_state_fw=None, initial_state_bw=None, dtype=None,
+                              parallel_iterations=None, swap_memory=False,
                               time_major=False, scope=None):
     """A forward and a backward ``dynamic_rnn`` over ``inputs``:
     ``((outputs_fw, outputs_bw), (state_fw, state_bw))``. The backward outputs are in
@@ -122,7 +116,7 @@ def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None,
     """
     with variable_scope(scope or "bidirectional_rnn"):
         x = _time_major(inputs, time_major, "bidirectional_dynamic_rnn")
-        lengths = _lengths(sequence_length, "bidirectional_dynamic_rnn")
+        lengths = batch_lengths(sequence_length, x, 1, "bidirectional_dynamic_rnn")
         with variable_scope("fw"):
             s_fw = _initial_state(cell_fw, x[0], initial_state_fw, dtype,
                                   "bidirectional_dynamic_rnn")
@@ -159,7 +153,7 @@ def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
     if not inputs:
         raise ShapeError("static_bidirectional_rnn: expected a non-empty list of inputs")
     with variable_scope(scope or "bidirectional_rnn"):
-        lengths = _lengths(sequence_length, "static_bidirectional_rnn")
+        lengths = batch_lengths(sequence_length, inputs[0], 0, "static_bidirectional_rnn")
         steps = range(len(inputs))
         with variable_scope("fw"):
             s_fw = _initial_state(cell_fw, inputs[0], initial_state_fw, dtype or

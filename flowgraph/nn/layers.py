@@ -28,8 +28,9 @@ class Dense:
     """
 
     def __init__(self, units, activation=None, use_bias=True, name="dense", seed=None,
-                 kernel_initializer=None, bias_initializer=None):
+                 kernel_initializer=None, bias_initializer=None, trainable=True):
         self.units = int(units)
+        self.trainable = bool(trainable)     # False: variables outside trainable_variables()
         self.activation = activation
         self.use_bias = bool(use_bias)
         self.name = name
@@ -70,16 +71,18 @@ class Dense:
     def _build(self, features, dtype):
         shape = (features, self.units)
         if self._explicit_kernel_init is None and get_variable_scope().initializer is not None:
-            self.kernel = get_variable("kernel", shape, dtype)   # the scope's initializer
+            self.kernel = get_variable("kernel", shape, dtype,     # the scope's initializer
+                                       trainable=self.trainable)
         else:
             self.kernel = get_variable("kernel", shape, dtype, initializer=lambda s, dtype=None:
                                        np.asarray(self._kernel_init(s, self._rng, dtype),
-                                                  dtype=dtype))
+                                                  dtype=dtype), trainable=self.trainable)
         self.variables.append(self.kernel)
         if self.use_bias:
             self.bias = get_variable("bias", (self.units,), dtype,
                                      initializer=self._bias_init or
-                                     (lambda s, dtype=None: np.zeros(s, dtype)))
+                                     (lambda s, dtype=None: np.zeros(s, dtype)),
+                                     trainable=self.trainable)
             self.variables.append(self.bias)
 
 

@@ -18,20 +18,30 @@ from ..errors import DTypeError, ShapeError
 from ..graph import _user_location, name_scope
 
 
-def softmax(logits, axis=-1, name=None):
-    """``exp(x) / sum(exp(x))`` along ``axis``, shifted by the max for stability."""
+def softmax(logits, axis=None, name=None, dim=None):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (the last by default; ``dim`` is TF1's
+    older name), shifted by the max for stability."""
+    axis = _axis_or_dim("softmax", axis, dim)
     x = F.convert_to_tensor(logits)
     shifted = x - F.stop_gradient(F.reduce_max(x, axis, keepdims=True))
     e = F.exp(shifted)
     return F.divide(e, F.reduce_sum(e, axis, keepdims=True), name=name)
 
 
-def log_softmax(logits, axis=-1, name=None):
-    """``x - log(sum(exp(x)))`` along ``axis``, computed stably."""
+def log_softmax(logits, axis=None, name=None, dim=None):
+    """``x - log(sum(exp(x)))`` along ``axis`` (the last by default; ``dim`` is TF1's
+    older name), computed stably."""
+    axis = _axis_or_dim("log_softmax", axis, dim)
     x = F.convert_to_tensor(logits)
     shifted = x - F.stop_gradient(F.reduce_max(x, axis, keepdims=True))
     return F.subtract(shifted, F.log(F.reduce_sum(F.exp(shifted), axis, keepdims=True)),
                       name=name)
+
+
+def _axis_or_dim(fn_name, axis, dim):
+    """``axis`` or TF1's ``dim=``, -1 when neither is given."""
+    axis = F._alias(fn_name, "axis", axis, "dim", dim)
+    return -1 if axis is None else axis
 
 
 def _called(fn_name):
@@ -242,6 +252,32 @@ def sigmoid_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
                  name=name)
 
 
+def weighted_cross_entropy_with_logits(labels=None, logits=None, pos_weight=None, name=None,
+                                       targets=None):
+    """``sigmoid_cross_entropy_with_logits`` with the positive term weighted by
+    ``pos_weight`` (TF1), in TF1's overflow-free form ``(1 - z) * x + (1 + (q - 1) * z)
+    * (log(1 + exp(-|x|)) + max(-x, 0))``; ``targets`` is TF1's older name of
+    ``labels``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     loss = fg.nn.weighted_cross_entropy_with_logits(labels=[1.0, 0.0],
+    ...                                                     logits=[0.0, 0.0], pos_weight=3.0)
+    ...     fg.Session().run(loss).round(4)
+    array([2.0794, 0.6931], dtype=float32)
+    """
+    labels = F._alias("weighted_cross_entropy_with_logits", "labels", labels, "targets",
+                      targets)
+    if labels is None or logits is None or pos_weight is None:
+        raise ValueError(f"{_called('weighted_cross_entropy_with_logits')}: expected "
+                         f"labels=, logits= and pos_weight=")
+    logits = F.convert_to_tensor(logits)
+    labels = _labels_like("weighted_cross_entropy_with_logits", labels, logits)
+    log_weight = 1.0 + (F.convert_to_tensor(pos_weight, dtype=logits.dtype) - 1.0) * labels
+    softplus_neg = F.log(1.0 + F.exp(-F.abs(logits))) + F.relu(-logits)   # log(1 + e^-x)
+    return F.add((1.0 - labels) * logits, log_weight * softplus_neg, name=name)
+
+
 def l2_loss(t, name=None):
     """``sum(t ** 2) / 2`` (TF1's weight-decay term).
 
@@ -254,13 +290,28 @@ def l2_loss(t, name=None):
     return F.multiply(F.reduce_sum(F.square(t)), 0.5, name=name)
 
 
+def _per_nonzero_weight(total, weights, axis, name):
+    """``total`` divided by the number of non-zero ``weights`` (over ``axis``), 0 where
+    there are none (TF 1.15's ``div_no_nan(sum, count_nonzero(weights))``)."""
+    count = F.reduce_sum(F.cast(F.not_equal(weights, 0), total.dtype), axis)
+    safe = F.maximum(count, 1.0)
+    return F.where(count > 0, total / safe, F.zeros_like(total), name=name)
+
+
 def sequence_loss(logits, targets, weights, average_across_timesteps=True,
-                  average_across_batch=True, softmax_loss_function=None, name=None):
+                  average_across_batch=True, softmax_loss_function=None, name=None, *,
+                  sum_over_timesteps=False, sum_over_batch=False):
     """Weighted cross-entropy of ``logits [batch, time, classes]`` against integer
     ``targets [batch, time]`` with ``weights [batch, time]``, exactly as
     ``tf.contrib.seq2seq.sequence_loss``: summed losses divided by the summed weights
     (+1e-12) over the averaged axes; a scalar when both averages are on, ``[time]`` or
     ``[batch]`` when one is off, ``[batch, time]`` when both are.
+
+    TF 1.15's ``sum_over_timesteps`` / ``sum_over_batch`` (keywords here, after the
+    older TF1 positional order): the weighted losses summed over those axes and divided
+    by the number of non-zero weights there (0 where there are none); each excludes
+    the matching ``average_across_*`` (``ValueError`` if both are on, as TF1); an
+    average over the other axis takes precedence, as in TF1.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -283,6 +334,11 @@ def sequence_loss(logits, targets, weights, average_across_timesteps=True,
     if weights.shape is not None and len(weights.shape) != 2:
         raise ShapeError(f"sequence_loss: expected weights [batch, time], found shape "
                          f"{weights.shape}")
+    for what, average, total in (("timesteps", average_across_timesteps, sum_over_timesteps),
+                                 ("batch", average_across_batch, sum_over_batch)):
+        if average and total:
+            raise ValueError(f"sequence_loss: average_across_{what} and sum_over_{what} "
+                             f"cannot both be True")
     flat_logits = F.reshape(logits, [-1, logits.shape[-1]])
     flat_targets = F.reshape(targets, [-1])
     if softmax_loss_function is None:
@@ -293,9 +349,15 @@ def sequence_loss(logits, targets, weights, average_across_timesteps=True,
     crossent = crossent * F.reshape(weights, [-1])
     if average_across_timesteps and average_across_batch:
         return F.divide(F.reduce_sum(crossent), F.reduce_sum(weights) + 1e-12, name=name)
+    if sum_over_timesteps and sum_over_batch:
+        return _per_nonzero_weight(F.reduce_sum(crossent), weights, None, name)
     crossent = F.reshape_like(crossent, weights)
+    # TF1's precedence: an average over one axis wins over a sum over the other.
     if average_across_timesteps:
         return F.divide(F.reduce_sum(crossent, 1), F.reduce_sum(weights, 1) + 1e-12, name=name)
     if average_across_batch:
         return F.divide(F.reduce_sum(crossent, 0), F.reduce_sum(weights, 0) + 1e-12, name=name)
+    if sum_over_timesteps or sum_over_batch:
+        axis = 1 if sum_over_timesteps else 0
+        return _per_nonzero_weight(F.reduce_sum(crossent, axis), weights, axis, name)
     return F.identity(crossent, name=name) if name else crossent

@@ -17,10 +17,39 @@ from __future__ import annotations
 
 from .. import api as F
 from .. import dtypes
+from ..array_ops import shape as dynamic_shape
+from .. import shapes as S
 from ..errors import ShapeError
 from ..nest import flatten
 from ..variable_scopes import variable_scope
 from .cells import LSTMStateTuple, _state_zeros
+
+
+def batch_lengths(sequence_length, like, batch_axis, what):
+    """``sequence_length`` as a ``[batch, 1]`` integer column, checked as TF1 does:
+    an integer vector with one length per row of ``like`` (along ``batch_axis``). A
+    static mismatch is a ``ShapeError`` here; one known only at run time fails the
+    ``sequence_length_matches_batch`` reshape (a ``[1]`` vector for a batch of 2 would
+    otherwise broadcast, giving every row the first length). ``None`` for ``None``."""
+    if sequence_length is None:
+        return None
+    lengths = F.convert_to_tensor(sequence_length)
+    if not dtypes.is_integer(lengths.dtype) or (lengths.shape is not None
+                                                 and len(lengths.shape) != 1):
+        raise ShapeError(f"{what}: expected sequence_length to be an integer vector "
+                         f"[batch], found {lengths.name} of dtype {lengths.dtype.name} and "
+                         f"shape {S.fmt(lengths.shape)}")
+    batch = None if like.shape is None else like.shape[batch_axis]
+    if lengths.shape is not None and None not in (batch, lengths.shape[0]) \
+            and lengths.shape[0] != batch:
+        raise ShapeError(f"{what}: expected sequence_length of shape ({batch},) (the "
+                         f"inputs' batch size), found {lengths.name} of shape "
+                         f"{S.fmt(lengths.shape)}")
+    if batch is None or lengths.shape is None or lengths.shape[0] is None:
+        lengths = F.reshape(lengths, [batch if batch is not None
+                                      else dynamic_shape(like)[batch_axis]],
+                            name="sequence_length_matches_batch")
+    return F.expand_dims(lengths, 1)                                   # [batch, 1]
 
 
 def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None,
@@ -46,12 +75,7 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
                                                            like=inputs[0])
         else:
             state = initial_state
-        lengths = None
-        if sequence_length is not None:
-            lengths = F.expand_dims(F.convert_to_tensor(sequence_length), 1)  # [batch, 1]
-            if not dtypes.is_integer(lengths.dtype):
-                raise ShapeError(f"static_rnn: expected integer sequence_length, found "
-                                 f"{lengths.dtype.name}")
+        lengths = batch_lengths(sequence_length, inputs[0], 0, "static_rnn")
         outputs = []
         for t, x in enumerate(inputs):
             out, new_state = cell(x, state)

@@ -4,7 +4,7 @@ from .optimizers import AdamOptimizer, GradientDescentOptimizer, MomentumOptimiz
 # issue 14: more TF1 optimizers, the global step and learning-rate schedules
 from .optimizers import AdagradOptimizer, RMSPropOptimizer
 from .schedules import (create_global_step, exponential_decay, get_global_step,
-                        get_or_create_global_step, piecewise_constant)
+                        get_or_create_global_step, global_step, piecewise_constant)
 from .saver import Saver, latest_checkpoint
 from ..distributed import DistributedOptimizer
 
@@ -13,4 +13,4 @@ __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOp
            # issue 14
            "AdagradOptimizer", "RMSPropOptimizer", "get_global_step",
            "get_or_create_global_step", "create_global_step", "exponential_decay",
-           "piecewise_constant"]
+           "piecewise_constant", "global_step"]

@@ -25,7 +25,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import api as F
-from ..autodiff import gradients
+from .. import dtypes
+from ..autodiff import _backward_ops, gradients
+from ..errors import DTypeError, describe_op
 from ..graph import Tensor, _no_control_dependencies, _scopes, name_scope
 from ..variables import Variable, trainable_variables
 
@@ -48,11 +50,21 @@ class Optimizer:
         self._non_slot = {}  # (graph, name) -> variables not tied to one parameter
 
     # --- the TF1 surface ----------------------------------------------------------------
-    def compute_gradients(self, loss, var_list=None):
+    def compute_gradients(self, loss, var_list=None, gate_gradients=None,
+                          aggregation_method=None, colocate_gradients_with_ops=False,
+                          grad_loss=None):
         """``[(gradient, variable)]`` for ``var_list`` (all trainable variables by default);
-        a variable the loss does not depend on gets a zero gradient.
+        a variable the loss does not depend on gets a zero gradient. ``grad_loss`` is
+        the gradient of ``loss`` to start from (``grad_ys``). TF1's
+        ``gate_gradients``, ``aggregation_method`` and ``colocate_gradients_with_ops``
+        are accepted and change nothing: a run's values do not depend on op ordering,
+        and gradient ops already go on their forward op's device.
         """
         loss = F.convert_to_tensor(loss)
+        if not dtypes.is_floating(loss.dtype):
+            raise DTypeError(f"{self.name}.compute_gradients: expected a float loss, found "
+                             f"{loss.name} of dtype {loss.dtype.name} from "
+                             f"{describe_op(loss.op)}")
         var_list = list(var_list) if var_list is not None else trainable_variables(loss.graph)
         if not var_list:
             raise ValueError(f"{self.name}.compute_gradients: no variables to optimize")
@@ -60,7 +72,7 @@ class Optimizer:
             if not isinstance(v, Variable):
                 raise TypeError(f"{self.name}.compute_gradients: expected fg.Variables in "
                                 f"var_list, found {type(v).__name__}: {v!r:.60}")
-        grads = gradients(loss, var_list)
+        grads = gradients(loss, var_list, grad_ys=grad_loss)
         return list(zip(grads, var_list))
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
@@ -85,10 +97,22 @@ class Optimizer:
                 updates.append(global_step.assign_add(np.ones((), global_step.dtype)))
             return F.group(*updates)
 
-    def minimize(self, loss, global_step=None, var_list=None, name=None):
-        """``apply_gradients(compute_gradients(loss, var_list))``."""
-        return self.apply_gradients(self.compute_gradients(loss, var_list), global_step,
-                                    name)
+    def minimize(self, loss, global_step=None, var_list=None, gate_gradients=None,
+                 aggregation_method=None, colocate_gradients_with_ops=False, name=None,
+                 grad_loss=None):
+        """``apply_gradients(compute_gradients(loss, var_list))``. A loss that depends on
+        none of the variables raises ``ValueError`` (TF1's "No gradients provided for
+        any variable"): the zero gradients would silently train nothing."""
+        grads_and_vars = self.compute_gradients(
+            loss, var_list, grad_loss=grad_loss)
+        loss = F.convert_to_tensor(loss)
+        upstream = _backward_ops([loss])
+        if not any(_reads(upstream, v) for _, v in grads_and_vars):
+            names = ", ".join(v.name for _, v in grads_and_vars)
+            raise ValueError(f"{self.name}.minimize: No gradients provided for any variable: "
+                             f"the loss {loss.name} from {describe_op(loss.op)} depends on "
+                             f"none of [{names}]")
+        return self.apply_gradients(grads_and_vars, global_step, name)
 
     # --- slots --------------------------------------------------------------------------
     def get_slot(self, var, slot_name):
@@ -135,6 +159,12 @@ class Optimizer:
         """The update for the gradient ``GatherGrad(rows, indices, var)`` (an
         embedding's) touching only the rows used, or ``None`` for the dense update."""
         return None
+
+
+def _reads(ops, var):
+    """Whether one of ``ops`` reads ``var`` (its value tensor or a ReadVariable)."""
+    return var._tensor.op in ops or any(op.attrs.get("variable") is var for op in ops
+                                        if op.type == "ReadVariable")
 
 
 def _sparse_rows(grad, var):

@@ -76,7 +76,11 @@ class Saver:
     (['model-2.npz', 'model-3.npz'], ['model-2.npz', 'model-3.npz'])
     """
 
-    def __init__(self, var_list=None, max_to_keep=5, keep_checkpoint_every_n_hours=10000.0):
+    def __init__(self, var_list=None, max_to_keep=5, keep_checkpoint_every_n_hours=10000.0,
+                 name=None, sharded=False, allow_empty=False, write_version=2,
+                 save_relative_paths=False):
+        # TF1's name, sharded, write_version and save_relative_paths are accepted and
+        # change nothing: one .npz per checkpoint, whatever the format version asked.
         if max_to_keep is not None and (isinstance(max_to_keep, bool) or
                                         not isinstance(max_to_keep, (int, np.integer))
                                         or max_to_keep < 0):
@@ -103,8 +107,8 @@ class Saver:
             if name.startswith("__"):
                 raise ValueError(f"Saver: variable names starting with '__' are reserved, "
                                  f"found {name!r}")
-        if not items:
-            raise ValueError("Saver: no variables to save")
+        if not items and not allow_empty:
+            raise ValueError("Saver: no variables to save (allow_empty=True allows it)")
         self._items = items
 
     @property
@@ -155,8 +159,14 @@ class Saver:
             except OSError:
                 pass      # already gone (TF1 logs and goes on)
 
-    def save(self, sess, save_path, global_step=None):
-        """Write the session's values atomically; returns the path written.
+    def save(self, sess, save_path, global_step=None, latest_filename=None,
+             meta_graph_suffix="meta", write_meta_graph=True, write_state=True,
+             strip_default_attrs=False):
+        """Write the session's values atomically; returns the path written. TF1's
+        ``latest_filename``, ``meta_graph_suffix``, ``write_meta_graph``,
+        ``write_state`` and ``strip_default_attrs`` are accepted and change nothing
+        (no meta graph or ``checkpoint`` state file is written; the newest checkpoint
+        is found from the files themselves).
 
         ``global_step`` (an int, or a variable or tensor evaluated in ``sess``) adds
         ``-<step>`` before ``.npz``: ``save(sess, "ckpt/model.npz", global_step=100)``
@@ -221,10 +231,16 @@ class Saver:
 
     def restore(self, sess, save_path):
         """Set ``var_list``'s values in ``sess`` from ``save_path``; checks every name,
-        shape and dtype before changing anything.
+        shape and dtype before changing anything. A ``save_path`` that does not exist
+        but with ``.npz`` appended does (TF1's checkpoint prefix, ``"model-100"``) is
+        read with the ``.npz``.
         """
         _check_open(sess, "restore")
         save_path = os.fspath(save_path)
+        if not os.path.exists(save_path) and os.path.exists(save_path + ".npz"):
+            # TF1 code restores the prefix it saved ("model.ckpt-1000"); save() wrote
+            # "model.ckpt-1000.npz".
+            save_path += ".npz"
         arrays = self._read(save_path)
         problems = []
         for name, v in self._items:

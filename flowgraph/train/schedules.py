@@ -55,6 +55,12 @@ def get_or_create_global_step(graph=None):
     return step
 
 
+def global_step(sess, global_step_tensor):
+    """The global step's value in ``sess`` as a Python int (TF1's
+    ``tf.train.global_step(sess, global_step_tensor)``)."""
+    return int(sess.run(global_step_tensor))
+
+
 def create_global_step(graph=None):
     """A new global step (``ValueError`` if the graph has one already), as TF1."""
     if get_global_step(graph) is not None:
@@ -92,10 +98,40 @@ def _floor_nonnegative(x):
     return F.cast(F.cast(x, dtypes.int64), x.dtype)
 
 
+def _values(values):
+    """piecewise_constant's values as tensors of one dtype. Python numbers mixing ints
+    and floats (``[1, 0.5]``) are float32, as ``fg.constant([1, 0.5])``; tensors or
+    NumPy values of different dtypes raise ``ValueError``, as in TF1 (NumPy's promotion
+    would silently give a float64 learning rate)."""
+    if all(dtypes.is_python_scalar(v) and not isinstance(v, bool) for v in values) and \
+            any(isinstance(v, float) for v in values):
+        return [F.constant(float(v), dtypes.DEFAULT_FLOAT) for v in values]
+    strong = {np.dtype(v.dtype) for v in values
+              if hasattr(v, "dtype") and not dtypes.is_python_scalar(v)}
+    if len(strong) > 1:
+        raise ValueError(f"piecewise_constant: expected values of one dtype, found "
+                         f"{', '.join(sorted(d.name for d in strong))} (values {values!r})")
+    return F._to_tensors(*values, name_hint="piecewise_constant")
+
+
+def _boundary(bound, x):
+    """A number boundary in ``x``'s dtype; a fractional boundary for an integer ``x``
+    raises ``ValueError`` (TF1 refuses boundaries of another dtype; a cast would
+    truncate ``-0.5`` to ``0`` and move the switch by one step)."""
+    value = np.asarray(bound)
+    if dtypes.is_integer(x.dtype) and (value.dtype.kind not in "iub"
+                                       and not float(value) == int(float(value))):
+        raise ValueError(f"piecewise_constant: expected boundaries of {x.name}'s dtype "
+                         f"{x.dtype.name}, found {bound!r}")
+    return value.astype(x.dtype)
+
+
 def piecewise_constant(x, boundaries, values, name=None):
     """``values[0]`` while ``x <= boundaries[0]``, ``values[i]`` while
     ``boundaries[i-1] < x <= boundaries[i]``, ``values[-1]`` after the last boundary
-    (TF1; ``len(values) == len(boundaries) + 1``).
+    (TF1; ``len(values) == len(boundaries) + 1``). The values are of one dtype (Python
+    numbers mixing ints and floats give float32); a number boundary must be exact in
+    ``x``'s dtype (``ValueError`` otherwise, as TF1).
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -110,14 +146,16 @@ def piecewise_constant(x, boundaries, values, name=None):
         raise ValueError(f"piecewise_constant: expected len(values) == len(boundaries) + 1, "
                          f"found {len(values)} values and {len(boundaries)} boundaries")
     x = F.convert_to_tensor(x)
-    values = F._to_tensors(*values, name_hint="piecewise_constant")
+    values = _values(values)
     result = values[-1]
     for bound, value in zip(reversed(boundaries), reversed(values[:-1])):
-        bound = F.cast(bound, x.dtype) if hasattr(bound, "_as_tensor") or isinstance(
-            bound, F.Tensor) else F.constant(np.asarray(bound, x.dtype))
+        if hasattr(bound, "_as_tensor") or isinstance(bound, F.Tensor):
+            bound = F.cast(bound, x.dtype)
+        else:
+            bound = F.constant(_boundary(bound, x), x.dtype)
         result = F.where(F.less_equal(x, bound), value, result)
     return F.identity(result, name=name) if name else result
 
 
-__all__ = ["get_global_step", "get_or_create_global_step", "create_global_step",
+__all__ = ["global_step", "get_global_step", "get_or_create_global_step", "create_global_step",
            "exponential_decay", "piecewise_constant"]
