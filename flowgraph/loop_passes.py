@@ -17,11 +17,13 @@ On the compiler's program (:mod:`flowgraph.compiler` calls :func:`before` ahead 
 - :func:`slice_grads_to_concat`: the gradient of a weight used in two row blocks
   (``W[:H]`` in the loop, ``W[H:]`` in the hoisted GEMM) is a concatenation, not two
   zero-filled arrays added;
-- :func:`merge_weight_gradient_gemms`: those two blocks' GEMMs, which read the same
-  stacked gradient, are one GEMM over ``[hs, xs]`` (the unrolled step's shape);
-- :func:`untranspose_loop_inputs`: a transposed weight a loop reads is copied into
-  C order by the outer plan (the tiled transpose kernel), not by the loop step;
-- :func:`mark_live_outputs` records which of a loop's outputs anything reads, so that
+- after the pipeline, :func:`merge_weight_gradient_gemms`: those two blocks' GEMMs,
+  where they read the same stacked gradient, are one GEMM over ``[hs, xs]`` (the
+  unrolled step's shape);
+- after it too, :func:`untranspose_loop_inputs`: a transposed weight a loop reads is
+  copied into C order by the outer plan (the tiled transpose kernel), not by the
+  loop step;
+- :func:`mark_live_outputs` (last) records which of a loop's outputs anything reads, so that
   the loop step computes and stores only those (a forward loop whose history no
   gradient reads stores none; an emit nobody reads is not computed in the body).
 
@@ -361,13 +363,15 @@ def before(prog):
     """The loop passes that run before :data:`flowgraph.passes.PIPELINE`."""
     if not any(n.type in ("While", "SliceGrad", "SumLike") for n in prog.nodes):
         return prog
-    return merge_weight_gradient_gemms(slice_grads_to_concat(unbatch_matmuls(prog)))
+    return slice_grads_to_concat(unbatch_matmuls(prog))
 
 
 def run(prog):
     """The loop passes over an optimized program (the compiler calls this after the
     pipeline)."""
-    return mark_live_outputs(untranspose_loop_inputs(prog))
+    # (the merge runs after the pipeline: a block the gather pushdown rewrites, a
+    # char model's E.T @ scatter(dz), is far smaller than its [T*B] rows' GEMM)
+    return mark_live_outputs(untranspose_loop_inputs(merge_weight_gradient_gemms(prog)))
 
 
 def untranspose_loop_inputs(prog):
