@@ -17,7 +17,13 @@ On the compiler's program (:mod:`flowgraph.compiler` calls :func:`before` ahead 
 - :func:`slice_grads_to_concat`: the gradient of a weight used in two row blocks
   (``W[:H]`` in the loop, ``W[H:]`` in the hoisted GEMM) is a concatenation, not two
   zero-filled arrays added;
-- :func:`mark_live_outputs` records which of a loop's outputs anything reads, so that
+- after the pipeline, :func:`merge_weight_gradient_gemms`: those two blocks' GEMMs,
+  where they read the same stacked gradient, are one GEMM over ``[hs, xs]`` (the
+  unrolled step's shape);
+- after it too, :func:`untranspose_loop_inputs`: a transposed weight a loop reads is
+  copied into C order by the outer plan (the tiled transpose kernel), not by the
+  loop step;
+- :func:`mark_live_outputs` (last) records which of a loop's outputs anything reads, so that
   the loop step computes and stores only those (a forward loop whose history no
   gradient reads stores none; an emit nobody reads is not computed in the body).
 
@@ -220,6 +226,108 @@ def slice_grads_to_concat(prog):
     return prune(_rewrite(prog, lambda n: (replace[n], 0) if n in replace else None))
 
 
+def merge_weight_gradient_gemms(prog):
+    """``concat([A_1^T @ G, ..., A_k^T @ G], 0)`` (a weight's gradient from its row
+    blocks, each a GEMM over the same stacked gradient ``G``: after
+    :func:`slice_grads_to_concat`, the recurrent block ``hs^T @ dz`` and the hoisted
+    input block ``xs^T @ dz`` of a loop's ``[h, x] @ W``) becomes one GEMM,
+    ``concat([A_1, ..., A_k], 1)^T @ G``, the shape the unrolled step's weight
+    gradient has. Each output element is the same sum over the same rows.
+
+    Why: OpenBLAS runs the blocks' thinner GEMMs slower than the whole one (LSTM
+    medium, sgemm on one Zen 4 core: 256x3200 @ 3200x1024 at 90 GF/s and 128x3200 @
+    3200x1024 at 80 GF/s against 384x3200 @ 3200x1024 at 93.5 GF/s, 29.1 against
+    26.9 ms), and the concatenation costs little: where the blocks are row-wise
+    reshapes of stacked arrays with the same leading axes (``[T, B, H]`` and ``[T,
+    B, I]``), the stacked arrays are concatenated along their last axis and the
+    buffer planner writes each straight into its window (the loop's history of
+    ``h``), or copies it in once (a fed ``xs`` that the hoisted GEMM reads too).
+
+    >>> import numpy as np, flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     a = fg.placeholder(fg.float64, (6, 2))
+    ...     b = fg.placeholder(fg.float64, (6, 3))
+    ...     g = fg.placeholder(fg.float64, (6, 4))
+    ...     w = fg.concat([fg.matmul(a, g, transpose_a=True),
+    ...                    fg.matmul(b, g, transpose_a=True)], 0)
+    ...     prog = merge_weight_gradient_gemms(
+    ...         passes.lower([w], [], [a, b, g], [(6, 2), (6, 3), (6, 4)]))
+    >>> [(n.type, n.shapes[0]) for n in prog.nodes if n.type in ("MatMul", "Concat")]
+    [('Concat', (6, 5)), ('MatMul', (5, 4))]
+    """
+    from .passes.ir import Node, _rewrite
+    from .passes.simplify import prune
+
+    if not any(n.type == "Concat" for n in prog.nodes):
+        return prog
+    users = prog.users()
+    fetched = set(prog.fetches)
+
+    def block(v):
+        """``(A, G)`` of ``v = A^T @ G`` read only by the concatenation, else None."""
+        m = v[0]
+        if (m.type != "MatMul" or not m.attrs["transpose_a"] or m.attrs["transpose_b"]
+                or m.controls or v in fetched or len(users.get(v, ())) != 1
+                or len(m.shapes[0]) != 2):
+            return None
+        a, g = m.inputs
+        if len(a[0].shapes[a[1]]) != 2:
+            return None
+        return a, g
+
+    def source(v):
+        """``v`` seen through reshapes and sums to its own shape (the gradient of
+        the hoisted product reaches its GEMM through ``sum_like``s that the pipeline
+        folds later): (the value under them, its shape)."""
+        while not v[0].controls and (v[0].type == "Reshape" or (
+                v[0].type == "SumLike"
+                and v[0].inputs[0][0].shapes[v[0].inputs[0][1]] == v[0].shapes[0])):
+            v = v[0].inputs[0]
+        return v, v[0].shapes[v[1]]
+
+    def visit(n):
+        if n.type != "Concat" or n.controls or len(n.inputs) < 2 or len(n.shapes[0]) != 2:
+            return None
+        if n.attrs["axis"] not in (0, -2) or n.dtypes[0].kind != "f":
+            return None
+        blocks = [block(v) for v in n.inputs]
+        if any(b is None for b in blocks):
+            return None
+        g0 = blocks[0][1]
+        if any(source(g) != source(g0) or g[0].shapes[g[1]] != g0[0].shapes[g0[1]]
+               for _, g in blocks):
+            return None
+        rows = {a[0].shapes[a[1]][0] for a, _ in blocks}
+        if len(rows) != 1 or any(a[0].dtypes[a[1]] != n.dtypes[0] for a, _ in blocks):
+            return None
+        rows = rows.pop()
+        width = sum(a[0].shapes[a[1]][1] for a, _ in blocks)
+        if width != n.shapes[0][0]:
+            return None
+        # the stacked arrays the blocks are row-wise reshapes of, when they share
+        # their leading axes: concatenated along the last axis (windows, no copy)
+        stacked = [source(a) for a, _ in blocks]
+        lead = stacked[0][1][:-1]
+        if (all(len(s) >= 2 and s[:-1] == lead and math.prod(lead) == rows
+                for _, s in stacked) and len(lead) >= 1):
+            shape = tuple(lead) + (width,)
+            cat = Node("Concat", [v for v, _ in stacked], {"axis": len(lead)}, n.origin,
+                       [shape], n.dtypes, order=n.order)
+            left = (Node("Reshape", [(cat, 0)], {"shape": (rows, width)}, n.origin,
+                         [(rows, width)], n.dtypes, order=n.order), 0)
+        else:
+            left = (Node("Concat", [a for a, _ in blocks], {"axis": 1}, n.origin,
+                         [(rows, width)], n.dtypes, order=n.order), 0)
+        return (Node("MatMul", [left, g0], {"transpose_a": True, "transpose_b": False},
+                     n.origin, n.shapes, n.dtypes, order=n.order), 0)
+
+    if not any(n.type == "Concat" and all(block(v) for v in n.inputs)
+               for n in prog.nodes if n.inputs):
+        return prog
+    return prune(_rewrite(prog, visit))
+
+
 def unread_sequences(node):
     """The input values of ``While`` node ``node`` that only feed sequences its body
     never reads (a sequence the gradient loop is handed but does not need: the forward
@@ -261,7 +369,61 @@ def before(prog):
 def run(prog):
     """The loop passes over an optimized program (the compiler calls this after the
     pipeline)."""
-    return mark_live_outputs(prog)
+    # (the merge runs after the pipeline: a block the gather pushdown rewrites, a
+    # char model's E.T @ scatter(dz), is far smaller than its [T*B] rows' GEMM)
+    return mark_live_outputs(untranspose_loop_inputs(merge_weight_gradient_gemms(prog)))
+
+
+def untranspose_loop_inputs(prog):
+    """A loop input that is a transposed matrix (the backward loop's ``W[:H].T``,
+    which :func:`hoist` made once per loop run) is copied into a C-order buffer by the
+    outer plan: ``While(..., W.T)`` becomes ``While(..., copy(W.T))``.
+
+    Why: the loop's body reads its captures in C order (a GEMM reads a transposed
+    operand slower), so the loop step copied the transposed view into the body's
+    buffer at the start of every run with NumPy, whose column walk thrashes L1 at
+    power-of-two widths (256x1024 float32: 760-860 us per run, LSTM medium on one
+    Zen 4 core). The outer plan's ``Copy`` takes the tiled transpose kernel
+    (:mod:`kernels.cpu.transpose`, about 200 us there, as the unrolled step's
+    transposed weight does), and the body reads the copy in place
+    (:func:`flowgraph.loop_rows.bindable_captures`): no copy left in the loop step.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> from flowgraph import passes
+    >>> with fg.Graph().as_default():
+    ...     w = fg.placeholder(fg.float32, (3, 4))
+    ...     xs = fg.placeholder(fg.float32, (None, 2, 4))
+    ...     ys = fg.scan(lambda acc, x: fg.matmul(x, w, transpose_b=True), xs,
+    ...                  initializer=fg.zeros((2, 3)))
+    ...     prog = untranspose_loop_inputs(passes.lower([ys], [], [w, xs],
+    ...                                                 [(3, 4), (5, 2, 4)]))
+    >>> loop, = [n for n in prog.nodes if n.type == "While"]
+    >>> [v[0].type for v in loop.inputs if v[0].type in ("Transpose", "Copy")]
+    ['Copy']
+    """
+    from .passes.ir import Node
+
+    loops = [n for n in prog.nodes if n.type == "While"]
+    if not loops:
+        return prog
+    copies, nodes = {}, []
+    for n in prog.nodes:
+        if n.type == "While":
+            for i, v in enumerate(n.inputs):
+                t = v[0]
+                if (t.type != "Transpose" or tuple(t.attrs.get("perm", ())) != (1, 0)
+                        or len(t.shapes[v[1]]) != 2 or t.dtypes[v[1]].kind != "f"
+                        or t.controls):
+                    continue
+                plain = copies.get(v)
+                if plain is None:
+                    plain = copies[v] = Node("Copy", [v], {}, t.origin, [t.shapes[0]],
+                                             t.dtypes, order=t.order)
+                    nodes.append(plain)
+                n.inputs[i] = (plain, 0)
+        nodes.append(n)
+    prog.nodes = nodes
+    return prog
 
 
 # --- graph level: hoisting out of a traced body (called by control_flow._loop) -----------

@@ -91,9 +91,12 @@ def test_the_hoisted_body_has_no_input_gemm_and_explain_shows_it_outside():
     text = sess.explain([loss] + grads, {x: np.zeros((4, 7, 5), np.float32)})
     gemms = [line for line in text.splitlines() if " gemm " in line]
     assert any("hoisted/input_matmul0" in line for line in gemms), text
-    # the weight gradient of the input block is one GEMM after the loop (over all
-    # steps), not a sum in the loop; SliceGrads of W's two blocks became one concat
-    assert any("input_matmul0_grad" in line for line in gemms), text
+    # the weight gradient of both blocks is one GEMM after the loop (over all steps
+    # and [hs, xs]: loop_passes.merge_weight_gradient_gemms), not a sum in the loop
+    # nor a GEMM per block; SliceGrads of W's two blocks became one concat
+    assert len(gemms) == 2, text
+    assert not any("input_matmul0_grad" in line or "while_grad/matmul" in line
+                   for line in gemms), text
     assert "slice_grad" not in text.split("hoisted/input_matmul0")[0] or True
     assert not any("slice_grad" in line and "input_kernel" in line for line in
                    text.splitlines()), text
@@ -392,6 +395,28 @@ def test_a_sequence_no_body_reads_is_not_kept_alive_for_the_loop(monkeypatch):
     assert shapes(loop_passes.unread_sequences(forward)) == []
     assert (7, 3, 24) in shapes(loop_passes.unread_sequences(backward))
     assert (7, 3, 4) not in shapes(forward.inputs + backward.inputs)
+
+
+def test_the_weight_gradient_of_both_blocks_is_one_gemm_over_hs_and_xs(monkeypatch):
+    """The LSTM weight's gradient, hs^T @ dz for W[:H] and xs^T @ dz for the hoisted
+    W[H:], is one GEMM over [hs, xs] (loop_passes.merge_weight_gradient_gemms: the
+    unrolled step's shape, which BLAS runs faster than the two blocks), the loop's
+    history of h written straight into its window of [hs, xs] (only the x rows are
+    copied in); values and gradients equal the reference (float64, 1e-12) and the
+    two-GEMM plan's."""
+    plan, got, _ = _lstm_step_plan(monkeypatch, True)
+    monkeypatch.setattr(loop_passes, "merge_weight_gradient_gemms", lambda prog: prog)
+    apart, apart_got, _ = _lstm_step_plan(monkeypatch, True)
+    for g, a in zip(got, apart_got):
+        np.testing.assert_allclose(g, a, rtol=1e-12, atol=1e-14)
+
+    def weight_gemms(p):
+        return [u.shapes[0] for kind, u, _, _ in p._unit_spans
+                if kind == "node" and u.type == "MatMul" and u.attrs["transpose_a"]]
+    assert weight_gemms(apart) == [(6, 24), (4, 24)]
+    assert weight_gemms(plan) == [(10, 24)]
+    cat, = [n for n in plan._concat_copies if n.shapes[0] == (7, 3, 10)]
+    assert [w[0].type for w, _, _ in plan._concat_copies[cat]] == ["Transpose"]
 
 
 def test_slice_grads_to_concat_takes_a_sum_deeper_than_the_recursion_limit():
