@@ -21,22 +21,10 @@ flowgraph.errors.FlowgraphError: one run writes variable 'v' twice with independ
 from __future__ import annotations
 
 from .errors import FlowgraphError, describe_op
+from .executor import needed_ops
 
 # State ops that overwrite a variable with a value computed from the start of the run.
 OVERWRITES = ("Assign", "SparseRowsSGD")
-
-
-def _ancestors(op):
-    """Every op ``op`` depends on (data and control inputs), itself excluded."""
-    seen, stack = set(), [t.op for t in op.inputs] + list(op.control_inputs)
-    while stack:
-        o = stack.pop()
-        if o in seen:
-            continue
-        seen.add(o)
-        stack.extend(t.op for t in o.inputs)
-        stack.extend(o.control_inputs)
-    return seen
 
 
 def check(ops):
@@ -49,7 +37,9 @@ def check(ops):
     for var, ws in writers.items():
         if len(ws) < 2:
             continue
-        ancestors = {w: _ancestors(w) for w in ws}
+        # what each write depends on, through data and control inputs (itself
+        # included, which changes nothing: the writes compared are distinct ops)
+        ancestors = {w: set(needed_ops([w], ())) for w in ws}
         for i, a in enumerate(ws):
             for b in ws[i + 1:]:
                 if a not in ancestors[b] and b not in ancestors[a]:
