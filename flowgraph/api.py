@@ -844,27 +844,23 @@ def _getitem(self, key):
     return strided_slice(self, _normalize_index(key))
 
 
-def _pow(self, exponent):
-    if isinstance(exponent, (Tensor,)) or hasattr(exponent, "_as_tensor"):
-        raise TypeError("expected a Python number as the exponent of **, found a tensor; "
-                        "use fg.exp(y * fg.log(x))")
-    return pow_scalar(self, exponent)
-
-
 OPERATORS = {
     "__add__": add, "__radd__": _rev(add),
     "__sub__": subtract, "__rsub__": _rev(subtract),
     "__mul__": multiply, "__rmul__": _rev(multiply),
     "__truediv__": divide, "__rtruediv__": _rev(divide),
     "__matmul__": matmul, "__rmatmul__": _rev(matmul),
-    "__neg__": negative, "__abs__": abs, "__pow__": _pow,
+    "__neg__": negative, "__abs__": abs,
     "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
     "__getitem__": _getitem,
 }
 
 
-def install_operators(cls):
-    for attr, fn in OPERATORS.items():
+def install_operators(cls, operators=OPERATORS):
+    """Set ``operators`` (``{"__add__": add, ...}``) as methods of ``cls`` (``Tensor``,
+    ``Variable``); ``**``, ``//``, ``%`` and the bool operators come from
+    :mod:`flowgraph.tf1_operators`, which installs its own table this way."""
+    for attr, fn in operators.items():
         setattr(cls, attr, fn)
 
 

@@ -2,7 +2,7 @@
 
 TF1 code writes ``step // 10``, ``i % 2``, ``mask_a & mask_b``, ``~mask``,
 ``2.0 ** x`` and ``x ** y`` with tensor operands; :mod:`flowgraph.api` installs only
-``+ - * / @``, unary ``-``, ``abs``, ``** number`` and the comparisons. This module adds
+``+ - * / @``, unary ``-``, ``abs``, indexing and the comparisons. This module adds
 (as compositions of primitives, so the reference path, the compiled CPU kernels and
 CUDA get them with no new kernel):
 
@@ -122,6 +122,5 @@ OPERATORS = {
     "__pow__": _pow, "__rpow__": _rev(array_ops.pow),
 }
 
-for _cls in (Tensor, Variable):       # as api.install_operators does for its operators
-    for _attr, _fn in OPERATORS.items():
-        setattr(_cls, _attr, _fn)
+for _cls in (Tensor, Variable):
+    F.install_operators(_cls, OPERATORS)
