@@ -9,24 +9,38 @@ from flowgraph import loop_passes, passes as P
 from reference_runs import OPT, REF, run_both
 
 
-def char_model(vocab, embed=3, hidden=4, batch=3, steps=4, seed=0):
-    """An embedding, an unrolled LSTM (its initial state fed, as
-    benchmarks/programs.py's char model), a readout: (loss, gradients, feeds (ids,
-    labels, state), variables, outputs)."""
+def char_inputs(vocab, embed, hidden, batch, steps, seed):
+    """The char models' inputs: ids and labels ``[batch, steps]``, the embedding table,
+    the LSTM cell and its fed initial state: ``(x, y, table, cell, state_in)``."""
     rng = np.random.default_rng(seed)
     x = fg.placeholder(fg.int32, (batch, steps), name="x")
     y = fg.placeholder(fg.int32, (batch, steps), name="y")
     table = fg.Variable(rng.uniform(-1, 1, (vocab, embed)), name="embedding")
     cell = fg.nn.LSTMCell(hidden, seed=seed + 1)
     state_in = fg.nn.state_placeholders(cell, batch, fg.float64, name="state_in")
-    inputs = fg.unstack(fg.nn.embedding_lookup(table, x), axis=1)
-    outputs, state = fg.nn.static_rnn(cell, inputs, initial_state=state_in)
+    return x, y, table, cell, state_in
+
+
+def char_readout_loss(vocab, rows, y, table, cell, seed):
+    """The char models' readout of the time-major output ``rows`` and its mean
+    cross-entropy against the labels ``y``: ``(loss, variables)``."""
     readout = fg.nn.Dense(vocab, seed=seed + 2)
-    logits = readout(fg.concat(outputs, axis=0))
+    logits = readout(rows)
     ce = fg.nn.sparse_softmax_cross_entropy_with_logits(
         labels=fg.reshape(fg.transpose(y), (-1,)), logits=logits)
     loss = fg.reduce_mean(ce)
-    variables = [table, cell.kernel, cell.bias, readout.kernel, readout.bias]
+    return loss, [table, cell.kernel, cell.bias, readout.kernel, readout.bias]
+
+
+def char_model(vocab, embed=3, hidden=4, batch=3, steps=4, seed=0):
+    """An embedding, an unrolled LSTM (its initial state fed, as
+    benchmarks/programs.py's char model), a readout: (loss, gradients, feeds (ids,
+    labels, state), variables, outputs)."""
+    x, y, table, cell, state_in = char_inputs(vocab, embed, hidden, batch, steps, seed)
+    inputs = fg.unstack(fg.nn.embedding_lookup(table, x), axis=1)
+    outputs, state = fg.nn.static_rnn(cell, inputs, initial_state=state_in)
+    loss, variables = char_readout_loss(vocab, fg.concat(outputs, axis=0), y, table, cell,
+                                        seed)
     return (loss, fg.gradients(loss, variables),
             (x, y) + tuple(fg.nn.flatten_state(state_in)), variables, outputs)
 
@@ -231,12 +245,7 @@ def char_loop_model(vocab, embed=3, hidden=4, batch=3, steps=4, seed=0, time_maj
     looked-up rows) or batch-major (dynamic_rnn transposes them), with a fed
     ``sequence_length`` or none. Returns (loss, gradients, feeds (ids, labels, state
     [, lengths]), variables, outputs)."""
-    rng = np.random.default_rng(seed)
-    x = fg.placeholder(fg.int32, (batch, steps), name="x")
-    y = fg.placeholder(fg.int32, (batch, steps), name="y")
-    table = fg.Variable(rng.uniform(-1, 1, (vocab, embed)), name="embedding")
-    cell = fg.nn.LSTMCell(hidden, seed=seed + 1)
-    state_in = fg.nn.state_placeholders(cell, batch, fg.float64, name="state_in")
+    x, y, table, cell, state_in = char_inputs(vocab, embed, hidden, batch, steps, seed)
     lens = fg.placeholder(fg.int32, (batch,), name="lengths") if lengths else None
     looked = fg.nn.embedding_lookup(table, x)
     if time_major:
@@ -247,12 +256,8 @@ def char_loop_model(vocab, embed=3, hidden=4, batch=3, steps=4, seed=0, time_maj
         out, _ = fg.nn.dynamic_rnn(cell, looked, sequence_length=lens,
                                    initial_state=state_in)
         out = fg.transpose(out, (1, 0, 2))
-    readout = fg.nn.Dense(vocab, seed=seed + 2)
-    logits = readout(fg.reshape(out, (-1, hidden)))               # time-major rows
-    ce = fg.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=fg.reshape(fg.transpose(y), (-1,)), logits=logits)
-    loss = fg.reduce_mean(ce)
-    variables = [table, cell.kernel, cell.bias, readout.kernel, readout.bias]
+    loss, variables = char_readout_loss(vocab, fg.reshape(out, (-1, hidden)), y, table,
+                                        cell, seed)                # time-major rows
     feeds = (x, y) + tuple(fg.nn.flatten_state(state_in)) + ((lens,) if lengths else ())
     return loss, fg.gradients(loss, variables), feeds, variables, [out]
 
