@@ -137,6 +137,29 @@ def test_programs_benchmark_models_agree_with_torch(bench_path, monkeypatch):
     assert rows[0]["program"] == "rows" and rows[0]["flowgraph_ms"] > 0
 
 
+def test_gemm_floor_reads_the_plans_products_and_sums_their_best_times(bench_path,
+                                                                       monkeypatch):
+    """The floor is the products the compiled plan runs (T-1 forward [h, x] @ K, the
+    first step's x @ K[H:], T-1 state gradients, one stacked weight gradient), each at
+    the faster of the two BLAS timings, times its count."""
+    pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
+    import gemm_floor
+    timed = {}
+
+    def fake_time(m, k, n, ta, tb, repeats):
+        timed[(m, k, n, ta, tb)] = (0.001 * m, 0.002 * m)   # NumPy's the faster here
+        return timed[(m, k, n, ta, tb)]
+    monkeypatch.setattr(gemm_floor, "time_shape", fake_time)
+    row = gemm_floor.cell_row("rnn", "small", repeats=1, gemm_repeats=1)
+    # rnn small: B=16, I=32, H=64, T=20
+    assert timed.keys() == {(16, 96, 64, False, False), (16, 32, 64, False, False),
+                            (16, 64, 64, False, False), (96, 320, 64, True, False)}
+    expected = 19 * 0.016 + 0.016 + 19 * 0.016 + 0.096
+    assert row["gemm_floor_ms"] == pytest.approx(round(expected, 2))
+    assert row["floor_over_torch"] == pytest.approx(row["gemm_floor_ms"] / row["torch_ms"],
+                                                    rel=1e-2)
+
+
 def test_cell_kernels_benchmark_runs_its_generated_and_hand_kernels(bench_path, capsys):
     import cell_kernels
     cell_kernels.report(3, 19, repeats=2)      # (main would pin this process to one core)
