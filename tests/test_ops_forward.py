@@ -127,6 +127,8 @@ UNARY = {
     "Log": (fg.log, np.log, 0.01, 5),
     "Log1p": (fg.log1p, np.log1p, -0.99, 5),
     "Tanh": (fg.tanh, np.tanh, -4, 4),
+    "Sin": (fg.sin, np.sin, -7, 7),
+    "Cos": (fg.cos, np.cos, -7, 7),
     "Sigmoid": (fg.sigmoid, _sigmoid, -6, 6),
     "Relu": (fg.relu, lambda x: np.maximum(x, 0), -3, 3),
     "Sqrt": (fg.sqrt, np.sqrt, 0, 5),
