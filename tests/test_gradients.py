@@ -276,6 +276,16 @@ def _gather_grad_sq(data):
 
 # --- TF1's "more ops" (issue 14) ---------------------------------------------------------
 
+@grad_case("Cumsum")
+def _cumsum(data):
+    x = arr(data, fgst.shapes(min_rank=1, max_side=3))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = ph(data, x)
+    # squared, so the second derivative (a cumsum of cumsums) is not zero
+    return fg.square(fg.cumsum(p, axis, exclusive, reverse)), [p], {p: x}
+
+
 @grad_case("ReduceProd")
 def _reduce_prod(data):
     # Values on a grid that includes 0, so slices with one zero and with two zeros

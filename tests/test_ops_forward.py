@@ -516,6 +516,35 @@ def _reduce_prod(data):
           np.prod(ints, axis=axis, keepdims=keepdims))
 
 
+def _cumsum_loop(x, axis, exclusive, reverse):
+    """TF1's cumsum written as the loop it is (not np.cumsum, which the reference uses)."""
+    lines = np.moveaxis(x, axis, 0)
+    out = np.empty_like(lines)
+    acc = np.zeros(lines.shape[1:], x.dtype)
+    order = range(len(lines) - 1, -1, -1) if reverse else range(len(lines))
+    for k in order:
+        if exclusive:
+            out[k] = acc
+            acc = acc + lines[k]
+        else:
+            acc = acc + lines[k]
+            out[k] = acc
+    return np.moveaxis(out, 0, axis)
+
+
+@case("Cumsum")
+def _cumsum(data):
+    x = float_array(data, shape=fgst.shapes(min_rank=1))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = feed_ph(data, x)
+    close(run(fg.cumsum(p, axis, exclusive, reverse), {p: x}),
+          _cumsum_loop(x, axis, exclusive, reverse))
+    ints = data.draw(fgst.arrays(np.int32, x.shape, -3, 3))
+    close(run(fg.cumsum(fg.constant(ints), axis, exclusive, reverse)),
+          _cumsum_loop(ints, axis, exclusive, reverse))
+
+
 @case("Pow")
 def _pow_tensor(data):
     sa, sb = data.draw(fgst.broadcastable_shapes(), label="shapes")
