@@ -1019,7 +1019,7 @@ def cumsum_ref(x, axis, exclusive, reverse):
     if reverse:
         x = np.flip(x, axis)
     out = np.cumsum(x, axis=axis, dtype=x.dtype)
-    if exclusive:
+    if exclusive and x.shape[axis]:
         out = np.roll(out, 1, axis=axis)
         first = [slice(None)] * x.ndim
         first[axis] = 0
