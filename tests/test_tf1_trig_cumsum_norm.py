@@ -165,6 +165,20 @@ def test_cumsum_runs_as_a_reference_step_of_the_compiled_plan():
     assert any(line.split()[2:] == ["reference", "cumsum"] for line in text.splitlines())
 
 
+def test_cumsum_and_sin_inside_a_scan_body_on_both_paths():
+    xs = fg.placeholder(fg.float64, (4, 3))
+    out = fg.scan(lambda acc, x: acc + fg.cumsum(fg.sin(x), 0, reverse=True), xs,
+                  initializer=fg.zeros((3,), fg.float64))
+    g, = fg.gradients(fg.reduce_sum(out * out), [xs])
+    value = RNG.normal(size=(4, 3))
+    (ref_out, ref_g), (opt_out, opt_g) = run_both([out, g], {xs: value})
+    want = np.cumsum(np.cumsum(np.sin(value)[:, ::-1], 1)[:, ::-1], 0)
+    np.testing.assert_allclose(ref_out, want, rtol=1e-14)
+    np.testing.assert_array_equal(opt_out, ref_out)
+    np.testing.assert_allclose(opt_g, ref_g, rtol=1e-13)
+    check_gradients(out, [xs], {xs: value})
+
+
 def test_cumsum_errors_name_the_op_and_where_it_was_made():
     x = fg.placeholder(fg.float32, (2, 3))
     with pytest.raises(ShapeError, match=r"Cumsum 'cumsum.*created at .*test_tf1_trig_cumsum"
