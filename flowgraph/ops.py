@@ -198,6 +198,9 @@ _unary("Tanh", lambda op, g: [g * (1.0 - F.square(op.outputs[0]))],
 # np.sin): loop float64 sin 9.7, cos 8.5 ns; float32 4.3 ns each. NumPy's own loops:
 # float64 8.7 ns (no SIMD version), float32 0.55 ns (AVX-512), a plain add 0.12-0.18.
 # So a float32 sin or cos is cheaper as a ufunc call, and the cost model may say so.
+# (backends.cpu_steps.uses_ufuncs adds ufunc_ns only where NumPy lacks AVX-512, so on
+# this machine it takes float64 np.sin for a plain 0.6 ns ufunc: it may pick a chain
+# for a large float64 sin region where the loop and the chain cost about the same.)
 # Gradients are graph ops (cos, -sin), so they differentiate again.
 _unary("Sin", lambda op, g: [g * F.cos(_in(op))], lambda op, x: np.sin(x), "sin",
        float_only=True, template="math.sin({0})", ufunc=np.sin, cost_ns=(10.0, 4.5),
