@@ -294,6 +294,32 @@ def log1p(x, name=None):
     return _unary("Log1p", x, name)
 
 
+def sin(x, name=None):
+    """Elementwise sine, in radians (TF1's ``tf.sin``); float only. Its gradient is
+    ``cos(x)``, itself differentiable to any order.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.sin(fg.constant([0.0, np.pi / 2], fg.float64))
+    ...     print(fg.Session().run(y).tolist())
+    [0.0, 1.0]
+    """
+    return _unary("Sin", x, name)
+
+
+def cos(x, name=None):
+    """Elementwise cosine, in radians (TF1's ``tf.cos``); float only. Its gradient is
+    ``-sin(x)``, itself differentiable to any order.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.cos(fg.constant([0.0, np.pi], fg.float64))
+    ...     print(fg.Session().run(y).tolist())
+    [1.0, -1.0]
+    """
+    return _unary("Cos", x, name)
+
+
 def square(x, name=None):
     return _unary("Square", x, name)
 
@@ -771,6 +797,27 @@ def reduce_sum(x, axis=None, keepdims=False, name=None, reduction_indices=None,
         x = cast(x, dtypes.DEFAULT_INT)
     return _out("ReduceSum", [x], {"axis": _axes_attr(x, axis), "keepdims": bool(keepdims)},
                 name)
+
+
+def cumsum(x, axis=0, exclusive=False, reverse=False, name=None):
+    """Cumulative sum along ``axis`` (TF1's ``tf.cumsum``; a negative axis counts from
+    the end): ``[a, b, c]`` gives ``[a, a + b, a + b + c]``. ``exclusive=True`` leaves
+    each element out of its own sum (``[0, a, a + b]``), ``reverse=True`` sums from the
+    end (``[a + b + c, b + c, c]``). Numeric dtypes, kept (int32 stays int32); the
+    gradient is the cumsum of the gradient the other way round, as in TF1. ``axis`` is
+    a Python int (TF1 also takes a tensor).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.constant([1, 2, 3])
+    ...     fg.Session().run([fg.cumsum(x), fg.cumsum(x, exclusive=True, reverse=True)])
+    [array([1, 3, 6], dtype=int32), array([5, 3, 0], dtype=int32)]
+    """
+    if isinstance(axis, (Tensor, bool)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"cumsum: expected a Python int axis, found {axis!r}")
+    x = convert_to_tensor(x)
+    return _out("Cumsum", [x], {"axis": int(axis), "exclusive": bool(exclusive),
+                                "reverse": bool(reverse)}, name)
 
 
 def reduce_max(x, axis=None, keepdims=False, name=None, reduction_indices=None,

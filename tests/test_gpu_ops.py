@@ -41,7 +41,7 @@ def check(build, **tol):
 
 UNARY = {
     "neg": (fg.negative, -1, 1), "exp": (fg.exp, -1, 1), "log": (fg.log, 0.5, 2),
-    "log1p": (fg.log1p, -0.5, 2),
+    "log1p": (fg.log1p, -0.5, 2), "sin": (fg.sin, -3, 3), "cos": (fg.cos, -3, 3),
     "tanh": (fg.tanh, -2, 2), "sigmoid": (fg.sigmoid, -3, 3), "relu": (fg.relu, -1, 1),
     "sqrt": (fg.sqrt, 0.5, 2), "abs": (fg.abs, -1, 1), "square": (fg.square, -1, 1),
     "identity": (fg.identity, -1, 1), "pow3": (lambda x: x ** 3, -1, 1),
@@ -198,6 +198,36 @@ def test_reduce_mean_over_unknown_dimension_and_integer_sum():
         x = fg.placeholder(fg.float32, (None, 2))
         return [fg.reduce_mean(x, 0), fg.reduce_sum(fg.constant(np.arange(6).reshape(2, 3)), 1),
                 fg.reduce_max(fg.constant(np.array([[1, 5], [7, 2]], np.int32)), 1)], {x: value}
+    check(build)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_cumsum_every_axis_exclusive_and_reverse(dtype):
+    # The GPU kernel adds each line in the reference's order: equal bit for bit.
+    value = (_arr((2, 3, 2), np.float64) * 10).astype(dtype)
+    combos = [(axis, exclusive, reverse) for axis in (0, 1, -1)
+              for exclusive in (False, True) for reverse in (False, True)]
+
+    def build():
+        x = fg.placeholder(dtype, (2, 3, 2))
+        return [fg.cumsum(x, a, e, r) for a, e, r in combos], {x: value}
+    results = check(build, rtol=0, atol=0)
+    for got, (axis, exclusive, reverse) in zip(results["/gpu:0"], combos):
+        want = np.cumsum(np.flip(value, axis) if reverse else value, axis, dtype=dtype)
+        if exclusive:          # shifted by one along the axis, a zero first
+            n = value.shape[axis]
+            want = np.concatenate([np.zeros_like(np.take(want, [0], axis)),
+                                   np.take(want, range(n - 1), axis)], axis)
+        np.testing.assert_array_equal(got, np.flip(want, axis) if reverse else want)
+
+
+def test_cumsum_gradients_on_gpu():
+    value = _arr((3, 4))
+
+    def build():
+        x = fg.placeholder(fg.float32, (3, 4), name="x")
+        y = fg.cumsum(fg.sin(x), 1, exclusive=True) * fg.cumsum(fg.cos(x), 0, reverse=True)
+        return _with_grads(y, [x], {x: value})
     check(build)
 
 

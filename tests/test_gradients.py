@@ -55,7 +55,7 @@ def one_input(data, fn, lo=-2.0, hi=2.0, values=None):
 
 UNARY = {
     "Neg": (fg.negative, -2, 2), "Exp": (fg.exp, -2, 2), "Log": (fg.log, 0.3, 3),
-    "Log1p": (fg.log1p, -0.7, 3),
+    "Log1p": (fg.log1p, -0.7, 3), "Sin": (fg.sin, -4, 4), "Cos": (fg.cos, -4, 4),
     "Tanh": (fg.tanh, -2, 2), "Sigmoid": (fg.sigmoid, -3, 3), "Sqrt": (fg.sqrt, 0.3, 3),
     "Square": (fg.square, -2, 2), "Identity": (fg.identity, -2, 2),
 }
@@ -275,6 +275,16 @@ def _gather_grad_sq(data):
 
 
 # --- TF1's "more ops" (issue 14) ---------------------------------------------------------
+
+@grad_case("Cumsum")
+def _cumsum(data):
+    x = arr(data, fgst.shapes(min_rank=1, max_side=3))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = ph(data, x)
+    # squared, so the second derivative (a cumsum of cumsums) is not zero
+    return fg.square(fg.cumsum(p, axis, exclusive, reverse)), [p], {p: x}
+
 
 @grad_case("ReduceProd")
 def _reduce_prod(data):

@@ -127,6 +127,8 @@ UNARY = {
     "Log": (fg.log, np.log, 0.01, 5),
     "Log1p": (fg.log1p, np.log1p, -0.99, 5),
     "Tanh": (fg.tanh, np.tanh, -4, 4),
+    "Sin": (fg.sin, np.sin, -7, 7),
+    "Cos": (fg.cos, np.cos, -7, 7),
     "Sigmoid": (fg.sigmoid, _sigmoid, -6, 6),
     "Relu": (fg.relu, lambda x: np.maximum(x, 0), -3, 3),
     "Sqrt": (fg.sqrt, np.sqrt, 0, 5),
@@ -512,6 +514,35 @@ def _reduce_prod(data):
     ints = data.draw(fgst.arrays(np.int64, x.shape, -3, 3))
     close(run(fg.reduce_prod(fg.constant(ints), axis, keepdims)),
           np.prod(ints, axis=axis, keepdims=keepdims))
+
+
+def _cumsum_loop(x, axis, exclusive, reverse):
+    """TF1's cumsum written as the loop it is (not np.cumsum, which the reference uses)."""
+    lines = np.moveaxis(x, axis, 0)
+    out = np.empty_like(lines)
+    acc = np.zeros(lines.shape[1:], x.dtype)
+    order = range(len(lines) - 1, -1, -1) if reverse else range(len(lines))
+    for k in order:
+        if exclusive:
+            out[k] = acc
+            acc = acc + lines[k]
+        else:
+            acc = acc + lines[k]
+            out[k] = acc
+    return np.moveaxis(out, 0, axis)
+
+
+@case("Cumsum")
+def _cumsum(data):
+    x = float_array(data, shape=fgst.shapes(min_rank=1))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = feed_ph(data, x)
+    close(run(fg.cumsum(p, axis, exclusive, reverse), {p: x}),
+          _cumsum_loop(x, axis, exclusive, reverse))
+    ints = data.draw(fgst.arrays(np.int32, x.shape, -3, 3))
+    close(run(fg.cumsum(fg.constant(ints), axis, exclusive, reverse)),
+          _cumsum_loop(ints, axis, exclusive, reverse))
 
 
 @case("Pow")

@@ -17,7 +17,8 @@ from . import rnn_cell  # TF1's tf.nn.rnn_cell namespace
 from .rnn import feed_state, flatten_state, state_placeholders, static_rnn
 from ..api import relu, sigmoid, tanh
 # TF1's activations and normalizations, as compositions
-from .activations import elu, l2_normalize, leaky_relu, moments, relu6, selu, softplus, swish
+from .activations import (batch_normalization, elu, l2_normalize, leaky_relu, moments, relu6,
+                          selu, softplus, softsign, swish)
 from .evaluation import in_top_k
 from ..math_ops import log_sigmoid
 
@@ -35,6 +36,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
            # TF1's activations and normalizations
            "leaky_relu", "elu", "softplus", "l2_normalize", "moments", "relu6", "selu",
-           "swish", "log_sigmoid", "in_top_k",
+           "swish", "log_sigmoid", "in_top_k", "softsign", "batch_normalization",
            # TF1's BasicLSTMCell and tf.nn.rnn_cell
            "BasicLSTMCell", "rnn_cell"]

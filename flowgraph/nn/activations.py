@@ -1,6 +1,6 @@
 """TF1's ``tf.nn`` activations and normalizations built from existing primitives:
-``leaky_relu``, ``elu``, ``relu6``, ``selu``, ``swish``, ``softplus``,
-``l2_normalize``, ``moments``.
+``leaky_relu``, ``elu``, ``relu6``, ``selu``, ``swish``, ``softplus``, ``softsign``,
+``l2_normalize``, ``moments``, ``batch_normalization``.
 
 Each is a composition, so its gradients (to any order) and its fused CPU/CUDA kernels
 come from the primitives it uses. Branches are chosen with ``where`` and the argument
@@ -122,6 +122,18 @@ def softplus(features, name=None):
     return F.add(xp, F.log1p(F.exp(xn - xp)), name=name)
 
 
+def softsign(features, name=None):
+    """TF1's ``tf.nn.softsign``: ``x / (1 + |x|)``; the derivative is
+    ``1 / (1 + |x|)**2`` (1 at 0, as TF1's).
+
+    >>> import flowgraph as fg
+    >>> fg.nn.softsign(fg.constant([-3.0, 0.0, 1.0])).eval(session=fg.Session())
+    array([-0.75,  0.  ,  0.5 ], dtype=float32)
+    """
+    x = _float_input("softsign", features)
+    return F.divide(x, F.add(F.abs(x), 1.0), name=name)
+
+
 def l2_normalize(x, axis=None, epsilon=1e-12, name=None, dim=None):
     """TF1's ``tf.nn.l2_normalize``: ``x / sqrt(max(sum(x**2, axis), epsilon))``, the sum
     over ``axis`` (an int, a list, or ``None`` for all axes; ``dim=`` is TF1's older
@@ -174,3 +186,36 @@ def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
 
 __all__ = ["leaky_relu", "elu", "softplus", "l2_normalize", "moments", "relu6", "selu",
            "swish"]
+
+
+def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name=None):
+    """TF1's ``tf.nn.batch_normalization``: ``scale * (x - mean) / sqrt(variance +
+    variance_epsilon) + offset``, computed as TF1 does (``inv = scale * rsqrt(variance
+    + variance_epsilon)``, then ``x * inv + (offset - mean * inv)``). ``offset`` and
+    ``scale`` may be ``None`` (no shift, no scaling); every argument broadcasts against
+    ``x`` (``mean`` and ``variance`` typically from :func:`moments`) and takes ``x``'s
+    float dtype (a Python number or array is converted to it). Differentiable in every
+    tensor argument.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.constant([[1.0, 2.0], [3.0, 6.0]])
+    ...     mean, variance = fg.nn.moments(x, axes=[0])
+    ...     y = fg.nn.batch_normalization(x, mean, variance, offset=0.5, scale=2.0,
+    ...                                   variance_epsilon=0.0)
+    ...     fg.Session().run(y)
+    array([[-1.5, -1.5],
+           [ 2.5,  2.5]], dtype=float32)
+    """
+    x = _float_input("batch_normalization", x)
+
+    def same_dtype(value):
+        return F.convert_to_tensor(value, dtype=x.dtype)
+
+    inv = F.divide(1.0, F.sqrt(F.add(same_dtype(variance), same_dtype(variance_epsilon))))
+    if scale is not None:
+        inv = F.multiply(inv, same_dtype(scale))
+    shift = F.negative(F.multiply(same_dtype(mean), inv))
+    if offset is not None:
+        shift = F.add(shift, same_dtype(offset))
+    return F.add(F.multiply(x, inv), shift, name=name)

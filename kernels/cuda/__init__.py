@@ -12,7 +12,8 @@ function. Elementwise ops are generated from the scalar templates
   are all "copy elements between two strided views", with the strides computed on
   the host;
 - reductions (sums, maxima) over any axes: a thread per output when outputs are many,
-  else a block per output combining in shared memory;
+  else a block per output combining in shared memory; cumulative sums: a thread per
+  line along the axis;
 - a tiled shared-memory matmul (register-blocked) with the transpose flags and batch
   dimensions;
 - gather (with index checks), the gather gradient (atomic adds) and one_hot;
@@ -460,6 +461,23 @@ def _arg_reduce(better):
 
 register("ArgMax", "gpu")(_arg_reduce(">"))
 register("ArgMin", "gpu")(_arg_reduce("<"))
+
+
+@register("Cumsum", "gpu")
+def _cumsum(op, ctx, x):
+    shape = tuple(x.shape)
+    if not shape:
+        raise ShapeError("expected an input of rank 1 or more, found a scalar")
+    axis = S.normalize_axis(op.attrs["axis"], len(shape))
+    out = rt.empty(shape, x.dtype, ctx.stream)
+    n, inner = shape[axis], _size(shape[axis + 1:])
+    n_lines = _size(shape[:axis]) * inner
+    if n_lines and n:
+        blocks, threads = rt.launch_config(n_lines)
+        _kernel("cumsum")[blocks, threads, ctx.stream](
+            n_lines, n, inner, flat(x), flat(out), bool(op.attrs["exclusive"]),
+            bool(op.attrs["reverse"]), x.dtype.type(0))
+    return (out,)
 
 
 @register("SumLike", "gpu")

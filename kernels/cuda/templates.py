@@ -226,6 +226,25 @@ def arg_reduce(n_out, n, inner, x, out):
                 bi = j
         out[o] = bi
 ''',
+    # Cumsum: a thread per line along the axis (`inner` apart), added in order, as the
+    # reference does (so the sums agree bit for bit); `exclusive` stores the sum before
+    # the element is added, `reverse` walks the line from its end.
+    "cumsum": '''
+def cumsum(n_lines, n, inner, x, out, exclusive, reverse, zero):
+    for o in range(cuda.grid(1), n_lines, cuda.gridsize(1)):
+        base = (o // inner) * n * inner + o % inner
+        acc = zero
+        for j in range(n):
+            k = n - 1 - j if reverse else j
+            idx = base + k * inner
+            v = x[idx]
+            if exclusive:
+                out[idx] = acc
+                acc += v
+            else:
+                acc += v
+                out[idx] = acc
+''',
     # Softmax cross-entropy over class indices: a thread per row for the loss and the
     # softmax, a thread per element for its gradient; a bad label is recorded in err
     # and never read.
