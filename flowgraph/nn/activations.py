@@ -184,10 +184,6 @@ def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
     return mean, variance
 
 
-__all__ = ["leaky_relu", "elu", "softplus", "l2_normalize", "moments", "relu6", "selu",
-           "swish"]
-
-
 def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name=None):
     """TF1's ``tf.nn.batch_normalization``: ``scale * (x - mean) / sqrt(variance +
     variance_epsilon) + offset``, computed as TF1 does (``inv = scale * rsqrt(variance
@@ -219,3 +215,7 @@ def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name
     if offset is not None:
         shift = F.add(shift, same_dtype(offset))
     return F.add(F.multiply(x, inv), shift, name=name)
+
+
+__all__ = ["leaky_relu", "elu", "softplus", "softsign", "l2_normalize", "moments",
+           "batch_normalization", "relu6", "selu", "swish"]
