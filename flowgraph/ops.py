@@ -851,9 +851,42 @@ def _gather_ref(op, params, indices):
     return params[indices]
 
 
+def _gather_grad_infer(op):
+    """Zeros shaped like ``like``; ``g`` must be ``indices.shape + like.shape[1:]``
+    (a user's ``unsorted_segment_sum`` can feed any ``g``: checked here where the
+    shapes are known, and at run time by the kernels)."""
+    g, indices, like = op.inputs
+    if not dtypes.is_integer(indices.dtype):
+        raise DTypeError(f"expected integer indices, found {indices.dtype.name}")
+    if g.dtype == dtypes.bool_:
+        raise DTypeError(f"expected numeric rows, found bool ({g.name})")
+    if like.shape is not None and not like.shape:
+        raise ShapeError("expected a table of rank 1 or more, found a scalar")
+    if g.shape is not None and indices.shape is not None and like.shape is not None:
+        want = tuple(indices.shape) + tuple(like.shape[1:])
+        if len(want) != len(g.shape) or any(
+                a is not None and b is not None and a != b for a, b in zip(want, g.shape)):
+            raise ShapeError(f"expected rows of shape {S.fmt(want)} (the indices' shape "
+                             f"{S.fmt(indices.shape)} + a row of the table), found "
+                             f"{S.fmt(g.shape)}")
+        # a row's dims known from g where the table's are not (a Fill of run-time dims)
+        k = len(indices.shape)
+        return [(S.merge(tuple(like.shape), like.shape[:1] + tuple(g.shape[k:])), g.dtype)]
+    return [(like.shape, g.dtype)]
+
+
+def _check_rows(g, indices, like):
+    want = indices.shape + like.shape[1:]
+    if g.shape != want:
+        raise InvalidArgumentError(f"expected rows of shape {S.fmt(want)} (the indices' "
+                                   f"shape {S.fmt(indices.shape)} + a row of the table), "
+                                   f"found {S.fmt(g.shape)}")
+
+
 def _gather_grad_ref(op, g, indices, like):
     out = np.zeros(like.shape, g.dtype)
     _check_indices(indices, like.shape[0], "indices")
+    _check_rows(g, indices, like)       # np.add.at would broadcast a wrong shape
     np.add.at(out, indices, g)
     return out
 
@@ -903,7 +936,7 @@ defprim("Gather", _gather_infer,
         lambda op, g: [F.gather_grad(g, op.inputs[1], op.inputs[0]), None],
         _gather_ref, "index", "gather")
 # GatherGrad(g, indices, like): zeros shaped like `like`, rows of g added at indices.
-defprim("GatherGrad", lambda op: [(op.inputs[2].shape, op.inputs[0].dtype)],
+defprim("GatherGrad", _gather_grad_infer,
         lambda op, g: [F.gather(g, op.inputs[1]), None, None], _gather_grad_ref, "index",
         step_kind="scatter kernel")
 # GatherGradSq(g, indices, like): sum(GatherGrad(g, indices, like) ** 2), from the rows
