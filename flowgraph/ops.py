@@ -947,6 +947,63 @@ defprim("GatherGradSq", lambda op: [((), op.inputs[0].dtype)],
         _gather_grad_sq_ref, "index")
 
 
+# --- segment sums and tf.case: the run-time checks they need ------------------------------
+# (flowgraph.segment_ops, flowgraph.control_flow.case; both small scalars, made on the host)
+
+def _segment_count_infer(op):
+    ids = _in(op)
+    if not dtypes.is_integer(ids.dtype):
+        raise DTypeError(f"expected integer segment ids, found {ids.dtype.name}")
+    if ids.shape is not None and len(ids.shape) != 1:
+        raise ShapeError(f"expected 1-d segment ids, found shape {S.fmt(ids.shape)}")
+    return [((), ids.dtype)]
+
+
+def _segment_count_ref(op, ids):
+    """``max(ids) + 1`` (0 for no ids): segment_sum's rows, once the ids are checked to
+    be sorted and >= 0 (TF1's CPU kernel refuses others too)."""
+    if ids.size and ids.min() < 0:
+        raise InvalidArgumentError(f"expected segment ids >= 0, found {ids.min()}")
+    drops = np.flatnonzero(ids[1:] < ids[:-1])
+    if drops.size:
+        i = int(drops[0])
+        raise InvalidArgumentError(f"expected segment ids sorted in increasing order, found "
+                                   f"{ids[i]} before {ids[i + 1]} at position {i + 1} "
+                                   f"(use unsorted_segment_sum for unsorted ids)")
+    return np.asarray(int(ids[-1]) + 1 if ids.size else 0, ids.dtype)
+
+
+# SegmentCount(ids): max(ids) + 1 for sorted ids >= 0 (else InvalidArgumentError).
+defprim("SegmentCount", _segment_count_infer, None, _segment_count_ref, "index")
+
+
+def _case_index_infer(op):
+    preds = _in(op)
+    if preds.dtype != dtypes.bool_ or (preds.shape is not None and len(preds.shape) != 1):
+        raise DTypeError(f"expected a 1-d bool tensor of predicates, found "
+                         f"{preds.dtype.name} of shape {S.fmt(preds.shape)}")
+    return [((), dtypes.int32)]
+
+
+def _case_index_ref(op, preds):
+    """The branch ``tf.case`` takes: the first true predicate's index, else
+    ``len(preds)`` (the default); TF1's run-time errors otherwise."""
+    true = np.flatnonzero(preds)
+    if op.attrs["exclusive"] and true.size > 1:
+        raise InvalidArgumentError(f"expected at most one true predicate (exclusive=True), "
+                                   f"found predicates {true.tolist()} true")
+    if true.size:
+        return np.asarray(true[0], np.int32)
+    if not op.attrs["has_default"]:
+        raise InvalidArgumentError(f"none of the {preds.size} predicates is true and no "
+                                   f"default was given")
+    return np.asarray(preds.size, np.int32)
+
+
+# CaseIndex(preds): the branch tf.case takes (attrs: exclusive, has_default).
+defprim("CaseIndex", _case_index_infer, None, _case_index_ref, "index")
+
+
 def _one_hot_infer(op):
     indices = _in(op)
     if not dtypes.is_integer(indices.dtype):
