@@ -884,10 +884,17 @@ def cond(pred, true_fn, false_fn, name="cond"):
 
     def traced(fn, key):
         def flat_fn():
+            graph = get_default_graph()
+            start = len(graph._operations)
             out = fn()
             leaves, rebuild = flatten(out, is_leaf=_is_leaf_tensor)
             structure[key] = rebuild
-            return leaves
+            # A branch returning a tensor made outside it (``lambda: u``) returns a copy
+            # made inside: the branch's plan fed ``u`` and fetching it failed to run
+            # (FeedError for the placeholder ``u`` was computed from).
+            own = set(graph._operations[start:])
+            return [F.identity(t) if isinstance(t, Tensor) and t.op not in own else t
+                    for t in leaves]
         return flat_fn
 
     with name_scope(name):
