@@ -962,6 +962,8 @@ def _segment_count_infer(op):
 def _segment_count_ref(op, ids):
     """``max(ids) + 1`` (0 for no ids): segment_sum's rows, once the ids are checked to
     be sorted and >= 0 (TF1's CPU kernel refuses others too)."""
+    if ids.ndim != 1:
+        raise InvalidArgumentError(f"expected 1-d segment ids, found shape {ids.shape}")
     if ids.size and ids.min() < 0:
         raise InvalidArgumentError(f"expected segment ids >= 0, found {ids.min()}")
     drops = np.flatnonzero(ids[1:] < ids[:-1])

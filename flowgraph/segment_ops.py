@@ -46,8 +46,8 @@ def _inputs(fn, data, segment_ids):
     if data.dtype == dtypes.bool_:
         raise DTypeError(f"{fn}{_where()}: expected numeric data, found {data.name} of "
                          f"dtype bool")
-    if ids.shape is None or data.shape is None:
-        raise ShapeError(f"{fn}{_where()}: expected data and segment_ids of known rank")
+    if data.shape is None or ids.shape is None:
+        return data, ids                # the scatter checks the shapes at run time
     k = len(ids.shape)
     lead = tuple(data.shape[:k])
     if len(data.shape) < k or any(a is not None and b is not None and a != b
@@ -60,9 +60,13 @@ def _inputs(fn, data, segment_ids):
 def _table(data, k, rows, dtype):
     """A tensor of zeros shaped ``[rows] + data.shape[k:]``: the scatter's output shape
     (static where ``rows`` and the row's dimensions are; else filled at run time)."""
+    zero = np.zeros((), dtype)
+    if data.shape is None:              # unknown rank: the row's dims at run time
+        first = F.cast(F.reshape(F.convert_to_tensor(rows), [1]), dtypes.int32)
+        return A.fill(F.concat([first, A.shape(data)[k:]], 0), zero)
     row = list(data.shape[k:])
     if isinstance(rows, numbers.Integral) and None not in row:
-        return A.fill([int(rows)] + row, np.zeros((), dtype))
+        return A.fill([int(rows)] + row, zero)
     dims = A.shape(data)
     return A.fill([rows] + [d if d is not None else dims[k + i] for i, d in enumerate(row)],
                   np.zeros((), dtype))
@@ -84,6 +88,8 @@ def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
     """
     fn = "unsorted_segment_sum"
     data, ids = _inputs(fn, data, segment_ids)
+    if ids.shape is None:
+        raise ShapeError(f"{fn}{_where()}: expected segment_ids of known rank")
     n = num_segments
     if not isinstance(n, numbers.Integral) or isinstance(n, bool):
         n = F.convert_to_tensor(n)
@@ -115,7 +121,7 @@ def segment_sum(data, segment_ids, name=None):
     """
     fn = "segment_sum"
     data, ids = _inputs(fn, data, segment_ids)
-    if len(ids.shape) != 1:
+    if ids.shape is not None and len(ids.shape) != 1:
         raise ShapeError(f"{fn}{_where()}: expected 1-d segment_ids, found shape "
                          f"{tuple(ids.shape)} (unsorted_segment_sum takes ids of any rank)")
     with name_scope(name or fn):

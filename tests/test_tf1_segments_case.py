@@ -307,3 +307,20 @@ def test_segment_sums_and_case_on_the_gpu_equal_the_cpu():
         return [u, s, c, *fg.gradients(loss, [x])], {x: data, i: np.array([0, 0, 2, 2])}
     results = compare_devices(build, devices=("/cpu:0", "/gpu:0"))
     assert set(results) == {"/cpu:0", "/gpu:0"}
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_segment_sums_with_unknown_ranks(optimize):
+    data = RNG.normal(size=(4, 2, 3))
+    x = fg.placeholder(fg.float64, None)
+    i = fg.placeholder(fg.int32, None)
+    u = fg.unsorted_segment_sum(x, [2, 0, 2, 1], 3)
+    s = fg.segment_sum(x, i)
+    with _session(optimize) as sess:
+        got_u, got_s = sess.run([u, s], {x: data, i: [0, 0, 1, 3]})
+        with pytest.raises(InvalidArgumentError, match=r"segment_sum.*1-d segment ids"):
+            sess.run(s, {x: data, i: [[0, 0], [1, 3]]})
+    np.testing.assert_allclose(got_u, _segment_sum_np(data, [2, 0, 2, 1], 3), rtol=1e-12)
+    np.testing.assert_allclose(got_s, _segment_sum_np(data, [0, 0, 1, 3], 4), rtol=1e-12)
+    with pytest.raises(ShapeError, match=r"unsorted_segment_sum.*segment_ids of known rank"):
+        fg.unsorted_segment_sum(x, i, 3)
