@@ -58,7 +58,8 @@ from . import dtypes, nn, testing, train  # noqa: E402
 from .math_ops import (count_nonzero, eye, is_finite, is_inf, is_nan, log_sigmoid,  # noqa: E402
                        reciprocal, reduce_logsumexp, rsqrt, squared_difference, truediv)
 from .slicing_ops import gather_nd, matrix_transpose, pad, slice  # noqa: E402
-from .segment_ops import segment_sum, unsorted_segment_sum  # noqa: E402
+from .segment_ops import (scatter_add, scatter_update, segment_sum,  # noqa: E402
+                          unsorted_segment_sum)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402

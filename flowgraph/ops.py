@@ -1006,6 +1006,29 @@ def _case_index_ref(op, preds):
 defprim("CaseIndex", _case_index_infer, None, _case_index_ref, "index")
 
 
+def _unique_ids_infer(op):
+    ids = _in(op)
+    if not dtypes.is_integer(ids.dtype):
+        raise DTypeError(f"expected integer indices, found {ids.dtype.name}")
+    return [(ids.shape, ids.dtype)]
+
+
+def _unique_ids_ref(op, ids):
+    """``ids`` unchanged once checked to hold no index twice: scatter_update's rows,
+    where TF1 leaves which of two updates of one row wins undefined."""
+    flat = np.sort(ids.reshape(-1))
+    twice = flat[1:][flat[1:] == flat[:-1]]
+    if twice.size:
+        raise InvalidArgumentError(f"expected distinct indices (which of two updates of "
+                                   f"one row wins is undefined), found {twice[0]} more "
+                                   f"than once")
+    return ids.copy()       # a new array, as every kernel's output
+
+
+# UniqueIds(ids): ids, checked to be distinct (else InvalidArgumentError).
+defprim("UniqueIds", _unique_ids_infer, None, _unique_ids_ref, "index")
+
+
 def _one_hot_infer(op):
     indices = _in(op)
     if not dtypes.is_integer(indices.dtype):

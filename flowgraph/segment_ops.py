@@ -86,7 +86,12 @@ def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
     ...     fg.Session().run(y).tolist()
     [2.0, 8.0, 0.0]
     """
-    fn = "unsorted_segment_sum"
+    return _unsorted_segment_sum("unsorted_segment_sum", data, segment_ids, num_segments,
+                                 name)
+
+
+def _unsorted_segment_sum(fn, data, segment_ids, num_segments, name):
+    """:func:`unsorted_segment_sum`, its build errors naming ``fn``."""
     data, ids = _inputs(fn, data, segment_ids)
     if ids.shape is None:
         raise ShapeError(f"{fn}{_where()}: expected segment_ids of known rank")
@@ -136,3 +141,75 @@ def segment_sum(data, segment_ids, name=None):
             rows = F._out("SegmentCount", [ids], name="segment_count")
         like = _table(data, 1, rows, data.dtype)
     return F.gather_grad(data, ids, like, name=name or fn)
+
+
+# --- TF1's scatter ops on variables -----------------------------------------------------
+
+def _scatter_args(fn, ref, indices, updates):
+    from .variables import Variable
+    if not isinstance(ref, Variable):
+        raise TypeError(f"{fn}{_where()}: expected an fg.Variable as ref, found "
+                        f"{type(ref).__name__}")
+    if ref.shape is None or not ref.shape or ref.shape[0] is None:
+        raise ShapeError(f"{fn}{_where()}: expected a variable of rank 1 or more with a "
+                         f"known first dimension, found shape {ref.shape}")
+    updates = F.convert_to_tensor(updates, dtype=ref.dtype)
+    ids = F.convert_to_tensor(indices)
+    return ref, ids, updates
+
+
+def scatter_add(ref, indices, updates, use_locking=False, name=None):
+    """TF1's ``tf.scatter_add``: adds the rows of ``updates`` (shaped ``indices.shape +
+    ref.shape[1:]``) to ``ref``'s rows at ``indices`` (a repeated index adds each);
+    returns the new value. It is ``assign_add(ref, unsorted_segment_sum(updates,
+    indices, rows))``: it reads the latest value, so two in one run compose as
+    ``assign_add``s do; the add is over the whole table (dense), not its rows only.
+    An index outside ``[0, rows)`` raises ``InvalidArgumentError``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     v = fg.Variable([1.0, 1.0, 1.0, 1.0])
+    ...     with fg.Session() as sess:
+    ...         sess.run(fg.global_variables_initializer())
+    ...         sess.run(fg.scatter_add(v, [3, 0, 3], [1.0, 2.0, 3.0])).tolist()
+    [3.0, 1.0, 1.0, 5.0]
+    """
+    fn = "scatter_add"
+    ref, ids, updates = _scatter_args(fn, ref, indices, updates)
+    with name_scope(name or fn):
+        rows = _unsorted_segment_sum(fn, updates, ids, ref.shape[0], None)
+    return ref.assign_add(rows, name=name or f"{ref.op.name}/{fn}").outputs[0]
+
+
+def scatter_update(ref, indices, updates, use_locking=True, name=None):
+    """TF1's ``tf.scatter_update``: sets ``ref``'s rows at ``indices`` to the rows of
+    ``updates`` (shaped ``indices.shape + ref.shape[1:]``), the other rows unchanged;
+    returns the new value. An ``assign`` of ``where(row updated, update, ref)``: an
+    overwrite computed from the value at the start of the run, as ``assign`` is (two
+    independent ones of a variable in one run are refused; see
+    :mod:`flowgraph.write_conflicts`). TF1 leaves undefined which update of a repeated
+    index wins; flowgraph raises ``InvalidArgumentError`` for repeated indices, as it
+    does for an index outside ``[0, rows)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     v = fg.Variable([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    ...     with fg.Session() as sess:
+    ...         sess.run(fg.global_variables_initializer())
+    ...         sess.run(fg.scatter_update(v, [2, 0], [[7.0, 8.0], [9.0, 9.0]])).tolist()
+    [[9.0, 9.0], [2.0, 2.0], [7.0, 8.0]]
+    """
+    fn = "scatter_update"
+    ref, ids, updates = _scatter_args(fn, ref, indices, updates)
+    n = ref.shape[0]
+    with name_scope(name or fn):
+        if not dtypes.is_integer(ids.dtype):
+            raise DTypeError(f"{fn}{_where()}: expected int32 or int64 indices, found "
+                             f"{ids.dtype.name}")
+        distinct = F._out("UniqueIds", [ids], name="unique_ids")
+        rows = _unsorted_segment_sum(fn, updates, distinct, n, None)
+        hits = _unsorted_segment_sum(fn, F.ones_like(distinct, dtype=ref.dtype), distinct,
+                                     n, None)
+        mask = F.reshape(F.greater(hits, 0), [n] + [1] * (len(ref.shape) - 1))
+        new = F.where(mask, rows, ref.value())
+    return ref.assign(new, name=name or f"{ref.op.name}/{fn}").outputs[0]

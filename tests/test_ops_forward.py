@@ -454,9 +454,10 @@ def _gather(data):
           scale=float(np.sum(want * want)) + 1.0)
 
 
-@case("SegmentCount", "CaseIndex")
+@case("SegmentCount", "CaseIndex", "UniqueIds")
 def _segment_count_and_case_index(data):
-    # fg.segment_sum's row count (sorted ids) and fg.case's branch (the first true)
+    # fg.segment_sum's row count (sorted ids), fg.case's branch (the first true) and
+    # fg.scatter_update's distinct indices
     x = float_array(data, shape=fgst.shapes(min_rank=1))
     ids = np.sort(data.draw(fgst.arrays(np.int64, st.just((x.shape[0],)), 0, 4)))
     p, pi = feed_ph(data, x), feed_ph(data, ids)
@@ -469,6 +470,12 @@ def _segment_count_and_case_index(data):
                      default=lambda: fg.constant(-1.0))
     close(run(picked, {fl: np.array(flags)}),
           np.float32(flags.index(True) if True in flags else -1))
+    rows = data.draw(st.permutations(range(x.shape[0])))
+    table = fg.Variable(np.zeros_like(x))
+    new = fg.scatter_update(table, np.array(rows, np.int64), p)
+    with fg.Session() as sess:
+        sess.run(table.initializer)
+        close(sess.run(new, {p: x}), x[np.argsort(rows)])
 
 
 @case("SparseRowsSGD")

@@ -324,3 +324,87 @@ def test_segment_sums_with_unknown_ranks(optimize):
     np.testing.assert_allclose(got_s, _segment_sum_np(data, [0, 0, 1, 3], 4), rtol=1e-12)
     with pytest.raises(ShapeError, match=r"unsorted_segment_sum.*segment_ids of known rank"):
         fg.unsorted_segment_sum(x, i, 3)
+
+
+# --- tf.scatter_add / tf.scatter_update ------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimize", [True, False])
+def test_scatter_add_and_update_equal_numpy_and_compose(optimize, dtype):
+    start = RNG.normal(size=(5, 2)).astype(dtype)
+    v = fg.Variable(start, name="table")
+    w = fg.Variable(start, name="other")
+    i = fg.placeholder(fg.int32, [None])
+    u = fg.placeholder(dtype, [None, 2])
+    add = fg.scatter_add(v, i, u)
+    add_again = fg.scatter_add(v, [0, 0], np.ones((2, 2), dtype))
+    update = fg.scatter_update(w, i, u)
+    ids, rows = np.array([4, 1, 4]), RNG.normal(size=(3, 2)).astype(dtype)
+    with _session(optimize) as sess:
+        sess.run(fg.global_variables_initializer())
+        sess.run([add, add_again], {i: ids, u: rows})          # two adds in one run compose
+        want = start.copy()
+        np.add.at(want, ids, rows)
+        want[0] += 2
+        np.testing.assert_allclose(sess.run(v), want, rtol=1e-6)
+        got = sess.run(update, {i: [3, 0], u: rows[:2]})
+        want_w = start.copy()
+        want_w[[3, 0]] = rows[:2]
+        np.testing.assert_array_equal(got, want_w)
+        np.testing.assert_array_equal(sess.run(w), want_w)
+        assert sess.run(update, {i: np.zeros(0, np.int32), u: np.zeros((0, 2), dtype)}) \
+            .tolist() == want_w.tolist()                         # no rows: unchanged
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_scatter_errors_leave_the_variable_and_the_session_usable(optimize):
+    v = fg.Variable(np.arange(6.0).reshape(3, 2), name="t")
+    i = fg.placeholder(fg.int64, [None])
+    u = fg.placeholder(fg.float64, [None, 2])
+    add, update = fg.scatter_add(v, i, u), fg.scatter_update(v, i, u)
+    with _session(optimize) as sess:
+        sess.run(fg.global_variables_initializer())
+        with pytest.raises(InvalidArgumentError, match=rf"scatter_add.*{HERE}.*\[0, 3\), "
+                           r"found 3"):
+            sess.run(add, {i: [0, 3], u: np.ones((2, 2))})
+        with pytest.raises(InvalidArgumentError, match=rf"scatter_update.*{HERE}.*distinct "
+                           r"indices.*found 1 more than once"):
+            sess.run(update, {i: [1, 0, 1], u: np.ones((3, 2))})
+        with pytest.raises(InvalidArgumentError, match=r"found -1"):
+            sess.run(update, {i: [-1], u: np.ones((1, 2))})
+        np.testing.assert_array_equal(sess.run(v), np.arange(6.0).reshape(3, 2))
+        np.testing.assert_array_equal(sess.run(add, {i: [2], u: np.ones((1, 2))})[2], [5, 6])
+        # an independent overwrite in the same run: refused as two assigns are
+        with pytest.raises(fg.errors.FlowgraphError, match=r"independent overwrites"):
+            sess.run([update, v.assign(np.zeros((3, 2)))], {i: [0], u: np.ones((1, 2))})
+    with pytest.raises(TypeError, match=rf"scatter_add \(created at {HERE}.*fg.Variable"):
+        fg.scatter_add(fg.constant([1.0]), [0], [1.0])
+    with pytest.raises(ShapeError, match=r"scatter_add.*start with segment_ids. shape "
+                       r"\(2,\), found \(1, 2\)"):
+        fg.scatter_add(v, [0, 1], [[1.0, 2.0]])
+    with pytest.raises(DTypeError, match=r"scatter_update.*int32 or int64 indices"):
+        fg.scatter_update(v, fg.constant([0.0]), [[1.0, 2.0]])
+
+
+def test_scatter_ops_on_the_gpu_equal_the_cpu():
+    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
+    if "/gpu:0" not in fg.list_devices():
+        pytest.skip("numba.cuda sees no GPU and the simulator is off")
+    start = RNG.uniform(-1, 1, (4, 2)).astype(np.float32)
+    rows = RNG.uniform(-1, 1, (3, 2)).astype(np.float32)
+    results = {}
+    for dev in ("/cpu:0", "/gpu:0"):
+        with fg.Graph().as_default(), fg.device(dev):
+            v, w = fg.Variable(start), fg.Variable(start)
+            i = fg.placeholder(fg.int32, (3,))
+            add, update = fg.scatter_add(v, i, rows), fg.scatter_update(w, i, rows)
+            with fg.Session() as sess:
+                sess.run(fg.global_variables_initializer())
+                results[dev] = sess.run([add, update], {i: [3, 0, 1]})
+                results[dev].append(sess.run(add, {i: [3, 3, 1]}))
+                with pytest.raises(InvalidArgumentError, match=r"distinct indices"):
+                    sess.run(update, {i: [2, 2, 0]})
+                with pytest.raises(InvalidArgumentError, match=r"\[0, 4\), found 4"):
+                    sess.run(add, {i: [0, 4, 1]})
+    for a, b in zip(results["/cpu:0"], results["/gpu:0"]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
