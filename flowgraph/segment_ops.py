@@ -26,7 +26,7 @@ import numpy as np
 from . import api as F
 from . import array_ops as A
 from . import dtypes
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, InvalidArgumentError, ShapeError
 from .graph import _user_location, name_scope
 from .ops import static_value
 
@@ -69,7 +69,7 @@ def _table(data, k, rows, dtype):
         return A.fill([int(rows)] + row, zero)
     dims = A.shape(data)
     return A.fill([rows] + [d if d is not None else dims[k + i] for i, d in enumerate(row)],
-                  np.zeros((), dtype))
+                  zero)
 
 
 def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
@@ -135,8 +135,8 @@ def segment_sum(data, segment_ids, name=None):
             from .ops import _segment_count_ref
             try:
                 rows = int(_segment_count_ref(None, np.asarray(known)))
-            except Exception as exc:   # an InvalidArgumentError: ids wrong at build time
-                raise type(exc)(f"{fn}{_where()}: {exc}") from None
+            except InvalidArgumentError as exc:      # constant ids, wrong when built
+                raise InvalidArgumentError(f"{fn}{_where()}: {exc}") from None
         else:
             rows = F._out("SegmentCount", [ids], name="segment_count")
         like = _table(data, 1, rows, data.dtype)
