@@ -26,7 +26,7 @@ from .array_ops import (argmax, argmin, fill, logical_and, logical_not, logical_
                         tile)
 from .array_ops import placeholder_with_default
 from .autodiff import gradients
-from .control_flow import cond, foldl, foldr, map_fn, scan, while_loop
+from .control_flow import case, cond, foldl, foldr, map_fn, scan, while_loop
 from .devices import list_devices
 from .dtypes import bool_, float32, float64, int32, int64
 from .graph import (Graph, Operation, Tensor, control_dependencies, device,
@@ -59,6 +59,8 @@ from . import dtypes, nn, testing, train  # noqa: E402
 from .math_ops import (count_nonzero, eye, is_finite, is_inf, is_nan, log_sigmoid,  # noqa: E402
                        reciprocal, reduce_logsumexp, rsqrt, squared_difference, truediv)
 from .slicing_ops import gather_nd, matrix_transpose, pad, slice  # noqa: E402
+from .segment_ops import (scatter_add, scatter_update, segment_sum,  # noqa: E402
+                          unsorted_segment_sum)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402

@@ -884,10 +884,17 @@ def cond(pred, true_fn, false_fn, name="cond"):
 
     def traced(fn, key):
         def flat_fn():
+            graph = get_default_graph()
+            start = len(graph._operations)
             out = fn()
             leaves, rebuild = flatten(out, is_leaf=_is_leaf_tensor)
             structure[key] = rebuild
-            return leaves
+            # A branch returning a tensor made outside it (``lambda: u``) returns a copy
+            # made inside: the branch's plan fed ``u`` and fetching it failed to run
+            # (FeedError for the placeholder ``u`` was computed from).
+            own = set(graph._operations[start:])
+            return [F.identity(t) if isinstance(t, Tensor) and t.op not in own else t
+                    for t in leaves]
         return flat_fn
 
     with name_scope(name):
@@ -903,6 +910,96 @@ def cond(pred, true_fn, false_fn, name="cond"):
                               {"true": t, "false": f}, name=name)
     _check_one_task(op, [t, f])
     return structure["t"](list(op.outputs))
+
+
+def case(pred_fn_pairs, default=None, exclusive=False, strict=False, name="case"):
+    """TF1's ``tf.case``: the result of the ``fn`` of the first true ``pred`` in
+    ``pred_fn_pairs`` (a list of ``(pred, fn)`` pairs, or a dict ``{pred: fn}``, taken
+    in the order of the predicates' names as TF1 does in a graph), else ``default()``.
+    Built as TF1 builds it, as nested :func:`cond` (so only the chosen branch runs and
+    gradients flow through it), on the branch index a ``CaseIndex`` op computes from
+    the predicates; that op raises ``InvalidArgumentError`` at run time where TF1's
+    asserts do: with ``exclusive=True`` when more than one predicate is true, and with
+    no ``default`` when none is (the last ``fn`` is then the innermost else branch).
+    ``strict=False`` unpacks a one-element list or tuple a branch returns, as TF1.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float64, ())
+    ...     y = fg.case([(x < 0.0, lambda: -x), (x < 1.0, lambda: x * 10.0)],
+    ...                 default=lambda: x + 100.0)
+    ...     sess = fg.Session()
+    ...     [float(sess.run(y, {x: v})) for v in (-2.0, 0.5, 3.0)]
+    [2.0, 5.0, 103.0]
+    """
+    where = _user_location()
+    label = f"case '{name}'" + (f" (created at {where})" if where else "")
+    if isinstance(pred_fn_pairs, dict):
+        pairs = list(pred_fn_pairs.items())
+        for p, _ in pairs:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{label}: expected bool tensors as predicates, found "
+                                f"{type(p).__name__}")
+        pairs.sort(key=lambda item: item[0].name)
+    elif isinstance(pred_fn_pairs, (list, tuple)):
+        pairs = list(pred_fn_pairs)
+    else:
+        raise TypeError(f"{label}: expected pred_fn_pairs to be a list, tuple or dict, found "
+                        f"{type(pred_fn_pairs).__name__}")
+    if not pairs:
+        if default is None:
+            raise ValueError(f"{label}: expected at least one (pred, fn) pair or a default")
+        if not callable(default):
+            raise TypeError(f"{label}: expected a callable default, found "
+                            f"{type(default).__name__}")
+    preds, fns = [], []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise TypeError(f"{label}: expected pair {i} to be a 2-tuple (pred, fn), found "
+                            f"{pair!r}")
+        p, fn = pair
+        p = p if isinstance(p, Tensor) else None
+        if p is None or p.dtype != dtypes.bool_ or (p.shape is not None and len(p.shape)):
+            found = (f"{pair[0].dtype.name} of shape {S.fmt(pair[0].shape)}"
+                     if isinstance(pair[0], Tensor) else type(pair[0]).__name__)
+            raise TypeError(f"{label}: expected pred {i} to be a bool scalar tensor, found "
+                            f"{found}")
+        if not callable(fn):
+            raise TypeError(f"{label}: expected fn {i} (for pred {p.name}) to be callable, "
+                            f"found {type(fn).__name__}")
+        preds.append(p)
+        fns.append(fn)
+    if default is not None and not callable(default):
+        raise TypeError(f"{label}: expected a callable default, found {type(default).__name__}")
+
+    def loose(fn):
+        if strict:
+            return fn
+
+        def unpacked():
+            out = fn()
+            if isinstance(out, (list, tuple)) and len(out) == 1:
+                return out[0]
+            return out
+        return unpacked
+
+    fns = [loose(fn) for fn in fns]
+    if not preds:
+        return loose(default)()
+    with name_scope(name):
+        index = F._out("CaseIndex", [F.stack(preds)],
+                       {"exclusive": bool(exclusive), "has_default": default is not None},
+                       name="case_index")
+    # The innermost else: the default, or (TF1 without one) the last fn, reached only
+    # when its predicate is the true one (CaseIndex refuses "none true" first).
+    branch = loose(default) if default is not None else fns[-1]
+    last = len(fns) if default is not None else len(fns) - 1
+    if last == 0:       # one pair, no default: a cond all the same, so the check runs
+        last, branch = 1, fns[0]
+    for i in reversed(range(last)):
+        branch = (lambda i, then, other: lambda: cond(
+            F.equal(index, i), then, other, name=f"{name}_{i}"))(i, fns[i], branch)
+    return branch()
 
 
 # --- gradients --------------------------------------------------------------------------------

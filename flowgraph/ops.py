@@ -869,9 +869,42 @@ def _gather_ref(op, params, indices):
     return params[indices]
 
 
+def _gather_grad_infer(op):
+    """Zeros shaped like ``like``; ``g`` must be ``indices.shape + like.shape[1:]``
+    (a user's ``unsorted_segment_sum`` can feed any ``g``: checked here where the
+    shapes are known, and at run time by the kernels)."""
+    g, indices, like = op.inputs
+    if not dtypes.is_integer(indices.dtype):
+        raise DTypeError(f"expected integer indices, found {indices.dtype.name}")
+    if g.dtype == dtypes.bool_:
+        raise DTypeError(f"expected numeric rows, found bool ({g.name})")
+    if like.shape is not None and not like.shape:
+        raise ShapeError("expected a table of rank 1 or more, found a scalar")
+    if g.shape is not None and indices.shape is not None and like.shape is not None:
+        want = tuple(indices.shape) + tuple(like.shape[1:])
+        if len(want) != len(g.shape) or any(
+                a is not None and b is not None and a != b for a, b in zip(want, g.shape)):
+            raise ShapeError(f"expected rows of shape {S.fmt(want)} (the indices' shape "
+                             f"{S.fmt(indices.shape)} + a row of the table), found "
+                             f"{S.fmt(g.shape)}")
+        # a row's dims known from g where the table's are not (a Fill of run-time dims)
+        k = len(indices.shape)
+        return [(S.merge(tuple(like.shape), like.shape[:1] + tuple(g.shape[k:])), g.dtype)]
+    return [(like.shape, g.dtype)]
+
+
+def _check_rows(g, indices, like):
+    want = indices.shape + like.shape[1:]
+    if g.shape != want:
+        raise InvalidArgumentError(f"expected rows of shape {S.fmt(want)} (the indices' "
+                                   f"shape {S.fmt(indices.shape)} + a row of the table), "
+                                   f"found {S.fmt(g.shape)}")
+
+
 def _gather_grad_ref(op, g, indices, like):
     out = np.zeros(like.shape, g.dtype)
     _check_indices(indices, like.shape[0], "indices")
+    _check_rows(g, indices, like)       # np.add.at would broadcast a wrong shape
     np.add.at(out, indices, g)
     return out
 
@@ -921,7 +954,7 @@ defprim("Gather", _gather_infer,
         lambda op, g: [F.gather_grad(g, op.inputs[1], op.inputs[0]), None],
         _gather_ref, "index", "gather")
 # GatherGrad(g, indices, like): zeros shaped like `like`, rows of g added at indices.
-defprim("GatherGrad", lambda op: [(op.inputs[2].shape, op.inputs[0].dtype)],
+defprim("GatherGrad", _gather_grad_infer,
         lambda op, g: [F.gather(g, op.inputs[1]), None, None], _gather_grad_ref, "index",
         step_kind="scatter kernel")
 # GatherGradSq(g, indices, like): sum(GatherGrad(g, indices, like) ** 2), from the rows
@@ -930,6 +963,88 @@ defprim("GatherGradSq", lambda op: [((), op.inputs[0].dtype)],
         lambda op, gy: [F.gather(F.gather_grad(op.inputs[0], op.inputs[1], op.inputs[2]),
                                  op.inputs[1]) * (gy + gy), None, None],
         _gather_grad_sq_ref, "index")
+
+
+# --- segment sums and tf.case: the run-time checks they need ------------------------------
+# (flowgraph.segment_ops, flowgraph.control_flow.case; both small scalars, made on the host)
+
+def _segment_count_infer(op):
+    ids = _in(op)
+    if not dtypes.is_integer(ids.dtype):
+        raise DTypeError(f"expected integer segment ids, found {ids.dtype.name}")
+    if ids.shape is not None and len(ids.shape) != 1:
+        raise ShapeError(f"expected 1-d segment ids, found shape {S.fmt(ids.shape)}")
+    return [((), ids.dtype)]
+
+
+def _segment_count_ref(op, ids):
+    """``max(ids) + 1`` (0 for no ids): segment_sum's rows, once the ids are checked to
+    be sorted and >= 0 (TF1's CPU kernel refuses others too)."""
+    if ids.ndim != 1:
+        raise InvalidArgumentError(f"expected 1-d segment ids, found shape {ids.shape}")
+    if ids.size and ids.min() < 0:
+        raise InvalidArgumentError(f"expected segment ids >= 0, found {ids.min()}")
+    drops = np.flatnonzero(ids[1:] < ids[:-1])
+    if drops.size:
+        i = int(drops[0])
+        raise InvalidArgumentError(f"expected segment ids sorted in increasing order, found "
+                                   f"{ids[i]} before {ids[i + 1]} at position {i + 1} "
+                                   f"(use unsorted_segment_sum for unsorted ids)")
+    return np.asarray(int(ids[-1]) + 1 if ids.size else 0, ids.dtype)
+
+
+# SegmentCount(ids): max(ids) + 1 for sorted ids >= 0 (else InvalidArgumentError).
+defprim("SegmentCount", _segment_count_infer, None, _segment_count_ref, "index")
+
+
+def _case_index_infer(op):
+    preds = _in(op)
+    if preds.dtype != dtypes.bool_ or (preds.shape is not None and len(preds.shape) != 1):
+        raise DTypeError(f"expected a 1-d bool tensor of predicates, found "
+                         f"{preds.dtype.name} of shape {S.fmt(preds.shape)}")
+    return [((), dtypes.int32)]
+
+
+def _case_index_ref(op, preds):
+    """The branch ``tf.case`` takes: the first true predicate's index, else
+    ``len(preds)`` (the default); TF1's run-time errors otherwise."""
+    true = np.flatnonzero(preds)
+    if op.attrs["exclusive"] and true.size > 1:
+        raise InvalidArgumentError(f"expected at most one true predicate (exclusive=True), "
+                                   f"found predicates {true.tolist()} true")
+    if true.size:
+        return np.asarray(true[0], np.int32)
+    if not op.attrs["has_default"]:
+        raise InvalidArgumentError(f"none of the {preds.size} predicates is true and no "
+                                   f"default was given")
+    return np.asarray(preds.size, np.int32)
+
+
+# CaseIndex(preds): the branch tf.case takes (attrs: exclusive, has_default).
+defprim("CaseIndex", _case_index_infer, None, _case_index_ref, "index")
+
+
+def _unique_ids_infer(op):
+    ids = _in(op)
+    if not dtypes.is_integer(ids.dtype):
+        raise DTypeError(f"expected integer indices, found {ids.dtype.name}")
+    return [(ids.shape, ids.dtype)]
+
+
+def _unique_ids_ref(op, ids):
+    """``ids`` unchanged once checked to hold no index twice: scatter_update's rows,
+    where TF1 leaves which of two updates of one row wins undefined."""
+    flat = np.sort(ids.reshape(-1))
+    twice = flat[1:][flat[1:] == flat[:-1]]
+    if twice.size:
+        raise InvalidArgumentError(f"expected distinct indices (which of two updates of "
+                                   f"one row wins is undefined), found {twice[0]} more "
+                                   f"than once")
+    return ids.copy()       # a new array, as every kernel's output
+
+
+# UniqueIds(ids): ids, checked to be distinct (else InvalidArgumentError).
+defprim("UniqueIds", _unique_ids_infer, None, _unique_ids_ref, "index")
 
 
 def _one_hot_infer(op):

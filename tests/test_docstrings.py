@@ -41,6 +41,8 @@ MODULES += ["flowgraph.layers", "flowgraph.losses", "flowgraph.math_ops",
 # the API audit: TF1's operators, collections, and the write-conflict check
 MODULES += ["flowgraph.tf1_operators", "flowgraph.graph_collections",
             "flowgraph.write_conflicts", "flowgraph.contrib"]
+# TF1's segment sums (tf.case's example is in flowgraph.control_flow)
+MODULES += ["flowgraph.segment_ops"]
 
 
 @pytest.mark.parametrize("name", MODULES)

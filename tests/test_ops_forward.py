@@ -456,6 +456,30 @@ def _gather(data):
           scale=float(np.sum(want * want)) + 1.0)
 
 
+@case("SegmentCount", "CaseIndex", "UniqueIds")
+def _segment_count_and_case_index(data):
+    # fg.segment_sum's row count (sorted ids), fg.case's branch (the first true) and
+    # fg.scatter_update's distinct indices
+    x = float_array(data, shape=fgst.shapes(min_rank=1))
+    ids = np.sort(data.draw(fgst.arrays(np.int64, st.just((x.shape[0],)), 0, 4)))
+    p, pi = feed_ph(data, x), feed_ph(data, ids)
+    want = np.zeros((int(ids.max()) + 1 if ids.size else 0,) + x.shape[1:], x.dtype)
+    np.add.at(want, ids, x)
+    close(run(fg.segment_sum(p, pi), {p: x, pi: ids}), want, scale=float(np.abs(x).sum()))
+    flags = data.draw(st.lists(st.booleans(), min_size=1, max_size=4))
+    fl = fg.placeholder(fg.bool_, (len(flags),))
+    picked = fg.case([(fl[j], lambda j=j: fg.constant(float(j))) for j in range(len(flags))],
+                     default=lambda: fg.constant(-1.0))
+    close(run(picked, {fl: np.array(flags)}),
+          np.float32(flags.index(True) if True in flags else -1))
+    rows = data.draw(st.permutations(range(x.shape[0])))
+    table = fg.Variable(np.zeros_like(x))
+    new = fg.scatter_update(table, np.array(rows, np.int64), p)
+    with fg.Session() as sess:
+        sess.run(table.initializer)
+        close(sess.run(new, {p: x}), x[np.argsort(rows)])
+
+
 @case("SparseRowsSGD")
 def _sparse_rows_sgd(data):
     x = float_array(data, shape=fgst.shapes(min_rank=1))

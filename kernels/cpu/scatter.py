@@ -60,6 +60,8 @@ def gather_grad_step(attrs, inputs, outputs):
     out = outputs[0]
     if out.ndim == 0 or out.dtype.kind != "f" or g.dtype != out.dtype:
         return None
+    if g.shape != indices.shape + out.shape[1:]:
+        return None       # the reference raises (the loop would read past g's rows)
     width = int(np.prod(out.shape[1:]))
     flat_idx = indices.view()
     try:

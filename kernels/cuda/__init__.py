@@ -535,6 +535,20 @@ def _fill_op(op, ctx, dims, value):
     return (materialize(ctx, value, (0,) * len(out_shape), out_shape, value.dtype),)
 
 
+@register("SegmentCount", "gpu")
+@register("CaseIndex", "gpu")
+@register("UniqueIds", "gpu")
+def _host_scalar_op(op, ctx, x):
+    # Host fallback (documented), as Range: segment_sum's row count (which the host
+    # needs to allocate), tf.case's branch (which the host needs to choose) and
+    # scatter_update's distinct indices, from a small input copied down, checked by
+    # the reference kernel, and uploaded.
+    from flowgraph.ops import get_primitive
+    (host,) = _host_values(ctx, x)
+    return (rt.to_device(np.ascontiguousarray(get_primitive(op.type).ref(op, host)),
+                         ctx.stream),)
+
+
 # --- matmul ------------------------------------------------------------------------------
 
 def _batched(ctx, x, batch_shape):
