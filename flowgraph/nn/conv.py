@@ -198,7 +198,7 @@ def max_pool(value, ksize, strides, padding, data_format="NHWC", name=None):
     """
     x, window, strides, geometry = _pool("max_pool", value, ksize, strides, padding,
                                          data_format)
-    lowest = float(np.finfo(np.dtype(x.dtype)).min)
+    lowest = np.finfo(np.dtype(x.dtype)).min    # a NumPy scalar of x's dtype: no overflow
     taps = _taps(x, geometry, window, strides, (1, 1), lowest)
     out = taps[0]
     for t in taps[1:]:
