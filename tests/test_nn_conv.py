@@ -298,3 +298,49 @@ def test_errors_name_the_op_and_the_callers_line():
         fg.nn.max_pool(x, [2, 2, 2], 1, "SAME")
     with pytest.raises(ShapeError, match=r"avg_pool.*height and width.*known"):
         fg.nn.avg_pool(fg.placeholder(fg.float32, (1, None, 4, 2)), 2, 2, "SAME")
+
+
+# --- fg.layers (TF1's tf.layers.conv2d / max_pooling2d / average_pooling2d) ---------------
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_layers_conv2d_and_pooling(optimize):
+    xv = RNG.normal(size=(2, 7, 7, 3)).astype(np.float32)
+    x = fg.placeholder(fg.float32, (None, 7, 7, 3))
+    h = fg.layers.conv2d(x, 4, [3, 2], strides=2, padding="same", activation=fg.nn.relu,
+                         bias_initializer=fg.constant_initializer(0.1), name="c1")
+    p = fg.layers.max_pooling2d(h, 2, 1)
+    a = fg.layers.average_pooling2d(h, [2, 2], 2, padding="same")
+    h2 = fg.layers.conv2d(x, 4, [3, 2], strides=2, padding="same", activation=fg.nn.relu,
+                          name="c1", reuse=True)                    # shares c1's variables
+    h3 = fg.layers.conv2d(x, 2, 1, use_bias=False)
+    assert [v.op.name for v in fg.trainable_variables()] == ["c1/kernel", "c1/bias",
+                                                             "conv2d/kernel"]
+    kernel = fg.trainable_variables()[0]
+    assert tuple(kernel.shape) == (3, 2, 3, 4)
+    assert tuple(p.shape) == (None, 3, 3, 4) and tuple(a.shape) == (None, 2, 2, 4)
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+        sess.run(fg.global_variables_initializer())
+        kv, hv, pv, av, h2v, h3v, k3 = sess.run(
+            [kernel, h, p, a, h2, h3, fg.trainable_variables()[2]], {x: xv})
+    want = np.maximum(ref_conv(xv, kv, (2, 2), "SAME") + 0.1, 0)
+    np.testing.assert_allclose(hv, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(h2v, hv)
+    np.testing.assert_allclose(pv, ref_pool(want, (2, 2), (1, 1), "VALID", "max"),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(av, ref_pool(want, (2, 2), (2, 2), "SAME", "avg"),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h3v, ref_conv(xv, k3, (1, 1), "VALID"), rtol=1e-5, atol=1e-5)
+    # TF1's default kernel initializer: Glorot-uniform over the receptive field
+    assert np.abs(kv).max() <= np.sqrt(6.0 / (3 * 2 * 3 + 3 * 2 * 4))
+
+
+def test_layers_errors():
+    x = fg.placeholder(fg.float32, (1, 4, 4, 2))
+    with pytest.raises(ValueError, match="channels_last"):
+        fg.layers.conv2d(x, 2, 3, data_format="channels_first")
+    with pytest.raises(ValueError, match="max_pooling2d.*channels_last"):
+        fg.layers.max_pooling2d(x, 2, 2, data_format="channels_first")
+    with pytest.raises(ShapeError, match=r"conv2d 'conv2d'.*\[batch, height, width"):
+        fg.layers.conv2d(fg.placeholder(fg.float32, (4, 4, 2)), 2, 3)
+    with pytest.raises(ValueError, match="kernel_size as an int or 2 ints"):
+        fg.layers.conv2d(x, 2, [3, 3, 3])
