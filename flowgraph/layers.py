@@ -65,6 +65,107 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
                  _reuse=reuse, trainable=trainable)(inputs)
 
 
+class Conv2D(Dense):
+    """``tf.layers.Conv2D``: ``activation(conv2d(inputs, kernel) + bias)`` over NHWC
+    ``inputs`` (``data_format="channels_last"`` only); ``kernel [kh, kw, in, filters]``
+    (Glorot-uniform over the receptive field by default, as TF1) and ``bias
+    [filters]`` made on the first call, in the variable scope ``name`` (else
+    ``conv2d``, ``conv2d_1``, ...), as :class:`Dense`'s.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float32, (None, 28, 28, 1))
+    ...     h = fg.layers.conv2d(x, 32, 5, padding="same", activation=fg.nn.relu)
+    ...     h = fg.layers.max_pooling2d(h, 2, 2)
+    ...     h.shape, [v.op.name for v in fg.trainable_variables()]
+    ((None, 14, 14, 32), ['conv2d/kernel', 'conv2d/bias'])
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format="channels_last", dilation_rate=(1, 1), activation=None,
+                 use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
+                 _reuse=None, trainable=True, seed=None):
+        if data_format != "channels_last":
+            raise ValueError(f"conv2d: only data_format='channels_last' is supported, found "
+                             f"{data_format!r}")
+        super().__init__(filters, activation, use_bias, kernel_initializer,
+                         bias_initializer, name, _reuse, seed, trainable)
+        self.name = name or "conv2d"
+        self.kernel_size = _pair("conv2d", "kernel_size", kernel_size)
+        self.strides = _pair("conv2d", "strides", strides)
+        self.dilation_rate = _pair("conv2d", "dilation_rate", dilation_rate)
+        self.padding = padding
+
+    def _kernel_shape(self, features):
+        return (*self.kernel_size, features, self.units)
+
+    def __call__(self, inputs):
+        from .graph import name_scope
+        from .nn.conv import conv2d
+        from .variable_scopes import variable_scope
+        x = F.convert_to_tensor(inputs)
+        if x.shape is None or len(x.shape) != 4 or x.shape[-1] is None:
+            raise ShapeError(f"conv2d '{self.name}': expected inputs [batch, height, width, "
+                             f"channels] with known channels, found {x.name} of shape "
+                             f"{S.fmt(x.shape)}")
+        if self.kernel is None:
+            opened = (variable_scope(self._scope_name, reuse=self._reuse)
+                      if self._scope_name is not None
+                      else variable_scope(None, default_name=self.name))
+            with opened as scope:
+                self._scope = scope.name.rsplit("/", 1)[-1]
+                self._build(int(x.shape[-1]), x.dtype)
+        with name_scope(self._scope):
+            y = conv2d(x, self.kernel, self.strides, self.padding,
+                       dilations=self.dilation_rate)
+            if self.use_bias:
+                y = y + self.bias
+            return self.activation(y) if self.activation is not None else y
+
+
+def _pair(fn_name, what, value):
+    v = (value,) * 2 if isinstance(value, numbers.Integral) else tuple(value)
+    if len(v) != 2:
+        raise ValueError(f"{fn_name}: expected {what} as an int or 2 ints, found {value!r}")
+    return tuple(int(i) for i in v)
+
+
+def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
+           data_format="channels_last", dilation_rate=(1, 1), activation=None,
+           use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
+           reuse=None, trainable=True):
+    """``tf.layers.conv2d``: a new :class:`Conv2D` applied once to NHWC ``inputs``
+    (``padding`` ``"valid"`` or ``"same"``, either case)."""
+    return Conv2D(filters, kernel_size, strides, padding, data_format, dilation_rate,
+                  activation, use_bias, kernel_initializer, bias_initializer, name,
+                  _reuse=reuse, trainable=trainable)(inputs)
+
+
+def max_pooling2d(inputs, pool_size, strides, padding="valid",
+                  data_format="channels_last", name=None):
+    """``tf.layers.max_pooling2d`` (NHWC): :func:`fg.nn.max_pool` with ``pool_size``
+    and ``strides`` as an int or 2 ints."""
+    from .nn.conv import max_pool
+    _channels_last("max_pooling2d", data_format)
+    return max_pool(inputs, _pair("max_pooling2d", "pool_size", pool_size),
+                    _pair("max_pooling2d", "strides", strides), padding, name=name)
+
+
+def average_pooling2d(inputs, pool_size, strides, padding="valid",
+                      data_format="channels_last", name=None):
+    """``tf.layers.average_pooling2d`` (NHWC): :func:`fg.nn.avg_pool`."""
+    from .nn.conv import avg_pool
+    _channels_last("average_pooling2d", data_format)
+    return avg_pool(inputs, _pair("average_pooling2d", "pool_size", pool_size),
+                    _pair("average_pooling2d", "strides", strides), padding, name=name)
+
+
+def _channels_last(fn_name, data_format):
+    if data_format != "channels_last":
+        raise ValueError(f"{fn_name}: only data_format='channels_last' is supported, found "
+                         f"{data_format!r}")
+
+
 def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=None):
     """``tf.layers.dropout``: with ``training`` true, each element is dropped with
     probability ``rate`` and the rest scaled by ``1 / (1 - rate)``; with it false,
@@ -106,4 +207,6 @@ def flatten(inputs, name=None, data_format="channels_last"):
     return F.reshape(x, [-1, rest], name=name)
 
 
-__all__ = ["Dense", "dense", "dropout", "flatten"]
+__all__ = ["Dense", "dense", "dropout", "flatten",
+           # TF1's convolution and pooling layers
+           "Conv2D", "conv2d", "max_pooling2d", "average_pooling2d"]

@@ -20,6 +20,8 @@ from ..api import relu, sigmoid, tanh
 from .activations import (batch_normalization, elu, l2_normalize, leaky_relu, moments, relu6,
                           selu, softplus, softsign, swish)
 from .evaluation import in_top_k
+# TF1's convolution and pooling, as im2col compositions
+from .conv import avg_pool, conv2d, max_pool
 from ..math_ops import log_sigmoid
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
@@ -38,4 +40,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "leaky_relu", "elu", "softplus", "l2_normalize", "moments", "relu6", "selu",
            "swish", "log_sigmoid", "in_top_k", "softsign", "batch_normalization",
            # TF1's BasicLSTMCell and tf.nn.rnn_cell
-           "BasicLSTMCell", "rnn_cell"]
+           "BasicLSTMCell", "rnn_cell",
+           # TF1's convolution and pooling
+           "conv2d", "max_pool", "avg_pool"]

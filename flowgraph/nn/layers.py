@@ -68,8 +68,11 @@ class Dense:
             return self.activation(y) if self.activation is not None else y
 
 
+    def _kernel_shape(self, features):
+        return (features, self.units)
+
     def _build(self, features, dtype):
-        shape = (features, self.units)
+        shape = self._kernel_shape(features)      # fg.layers.Conv2D: [kh, kw, in, out]
         if self._explicit_kernel_init is None and get_variable_scope().initializer is not None:
             self.kernel = get_variable("kernel", shape, dtype,     # the scope's initializer
                                        trainable=self.trainable)

@@ -1,0 +1,235 @@
+"""TF1's ``tf.nn.conv2d``, ``tf.nn.max_pool`` and ``tf.nn.avg_pool`` (NHWC), as
+compositions of existing primitives: no kernel of their own, so gradients to any order,
+fused CPU kernels, the compiled path and GPU placement come from the ops they use.
+
+``conv2d`` is an im2col: the input is padded, ``kh * kw`` strided slices (one per filter
+tap, in the filter's ``[kh, kw, in, out]`` order) are concatenated along the channels
+into ``[N, OH, OW, kh*kw*C]``, and one ``matmul`` with the filter reshaped to
+``[kh*kw*C, out]`` gives the output. It is GEMM-bound and holds ``kh * kw`` times the
+(output-sized) input in memory. The pools combine the same slices with ``maximum`` or a
+sum. ``"SAME"`` padding is TF1's: ``pad_total = max((ceil(in/stride) - 1) * stride +
+(k - 1) * dilation + 1 - in, 0)``, ``pad_before = pad_total // 2``; ``avg_pool`` divides
+by the number of non-padded elements of each window, and ``max_pool`` pads with the
+dtype's lowest value, so padding never wins.
+
+``max_pool``'s gradient goes to one element per window: ``maximum(m, x)`` sends it to
+``m`` where ``m >= x``, so at a tie the first of the tied taps in row-major window order
+takes it all, which is where TF1's CPU ``MaxPoolGrad`` (its argmax) sends it too; an
+input element in several overlapping windows collects from each.
+
+>>> import numpy as np, flowgraph as fg
+>>> with fg.Graph().as_default():
+...     x = fg.constant(np.arange(16.0).reshape(1, 4, 4, 1))
+...     k = fg.constant(np.ones((2, 2, 1, 1)))
+...     with fg.Session() as sess:
+...         print(sess.run(fg.nn.conv2d(x, k, [1, 2, 2, 1], "VALID"))[0, :, :, 0])
+...         print(sess.run(fg.nn.max_pool(x, [1, 2, 2, 1], [1, 2, 2, 1], "SAME"))[0, :, :, 0])
+...         print(sess.run(fg.nn.avg_pool(x, [1, 3, 3, 1], [1, 2, 2, 1], "SAME"))[0, :, :, 0])
+[[10. 18.]
+ [42. 50.]]
+[[ 5.  7.]
+ [13. 15.]]
+[[ 5.   6.5]
+ [11.  12.5]]
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import api as F
+from ..errors import DTypeError, ShapeError
+from ..graph import Tensor, _user_location
+from ..slicing_ops import pad
+
+
+def _fail(cls, fn_name, message):
+    where = _user_location()
+    return cls(f"{fn_name}" + (f" (called at {where})" if where else "") + f": {message}")
+
+
+def _nhwc_input(fn_name, value, data_format):
+    if data_format not in ("NHWC", None):
+        raise _fail(ValueError, fn_name, f"only data_format='NHWC' is supported, found "
+                    f"{data_format!r} (transpose NCHW inputs with fg.transpose(x, "
+                    f"[0, 2, 3, 1]))")
+    x = F.convert_to_tensor(value)
+    if x.dtype.kind != "f":
+        raise _fail(DTypeError, fn_name, f"expected a float input, found {x.dtype.name} "
+                    f"({x.name})")
+    if x.shape is None or len(x.shape) != 4:
+        raise _fail(ShapeError, fn_name, f"expected a rank-4 [batch, height, width, "
+                    f"channels] input, found {x.name} of shape {x.shape}")
+    if x.shape[1] is None or x.shape[2] is None:
+        raise _fail(ShapeError, fn_name, f"expected the height and width of {x.name} known "
+                    f"when the graph is built, found shape {x.shape}")
+    return x
+
+
+def _hw(fn_name, what, values):
+    """TF1's int, or list of 1, 2 or 4 ints (``[1, h, w, 1]``), as ``(h, w)``."""
+    if isinstance(values, Tensor):
+        raise _fail(ShapeError, fn_name, f"expected {what} as Python ints, found the "
+                    f"tensor {values.name}")
+    if isinstance(values, numbers.Integral):
+        values = [values]
+    try:
+        v = [int(i) for i in values]
+    except (TypeError, ValueError):
+        raise _fail(ValueError, fn_name, f"expected {what} as an int or a list of 1, 2 or "
+                    f"4 ints, found {values!r}") from None
+    if len(v) == 4:
+        if v[0] != 1 or v[3] != 1:
+            raise _fail(ValueError, fn_name, f"{what} along the batch and channel axes "
+                        f"must be 1 (NHWC: [1, h, w, 1]), found {v}")
+        v = v[1:3]
+    elif len(v) == 1:
+        v = v * 2
+    elif len(v) != 2:
+        raise _fail(ValueError, fn_name, f"expected {what} of length 1, 2 or 4, found {v}")
+    if min(v) < 1:
+        raise _fail(ValueError, fn_name, f"expected {what} >= 1, found {v}")
+    return tuple(v)
+
+
+def _geometry(fn_name, size, k, stride, dilation, padding):
+    """``(out, pad_before, pad_after)`` along one spatial axis, as TF1 computes them."""
+    span = (k - 1) * dilation + 1
+    if padding == "SAME":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + span - size, 0)
+        return out, total // 2, total - total // 2
+    if size < span:
+        raise _fail(ShapeError, fn_name, f"VALID padding needs a window of {span} to fit "
+                    f"in a spatial size of {size}")
+    return (size - span) // stride + 1, 0, 0
+
+
+def _padding(fn_name, padding):
+    p = padding.upper() if isinstance(padding, str) else padding
+    if p not in ("SAME", "VALID"):
+        raise _fail(ValueError, fn_name, f"expected padding 'SAME' or 'VALID', found "
+                    f"{padding!r}")
+    return p
+
+
+def _taps(x, geometry, window, strides, dilations, pad_value):
+    """The ``kh * kw`` strided slices ``[N, OH, OW, C]``, row-major over the window."""
+    (oh, th, bh), (ow, tw, bw) = geometry
+    if th or bh or tw or bw:
+        x = pad(x, [[0, 0], [th, bh], [tw, bw], [0, 0]], constant_values=pad_value)
+    (kh, kw), (sh, sw), (dh, dw) = window, strides, dilations
+    out = []
+    for i in range(kh):
+        for j in range(kw):
+            r, c = i * dh, j * dw
+            out.append(x[:, r:r + (oh - 1) * sh + 1:sh, c:c + (ow - 1) * sw + 1:sw, :])
+    return out
+
+
+def conv2d(input, filter=None, strides=None, padding=None,  # noqa: A002 - TF1's names
+           use_cudnn_on_gpu=True, data_format="NHWC", dilations=(1, 1, 1, 1), name=None,
+           filters=None):
+    """TF1's ``tf.nn.conv2d``: ``input [N, H, W, C]`` (NHWC; H and W known, N may be
+    ``None``) cross-correlated with ``filter [kh, kw, C, out]`` gives ``[N, OH, OW,
+    out]``. ``strides`` and ``dilations`` are an int or 1, 2 or 4 ints (``[1, h, w,
+    1]``); ``padding`` is ``"SAME"`` or ``"VALID"``. ``use_cudnn_on_gpu`` is accepted
+    and ignored; ``filters=`` is TF 1.15's other name of ``filter``.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.ones((1, 3, 3, 2), np.float32))
+    >>> y = fg.nn.conv2d(x, fg.constant(np.ones((3, 3, 2, 4), np.float32)), 1, "SAME")
+    >>> y.shape, fg.Session().run(y)[0, :, :, 0]
+    ((1, 3, 3, 4), array([[ 8., 12.,  8.],
+           [12., 18., 12.],
+           [ 8., 12.,  8.]], dtype=float32))
+    """
+    if filters is not None:
+        if filter is not None:
+            raise _fail(ValueError, "conv2d", "pass filter= or filters=, not both")
+        filter = filters                                    # noqa: A001
+    x = _nhwc_input("conv2d", input, data_format)
+    w = F.convert_to_tensor(filter)
+    if w.dtype != x.dtype:
+        raise _fail(DTypeError, "conv2d", f"expected a filter of the input's dtype "
+                    f"{x.dtype.name}, found {w.name} of dtype {w.dtype.name}")
+    if w.shape is None or len(w.shape) != 4 or None in w.shape:
+        raise _fail(ShapeError, "conv2d", f"expected a rank-4 [height, width, in_channels, "
+                    f"out_channels] filter of known shape, found {w.name} of shape {w.shape}")
+    kh, kw, cin, cout = w.shape
+    if x.shape[3] is None or x.shape[3] != cin:
+        raise _fail(ShapeError, "conv2d", f"the input's channels ({x.shape[3]}, {x.name}) "
+                    f"must equal the filter's in_channels ({cin}, {w.name} of shape "
+                    f"{w.shape})")
+    strides = _hw("conv2d", "strides", strides)
+    dilations = _hw("conv2d", "dilations", dilations)
+    padding = _padding("conv2d", padding)
+    geometry = [_geometry("conv2d", x.shape[1 + a], (kh, kw)[a], strides[a], dilations[a],
+                          padding) for a in range(2)]
+    taps = _taps(x, geometry, (kh, kw), strides, dilations, 0)
+    # channel index (i * kw + j) * C + c: the filter's [kh, kw, C, out] rows, row-major
+    cols = taps[0] if len(taps) == 1 else F.concat(taps, 3)
+    out = F.matmul(F.reshape(cols, [-1, kh * kw * cin]), F.reshape(w, [kh * kw * cin, cout]))
+    batch = -1 if x.shape[0] is None else x.shape[0]
+    return F.reshape(out, [batch, geometry[0][0], geometry[1][0], cout], name=name)
+
+
+def _pool(fn_name, value, ksize, strides, padding, data_format):
+    x = _nhwc_input(fn_name, value, data_format)
+    window = _hw(fn_name, "ksize", ksize)
+    strides = _hw(fn_name, "strides", strides)
+    padding = _padding(fn_name, padding)
+    geometry = [_geometry(fn_name, x.shape[1 + a], window[a], strides[a], 1, padding)
+                for a in range(2)]
+    return x, window, strides, geometry
+
+
+def max_pool(value, ksize, strides, padding, data_format="NHWC", name=None):
+    """TF1's ``tf.nn.max_pool``: the maximum of each ``ksize`` window of ``value [N, H,
+    W, C]`` (NHWC), ``strides`` apart; ``"SAME"`` pads with the dtype's lowest value.
+    ``ksize``/``strides`` are an int or 1, 2 or 4 ints. The gradient goes to the first
+    maximum of each window in row-major order (TF1's CPU argmax).
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.array([1., 5., 2., 4.]).reshape(1, 2, 2, 1))
+    >>> fg.Session().run(fg.nn.max_pool(x, 2, 2, "VALID")).ravel()
+    array([5.])
+    """
+    x, window, strides, geometry = _pool("max_pool", value, ksize, strides, padding,
+                                         data_format)
+    lowest = np.finfo(np.dtype(x.dtype)).min    # a NumPy scalar of x's dtype: no overflow
+    taps = _taps(x, geometry, window, strides, (1, 1), lowest)
+    out = taps[0]
+    for t in taps[1:]:
+        out = F.maximum(out, t)        # ties keep `out`: the earlier tap takes the gradient
+    return F.identity(out, name=name) if name or len(taps) == 1 else out
+
+
+def avg_pool(value, ksize, strides, padding, data_format="NHWC", name=None):
+    """TF1's ``tf.nn.avg_pool``: the mean of each ``ksize`` window of ``value [N, H, W,
+    C]`` (NHWC), ``strides`` apart; with ``"SAME"`` each window's mean is over its
+    non-padded elements only, as TF1.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.array([1., 5., 2., 4.]).reshape(1, 2, 2, 1))
+    >>> fg.Session().run(fg.nn.avg_pool(x, [1, 2, 2, 1], [1, 1, 1, 1], "SAME")).ravel()
+    array([3. , 4.5, 3. , 4. ])
+    """
+    x, window, strides, geometry = _pool("avg_pool", value, ksize, strides, padding,
+                                         data_format)
+    taps = _taps(x, geometry, window, strides, (1, 1), 0)
+    total = taps[0] if len(taps) == 1 else F.add_n(taps)
+    # each output's count of non-padded window elements, known when the graph is built
+    counts = [_valid_counts(x.shape[1 + a], window[a], strides[a], *geometry[a])
+              for a in range(2)]
+    inv = 1.0 / np.multiply.outer(counts[0], counts[1])[:, :, None]
+    return F.multiply(total, F.constant(inv.astype(np.dtype(x.dtype))), name=name)
+
+
+def _valid_counts(size, k, stride, out, before, _after):
+    starts = np.arange(out) * stride - before
+    return np.minimum(starts + k, size) - np.maximum(starts, 0)
+
+
+__all__ = ["conv2d", "max_pool", "avg_pool"]
