@@ -43,6 +43,8 @@ MODULES += ["flowgraph.tf1_operators", "flowgraph.graph_collections",
             "flowgraph.write_conflicts", "flowgraph.contrib"]
 # TF1's segment sums (tf.case's example is in flowgraph.control_flow)
 MODULES += ["flowgraph.segment_ops"]
+# TF1's tf.nn.top_k and tf.boolean_mask
+MODULES += ["flowgraph.selection_ops"]
 
 
 @pytest.mark.parametrize("name", MODULES)

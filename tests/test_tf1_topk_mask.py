@@ -210,16 +210,20 @@ def test_top_k_and_boolean_mask_on_the_gpu_equal_the_cpu():
         pytest.skip("numba.cuda sees no GPU and the simulator is off")
     from flowgraph.testing import compare_devices
     data = RNG.permutation(8).reshape(2, 4).astype(np.float32)
+    mask = np.array([[True, False, False, True], [False, True, True, True]])
 
-    def build():
+    def build(run_time_mask):
         x = fg.placeholder(fg.float32, (2, 4))
         m = fg.placeholder(fg.bool_, (2, 4))
         v, i = fg.nn.top_k(x, 2)
-        kept = fg.boolean_mask(x, m)
+        kept = fg.boolean_mask(x, m if run_time_mask else mask)
         loss = fg.reduce_sum(v * v) + fg.reduce_sum(fg.tanh(kept))
-        return [v, i, kept, *fg.gradients(loss, [x])], \
-            {x: data, m: np.array([[True, False, False, True], [False, True, True, True]])}
-    results = compare_devices(build, devices=("/cpu:0", "/gpu:0"))
-    assert set(results) == {"/cpu:0", "/gpu:0"}
-    gpu = results["/gpu:0"]
-    np.testing.assert_array_equal(gpu[1], _top_k_np(data, 2)[1])
+        return [v, i, kept, *fg.gradients(loss, [x])], {x: data, m: mask}
+    # a constant mask: a compiled GPU plan (TopK's host fallback, the gather on the
+    # device); a run-time mask: a length known at run time only, the reference path
+    for run_time_mask in (False, True):
+        results = compare_devices(lambda: build(run_time_mask), devices=("/cpu:0", "/gpu:0"))
+        assert set(results) == {"/cpu:0", "/gpu:0"}
+        gpu = results["/gpu:0"]
+        np.testing.assert_array_equal(gpu[1], _top_k_np(data, 2)[1])
+        np.testing.assert_array_equal(gpu[2], data[mask])
