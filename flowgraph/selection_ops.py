@@ -25,7 +25,7 @@ from . import api as F
 from . import array_ops as A
 from . import dtypes
 from . import shapes as S
-from .errors import DTypeError, InvalidArgumentError, ShapeError
+from .errors import DTypeError, ShapeError
 from .graph import Tensor, _user_location, name_scope
 from .ops import mask_positions, static_value
 
@@ -112,8 +112,10 @@ def boolean_mask(tensor, mask, name="boolean_mask", axis=None):
         raise ShapeError(f"{fn}{_where()}: expected a mask of rank 1 or more, found a "
                          f"scalar mask")
     axis = 0 if axis is None else axis
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) \
-            or not -rank <= axis < rank or axis % rank + k > rank:
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{fn}{_where()}: expected a Python int axis, found {axis!r} (a "
+                        f"tensor axis is not supported)")
+    if not -rank <= axis < rank or axis % rank + k > rank:
         raise ShapeError(f"{fn}{_where()}: expected axis + rank(mask) <= rank(tensor), "
                          f"found axis {axis}, a mask of rank {k} and {tensor.name} of "
                          f"shape {S.fmt(tensor.shape)}")
@@ -126,11 +128,8 @@ def boolean_mask(tensor, mask, name="boolean_mask", axis=None):
     with name_scope(name or fn):
         dims = A.shape(tensor)
         known = static_value(mask)
-        if known is not None and None not in covered:
-            try:
-                positions = F.constant(mask_positions(np.asarray(known), covered, axis))
-            except InvalidArgumentError as exc:      # not reached: shapes checked above
-                raise ShapeError(f"{fn}{_where()}: {exc}") from None
+        if known is not None and None not in covered:   # (its shape checked above)
+            positions = F.constant(mask_positions(np.asarray(known), covered, axis))
         else:
             positions = F._out("MaskPositions", [mask, dims[axis:axis + k]], {"axis": axis},
                                name="positions")

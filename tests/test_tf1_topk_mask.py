@@ -197,6 +197,8 @@ def test_boolean_mask_build_errors_are_clear():
         fg.boolean_mask(t, fg.placeholder(fg.bool_, None))
     with pytest.raises(ShapeError, match=r"boolean_mask.*tensor of known rank"):
         fg.boolean_mask(fg.placeholder(fg.float32, None), [True])
+    with pytest.raises(TypeError, match=r"boolean_mask.*Python int axis.*tensor axis is not"):
+        fg.boolean_mask(t, [True, False, True, True], axis=fg.constant(0))
     with pytest.raises(DTypeError, match=rf"boolean_mask \(created at {HERE}.*bool mask, "
                        r"found .* int32"):
         fg.boolean_mask(t, [1, 0, 1, 1])
