@@ -229,3 +229,15 @@ def test_top_k_and_boolean_mask_on_the_gpu_equal_the_cpu():
         gpu = results["/gpu:0"]
         np.testing.assert_array_equal(gpu[1], _top_k_np(data, 2)[1])
         np.testing.assert_array_equal(gpu[2], data[mask])
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_top_k_with_k_0_of_an_empty_last_dimension_and_its_gradient(optimize):
+    x = fg.placeholder(fg.float64, [None, None])
+    v, i = fg.nn.top_k(x, 0)
+    (g,) = fg.gradients(fg.reduce_sum(v), [x])
+    with _session(optimize) as sess:
+        for cols in (3, 0):
+            got_v, got_i, got_g = sess.run([v, i, g], {x: np.ones((2, cols))})
+            assert got_v.shape == got_i.shape == (2, 0) and got_i.dtype == np.int32
+            np.testing.assert_array_equal(got_g, np.zeros((2, cols)))
