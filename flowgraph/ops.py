@@ -1047,6 +1047,91 @@ def _unique_ids_ref(op, ids):
 defprim("UniqueIds", _unique_ids_infer, None, _unique_ids_ref, "index")
 
 
+# --- tf.nn.top_k and tf.boolean_mask (flowgraph.selection_ops) ---------------------------
+
+def _top_k_infer(op):
+    x, k = _in(op), op.attrs["k"]
+    if x.dtype == dtypes.bool_:
+        raise DTypeError(f"expected a numeric input, found bool ({x.name})")
+    if x.shape is None:
+        return [(None, x.dtype), (None, dtypes.int32), (None, dtypes.int64)]
+    if not x.shape:
+        raise ShapeError(f"expected an input of rank 1 or more, found a scalar ({x.name})")
+    if x.shape[-1] is not None and k > x.shape[-1]:
+        raise ShapeError(f"expected k <= {x.shape[-1]} (the last dimension of "
+                         f"{S.fmt(x.shape)}), found k = {k}")
+    out = tuple(x.shape[:-1]) + (k,)
+    return [(out, x.dtype), (out, dtypes.int32), (out, dtypes.int64)]
+
+
+def top_k_order(x):
+    """Positions along the last axis from the largest value to the smallest, equal
+    values in increasing position (TF1's tie rule; a NaN counts as the largest, as in
+    NumPy's sort). A stable ascending sort of the reversed row, read backwards: no
+    negation, which would overflow the smallest integer."""
+    n = x.shape[-1]
+    ascending = np.argsort(x[..., ::-1], axis=-1, kind="stable")
+    return (n - 1) - ascending[..., ::-1]
+
+
+def _top_k_ref(op, x):
+    k = op.attrs["k"]
+    if x.ndim == 0:
+        raise InvalidArgumentError("expected an input of rank 1 or more, found a scalar")
+    if k > x.shape[-1]:
+        raise InvalidArgumentError(f"expected k <= {x.shape[-1]} (the last dimension of "
+                                   f"{x.shape}), found k = {k}")
+    idx = top_k_order(x)[..., :k]
+    values = np.take_along_axis(x, idx, -1)
+    rows = np.arange(int(np.prod(x.shape[:-1], dtype=np.int64)), dtype=np.int64)
+    flat = idx.astype(np.int64) + (rows * x.shape[-1]).reshape(x.shape[:-1] + (1,))
+    return np.ascontiguousarray(values), idx.astype(np.int32), flat
+
+
+def _top_k_grad(op, g_values, g_indices, g_flat):
+    # g scattered back to the input's positions, zeros elsewhere: GatherGrad over the
+    # flattened input at the third output's flat positions (whose gradient is a
+    # Gather, whose gradient is GatherGrad again: every order).
+    if g_values is None:
+        return [None]
+    x = _in(op)
+    spread = F.gather_grad(F.reshape(g_values, [-1]), F.reshape(op.outputs[2], [-1]),
+                           F.reshape(x, [-1]))
+    return [F.reshape_like(spread, x)]
+
+
+# TopK(x) -> (values, indices, flat): TF1's tf.nn.top_k along the last axis (attrs: k,
+# sorted; always sorted), indices int32; `flat`, int64 positions in x.reshape(-1), is
+# what the gradient scatters at (fg.nn.top_k returns the first two).
+defprim("TopK", _top_k_infer, _top_k_grad, _top_k_ref, "index", "top_k")
+
+
+def _mask_positions_infer(op):
+    mask, dims = op.inputs
+    if mask.dtype != dtypes.bool_:
+        raise DTypeError(f"expected a bool mask, found {mask.dtype.name} ({mask.name})")
+    if not dtypes.is_integer(dims.dtype):
+        raise DTypeError(f"expected integer dimensions, found {dims.dtype.name}")
+    return [((None,), dtypes.int64)]
+
+
+def mask_positions(mask, dims, axis=0):
+    """The positions of ``mask``'s true elements in ``mask.reshape(-1)`` (row-major
+    order), once ``mask``'s shape is checked to be ``dims``: the masked dimensions
+    of ``boolean_mask``'s tensor, from dimension ``axis``."""
+    dims = tuple(int(d) for d in np.asarray(dims).reshape(-1))
+    if mask.shape != dims:
+        raise InvalidArgumentError(f"expected a mask of shape {dims} (the tensor's "
+                                   f"dimensions from axis {axis}), found {mask.shape}")
+    return np.flatnonzero(mask).astype(np.int64)
+
+
+# MaskPositions(mask, dims): boolean_mask's rows, int64 of a length known at run time
+# (attrs: axis, for the message); the host makes them on a GPU too (kernels.cuda).
+defprim("MaskPositions", _mask_positions_infer, None,
+        lambda op, mask, dims: mask_positions(mask, dims, op.attrs["axis"]), "index")
+
+
 def _one_hot_infer(op):
     indices = _in(op)
     if not dtypes.is_integer(indices.dtype):

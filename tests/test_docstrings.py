@@ -45,6 +45,8 @@ MODULES += ["flowgraph.tf1_operators", "flowgraph.graph_collections",
 MODULES += ["flowgraph.segment_ops"]
 # TF1's convolution and pooling
 MODULES += ["flowgraph.nn.conv"]
+# TF1's tf.nn.top_k and tf.boolean_mask
+MODULES += ["flowgraph.selection_ops"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -274,6 +274,18 @@ def _gather_grad_sq(data):
         {p: x, g: arr(data, idx.shape + x.shape[1:])}
 
 
+@grad_case("TopK")
+def _top_k(data):
+    # distinct values half a unit apart: no tie within reach of the FD step
+    shape = data.draw(fgst.shapes(min_rank=1, max_rank=3, max_side=3), label="shape")
+    grid = data.draw(st.permutations(range(int(np.prod(shape)))), label="grid")
+    x = (np.array(grid, F64) * 0.5 - 1.0).reshape(shape)
+    k = data.draw(st.integers(1, shape[-1]), label="k")
+    p = ph(data, x)
+    values, _ = fg.nn.top_k(p * p * p, k)      # a cube: monotone, second derivative 6x
+    return values * values, [p], {p: x}
+
+
 # --- TF1's "more ops" (issue 14) ---------------------------------------------------------
 
 @grad_case("Cumsum")

@@ -480,6 +480,25 @@ def _segment_count_and_case_index(data):
         close(sess.run(new, {p: x}), x[np.argsort(rows)])
 
 
+@case("TopK", "MaskPositions")
+def _top_k_and_mask_positions(data):
+    # fg.nn.top_k (values and int32 indices; equal values in increasing position) and
+    # fg.boolean_mask (the masked rows, the mask's first dimension over the tensor's)
+    dtype = data.draw(st.sampled_from([np.float32, np.float64, np.int32]), label="dtype")
+    x = data.draw(fgst.arrays(dtype, fgst.shapes(min_rank=1), -2, 2), label="x")  # ties
+    k = data.draw(st.integers(0, x.shape[-1]), label="k")
+    p = feed_ph(data, x)
+    values, indices = fg.nn.top_k(p, k)
+    order = np.argsort(-x.astype(np.float64), axis=-1, kind="stable")[..., :k]
+    got_v, got_i = run([values, indices], {p: x})
+    close(got_i, order.astype(np.int32))
+    close(got_v, np.take_along_axis(x, order, -1))
+    mask = data.draw(fgst.arrays(np.bool_, st.just(x.shape[:1])), label="mask")
+    q = fg.placeholder(dtype, (None,) * x.ndim)
+    m = feed_ph(data, mask, unknown=False)
+    close(run(fg.boolean_mask(q, m), {q: x, m: mask}), x[mask])
+
+
 @case("SparseRowsSGD")
 def _sparse_rows_sgd(data):
     x = float_array(data, shape=fgst.shapes(min_rank=1))

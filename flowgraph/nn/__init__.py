@@ -20,6 +20,7 @@ from ..api import relu, sigmoid, tanh
 from .activations import (batch_normalization, elu, l2_normalize, leaky_relu, moments, relu6,
                           selu, softplus, softsign, swish)
 from .evaluation import in_top_k
+from ..selection_ops import top_k
 # TF1's convolution and pooling, as im2col compositions
 from .conv import avg_pool, conv2d, max_pool
 from ..math_ops import log_sigmoid
@@ -38,7 +39,7 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "dynamic_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
            # TF1's activations and normalizations
            "leaky_relu", "elu", "softplus", "l2_normalize", "moments", "relu6", "selu",
-           "swish", "log_sigmoid", "in_top_k", "softsign", "batch_normalization",
+           "swish", "log_sigmoid", "in_top_k", "softsign", "batch_normalization", "top_k",
            # TF1's BasicLSTMCell and tf.nn.rnn_cell
            "BasicLSTMCell", "rnn_cell",
            # TF1's convolution and pooling

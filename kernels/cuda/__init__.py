@@ -549,6 +549,19 @@ def _host_scalar_op(op, ctx, x):
                          ctx.stream),)
 
 
+@register("TopK", "gpu")
+@register("MaskPositions", "gpu")
+def _host_select_op(op, ctx, *xs):
+    # Host fallback (documented), as SegmentCount: tf.nn.top_k's sort (values, int32
+    # indices and the flat positions its gradient scatters at) and boolean_mask's true
+    # positions (a length the host needs to allocate) from inputs copied down, computed
+    # by the reference kernel, and uploaded.
+    from flowgraph.ops import get_primitive
+    out = get_primitive(op.type).ref(op, *_host_values(ctx, *xs))
+    outs = out if isinstance(out, tuple) else (out,)
+    return tuple(rt.to_device(np.ascontiguousarray(o), ctx.stream) for o in outs)
+
+
 # --- matmul ------------------------------------------------------------------------------
 
 def _batched(ctx, x, batch_shape):
