@@ -1226,5 +1226,4 @@ def _register():
 _register()
 
 
-
 from . import loop_step  # noqa: E402,F401  (registers the compiled loop step)

@@ -321,7 +321,6 @@ def test_one_hot_and_losses():
     check(build)
 
 
-
 def test_sparse_softmax_xent_kernels_and_a_bad_label_on_gpu():
     from flowgraph import api
     from flowgraph.errors import InvalidArgumentError

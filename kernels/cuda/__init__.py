@@ -673,7 +673,6 @@ def _one_hot(op, ctx, indices):
     return (out,)
 
 
-
 def _label_code(op, ctx, classes):
     return ctx.code(op, "expected labels in [0, {n}), found {found}", n=classes)
 
