@@ -16,6 +16,9 @@ output's shape; :mod:`flowgraph.autodiff` undoes the broadcast in one place.
 """
 from __future__ import annotations
 
+import sys
+import weakref
+
 import numpy as np
 
 from . import api as F
@@ -1130,6 +1133,50 @@ def mask_positions(mask, dims, axis=0):
 # (attrs: axis, for the message); the host makes them on a GPU too (kernels.cuda).
 defprim("MaskPositions", _mask_positions_infer, None,
         lambda op, mask, dims: mask_positions(mask, dims, op.attrs["axis"]), "index")
+
+
+# --- tf.Print (flowgraph.logging_ops) -------------------------------------------------------
+# Kind "io": a side effect (a line on stderr) each time it runs. Not pure, so the
+# compiler neither folds, merges (CSE) nor drops it; it plans it as a reference step
+# of its own, and on a GPU it runs on the host (flowgraph.backends.host_fallback).
+
+_PRINT_COUNTS = weakref.WeakKeyDictionary()   # graph op -> lines printed so far
+
+
+def summarize_value(value, summarize=3):
+    """TF1's ``Tensor::SummarizeValue``: the first ``summarize`` elements (row-major,
+    all of them when ``summarize`` < 0) separated by spaces, ``...`` after them if
+    more remain; bools as 1 and 0, floats without a trailing ``.0``."""
+    flat = np.asarray(value).reshape(-1)
+    n = flat.size if summarize < 0 else min(flat.size, summarize)
+    words = []
+    for v in flat[:n]:
+        if flat.dtype == np.bool_:
+            words.append("1" if v else "0")
+        else:
+            w = str(v)
+            words.append(w[:-2] if flat.dtype.kind == "f" and w.endswith(".0") else w)
+    return " ".join(words) + ("..." if n < flat.size else "")
+
+
+def _print_ref(op, x, *data):
+    # The graph op counts first_n across runs and paths (an IR node names it: origin).
+    origin = getattr(op, "origin", None) or op
+    first_n = op.attrs["first_n"]
+    done = _PRINT_COUNTS.get(origin, 0)
+    if first_n is None or first_n < 0 or done < first_n:
+        _PRINT_COUNTS[origin] = done + 1
+        line = op.attrs["message"] + "".join(
+            f"[{summarize_value(d, op.attrs['summarize'])}]" for d in data)
+        sys.stderr.write(line + "\n")   # sys.stderr read now: a test may capture it
+        sys.stderr.flush()
+    return x
+
+
+# Print(input_, *data) -> input_, writing message and data to stderr (attrs: message,
+# first_n, summarize); the gradient is the identity to input_, none to data.
+defprim("Print", lambda op: [(op.inputs[0].shape, op.inputs[0].dtype)],
+        lambda op, g: [g] + [None] * (len(op.inputs) - 1), _print_ref, "io")
 
 
 def _one_hot_infer(op):
