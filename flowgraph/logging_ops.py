@@ -1,4 +1,5 @@
-"""TF1's ``tf.Print``: an identity that writes a message and some tensors' values to
+"""TF1's ``tf.Print`` and ``tf.py_func``: ops that run Python on the host (kind
+``"io"``). ``tf.Print`` is an identity that writes a message and some tensors' values to
 stderr each time it runs (the ``Print`` primitive, kind ``"io"``: never folded, merged
 or dropped by the compiler, a reference step of its own in a compiled plan, on the
 host when placed on a GPU).
@@ -16,7 +17,10 @@ from __future__ import annotations
 
 import numbers
 
+import weakref
+
 from . import api as F
+from . import dtypes
 from .graph import Tensor, _user_location
 
 
@@ -65,4 +69,45 @@ def Print(input_, data, message=None, first_n=None, summarize=None, name=None): 
     return F._op("Print", [x, *tensors], attrs, name=name or "Print").outputs[0]
 
 
-__all__ = ["Print"]
+def py_func(func, inp, Tout, stateful=True, name=None):
+    """TF1's ``tf.py_func``: calls ``func`` on the NumPy values of the tensors ``inp``
+    each time the op runs, on the host. ``Tout`` is a dtype (one tensor is returned)
+    or a list of dtypes (a list is returned); each value ``func`` returns must have
+    its dtype exactly (``InvalidArgumentError`` naming the op otherwise, as TF1).
+    ``func`` gets copies of its inputs.
+
+    The outputs' shapes are unknown (TF1), so a run computing them uses the reference
+    path; once ``set_shape`` makes every output's shape fully known, compiled plans
+    run the op as a reference step of their own (on the host when placed on a GPU).
+    Like ``Print`` the op is never folded, merged or dropped by the compiler, whatever
+    ``stateful`` says. No gradient flows through it: TF1 raises ``LookupError``;
+    ``fg.gradients``, as for any op without a gradient, gives its inputs' paths
+    nothing (zeros where nothing else reaches them).
+
+    >>> import numpy as np
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float64, [None])
+    ...     top, n = fg.py_func(lambda v: (np.sort(v)[::-1], np.int32(v.size)), [x],
+    ...                         [fg.float64, fg.int32])
+    ...     t, k = fg.Session().run([top, n], {x: [2.0, 3.0, 1.0]})
+    ...     top.shape, t.tolist(), int(k)
+    (None, [3.0, 2.0, 1.0], 3)
+    """
+    fn = "py_func"
+    where = _user_location()
+    at = f" (created at {where})" if where else ""
+    if not callable(func):
+        raise TypeError(f"{fn}{at}: expected a callable func, found {func!r}")
+    single = not isinstance(Tout, (list, tuple))
+    touts = [dtypes.as_dtype(t) for t in ([Tout] if single else Tout)]
+    if isinstance(inp, Tensor) or not isinstance(inp, (list, tuple)):
+        inp = [inp]
+    tensors = [F.convert_to_tensor(x) for x in inp]
+    attrs = {"func": func, "Tout": touts, "single": single, "stateful": bool(stateful)}
+    op = F._op("PyFunc", tensors, attrs, name=name or "PyFunc")
+    op.attrs["graph_op"] = weakref.ref(op)   # its outputs' shapes, once set_shape runs
+    return op.outputs[0] if single else list(op.outputs)
+
+
+__all__ = ["Print", "py_func"]

@@ -1179,6 +1179,43 @@ defprim("Print", lambda op: [(op.inputs[0].shape, op.inputs[0].dtype)],
         lambda op, g: [g] + [None] * (len(op.inputs) - 1), _print_ref, "io")
 
 
+def _py_func_infer(op):
+    # Unknown shapes (TF1), unless set_shape made them known on the graph op's outputs
+    # (attrs["graph_op"], set once the op exists): then a compiled plan can hold it.
+    made = op.attrs.get("graph_op")
+    made = made() if made is not None else None
+    if made is not None:
+        return [(t.shape, t.dtype) for t in made.outputs]
+    return [(None, d) for d in op.attrs["Tout"]]
+
+
+def _py_func_ref(op, *inputs):
+    # Copies in: the function may keep or change its arguments, not the plan's buffers.
+    result = op.attrs["func"](*(np.array(x, copy=True) for x in inputs))
+    touts = op.attrs["Tout"]
+    if op.attrs["single"]:
+        result = (result,)
+    elif result is None and not touts:
+        result = ()
+    if not isinstance(result, (list, tuple)) or len(result) != len(touts):
+        raise InvalidArgumentError(f"expected the function to return {len(touts)} "
+                                   f"value(s) (Tout), found {result!r:.80}")
+    outs = []
+    for i, (value, dtype) in enumerate(zip(result, touts)):
+        value = np.asarray(value)
+        if value.dtype != dtype:
+            raise InvalidArgumentError(f"value {i} returned by the function is "
+                                       f"{value.dtype}, expected {dtype.name} (Tout)")
+        outs.append(np.array(value, copy=True))
+    return tuple(outs)
+
+
+# PyFunc(*inp) -> Tout: TF1's tf.py_func, a Python function on NumPy arrays at run
+# time (attrs: func, Tout, single, stateful). Kind "io" as Print: never folded, merged
+# or dropped, a reference step on the host; no gradient (nothing flows through).
+defprim("PyFunc", _py_func_infer, None, _py_func_ref, "io")
+
+
 def _one_hot_infer(op):
     indices = _in(op)
     if not dtypes.is_integer(indices.dtype):

@@ -509,6 +509,14 @@ def _print(data):
     close(run(fg.Print(p, [p, fg.size(p)], "forward case: ", summarize=2), {p: x}), x)
 
 
+@case("PyFunc")
+def _py_func(data):
+    # fg.py_func: NumPy's own function on the values, its dtype kept
+    x = float_array(data)
+    p = feed_ph(data, x)
+    close(run(fg.py_func(np.cumsum, [p], p.dtype), {p: x}), np.cumsum(x))
+
+
 @case("SparseRowsSGD")
 def _sparse_rows_sgd(data):
     x = float_array(data, shape=fgst.shapes(min_rank=1))

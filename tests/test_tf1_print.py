@@ -1,7 +1,9 @@
-"""TF1's tf.Print (flowgraph.logging_ops): the line on stderr on the reference and the
+"""TF1's tf.Print and tf.py_func (flowgraph.logging_ops). Print: the line on stderr on the reference and the
 compiled path, first_n and summarize, the value equal to the input, gradients passing
 through to any order, Prints never folded or merged by the compiler, inside cond and
-while_loop, errors, the CUDA simulator."""
+while_loop, errors, the CUDA simulator. py_func: values on both paths, copies in,
+a reference step of a compiled plan once its shape is set, errors naming the op, no
+gradient, the CUDA simulator."""
 import numpy as np
 import pytest
 
@@ -144,3 +146,93 @@ def test_print_on_the_gpu_runs_on_the_host_and_equals_the_cpu(capfd):
     assert set(results) == {"/cpu:0", "/gpu:0"}
     np.testing.assert_allclose(results["/gpu:0"][0], 2 * np.tanh(data), rtol=1e-6)
     assert "gpu [0 1 2...]" in capfd.readouterr().err
+
+
+# --- tf.py_func ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("optimize", PATHS)
+def test_py_func_calls_python_on_numpy_values_each_run(optimize):
+    calls = []
+
+    def f(a, b):
+        calls.append((a.copy(), b.copy()))
+        a += 100.0           # its own copy: the plan's buffers stay as they were
+        return np.sort(b)[::-1].astype(np.float32), np.int32(b.size)
+
+    with fg.Graph().as_default():
+        x = fg.placeholder(fg.float32, [None])
+        y = fg.tanh(x)
+        top, n = fg.py_func(f, [y, x], [fg.float32, fg.int32])
+        assert top.shape is None and n.dtype == fg.int32
+        sess = _session(optimize)
+        for v in ([0.5, 2.0, 1.0], [3.0]):
+            got_top, got_n, got_y = sess.run([top, n, y], {x: v})
+            np.testing.assert_array_equal(got_top, np.sort(np.float32(v))[::-1])
+            assert got_n == len(v)
+            np.testing.assert_allclose(got_y, np.tanh(np.float32(v)), rtol=1e-6)
+    assert len(calls) == 2
+    with fg.Graph().as_default():
+        single = fg.py_func(lambda: np.float64(2.5), [], fg.float64)
+        assert _session(optimize).run(single) == 2.5
+
+
+def test_py_func_with_set_shape_is_a_reference_step_of_a_compiled_plan():
+    with fg.Graph().as_default():
+        x = fg.placeholder(fg.float32, [3])
+        y = fg.py_func(lambda v: v * 2, [fg.tanh(x)], fg.float32)
+        twice = fg.py_func(lambda v: v * 2, [fg.tanh(x)], fg.float32)  # not merged
+        for t in (y, twice):
+            t.set_shape([3])
+        z = fg.exp(y) + twice
+        sess = _session(True)
+        text = sess.explain(z, {x: np.zeros(3)})
+        got = sess.run(z, {x: np.zeros(3)})
+    assert text.startswith("CompiledPlan")
+    assert sum("reference" in line and "PyFunc" in line for line in text.splitlines()) == 2
+    np.testing.assert_array_equal(got, np.ones(3))
+
+
+@pytest.mark.parametrize("optimize", PATHS)
+def test_py_func_errors_name_the_op(optimize):
+    with fg.Graph().as_default():
+        x = fg.placeholder(fg.float32, [2])
+        wrong_dtype = fg.py_func(lambda v: v.astype(np.float64), [x], fg.float32)
+        wrong_count = fg.py_func(lambda v: v, [x], [fg.float32, fg.float32])
+        raises = fg.py_func(lambda v: 1 / 0, [x], fg.float32)
+        sess = _session(optimize)
+        with pytest.raises(fg.errors.InvalidArgumentError, match="PyFunc.*float64.*float32"):
+            sess.run(wrong_dtype, {x: [1, 2]})
+        with pytest.raises(fg.errors.InvalidArgumentError, match="PyFunc.*2 value"):
+            sess.run(wrong_count, {x: [1, 2]})
+        with pytest.raises(fg.errors.InvalidArgumentError, match="PyFunc.*ZeroDivision"):
+            sess.run(raises, {x: [1, 2]})
+        with pytest.raises(TypeError, match="py_func.*callable"):
+            fg.py_func(3, [x], fg.float32)
+
+
+def test_py_func_has_no_gradient():
+    # TF1 raises LookupError; fg.gradients, as for every op without a gradient, gives
+    # nothing through it (zeros where no other path reaches the input)
+    with fg.Graph().as_default():
+        x = fg.placeholder(fg.float64, [2])
+        y = fg.py_func(lambda v: v * 3, [x], fg.float64)
+        y.set_shape([2])
+        (g,) = fg.gradients(fg.reduce_sum(y * y + x), [x])
+        np.testing.assert_array_equal(_session(True).run(g, {x: [1.0, 2.0]}), [1.0, 1.0])
+
+
+def test_py_func_on_the_gpu_runs_on_the_host_and_equals_the_cpu():
+    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
+    if "/gpu:0" not in fg.list_devices():
+        pytest.skip("numba.cuda sees no GPU and the simulator is off")
+    from flowgraph.testing import compare_devices
+    data = np.arange(4, dtype=np.float32)
+
+    def build():
+        x = fg.placeholder(fg.float32, (4,))
+        y = fg.py_func(lambda v: v[::-1].copy(), [fg.tanh(x)], fg.float32)
+        y.set_shape([4])       # static: a compiled plan with the host step
+        return [fg.exp(y)], {x: data}
+    results = compare_devices(build, devices=("/cpu:0", "/gpu:0"))
+    assert set(results) == {"/cpu:0", "/gpu:0"}
+    np.testing.assert_allclose(results["/gpu:0"][0], np.exp(np.tanh(data[::-1])), rtol=1e-6)
