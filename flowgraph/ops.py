@@ -1197,6 +1197,8 @@ def _py_func_ref(op, *inputs):
         result = (result,)
     elif result is None and not touts:
         result = ()
+    elif not isinstance(result, (list, tuple)):
+        result = (result,)     # one value for a Tout list of one (TF1 takes it too)
     if not isinstance(result, (list, tuple)) or len(result) != len(touts):
         raise InvalidArgumentError(f"expected the function to return {len(touts)} "
                                    f"value(s) (Tout), found {result!r:.80}")

@@ -173,7 +173,8 @@ def test_py_func_calls_python_on_numpy_values_each_run(optimize):
     assert len(calls) == 2
     with fg.Graph().as_default():
         single = fg.py_func(lambda: np.float64(2.5), [], fg.float64)
-        assert _session(optimize).run(single) == 2.5
+        (listed,) = fg.py_func(lambda: np.float64(1.5), [], [fg.float64])  # one value
+        assert _session(optimize).run([single, listed]) == [2.5, 1.5]
 
 
 def test_py_func_with_set_shape_is_a_reference_step_of_a_compiled_plan():
