@@ -16,6 +16,9 @@ output's shape; :mod:`flowgraph.autodiff` undoes the broadcast in one place.
 """
 from __future__ import annotations
 
+import sys
+import weakref
+
 import numpy as np
 
 from . import api as F
@@ -1130,6 +1133,89 @@ def mask_positions(mask, dims, axis=0):
 # (attrs: axis, for the message); the host makes them on a GPU too (kernels.cuda).
 defprim("MaskPositions", _mask_positions_infer, None,
         lambda op, mask, dims: mask_positions(mask, dims, op.attrs["axis"]), "index")
+
+
+# --- tf.Print (flowgraph.logging_ops) -------------------------------------------------------
+# Kind "io": a side effect (a line on stderr) each time it runs. Not pure, so the
+# compiler neither folds, merges (CSE) nor drops it; it plans it as a reference step
+# of its own, and on a GPU it runs on the host (flowgraph.backends.host_fallback).
+
+_PRINT_COUNTS = weakref.WeakKeyDictionary()   # graph op -> lines printed so far
+
+
+def summarize_value(value, summarize=3):
+    """TF1's ``Tensor::SummarizeValue``: the first ``summarize`` elements (row-major,
+    all of them when ``summarize`` < 0) separated by spaces, ``...`` after them if
+    more remain; bools as 1 and 0, floats without a trailing ``.0``."""
+    flat = np.asarray(value).reshape(-1)
+    n = flat.size if summarize < 0 else min(flat.size, summarize)
+    words = []
+    for v in flat[:n]:
+        if flat.dtype == np.bool_:
+            words.append("1" if v else "0")
+        else:
+            w = str(v)
+            words.append(w[:-2] if flat.dtype.kind == "f" and w.endswith(".0") else w)
+    return " ".join(words) + ("..." if n < flat.size else "")
+
+
+def _print_ref(op, x, *data):
+    # The graph op counts first_n across runs and paths (an IR node names it: origin).
+    origin = getattr(op, "origin", None) or op
+    first_n = op.attrs["first_n"]
+    done = _PRINT_COUNTS.get(origin, 0)
+    if first_n is None or first_n < 0 or done < first_n:
+        _PRINT_COUNTS[origin] = done + 1
+        line = op.attrs["message"] + "".join(
+            f"[{summarize_value(d, op.attrs['summarize'])}]" for d in data)
+        sys.stderr.write(line + "\n")   # sys.stderr read now: a test may capture it
+        sys.stderr.flush()
+    return x
+
+
+# Print(input_, *data) -> input_, writing message and data to stderr (attrs: message,
+# first_n, summarize); the gradient is the identity to input_, none to data.
+defprim("Print", lambda op: [(op.inputs[0].shape, op.inputs[0].dtype)],
+        lambda op, g: [g] + [None] * (len(op.inputs) - 1), _print_ref, "io")
+
+
+def _py_func_infer(op):
+    # Unknown shapes (TF1), unless set_shape made them known on the graph op's outputs
+    # (attrs["graph_op"], set once the op exists): then a compiled plan can hold it.
+    made = op.attrs.get("graph_op")
+    made = made() if made is not None else None
+    if made is not None:
+        return [(t.shape, t.dtype) for t in made.outputs]
+    return [(None, d) for d in op.attrs["Tout"]]
+
+
+def _py_func_ref(op, *inputs):
+    # Copies in: the function may keep or change its arguments, not the plan's buffers.
+    result = op.attrs["func"](*(np.array(x, copy=True) for x in inputs))
+    touts = op.attrs["Tout"]
+    if op.attrs["single"]:
+        result = (result,)
+    elif result is None and not touts:
+        result = ()
+    elif not isinstance(result, (list, tuple)):
+        result = (result,)     # one value for a Tout list of one (TF1 takes it too)
+    if not isinstance(result, (list, tuple)) or len(result) != len(touts):
+        raise InvalidArgumentError(f"expected the function to return {len(touts)} "
+                                   f"value(s) (Tout), found {result!r:.80}")
+    outs = []
+    for i, (value, dtype) in enumerate(zip(result, touts)):
+        value = np.asarray(value)
+        if value.dtype != dtype:
+            raise InvalidArgumentError(f"value {i} returned by the function is "
+                                       f"{value.dtype}, expected {dtype.name} (Tout)")
+        outs.append(np.array(value, copy=True))
+    return tuple(outs)
+
+
+# PyFunc(*inp) -> Tout: TF1's tf.py_func, a Python function on NumPy arrays at run
+# time (attrs: func, Tout, single, stateful). Kind "io" as Print: never folded, merged
+# or dropped, a reference step on the host; no gradient (nothing flows through).
+defprim("PyFunc", _py_func_infer, None, _py_func_ref, "io")
 
 
 def _one_hot_infer(op):

@@ -33,7 +33,8 @@ class Primitive:
     (the NumPy reference kernel: the specification, and what runs wherever no faster
     kernel is declared). ``kind`` groups primitives for the compiler: ``"elementwise"``,
     ``"reduction"``, ``"matmul"``, ``"shape"``, ``"index"``, ``"source"``, ``"state"``,
-    ``"control"``, ``"random"``, ``"collective"``, ``"loop"``, ``"comm"``.
+    ``"control"``, ``"random"``, ``"collective"``, ``"loop"``, ``"comm"``, ``"io"``
+    (a side effect outside the graph: Print).
 
     The other fields are facts the compiler and the backends read; each has a default
     that means "nothing special", so an op declares only what it has:

@@ -286,6 +286,14 @@ def _top_k(data):
     return values * values, [p], {p: x}
 
 
+@grad_case("Print")
+def _print(data):
+    # the identity to input_ (data gets nothing)
+    x = arr(data, fgst.shapes(max_side=3))
+    p = ph(data, x)
+    return fg.Print(p * p * p, [p], "grad case ") * p, [p], {p: x}
+
+
 # --- TF1's "more ops" (issue 14) ---------------------------------------------------------
 
 @grad_case("Cumsum")

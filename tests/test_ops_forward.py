@@ -499,6 +499,24 @@ def _top_k_and_mask_positions(data):
     close(run(fg.boolean_mask(q, m), {q: x, m: mask}), x[mask])
 
 
+@case("Print")
+def _print(data):
+    # fg.Print: the input unchanged, whatever data it writes to stderr
+    dtype = data.draw(st.sampled_from([np.float32, np.float64, np.int32, np.bool_]),
+                      label="dtype")
+    x = data.draw(fgst.arrays(dtype, fgst.shapes()), label="x")
+    p = feed_ph(data, x)
+    close(run(fg.Print(p, [p, fg.size(p)], "forward case: ", summarize=2), {p: x}), x)
+
+
+@case("PyFunc")
+def _py_func(data):
+    # fg.py_func: NumPy's own function on the values, its dtype kept
+    x = float_array(data)
+    p = feed_ph(data, x)
+    close(run(fg.py_func(np.cumsum, [p], p.dtype), {p: x}), np.cumsum(x))
+
+
 @case("SparseRowsSGD")
 def _sparse_rows_sgd(data):
     x = float_array(data, shape=fgst.shapes(min_rank=1))

@@ -118,11 +118,12 @@ def host_fallback(op, device):
     """The placement pass's lowering check, per graph op: the device ``op`` runs on
     given the device it landed on. Collectives (MPI exchanges host buffers), loops
     (their bodies are plans of their own), random ops (drawn on the host as every path
-    draws them, bit for bit) and ops with no kernel for the device run on the CPU."""
+    draws them, bit for bit), io ops (Print writes the host's stderr) and ops with no
+    kernel for the device run on the CPU."""
     if device == DEFAULT_DEVICE:
         return device
     kind = op.primitive.kind
-    if kind in ("collective", "loop", "random"):
+    if kind in ("collective", "loop", "random", "io"):
         return DEFAULT_DEVICE
     if kind in ("state", "control", "source"):
         return device

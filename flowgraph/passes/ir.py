@@ -14,7 +14,9 @@ from ..primitives import PURE_KINDS, get_primitive
 # added later, say with data-dependent output shapes) runs on the reference plan.
 # "random" ops are planned as their own steps, never folded or merged (not pure).
 # Collectives (AllReduceMean) are kept, never merged or folded, and run in their order.
-KNOWN_KINDS = PURE_KINDS | {"source", "state", "control", "random", "collective"}
+# "io" ops (Print: a line on stderr each run) are likewise never folded, merged or
+# dropped: a reference step of their own.
+KNOWN_KINDS = PURE_KINDS | {"source", "state", "control", "random", "collective", "io"}
 # IR-only node types (declared in flowgraph.ops, ir_only=True): Feed, BroadcastTo, and
 # the Send and Recv of a value crossing MPI tasks (flowgraph.distributed.partition):
 # kind "comm", ordered among themselves by control edges, like collectives never pure.
