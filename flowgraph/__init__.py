@@ -62,6 +62,7 @@ from .slicing_ops import gather_nd, matrix_transpose, pad, slice  # noqa: E402
 from .segment_ops import (scatter_add, scatter_update, segment_sum,  # noqa: E402
                           unsorted_segment_sum)
 from .selection_ops import boolean_mask  # noqa: E402  (fg.nn.top_k: in nn)
+from .contraction_ops import tensordot  # noqa: E402  (TF1's tf.tensordot)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402

@@ -47,6 +47,8 @@ MODULES += ["flowgraph.segment_ops"]
 MODULES += ["flowgraph.nn.conv"]
 # TF1's tf.nn.top_k and tf.boolean_mask
 MODULES += ["flowgraph.selection_ops"]
+# TF1's tf.tensordot
+MODULES += ["flowgraph.contraction_ops"]
 
 
 @pytest.mark.parametrize("name", MODULES)
