@@ -14,7 +14,7 @@ from . import errors
 from .api import (abs, add, add_n, broadcast_like, cast, clip_by_value, concat, constant,
                   convert_to_tensor, divide, equal, exp, expand_dims, gather, greater,
                   greater_equal, group, identity, less, less_equal, log, log1p, matmul,
-                  sin, cos, cumsum,
+                  sin, cos, erf, cumsum,
                   maximum, minimum, multiply, negative, no_op, not_equal, one_hot, ones, ones_like,
                   placeholder, reduce_max, reduce_mean, reduce_sum, relu, reshape, sigmoid,
                   sign, split, sqrt, square, squeeze, stack, stop_gradient, subtract, tanh,
