@@ -14,7 +14,7 @@ from . import errors
 from .api import (abs, add, add_n, broadcast_like, cast, clip_by_value, concat, constant,
                   convert_to_tensor, divide, equal, exp, expand_dims, gather, greater,
                   greater_equal, group, identity, less, less_equal, log, log1p, matmul,
-                  sin, cos, cumsum,
+                  sin, cos, erf, cumsum,
                   maximum, minimum, multiply, negative, no_op, not_equal, one_hot, ones, ones_like,
                   placeholder, reduce_max, reduce_mean, reduce_sum, relu, reshape, sigmoid,
                   sign, split, sqrt, square, squeeze, stack, stop_gradient, subtract, tanh,
@@ -63,6 +63,7 @@ from .segment_ops import (scatter_add, scatter_update, segment_sum,  # noqa: E40
                           unsorted_segment_sum)
 from .selection_ops import boolean_mask  # noqa: E402  (fg.nn.top_k: in nn)
 from .logging_ops import Print, py_func  # noqa: E402  (TF1's tf.Print, tf.py_func)
+from .contraction_ops import tensordot  # noqa: E402  (TF1's tf.tensordot)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402

@@ -320,6 +320,20 @@ def cos(x, name=None):
     return _unary("Cos", x, name)
 
 
+def erf(x, name=None):
+    """Elementwise error function ``2/sqrt(pi) * integral_0^x exp(-t**2) dt`` (TF1's
+    ``tf.erf``); float only. Its gradient is ``2/sqrt(pi) * exp(-x**2)``, itself
+    differentiable to any order.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.erf(fg.constant([0.0, 1.0, -30.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 0.842701, -1.0]
+    """
+    return _unary("Erf", x, name)
+
+
 def square(x, name=None):
     return _unary("Square", x, name)
 

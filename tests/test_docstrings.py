@@ -49,6 +49,8 @@ MODULES += ["flowgraph.nn.conv"]
 MODULES += ["flowgraph.selection_ops"]
 # TF1's tf.Print
 MODULES += ["flowgraph.logging_ops"]
+# TF1's tf.tensordot
+MODULES += ["flowgraph.contraction_ops"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -42,6 +42,7 @@ def check(build, **tol):
 UNARY = {
     "neg": (fg.negative, -1, 1), "exp": (fg.exp, -1, 1), "log": (fg.log, 0.5, 2),
     "log1p": (fg.log1p, -0.5, 2), "sin": (fg.sin, -3, 3), "cos": (fg.cos, -3, 3),
+    "erf": (fg.erf, -3, 3),
     "tanh": (fg.tanh, -2, 2), "sigmoid": (fg.sigmoid, -3, 3), "relu": (fg.relu, -1, 1),
     "sqrt": (fg.sqrt, 0.5, 2), "abs": (fg.abs, -1, 1), "square": (fg.square, -1, 1),
     "identity": (fg.identity, -1, 1), "pow3": (lambda x: x ** 3, -1, 1),

@@ -56,6 +56,7 @@ def one_input(data, fn, lo=-2.0, hi=2.0, values=None):
 UNARY = {
     "Neg": (fg.negative, -2, 2), "Exp": (fg.exp, -2, 2), "Log": (fg.log, 0.3, 3),
     "Log1p": (fg.log1p, -0.7, 3), "Sin": (fg.sin, -4, 4), "Cos": (fg.cos, -4, 4),
+    "Erf": (fg.erf, -2.5, 2.5),
     "Tanh": (fg.tanh, -2, 2), "Sigmoid": (fg.sigmoid, -3, 3), "Sqrt": (fg.sqrt, 0.3, 3),
     "Square": (fg.square, -2, 2), "Identity": (fg.identity, -2, 2),
 }

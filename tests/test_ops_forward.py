@@ -6,6 +6,8 @@ builds a graph that contains the primitive, runs it with the default session and
 compares with NumPy. ``test_every_primitive_has_a_forward_case`` fails when a new
 primitive is added without a case here.
 """
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -129,6 +131,7 @@ UNARY = {
     "Tanh": (fg.tanh, np.tanh, -4, 4),
     "Sin": (fg.sin, np.sin, -7, 7),
     "Cos": (fg.cos, np.cos, -7, 7),
+    "Erf": (fg.erf, np.vectorize(math.erf, otypes=[np.float64]), -6, 6),   # NumPy has none
     "Sigmoid": (fg.sigmoid, _sigmoid, -6, 6),
     "Relu": (fg.relu, lambda x: np.maximum(x, 0), -3, 3),
     "Sqrt": (fg.sqrt, np.sqrt, 0, 5),

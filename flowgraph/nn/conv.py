@@ -175,6 +175,39 @@ def conv2d(input, filter=None, strides=None, padding=None,  # noqa: A002 - TF1's
     return F.reshape(out, [batch, geometry[0][0], geometry[1][0], cout], name=name)
 
 
+def conv1d(value, filters=None, stride=None, padding=None, use_cudnn_on_gpu=None,
+           data_format="NWC", name=None):
+    """TF1's ``tf.nn.conv1d``: ``value [N, W, C]`` (NWC; W known, N may be ``None``)
+    cross-correlated with ``filters [kw, C, out]`` gives ``[N, OW, out]``. ``stride`` is
+    an int; ``padding`` is ``"SAME"`` or ``"VALID"``. As in TF1 it is ``conv2d`` on the
+    input with a height of 1 (``expand_dims``) and the filter with ``kh = 1``, squeezed
+    back, so gradients, fusion and placement are conv2d's. ``use_cudnn_on_gpu`` is
+    accepted and ignored; ``"NCW"`` is not supported.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.arange(5.0).reshape(1, 5, 1))
+    >>> y = fg.nn.conv1d(x, fg.constant(np.ones((3, 1, 1))), 2, "SAME")
+    >>> y.shape, fg.Session().run(y).ravel()
+    ((1, 3, 1), array([1., 6., 7.]))
+    """
+    if data_format not in ("NWC", None):
+        raise _fail(ValueError, "conv1d", f"only data_format='NWC' is supported, found "
+                    f"{data_format!r} (transpose NCW inputs with fg.transpose(x, [0, 2, 1]))")
+    x = F.convert_to_tensor(value)
+    w = F.convert_to_tensor(filters)
+    if x.shape is None or len(x.shape) != 3:
+        raise _fail(ShapeError, "conv1d", f"expected a rank-3 [batch, width, channels] "
+                    f"input, found {x.name} of shape {x.shape}")
+    if w.shape is None or len(w.shape) != 3:
+        raise _fail(ShapeError, "conv1d", f"expected a rank-3 [width, in_channels, "
+                    f"out_channels] filter, found {w.name} of shape {w.shape}")
+    if isinstance(stride, Tensor) or not isinstance(stride, numbers.Integral):
+        raise _fail(ValueError, "conv1d", f"expected stride as a Python int, found "
+                    f"{stride!r}")
+    y = conv2d(F.expand_dims(x, 1), F.expand_dims(w, 0), [1, 1, int(stride), 1], padding)
+    return F.squeeze(y, [1], name=name)
+
+
 def _pool(fn_name, value, ksize, strides, padding, data_format):
     x = _nhwc_input(fn_name, value, data_format)
     window = _hw(fn_name, "ksize", ksize)
@@ -232,4 +265,4 @@ def _valid_counts(size, k, stride, out, before, _after):
     return np.minimum(starts + k, size) - np.maximum(starts, 0)
 
 
-__all__ = ["conv2d", "max_pool", "avg_pool"]
+__all__ = ["conv2d", "conv1d", "max_pool", "avg_pool"]
