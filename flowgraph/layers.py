@@ -102,19 +102,13 @@ class Conv2D(Dense):
     def __call__(self, inputs):
         from .graph import name_scope
         from .nn.conv import conv2d
-        from .variable_scopes import variable_scope
         x = F.convert_to_tensor(inputs)
         if x.shape is None or len(x.shape) != 4 or x.shape[-1] is None:
             raise ShapeError(f"conv2d '{self.name}': expected inputs [batch, height, width, "
                              f"channels] with known channels, found {x.name} of shape "
                              f"{S.fmt(x.shape)}")
         if self.kernel is None:
-            opened = (variable_scope(self._scope_name, reuse=self._reuse)
-                      if self._scope_name is not None
-                      else variable_scope(None, default_name=self.name))
-            with opened as scope:
-                self._scope = scope.name.rsplit("/", 1)[-1]
-                self._build(int(x.shape[-1]), x.dtype)
+            self._build_in_scope(x)
         with name_scope(self._scope):
             y = conv2d(x, self.kernel, self.strides, self.padding,
                        dilations=self.dilation_rate)

@@ -52,12 +52,7 @@ class Dense:
                              f"2 or more with known features, found {x.name} of shape "
                              f"{x.shape}")
         if self.kernel is None:
-            opened = (variable_scope(self._scope_name, reuse=self._reuse)
-                      if self._scope_name is not None
-                      else variable_scope(None, default_name=self.name))
-            with opened as scope:
-                self._scope = scope.name.rsplit("/", 1)[-1]
-                self._build(int(x.shape[-1]), x.dtype)
+            self._build_in_scope(x)
         elif x.shape[-1] != self.kernel.shape[0]:
             raise ShapeError(f"Dense '{self._scope}': built for {self.kernel.shape[0]} input "
                              f"features, found {x.name} of shape {x.shape}")
@@ -70,6 +65,16 @@ class Dense:
 
     def _kernel_shape(self, features):
         return (features, self.units)
+
+    def _build_in_scope(self, x):
+        """Make the variables for inputs like ``x`` (known last dimension), in the
+        scope the layer was named for (fg.layers), or in a unique one of its name."""
+        opened = (variable_scope(self._scope_name, reuse=self._reuse)
+                  if self._scope_name is not None
+                  else variable_scope(None, default_name=self.name))
+        with opened as scope:
+            self._scope = scope.name.rsplit("/", 1)[-1]
+            self._build(int(x.shape[-1]), x.dtype)
 
     def _build(self, features, dtype):
         shape = self._kernel_shape(features)      # fg.layers.Conv2D: [kh, kw, in, out]
