@@ -580,8 +580,9 @@ def _reduce_prod(data):
           np.prod(ints, axis=axis, keepdims=keepdims))
 
 
-def _cumsum_loop(x, axis, exclusive, reverse):
-    """TF1's cumsum written as the loop it is (not np.cumsum, which the reference uses)."""
+def cumsum_loop(x, axis, exclusive, reverse):
+    """TF1's cumsum written as the loop it is (not np.cumsum, which the reference uses);
+    tests/test_tf1_trig_cumsum_norm.py checks against it too."""
     lines = np.moveaxis(x, axis, 0)
     out = np.empty_like(lines)
     acc = np.zeros(lines.shape[1:], x.dtype)
@@ -603,10 +604,10 @@ def _cumsum(data):
     exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
     p = feed_ph(data, x)
     close(run(fg.cumsum(p, axis, exclusive, reverse), {p: x}),
-          _cumsum_loop(x, axis, exclusive, reverse))
+          cumsum_loop(x, axis, exclusive, reverse))
     ints = data.draw(fgst.arrays(np.int32, x.shape, -3, 3))
     close(run(fg.cumsum(fg.constant(ints), axis, exclusive, reverse)),
-          _cumsum_loop(ints, axis, exclusive, reverse))
+          cumsum_loop(ints, axis, exclusive, reverse))
 
 
 @case("Pow")

@@ -17,6 +17,7 @@ from flowgraph.plan import CompiledPlan
 from flowgraph.testing import check_gradients
 
 from reference_runs import OPT, REF, run_both
+from test_ops_forward import cumsum_loop
 
 RNG = np.random.default_rng(11)
 DTYPES = [np.float32, np.float64]
@@ -89,22 +90,6 @@ def test_sin_cos_refuse_integers_naming_the_op(fn, op):
 
 # --- cumsum ---------------------------------------------------------------------------
 
-def _cumsum_loop(x, axis, exclusive, reverse):
-    """TF1's cumsum as the loop it is (independent of np.cumsum, which the reference
-    kernel uses)."""
-    lines = np.moveaxis(x, axis, 0)
-    out = np.empty_like(lines)
-    acc = np.zeros(lines.shape[1:], x.dtype)
-    for k in (range(len(lines) - 1, -1, -1) if reverse else range(len(lines))):
-        if exclusive:
-            out[k] = acc
-            acc = acc + lines[k]
-        else:
-            acc = acc + lines[k]
-            out[k] = acc
-    return np.moveaxis(out, 0, axis)
-
-
 def test_cumsum_matches_tf1_documented_examples():
     # tensorflow/python/ops/math_ops.py, cumsum's docstring
     x = fg.constant([1.0, 2.0, 3.0], fg.float64)          # [a, b, c]
@@ -126,7 +111,7 @@ def test_cumsum_every_axis_exclusive_and_reverse_on_both_paths(dtype):
         for g, (axis, exclusive, reverse) in zip(got, combos):
             assert g.dtype == dtype and g.shape == value.shape
             # added in the same order as the loop: equal bit for bit
-            np.testing.assert_array_equal(g, _cumsum_loop(value, axis, exclusive, reverse))
+            np.testing.assert_array_equal(g, cumsum_loop(value, axis, exclusive, reverse))
 
 
 def test_cumsum_of_empty_and_length_one_axes():
@@ -136,7 +121,7 @@ def test_cumsum_of_empty_and_length_one_axes():
         fetches = [fg.cumsum(x, axis, e, r) for e in (False, True) for r in (False, True)]
         for got in run_both(fetches, {x: value}):
             for g, (e, r) in zip(got, [(e, r) for e in (False, True) for r in (False, True)]):
-                np.testing.assert_array_equal(g, _cumsum_loop(value, axis, e, r))
+                np.testing.assert_array_equal(g, cumsum_loop(value, axis, e, r))
 
 
 @pytest.mark.parametrize("config", [REF, OPT], ids=["reference", "compiled"])
@@ -154,7 +139,7 @@ def test_cumsum_gradients_first_and_second_order(config, exclusive, reverse):
     d, = fg.gradients(fg.reduce_sum(fg.cumsum(x, 1, exclusive, reverse) * w), [x])
     with fg.Session(config=config) as sess:
         got = sess.run(d, {x: value})
-    np.testing.assert_allclose(got, _cumsum_loop(w, 1, exclusive, not reverse), rtol=1e-14)
+    np.testing.assert_allclose(got, cumsum_loop(w, 1, exclusive, not reverse), rtol=1e-14)
 
 
 def test_cumsum_runs_as_a_reference_step_of_the_compiled_plan():
