@@ -97,3 +97,13 @@ def _nvidia_driver_present():
 
 if not _nvidia_driver_present():
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+
+@pytest.fixture
+def needs_gpu():
+    """For a test that places ops on ``/gpu:0`` (``@pytest.mark.usefixtures("needs_gpu")``):
+    skipped, with the reason, where numba-cuda is not installed or numba.cuda sees no
+    GPU with the simulator off."""
+    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
+    if "/gpu:0" not in fg.list_devices():
+        pytest.skip("numba.cuda sees no GPU and the simulator is off")

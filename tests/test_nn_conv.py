@@ -252,10 +252,8 @@ def test_tiny_cnn_trains_and_compiled_equals_reference():
 
 # --- /gpu:0 -------------------------------------------------------------------------------
 
+@pytest.mark.usefixtures("needs_gpu")
 def test_conv_and_pool_on_gpu_equal_cpu():
-    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
-    if "/gpu:0" not in fg.list_devices():
-        pytest.skip("numba.cuda sees no GPU and the simulator is off")
     from flowgraph.testing import compare_devices
     xv = RNG.normal(size=(1, 3, 3, 2)).astype(np.float32)
     fv = RNG.normal(size=(2, 2, 2, 2)).astype(np.float32)

@@ -133,10 +133,8 @@ def test_dynamic_rnn_errors_are_clear():
         fg.nn.dynamic_rnn(cell, fg.placeholder(fg.float64, (2, 3, 4)))
 
 
+@pytest.mark.usefixtures("needs_gpu")
 def test_a_loop_placed_on_the_gpu_runs_on_the_host_in_the_placed_plan():
-    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
-    if "/gpu:0" not in fg.list_devices():
-        pytest.skip("numba.cuda sees no GPU and the simulator is off")
     from flowgraph.placed_plan import PlacedPlan
     x = fg.placeholder(fg.float64, (2, 4, 3))
     cell = fg.nn.GRUCell(3, seed=0)

@@ -131,10 +131,8 @@ def test_bad_arguments_raise_type_error_naming_print():
 
 # --- GPU (the numba.cuda simulator when no GPU is present; tests/conftest.py) ------------
 
+@pytest.mark.usefixtures("needs_gpu")
 def test_print_on_the_gpu_runs_on_the_host_and_equals_the_cpu(capfd):
-    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
-    if "/gpu:0" not in fg.list_devices():
-        pytest.skip("numba.cuda sees no GPU and the simulator is off")
     from flowgraph.testing import compare_devices
     data = np.arange(4, dtype=np.float32)
 
@@ -222,10 +220,8 @@ def test_py_func_has_no_gradient():
         np.testing.assert_array_equal(_session(True).run(g, {x: [1.0, 2.0]}), [1.0, 1.0])
 
 
+@pytest.mark.usefixtures("needs_gpu")
 def test_py_func_on_the_gpu_runs_on_the_host_and_equals_the_cpu():
-    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
-    if "/gpu:0" not in fg.list_devices():
-        pytest.skip("numba.cuda sees no GPU and the simulator is off")
     from flowgraph.testing import compare_devices
     data = np.arange(4, dtype=np.float32)
 

@@ -292,10 +292,8 @@ def test_case_build_errors_are_clear():
 
 # --- GPU (the numba.cuda simulator when no GPU is present; tests/conftest.py) ------------
 
+@pytest.mark.usefixtures("needs_gpu")
 def test_segment_sums_and_case_on_the_gpu_equal_the_cpu():
-    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
-    if "/gpu:0" not in fg.list_devices():
-        pytest.skip("numba.cuda sees no GPU and the simulator is off")
     from flowgraph.testing import compare_devices
     data = RNG.uniform(-1, 1, (4, 2)).astype(np.float32)
 
@@ -392,10 +390,8 @@ def test_scatter_errors_leave_the_variable_and_the_session_usable(optimize):
         fg.scatter_update(v, fg.constant([0.0]), [[1.0, 2.0]])
 
 
+@pytest.mark.usefixtures("needs_gpu")
 def test_scatter_ops_on_the_gpu_equal_the_cpu():
-    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
-    if "/gpu:0" not in fg.list_devices():
-        pytest.skip("numba.cuda sees no GPU and the simulator is off")
     start = RNG.uniform(-1, 1, (4, 2)).astype(np.float32)
     rows = RNG.uniform(-1, 1, (3, 2)).astype(np.float32)
     results = {}

@@ -206,10 +206,8 @@ def test_boolean_mask_build_errors_are_clear():
 
 # --- GPU (the numba.cuda simulator when no GPU is present; tests/conftest.py) ------------
 
+@pytest.mark.usefixtures("needs_gpu")
 def test_top_k_and_boolean_mask_on_the_gpu_equal_the_cpu():
-    pytest.importorskip("numba_cuda", reason="numba-cuda (extra 'gpu') is not installed")
-    if "/gpu:0" not in fg.list_devices():
-        pytest.skip("numba.cuda sees no GPU and the simulator is off")
     from flowgraph.testing import compare_devices
     data = RNG.permutation(8).reshape(2, 4).astype(np.float32)
     mask = np.array([[True, False, False, True], [False, True, True, True]])
