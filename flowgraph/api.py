@@ -81,10 +81,8 @@ def constant(value, dtype=None, name=None, graph=None, *, shape=None) -> Tensor:
         elif arr.size == int(np.prod(shape)):
             arr = arr.reshape(shape)
         else:
-            from .graph import _user_location
-            where = _user_location()
-            raise ShapeError(f"Const '{name or 'Const'}'"
-                             + (f" (created at {where})" if where else "")
+            from .graph import location_suffix
+            raise ShapeError(f"Const '{name or 'Const'}'" + location_suffix()
                              + f": expected a scalar or {int(np.prod(shape))} values for "
                              f"shape {S.fmt(shape)}, found {arr.size} values of shape "
                              f"{S.fmt(arr.shape)}")

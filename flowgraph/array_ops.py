@@ -424,14 +424,12 @@ def placeholder_with_default(input, shape, name=None):  # noqa: A002 - TF1's nam
     ...         print(x.shape, sess.run(y), sess.run(y, {x: np.ones((1, 3)), keep: 0.5}))
     (None, 3) [3. 3.] [1.5]
     """
-    from .graph import _user_location
+    from .graph import location_suffix
     from .tensor_shape import TensorShape
     input = convert_to_tensor(input)
     shape = S.as_shape(shape)
     if not TensorShape(shape).is_compatible_with(TensorShape(input.shape)):
-        where = _user_location()
-        raise ShapeError("placeholder_with_default" + (f" (called at {where})" if where
-                                                       else "")
+        raise ShapeError("placeholder_with_default" + location_suffix("called")
                          + f": expected the default {input.name} to have a shape "
                          f"compatible with shape={S.fmt(shape)}, found {S.fmt(input.shape)}")
     op = input.graph.create_op("Identity", [input], None, name or "PlaceholderWithDefault",

@@ -24,12 +24,11 @@ import numpy as np
 from . import api as F
 from .array_ops import shape as _shape
 from .errors import DTypeError, ShapeError
-from .graph import Tensor, _user_location
+from .graph import Tensor, location_suffix
 
 
 def _fail(cls, message):
-    where = _user_location()
-    return cls("tensordot" + (f" (called at {where})" if where else "") + f": {message}")
+    return cls("tensordot" + location_suffix("called") + f": {message}")
 
 
 def _axes(axes, ra, rb):

@@ -40,7 +40,7 @@ from . import dtypes
 from . import shapes as S
 from .errors import DTypeError, FlowgraphError, ShapeError, describe_op
 from .executor import RunState, needed_ops
-from .graph import (Tensor, _no_control_dependencies, _user_location, get_default_graph,
+from .graph import (Tensor, _no_control_dependencies, get_default_graph, location_suffix,
                     name_scope)
 from .nest import flatten
 from .tensor_shape import TensorShape, dimension_value
@@ -451,8 +451,7 @@ def _if_ref(op, *inputs):
 def _label(type_, name):
     """``"While 'while' (created at model.py:12)"``: the op a build error is about and
     the user's line that asked for it (the op itself does not exist yet)."""
-    where = _user_location()
-    return f"{type_} '{name}'" + (f" (created at {where})" if where else "")
+    return f"{type_} '{name}'" + location_suffix()
 
 
 def _loop(body_fn, loop_vars, seqs=(), cond_fn=None, n_emits=0, n_sums=0, reverse=False,
@@ -932,8 +931,7 @@ def case(pred_fn_pairs, default=None, exclusive=False, strict=False, name="case"
     ...     [float(sess.run(y, {x: v})) for v in (-2.0, 0.5, 3.0)]
     [2.0, 5.0, 103.0]
     """
-    where = _user_location()
-    label = f"case '{name}'" + (f" (created at {where})" if where else "")
+    label = f"case '{name}'" + location_suffix()
     if isinstance(pred_fn_pairs, dict):
         pairs = list(pred_fn_pairs.items())
         for p, _ in pairs:

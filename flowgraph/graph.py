@@ -60,6 +60,14 @@ def _user_location() -> str | None:
     return None
 
 
+def location_suffix(verb: str = "created") -> str:
+    """``" (created at model.py:12)"`` (or ``"called"``): the user's line an error is
+    about, as error messages append it to the op or function they name; ``""`` when
+    no frame outside flowgraph is on the stack."""
+    where = _user_location()
+    return f" ({verb} at {where})" if where else ""
+
+
 class Tensor:
     """A symbolic value: output ``value_index`` of operation ``op``.
 

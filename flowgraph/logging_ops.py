@@ -21,7 +21,7 @@ import weakref
 
 from . import api as F
 from . import dtypes
-from .graph import Tensor, _user_location
+from .graph import Tensor, location_suffix
 
 
 def Print(input_, data, message=None, first_n=None, summarize=None, name=None):  # noqa: N802 - TF1's name
@@ -49,8 +49,7 @@ def Print(input_, data, message=None, first_n=None, summarize=None, name=None): 
     x = [0 1...]
     """
     fn = "Print"
-    where = _user_location()
-    at = f" (created at {where})" if where else ""
+    at = location_suffix()
     if isinstance(data, (Tensor,)) or not isinstance(data, (list, tuple)):
         data = [data]       # TF1 takes a list; one tensor is read as a list of one
     if message is None:
@@ -95,8 +94,7 @@ def py_func(func, inp, Tout, stateful=True, name=None):
     (None, [3.0, 2.0, 1.0], 3)
     """
     fn = "py_func"
-    where = _user_location()
-    at = f" (created at {where})" if where else ""
+    at = location_suffix()
     if not callable(func):
         raise TypeError(f"{fn}{at}: expected a callable func, found {func!r}")
     single = not isinstance(Tout, (list, tuple))

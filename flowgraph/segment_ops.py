@@ -27,13 +27,8 @@ from . import api as F
 from . import array_ops as A
 from . import dtypes
 from .errors import DTypeError, InvalidArgumentError, ShapeError
-from .graph import _user_location, name_scope
+from .graph import location_suffix, name_scope
 from .ops import static_value
-
-
-def _where():
-    where = _user_location()
-    return f" (created at {where})" if where else ""
 
 
 def _inputs(fn, data, segment_ids):
@@ -41,10 +36,10 @@ def _inputs(fn, data, segment_ids):
     data = F.convert_to_tensor(data)
     ids = F.convert_to_tensor(segment_ids)
     if not dtypes.is_integer(ids.dtype):
-        raise DTypeError(f"{fn}{_where()}: expected int32 or int64 segment_ids, found "
+        raise DTypeError(f"{fn}{location_suffix()}: expected int32 or int64 segment_ids, found "
                          f"{ids.name} of dtype {ids.dtype.name}")
     if data.dtype == dtypes.bool_:
-        raise DTypeError(f"{fn}{_where()}: expected numeric data, found {data.name} of "
+        raise DTypeError(f"{fn}{location_suffix()}: expected numeric data, found {data.name} of "
                          f"dtype bool")
     if data.shape is None or ids.shape is None:
         return data, ids                # the scatter checks the shapes at run time
@@ -52,7 +47,7 @@ def _inputs(fn, data, segment_ids):
     lead = tuple(data.shape[:k])
     if len(data.shape) < k or any(a is not None and b is not None and a != b
                                   for a, b in zip(lead, ids.shape)):
-        raise ShapeError(f"{fn}{_where()}: expected data's shape to start with "
+        raise ShapeError(f"{fn}{location_suffix()}: expected data's shape to start with "
                          f"segment_ids' shape {tuple(ids.shape)}, found {tuple(data.shape)}")
     return data, ids
 
@@ -94,17 +89,17 @@ def _unsorted_segment_sum(fn, data, segment_ids, num_segments, name):
     """:func:`unsorted_segment_sum`, its build errors naming ``fn``."""
     data, ids = _inputs(fn, data, segment_ids)
     if ids.shape is None:
-        raise ShapeError(f"{fn}{_where()}: expected segment_ids of known rank")
+        raise ShapeError(f"{fn}{location_suffix()}: expected segment_ids of known rank")
     n = num_segments
     if not isinstance(n, numbers.Integral) or isinstance(n, bool):
         n = F.convert_to_tensor(n)
         if not dtypes.is_integer(n.dtype) or (n.shape is not None and n.shape != ()):
-            raise DTypeError(f"{fn}{_where()}: expected an integer scalar num_segments, "
+            raise DTypeError(f"{fn}{location_suffix()}: expected an integer scalar num_segments, "
                              f"found {n.dtype.name} of shape {n.shape}")
         known = static_value(n)
         n = int(known) if known is not None else n
     if isinstance(n, numbers.Integral) and n < 0:
-        raise ShapeError(f"{fn}{_where()}: expected num_segments >= 0, found {n}")
+        raise ShapeError(f"{fn}{location_suffix()}: expected num_segments >= 0, found {n}")
     with name_scope(name or fn):
         like = _table(data, len(ids.shape), n, data.dtype)
     return F.gather_grad(data, ids, like, name=name or fn)
@@ -127,7 +122,7 @@ def segment_sum(data, segment_ids, name=None):
     fn = "segment_sum"
     data, ids = _inputs(fn, data, segment_ids)
     if ids.shape is not None and len(ids.shape) != 1:
-        raise ShapeError(f"{fn}{_where()}: expected 1-d segment_ids, found shape "
+        raise ShapeError(f"{fn}{location_suffix()}: expected 1-d segment_ids, found shape "
                          f"{tuple(ids.shape)} (unsorted_segment_sum takes ids of any rank)")
     with name_scope(name or fn):
         known = static_value(ids)
@@ -136,7 +131,7 @@ def segment_sum(data, segment_ids, name=None):
             try:
                 rows = int(_segment_count_ref(None, np.asarray(known)))
             except InvalidArgumentError as exc:      # constant ids, wrong when built
-                raise InvalidArgumentError(f"{fn}{_where()}: {exc}") from None
+                raise InvalidArgumentError(f"{fn}{location_suffix()}: {exc}") from None
         else:
             rows = F._out("SegmentCount", [ids], name="segment_count")
         like = _table(data, 1, rows, data.dtype)
@@ -148,10 +143,10 @@ def segment_sum(data, segment_ids, name=None):
 def _scatter_args(fn, ref, indices, updates):
     from .variables import Variable
     if not isinstance(ref, Variable):
-        raise TypeError(f"{fn}{_where()}: expected an fg.Variable as ref, found "
+        raise TypeError(f"{fn}{location_suffix()}: expected an fg.Variable as ref, found "
                         f"{type(ref).__name__}")
     if ref.shape is None or not ref.shape or ref.shape[0] is None:
-        raise ShapeError(f"{fn}{_where()}: expected a variable of rank 1 or more with a "
+        raise ShapeError(f"{fn}{location_suffix()}: expected a variable of rank 1 or more with a "
                          f"known first dimension, found shape {ref.shape}")
     updates = F.convert_to_tensor(updates, dtype=ref.dtype)
     ids = F.convert_to_tensor(indices)
@@ -204,7 +199,7 @@ def scatter_update(ref, indices, updates, use_locking=True, name=None):
     n = ref.shape[0]
     with name_scope(name or fn):
         if not dtypes.is_integer(ids.dtype):
-            raise DTypeError(f"{fn}{_where()}: expected int32 or int64 indices, found "
+            raise DTypeError(f"{fn}{location_suffix()}: expected int32 or int64 indices, found "
                              f"{ids.dtype.name}")
         distinct = F._out("UniqueIds", [ids], name="unique_ids")
         rows = _unsorted_segment_sum(fn, updates, distinct, n, None)

@@ -26,13 +26,8 @@ from . import array_ops as A
 from . import dtypes
 from . import shapes as S
 from .errors import DTypeError, ShapeError
-from .graph import Tensor, _user_location, name_scope
+from .graph import Tensor, location_suffix, name_scope
 from .ops import mask_positions, static_value
-
-
-def _where():
-    where = _user_location()
-    return f" (created at {where})" if where else ""
 
 
 def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF1's argument names
@@ -51,22 +46,22 @@ def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF1's argument na
     """
     fn = "top_k"
     if isinstance(k, Tensor):
-        raise TypeError(f"{fn}{_where()}: expected a Python int k, found the tensor "
+        raise TypeError(f"{fn}{location_suffix()}: expected a Python int k, found the tensor "
                         f"{k.name} (a tensor k is not supported)")
     if not isinstance(k, numbers.Integral) or isinstance(k, bool):
-        raise TypeError(f"{fn}{_where()}: expected a Python int k, found {k!r}")
+        raise TypeError(f"{fn}{location_suffix()}: expected a Python int k, found {k!r}")
     k = int(k)
     x = F.convert_to_tensor(input)
     if k < 0:
-        raise ShapeError(f"{fn}{_where()}: expected k >= 0, found k = {k}")
+        raise ShapeError(f"{fn}{location_suffix()}: expected k >= 0, found k = {k}")
     if x.dtype == dtypes.bool_:
-        raise DTypeError(f"{fn}{_where()}: expected a numeric input, found {x.name} of "
+        raise DTypeError(f"{fn}{location_suffix()}: expected a numeric input, found {x.name} of "
                          f"dtype bool")
     if x.shape is not None and not x.shape:
-        raise ShapeError(f"{fn}{_where()}: expected an input of rank 1 or more, found "
+        raise ShapeError(f"{fn}{location_suffix()}: expected an input of rank 1 or more, found "
                          f"the scalar {x.name}")
     if x.shape is not None and x.shape[-1] is not None and k > x.shape[-1]:
-        raise ShapeError(f"{fn}{_where()}: expected k <= {x.shape[-1]} (the last "
+        raise ShapeError(f"{fn}{location_suffix()}: expected k <= {x.shape[-1]} (the last "
                          f"dimension of {x.name}, of shape {S.fmt(x.shape)}), found "
                          f"k = {k}")
     op = F._op("TopK", [x], {"k": k, "sorted": bool(sorted)}, name=name or fn)
@@ -100,29 +95,29 @@ def boolean_mask(tensor, mask, name="boolean_mask", axis=None):
     tensor = F.convert_to_tensor(tensor)
     mask = F.convert_to_tensor(mask)
     if mask.dtype != dtypes.bool_:
-        raise DTypeError(f"{fn}{_where()}: expected a bool mask, found {mask.name} of "
+        raise DTypeError(f"{fn}{location_suffix()}: expected a bool mask, found {mask.name} of "
                          f"dtype {mask.dtype.name}")
     if mask.shape is None:
-        raise ShapeError(f"{fn}{_where()}: expected a mask of known rank (TF1 requires "
+        raise ShapeError(f"{fn}{location_suffix()}: expected a mask of known rank (TF1 requires "
                          f"it too)")
     if tensor.shape is None:
-        raise ShapeError(f"{fn}{_where()}: expected a tensor of known rank")
+        raise ShapeError(f"{fn}{location_suffix()}: expected a tensor of known rank")
     k, rank = len(mask.shape), len(tensor.shape)
     if k == 0:
-        raise ShapeError(f"{fn}{_where()}: expected a mask of rank 1 or more, found a "
+        raise ShapeError(f"{fn}{location_suffix()}: expected a mask of rank 1 or more, found a "
                          f"scalar mask")
     axis = 0 if axis is None else axis
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-        raise TypeError(f"{fn}{_where()}: expected a Python int axis, found {axis!r} (a "
+        raise TypeError(f"{fn}{location_suffix()}: expected a Python int axis, found {axis!r} (a "
                         f"tensor axis is not supported)")
     if not -rank <= axis < rank or axis % rank + k > rank:
-        raise ShapeError(f"{fn}{_where()}: expected axis + rank(mask) <= rank(tensor), "
+        raise ShapeError(f"{fn}{location_suffix()}: expected axis + rank(mask) <= rank(tensor), "
                          f"found axis {axis}, a mask of rank {k} and {tensor.name} of "
                          f"shape {S.fmt(tensor.shape)}")
     axis = int(axis) % rank
     covered = tuple(tensor.shape[axis:axis + k])
     if any(a is not None and b is not None and a != b for a, b in zip(covered, mask.shape)):
-        raise ShapeError(f"{fn}{_where()}: expected a mask of shape {S.fmt(covered)} "
+        raise ShapeError(f"{fn}{location_suffix()}: expected a mask of shape {S.fmt(covered)} "
                          f"({tensor.name}'s dimensions {axis} to {axis + k - 1}, of "
                          f"shape {S.fmt(tensor.shape)}), found {S.fmt(mask.shape)}")
     with name_scope(name or fn):

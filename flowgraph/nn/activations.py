@@ -24,9 +24,8 @@ def _float_input(fn_name, x):
     x = F.convert_to_tensor(x)
     if x.dtype.kind != "f":
         from ..errors import DTypeError
-        from ..graph import _user_location
-        where = _user_location()
-        raise DTypeError(f"{fn_name}" + (f" (called at {where})" if where else "")
+        from ..graph import location_suffix
+        raise DTypeError(fn_name + location_suffix("called")
                          + f": expected a float tensor, found {x.dtype.name} ({x.name})")
     return x
 

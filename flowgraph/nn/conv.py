@@ -40,13 +40,12 @@ import numpy as np
 
 from .. import api as F
 from ..errors import DTypeError, ShapeError
-from ..graph import Tensor, _user_location
+from ..graph import Tensor, location_suffix
 from ..slicing_ops import pad
 
 
 def _fail(cls, fn_name, message):
-    where = _user_location()
-    return cls(f"{fn_name}" + (f" (called at {where})" if where else "") + f": {message}")
+    return cls(fn_name + location_suffix("called") + f": {message}")
 
 
 def _nhwc_input(fn_name, value, data_format):

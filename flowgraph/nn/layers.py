@@ -15,7 +15,7 @@ import numpy as np
 from .. import api as F
 from .. import shapes as S
 from ..errors import ShapeError
-from ..graph import _user_location, name_scope
+from ..graph import location_suffix, name_scope
 from ..variable_scopes import get_variable, get_variable_scope, variable_scope
 from . import init
 
@@ -130,8 +130,7 @@ def bias_add(value, bias, data_format=None, name=None):
     if (value.shape is not None and len(value.shape) < 2) or (bias.shape is not None and (
             len(bias.shape) != 1 or None not in (last, bias.shape[0])
             and bias.shape[0] != last)):
-        where = _user_location()
-        raise ShapeError("bias_add" + (f" (called at {where})" if where else "")
+        raise ShapeError("bias_add" + location_suffix("called")
                          + f": expected a value of rank >= 2 and a bias of shape "
                          f"({'?' if last is None else last},), found value "
                          f"{S.fmt(value.shape)} and bias {S.fmt(bias.shape)}")

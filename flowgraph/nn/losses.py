@@ -15,7 +15,7 @@ from .. import api as F
 from .. import dtypes
 from .. import shapes as S
 from ..errors import DTypeError, ShapeError
-from ..graph import _user_location, name_scope
+from ..graph import location_suffix, name_scope
 
 
 def softmax(logits, axis=None, name=None, dim=None):
@@ -47,8 +47,7 @@ def _axis_or_dim(fn_name, axis, dim):
 def _called(fn_name):
     """``"softmax_cross_entropy_with_logits (called at model.py:12)"``: the loss an
     error is about and the user's line that called it."""
-    where = _user_location()
-    return fn_name + (f" (called at {where})" if where else "")
+    return fn_name + location_suffix("called")
 
 
 def _named_arguments_only(fn_name, sentinel, labels, logits):
