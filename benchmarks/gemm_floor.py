@@ -46,12 +46,10 @@ def plan_gemms(sess):
 
 
 def _aligned(shape, rng):
-    """A float32 array of ``shape`` starting on a 64-byte boundary, as plan buffers do."""
+    """A float32 array of ``shape`` aligned as plan buffers are (flowgraph.buffers)."""
     import numpy as np
-    size = int(np.prod(shape))
-    raw = np.empty(size + 16, np.float32)
-    start = (-raw.ctypes.data % 64) // 4
-    out = raw[start:start + size].reshape(shape)
+    from flowgraph.buffers import aligned_bytes
+    out = aligned_bytes(4 * int(np.prod(shape))).view(np.float32).reshape(shape)
     out[...] = rng.standard_normal(shape)
     return out
 
