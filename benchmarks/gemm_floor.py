@@ -32,17 +32,10 @@ from common import cpu_description, interleaved_medians_ms, median_ms, pin_threa
 def plan_gemms(sess):
     """``{(m, k, n, transpose_a, transpose_b): count}`` of the products the session's
     (largest) compiled plan runs per step."""
+    from step_profile import gemm_shape
     plan = max(sess._plans.values(), key=lambda p: len(p._steps))
-    shapes = collections.Counter()
-    for _, _, origin in plan._checked_steps:
-        if origin.type != "MatMul":
-            continue
-        a, b = [v[0].shapes[v[1]] for v in origin.inputs]
-        ta, tb = bool(origin.attrs.get("transpose_a")), bool(origin.attrs.get("transpose_b"))
-        m, k = (a[1], a[0]) if ta else a
-        n = b[0] if tb else b[1]
-        shapes[(m, k, n, ta, tb)] += 1
-    return shapes
+    return collections.Counter(gemm_shape(origin) for _, _, origin in plan._checked_steps
+                               if origin.type == "MatMul")
 
 
 def _aligned(shape, rng):

@@ -31,12 +31,20 @@ def kernel_label(origin):
     return "fused " + ",".join(f"{t}x{c}" if c > 1 else t for t, c in sorted(kinds.items()))
 
 
-def gemm_key(node):
+def gemm_shape(node):
+    """``(m, k, n, transpose_a, transpose_b)`` of a plan's MatMul node: an (m x k) @
+    (k x n) product, with the layouts its operands are stored in."""
     (a, b), attrs = [v[0].shapes[v[1]] for v in node.inputs], node.attrs
-    m, k = (a[1], a[0]) if attrs.get("transpose_a") else a
-    n = b[0] if attrs.get("transpose_b") else b[1]
-    return f"{m}x{k} @ {k}x{n}" + (" (A transposed)" if attrs.get("transpose_a") else "") + (
-        " (B transposed)" if attrs.get("transpose_b") else ""), 2.0 * m * k * n
+    ta, tb = bool(attrs.get("transpose_a")), bool(attrs.get("transpose_b"))
+    m, k = (a[1], a[0]) if ta else a
+    n = b[0] if tb else b[1]
+    return m, k, n, ta, tb
+
+
+def gemm_key(node):
+    m, k, n, ta, tb = gemm_shape(node)
+    return f"{m}x{k} @ {k}x{n}" + (" (A transposed)" if ta else "") + (
+        " (B transposed)" if tb else ""), 2.0 * m * k * n
 
 
 def timed_runs(run, plan, repeats, clock=time.perf_counter):
