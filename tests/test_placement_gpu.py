@@ -146,6 +146,27 @@ def test_gather_gradient_out_of_range_is_an_error_too():
         np.testing.assert_array_equal(sess.run(g, {ids: [2, 2]}), [[0, 0], [0, 0], [2, 2]])
 
 
+def test_gather_gradient_rows_of_the_wrong_shape_fail_as_on_the_cpu():
+    """A run-time shape mismatch (rows fed through a placeholder of unknown shape) is
+    the same InvalidArgumentError, with the same message, on either device."""
+    messages = []
+    for device in ("/cpu:0", "/gpu:0"):
+        rows = fg.placeholder(fg.float32, None)
+        ids = fg.placeholder(fg.int32, (2,))
+        with fg.device(device):
+            table = fg.constant(np.ones((3, 2), np.float32))
+            g = fg.api.gather_grad(rows, ids, table, name="scatter")
+        with fg.Session() as sess:
+            with pytest.raises(InvalidArgumentError, match="scatter") as info:
+                sess.run(g, {rows: np.ones((2, 3), np.float32), ids: [0, 1]})
+            messages.append(str(info.value).split(": ", 1)[-1])
+            np.testing.assert_array_equal(
+                sess.run(g, {rows: np.ones((2, 2), np.float32), ids: [2, 2]}),
+                [[0, 0], [0, 0], [2, 2]])
+    assert "found [2, 3]" in messages[1] or "found (2, 3)" in messages[1], messages
+    assert messages[0] == messages[1], messages
+
+
 def test_integer_division_by_zero_on_gpu_is_an_error():
     d = fg.placeholder(fg.int32, (2,))
     with fg.device("/gpu:0"):

@@ -637,7 +637,11 @@ def _gather_grad(op, ctx, g, indices, like):
     nrows, row = tuple(like.shape)[0], _size(tuple(like.shape)[1:])
     expected = tuple(indices.shape) + tuple(tuple(like.shape)[1:])
     if tuple(g.shape) != expected:
-        raise ShapeError(f"expected a gradient of shape {expected}, found {tuple(g.shape)}")
+        # the CPU kernels' (the reference's) error and message: a run-time argument
+        raise InvalidArgumentError(
+            f"expected rows of shape {S.fmt(expected)} (the indices' shape "
+            f"{S.fmt(tuple(indices.shape))} + a row of the table), found "
+            f"{S.fmt(tuple(g.shape))}")
     out = filled(ctx, like.shape, g.dtype, 0)
     n = g.size
     if n:
