@@ -139,14 +139,14 @@ def get_regularization_losses(scope=None):
 
 def get_regularization_loss(scope=None, name="total_regularization_loss"):
     """The sum of :func:`get_regularization_losses` (``scope`` as there), or a float32
-    constant 0 if there are none (TF1).
+    constant 0 if there are none (TF1). Below, ``0.1 * sum(ones(2, 3)**2) / 2``:
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
     ...     x = fg.placeholder(fg.float32, (None, 2))
     ...     h = fg.layers.dense(x, 3, kernel_initializer=fg.ones_initializer(),
     ...                         kernel_regularizer=fg.contrib.layers.l2_regularizer(0.1))
-    ...     float(fg.Session().run(fg.losses.get_regularization_loss()))   # 0.1 * 6 / 2
+    ...     round(float(fg.Session().run(fg.losses.get_regularization_loss())), 6)
     0.3
     """
     found = get_regularization_losses(scope)
