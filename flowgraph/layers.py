@@ -266,6 +266,11 @@ def flatten(inputs, name=None, data_format="channels_last"):
     return F.reshape(x, [-1, rest], name=name)
 
 
+# TF1's batch normalization (flowgraph/batch_norm.py)
+from .batch_norm import BatchNormalization, batch_normalization  # noqa: E402
+
 __all__ = ["Dense", "dense", "dropout", "flatten",
            # TF1's convolution and pooling layers
-           "Conv2D", "conv2d", "max_pooling2d", "average_pooling2d"]
+           "Conv2D", "conv2d", "max_pooling2d", "average_pooling2d",
+           # TF1's batch normalization
+           "BatchNormalization", "batch_normalization"]
