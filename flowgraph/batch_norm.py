@@ -92,7 +92,7 @@ class BatchNormalization:
                  gamma_constraint=None, renorm=False, renorm_clipping=None,
                  renorm_momentum=0.99, fused=None, trainable=True, virtual_batch_size=None,
                  adjustment=None, name=None, _reuse=None, _default_name=None,
-                 _fused_ranks=(4,), **kwargs):
+                 _fused_ranks=(4,), _updates_collections=UPDATE_OPS, **kwargs):
         unsupported = [k for k, v in (("renorm", renorm), ("renorm_clipping", renorm_clipping),
                                       ("virtual_batch_size", virtual_batch_size),
                                       ("adjustment", adjustment),
@@ -127,6 +127,8 @@ class BatchNormalization:
         self._reuse = _reuse
         self._default_name = _default_name or "batch_normalization"
         self._fused_ranks = _fused_ranks      # contrib's batch_norm fuses rank 2 too
+        self._updates_collections = _updates_collections     # contrib's may differ
+        self._beta_first = False
         self.gamma = self.beta = self.moving_mean = self.moving_variance = None
         self.variables, self.updates = [], []
         self._scope = None
@@ -180,12 +182,14 @@ class BatchNormalization:
                 self.variables.append(var)
                 return var
             # TF1's order of creation: gamma, beta, moving_mean, moving_variance
-            if self.scale:
-                self.gamma = make("gamma", self.gamma_initializer, self.trainable,
-                                  self.gamma_regularizer)
-            if self.center:
-                self.beta = make("beta", self.beta_initializer, self.trainable,
-                                 self.beta_regularizer)
+            # (contrib's own fused batch_norm makes beta first)
+            for param in (("beta", "gamma") if self._beta_first else ("gamma", "beta")):
+                if param == "gamma" and self.scale:
+                    self.gamma = make("gamma", self.gamma_initializer, self.trainable,
+                                      self.gamma_regularizer)
+                if param == "beta" and self.center:
+                    self.beta = make("beta", self.beta_initializer, self.trainable,
+                                     self.beta_regularizer)
             self.moving_mean = make("moving_mean", self.moving_mean_initializer, False)
             self.moving_variance = make("moving_variance", self.moving_variance_initializer,
                                         False)
@@ -223,7 +227,7 @@ class BatchNormalization:
         if self.fused is False or ndims not in self._fused_ranks or len(axes) != 1:
             return False
         feature_axes = (1, 3) if ndims == 4 else (1,)
-        return axes[0] in feature_axes and x.dtype in (dtypes.float16, dtypes.float32)
+        return axes[0] in feature_axes and x.dtype == dtypes.float32
 
     def _apply(self, x, ndims, axes, training, static):
         reduce_axes = [i for i in range(ndims) if i not in axes]
@@ -295,7 +299,9 @@ class BatchNormalization:
                 delta = F.where(training, delta, F.zeros_like(delta))
             update = assign_sub(variable, delta)
         self.updates.append(update)
-        get_default_graph().add_to_collection(UPDATE_OPS, update)
+        collections = self._updates_collections
+        for key in [collections] if isinstance(collections, str) else collections or ():
+            get_default_graph().add_to_collection(key, update)
 
 
 def batch_normalization(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True,
@@ -321,4 +327,85 @@ def batch_normalization(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=Tru
     return layer(inputs, training=training)
 
 
-__all__ = ["BatchNormalization", "batch_normalization"]
+def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001,
+               activation_fn=None, param_initializers=None, param_regularizers=None,
+               updates_collections=UPDATE_OPS, is_training=True, reuse=None,
+               variables_collections=None, outputs_collections=None, trainable=True,
+               batch_weights=None, fused=None, data_format="NHWC",
+               zero_debias_moving_mean=False, scope=None, renorm=False,
+               renorm_clipping=None, renorm_decay=0.99, adjustment=None):
+    """``tf.contrib.layers.batch_norm``: the layer above with contrib's defaults
+    (``decay=0.999``, ``scale=False``, ``is_training=True``), its variable scope
+    ``BatchNorm`` (else ``scope``), ``data_format`` ``"NHWC"`` (features last) or
+    ``"NCHW"`` (axis 1), variables also in ``GraphKeys.MODEL_VARIABLES``, and
+    ``activation_fn`` applied to the result. The update ops go to
+    ``updates_collections``; ``None`` runs them with the output instead (TF1's
+    in-place updates). As TF1's, rank-2 and rank-4 float32 inputs take the fused
+    kernel's (unbiased) variance for the moving variance.
+    ``param_initializers``/``param_regularizers``: dicts keyed by ``"beta"``,
+    ``"gamma"``, ``"moving_mean"``, ``"moving_variance"``. Not supported
+    (``NotImplementedError``): ``batch_weights``, ``zero_debias_moving_mean``,
+    ``renorm``, ``adjustment``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float32, (None, 3))
+    ...     y = fg.contrib.layers.batch_norm(x, scale=True)
+    ...     [v.op.name for v in fg.get_collection(fg.GraphKeys.MODEL_VARIABLES)]
+    ['BatchNorm/beta', 'BatchNorm/gamma', 'BatchNorm/moving_mean', 'BatchNorm/moving_variance']
+    """
+    unsupported = [k for k, v in (("batch_weights", batch_weights is not None),
+                                  ("zero_debias_moving_mean", zero_debias_moving_mean),
+                                  ("renorm", renorm), ("adjustment", adjustment is not None))
+                   if v]
+    if unsupported:
+        raise NotImplementedError(f"batch_norm: {', '.join(unsupported)} is not supported "
+                                  f"by flowgraph")
+    if data_format not in ("NHWC", "NCHW"):
+        raise ValueError(f"batch_norm: data_format has to be either NCHW or NHWC, found "
+                         f"{data_format!r}")
+    if scope is None and reuse is True:
+        raise ValueError("batch_norm: reuse=True cannot be used without a scope")
+    inits, regs = dict(param_initializers or {}), dict(param_regularizers or {})
+    x = F.convert_to_tensor(inputs)
+    rank = None if x.shape is None else len(x.shape)
+    # TF1 takes contrib's own fused function (beta made before gamma) here, else the
+    # tf.layers class.
+    contrib_fused = fused is not False and rank in (2, 4) and (
+        rank == 2 or updates_collections != UPDATE_OPS)
+    layer = BatchNormalization(
+        axis=1 if data_format == "NCHW" else -1, momentum=decay, epsilon=epsilon,
+        center=center, scale=scale, beta_initializer=inits.get("beta"),
+        gamma_initializer=inits.get("gamma"),
+        moving_mean_initializer=inits.get("moving_mean"),
+        moving_variance_initializer=inits.get("moving_variance"),
+        beta_regularizer=regs.get("beta"), gamma_regularizer=regs.get("gamma"),
+        renorm_clipping=renorm_clipping, fused=fused, trainable=trainable, name=scope,
+        _reuse=reuse, _default_name="BatchNorm", _fused_ranks=(2, 4),
+        _updates_collections=updates_collections)
+    layer._beta_first = contrib_fused
+    outputs = layer(x, training=is_training)
+    graph = get_default_graph()
+    for var in layer.variables:
+        short = var.op.name.rsplit("/", 1)[-1]
+        keys = ["model_variables"]
+        if isinstance(variables_collections, dict):
+            keys += list(variables_collections.get(short) or [])
+        elif variables_collections:
+            keys += list(variables_collections)
+        for key in keys:
+            if var not in graph.get_collection(key):
+                graph.add_to_collection(key, var)
+    if updates_collections is None and layer.updates:
+        from .graph import control_dependencies
+        with control_dependencies(layer.updates):
+            outputs = F.identity(outputs)
+    if activation_fn is not None:
+        outputs = activation_fn(outputs)
+    for key in [outputs_collections] if isinstance(outputs_collections, str) \
+            else outputs_collections or ():
+        graph.add_to_collection(key, outputs)
+    return outputs
+
+
+__all__ = ["BatchNormalization", "batch_normalization", "batch_norm"]

@@ -1,12 +1,14 @@
-"""TF1's ``tf.contrib.layers``: ``xavier_initializer`` and the regularizers of
-:mod:`flowgraph.regularizers` (see :mod:`flowgraph.contrib`)."""
+"""TF1's ``tf.contrib.layers``: ``xavier_initializer``, the regularizers of
+:mod:`flowgraph.regularizers` and ``batch_norm`` (:mod:`flowgraph.batch_norm`); see
+:mod:`flowgraph.contrib`."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import dtypes, philox
 from ..initializers import _fans, _Seeded, glorot_uniform_initializer
-# TF1's weight regularizers (tf.contrib.layers.l2_regularizer, ...)
+# TF1's weight regularizers (tf.contrib.layers.l2_regularizer, ...) and batch_norm
+from ..batch_norm import batch_norm
 from ..regularizers import (apply_regularization, l1_l2_regularizer, l1_regularizer,
                             l2_regularizer, sum_regularizer)
 
@@ -32,4 +34,4 @@ def xavier_initializer(uniform=True, seed=None, dtype=dtypes.float32):
 __all__ = ["xavier_initializer",
            # TF1's weight regularizers
            "l1_regularizer", "l2_regularizer", "l1_l2_regularizer", "sum_regularizer",
-           "apply_regularization"]
+           "apply_regularization", "batch_norm"]
