@@ -221,6 +221,10 @@ class BatchNormalization:
         with name_scope(self._scope):
             return self._apply(x, ndims, axes, training, static)
 
+    def apply(self, inputs, training=False):
+        """TF1's ``layer.apply(inputs, training=...)``: the same as calling it."""
+        return self(inputs, training=training)
+
     def _fused(self, x, ndims, axes):
         """Whether TF1 would take its fused kernel here (``fused=None`` or ``True``):
         it decides which variance the moving variance follows and the epsilon."""

@@ -167,8 +167,7 @@ def add_regularization_loss(variable, regularizer, prefix=None):
     # was created in (a loss needs no run-order constraint).
     with _no_control_dependencies(), \
             _absolute_name_scope(f"{prefix or variable.op.name}/Regularizer"):
-        loss = regularizer(variable._as_tensor() if hasattr(variable, "_as_tensor")
-                           else variable)
+        loss = regularizer(variable)          # TF1 passes the variable itself
     if loss is not None:
         loss = F.convert_to_tensor(loss)
         if not isinstance(loss, Tensor):

@@ -296,3 +296,26 @@ def test_bad_arguments_raise_clear_errors():
     layer(x)
     with pytest.raises(ShapeError, match="built for"):
         layer(fg.placeholder(fg.float32, (None, 4)))
+
+
+@pytest.mark.usefixtures("needs_gpu")
+def test_batch_norm_training_step_on_gpu_equals_cpu():
+    """The layer is a composition of existing ops: on /gpu:0 its output, gradients and
+    update ops give the CPU's numbers (the simulator where there is no GPU)."""
+    from flowgraph.testing import compare_devices
+    rng = np.random.default_rng(9)
+    xv = rng.normal(size=(2, 3, 3, 2)).astype(np.float32)
+
+    def build():
+        x = fg.placeholder(fg.float32, (None, 3, 3, 2))
+        training = fg.placeholder_with_default(True, ())
+        y = fg.layers.batch_normalization(x, training=training,
+                                          gamma_initializer=initialized([0.5, 2.0]))
+        loss = fg.reduce_sum(fg.square(y) * fg.constant(xv))
+        grads = fg.gradients(loss, [x] + fg.trainable_variables())
+        return [y, *grads, *fg.get_collection(fg.GraphKeys.UPDATE_OPS)], {x: xv}
+    results = compare_devices(build, devices=("/cpu:0", "/gpu:0"), rtol=1e-4, atol=1e-5)
+    mean, var = np_moments(xv.astype(np.float64), -1)
+    np.testing.assert_allclose(results["/gpu:0"][-2], 0.01 * mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(results["/gpu:0"][-1], 0.99 + 0.01 * var * 18 / 17,
+                               rtol=1e-5)
