@@ -40,7 +40,8 @@ second derivatives exact (as TF1's fused gradient is).
 ...     out = sess.run(step, {x: [[1.0, 2.0], [3.0, 6.0]], training: True})
 ...     moving = fg.global_variables()[2:]
 ...     [v.op.name for v in fg.global_variables()]
-['batch_normalization/gamma', 'batch_normalization/beta', 'batch_normalization/moving_mean', 'batch_normalization/moving_variance']
+['batch_normalization/gamma', 'batch_normalization/beta',
+ 'batch_normalization/moving_mean', 'batch_normalization/moving_variance']
 >>> out.round(3)                       # (x - batch mean) / sqrt(batch variance + 0.001)
 array([[-1., -1.],
        [ 1.,  1.]], dtype=float32)
