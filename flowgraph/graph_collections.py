@@ -4,7 +4,9 @@
 The collections flowgraph itself fills: ``GraphKeys.GLOBAL_VARIABLES`` and
 ``TRAINABLE_VARIABLES`` (every ``fg.Variable``), ``GLOBAL_STEP``
 (``fg.train.get_or_create_global_step``) and ``LOSSES`` (the ``fg.losses`` functions,
-``fg.losses.add_loss``). Other keys (``UPDATE_OPS``, ...) hold what user code adds.
+``fg.losses.add_loss``), ``UPDATE_OPS`` (the moving-average updates of
+``fg.layers.batch_normalization``) and ``REGULARIZATION_LOSSES`` (the losses of
+regularizers, see :mod:`flowgraph.regularizers`). Other keys hold what user code adds.
 
 >>> import flowgraph as fg
 >>> with fg.Graph().as_default():
@@ -32,6 +34,8 @@ class GraphKeys:
     UPDATE_OPS = "update_ops"
     LOSSES = "losses"                    # = fg.losses.LOSSES
     REGULARIZATION_LOSSES = "regularization_losses"
+    WEIGHTS = "weights"                  # read by fg.contrib.layers.apply_regularization
+    BIASES = "biases"
     SUMMARIES = "summaries"
 
 

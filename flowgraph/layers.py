@@ -42,7 +42,14 @@ class Dense(nn_layers.Dense):
     ``bias_initializer`` (else zeros), made on the first call."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
-                 bias_initializer=None, name=None, _reuse=None, seed=None, trainable=True):
+                 bias_initializer=None, name=None, _reuse=None, seed=None, trainable=True,
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None):
+        _no_constraints(type(self).__name__, kernel_constraint=kernel_constraint,
+                        bias_constraint=bias_constraint)
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
+        self.activity_regularizer = activity_regularizer
         tf1_kernel_init = None
         if kernel_initializer is not None:
             def tf1_kernel_init(shape, rng, dtype):     # fg.nn's initializers take an rng
@@ -52,17 +59,62 @@ class Dense(nn_layers.Dense):
                          bias_initializer=bias_initializer, trainable=trainable)
         self._scope_name, self._reuse = name, _reuse
 
+    # --- TF1's regularizers (kernel_/bias_/activity_regularizer) ----------------------
+    def _build(self, features, dtype):
+        from .variable_scopes import _store, get_variable_scope
+        created = get_variable_scope().name + "/kernel" not in _store().variables
+        super()._build(features, dtype)
+        if created:          # TF1: a reused layer adds no second regularization loss
+            from .regularizers import add_regularization_loss
+            add_regularization_loss(self.kernel, self.kernel_regularizer)
+            if self.use_bias:
+                add_regularization_loss(self.bias, self.bias_regularizer)
+
+    def __call__(self, inputs):
+        return self._regularize_activity(super().__call__(inputs))
+
+    def _regularize_activity(self, outputs):
+        """TF1's ``activity_regularizer``: ``regularizer(outputs) / batch size`` (the
+        strength independent of the batch size) added to REGULARIZATION_LOSSES."""
+        if self.activity_regularizer is None:
+            return outputs
+        from .graph import get_default_graph, name_scope
+        from .regularizers import REGULARIZATION_LOSSES
+        from .array_ops import shape as shape_of
+        with name_scope(self._scope), name_scope("ActivityRegularizer"):
+            loss = self.activity_regularizer(outputs)
+            if loss is not None:
+                loss = F.convert_to_tensor(loss)
+                batch = F.cast(shape_of(outputs)[0], loss.dtype)
+                get_default_graph().add_to_collection(REGULARIZATION_LOSSES, loss / batch)
+        return outputs
+
+
+def _no_constraints(layer, **constraints):
+    given = [k for k, v in constraints.items() if v is not None]
+    if given:
+        raise NotImplementedError(f"{layer}: {', '.join(given)} (TF1's projection after "
+                                  f"each optimizer step) is not supported by flowgraph")
+
 
 def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
-          bias_initializer=None, name=None, reuse=None, trainable=True):
+          bias_initializer=None, name=None, reuse=None, trainable=True,
+          kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+          kernel_constraint=None, bias_constraint=None):
     """``tf.layers.dense``: a new :class:`Dense` layer applied once to ``inputs``
     (``[..., features]``). With ``name``, its variables are ``<scope>/<name>/kernel``
     and ``.../bias``, and ``reuse=True`` takes them from an earlier layer of that name;
     without, the layer's scope is ``dense``, ``dense_1``, ... ``trainable=False`` keeps
-    the variables out of ``fg.trainable_variables()`` (TF1).
+    the variables out of ``fg.trainable_variables()`` (TF1). ``kernel_regularizer`` and
+    ``bias_regularizer`` (e.g. ``fg.contrib.layers.l2_regularizer(1e-4)``) add their
+    losses to ``GraphKeys.REGULARIZATION_LOSSES`` when the variables are made;
+    ``activity_regularizer(outputs)`` divided by the batch size is added there too.
     """
     return Dense(units, activation, use_bias, kernel_initializer, bias_initializer, name,
-                 _reuse=reuse, trainable=trainable)(inputs)
+                 _reuse=reuse, trainable=trainable, kernel_regularizer=kernel_regularizer,
+                 bias_regularizer=bias_regularizer,
+                 activity_regularizer=activity_regularizer,
+                 kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)(inputs)
 
 
 class Conv2D(Dense):
@@ -84,12 +136,19 @@ class Conv2D(Dense):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  data_format="channels_last", dilation_rate=(1, 1), activation=None,
                  use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
-                 _reuse=None, trainable=True, seed=None):
+                 _reuse=None, trainable=True, seed=None, kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None):
         if data_format != "channels_last":
             raise ValueError(f"conv2d: only data_format='channels_last' is supported, found "
                              f"{data_format!r}")
         super().__init__(filters, activation, use_bias, kernel_initializer,
-                         bias_initializer, name, _reuse, seed, trainable)
+                         bias_initializer, name, _reuse, seed, trainable,
+                         kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint,
+                         bias_constraint=bias_constraint)
         self.name = name or "conv2d"
         self.kernel_size = _pair("conv2d", "kernel_size", kernel_size)
         self.strides = _pair("conv2d", "strides", strides)
@@ -114,7 +173,8 @@ class Conv2D(Dense):
                        dilations=self.dilation_rate)
             if self.use_bias:
                 y = y + self.bias
-            return self.activation(y) if self.activation is not None else y
+            y = self.activation(y) if self.activation is not None else y
+        return self._regularize_activity(y)
 
 
 def _pair(fn_name, what, value):
@@ -127,12 +187,17 @@ def _pair(fn_name, what, value):
 def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
            data_format="channels_last", dilation_rate=(1, 1), activation=None,
            use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
-           reuse=None, trainable=True):
+           reuse=None, trainable=True, kernel_regularizer=None, bias_regularizer=None,
+           activity_regularizer=None, kernel_constraint=None, bias_constraint=None):
     """``tf.layers.conv2d``: a new :class:`Conv2D` applied once to NHWC ``inputs``
-    (``padding`` ``"valid"`` or ``"same"``, either case)."""
+    (``padding`` ``"valid"`` or ``"same"``, either case); regularizers as
+    :func:`dense`'s."""
     return Conv2D(filters, kernel_size, strides, padding, data_format, dilation_rate,
                   activation, use_bias, kernel_initializer, bias_initializer, name,
-                  _reuse=reuse, trainable=trainable)(inputs)
+                  _reuse=reuse, trainable=trainable, kernel_regularizer=kernel_regularizer,
+                  bias_regularizer=bias_regularizer,
+                  activity_regularizer=activity_regularizer,
+                  kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)(inputs)
 
 
 def max_pooling2d(inputs, pool_size, strides, padding="valid",
@@ -201,6 +266,11 @@ def flatten(inputs, name=None, data_format="channels_last"):
     return F.reshape(x, [-1, rest], name=name)
 
 
+# TF1's batch normalization (flowgraph/batch_norm.py)
+from .batch_norm import BatchNormalization, batch_normalization  # noqa: E402
+
 __all__ = ["Dense", "dense", "dropout", "flatten",
            # TF1's convolution and pooling layers
-           "Conv2D", "conv2d", "max_pooling2d", "average_pooling2d"]
+           "Conv2D", "conv2d", "max_pooling2d", "average_pooling2d",
+           # TF1's batch normalization
+           "BatchNormalization", "batch_normalization"]

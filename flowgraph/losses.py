@@ -115,13 +115,44 @@ def get_losses(scope=None, loss_collection=LOSSES):
 
 
 def get_total_loss(add_regularization_losses=True, name="total_loss", scope=None):
-    """The sum of :func:`get_losses` (there are no regularization losses to add: layers
-    here take no regularizers). ``ValueError`` if there are no losses, as in TF1."""
+    """The sum of :func:`get_losses` and, with ``add_regularization_losses`` (TF1's
+    default), of :func:`get_regularization_losses`. ``ValueError`` if there are none,
+    as in TF1."""
     found = get_losses(scope)
+    if add_regularization_losses:
+        found = found + get_regularization_losses(scope)
     if not found:
         raise ValueError("get_total_loss: no losses found in the graph's losses "
                          "collection (add some with the fg.losses functions or add_loss)")
     return F.add_n(found, name=name)
+
+
+# --- regularization losses (TF1's tf.losses.get_regularization_loss[es]) -------------
+def get_regularization_losses(scope=None):
+    """The graph's ``GraphKeys.REGULARIZATION_LOSSES`` (the losses of the
+    regularizers of ``fg.get_variable``, ``fg.variable_scope`` and ``fg.layers``), those
+    whose name matches ``scope`` from the start if given (``re.match``, TF1)."""
+    from .graph_collections import get_collection
+    from .regularizers import REGULARIZATION_LOSSES
+    return get_collection(REGULARIZATION_LOSSES, scope)
+
+
+def get_regularization_loss(scope=None, name="total_regularization_loss"):
+    """The sum of :func:`get_regularization_losses` (``scope`` as there), or a float32
+    constant 0 if there are none (TF1). Below, ``0.1 * sum(ones(2, 3)**2) / 2``:
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float32, (None, 2))
+    ...     h = fg.layers.dense(x, 3, kernel_initializer=fg.ones_initializer(),
+    ...                         kernel_regularizer=fg.contrib.layers.l2_regularizer(0.1))
+    ...     round(float(fg.Session().run(fg.losses.get_regularization_loss())), 6)
+    0.3
+    """
+    found = get_regularization_losses(scope)
+    if found:
+        return F.add_n(found, name=name)
+    return F.constant(0.0, dtype=dtypes.float32, name=name)
 
 
 def _float_pair(what, labels, predictions):
@@ -231,5 +262,6 @@ def sparse_softmax_cross_entropy(labels, logits, weights=1.0, scope=None,
 
 __all__ = ["LOSSES", "Reduction", "absolute_difference", "add_loss",
            "compute_weighted_loss", "get_losses", "get_total_loss", "huber_loss",
+           "get_regularization_loss", "get_regularization_losses",
            "log_loss", "mean_squared_error", "sigmoid_cross_entropy",
            "softmax_cross_entropy", "sparse_softmax_cross_entropy"]

@@ -43,13 +43,16 @@ _STORE = "__variable_store__"
 
 
 class VariableScope:
-    """A variable scope: its ``name``, ``reuse`` flag and default ``initializer``."""
+    """A variable scope: its ``name``, ``reuse`` flag, default ``initializer`` and
+    default ``regularizer``."""
 
-    def __init__(self, reuse, name="", initializer=None, dtype=dtypes.float32):
+    def __init__(self, reuse, name="", initializer=None, dtype=dtypes.float32,
+                 regularizer=None):
         self.name = name
         self.reuse = reuse
         self.initializer = initializer
         self.dtype = dtypes.as_dtype(dtype)
+        self.regularizer = regularizer
 
     @property
     def original_name_scope(self):
@@ -62,9 +65,13 @@ class VariableScope:
     def set_initializer(self, initializer):
         self.initializer = initializer
 
-    def get_variable(self, name, shape=None, dtype=None, initializer=None, trainable=True):
+    def set_regularizer(self, regularizer):
+        self.regularizer = regularizer
+
+    def get_variable(self, name, shape=None, dtype=None, initializer=None,
+                     regularizer=None, trainable=True):
         with variable_scope(self):
-            return get_variable(name, shape, dtype, initializer, trainable)
+            return get_variable(name, shape, dtype, initializer, regularizer, trainable)
 
     def __repr__(self):
         return f"<fg.VariableScope '{self.name}' reuse={self.reuse}>"
@@ -137,15 +144,16 @@ def _inherit(reuse, parent_reuse):
 
 @contextlib.contextmanager
 def variable_scope(name_or_scope, reuse=None, initializer=None, default_name=None,
-                   values=None, dtype=None):
+                   values=None, dtype=None, regularizer=None):
     """A context manager opening variable scope ``name_or_scope`` (a string, a
     :class:`VariableScope` to re-enter, or ``None`` with ``default_name``, made unique)
     and the name scope of the same name; yields the :class:`VariableScope`.
 
     ``reuse``: ``True`` (variables must exist), ``fg.AUTO_REUSE`` (made if missing), or
     ``None``/``False`` (inherit the parent's; a scope that reuses stays reusing).
-    ``initializer`` becomes the default of ``get_variable`` inside. As in TF1, a string
-    as the second positional argument is ``default_name``.
+    ``initializer`` and ``regularizer`` become the defaults of ``get_variable`` inside
+    (nested scopes inherit them). As in TF1, a string as the second positional argument
+    is ``default_name``.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -170,7 +178,8 @@ def variable_scope(name_or_scope, reuse=None, initializer=None, default_name=Non
         full = name_or_scope.name
         scope = VariableScope(_inherit(reuse, name_or_scope.reuse or parent.reuse), full,
                               name_or_scope.initializer if initializer is None else initializer,
-                              dtype or name_or_scope.dtype)
+                              dtype or name_or_scope.dtype,
+                              name_or_scope.regularizer if regularizer is None else regularizer)
         names = _absolute_name_scope(full)
     else:
         if name_or_scope is None:
@@ -186,7 +195,8 @@ def variable_scope(name_or_scope, reuse=None, initializer=None, default_name=Non
         full = _join(parent.name, base)
         scope = VariableScope(_inherit(reuse, parent.reuse), full,
                               parent.initializer if initializer is None else initializer,
-                              dtype or parent.dtype)
+                              dtype or parent.dtype,
+                              parent.regularizer if regularizer is None else regularizer)
         names = _relative_name_scope(base)
     store.open(full)
     _stack.stack.append((graph, scope))
@@ -221,12 +231,18 @@ def _unique_default(store, parent, prefix):
         index += 1
 
 
-def get_variable(name, shape=None, dtype=None, initializer=None, trainable=True):
+def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=None,
+                 trainable=True):
     """The variable ``<scope>/<name>``: made (with ``initializer``, else the scope's,
     else Glorot-uniform for floats and zeros otherwise) or, in a reusing scope, found.
 
     ``initializer`` is a callable ``(shape, dtype) -> array or tensor`` or a value
-    (array-like or tensor; then ``shape`` may be left out).
+    (array-like or tensor; then ``shape`` may be left out). ``regularizer`` (else the
+    scope's; a callable ``variable -> scalar loss or None``, such as
+    ``fg.contrib.layers.l2_regularizer(1e-4)``) is applied when the variable is made,
+    not when it is reused, and its loss added to ``GraphKeys.REGULARIZATION_LOSSES``
+    (TF1). The arguments are in TF1's order; a bool fifth argument is taken as
+    ``trainable``, its place before ``regularizer`` existed.
 
     >>> import flowgraph as fg
     >>> with fg.Graph().as_default():
@@ -237,6 +253,8 @@ def get_variable(name, shape=None, dtype=None, initializer=None, trainable=True)
     ...         print(str(e)[:38])
     Variable v already exists, disallowed.
     """
+    if isinstance(regularizer, (bool, np.bool_)):   # get_variable(n, s, d, i, False)
+        regularizer, trainable = None, bool(regularizer)
     graph = get_default_graph()
     store = _store(graph)
     scope = get_variable_scope()
@@ -263,6 +281,11 @@ def get_variable(name, shape=None, dtype=None, initializer=None, trainable=True)
         initializer = scope.initializer
     var = _new_variable(full, shape, dtype, initializer, trainable, scope)
     store.variables[full] = var
+    if regularizer is None:
+        regularizer = scope.regularizer
+    if regularizer is not None:
+        from .regularizers import add_regularization_loss
+        add_regularization_loss(var, regularizer)
     return var
 
 

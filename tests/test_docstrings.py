@@ -51,6 +51,8 @@ MODULES += ["flowgraph.selection_ops"]
 MODULES += ["flowgraph.logging_ops"]
 # TF1's tf.tensordot
 MODULES += ["flowgraph.contraction_ops"]
+# TF1's batch normalization layer and weight regularizers
+MODULES += ["flowgraph.batch_norm", "flowgraph.regularizers"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -9,6 +9,9 @@ ported program can keep ``fg.contrib.rnn.LSTMCell`` or
 - ``fg.contrib.layers.xavier_initializer(uniform=True, seed=None)`` (TF1's formulas:
   Glorot-uniform, or with ``uniform=False`` a normal truncated at two standard
   deviations with ``stddev = sqrt(1.3 / fan_avg)``).
+- ``fg.contrib.layers``' weight regularizers (``l1_regularizer``, ``l2_regularizer``,
+  ``l1_l2_regularizer``, ``sum_regularizer``, ``apply_regularization``; see
+  :mod:`flowgraph.regularizers`) and ``batch_norm`` (:mod:`flowgraph.batch_norm`).
 
 Nothing else of ``tf.contrib`` exists (an attribute error says so).
 

@@ -1,11 +1,16 @@
-"""TF1's ``tf.contrib.layers``: ``xavier_initializer`` only (see
-:mod:`flowgraph.contrib`)."""
+"""TF1's ``tf.contrib.layers``: ``xavier_initializer``, the regularizers of
+:mod:`flowgraph.regularizers` and ``batch_norm`` (:mod:`flowgraph.batch_norm`); see
+:mod:`flowgraph.contrib`."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import dtypes, philox
 from ..initializers import _fans, _Seeded, glorot_uniform_initializer
+# TF1's weight regularizers (tf.contrib.layers.l2_regularizer, ...) and batch_norm
+from ..batch_norm import batch_norm
+from ..regularizers import (apply_regularization, l1_l2_regularizer, l1_regularizer,
+                            l2_regularizer, sum_regularizer)
 
 
 class _xavier_normal(_Seeded):
@@ -26,4 +31,7 @@ def xavier_initializer(uniform=True, seed=None, dtype=dtypes.float32):
     return _xavier_normal(seed=seed, dtype=dtype)
 
 
-__all__ = ["xavier_initializer"]
+__all__ = ["xavier_initializer",
+           # TF1's weight regularizers
+           "l1_regularizer", "l2_regularizer", "l1_l2_regularizer", "sum_regularizer",
+           "apply_regularization", "batch_norm"]
