@@ -41,6 +41,7 @@ import numpy as np
 from .. import api as F
 from ..errors import DTypeError, ShapeError
 from ..graph import Tensor, location_suffix
+from ..patches_ops import extract_patches, patches_grad
 from ..slicing_ops import pad
 
 
@@ -166,12 +167,20 @@ def conv2d(input, filter=None, strides=None, padding=None,  # noqa: A002 - TF1's
     padding = _padding("conv2d", padding)
     geometry = [_geometry("conv2d", x.shape[1 + a], (kh, kw)[a], strides[a], dilations[a],
                           padding) for a in range(2)]
-    taps = _taps(x, geometry, (kh, kw), strides, dilations, 0)
-    # channel index (i * kw + j) * C + c: the filter's [kh, kw, C, out] rows, row-major
-    cols = taps[0] if len(taps) == 1 else F.concat(taps, 3)
+    if (kh, kw) == (1, 1) and not any(g[1] or g[2] for g in geometry) and strides == (1, 1):
+        cols = x                                 # a 1x1 convolution is one matmul
+    else:
+        # one im2col op: channel (i * kw + j) * C + c, the filter's [kh, kw, C, out] rows
+        cols = extract_patches(x, (kh, kw), strides, dilations, _pads(geometry))
     out = F.matmul(F.reshape(cols, [-1, kh * kw * cin]), F.reshape(w, [kh * kw * cin, cout]))
     batch = -1 if x.shape[0] is None else x.shape[0]
     return F.reshape(out, [batch, geometry[0][0], geometry[1][0], cout], name=name)
+
+
+def _pads(geometry):
+    """``(top, bottom, left, right)`` from the two axes' ``(out, before, after)``."""
+    (_, top, bottom), (_, left, right) = geometry
+    return top, bottom, left, right
 
 
 def conv1d(value, filters=None, stride=None, padding=None, use_cudnn_on_gpu=None,
