@@ -49,13 +49,13 @@ def _fail(cls, fn_name, message):
     return cls(fn_name + location_suffix("called") + f": {message}")
 
 
-def _nhwc_input(fn_name, value, data_format):
+def _nhwc_input(fn_name, value, data_format, float_only=True):
     if data_format not in ("NHWC", None):
         raise _fail(ValueError, fn_name, f"only data_format='NHWC' is supported, found "
                     f"{data_format!r} (transpose NCHW inputs with fg.transpose(x, "
                     f"[0, 2, 3, 1]))")
     x = F.convert_to_tensor(value)
-    if x.dtype.kind != "f":
+    if float_only and x.dtype.kind != "f":
         raise _fail(DTypeError, fn_name, f"expected a float input, found {x.dtype.name} "
                     f"({x.name})")
     if x.shape is None or len(x.shape) != 4:
@@ -273,4 +273,130 @@ def _valid_counts(size, k, stride, out, before, _after):
     return np.minimum(starts + k, size) - np.maximum(starts, 0)
 
 
-__all__ = ["conv2d", "conv1d", "max_pool", "avg_pool"]
+
+
+# --- TF1's tf.extract_image_patches and tf.nn.conv2d_transpose: the patches primitives ----
+
+def extract_image_patches(images, ksizes, strides, rates, padding, name=None):
+    """TF1's ``tf.extract_image_patches`` (also ``tf.image.extract_image_patches``):
+    ``[N, OH, OW, kh*kw*C]``, the ``ksizes = [1, kh, kw, 1]`` windows of ``images [N,
+    H, W, C]`` (H and W known), ``strides = [1, sh, sw, 1]`` apart, their taps ``rates
+    = [1, dh, dw, 1]`` apart; the last axis ordered (row, column, channel) of the
+    window, as TF1 (and conv2d's filter rows). ``"SAME"`` pads with zeros by TF1's
+    rule. One primitive (``ExtractPatches``); its gradient is its adjoint, col2im.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.arange(16.0).reshape(1, 4, 4, 1))
+    >>> p = fg.extract_image_patches(x, [1, 2, 2, 1], [1, 2, 2, 1], [1, 1, 1, 1], "VALID")
+    >>> p.shape, fg.Session().run(p)[0, 1, 0]
+    ((1, 2, 2, 4), array([ 8.,  9., 12., 13.]))
+    """
+    x = F.convert_to_tensor(images)
+    fn = "extract_image_patches"
+    if x.dtype.kind not in "fiu":
+        raise _fail(DTypeError, fn, f"expected numeric images, found {x.dtype.name} "
+                    f"({x.name})")
+    x = _nhwc_input(fn, x, "NHWC", float_only=False)
+    window, strides = _hw(fn, "ksizes", ksizes), _hw(fn, "strides", strides)
+    rates, padding = _hw(fn, "rates", rates), _padding(fn, padding)
+    geometry = [_geometry(fn, x.shape[1 + a], window[a], strides[a], rates[a], padding)
+                for a in range(2)]
+    return extract_patches(x, window, strides, rates, _pads(geometry), name=name)
+
+
+def conv2d_transpose(value=None, filter=None, output_shape=None, strides=None,  # noqa: A002
+                     padding="SAME", data_format="NHWC", name=None, input=None,  # noqa: A002
+                     filters=None, dilations=None):
+    """TF1's ``tf.nn.conv2d_transpose`` (the "deconvolution"): the gradient of
+    ``conv2d`` with respect to its input. ``value [N, h, w, in_channels]`` (NHWC) and
+    ``filter [kh, kw, out_channels, in_channels]`` give ``output_shape = [N, H, W,
+    out_channels]``, where ``conv2d`` of an ``[N, H, W, out_channels]`` image with that
+    filter, ``strides`` and ``padding`` has ``value``'s shape (checked; several ``H``
+    may fit a stride, which is why TF1 asks for it). ``output_shape`` is a list of
+    Python ints (its batch entry may be ``-1``, ``None`` or a tensor: the batch is
+    ``value``'s). One matmul and one col2im (``PatchesGrad``); its gradients are a
+    conv2d and a filter-gradient matmul. ``input=``/``filters=`` are TF 1.15's names.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.ones((1, 2, 2, 1)))
+    >>> y = fg.nn.conv2d_transpose(x, fg.constant(np.ones((3, 3, 1, 1))), [1, 4, 4, 1],
+    ...                            [1, 2, 2, 1], "SAME")
+    >>> y.shape, fg.Session().run(y)[0, :, :, 0]
+    ((1, 4, 4, 1), array([[1., 1., 2., 1.],
+           [1., 1., 2., 1.],
+           [2., 2., 4., 2.],
+           [1., 1., 2., 1.]]))
+    """
+    fn = "conv2d_transpose"
+    if input is not None:
+        if value is not None:
+            raise _fail(ValueError, fn, "pass value= or input=, not both")
+        value = input
+    if filters is not None:
+        if filter is not None:
+            raise _fail(ValueError, fn, "pass filter= or filters=, not both")
+        filter = filters                                    # noqa: A001
+    x = _nhwc_input(fn, value, data_format)
+    w = F.convert_to_tensor(filter)
+    if w.dtype != x.dtype:
+        raise _fail(DTypeError, fn, f"expected a filter of the value's dtype "
+                    f"{x.dtype.name}, found {w.name} of dtype {w.dtype.name}")
+    if w.shape is None or len(w.shape) != 4 or None in w.shape:
+        raise _fail(ShapeError, fn, f"expected a rank-4 [height, width, out_channels, "
+                    f"in_channels] filter of known shape, found {w.name} of shape {w.shape}")
+    kh, kw, cout, cin = w.shape
+    if x.shape[3] is None or x.shape[3] != cin:
+        raise _fail(ShapeError, fn, f"the value's channels ({x.shape[3]}, {x.name}) must "
+                    f"equal the filter's in_channels, its last dimension ({cin}, {w.name} "
+                    f"of shape {w.shape})")
+    out_hw, out_c = _output_shape(fn, output_shape)
+    if out_c != cout:
+        raise _fail(ShapeError, fn, f"output_shape's channels ({out_c}) must equal the "
+                    f"filter's out_channels, its third dimension ({cout}, {w.name} of "
+                    f"shape {w.shape})")
+    strides = _hw(fn, "strides", strides)
+    dilations = _hw(fn, "dilations", (1, 1) if dilations is None else dilations)
+    padding = _padding(fn, padding)
+    geometry = [_geometry(fn, out_hw[a], (kh, kw)[a], strides[a], dilations[a], padding)
+                for a in range(2)]
+    if (geometry[0][0], geometry[1][0]) != tuple(x.shape[1:3]):
+        raise _fail(ShapeError, fn, f"a conv2d of an output of {out_hw[0]}x{out_hw[1]} "
+                    f"(output_shape) with a {kh}x{kw} filter, strides {strides} and "
+                    f"{padding} padding has a spatial size of {geometry[0][0]}x"
+                    f"{geometry[1][0]}, not the value's {x.shape[1]}x{x.shape[2]} "
+                    f"({x.name} of shape {x.shape})")
+    # the patches' gradient: value @ filter^T as [N, h, w, kh*kw*out], then col2im
+    cols = F.matmul(F.reshape(x, [-1, cin]), F.reshape(w, [kh * kw * cout, cin]),
+                    transpose_b=True)
+    batch = -1 if x.shape[0] is None else x.shape[0]
+    cols = F.reshape(cols, [batch, x.shape[1], x.shape[2], kh * kw * cout])
+    return patches_grad(cols, out_hw, (kh, kw), strides, dilations, _pads(geometry),
+                        name=name)
+
+
+def _output_shape(fn_name, output_shape):
+    """``((H, W), C)`` from TF1's ``output_shape`` (its batch entry is not used)."""
+    if isinstance(output_shape, Tensor):
+        const = output_shape.op.attrs.get("value") if output_shape.op.type == "Const" else None
+        if const is None:
+            raise _fail(ShapeError, fn_name, f"expected output_shape as Python ints (or a "
+                        f"constant), found the tensor {output_shape.name}")
+        output_shape = np.asarray(const).tolist()
+    try:
+        dims = list(output_shape)
+        if len(dims) != 4:
+            raise ValueError
+        h, w, c = (int(d) for d in dims[1:])
+    except (TypeError, ValueError):
+        raise _fail(ValueError, fn_name, f"expected output_shape as 4 ints [batch, height, "
+                    f"width, out_channels] (the batch may be -1, None or a tensor), found "
+                    f"{output_shape!r}") from None
+    if min(h, w, c) < 1:
+        raise _fail(ValueError, fn_name, f"expected a positive output height, width and "
+                    f"channels, found {dims}")
+    return (h, w), c
+
+
+__all__ = ["conv2d", "conv1d", "max_pool", "avg_pool",
+           # the patches primitives: TF1's extract_image_patches and conv2d_transpose
+           "extract_image_patches", "conv2d_transpose"]
