@@ -1,16 +1,22 @@
-"""TF1's ``tf.nn.conv2d``, ``tf.nn.max_pool`` and ``tf.nn.avg_pool`` (NHWC), as
-compositions of existing primitives: no kernel of their own, so gradients to any order,
-fused CPU kernels, the compiled path and GPU placement come from the ops they use.
+"""TF1's ``tf.nn.conv2d``, ``conv1d``, ``conv2d_transpose``, ``max_pool`` and
+``avg_pool`` (NHWC) and ``tf.extract_image_patches``, on the image-patches primitives
+(:mod:`flowgraph.patches_ops`) and existing ops, so gradients to any order, CPU and GPU
+kernels and the compiled path come from the ops they use.
 
-``conv2d`` is an im2col: the input is padded, ``kh * kw`` strided slices (one per filter
-tap, in the filter's ``[kh, kw, in, out]`` order) are concatenated along the channels
-into ``[N, OH, OW, kh*kw*C]``, and one ``matmul`` with the filter reshaped to
-``[kh*kw*C, out]`` gives the output. It is GEMM-bound and holds ``kh * kw`` times the
-(output-sized) input in memory. The pools combine the same slices with ``maximum`` or a
-sum. ``"SAME"`` padding is TF1's: ``pad_total = max((ceil(in/stride) - 1) * stride +
-(k - 1) * dilation + 1 - in, 0)``, ``pad_before = pad_total // 2``; ``avg_pool`` divides
-by the number of non-padded elements of each window, and ``max_pool`` pads with the
-dtype's lowest value, so padding never wins.
+``conv2d`` is an im2col: one ``ExtractPatches`` op gives ``[N, OH, OW, kh*kw*C]`` (taps
+in the filter's ``[kh, kw, in, out]`` order, channel ``(i*kw + j)*C + c``, padding
+zeros), and one ``matmul`` with the filter reshaped to ``[kh*kw*C, out]`` gives the
+output; its input gradient is one ``PatchesGrad`` (col2im), its filter gradient one
+matmul. It is GEMM-bound and holds ``kh * kw`` times the (output-sized) input in
+memory. ``conv2d_transpose`` is conv2d's input gradient: a matmul and one col2im.
+``avg_pool`` sums the taps of one ``ExtractPatches``; ``max_pool`` combines ``kh * kw``
+strided slices with ``maximum`` (which gives TF1's tie rule below; a ``reduce_max`` of
+patches would split ties).
+
+``"SAME"`` padding is TF1's: ``pad_total = max((ceil(in/stride) - 1) * stride + (k - 1)
+* dilation + 1 - in, 0)``, ``pad_before = pad_total // 2``; ``avg_pool`` divides by the
+number of non-padded elements of each window, and ``max_pool`` pads with the dtype's
+lowest value, so padding never wins.
 
 ``max_pool``'s gradient goes to one element per window: ``maximum(m, x)`` sends it to
 ``m`` where ``m >= x``, so at a tie the first of the tied taps in row-major window order
@@ -259,8 +265,16 @@ def avg_pool(value, ksize, strides, padding, data_format="NHWC", name=None):
     """
     x, window, strides, geometry = _pool("avg_pool", value, ksize, strides, padding,
                                          data_format)
-    taps = _taps(x, geometry, window, strides, (1, 1), 0)
-    total = taps[0] if len(taps) == 1 else F.add_n(taps)
+    # one im2col op, its taps summed (the gradient: one col2im)
+    (oh, _, _), (ow, _, _) = geometry
+    c = x.shape[3]
+    if c is None:
+        taps = _taps(x, geometry, window, strides, (1, 1), 0)
+        total = taps[0] if len(taps) == 1 else F.add_n(taps)
+    else:
+        cols = extract_patches(x, window, strides, (1, 1), _pads(geometry))
+        batch = -1 if x.shape[0] is None else x.shape[0]
+        total = F.reduce_sum(F.reshape(cols, [batch, oh, ow, window[0] * window[1], c]), 3)
     # each output's count of non-padded window elements, known when the graph is built
     counts = [_valid_counts(x.shape[1 + a], window[a], strides[a], *geometry[a])
               for a in range(2)]
