@@ -28,6 +28,7 @@ from __future__ import annotations
 import numbers
 
 from . import api as F
+from .errors import ShapeError
 from .graph import Tensor, location_suffix
 
 
@@ -53,6 +54,10 @@ def extract_patches(x, ksizes, strides, rates, pads, name=None):
     (top, bottom, left, right)``; ``OH = (H + top + bottom - (kh-1)*dh - 1) // sh + 1``.
     """
     x = F.convert_to_tensor(x)
+    if x.shape is not None and len(x.shape) == 4 and None in x.shape[1:3]:
+        # the gradient (col2im) needs the image's size when the graph is built
+        raise ShapeError(f"extract_patches{location_suffix('called')}: expected the height "
+                         f"and width of {x.name} known, found shape {x.shape}")
     return F._out("ExtractPatches", [x], _attrs("extract_patches", ksizes, strides, rates, pads),
                   name)
 

@@ -286,6 +286,10 @@ def test_errors_name_the_function_or_op_and_the_callers_line():
     with pytest.raises(ShapeError, match=r"PatchesGrad.*divisible by kh\*kw = 4"):
         patches_grad(fg.placeholder(fg.float32, (1, 3, 3, 6)), (4, 4), (2, 2), (1, 1),
                      (1, 1), (0, 0, 0, 0))
+    with pytest.raises(ShapeError, match=r"extract_patches \(called at test_patches.py.*"
+                                         r"height and width.*known"):
+        extract_patches(fg.placeholder(fg.float32, (1, None, 4, 2)), (1, 1), (1, 1), (1, 1),
+                        (0, 0, 0, 0))
     with pytest.raises(ShapeError, match=r"ExtractPatches.*rank-4"):
         extract_patches(fg.placeholder(fg.float32, (4, 4, 2)), (1, 1), (1, 1), (1, 1),
                         (0, 0, 0, 0))
