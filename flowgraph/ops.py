@@ -1214,6 +1214,8 @@ def _extract_patches_infer(op):
 
 
 def _extract_patches_ref(op, x):
+    if x.ndim != 4:
+        raise InvalidArgumentError(f"expected a rank-4 NHWC image, found shape {x.shape}")
     n, h, w, c = x.shape
     oh, ow = patches_hw((h, w), op.attrs)
     pt, pb, pl, pr = op.attrs["pads"]
@@ -1245,6 +1247,8 @@ def _patches_grad_infer(op):
 def _patches_grad_ref(op, g):
     (h, w), (kh, kw) = op.attrs["image"], op.attrs["ksizes"]
     pt, pb, pl, pr = op.attrs["pads"]
+    if g.ndim != 4:
+        raise InvalidArgumentError(f"expected rank-4 patches, found shape {g.shape}")
     n, oh, ow, k = g.shape
     if (oh, ow) != patches_hw((h, w), op.attrs) or k % (kh * kw):
         raise InvalidArgumentError(f"expected patches [N, {patches_hw((h, w), op.attrs)}, "

@@ -360,3 +360,16 @@ def test_conv2d_transpose_on_gpu_equals_cpu():
         y = fg.nn.conv2d_transpose(x, fg.constant(fv), [1, 3, 3, 1], 2, "SAME")
         return [y, *fg.gradients(fg.reduce_sum(y * y), [x])], {x: xv}
     compare_devices(build, devices=("/cpu:0", "/gpu:0"), rtol=1e-5, atol=1e-5)
+
+
+def test_run_time_shapes_are_checked_by_the_reference_kernels():
+    # shapes the graph did not know: the error names the op
+    from flowgraph.errors import InvalidArgumentError
+    g = fg.placeholder(fg.float32, (None, None, None, None))
+    back = patches_grad(g, (4, 4), (2, 2), (1, 1), (1, 1), (0, 0, 0, 0))
+    with pytest.raises(InvalidArgumentError, match=r"PatchesGrad.*expected patches"):
+        fg.Session().run(back, {g: np.ones((1, 2, 2, 4), np.float32)})
+    x = fg.placeholder(fg.float32, None)
+    with pytest.raises(InvalidArgumentError, match=r"ExtractPatches.*rank-4"):
+        fg.Session().run(extract_patches(x, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
+                         {x: np.ones((2, 2), np.float32)})
