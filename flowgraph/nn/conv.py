@@ -268,7 +268,7 @@ def avg_pool(value, ksize, strides, padding, data_format="NHWC", name=None):
     # one im2col op, its taps summed (the gradient: one col2im)
     (oh, _, _), (ow, _, _) = geometry
     c = x.shape[3]
-    if c is None:
+    if c is None:           # unknown channels: no 5-D reshape; the strided slices, summed
         taps = _taps(x, geometry, window, strides, (1, 1), 0)
         total = taps[0] if len(taps) == 1 else F.add_n(taps)
     else:
@@ -285,8 +285,6 @@ def avg_pool(value, ksize, strides, padding, data_format="NHWC", name=None):
 def _valid_counts(size, k, stride, out, before, _after):
     starts = np.arange(out) * stride - before
     return np.minimum(starts + k, size) - np.maximum(starts, 0)
-
-
 
 
 # --- TF1's tf.extract_image_patches and tf.nn.conv2d_transpose: the patches primitives ----
