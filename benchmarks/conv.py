@@ -1,5 +1,6 @@
-"""``fg.nn.conv2d`` + relu + ``max_pool`` (an im2col composition) against torch on one
-thread, compiled, one pinned core: what composing convolution costs.
+"""``fg.nn.conv2d`` + relu + ``max_pool`` (an im2col: one ``ExtractPatches`` op and a
+matmul; the input gradient one ``PatchesGrad``) against torch on one thread, compiled
+(timed once every kernel is, ``sess.wait_compiled()``), one pinned core.
 
 Each repeat times flowgraph and torch in turn (medians after warm-up), forward alone and
 forward with the gradients of the input and the filter (of ``sum(pool**2)``), for the
@@ -62,6 +63,7 @@ def main():
             for fn in runs.values():
                 fn()
                 fn()
+            sess.wait_compiled()          # the compiled kernels, not the interim NumPy
             for _ in range(args.repeats):
                 for k, fn in runs.items():
                     t = time.perf_counter()

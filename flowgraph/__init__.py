@@ -64,6 +64,7 @@ from .segment_ops import (scatter_add, scatter_update, segment_sum,  # noqa: E40
 from .selection_ops import boolean_mask  # noqa: E402  (fg.nn.top_k: in nn)
 from .logging_ops import Print, py_func  # noqa: E402  (TF1's tf.Print, tf.py_func)
 from .contraction_ops import tensordot  # noqa: E402  (TF1's tf.tensordot)
+from .nn.conv import extract_image_patches  # noqa: E402  (TF1's tf.extract_image_patches)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402

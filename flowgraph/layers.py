@@ -200,6 +200,162 @@ def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
                   kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)(inputs)
 
 
+class Conv2DTranspose(Conv2D):
+    """``tf.layers.Conv2DTranspose``: ``activation(conv2d_transpose(inputs, kernel) +
+    bias)`` over NHWC ``inputs``; ``kernel [kh, kw, filters, in]`` (TF1's layout:
+    the transpose of a conv2d from ``filters`` channels to ``in``) and ``bias
+    [filters]``, in the scope ``name`` (else ``conv2d_transpose``, ...). The output's
+    spatial size is TF1's: ``in * stride`` with ``"same"``, ``in * stride + max(k -
+    stride, 0)`` with ``"valid"``.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float32, (None, 7, 7, 16))
+    ...     y = fg.layers.conv2d_transpose(x, 8, 5, strides=2, padding="same")
+    ...     y.shape, [tuple(v.shape) for v in fg.trainable_variables()]
+    ((None, 14, 14, 8), [(5, 5, 8, 16), (8,)])
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format="channels_last", activation=None, use_bias=True,
+                 kernel_initializer=None, bias_initializer=None, name=None, _reuse=None,
+                 trainable=True, seed=None, kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None):
+        _channels_last("conv2d_transpose", data_format)
+        super().__init__(filters, kernel_size, strides, padding, data_format, (1, 1),
+                         activation, use_bias, kernel_initializer, bias_initializer,
+                         name, _reuse, trainable, seed, kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint,
+                         bias_constraint=bias_constraint)
+        self.name = name or "conv2d_transpose"     # the default scope: conv2d_transpose_1...
+        self.kernel_size = _pair("conv2d_transpose", "kernel_size", kernel_size)
+        self.strides = _pair("conv2d_transpose", "strides", strides)
+
+    def _kernel_shape(self, features):
+        return (*self.kernel_size, self.units, features)
+
+    def __call__(self, inputs):
+        from .graph import name_scope
+        from .nn.conv import _padding, conv2d_transpose
+        x = F.convert_to_tensor(inputs)
+        if x.shape is None or len(x.shape) != 4 or None in x.shape[1:]:
+            raise ShapeError(f"conv2d_transpose '{self.name}': expected inputs [batch, "
+                             f"height, width, channels] with known height, width and "
+                             f"channels, found {x.name} of shape {S.fmt(x.shape)}")
+        padding = _padding("conv2d_transpose", self.padding)
+        out_hw = [x.shape[1 + a] * self.strides[a] + (
+            0 if padding == "SAME" else max(self.kernel_size[a] - self.strides[a], 0))
+            for a in range(2)]
+        if self.kernel is None:
+            self._build_in_scope(x)
+        with name_scope(self._scope):
+            y = conv2d_transpose(x, self.kernel, [-1, *out_hw, self.units], self.strides,
+                                 padding)
+            if self.use_bias:
+                y = y + self.bias
+            y = self.activation(y) if self.activation is not None else y
+        return self._regularize_activity(y)
+
+
+def conv2d_transpose(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
+                     data_format="channels_last", activation=None, use_bias=True,
+                     kernel_initializer=None, bias_initializer=None,
+                     kernel_regularizer=None, bias_regularizer=None,
+                     activity_regularizer=None, kernel_constraint=None,
+                     bias_constraint=None, trainable=True, name=None, reuse=None):
+    """``tf.layers.conv2d_transpose``: a new :class:`Conv2DTranspose` applied once to
+    NHWC ``inputs``; regularizers as :func:`dense`'s."""
+    return Conv2DTranspose(filters, kernel_size, strides, padding, data_format, activation,
+                           use_bias, kernel_initializer, bias_initializer, name,
+                           _reuse=reuse, trainable=trainable,
+                           kernel_regularizer=kernel_regularizer,
+                           bias_regularizer=bias_regularizer,
+                           activity_regularizer=activity_regularizer,
+                           kernel_constraint=kernel_constraint,
+                           bias_constraint=bias_constraint)(inputs)
+
+
+class Conv1D(Conv2D):
+    """``tf.layers.Conv1D``: ``activation(conv1d(inputs, kernel) + bias)`` over NWC
+    ``inputs [batch, width, channels]``; ``kernel [kw, in, filters]`` and ``bias
+    [filters]`` in the scope ``name`` (else ``conv1d``, ...). It is :class:`Conv2D` on
+    the inputs with a height of 1, as TF1's.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float32, (None, 20, 3))
+    ...     y = fg.layers.conv1d(x, 4, 5, strides=2, padding="same", dilation_rate=1)
+    ...     y.shape, [tuple(v.shape) for v in fg.trainable_variables()]
+    ((None, 10, 4), [(5, 3, 4), (4,)])
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid",
+                 data_format="channels_last", dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
+                 _reuse=None, trainable=True, seed=None, kernel_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None):
+        _channels_last("conv1d", data_format)
+        width = _one("conv1d", "kernel_size", kernel_size)
+        super().__init__(filters, (1, width), (1, _one("conv1d", "strides", strides)),
+                         padding, data_format,
+                         (1, _one("conv1d", "dilation_rate", dilation_rate)), activation,
+                         use_bias, kernel_initializer, bias_initializer, name, _reuse,
+                         trainable, seed, kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint,
+                         bias_constraint=bias_constraint)
+        self.name = name or "conv1d"               # the default scope: conv1d_1...
+
+    def _kernel_shape(self, features):
+        return (self.kernel_size[1], features, self.units)
+
+    def __call__(self, inputs):
+        from .graph import name_scope
+        from .nn.conv import conv2d
+        x = F.convert_to_tensor(inputs)
+        if x.shape is None or len(x.shape) != 3 or x.shape[-1] is None:
+            raise ShapeError(f"conv1d '{self.name}': expected inputs [batch, width, "
+                             f"channels] with known channels, found {x.name} of shape "
+                             f"{S.fmt(x.shape)}")
+        if self.kernel is None:
+            self._build_in_scope(x)
+        with name_scope(self._scope):
+            y = conv2d(F.expand_dims(x, 1), F.expand_dims(self.kernel, 0), self.strides,
+                       self.padding, dilations=self.dilation_rate)
+            y = F.squeeze(y, [1])
+            if self.use_bias:
+                y = y + self.bias
+            y = self.activation(y) if self.activation is not None else y
+        return self._regularize_activity(y)
+
+
+def _one(fn_name, what, value):
+    v = (value,) if isinstance(value, numbers.Integral) else tuple(value)
+    if len(v) != 1:
+        raise ValueError(f"{fn_name}: expected {what} as an int or 1 int, found {value!r}")
+    return int(v[0])
+
+
+def conv1d(inputs, filters, kernel_size, strides=1, padding="valid",
+           data_format="channels_last", dilation_rate=1, activation=None, use_bias=True,
+           kernel_initializer=None, bias_initializer=None, kernel_regularizer=None,
+           bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+           bias_constraint=None, trainable=True, name=None, reuse=None):
+    """``tf.layers.conv1d``: a new :class:`Conv1D` applied once to NWC ``inputs``;
+    regularizers as :func:`dense`'s."""
+    return Conv1D(filters, kernel_size, strides, padding, data_format, dilation_rate,
+                  activation, use_bias, kernel_initializer, bias_initializer, name,
+                  _reuse=reuse, trainable=trainable, kernel_regularizer=kernel_regularizer,
+                  bias_regularizer=bias_regularizer,
+                  activity_regularizer=activity_regularizer,
+                  kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)(inputs)
+
+
 def max_pooling2d(inputs, pool_size, strides, padding="valid",
                   data_format="channels_last", name=None):
     """``tf.layers.max_pooling2d`` (NHWC): :func:`fg.nn.max_pool` with ``pool_size``
@@ -272,5 +428,7 @@ from .batch_norm import BatchNormalization, batch_normalization  # noqa: E402
 __all__ = ["Dense", "dense", "dropout", "flatten",
            # TF1's convolution and pooling layers
            "Conv2D", "conv2d", "max_pooling2d", "average_pooling2d",
+           # TF1's transposed and 1-D convolution layers
+           "Conv2DTranspose", "conv2d_transpose", "Conv1D", "conv1d",
            # TF1's batch normalization
            "BatchNormalization", "batch_normalization"]

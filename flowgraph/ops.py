@@ -1159,6 +1159,128 @@ defprim("MaskPositions", _mask_positions_infer, None,
         lambda op, mask, dims: mask_positions(mask, dims, op.attrs["axis"]), "index")
 
 
+# --- image patches: conv2d's im2col and its adjoint (flowgraph.patches_ops) ---------------
+# ExtractPatches(x): NHWC x -> [N, OH, OW, kh*kw*C], the window of each output position
+# with its taps in row-major order (channel (i*kw + j)*C + c), positions outside the
+# image (the explicit padding) zero. PatchesGrad(g): its adjoint (col2im), each patch
+# element added back into an [N, H, W, C] image. Both are linear, so each one's gradient
+# is the other: every order. Attrs: ksizes (kh, kw), strides (sh, sw), rates (dh, dw),
+# pads (top, bottom, left, right); PatchesGrad also image (H, W).
+
+def patches_hw(hw, attrs):
+    """``(OH, OW)`` of the patches of an image of spatial size ``hw`` (entries may be
+    ``None``: unknown); ``ShapeError`` where a window does not fit."""
+    out = []
+    pads = attrs["pads"]
+    for a, size in enumerate(hw):
+        k, s, d = attrs["ksizes"][a], attrs["strides"][a], attrs["rates"][a]
+        if size is None:
+            out.append(None)
+            continue
+        padded, span = size + pads[2 * a] + pads[2 * a + 1], (k - 1) * d + 1
+        if padded < span:
+            raise ShapeError(f"a window of {span} (ksize {k}, rate {d}) does not fit in "
+                             f"a padded spatial size of {padded} ({size} + padding "
+                             f"{pads[2 * a]} + {pads[2 * a + 1]})")
+        out.append((padded - span) // s + 1)
+    return tuple(out)
+
+
+def _patch_taps(attrs, oh, ow):
+    """``(tap, row slice, column slice)`` of each tap over the padded image."""
+    (kh, kw), (sh, sw), (dh, dw) = attrs["ksizes"], attrs["strides"], attrs["rates"]
+    for i in range(kh):
+        for j in range(kw):
+            yield (i * kw + j, slice(i * dh, i * dh + (oh - 1) * sh + 1, sh),
+                   slice(j * dw, j * dw + (ow - 1) * sw + 1, sw))
+
+
+def _patches_rank4(t, what):
+    if t.dtype == dtypes.bool_:
+        raise DTypeError(f"expected a numeric {what}, found bool ({t.name})")
+    if t.shape is not None and len(t.shape) != 4:
+        raise ShapeError(f"expected a rank-4 NHWC {what}, found {t.name} of shape "
+                         f"{S.fmt(t.shape)}")
+
+
+def _extract_patches_infer(op):
+    x = _in(op)
+    _patches_rank4(x, "image")
+    if x.shape is None:
+        return [((None,) * 4, x.dtype)]
+    n, h, w, c = x.shape
+    kk = op.attrs["ksizes"][0] * op.attrs["ksizes"][1]
+    return [((n, *patches_hw((h, w), op.attrs), None if c is None else kk * c), x.dtype)]
+
+
+def _extract_patches_ref(op, x):
+    if x.ndim != 4:
+        raise InvalidArgumentError(f"expected a rank-4 NHWC image, found shape {x.shape}")
+    n, h, w, c = x.shape
+    oh, ow = patches_hw((h, w), op.attrs)
+    pt, pb, pl, pr = op.attrs["pads"]
+    padded = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt + pb + pl + pr else x
+    kh, kw = op.attrs["ksizes"]
+    out = np.empty((n, oh, ow, kh * kw * c), x.dtype)
+    for t, rows, cols in _patch_taps(op.attrs, oh, ow):
+        out[..., t * c:(t + 1) * c] = padded[:, rows, cols, :]
+    return out
+
+
+def _patches_grad_infer(op):
+    g = _in(op)
+    _patches_rank4(g, "patches gradient")
+    (h, w), kk = op.attrs["image"], op.attrs["ksizes"][0] * op.attrs["ksizes"][1]
+    if g.shape is None:
+        return [((None, h, w, None), g.dtype)]
+    want = patches_hw((h, w), op.attrs)
+    if any(a is not None and a != b for a, b in zip(g.shape[1:3], want)):
+        raise ShapeError(f"expected patches of spatial size {want} (an image of {h}x{w}), "
+                         f"found {g.name} of shape {S.fmt(g.shape)}")
+    k = g.shape[3]
+    if k is not None and k % kk:
+        raise ShapeError(f"expected a last dimension divisible by kh*kw = {kk}, found "
+                         f"{g.name} of shape {S.fmt(g.shape)}")
+    return [((g.shape[0], h, w, None if k is None else k // kk), g.dtype)]
+
+
+def _patches_grad_ref(op, g):
+    (h, w), (kh, kw) = op.attrs["image"], op.attrs["ksizes"]
+    pt, pb, pl, pr = op.attrs["pads"]
+    if g.ndim != 4:
+        raise InvalidArgumentError(f"expected rank-4 patches, found shape {g.shape}")
+    n, oh, ow, k = g.shape
+    if (oh, ow) != patches_hw((h, w), op.attrs) or k % (kh * kw):
+        raise InvalidArgumentError(f"expected patches [N, {patches_hw((h, w), op.attrs)}, "
+                                   f"kh*kw*C] (kh*kw = {kh * kw}), found {g.shape}")
+    c = k // (kh * kw)
+    out = np.zeros((n, h + pt + pb, w + pl + pr, c), g.dtype)
+    for t, rows, cols in _patch_taps(op.attrs, oh, ow):
+        out[:, rows, cols, :] += g[..., t * c:(t + 1) * c]     # taps in order: one sum
+    return np.ascontiguousarray(out[:, pt:pt + h, pl:pl + w, :])
+
+
+def _extract_patches_grad(op, g):
+    from .patches_ops import patches_grad
+    x = _in(op)
+    return [patches_grad(g, x.shape[1:3], **_patch_args(op))]
+
+
+def _patches_grad_grad(op, g):
+    from .patches_ops import extract_patches
+    return [extract_patches(g, **_patch_args(op))]
+
+
+def _patch_args(op):
+    return {k: op.attrs[k] for k in ("ksizes", "strides", "rates", "pads")}
+
+
+defprim("ExtractPatches", _extract_patches_infer, _extract_patches_grad,
+        _extract_patches_ref, "index", "extract_patches", step_kind="patches kernel")
+defprim("PatchesGrad", _patches_grad_infer, _patches_grad_grad, _patches_grad_ref,
+        "index", "patches_grad", step_kind="col2im kernel")
+
+
 # --- tf.Print (flowgraph.logging_ops) -------------------------------------------------------
 # Kind "io": a side effect (a line on stderr) each time it runs. Not pure, so the
 # compiler neither folds, merges (CSE) nor drops it; it plans it as a reference step

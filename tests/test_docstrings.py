@@ -45,6 +45,8 @@ MODULES += ["flowgraph.tf1_operators", "flowgraph.graph_collections",
 MODULES += ["flowgraph.segment_ops"]
 # TF1's convolution and pooling
 MODULES += ["flowgraph.nn.conv"]
+# the image-patches primitives under conv2d (im2col, col2im) and their CPU kernels
+MODULES += ["flowgraph.patches_ops", "kernels.cpu.patches"]
 # TF1's tf.nn.top_k and tf.boolean_mask
 MODULES += ["flowgraph.selection_ops"]
 # TF1's tf.Print

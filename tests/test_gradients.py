@@ -264,6 +264,21 @@ def _gather(data):
         {p: x, g: arr(data, idx.shape + x.shape[1:])}
 
 
+@grad_case("ExtractPatches", "PatchesGrad")
+def _patches(data):
+    # the image's height and width are known (the API needs them), its batch is not
+    from patches_reference import geometries, naive_patches
+    from flowgraph.patches_ops import extract_patches, patches_grad
+    shape, k, s, d, pads = data.draw(geometries(max_side=4, max_c=2), label="geometry")
+    gshape = naive_patches(np.zeros(shape), k, s, d, pads).shape
+    p = fg.placeholder(F64, (None, *shape[1:]))
+    g = fg.placeholder(F64, (None, *gshape[1:]))
+    cols = extract_patches(p * p, k, s, d, pads)
+    back = patches_grad(g * g, shape[1:3], k, s, d, pads)
+    return fg.reduce_sum(cols * cols) + fg.reduce_sum(back * p), [p, g], \
+        {p: arr(data, st.just(shape)), g: arr(data, st.just(gshape))}
+
+
 @grad_case("GatherGradSq")
 def _gather_grad_sq(data):
     x = arr(data, fgst.shapes(min_rank=1, max_rank=2, max_side=3))

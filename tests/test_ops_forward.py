@@ -459,6 +459,22 @@ def _gather(data):
           scale=float(np.sum(want * want)) + 1.0)
 
 
+@case("ExtractPatches", "PatchesGrad")
+def _patches(data):
+    # conv2d's im2col and its adjoint against the naive loops of tests/test_patches.py
+    from patches_reference import geometries, naive_col2im, naive_patches
+    from flowgraph.patches_ops import extract_patches, patches_grad
+    shape, k, s, d, pads = data.draw(geometries(), label="geometry")
+    x = float_array(data, shape=shape)
+    p = fg.placeholder(x.dtype, (None, *shape[1:]))
+    want = naive_patches(x, k, s, d, pads)
+    close(run(extract_patches(p, k, s, d, pads), {p: x}), want)
+    g = float_array(data, shape=want.shape, dtype=x.dtype)
+    q = fg.placeholder(x.dtype, (None, *want.shape[1:]))
+    close(run(patches_grad(q, shape[1:3], k, s, d, pads), {q: g}),
+          naive_col2im(g, shape[1:3], k, s, d, pads), scale=float(np.abs(g).sum()))
+
+
 @case("SegmentCount", "CaseIndex", "UniqueIds")
 def _segment_count_and_case_index(data):
     # fg.segment_sum's row count (sorted ids), fg.case's branch (the first true) and

@@ -118,6 +118,35 @@ def test_dense_and_conv2d_regularizers_as_tf1():
     assert sess.run(y, {x: xv}).shape == (3, 3)
 
 
+def test_conv1d_and_conv2d_transpose_take_the_same_regularizers():
+    """The layers built on Conv2D keep its regularizer arguments (TF1's order)."""
+    seq = fg.placeholder(fg.float64, (None, 5, 2))
+    fg.layers.conv1d(seq, 3, 2, kernel_initializer=fg.ones_initializer(),
+                     bias_initializer=fg.constant_initializer(1.0),
+                     kernel_regularizer=fg.contrib.layers.l2_regularizer(0.5),
+                     bias_regularizer=fg.contrib.layers.l1_regularizer(2.0))
+    img = fg.placeholder(fg.float64, (None, 2, 2, 3))
+    up = fg.layers.conv2d_transpose(
+        img, 2, 3, strides=2, padding="same", kernel_initializer=fg.ones_initializer(),
+        kernel_regularizer=fg.contrib.layers.l1_regularizer(1.0),
+        activity_regularizer=fg.contrib.layers.l2_regularizer(1.0))
+    losses = fg.losses.get_regularization_losses()
+    names = [t.name for t in losses]
+    assert names[:3] == ["conv1d/kernel/Regularizer/l2_regularizer:0",
+                         "conv1d/bias/Regularizer/l1_regularizer:0",
+                         "conv2d_transpose/kernel/Regularizer/l1_regularizer:0"]
+    assert names[3].startswith("conv2d_transpose/ActivityRegularizer/")
+    sess = fg.Session()
+    sess.run(fg.global_variables_initializer())
+    iv = np.random.default_rng(0).normal(size=(4, 2, 2, 3))
+    out = sess.run(up, {img: iv})
+    got = sess.run(losses, {img: iv})
+    np.testing.assert_allclose(got, [0.5 * (2 * 2 * 3) / 2, 2.0 * 3, 1.0 * (3 * 3 * 2 * 3),
+                                     np.sum(out ** 2) / 2 / 4], rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="kernel_constraint"):
+        fg.layers.conv1d(seq, 1, 1, kernel_constraint=lambda w: w)
+
+
 def test_constraints_raise_not_implemented():
     x = fg.placeholder(fg.float32, (None, 2))
     with pytest.raises(NotImplementedError, match="kernel_constraint"):

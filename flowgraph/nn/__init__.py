@@ -23,6 +23,8 @@ from .evaluation import in_top_k
 from ..selection_ops import top_k
 # TF1's convolution and pooling, as im2col compositions
 from .conv import avg_pool, conv1d, conv2d, max_pool
+# TF1's transposed convolution: a matmul and one col2im (flowgraph.patches_ops)
+from .conv import conv2d_transpose
 from ..math_ops import log_sigmoid
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
@@ -43,4 +45,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            # TF1's BasicLSTMCell and tf.nn.rnn_cell
            "BasicLSTMCell", "rnn_cell",
            # TF1's convolution and pooling
-           "conv2d", "max_pool", "avg_pool", "conv1d"]
+           "conv2d", "max_pool", "avg_pool", "conv1d",
+           # TF1's transposed convolution
+           "conv2d_transpose"]

@@ -1,16 +1,22 @@
-"""TF1's ``tf.nn.conv2d``, ``tf.nn.max_pool`` and ``tf.nn.avg_pool`` (NHWC), as
-compositions of existing primitives: no kernel of their own, so gradients to any order,
-fused CPU kernels, the compiled path and GPU placement come from the ops they use.
+"""TF1's ``tf.nn.conv2d``, ``conv1d``, ``conv2d_transpose``, ``max_pool`` and
+``avg_pool`` (NHWC) and ``tf.extract_image_patches``, on the image-patches primitives
+(:mod:`flowgraph.patches_ops`) and existing ops, so gradients to any order, CPU and GPU
+kernels and the compiled path come from the ops they use.
 
-``conv2d`` is an im2col: the input is padded, ``kh * kw`` strided slices (one per filter
-tap, in the filter's ``[kh, kw, in, out]`` order) are concatenated along the channels
-into ``[N, OH, OW, kh*kw*C]``, and one ``matmul`` with the filter reshaped to
-``[kh*kw*C, out]`` gives the output. It is GEMM-bound and holds ``kh * kw`` times the
-(output-sized) input in memory. The pools combine the same slices with ``maximum`` or a
-sum. ``"SAME"`` padding is TF1's: ``pad_total = max((ceil(in/stride) - 1) * stride +
-(k - 1) * dilation + 1 - in, 0)``, ``pad_before = pad_total // 2``; ``avg_pool`` divides
-by the number of non-padded elements of each window, and ``max_pool`` pads with the
-dtype's lowest value, so padding never wins.
+``conv2d`` is an im2col: one ``ExtractPatches`` op gives ``[N, OH, OW, kh*kw*C]`` (taps
+in the filter's ``[kh, kw, in, out]`` order, channel ``(i*kw + j)*C + c``, padding
+zeros), and one ``matmul`` with the filter reshaped to ``[kh*kw*C, out]`` gives the
+output; its input gradient is one ``PatchesGrad`` (col2im), its filter gradient one
+matmul. It is GEMM-bound and holds ``kh * kw`` times the (output-sized) input in
+memory. ``conv2d_transpose`` is conv2d's input gradient: a matmul and one col2im.
+``avg_pool`` sums the taps of one ``ExtractPatches``; ``max_pool`` combines ``kh * kw``
+strided slices with ``maximum`` (which gives TF1's tie rule below; a ``reduce_max`` of
+patches would split ties).
+
+``"SAME"`` padding is TF1's: ``pad_total = max((ceil(in/stride) - 1) * stride + (k - 1)
+* dilation + 1 - in, 0)``, ``pad_before = pad_total // 2``; ``avg_pool`` divides by the
+number of non-padded elements of each window, and ``max_pool`` pads with the dtype's
+lowest value, so padding never wins.
 
 ``max_pool``'s gradient goes to one element per window: ``maximum(m, x)`` sends it to
 ``m`` where ``m >= x``, so at a tie the first of the tied taps in row-major window order
@@ -41,6 +47,7 @@ import numpy as np
 from .. import api as F
 from ..errors import DTypeError, ShapeError
 from ..graph import Tensor, location_suffix
+from ..patches_ops import extract_patches, patches_grad
 from ..slicing_ops import pad
 
 
@@ -48,13 +55,13 @@ def _fail(cls, fn_name, message):
     return cls(fn_name + location_suffix("called") + f": {message}")
 
 
-def _nhwc_input(fn_name, value, data_format):
+def _nhwc_input(fn_name, value, data_format, float_only=True):
     if data_format not in ("NHWC", None):
         raise _fail(ValueError, fn_name, f"only data_format='NHWC' is supported, found "
                     f"{data_format!r} (transpose NCHW inputs with fg.transpose(x, "
                     f"[0, 2, 3, 1]))")
     x = F.convert_to_tensor(value)
-    if x.dtype.kind != "f":
+    if float_only and x.dtype.kind != "f":
         raise _fail(DTypeError, fn_name, f"expected a float input, found {x.dtype.name} "
                     f"({x.name})")
     if x.shape is None or len(x.shape) != 4:
@@ -166,12 +173,20 @@ def conv2d(input, filter=None, strides=None, padding=None,  # noqa: A002 - TF1's
     padding = _padding("conv2d", padding)
     geometry = [_geometry("conv2d", x.shape[1 + a], (kh, kw)[a], strides[a], dilations[a],
                           padding) for a in range(2)]
-    taps = _taps(x, geometry, (kh, kw), strides, dilations, 0)
-    # channel index (i * kw + j) * C + c: the filter's [kh, kw, C, out] rows, row-major
-    cols = taps[0] if len(taps) == 1 else F.concat(taps, 3)
+    if (kh, kw) == (1, 1) and not any(g[1] or g[2] for g in geometry) and strides == (1, 1):
+        cols = x                                 # a 1x1 convolution is one matmul
+    else:
+        # one im2col op: channel (i * kw + j) * C + c, the filter's [kh, kw, C, out] rows
+        cols = extract_patches(x, (kh, kw), strides, dilations, _pads(geometry))
     out = F.matmul(F.reshape(cols, [-1, kh * kw * cin]), F.reshape(w, [kh * kw * cin, cout]))
     batch = -1 if x.shape[0] is None else x.shape[0]
     return F.reshape(out, [batch, geometry[0][0], geometry[1][0], cout], name=name)
+
+
+def _pads(geometry):
+    """``(top, bottom, left, right)`` from the two axes' ``(out, before, after)``."""
+    (_, top, bottom), (_, left, right) = geometry
+    return top, bottom, left, right
 
 
 def conv1d(value, filters=None, stride=None, padding=None, use_cudnn_on_gpu=None,
@@ -250,8 +265,16 @@ def avg_pool(value, ksize, strides, padding, data_format="NHWC", name=None):
     """
     x, window, strides, geometry = _pool("avg_pool", value, ksize, strides, padding,
                                          data_format)
-    taps = _taps(x, geometry, window, strides, (1, 1), 0)
-    total = taps[0] if len(taps) == 1 else F.add_n(taps)
+    # one im2col op, its taps summed (the gradient: one col2im)
+    (oh, _, _), (ow, _, _) = geometry
+    c = x.shape[3]
+    if c is None:           # unknown channels: no 5-D reshape; the strided slices, summed
+        taps = _taps(x, geometry, window, strides, (1, 1), 0)
+        total = taps[0] if len(taps) == 1 else F.add_n(taps)
+    else:
+        cols = extract_patches(x, window, strides, (1, 1), _pads(geometry))
+        batch = -1 if x.shape[0] is None else x.shape[0]
+        total = F.reduce_sum(F.reshape(cols, [batch, oh, ow, window[0] * window[1], c]), 3)
     # each output's count of non-padded window elements, known when the graph is built
     counts = [_valid_counts(x.shape[1 + a], window[a], strides[a], *geometry[a])
               for a in range(2)]
@@ -264,4 +287,128 @@ def _valid_counts(size, k, stride, out, before, _after):
     return np.minimum(starts + k, size) - np.maximum(starts, 0)
 
 
-__all__ = ["conv2d", "conv1d", "max_pool", "avg_pool"]
+# --- TF1's tf.extract_image_patches and tf.nn.conv2d_transpose: the patches primitives ----
+
+def extract_image_patches(images, ksizes, strides, rates, padding, name=None):
+    """TF1's ``tf.extract_image_patches`` (also ``tf.image.extract_image_patches``):
+    ``[N, OH, OW, kh*kw*C]``, the ``ksizes = [1, kh, kw, 1]`` windows of ``images [N,
+    H, W, C]`` (H and W known), ``strides = [1, sh, sw, 1]`` apart, their taps ``rates
+    = [1, dh, dw, 1]`` apart; the last axis ordered (row, column, channel) of the
+    window, as TF1 (and conv2d's filter rows). ``"SAME"`` pads with zeros by TF1's
+    rule. One primitive (``ExtractPatches``); its gradient is its adjoint, col2im.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.arange(16.0).reshape(1, 4, 4, 1))
+    >>> p = fg.extract_image_patches(x, [1, 2, 2, 1], [1, 2, 2, 1], [1, 1, 1, 1], "VALID")
+    >>> p.shape, fg.Session().run(p)[0, 1, 0]
+    ((1, 2, 2, 4), array([ 8.,  9., 12., 13.]))
+    """
+    x = F.convert_to_tensor(images)
+    fn = "extract_image_patches"
+    if x.dtype.kind not in "fiu":
+        raise _fail(DTypeError, fn, f"expected numeric images, found {x.dtype.name} "
+                    f"({x.name})")
+    x = _nhwc_input(fn, x, "NHWC", float_only=False)
+    window, strides = _hw(fn, "ksizes", ksizes), _hw(fn, "strides", strides)
+    rates, padding = _hw(fn, "rates", rates), _padding(fn, padding)
+    geometry = [_geometry(fn, x.shape[1 + a], window[a], strides[a], rates[a], padding)
+                for a in range(2)]
+    return extract_patches(x, window, strides, rates, _pads(geometry), name=name)
+
+
+def conv2d_transpose(value=None, filter=None, output_shape=None, strides=None,  # noqa: A002
+                     padding="SAME", data_format="NHWC", name=None, input=None,  # noqa: A002
+                     filters=None, dilations=None):
+    """TF1's ``tf.nn.conv2d_transpose`` (the "deconvolution"): the gradient of
+    ``conv2d`` with respect to its input. ``value [N, h, w, in_channels]`` (NHWC) and
+    ``filter [kh, kw, out_channels, in_channels]`` give ``output_shape = [N, H, W,
+    out_channels]``, where ``conv2d`` of an ``[N, H, W, out_channels]`` image with that
+    filter, ``strides`` and ``padding`` has ``value``'s shape (checked; several ``H``
+    may fit a stride, which is why TF1 asks for it). ``output_shape`` is a list of
+    Python ints (its batch entry may be ``-1``, ``None`` or a tensor: the batch is
+    ``value``'s). One matmul and one col2im (``PatchesGrad``); its gradients are a
+    conv2d and a filter-gradient matmul. ``input=``/``filters=`` are TF 1.15's names.
+
+    >>> import numpy as np, flowgraph as fg
+    >>> x = fg.constant(np.ones((1, 2, 2, 1)))
+    >>> y = fg.nn.conv2d_transpose(x, fg.constant(np.ones((3, 3, 1, 1))), [1, 4, 4, 1],
+    ...                            [1, 2, 2, 1], "SAME")
+    >>> y.shape, fg.Session().run(y)[0, :, :, 0]
+    ((1, 4, 4, 1), array([[1., 1., 2., 1.],
+           [1., 1., 2., 1.],
+           [2., 2., 4., 2.],
+           [1., 1., 2., 1.]]))
+    """
+    fn = "conv2d_transpose"
+    if input is not None:
+        if value is not None:
+            raise _fail(ValueError, fn, "pass value= or input=, not both")
+        value = input
+    if filters is not None:
+        if filter is not None:
+            raise _fail(ValueError, fn, "pass filter= or filters=, not both")
+        filter = filters                                    # noqa: A001
+    x = _nhwc_input(fn, value, data_format)
+    w = F.convert_to_tensor(filter)
+    if w.dtype != x.dtype:
+        raise _fail(DTypeError, fn, f"expected a filter of the value's dtype "
+                    f"{x.dtype.name}, found {w.name} of dtype {w.dtype.name}")
+    if w.shape is None or len(w.shape) != 4 or None in w.shape:
+        raise _fail(ShapeError, fn, f"expected a rank-4 [height, width, out_channels, "
+                    f"in_channels] filter of known shape, found {w.name} of shape {w.shape}")
+    kh, kw, cout, cin = w.shape
+    if x.shape[3] is None or x.shape[3] != cin:
+        raise _fail(ShapeError, fn, f"the value's channels ({x.shape[3]}, {x.name}) must "
+                    f"equal the filter's in_channels, its last dimension ({cin}, {w.name} "
+                    f"of shape {w.shape})")
+    out_hw, out_c = _output_shape(fn, output_shape)
+    if out_c != cout:
+        raise _fail(ShapeError, fn, f"output_shape's channels ({out_c}) must equal the "
+                    f"filter's out_channels, its third dimension ({cout}, {w.name} of "
+                    f"shape {w.shape})")
+    strides = _hw(fn, "strides", strides)
+    dilations = _hw(fn, "dilations", (1, 1) if dilations is None else dilations)
+    padding = _padding(fn, padding)
+    geometry = [_geometry(fn, out_hw[a], (kh, kw)[a], strides[a], dilations[a], padding)
+                for a in range(2)]
+    if (geometry[0][0], geometry[1][0]) != tuple(x.shape[1:3]):
+        raise _fail(ShapeError, fn, f"a conv2d of an output of {out_hw[0]}x{out_hw[1]} "
+                    f"(output_shape) with a {kh}x{kw} filter, strides {strides} and "
+                    f"{padding} padding has a spatial size of {geometry[0][0]}x"
+                    f"{geometry[1][0]}, not the value's {x.shape[1]}x{x.shape[2]} "
+                    f"({x.name} of shape {x.shape})")
+    # the patches' gradient: value @ filter^T as [N, h, w, kh*kw*out], then col2im
+    cols = F.matmul(F.reshape(x, [-1, cin]), F.reshape(w, [kh * kw * cout, cin]),
+                    transpose_b=True)
+    batch = -1 if x.shape[0] is None else x.shape[0]
+    cols = F.reshape(cols, [batch, x.shape[1], x.shape[2], kh * kw * cout])
+    return patches_grad(cols, out_hw, (kh, kw), strides, dilations, _pads(geometry),
+                        name=name)
+
+
+def _output_shape(fn_name, output_shape):
+    """``((H, W), C)`` from TF1's ``output_shape`` (its batch entry is not used)."""
+    if isinstance(output_shape, Tensor):
+        const = output_shape.op.attrs.get("value") if output_shape.op.type == "Const" else None
+        if const is None:
+            raise _fail(ShapeError, fn_name, f"expected output_shape as Python ints (or a "
+                        f"constant), found the tensor {output_shape.name}")
+        output_shape = np.asarray(const).tolist()
+    try:
+        dims = list(output_shape)
+        if len(dims) != 4:
+            raise ValueError
+        h, w, c = (int(d) for d in dims[1:])
+    except (TypeError, ValueError):
+        raise _fail(ValueError, fn_name, f"expected output_shape as 4 ints [batch, height, "
+                    f"width, out_channels] (the batch may be -1, None or a tensor), found "
+                    f"{output_shape!r}") from None
+    if min(h, w, c) < 1:
+        raise _fail(ValueError, fn_name, f"expected a positive output height, width and "
+                    f"channels, found {dims}")
+    return (h, w), c
+
+
+__all__ = ["conv2d", "conv1d", "max_pool", "avg_pool",
+           # the patches primitives: TF1's extract_image_patches and conv2d_transpose
+           "extract_image_patches", "conv2d_transpose"]

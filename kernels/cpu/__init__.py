@@ -20,6 +20,7 @@ from flowgraph.shapes import normalize_axes
 
 from .. import register
 from . import scatter, softmax_xent, transpose  # noqa: F401 - register their kernels
+from . import patches  # noqa: F401 - ExtractPatches / PatchesGrad (conv2d's im2col)
 
 
 def build(op_type, attrs, inputs, outputs):

@@ -17,6 +17,8 @@ function. Elementwise ops are generated from the scalar templates
 - a tiled shared-memory matmul (register-blocked) with the transpose flags and batch
   dimensions;
 - gather (with index checks), the gather gradient (atomic adds) and one_hot;
+- image patches (im2col, a thread per patch element) and their adjoint (col2im, a
+  thread per image element gathering its taps in order: no atomics);
 - the softmax cross-entropy over class indices and its gradient (row kernels).
 
 Run-time errors found on the device (an index out of range, an integer division by
@@ -724,6 +726,44 @@ def _sparse_xent_grad(op, ctx, probs, labels, g):
             n, c, flat(probs), flat(labels), flat(g), flat(out), ctx.err,
             _label_code(op, ctx, c))
     return (out,)
+
+
+# --- image patches (conv2d's im2col and col2im) ---------------------------------------------
+
+def _patch_launch(name, op, ctx, src, out_shape):
+    from flowgraph.ops import patches_hw
+    a = op.attrs
+    image = a.get("image") or tuple(src.shape)[1:3]
+    oh, ow = patches_hw(image, a)
+    c = tuple(out_shape)[3] if name == "patches_grad" else tuple(src.shape)[3]
+    out = rt.empty(tuple(out_shape), src.dtype, ctx.stream)
+    n = out.size
+    if n:
+        blocks, threads = rt.launch_config(n)
+        _kernel(name)[blocks, threads, ctx.stream](
+            n, flat(src), flat(out), image[0], image[1], c, oh, ow, *a["ksizes"],
+            *a["strides"], *a["rates"], a["pads"][0], a["pads"][2], src.dtype.type(0))
+    return (out,)
+
+
+@register("ExtractPatches", "gpu")
+def _extract_patches(op, ctx, x):
+    from flowgraph.ops import patches_hw
+    kh, kw = op.attrs["ksizes"]
+    n, h, w, c = tuple(x.shape)
+    return _patch_launch("extract_patches", op, ctx, x,
+                         (n, *patches_hw((h, w), op.attrs), kh * kw * c))
+
+
+@register("PatchesGrad", "gpu")
+def _patches_grad(op, ctx, g):
+    from flowgraph.ops import patches_hw
+    kh, kw = op.attrs["ksizes"]
+    n, oh, ow, k = tuple(g.shape)
+    if (oh, ow) != patches_hw(op.attrs["image"], op.attrs) or k % (kh * kw):
+        raise ShapeError(f"expected patches [N, {patches_hw(op.attrs['image'], op.attrs)}, "
+                         f"kh*kw*C] (kh*kw = {kh * kw}), found {tuple(g.shape)}")
+    return _patch_launch("patches_grad", op, ctx, g, (n, *op.attrs["image"], k // (kh * kw)))
 
 
 @register("NoOp", "gpu")

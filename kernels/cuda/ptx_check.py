@@ -143,6 +143,11 @@ def _cases():
                         arr("int64"), T.int64))
             yield (f"one_hot {dtype}[{itype}]", render_kernel("one_hot"), "one_hot",
                    (T.int64, T.int64, arr(itype), arr(dtype)))
+    # conv2d's im2col and col2im (extract_image_patches takes integer images too)
+    for dtype in ("float32", "float64", "int32"):
+        for name in ("extract_patches", "patches_grad"):
+            yield (f"{name} {dtype}", render_kernel(name), name,
+                   (T.int64, arr(dtype), arr(dtype)) + (T.int64,) * 14 + (scalar_of(dtype),))
 
 
 def main() -> int:

@@ -312,6 +312,44 @@ def one_hot(n, depth, indices, out):
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
         out[i] = 1 if indices[i // depth] == i % depth else 0
 ''',
+    # ExtractPatches (im2col): a thread per patch element (b, oy, ox, tap, ch), zero
+    # outside the image. PatchesGrad (col2im): a thread per image element, summing the
+    # patch elements that read it, taps in increasing order (the reference's order;
+    # no atomics).
+    "extract_patches": '''
+def extract_patches(n_out, x, out, h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, zero):
+    for e in range(cuda.grid(1), n_out, cuda.gridsize(1)):
+        ch = e % c
+        t = (e // c) % (kh * kw)
+        p = e // (c * kh * kw)
+        ox = p % ow
+        oy = (p // ow) % oh
+        b = p // (ow * oh)
+        r = oy * sh - pt + (t // kw) * dh
+        q = ox * sw - pl + (t % kw) * dw
+        if r < 0 or r >= h or q < 0 or q >= w:
+            out[e] = zero
+        else:
+            out[e] = x[((b * h + r) * w + q) * c + ch]
+''',
+    "patches_grad": '''
+def patches_grad(n_out, g, out, h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, zero):
+    for e in range(cuda.grid(1), n_out, cuda.gridsize(1)):
+        ch = e % c
+        q = (e // c) % w
+        r = (e // (c * w)) % h
+        b = e // (c * w * h)
+        acc = zero
+        for i in range(kh):
+            y = r + pt - i * dh
+            if y >= 0 and y % sh == 0 and y // sh < oh:
+                for j in range(kw):
+                    z = q + pl - j * dw
+                    if z >= 0 and z % sw == 0 and z // sw < ow:
+                        acc += g[((b * oh + y // sh) * ow + z // sw) * (kh * kw * c)
+                                 + (i * kw + j) * c + ch]
+        out[e] = acc
+''',
 }
 
 
