@@ -66,6 +66,8 @@ from .logging_ops import Print, py_func  # noqa: E402  (TF1's tf.Print, tf.py_fu
 from .contraction_ops import tensordot  # noqa: E402  (TF1's tf.tensordot)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
+# TF1.15's tf.math, tf.random, tf.linalg namespaces (re-exports under TF1's names)
+from . import linalg, math, random  # noqa: E402,A004
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402
                                 get_collection)
 # TF1's //, %, &, |, ^, ~, tensor ** and tf.to_float & co. (installs the operators)

@@ -51,6 +51,8 @@ MODULES += ["flowgraph.selection_ops"]
 MODULES += ["flowgraph.logging_ops"]
 # TF1's tf.tensordot
 MODULES += ["flowgraph.contraction_ops"]
+# TF1.15's tf.math, tf.random, tf.linalg namespaces
+MODULES += ["flowgraph.math", "flowgraph.random", "flowgraph.linalg"]
 
 
 @pytest.mark.parametrize("name", MODULES)
