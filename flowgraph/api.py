@@ -332,6 +332,139 @@ def erf(x, name=None):
     return _unary("Erf", x, name)
 
 
+# TF1's tf.tan ... tf.expm1, tf.atan2: elementwise primitives (flowgraph/ops.py)
+def tan(x, name=None):
+    """Elementwise tangent (TF1's ``tf.tan``, ``tf.math.tan``); float only. Gradient
+    ``1 + tan(x)**2``, differentiable to any order.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.tan(fg.constant([0.0, 0.7853981633974483],
+    ...                                               fg.float64))).round(6).tolist())
+    [0.0, 1.0]
+    """
+    return _unary("Tan", x, name)
+
+
+def atan(x, name=None):
+    """Elementwise arctangent (TF1's ``tf.atan``); float only. Gradient ``1/(1 + x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.atan(fg.constant([0.0, 1.0], fg.float64))).tolist())
+    [0.0, 0.7853981633974483]
+    """
+    return _unary("Atan", x, name)
+
+
+def asin(x, name=None):
+    """Elementwise arcsine (TF1's ``tf.asin``); float only, NaN outside ``[-1, 1]``.
+    Gradient ``1/sqrt(1 - x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.asin(fg.constant([0.0, 1.0], fg.float64))).tolist())
+    [0.0, 1.5707963267948966]
+    """
+    return _unary("Asin", x, name)
+
+
+def acos(x, name=None):
+    """Elementwise arccosine (TF1's ``tf.acos``); float only, NaN outside ``[-1, 1]``.
+    Gradient ``-1/sqrt(1 - x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.acos(fg.constant([1.0, 0.0], fg.float64))).tolist())
+    [0.0, 1.5707963267948966]
+    """
+    return _unary("Acos", x, name)
+
+
+def sinh(x, name=None):
+    """Elementwise hyperbolic sine (TF1's ``tf.sinh``); float only. Gradient ``cosh``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.sinh(fg.constant([0.0, 1.0], fg.float64))).tolist())
+    [0.0, 1.1752011936438014]
+    """
+    return _unary("Sinh", x, name)
+
+
+def cosh(x, name=None):
+    """Elementwise hyperbolic cosine (TF1's ``tf.cosh``); float only. Gradient ``sinh``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.cosh(fg.constant([0.0, 1.0], fg.float64))).tolist())
+    [1.0, 1.5430806348152437]
+    """
+    return _unary("Cosh", x, name)
+
+
+def asinh(x, name=None):
+    """Elementwise inverse hyperbolic sine (TF1's ``tf.asinh``); float only. Gradient
+    ``1/cosh(asinh(x))`` (TF1's form).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.asinh(fg.constant([0.0, 1.0], fg.float64))).tolist())
+    [0.0, 0.881373587019543]
+    """
+    return _unary("Asinh", x, name)
+
+
+def acosh(x, name=None):
+    """Elementwise inverse hyperbolic cosine (TF1's ``tf.acosh``); float only, NaN below
+    1. Gradient ``1/sinh(acosh(x))`` (TF1's form; infinite at 1).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.acosh(fg.constant([1.0, 2.0], fg.float64))).tolist())
+    [0.0, 1.3169578969248166]
+    """
+    return _unary("Acosh", x, name)
+
+
+def atanh(x, name=None):
+    """Elementwise inverse hyperbolic tangent (TF1's ``tf.atanh``); float only, NaN
+    outside ``[-1, 1]``, infinite at +-1. Gradient ``1/(1 - x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.atanh(fg.constant([0.0, 0.5], fg.float64))).tolist())
+    [0.0, 0.5493061443340549]
+    """
+    return _unary("Atanh", x, name)
+
+
+def expm1(x, name=None):
+    """``exp(x) - 1``, accurate for small ``x`` (TF1's ``tf.expm1``); float only.
+    Gradient ``exp(x)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.expm1(fg.constant([0.0, 1e-10], fg.float64))).tolist())
+    [0.0, 1.00000000005e-10]
+    """
+    return _unary("Expm1", x, name)
+
+
+def atan2(y, x, name=None):
+    """Elementwise ``atan(y / x)`` in the right quadrant, in ``[-pi, pi]`` (TF1's
+    ``tf.atan2(y, x)``: ``y`` first); float only, broadcasting, one dtype. Gradients
+    ``x/(x**2 + y**2)`` to ``y`` and ``-y/(x**2 + y**2)`` to ``x``, as TF1's.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     a = fg.atan2(fg.constant([1.0, 0.0], fg.float64), fg.constant([0.0, -1.0], fg.float64))
+    ...     print(fg.Session().run(a).tolist())
+    [1.5707963267948966, 3.141592653589793]
+    """
+    return _binary("Atan2", y, x, name)
+
+
 def square(x, name=None):
     return _unary("Square", x, name)
 

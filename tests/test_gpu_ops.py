@@ -43,6 +43,10 @@ UNARY = {
     "neg": (fg.negative, -1, 1), "exp": (fg.exp, -1, 1), "log": (fg.log, 0.5, 2),
     "log1p": (fg.log1p, -0.5, 2), "sin": (fg.sin, -3, 3), "cos": (fg.cos, -3, 3),
     "erf": (fg.erf, -3, 3),
+    "tan": (fg.tan, -1, 1), "atan": (fg.atan, -3, 3), "asin": (fg.asin, -0.8, 0.8),
+    "acos": (fg.acos, -0.8, 0.8), "sinh": (fg.sinh, -2, 2), "cosh": (fg.cosh, -2, 2),
+    "asinh": (fg.asinh, -2, 2), "atanh": (fg.atanh, -0.7, 0.7), "acosh": (fg.acosh, 1.3, 3),
+    "expm1": (fg.expm1, -2, 2),
     "tanh": (fg.tanh, -2, 2), "sigmoid": (fg.sigmoid, -3, 3), "relu": (fg.relu, -1, 1),
     "sqrt": (fg.sqrt, 0.5, 2), "abs": (fg.abs, -1, 1), "square": (fg.square, -1, 1),
     "identity": (fg.identity, -1, 1), "pow3": (lambda x: x ** 3, -1, 1),
@@ -81,7 +85,7 @@ def test_floor_ceil_round_at_halves_signed_zeros_and_non_finite_values(dtype):
 
 
 BINARY = {"add": fg.add, "sub": fg.subtract, "mul": fg.multiply, "div": fg.divide,
-          "maximum": fg.maximum, "minimum": fg.minimum}
+          "maximum": fg.maximum, "minimum": fg.minimum, "atan2": fg.atan2}
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))

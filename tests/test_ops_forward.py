@@ -132,6 +132,12 @@ UNARY = {
     "Sin": (fg.sin, np.sin, -7, 7),
     "Cos": (fg.cos, np.cos, -7, 7),
     "Erf": (fg.erf, np.vectorize(math.erf, otypes=[np.float64]), -6, 6),   # NumPy has none
+    # TF1's tan ... expm1 (the inverse functions over their domains)
+    "Tan": (fg.tan, np.tan, -1.5, 1.5), "Atan": (fg.atan, np.arctan, -6, 6),
+    "Asin": (fg.asin, np.arcsin, -1, 1), "Acos": (fg.acos, np.arccos, -1, 1),
+    "Sinh": (fg.sinh, np.sinh, -5, 5), "Cosh": (fg.cosh, np.cosh, -5, 5),
+    "Asinh": (fg.asinh, np.arcsinh, -6, 6), "Atanh": (fg.atanh, np.arctanh, -0.99, 0.99),
+    "Acosh": (fg.acosh, np.arccosh, 1, 6), "Expm1": (fg.expm1, np.expm1, -3, 3),
     "Sigmoid": (fg.sigmoid, _sigmoid, -6, 6),
     "Relu": (fg.relu, lambda x: np.maximum(x, 0), -3, 3),
     "Sqrt": (fg.sqrt, np.sqrt, 0, 5),
@@ -234,6 +240,17 @@ def _binary_case(prim):
 
 for _prim in BINARY:
     case(_prim)(_binary_case(_prim))
+
+
+@case("Atan2")
+def _atan2(data):
+    shape_a, shape_b = data.draw(fgst.broadcastable_shapes(), label="shapes")
+    y = float_array(data, -3, 3, shape=shape_a)
+    x = float_array(data, -3, 3, shape=shape_b, dtype=y.dtype)
+    py, px = feed_ph(data, y), feed_ph(data, x)
+    out = fg.atan2(py, px)
+    assert out.op.type == "Atan2" and out.dtype == y.dtype
+    close(run(out, {py: y, px: x}), np.arctan2(y, x))
 
 
 @case("Where")

@@ -33,6 +33,10 @@ MATH = {
     "squared_difference": fg.squared_difference, "subtract": fg.subtract,
     "tanh": fg.tanh, "top_k": fg.nn.top_k, "truediv": fg.truediv,
     "unsorted_segment_sum": fg.unsorted_segment_sum,
+    # the elementwise primitives added with the namespaces
+    "tan": fg.tan, "atan": fg.atan, "asin": fg.asin, "acos": fg.acos, "sinh": fg.sinh,
+    "cosh": fg.cosh, "asinh": fg.asinh, "atanh": fg.atanh, "acosh": fg.acosh,
+    "expm1": fg.expm1, "atan2": fg.atan2,
 }
 RANDOM = {"normal": fg.random_normal, "uniform": fg.random_uniform,
           "truncated_normal": fg.truncated_normal, "set_random_seed": fg.set_random_seed,
