@@ -53,6 +53,8 @@ MODULES += ["flowgraph.logging_ops"]
 MODULES += ["flowgraph.contraction_ops"]
 # TF1.15's tf.math, tf.random, tf.linalg namespaces
 MODULES += ["flowgraph.math", "flowgraph.random", "flowgraph.linalg"]
+# TF1's tf.einsum
+MODULES += ["flowgraph.einsum_ops"]
 
 
 @pytest.mark.parametrize("name", MODULES)
