@@ -22,7 +22,7 @@ import numpy as np
 from . import dtypes
 from . import shapes as S
 from .errors import DTypeError, ShapeError
-from .graph import Operation, Tensor, get_default_graph
+from .graph import Operation, Tensor, get_default_graph, location_suffix
 
 # ---------------------------------------------------------------------------------------
 # conversion
@@ -973,6 +973,28 @@ def cumsum(x, axis=0, exclusive=False, reverse=False, name=None):
     x = convert_to_tensor(x)
     return _out("Cumsum", [x], {"axis": int(axis), "exclusive": bool(exclusive),
                                 "reverse": bool(reverse)}, name)
+
+
+def cumprod(x, axis=0, exclusive=False, reverse=False, name=None):
+    """Cumulative product along ``axis`` (TF1's ``tf.cumprod``, ``tf.math.cumprod``; a
+    negative axis counts from the end): ``[a, b, c]`` gives ``[a, a * b, a * b * c]``;
+    ``exclusive=True`` gives ``[1, a, a * b]``, ``reverse=True`` ``[a * b * c, b * c,
+    c]``. Numeric dtypes, kept. The gradient is TF1's, ``cumsum(cumprod(x) * g)`` the
+    other way round divided by ``x``: as in TF1 it is NaN or infinite where an input is
+    exactly 0 (correct for non-zero inputs), to any order. ``axis`` is a Python int.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.constant([1, 2, 3])
+    ...     fg.Session().run([fg.cumprod(x), fg.cumprod(x, exclusive=True, reverse=True)])
+    [array([1, 2, 6], dtype=int32), array([6, 3, 1], dtype=int32)]
+    """
+    if isinstance(axis, (Tensor, bool)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"cumprod{location_suffix('called')}: expected a Python int axis, "
+                        f"found {axis!r}")
+    x = convert_to_tensor(x)
+    return _out("Cumprod", [x], {"axis": int(axis), "exclusive": bool(exclusive),
+                                 "reverse": bool(reverse)}, name)
 
 
 def reduce_max(x, axis=None, keepdims=False, name=None, reduction_indices=None,

@@ -1424,6 +1424,47 @@ defprim("Cumsum", _cumsum_infer,
         _cumsum_ref, "reduction", "cumsum", _elementwise_flops)
 
 
+def cumprod_ref(x, axis, exclusive, reverse):
+    """TF1's cumulative product of ``x`` along ``axis``, in ``x``'s dtype, multiplied in
+    order from the start (from the end with ``reverse``); ``exclusive`` leaves each
+    element out of its own product (a one first)."""
+    if reverse:
+        x = np.flip(x, axis)
+    out = np.cumprod(x, axis=axis, dtype=x.dtype)
+    if exclusive and x.shape[axis]:
+        out = np.roll(out, 1, axis=axis)
+        first = [slice(None)] * x.ndim
+        first[axis] = 0
+        out[tuple(first)] = 1
+    return np.ascontiguousarray(np.flip(out, axis) if reverse else out)
+
+
+def _cumprod_ref(op, x):
+    if x.ndim == 0:
+        raise ShapeError(f"{describe_op(op)}: expected an input of rank 1 or more, found "
+                         f"a scalar")
+    axis = S.normalize_axis(op.attrs["axis"], x.ndim)
+    with np.errstate(all="ignore"):                   # overflow to inf, as NumPy
+        return cumprod_ref(x, axis, op.attrs["exclusive"], op.attrs["reverse"])
+
+
+def _cumprod_grad(op, g):
+    """TF1's _CumprodGrad: ``cumsum(cumprod(x) * g, reverse flipped) / x``. It divides
+    by ``x``, so, exactly as in TF1, the gradient at an element equal to 0 is NaN or
+    infinite (exact for non-zero inputs). Integer inputs get no gradient."""
+    x = _in(op)
+    if not dtypes.is_floating(x.dtype):
+        return [None]
+    a = op.attrs
+    return [F.cumsum(op.outputs[0] * g, a["axis"], a["exclusive"], not a["reverse"]) / x]
+
+
+# Cumprod (TF1's tf.cumprod, tf.math.cumprod): Cumsum's shape rule; a reference step on
+# the CPU plan, on a GPU Cumsum's thread-per-line kernel multiplying (kernels.cuda).
+defprim("Cumprod", _cumsum_infer, _cumprod_grad, _cumprod_ref, "reduction", "cumprod",
+        _elementwise_flops)
+
+
 def _reduce_prod_grad(op, g):
     """d prod / dx_i is the product of the others: ``y / x_i`` where ``x_i != 0``. At a
     zero of a slice with one zero, the product ``P`` of its non-zero elements; with two

@@ -226,6 +226,36 @@ def test_cumsum_every_axis_exclusive_and_reverse(dtype):
         np.testing.assert_array_equal(got, np.flip(want, axis) if reverse else want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_cumprod_every_axis_exclusive_and_reverse(dtype):
+    # Cumsum's kernel multiplying, in the reference's order: equal bit for bit.
+    value = (_arr((2, 3, 2), np.float64, 0.5, 2) * (2 if dtype == np.int32 else 1)).astype(dtype)
+    combos = [(axis, exclusive, reverse) for axis in (0, 1, -1)
+              for exclusive in (False, True) for reverse in (False, True)]
+
+    def build():
+        x = fg.placeholder(dtype, (2, 3, 2))
+        return [fg.cumprod(x, a, e, r) for a, e, r in combos], {x: value}
+    results = check(build, rtol=0, atol=0)
+    for got, (axis, exclusive, reverse) in zip(results["/gpu:0"], combos):
+        want = np.cumprod(np.flip(value, axis) if reverse else value, axis, dtype=dtype)
+        if exclusive:          # shifted by one along the axis, a one first
+            n = value.shape[axis]
+            want = np.concatenate([np.ones_like(np.take(want, [0], axis)),
+                                   np.take(want, range(n - 1), axis)], axis)
+        np.testing.assert_array_equal(got, np.flip(want, axis) if reverse else want)
+
+
+def test_cumprod_gradients_on_gpu():
+    value = _arr((3, 4), low=0.5, high=1.5)
+
+    def build():
+        x = fg.placeholder(fg.float32, (3, 4), name="x")
+        y = fg.cumprod(x, 1, exclusive=True) * fg.cumprod(x * 0.5, 0, reverse=True)
+        return _with_grads(y, [x], {x: value})
+    check(build)
+
+
 def test_cumsum_gradients_on_gpu():
     value = _arr((3, 4))
 

@@ -317,6 +317,15 @@ def _cumsum(data):
     return fg.square(fg.cumsum(p, axis, exclusive, reverse)), [p], {p: x}
 
 
+@grad_case("Cumprod")
+def _cumprod(data):
+    x = away_from_zero(data, fgst.shapes(min_rank=1, max_side=3))   # TF1's grad divides by x
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = ph(data, x)
+    return fg.cumprod(p, axis, exclusive, reverse) * p, [p], {p: x}
+
+
 @grad_case("ReduceProd")
 def _reduce_prod(data):
     # Values on a grid that includes 0, so slices with one zero and with two zeros

@@ -627,6 +627,35 @@ def _cumsum(data):
           cumsum_loop(ints, axis, exclusive, reverse))
 
 
+def cumprod_loop(x, axis, exclusive, reverse):
+    """TF1's cumprod written as the loop it is (tests/test_cumprod.py checks against it)."""
+    lines = np.moveaxis(x, axis, 0)
+    out = np.empty_like(lines)
+    acc = np.ones(lines.shape[1:], x.dtype)
+    order = range(len(lines) - 1, -1, -1) if reverse else range(len(lines))
+    for k in order:
+        if exclusive:
+            out[k] = acc
+            acc = acc * lines[k]
+        else:
+            acc = acc * lines[k]
+            out[k] = acc
+    return np.moveaxis(out, 0, axis)
+
+
+@case("Cumprod")
+def _cumprod(data):
+    x = float_array(data, -2, 2, shape=fgst.shapes(min_rank=1))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = feed_ph(data, x)
+    close(run(fg.cumprod(p, axis, exclusive, reverse), {p: x}),
+          cumprod_loop(x, axis, exclusive, reverse))
+    ints = data.draw(fgst.arrays(np.int32, x.shape, -3, 3))
+    close(run(fg.cumprod(fg.constant(ints), axis, exclusive, reverse)),
+          cumprod_loop(ints, axis, exclusive, reverse))
+
+
 @case("Pow")
 def _pow_tensor(data):
     sa, sb = data.draw(fgst.broadcastable_shapes(), label="shapes")

@@ -36,7 +36,7 @@ MATH = {
     # the elementwise primitives added with the namespaces
     "tan": fg.tan, "atan": fg.atan, "asin": fg.asin, "acos": fg.acos, "sinh": fg.sinh,
     "cosh": fg.cosh, "asinh": fg.asinh, "atanh": fg.atanh, "acosh": fg.acosh,
-    "expm1": fg.expm1, "atan2": fg.atan2,
+    "expm1": fg.expm1, "atan2": fg.atan2, "cumprod": fg.cumprod,
 }
 RANDOM = {"normal": fg.random_normal, "uniform": fg.random_uniform,
           "truncated_normal": fg.truncated_normal, "set_random_seed": fg.set_random_seed,
