@@ -68,6 +68,10 @@ from .selection_ops import boolean_mask  # noqa: E402  (fg.nn.top_k: in nn)
 from .logging_ops import Print, py_func  # noqa: E402  (TF1's tf.Print, tf.py_func)
 from .contraction_ops import tensordot  # noqa: E402  (TF1's tf.tensordot)
 from .einsum_ops import einsum  # noqa: E402  (TF1's tf.einsum)
+# TF1's tf.norm, tf.sort/argsort, tf.linspace/lin_space, tf.meshgrid (compositions)
+from .norm_ops import norm  # noqa: E402
+from .sort_ops import argsort, sort  # noqa: E402
+from .grid_ops import lin_space, linspace, meshgrid  # noqa: E402
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 # TF1.15's tf.math, tf.random, tf.linalg namespaces (re-exports under TF1's names)

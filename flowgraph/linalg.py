@@ -13,9 +13,10 @@ is ``tf.linalg.matrix_transpose`` (it swaps the last two axes), not ``tf.transpo
 from .api import matmul
 from .contraction_ops import tensordot
 from .einsum_ops import einsum
+from .norm_ops import norm
 from .math_ops import eye
 from .slicing_ops import matrix_transpose
 from .slicing_ops import matrix_transpose as transpose
 from .nn.activations import l2_normalize
 
-__all__ = ["einsum", "matmul", "tensordot", "eye", "matrix_transpose", "transpose", "l2_normalize"]
+__all__ = ["norm", "einsum", "matmul", "tensordot", "eye", "matrix_transpose", "transpose", "l2_normalize"]

@@ -55,6 +55,8 @@ MODULES += ["flowgraph.contraction_ops"]
 MODULES += ["flowgraph.math", "flowgraph.random", "flowgraph.linalg"]
 # TF1's tf.einsum
 MODULES += ["flowgraph.einsum_ops"]
+# TF1's tf.norm, tf.sort/argsort, tf.linspace, tf.meshgrid
+MODULES += ["flowgraph.norm_ops", "flowgraph.sort_ops", "flowgraph.grid_ops"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -44,7 +44,8 @@ RANDOM = {"normal": fg.random_normal, "uniform": fg.random_uniform,
 LINALG = {"matmul": fg.matmul, "tensordot": fg.tensordot, "eye": fg.eye,
           "matrix_transpose": fg.matrix_transpose,
           "transpose": fg.matrix_transpose,          # TF1: linalg.transpose swaps the last two
-          "l2_normalize": fg.nn.l2_normalize, "einsum": fg.einsum}
+          "l2_normalize": fg.nn.l2_normalize, "einsum": fg.einsum,
+          "norm": fg.norm}
 # TF 1.15's names in these namespaces (its tf_export v1 names, from the 1.15 API docs);
 # a flowgraph name outside them would be an invention
 TF115 = {
