@@ -72,6 +72,7 @@ from .einsum_ops import einsum  # noqa: E402  (TF1's tf.einsum)
 from .norm_ops import norm  # noqa: E402
 from .sort_ops import argsort, sort  # noqa: E402
 from .grid_ops import lin_space, linspace, meshgrid  # noqa: E402
+from .safe_math_ops import div_no_nan  # noqa: E402  (TF1's tf.div_no_nan; the rest: fg.math)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 # TF1.15's tf.math, tf.random, tf.linalg namespaces (re-exports under TF1's names)

@@ -16,6 +16,8 @@ from .api import (abs, add, add_n, ceil, cos, cumsum, divide, equal, erf, exp, f
                   round_ as round, sigmoid, sign, sin, sqrt, square, subtract, tanh)
 from .api import acos, acosh, asin, asinh, atan, atan2, atanh, cosh, expm1, sinh, tan
 from .api import cumprod
+from .safe_math_ops import (divide_no_nan, reduce_std, reduce_variance, xdivy,
+                            xlogy)
 from .array_ops import (argmax, argmin, logical_and, logical_not, logical_or, logical_xor,
                         pow, reduce_all, reduce_any, reduce_min, reduce_prod)
 from .math_ops import (count_nonzero, is_finite, is_inf, is_nan, log_sigmoid, reciprocal,

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import flowgraph as fg
+from flowgraph import safe_math_ops
 
 MATH = {
     "abs": fg.abs, "add": fg.add, "add_n": fg.add_n, "argmax": fg.argmax,
@@ -37,6 +38,9 @@ MATH = {
     "tan": fg.tan, "atan": fg.atan, "asin": fg.asin, "acos": fg.acos, "sinh": fg.sinh,
     "cosh": fg.cosh, "asinh": fg.asinh, "atanh": fg.atanh, "acosh": fg.acosh,
     "expm1": fg.expm1, "atan2": fg.atan2, "cumprod": fg.cumprod,
+    "divide_no_nan": fg.div_no_nan, "xlogy": safe_math_ops.xlogy,
+    "xdivy": safe_math_ops.xdivy, "reduce_variance": safe_math_ops.reduce_variance,
+    "reduce_std": safe_math_ops.reduce_std,
 }
 RANDOM = {"normal": fg.random_normal, "uniform": fg.random_uniform,
           "truncated_normal": fg.truncated_normal, "set_random_seed": fg.set_random_seed,
