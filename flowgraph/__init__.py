@@ -39,6 +39,8 @@ from .api import ceil, floor, round_ as round  # noqa: A004 - TF1's names
 # TF1's tf.tan ... tf.expm1, tf.atan2 (elementwise primitives)
 from .api import acos, acosh, asin, asinh, atan, atan2, atanh, cosh, expm1, sinh, tan
 from .api import cumprod  # TF1's tf.cumprod
+from .api import erfc  # TF1's tf.erfc
+from .api import round_ as rint  # TF1's tf.rint: tf.round's half-to-even rounding
 from .variables import assign, assign_add, assign_sub
 from .train.clip import clip_by_global_norm, clip_by_norm, global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,

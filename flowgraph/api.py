@@ -460,6 +460,20 @@ def expm1(x, name=None):
     return _unary("Expm1", x, name)
 
 
+def erfc(x, name=None):
+    """Elementwise complementary error function ``1 - erf(x)``, computed without the
+    cancellation of that difference for large ``x`` (TF1's ``tf.math.erfc``, ``tf.erfc``);
+    float only. Gradient ``-2/sqrt(pi) * exp(-x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.erfc(fg.constant([0.0, 10.0], fg.float64))
+    ...     print(fg.Session().run(y).tolist())
+    [1.0, 2.088487583762545e-45]
+    """
+    return _unary("Erfc", x, name)
+
+
 def atan2(y, x, name=None):
     """Elementwise ``atan(y / x)`` in the right quadrant, in ``[-pi, pi]`` (TF1's
     ``tf.atan2(y, x)``: ``y`` first); float only, broadcasting, one dtype. Gradients

@@ -46,7 +46,7 @@ UNARY = {
     "tan": (fg.tan, -1, 1), "atan": (fg.atan, -3, 3), "asin": (fg.asin, -0.8, 0.8),
     "acos": (fg.acos, -0.8, 0.8), "sinh": (fg.sinh, -2, 2), "cosh": (fg.cosh, -2, 2),
     "asinh": (fg.asinh, -2, 2), "atanh": (fg.atanh, -0.7, 0.7), "acosh": (fg.acosh, 1.3, 3),
-    "expm1": (fg.expm1, -2, 2),
+    "expm1": (fg.expm1, -2, 2), "erfc": (fg.erfc, -3, 3),
     "tanh": (fg.tanh, -2, 2), "sigmoid": (fg.sigmoid, -3, 3), "relu": (fg.relu, -1, 1),
     "sqrt": (fg.sqrt, 0.5, 2), "abs": (fg.abs, -1, 1), "square": (fg.square, -1, 1),
     "identity": (fg.identity, -1, 1), "pow3": (lambda x: x ** 3, -1, 1),

@@ -60,7 +60,7 @@ UNARY = {
     "Tan": (fg.tan, -1.2, 1.2), "Atan": (fg.atan, -3, 3), "Asin": (fg.asin, -0.8, 0.8),
     "Acos": (fg.acos, -0.8, 0.8), "Sinh": (fg.sinh, -2, 2), "Cosh": (fg.cosh, -2, 2),
     "Asinh": (fg.asinh, -2, 2), "Atanh": (fg.atanh, -0.7, 0.7), "Acosh": (fg.acosh, 1.3, 3),
-    "Expm1": (fg.expm1, -2, 2),
+    "Expm1": (fg.expm1, -2, 2), "Erfc": (fg.erfc, -2.5, 2.5),
     "Tanh": (fg.tanh, -2, 2), "Sigmoid": (fg.sigmoid, -3, 3), "Sqrt": (fg.sqrt, 0.3, 3),
     "Square": (fg.square, -2, 2), "Identity": (fg.identity, -2, 2),
 }

@@ -138,6 +138,7 @@ UNARY = {
     "Sinh": (fg.sinh, np.sinh, -5, 5), "Cosh": (fg.cosh, np.cosh, -5, 5),
     "Asinh": (fg.asinh, np.arcsinh, -6, 6), "Atanh": (fg.atanh, np.arctanh, -0.99, 0.99),
     "Acosh": (fg.acosh, np.arccosh, 1, 6), "Expm1": (fg.expm1, np.expm1, -3, 3),
+    "Erfc": (fg.erfc, np.vectorize(math.erfc, otypes=[np.float64]), -6, 9),
     "Sigmoid": (fg.sigmoid, _sigmoid, -6, 6),
     "Relu": (fg.relu, lambda x: np.maximum(x, 0), -3, 3),
     "Sqrt": (fg.sqrt, np.sqrt, 0, 5),

@@ -37,7 +37,7 @@ MATH = {
     # the elementwise primitives added with the namespaces
     "tan": fg.tan, "atan": fg.atan, "asin": fg.asin, "acos": fg.acos, "sinh": fg.sinh,
     "cosh": fg.cosh, "asinh": fg.asinh, "atanh": fg.atanh, "acosh": fg.acosh,
-    "expm1": fg.expm1, "atan2": fg.atan2, "cumprod": fg.cumprod,
+    "expm1": fg.expm1, "atan2": fg.atan2, "cumprod": fg.cumprod, "erfc": fg.erfc, "rint": fg.round,
     "divide_no_nan": fg.div_no_nan, "xlogy": safe_math_ops.xlogy,
     "xdivy": safe_math_ops.xdivy, "reduce_variance": safe_math_ops.reduce_variance,
     "reduce_std": safe_math_ops.reduce_std,

@@ -1,4 +1,4 @@
-"""TF1's tf.tan, atan, asin, acos, sinh, cosh, asinh, atanh, acosh, expm1 and atan2:
+"""TF1's tf.tan, atan, asin, acos, sinh, cosh, asinh, atanh, acosh, expm1, erfc and atan2:
 known values; one fused generated CPU loop holding each against the NumPy reference
 (compiled eagerly, float32 and float64); gradients first and second order against
 finite differences and the closed forms; float32 gradients stay float32; integers are
@@ -7,6 +7,8 @@ refused naming the op and the user's line.
 The shared Hypothesis property tests are in tests/test_ops_forward.py and
 tests/test_gradients.py; the /gpu:0 checks (numba.cuda simulator) in tests/test_gpu_ops.py.
 """
+import math
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,8 @@ UNARY = {
     "atanh": (fg.atanh, np.arctanh, lambda x: 1 / (1 - x * x), (-0.9, 0.9)),
     "acosh": (fg.acosh, np.arccosh, lambda x: 1 / np.sqrt(x * x - 1), (1.1, 4)),
     "expm1": (fg.expm1, np.expm1, np.exp, (-3, 3)),
+    "erfc": (fg.erfc, np.vectorize(math.erfc, otypes=[np.float64]),
+             lambda x: -2 / math.sqrt(math.pi) * np.exp(-x * x), (-3, 3)),
 }
 
 
@@ -38,7 +42,8 @@ def test_known_values():
     # independently known: tan(.5), atan(.5), asin(.5) = pi/6, acos(.5) = pi/3, ...
     want = [0.5463024898437905, 0.4636476090008061, np.pi / 6, np.pi / 3,
             0.5210953054937474, 1.1276259652063807, 0.48121182505960347,
-            0.5493061443340549, np.nan, 0.6487212707001282, 3 * np.pi / 4]
+            0.5493061443340549, np.nan, 0.6487212707001282,
+            0.4795001221869534623, 3 * np.pi / 4]            # erfc(.5) = 1 - erf(.5)
     np.testing.assert_allclose(np.concatenate(got), want, rtol=1e-15)
     with np.errstate(invalid="ignore"):            # outside the domains: NaN, as NumPy
         out = fg.Session().run([fg.asin(x * 4.0), fg.acosh(x), fg.atanh(x * 4.0)])
@@ -57,7 +62,7 @@ def test_each_joins_a_generated_cpu_loop_and_matches_the_reference(name, dtype):
         sess.run(y, {x: value})
         plan = [p for p in sess._plans.values() if isinstance(p, CompiledPlan)][-1]
     assert [info.kind for info in plan.step_infos] in (["fused kernel"], ["ufunc chain"])
-    want = ref(dtype(0.5) * value + dtype(0.25)) * value + 1
+    want = ref(dtype(0.5) * value + dtype(0.25)).astype(dtype) * value + 1
     np.testing.assert_array_equal(reference, want.astype(dtype))     # the specification
     tol = dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(compiled, reference, **tol)
