@@ -19,4 +19,5 @@ from .slicing_ops import matrix_transpose
 from .slicing_ops import matrix_transpose as transpose
 from .nn.activations import l2_normalize
 
-__all__ = ["norm", "einsum", "matmul", "tensordot", "eye", "matrix_transpose", "transpose", "l2_normalize"]
+__all__ = ["einsum", "eye", "l2_normalize", "matmul", "matrix_transpose", "norm", "tensordot",
+           "transpose"]
