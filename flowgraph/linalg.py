@@ -14,10 +14,13 @@ from .api import matmul
 from .contraction_ops import tensordot
 from .einsum_ops import einsum
 from .norm_ops import norm
+from .diag_ops import matrix_diag as diag
+from .diag_ops import matrix_diag_part as diag_part
+from .diag_ops import trace
 from .math_ops import eye
 from .slicing_ops import matrix_transpose
 from .slicing_ops import matrix_transpose as transpose
 from .nn.activations import l2_normalize
 
 __all__ = ["einsum", "eye", "l2_normalize", "matmul", "matrix_transpose", "norm", "tensordot",
-           "transpose"]
+           "transpose", "diag", "diag_part", "trace"]

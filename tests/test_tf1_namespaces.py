@@ -49,7 +49,8 @@ LINALG = {"matmul": fg.matmul, "tensordot": fg.tensordot, "eye": fg.eye,
           "matrix_transpose": fg.matrix_transpose,
           "transpose": fg.matrix_transpose,          # TF1: linalg.transpose swaps the last two
           "l2_normalize": fg.nn.l2_normalize, "einsum": fg.einsum,
-          "norm": fg.norm}
+          "norm": fg.norm, "diag": fg.matrix_diag, "diag_part": fg.matrix_diag_part,
+          "trace": fg.trace}
 # TF 1.15's names in these namespaces (its tf_export v1 names, from the 1.15 API docs);
 # a flowgraph name outside them would be an invention
 TF115 = {
