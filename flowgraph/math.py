@@ -17,6 +17,7 @@ from .api import (abs, add, add_n, ceil, cos, cumsum, divide, equal, erf, exp, f
 from .api import acos, acosh, asin, asinh, atan, atan2, atanh, cosh, expm1, sinh, tan
 from .api import cumprod, erfc
 from .api import round_ as rint       # tf.math.rint: half to even, as fg.round
+from .math_helpers import polyval, reduce_euclidean_norm, scalar_mul, zero_fraction
 from .safe_math_ops import (divide_no_nan, reduce_std, reduce_variance, xdivy,
                             xlogy)
 from .array_ops import (argmax, argmin, logical_and, logical_not, logical_or, logical_xor,

@@ -57,7 +57,7 @@ MODULES += ["flowgraph.math", "flowgraph.random", "flowgraph.linalg"]
 MODULES += ["flowgraph.einsum_ops"]
 # TF1's tf.norm, tf.sort/argsort, tf.linspace, tf.meshgrid
 MODULES += ["flowgraph.norm_ops", "flowgraph.sort_ops", "flowgraph.grid_ops"]
-MODULES += ["flowgraph.safe_math_ops", "flowgraph.diag_ops"]
+MODULES += ["flowgraph.safe_math_ops", "flowgraph.diag_ops", "flowgraph.math_helpers"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import flowgraph as fg
-from flowgraph import safe_math_ops
+from flowgraph import math_helpers, safe_math_ops
 
 MATH = {
     "abs": fg.abs, "add": fg.add, "add_n": fg.add_n, "argmax": fg.argmax,
@@ -41,6 +41,9 @@ MATH = {
     "divide_no_nan": fg.div_no_nan, "xlogy": safe_math_ops.xlogy,
     "xdivy": safe_math_ops.xdivy, "reduce_variance": safe_math_ops.reduce_variance,
     "reduce_std": safe_math_ops.reduce_std,
+    "polyval": math_helpers.polyval, "scalar_mul": math_helpers.scalar_mul,
+    "zero_fraction": math_helpers.zero_fraction,
+    "reduce_euclidean_norm": math_helpers.reduce_euclidean_norm,
 }
 RANDOM = {"normal": fg.random_normal, "uniform": fg.random_uniform,
           "truncated_normal": fg.truncated_normal, "set_random_seed": fg.set_random_seed,
