@@ -9,8 +9,9 @@ Gradients to any order, fusion and placement come from those ops.
 Equations: letters ``a-z``/``A-Z``, ``,`` between operands, an explicit ``->`` output or
 an implicit one (the indices appearing once, in alphabetical order, as NumPy and TF1),
 ``...`` for leading dimensions (aligned from the right, as NumPy; sizes must match, not
-broadcast). Ranks and every dimension an index is contracted, repeated or shared over
-must be known when the graph is built; other dimensions may be ``None``.
+broadcast). Ranks, and the size of an index repeated within one operand, must be known
+when the graph is built; other dimensions, contracted ones included, may be ``None``
+(read with ``fg.shape`` at run time).
 
 >>> import numpy as np, flowgraph as fg
 >>> with fg.Graph().as_default():
@@ -235,10 +236,6 @@ def einsum(equation, *inputs, **kwargs):
         terms[i] = _sum_out(term, others)
     acc = terms[0]
     for i, term in enumerate(terms[1:], 1):
-        for c in set(acc.labels) & set(term.labels):
-            if acc.dim(c) is None and term.dim(c) is None and c not in output:
-                raise _fail(ShapeError, f"index {c} of {equation!r} is summed over but "
-                            f"its size is unknown when the graph is built")
         keep = set(output).union(*(t.labels for t in terms[i + 1:]))
         acc = _sum_out(_contract(acc, term, keep), keep)
     acc = _transpose(acc, output)

@@ -66,6 +66,21 @@ def test_unknown_batch_dimensions_are_read_at_run_time():
         np.testing.assert_allclose(got_outer, xv[..., None] * wv[0], rtol=1e-6)
 
 
+def test_every_dimension_unknown_contracted_ones_included():
+    a = fg.placeholder(fg.float64, (None, None, None))
+    b = fg.placeholder(fg.float64, (None, None, None))
+    ys = [fg.einsum("bij,bjk->bik", a, b), fg.einsum("bij,bkj->bk", a, fg.transpose(
+        b, [0, 2, 1])), fg.einsum("ij,ij->", a[0], a[1])]
+    rng = np.random.default_rng(5)
+    av, bv = rng.normal(size=(2, 3, 4)), rng.normal(size=(2, 4, 5))
+    want = [av @ bv, np.einsum("bij,bkj->bk", av, bv.transpose(0, 2, 1)), (av[0] * av[1]).sum()]
+    for got in run_both(ys, {a: av, b: bv}):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+    g, = fg.gradients(fg.reduce_sum(ys[0] * ys[0]), [a])
+    assert check_gradients(fg.reduce_sum(g * g), [a], {a: av, b: bv}) < 1e-5
+
+
 LETTERS = "abcd"
 
 
