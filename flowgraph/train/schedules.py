@@ -155,7 +155,7 @@ def cosine_decay(learning_rate, global_step, decay_steps, alpha=0.0, name=None):
     dtype = lr.dtype
     steps = _as(decay_steps, dtype)
     step = F.minimum(step, steps)
-    cosine = 0.5 * (1.0 + F.cos(_as(np.pi, dtype) * step / steps))
+    cosine = 0.5 * (1.0 + F.cos(_as(np.pi, dtype) * (step / steps)))
     alpha = _as(alpha, dtype)
     return F.multiply(lr, (1.0 - alpha) * cosine + alpha, name=name)
 
@@ -167,7 +167,8 @@ def _decay_exponent(step, decay_steps, staircase):
 
 def natural_exp_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False,
                       name=None):
-    """TF1's: ``learning_rate * exp(-decay_rate * global_step / decay_steps)``; with
+    """TF1's: ``learning_rate * exp(-decay_rate * global_step / decay_steps)``, computed
+    as TF1 does, ``exponential_decay`` with the rate ``exp(-decay_rate)``; with
     ``staircase`` the quotient is floored.
 
     >>> import flowgraph as fg
@@ -180,7 +181,7 @@ def natural_exp_decay(learning_rate, global_step, decay_steps, decay_rate, stair
     """
     lr, step = _rate_step(learning_rate, global_step)
     p = _decay_exponent(step, decay_steps, staircase)
-    return F.multiply(lr, F.exp(-_as(decay_rate, lr.dtype) * p), name=name)
+    return F.multiply(lr, _pow(F.exp(-_as(decay_rate, lr.dtype)), p), name=name)
 
 
 def inverse_time_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False,
