@@ -36,6 +36,11 @@ from .session import ConfigProto, Session, SessionConfig
 # TF1 spellings (issue 14): default sessions, tf.assign & co.
 from .session import InteractiveSession, get_default_session
 from .api import ceil, floor, round_ as round  # noqa: A004 - TF1's names
+# TF1's tf.tan ... tf.expm1, tf.atan2 (elementwise primitives)
+from .api import acos, acosh, asin, asinh, atan, atan2, atanh, cosh, expm1, sinh, tan
+from .api import cumprod  # TF1's tf.cumprod
+from .api import erfc  # TF1's tf.erfc
+from .api import round_ as rint  # TF1's tf.rint: tf.round's half-to-even rounding
 from .variables import assign, assign_add, assign_sub
 from .train.clip import clip_by_global_norm, clip_by_norm, global_norm
 from .variables import (Variable, global_variables, global_variables_initializer,
@@ -65,8 +70,17 @@ from .selection_ops import boolean_mask  # noqa: E402  (fg.nn.top_k: in nn)
 from .logging_ops import Print, py_func  # noqa: E402  (TF1's tf.Print, tf.py_func)
 from .contraction_ops import tensordot  # noqa: E402  (TF1's tf.tensordot)
 from .nn.conv import extract_image_patches  # noqa: E402  (TF1's tf.extract_image_patches)
+from .einsum_ops import einsum  # noqa: E402  (TF1's tf.einsum)
+# TF1's tf.norm, tf.sort/argsort, tf.linspace/lin_space, tf.meshgrid (compositions)
+from .norm_ops import norm  # noqa: E402
+from .sort_ops import argsort, sort  # noqa: E402
+from .grid_ops import lin_space, linspace, meshgrid  # noqa: E402
+from .safe_math_ops import div_no_nan  # noqa: E402  (TF1's tf.div_no_nan; the rest: fg.math)
+from .diag_ops import matrix_diag, matrix_diag_part, trace  # noqa: E402  (TF1's tf.trace...)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
+# TF1.15's tf.math, tf.random, tf.linalg namespaces (re-exports under TF1's names)
+from . import linalg, math, random  # noqa: E402,A004
 from .graph_collections import (GraphKeys, add_to_collection, add_to_collections,  # noqa: E402
                                 get_collection)
 # TF1's //, %, &, |, ^, ~, tensor ** and tf.to_float & co. (installs the operators)

@@ -22,7 +22,7 @@ import numpy as np
 from . import dtypes
 from . import shapes as S
 from .errors import DTypeError, ShapeError
-from .graph import Operation, Tensor, get_default_graph
+from .graph import Operation, Tensor, get_default_graph, location_suffix
 
 # ---------------------------------------------------------------------------------------
 # conversion
@@ -330,6 +330,163 @@ def erf(x, name=None):
     [0.0, 0.842701, -1.0]
     """
     return _unary("Erf", x, name)
+
+
+# TF1's tf.tan ... tf.expm1, tf.atan2: elementwise primitives (flowgraph/ops.py)
+def tan(x, name=None):
+    """Elementwise tangent (TF1's ``tf.tan``, ``tf.math.tan``); float only. Gradient
+    ``1 + tan(x)**2``, differentiable to any order.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     print(fg.Session().run(fg.tan(fg.constant([0.0, 0.785398],
+    ...                                               fg.float64))).round(6).tolist())
+    [0.0, 1.0]
+    """
+    return _unary("Tan", x, name)
+
+
+def atan(x, name=None):
+    """Elementwise arctangent (TF1's ``tf.atan``); float only. Gradient ``1/(1 + x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.atan(fg.constant([0.0, 1.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 0.785398]
+    """
+    return _unary("Atan", x, name)
+
+
+def asin(x, name=None):
+    """Elementwise arcsine (TF1's ``tf.asin``); float only, NaN outside ``[-1, 1]``.
+    Gradient ``1/sqrt(1 - x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.asin(fg.constant([0.0, 1.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 1.570796]
+    """
+    return _unary("Asin", x, name)
+
+
+def acos(x, name=None):
+    """Elementwise arccosine (TF1's ``tf.acos``); float only, NaN outside ``[-1, 1]``.
+    Gradient ``-1/sqrt(1 - x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.acos(fg.constant([1.0, 0.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 1.570796]
+    """
+    return _unary("Acos", x, name)
+
+
+def sinh(x, name=None):
+    """Elementwise hyperbolic sine (TF1's ``tf.sinh``); float only. Gradient ``cosh``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.sinh(fg.constant([0.0, 1.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 1.175201]
+    """
+    return _unary("Sinh", x, name)
+
+
+def cosh(x, name=None):
+    """Elementwise hyperbolic cosine (TF1's ``tf.cosh``); float only. Gradient ``sinh``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.cosh(fg.constant([0.0, 1.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [1.0, 1.543081]
+    """
+    return _unary("Cosh", x, name)
+
+
+def asinh(x, name=None):
+    """Elementwise inverse hyperbolic sine (TF1's ``tf.asinh``); float only. Gradient
+    ``1/cosh(asinh(x))`` (TF1's form).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.asinh(fg.constant([0.0, 1.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 0.881374]
+    """
+    return _unary("Asinh", x, name)
+
+
+def acosh(x, name=None):
+    """Elementwise inverse hyperbolic cosine (TF1's ``tf.acosh``); float only, NaN below
+    1. Gradient ``1/sinh(acosh(x))`` (TF1's form; infinite at 1).
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.acosh(fg.constant([1.0, 2.0], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 1.316958]
+    """
+    return _unary("Acosh", x, name)
+
+
+def atanh(x, name=None):
+    """Elementwise inverse hyperbolic tangent (TF1's ``tf.atanh``); float only, NaN
+    outside ``[-1, 1]``, infinite at +-1. Gradient ``1/(1 - x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.atanh(fg.constant([0.0, 0.5], fg.float64))
+    ...     print(fg.Session().run(y).round(6).tolist())
+    [0.0, 0.549306]
+    """
+    return _unary("Atanh", x, name)
+
+
+def expm1(x, name=None):
+    """``exp(x) - 1``, accurate for small ``x`` (TF1's ``tf.expm1``); float only.
+    Gradient ``exp(x)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.expm1(fg.constant([0.0, 1e-10], fg.float64))
+    ...     print(fg.Session().run(y).tolist())
+    [0.0, 1.00000000005e-10]
+    """
+    return _unary("Expm1", x, name)
+
+
+def erfc(x, name=None):
+    """Elementwise complementary error function ``1 - erf(x)``, computed without the
+    cancellation of that difference for large ``x`` (TF1's ``tf.math.erfc``, ``tf.erfc``);
+    float only. Gradient ``-2/sqrt(pi) * exp(-x**2)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y = fg.erfc(fg.constant([0.0, 10.0], fg.float64))
+    ...     print(fg.Session().run(y).tolist())
+    [1.0, 2.088487583762545e-45]
+    """
+    return _unary("Erfc", x, name)
+
+
+def atan2(y, x, name=None):
+    """Elementwise ``atan(y / x)`` in the right quadrant, in ``[-pi, pi]`` (TF1's
+    ``tf.atan2(y, x)``: ``y`` first); float only, broadcasting, one dtype. Gradients
+    ``x/(x**2 + y**2)`` to ``y`` and ``-y/(x**2 + y**2)`` to ``x``, as TF1's.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     y, x = fg.constant([1.0, 0.0], fg.float64), fg.constant([0.0, -1.0], fg.float64)
+    ...     a = fg.atan2(y, x)
+    ...     print(fg.Session().run(a).round(6).tolist())
+    [1.570796, 3.141593]
+    """
+    return _binary("Atan2", y, x, name)
 
 
 def square(x, name=None):
@@ -830,6 +987,28 @@ def cumsum(x, axis=0, exclusive=False, reverse=False, name=None):
     x = convert_to_tensor(x)
     return _out("Cumsum", [x], {"axis": int(axis), "exclusive": bool(exclusive),
                                 "reverse": bool(reverse)}, name)
+
+
+def cumprod(x, axis=0, exclusive=False, reverse=False, name=None):
+    """Cumulative product along ``axis`` (TF1's ``tf.cumprod``, ``tf.math.cumprod``; a
+    negative axis counts from the end): ``[a, b, c]`` gives ``[a, a * b, a * b * c]``;
+    ``exclusive=True`` gives ``[1, a, a * b]``, ``reverse=True`` ``[a * b * c, b * c,
+    c]``. Numeric dtypes, kept. The gradient is TF1's, ``cumsum(cumprod(x) * g)`` the
+    other way round divided by ``x``: as in TF1 it is NaN or infinite where an input is
+    exactly 0 (correct for non-zero inputs), to any order. ``axis`` is a Python int.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.constant([1, 2, 3])
+    ...     fg.Session().run([fg.cumprod(x), fg.cumprod(x, exclusive=True, reverse=True)])
+    [array([1, 2, 6], dtype=int32), array([6, 3, 1], dtype=int32)]
+    """
+    if isinstance(axis, (Tensor, bool)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"cumprod{location_suffix('called')}: expected a Python int axis, "
+                        f"found {axis!r}")
+    x = convert_to_tensor(x)
+    return _out("Cumprod", [x], {"axis": int(axis), "exclusive": bool(exclusive),
+                                 "reverse": bool(reverse)}, name)
 
 
 def reduce_max(x, axis=None, keepdims=False, name=None, reduction_indices=None,

@@ -102,6 +102,16 @@ def _erf_ref(x):
     return np.asarray(_ERF64(x.astype(np.float64)), dtype=x.dtype)
 
 
+_ERFC64 = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _erfc_ref(x):
+    """``erfc`` of each element: Python's ``math.erfc`` in float64, cast to ``x``'s dtype
+    (no cancellation for large ``x``, where ``1 - erf(x)`` would round to 0)."""
+    x = np.asarray(x)
+    return np.asarray(_ERFC64(x.astype(np.float64)), dtype=x.dtype)
+
+
 def _unary(name, grad, ref, default_name=None, float_only=False, allow_bool=False, **facts):
     """Declare an elementwise unary primitive: its shape rule follows ``float_only``."""
     _ew(name, unary_infer(float_only, allow_bool=allow_bool), grad, ref, default_name,
@@ -237,6 +247,57 @@ _unary("Cos", lambda op, g: [-(g * F.sin(_in(op)))], lambda op, x: np.cos(x), "c
 _unary("Erf", lambda op, g: [g * (_TWO_OVER_SQRT_PI * F.exp(-F.square(_in(op))))],
        lambda op, x: _erf_ref(x), "erf", float_only=True, template="math.erf({0})",
        cost_ns=(12.0, 10.5))
+# TF1's tf.tan, atan, asin, acos, sinh, cosh, asinh, atanh, acosh, expm1 (tf.math.*)
+# and tf.atan2: float only, libm in generated CPU loops and CUDA's math on a GPU (no
+# vmath version), NumPy's ufunc as reference and in ufunc chains. Gradients are TF1's
+# (math_grad.py), written with graph ops so they differentiate again. Outside an
+# inverse function's domain the value is NaN, as NumPy's and TF1's. cost_ns: a @njit
+# loop of the math function, ufunc_ns: the NumPy ufunc with out=, 16K elements over
+# each function's domain, medians of 30, one Zen 4 core of the 2-vCPU AMD EPYC,
+# 2026-12-03 (sin in the same run: loop 9.8/2.4 ns, ufunc 9.8/0.55). This NumPy has
+# AVX-512 versions of all of these (float64 too, unlike sin), so ufunc_ns are those
+# figures, a lower bound for a machine without AVX-512.
+def _inv_sqrt_one_minus_square(x):
+    return 1.0 / F.sqrt(1.0 - F.square(x))
+
+
+_unary("Tan", lambda op, g: [g * (1.0 + F.square(op.outputs[0]))],
+       lambda op, x: np.tan(x), "tan", float_only=True, template="math.tan({0})",
+       ufunc=np.tan, cost_ns=(9.5, 9.0), ufunc_ns=(3.8, 0.4))
+_unary("Atan", lambda op, g: [g / (1.0 + F.square(_in(op)))],
+       lambda op, x: np.arctan(x), "atan", float_only=True, template="math.atan({0})",
+       ufunc=np.arctan, cost_ns=(10.5, 5.5), ufunc_ns=(1.5, 0.4))
+_unary("Asin", lambda op, g: [g * _inv_sqrt_one_minus_square(_in(op))],
+       lambda op, x: np.arcsin(x), "asin", float_only=True, template="math.asin({0})",
+       ufunc=np.arcsin, cost_ns=(4.0, 4.0), ufunc_ns=(1.3, 0.4))
+_unary("Acos", lambda op, g: [-(g * _inv_sqrt_one_minus_square(_in(op)))],
+       lambda op, x: np.arccos(x), "acos", float_only=True, template="math.acos({0})",
+       ufunc=np.arccos, cost_ns=(4.5, 6.7), ufunc_ns=(1.6, 0.6))
+_unary("Sinh", lambda op, g: [g * F.cosh(_in(op))], lambda op, x: np.sinh(x), "sinh",
+       float_only=True, template="math.sinh({0})", ufunc=np.sinh, cost_ns=(19.2, 20.6),
+       ufunc_ns=(1.6, 0.5))
+_unary("Cosh", lambda op, g: [g * F.sinh(_in(op))], lambda op, x: np.cosh(x), "cosh",
+       float_only=True, template="math.cosh({0})", ufunc=np.cosh, cost_ns=(6.0, 5.6),
+       ufunc_ns=(0.9, 0.5))
+# TF1: asinh' = 1 / cosh(y), acosh' = 1 / sinh(y) (y the output), atanh' = 1 / (1 - x**2)
+_unary("Asinh", lambda op, g: [g / F.cosh(op.outputs[0])], lambda op, x: np.arcsinh(x),
+       "asinh", float_only=True, template="math.asinh({0})", ufunc=np.arcsinh,
+       cost_ns=(14.7, 15.5), ufunc_ns=(2.1, 1.0))
+_unary("Acosh", lambda op, g: [g / F.sinh(op.outputs[0])], lambda op, x: np.arccosh(x),
+       "acosh", float_only=True, template="math.acosh({0})", ufunc=np.arccosh,
+       cost_ns=(7.0, 6.5), ufunc_ns=(5.9, 0.7))
+_unary("Atanh", lambda op, g: [g / (1.0 - F.square(_in(op)))], lambda op, x: np.arctanh(x),
+       "atanh", float_only=True, template="math.atanh({0})", ufunc=np.arctanh,
+       cost_ns=(14.5, 10.5), ufunc_ns=(1.9, 0.7))
+_unary("Expm1", lambda op, g: [g * F.exp(_in(op))], lambda op, x: np.expm1(x), "expm1",
+       float_only=True, template="math.expm1({0})", ufunc=np.expm1, cost_ns=(6.3, 8.0),
+       ufunc_ns=(1.2, 0.4))
+# Erfc (TF1's tf.math.erfc): Erf's conventions (libm's erfc, reference math.erfc in
+# float64, no ufunc). cost_ns measured as Erf's, same run (erf 10.6/10.3 ns): a Numba
+# loop of math.erfc 10.4 ns in float64 and float32. Gradient -2/sqrt(pi) exp(-x**2).
+_unary("Erfc", lambda op, g: [-(g * (_TWO_OVER_SQRT_PI * F.exp(-F.square(_in(op)))))],
+       lambda op, x: _erfc_ref(x), "erfc", float_only=True, template="math.erfc({0})",
+       cost_ns=(10.5, 10.5))
 # exp(-logaddexp(0, -x)) without overflow, as the reference computes it.
 _unary("Sigmoid", lambda op, g: [g * op.outputs[0] * (1.0 - op.outputs[0])],
        lambda op, x: _sigmoid(x), float_only=True,
@@ -366,6 +427,25 @@ _ew("Mul", binary_infer(), lambda op, g: [g * op.inputs[1], g * op.inputs[0]],
     template="({0} * {1})", ufunc=np.multiply, exact=True, cheap=True, commutative=True)
 _ew("Div", binary_infer(_div_dtype), _div_grad, _div_ref,
     template="({0} / {1})", ufunc=np.true_divide, exact=True, int_div=True)
+
+
+def _atan2_infer(op):
+    dtype = _require_same_dtype(op)
+    _require_float(op, *op.inputs)
+    return [(_broadcast_inputs(op), dtype)]
+
+
+def _atan2_grad(op, g):
+    """TF1's: d/dy = x / (x**2 + y**2), d/dx = -y / (x**2 + y**2)."""
+    y, x = op.inputs
+    scaled = g / (F.square(x) + F.square(y))
+    return [x * scaled, -(y * scaled)]
+
+
+# Atan2(y, x) (TF1's tf.atan2, y first): the angle of (x, y), float only
+_ew("Atan2", _atan2_infer, _atan2_grad, lambda op, y, x: np.arctan2(y, x), "atan2",
+    template="math.atan2({0}, {1})", ufunc=np.arctan2, float_only=True,
+    cost_ns=(13.6, 10.3), ufunc_ns=(2.2, 0.6))
 
 
 def _minmax_grad(take_x_when):
@@ -1480,6 +1560,47 @@ defprim("Cumsum", _cumsum_infer,
         lambda op, g: [F.cumsum(g, op.attrs["axis"], op.attrs["exclusive"],
                                 not op.attrs["reverse"])],
         _cumsum_ref, "reduction", "cumsum", _elementwise_flops)
+
+
+def cumprod_ref(x, axis, exclusive, reverse):
+    """TF1's cumulative product of ``x`` along ``axis``, in ``x``'s dtype, multiplied in
+    order from the start (from the end with ``reverse``); ``exclusive`` leaves each
+    element out of its own product (a one first)."""
+    if reverse:
+        x = np.flip(x, axis)
+    out = np.cumprod(x, axis=axis, dtype=x.dtype)
+    if exclusive and x.shape[axis]:
+        out = np.roll(out, 1, axis=axis)
+        first = [slice(None)] * x.ndim
+        first[axis] = 0
+        out[tuple(first)] = 1
+    return np.ascontiguousarray(np.flip(out, axis) if reverse else out)
+
+
+def _cumprod_ref(op, x):
+    if x.ndim == 0:
+        raise ShapeError(f"{describe_op(op)}: expected an input of rank 1 or more, found "
+                         f"a scalar")
+    axis = S.normalize_axis(op.attrs["axis"], x.ndim)
+    with np.errstate(all="ignore"):                   # overflow to inf, as NumPy
+        return cumprod_ref(x, axis, op.attrs["exclusive"], op.attrs["reverse"])
+
+
+def _cumprod_grad(op, g):
+    """TF1's _CumprodGrad: ``cumsum(cumprod(x) * g, reverse flipped) / x``. It divides
+    by ``x``, so, exactly as in TF1, the gradient at an element equal to 0 is NaN or
+    infinite (exact for non-zero inputs). Integer inputs get no gradient."""
+    x = _in(op)
+    if not dtypes.is_floating(x.dtype):
+        return [None]
+    a = op.attrs
+    return [F.cumsum(op.outputs[0] * g, a["axis"], a["exclusive"], not a["reverse"]) / x]
+
+
+# Cumprod (TF1's tf.cumprod, tf.math.cumprod): Cumsum's shape rule; a reference step on
+# the CPU plan, on a GPU Cumsum's thread-per-line kernel multiplying (kernels.cuda).
+defprim("Cumprod", _cumsum_infer, _cumprod_grad, _cumprod_ref, "reduction", "cumprod",
+        _elementwise_flops)
 
 
 def _reduce_prod_grad(op, g):

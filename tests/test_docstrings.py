@@ -55,6 +55,13 @@ MODULES += ["flowgraph.logging_ops"]
 MODULES += ["flowgraph.contraction_ops"]
 # TF1's batch normalization layer and weight regularizers
 MODULES += ["flowgraph.batch_norm", "flowgraph.regularizers"]
+# TF1.15's tf.math, tf.random, tf.linalg namespaces
+MODULES += ["flowgraph.math", "flowgraph.random", "flowgraph.linalg"]
+# TF1's tf.einsum
+MODULES += ["flowgraph.einsum_ops"]
+# TF1's tf.norm, tf.sort/argsort, tf.linspace, tf.meshgrid
+MODULES += ["flowgraph.norm_ops", "flowgraph.sort_ops", "flowgraph.grid_ops"]
+MODULES += ["flowgraph.safe_math_ops", "flowgraph.diag_ops", "flowgraph.math_helpers"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -43,6 +43,10 @@ UNARY = {
     "neg": (fg.negative, -1, 1), "exp": (fg.exp, -1, 1), "log": (fg.log, 0.5, 2),
     "log1p": (fg.log1p, -0.5, 2), "sin": (fg.sin, -3, 3), "cos": (fg.cos, -3, 3),
     "erf": (fg.erf, -3, 3),
+    "tan": (fg.tan, -1, 1), "atan": (fg.atan, -3, 3), "asin": (fg.asin, -0.8, 0.8),
+    "acos": (fg.acos, -0.8, 0.8), "sinh": (fg.sinh, -2, 2), "cosh": (fg.cosh, -2, 2),
+    "asinh": (fg.asinh, -2, 2), "atanh": (fg.atanh, -0.7, 0.7), "acosh": (fg.acosh, 1.3, 3),
+    "expm1": (fg.expm1, -2, 2), "erfc": (fg.erfc, -3, 3),
     "tanh": (fg.tanh, -2, 2), "sigmoid": (fg.sigmoid, -3, 3), "relu": (fg.relu, -1, 1),
     "sqrt": (fg.sqrt, 0.5, 2), "abs": (fg.abs, -1, 1), "square": (fg.square, -1, 1),
     "identity": (fg.identity, -1, 1), "pow3": (lambda x: x ** 3, -1, 1),
@@ -81,7 +85,7 @@ def test_floor_ceil_round_at_halves_signed_zeros_and_non_finite_values(dtype):
 
 
 BINARY = {"add": fg.add, "sub": fg.subtract, "mul": fg.multiply, "div": fg.divide,
-          "maximum": fg.maximum, "minimum": fg.minimum}
+          "maximum": fg.maximum, "minimum": fg.minimum, "atan2": fg.atan2}
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
@@ -220,6 +224,36 @@ def test_cumsum_every_axis_exclusive_and_reverse(dtype):
             want = np.concatenate([np.zeros_like(np.take(want, [0], axis)),
                                    np.take(want, range(n - 1), axis)], axis)
         np.testing.assert_array_equal(got, np.flip(want, axis) if reverse else want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_cumprod_every_axis_exclusive_and_reverse(dtype):
+    # Cumsum's kernel multiplying, in the reference's order: equal bit for bit.
+    value = (_arr((2, 3, 2), np.float64, 0.5, 2) * (2 if dtype == np.int32 else 1)).astype(dtype)
+    combos = [(axis, exclusive, reverse) for axis in (0, 1, -1)
+              for exclusive in (False, True) for reverse in (False, True)]
+
+    def build():
+        x = fg.placeholder(dtype, (2, 3, 2))
+        return [fg.cumprod(x, a, e, r) for a, e, r in combos], {x: value}
+    results = check(build, rtol=0, atol=0)
+    for got, (axis, exclusive, reverse) in zip(results["/gpu:0"], combos):
+        want = np.cumprod(np.flip(value, axis) if reverse else value, axis, dtype=dtype)
+        if exclusive:          # shifted by one along the axis, a one first
+            n = value.shape[axis]
+            want = np.concatenate([np.ones_like(np.take(want, [0], axis)),
+                                   np.take(want, range(n - 1), axis)], axis)
+        np.testing.assert_array_equal(got, np.flip(want, axis) if reverse else want)
+
+
+def test_cumprod_gradients_on_gpu():
+    value = _arr((3, 4), low=0.5, high=1.5)
+
+    def build():
+        x = fg.placeholder(fg.float32, (3, 4), name="x")
+        y = fg.cumprod(x, 1, exclusive=True) * fg.cumprod(x * 0.5, 0, reverse=True)
+        return _with_grads(y, [x], {x: value})
+    check(build)
 
 
 def test_cumsum_gradients_on_gpu():

@@ -57,6 +57,10 @@ UNARY = {
     "Neg": (fg.negative, -2, 2), "Exp": (fg.exp, -2, 2), "Log": (fg.log, 0.3, 3),
     "Log1p": (fg.log1p, -0.7, 3), "Sin": (fg.sin, -4, 4), "Cos": (fg.cos, -4, 4),
     "Erf": (fg.erf, -2.5, 2.5),
+    "Tan": (fg.tan, -1.2, 1.2), "Atan": (fg.atan, -3, 3), "Asin": (fg.asin, -0.8, 0.8),
+    "Acos": (fg.acos, -0.8, 0.8), "Sinh": (fg.sinh, -2, 2), "Cosh": (fg.cosh, -2, 2),
+    "Asinh": (fg.asinh, -2, 2), "Atanh": (fg.atanh, -0.7, 0.7), "Acosh": (fg.acosh, 1.3, 3),
+    "Expm1": (fg.expm1, -2, 2), "Erfc": (fg.erfc, -2.5, 2.5),
     "Tanh": (fg.tanh, -2, 2), "Sigmoid": (fg.sigmoid, -3, 3), "Sqrt": (fg.sqrt, 0.3, 3),
     "Square": (fg.square, -2, 2), "Identity": (fg.identity, -2, 2),
 }
@@ -112,6 +116,12 @@ for _prim, _fn in BINARY.items():
 def _div(data):
     pa, pb, feed = _two_broadcast(data, 0.5, 2.0)
     return pa / pb, [pa, pb], feed
+
+
+@grad_case("Atan2")
+def _atan2(data):
+    pa, pb, feed = _two_broadcast(data, 0.5, 2.0)      # x away from 0: no branch cut near
+    return fg.atan2(pa, pb) * pa, [pa, pb], feed
 
 
 @grad_case("Maximum", "Minimum")
@@ -320,6 +330,15 @@ def _cumsum(data):
     p = ph(data, x)
     # squared, so the second derivative (a cumsum of cumsums) is not zero
     return fg.square(fg.cumsum(p, axis, exclusive, reverse)), [p], {p: x}
+
+
+@grad_case("Cumprod")
+def _cumprod(data):
+    x = away_from_zero(data, fgst.shapes(min_rank=1, max_side=3))   # TF1's grad divides by x
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = ph(data, x)
+    return fg.cumprod(p, axis, exclusive, reverse) * p, [p], {p: x}
 
 
 @grad_case("ReduceProd")

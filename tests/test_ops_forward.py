@@ -132,6 +132,13 @@ UNARY = {
     "Sin": (fg.sin, np.sin, -7, 7),
     "Cos": (fg.cos, np.cos, -7, 7),
     "Erf": (fg.erf, np.vectorize(math.erf, otypes=[np.float64]), -6, 6),   # NumPy has none
+    # TF1's tan ... expm1 (the inverse functions over their domains)
+    "Tan": (fg.tan, np.tan, -1.5, 1.5), "Atan": (fg.atan, np.arctan, -6, 6),
+    "Asin": (fg.asin, np.arcsin, -1, 1), "Acos": (fg.acos, np.arccos, -1, 1),
+    "Sinh": (fg.sinh, np.sinh, -5, 5), "Cosh": (fg.cosh, np.cosh, -5, 5),
+    "Asinh": (fg.asinh, np.arcsinh, -6, 6), "Atanh": (fg.atanh, np.arctanh, -0.99, 0.99),
+    "Acosh": (fg.acosh, np.arccosh, 1, 6), "Expm1": (fg.expm1, np.expm1, -3, 3),
+    "Erfc": (fg.erfc, np.vectorize(math.erfc, otypes=[np.float64]), -6, 9),
     "Sigmoid": (fg.sigmoid, _sigmoid, -6, 6),
     "Relu": (fg.relu, lambda x: np.maximum(x, 0), -3, 3),
     "Sqrt": (fg.sqrt, np.sqrt, 0, 5),
@@ -234,6 +241,17 @@ def _binary_case(prim):
 
 for _prim in BINARY:
     case(_prim)(_binary_case(_prim))
+
+
+@case("Atan2")
+def _atan2(data):
+    shape_a, shape_b = data.draw(fgst.broadcastable_shapes(), label="shapes")
+    y = float_array(data, -3, 3, shape=shape_a)
+    x = float_array(data, -3, 3, shape=shape_b, dtype=y.dtype)
+    py, px = feed_ph(data, y), feed_ph(data, x)
+    out = fg.atan2(py, px)
+    assert out.op.type == "Atan2" and out.dtype == y.dtype
+    close(run(out, {py: y, px: x}), np.arctan2(y, x))
 
 
 @case("Where")
@@ -624,6 +642,35 @@ def _cumsum(data):
     ints = data.draw(fgst.arrays(np.int32, x.shape, -3, 3))
     close(run(fg.cumsum(fg.constant(ints), axis, exclusive, reverse)),
           cumsum_loop(ints, axis, exclusive, reverse))
+
+
+def cumprod_loop(x, axis, exclusive, reverse):
+    """TF1's cumprod written as the loop it is (tests/test_cumprod.py checks against it)."""
+    lines = np.moveaxis(x, axis, 0)
+    out = np.empty_like(lines)
+    acc = np.ones(lines.shape[1:], x.dtype)
+    order = range(len(lines) - 1, -1, -1) if reverse else range(len(lines))
+    for k in order:
+        if exclusive:
+            out[k] = acc
+            acc = acc * lines[k]
+        else:
+            acc = acc * lines[k]
+            out[k] = acc
+    return np.moveaxis(out, 0, axis)
+
+
+@case("Cumprod")
+def _cumprod(data):
+    x = float_array(data, -2, 2, shape=fgst.shapes(min_rank=1))
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    p = feed_ph(data, x)
+    close(run(fg.cumprod(p, axis, exclusive, reverse), {p: x}),
+          cumprod_loop(x, axis, exclusive, reverse))
+    ints = data.draw(fgst.arrays(np.int32, x.shape, -3, 3))
+    close(run(fg.cumprod(fg.constant(ints), axis, exclusive, reverse)),
+          cumprod_loop(ints, axis, exclusive, reverse))
 
 
 @case("Pow")

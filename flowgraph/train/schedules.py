@@ -93,6 +93,115 @@ def exponential_decay(learning_rate, global_step, decay_steps, decay_rate, stair
     return F.multiply(lr, _pow(rate, p), name=name)
 
 
+# --- TF1's polynomial, cosine, natural-exp and inverse-time decays (learning_rate_decay.py
+# formulas exactly), computed in the learning rate's dtype (float32 for a Python number)
+
+def _rate_step(learning_rate, global_step):
+    lr = F.convert_to_tensor(learning_rate)
+    if not dtypes.is_floating(lr.dtype):
+        lr = F.cast(lr, dtypes.float32)
+    return lr, _step_as(global_step, lr.dtype)
+
+
+def _as(value, dtype):
+    """A Python number, NumPy value or tensor as a tensor of ``dtype``."""
+    t = F.convert_to_tensor(value) if isinstance(value, F.Tensor) else F.constant(
+        np.asarray(value).astype(dtype), dtype)
+    return t if t.dtype == dtype else F.cast(t, dtype)
+
+
+def polynomial_decay(learning_rate, global_step, decay_steps, end_learning_rate=0.0001,
+                     power=1.0, cycle=False, name=None):
+    """TF1's: ``(learning_rate - end_learning_rate) * (1 - step / decay_steps) ** power +
+    end_learning_rate`` with ``step = min(global_step, decay_steps)``; with ``cycle``,
+    ``decay_steps`` is multiplied by ``ceil(global_step / decay_steps)`` (1 at step 0)
+    and the step is not clipped.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     step = fg.placeholder(fg.int64, ())
+    ...     lr = fg.train.polynomial_decay(0.1, step, 10, end_learning_rate=0.01, power=2.0)
+    ...     sess = fg.Session()
+    ...     [round(float(sess.run(lr, {step: s})), 6) for s in (0, 5, 10, 20)]
+    [0.1, 0.0325, 0.01, 0.01]
+    """
+    lr, step = _rate_step(learning_rate, global_step)
+    dtype = lr.dtype
+    steps = _as(decay_steps, dtype)
+    if cycle:
+        multiplier = F.where(F.equal(step, F.zeros_like(step)), F.ones_like(step),
+                             F.ceil(step / steps))
+        steps = steps * multiplier
+    else:
+        step = F.minimum(step, steps)
+    end = _as(end_learning_rate, dtype)
+    fraction = _pow(1.0 - step / steps, _as(power, dtype))
+    return F.add((lr - end) * fraction, end, name=name)
+
+
+def cosine_decay(learning_rate, global_step, decay_steps, alpha=0.0, name=None):
+    """TF1's: ``learning_rate * ((1 - alpha) * 0.5 * (1 + cos(pi * step / decay_steps))
+    + alpha)`` with ``step = min(global_step, decay_steps)``.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     step = fg.placeholder(fg.int64, ())
+    ...     lr = fg.train.cosine_decay(0.1, step, 10, alpha=0.1)
+    ...     sess = fg.Session()
+    ...     [round(float(sess.run(lr, {step: s})), 6) for s in (0, 5, 10, 20)]
+    [0.1, 0.055, 0.01, 0.01]
+    """
+    lr, step = _rate_step(learning_rate, global_step)
+    dtype = lr.dtype
+    steps = _as(decay_steps, dtype)
+    step = F.minimum(step, steps)
+    cosine = 0.5 * (1.0 + F.cos(_as(np.pi, dtype) * (step / steps)))
+    alpha = _as(alpha, dtype)
+    return F.multiply(lr, (1.0 - alpha) * cosine + alpha, name=name)
+
+
+def _decay_exponent(step, decay_steps, staircase):
+    p = step / _as(decay_steps, step.dtype)
+    return _floor_nonnegative(p) if staircase else p
+
+
+def natural_exp_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False,
+                      name=None):
+    """TF1's: ``learning_rate * exp(-decay_rate * global_step / decay_steps)``, computed
+    as TF1 does, ``exponential_decay`` with the rate ``exp(-decay_rate)``; with
+    ``staircase`` the quotient is floored.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     step = fg.placeholder(fg.int64, ())
+    ...     lr = fg.train.natural_exp_decay(0.1, step, 2, 0.5, staircase=True)
+    ...     sess = fg.Session()
+    ...     [round(float(sess.run(lr, {step: s})), 6) for s in (0, 1, 2, 4)]
+    [0.1, 0.1, 0.060653, 0.036788]
+    """
+    lr, step = _rate_step(learning_rate, global_step)
+    p = _decay_exponent(step, decay_steps, staircase)
+    return F.multiply(lr, _pow(F.exp(-_as(decay_rate, lr.dtype)), p), name=name)
+
+
+def inverse_time_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False,
+                       name=None):
+    """TF1's: ``learning_rate / (1 + decay_rate * global_step / decay_steps)``; with
+    ``staircase`` the quotient is floored.
+
+    >>> import flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     step = fg.placeholder(fg.int64, ())
+    ...     lr = fg.train.inverse_time_decay(0.1, step, 2, 0.5)
+    ...     sess = fg.Session()
+    ...     [round(float(sess.run(lr, {step: s})), 6) for s in (0, 1, 2, 4)]
+    [0.1, 0.08, 0.066667, 0.05]
+    """
+    lr, step = _rate_step(learning_rate, global_step)
+    p = _decay_exponent(step, decay_steps, staircase)
+    return F.divide(lr, 1.0 + _as(decay_rate, lr.dtype) * p, name=name)
+
+
 def _floor_nonnegative(x):
     """``floor(x)`` for ``x >= 0`` (a step count over a period): truncation."""
     return F.cast(F.cast(x, dtypes.int64), x.dtype)
@@ -158,4 +267,5 @@ def piecewise_constant(x, boundaries, values, name=None):
 
 
 __all__ = ["global_step", "get_global_step", "get_or_create_global_step", "create_global_step",
-           "exponential_decay", "piecewise_constant"]
+           "exponential_decay", "piecewise_constant",
+           "polynomial_decay", "cosine_decay", "natural_exp_decay", "inverse_time_decay"]

@@ -465,8 +465,14 @@ register("ArgMax", "gpu")(_arg_reduce(">"))
 register("ArgMin", "gpu")(_arg_reduce("<"))
 
 
-@register("Cumsum", "gpu")
-def _cumsum(op, ctx, x):
+def _scan(combine, identity):
+    """Cumsum's (``+``, 0) and Cumprod's (``*``, 1) kernel function."""
+    def kernel_fn(op, ctx, x):
+        return _scan_run(op, ctx, x, combine, identity)
+    return kernel_fn
+
+
+def _scan_run(op, ctx, x, combine, identity):
     shape = tuple(x.shape)
     if not shape:
         raise ShapeError("expected an input of rank 1 or more, found a scalar")
@@ -476,10 +482,14 @@ def _cumsum(op, ctx, x):
     n_lines = _size(shape[:axis]) * inner
     if n_lines and n:
         blocks, threads = rt.launch_config(n_lines)
-        _kernel("cumsum")[blocks, threads, ctx.stream](
+        _kernel("cumsum", combine=combine)[blocks, threads, ctx.stream](
             n_lines, n, inner, flat(x), flat(out), bool(op.attrs["exclusive"]),
-            bool(op.attrs["reverse"]), x.dtype.type(0))
+            bool(op.attrs["reverse"]), x.dtype.type(identity))
     return (out,)
+
+
+register("Cumsum", "gpu")(_scan("+", 0))
+register("Cumprod", "gpu")(_scan("*", 1))
 
 
 @register("SumLike", "gpu")

@@ -128,9 +128,10 @@ def _cases():
                 yield (f"arg_reduce {better} {dtype}->{itype}",
                        render_kernel("arg_reduce", better=better), "arg_reduce",
                        (T.int64, T.int64, T.int64, arr(dtype), arr(itype)))
-        yield (f"cumsum {dtype}", render_kernel("cumsum"), "cumsum",
-               (T.int64, T.int64, T.int64, arr(dtype), arr(dtype), T.boolean, T.boolean,
-                scalar_of(dtype)))
+        for combine in ("+", "*"):          # Cumsum, Cumprod
+            yield (f"cumsum {combine} {dtype}", render_kernel("cumsum", combine=combine),
+                   "cumsum", (T.int64, T.int64, T.int64, arr(dtype), arr(dtype), T.boolean,
+                              T.boolean, scalar_of(dtype)))
         yield (f"matmul {dtype}",
                render_kernel("matmul", threads=16, regs=4, bk=16, dtype=dtype), "matmul",
                (arr(dtype), arr(dtype), arr(dtype), T.int64, T.int64, T.int64, T.boolean,

@@ -226,9 +226,10 @@ def arg_reduce(n_out, n, inner, x, out):
                 bi = j
         out[o] = bi
 ''',
-    # Cumsum: a thread per line along the axis (`inner` apart), added in order, as the
-    # reference does (so the sums agree bit for bit); `exclusive` stores the sum before
-    # the element is added, `reverse` walks the line from its end.
+    # Cumsum (combine "+") and Cumprod ("*"): a thread per line along the axis (`inner`
+    # apart), combined in order, as the reference does (so the results agree bit for
+    # bit); `exclusive` stores the result before the element is combined, `reverse`
+    # walks the line from its end; `zero` is the identity (0 for sums, 1 for products).
     "cumsum": '''
 def cumsum(n_lines, n, inner, x, out, exclusive, reverse, zero):
     for o in range(cuda.grid(1), n_lines, cuda.gridsize(1)):
@@ -240,9 +241,9 @@ def cumsum(n_lines, n, inner, x, out, exclusive, reverse, zero):
             v = x[idx]
             if exclusive:
                 out[idx] = acc
-                acc += v
+                acc = acc {combine} v
             else:
-                acc += v
+                acc = acc {combine} v
                 out[idx] = acc
 ''',
     # Softmax cross-entropy over class indices: a thread per row for the loss and the
