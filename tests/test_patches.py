@@ -362,14 +362,24 @@ def test_conv2d_transpose_on_gpu_equals_cpu():
     compare_devices(build, devices=("/cpu:0", "/gpu:0"), rtol=1e-5, atol=1e-5)
 
 
-def test_run_time_shapes_are_checked_by_the_reference_kernels():
-    # shapes the graph did not know: the error names the op
+@pytest.mark.parametrize("device", ["/cpu:0", "/gpu:0"])
+def test_run_time_shapes_are_checked_by_the_kernels(device, request):
+    # shapes the graph did not know: the same InvalidArgumentError, naming the op, on
+    # either device (the CPU's from the reference kernels), and the session still runs
     from flowgraph.errors import InvalidArgumentError
+    if device == "/gpu:0":
+        request.getfixturevalue("needs_gpu")
     g = fg.placeholder(fg.float32, (None, None, None, None))
-    back = patches_grad(g, (4, 4), (2, 2), (1, 1), (1, 1), (0, 0, 0, 0))
-    with pytest.raises(InvalidArgumentError, match=r"PatchesGrad.*expected patches"):
-        fg.Session().run(back, {g: np.ones((1, 2, 2, 4), np.float32)})
     x = fg.placeholder(fg.float32, None)
+    with fg.device(device):
+        back = patches_grad(g, (4, 4), (2, 2), (1, 1), (1, 1), (0, 0, 0, 0))
+        patches = extract_patches(x, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0))
+        back_of_x = patches_grad(x, (4, 4), (2, 2), (1, 1), (1, 1), (0, 0, 0, 0))
+    sess = fg.Session()
+    with pytest.raises(InvalidArgumentError, match=r"PatchesGrad.*expected patches"):
+        sess.run(back, {g: np.ones((1, 2, 2, 4), np.float32)})
+    with pytest.raises(InvalidArgumentError, match=r"PatchesGrad.*rank-4 patches"):
+        sess.run(back_of_x, {x: np.ones((2, 2), np.float32)})
     with pytest.raises(InvalidArgumentError, match=r"ExtractPatches.*rank-4"):
-        fg.Session().run(extract_patches(x, (1, 1), (1, 1), (1, 1), (0, 0, 0, 0)),
-                         {x: np.ones((2, 2), np.float32)})
+        sess.run(patches, {x: np.ones((2, 2), np.float32)})
+    assert sess.run(back, {g: np.ones((1, 3, 3, 4), np.float32)}).shape == (1, 4, 4, 1)

@@ -760,6 +760,9 @@ def _patch_launch(name, op, ctx, src, out_shape):
 def _extract_patches(op, ctx, x):
     from flowgraph.ops import patches_hw
     kh, kw = op.attrs["ksizes"]
+    if len(x.shape) != 4:      # the reference's (CPU) errors, word for word
+        raise InvalidArgumentError(f"expected a rank-4 NHWC image, found shape "
+                                   f"{tuple(x.shape)}")
     n, h, w, c = tuple(x.shape)
     return _patch_launch("extract_patches", op, ctx, x,
                          (n, *patches_hw((h, w), op.attrs), kh * kw * c))
@@ -769,9 +772,11 @@ def _extract_patches(op, ctx, x):
 def _patches_grad(op, ctx, g):
     from flowgraph.ops import patches_hw
     kh, kw = op.attrs["ksizes"]
+    if len(g.shape) != 4:
+        raise InvalidArgumentError(f"expected rank-4 patches, found shape {tuple(g.shape)}")
     n, oh, ow, k = tuple(g.shape)
     if (oh, ow) != patches_hw(op.attrs["image"], op.attrs) or k % (kh * kw):
-        raise ShapeError(f"expected patches [N, {patches_hw(op.attrs['image'], op.attrs)}, "
+        raise InvalidArgumentError(f"expected patches [N, {patches_hw(op.attrs['image'], op.attrs)}, "
                          f"kh*kw*C] (kh*kw = {kh * kw}), found {tuple(g.shape)}")
     return _patch_launch("patches_grad", op, ctx, g, (n, *op.attrs["image"], k // (kh * kw)))
 

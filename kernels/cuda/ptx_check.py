@@ -148,7 +148,7 @@ def _cases():
     for dtype in ("float32", "float64", "int32"):
         for name in ("extract_patches", "patches_grad"):
             yield (f"{name} {dtype}", render_kernel(name), name,
-                   (T.int64, arr(dtype), arr(dtype)) + (T.int64,) * 14 + (scalar_of(dtype),))
+                   (T.int64, arr(dtype), arr(dtype)) + (T.int64,) * 13 + (scalar_of(dtype),))
 
 
 def main() -> int:
