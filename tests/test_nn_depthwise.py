@@ -202,3 +202,51 @@ def test_errors_name_the_op_and_the_callers_line():
     with pytest.raises(ValueError, match=r"separable_conv2d.*'SAME' or 'VALID'"):
         fg.nn.separable_conv2d(x, f, fg.constant(np.ones((1, 1, 4, 3), np.float32)), 1,
                                "FULL")
+
+
+# --- fg.layers.separable_conv2d / SeparableConv2D (TF1's tf.layers) -------------------------
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_layers_separable_conv2d(optimize):
+    xv = RNG.normal(size=(2, 7, 6, 3)).astype(np.float32)
+    x = fg.placeholder(fg.float32, (None, 7, 6, 3))
+    y = fg.layers.separable_conv2d(x, 4, [3, 2], strides=2, padding="same",
+                                   depth_multiplier=2, activation=fg.nn.relu,
+                                   bias_initializer=fg.constant_initializer(0.1),
+                                   depthwise_regularizer=lambda w: fg.reduce_sum(w * w),
+                                   name="sep")
+    y2 = fg.layers.separable_conv2d(x, 4, [3, 2], strides=2, padding="same",
+                                    depth_multiplier=2, activation=fg.nn.relu, name="sep",
+                                    reuse=True)                      # shares sep's variables
+    y3 = fg.layers.SeparableConv2D(2, 3, use_bias=False,
+                                   pointwise_initializer=fg.ones_initializer())(x)
+    names = [v.op.name for v in fg.trainable_variables()]
+    assert names == ["sep/depthwise_kernel", "sep/pointwise_kernel", "sep/bias",
+                     "separable_conv2d/depthwise_kernel", "separable_conv2d/pointwise_kernel"]
+    dk, pk = fg.trainable_variables()[:2]
+    assert tuple(dk.shape) == (3, 2, 3, 2) and tuple(pk.shape) == (1, 1, 6, 4)
+    assert tuple(y.shape) == (None, 4, 3, 4) and tuple(y3.shape) == (None, 5, 4, 2)
+    reg = fg.get_collection(fg.GraphKeys.REGULARIZATION_LOSSES)
+    assert len(reg) == 1                                  # the reused layer adds none
+    with fg.Session(config=fg.SessionConfig(optimize=optimize)) as sess:
+        sess.run(fg.global_variables_initializer())
+        dv, pv, yv, y2v, y3v, dk3, regv = sess.run(
+            [dk, pk, y, y2, y3, fg.trainable_variables()[3], reg[0]], {x: xv})
+    want = np.maximum(ref_depthwise(xv, dv, (2, 2), "SAME") @ pv[0, 0] + 0.1, 0)
+    np.testing.assert_allclose(yv, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(y2v, yv)
+    np.testing.assert_allclose(y3v, ref_depthwise(xv, dk3, (1, 1), "VALID") @ np.ones((3, 2)),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(regv, (dv.astype(np.float64) ** 2).sum(), rtol=1e-5)
+    # TF1's default depthwise initializer: Glorot-uniform over the receptive field
+    assert np.abs(dv).max() <= np.sqrt(6.0 / (3 * 2 * 3 + 3 * 2 * 2))
+
+
+def test_layers_separable_conv2d_errors():
+    x = fg.placeholder(fg.float32, (1, 4, 4, 2))
+    with pytest.raises(ValueError, match="separable_conv2d.*channels_last"):
+        fg.layers.separable_conv2d(x, 2, 3, data_format="channels_first")
+    with pytest.raises(ShapeError, match=r"separable_conv2d 'separable_conv2d'.*\[batch"):
+        fg.layers.separable_conv2d(fg.placeholder(fg.float32, (4, 4, 2)), 2, 3)
+    with pytest.raises(NotImplementedError, match="SeparableConv2D: depthwise_constraint"):
+        fg.layers.separable_conv2d(x, 2, 3, depthwise_constraint=lambda w: w)
