@@ -37,7 +37,8 @@ def ref_depthwise(x, f, strides, padding, rates=(1, 1)):
     if padding == "SAME":
         (oh, top), (ow, left) = _same(h, kh, sh, dh), _same(w, kw, sw, dw)
     else:
-        oh, ow, top, left = (h - (kh - 1) * dh - 1) // sh + 1, (w - (kw - 1) * dw - 1) // sw + 1, 0, 0
+        oh, top = (h - (kh - 1) * dh - 1) // sh + 1, 0
+        ow, left = (w - (kw - 1) * dw - 1) // sw + 1, 0
     out = np.zeros((n, oh, ow, c * m), np.float64)
     for i in range(oh):
         for j in range(ow):
