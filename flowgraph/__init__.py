@@ -78,6 +78,7 @@ from .grid_ops import lin_space, linspace, meshgrid  # noqa: E402
 from .safe_math_ops import div_no_nan  # noqa: E402  (TF1's tf.div_no_nan; the rest: fg.math)
 from .diag_ops import matrix_diag, matrix_diag_part, trace  # noqa: E402  (TF1's tf.trace...)
 from . import layers, losses  # noqa: E402  (TF1's tf.layers and tf.losses; after nn)
+from . import image  # noqa: E402  (TF1's tf.image: resizers and cheap image ops)
 from . import contrib  # noqa: E402  (TF1's tf.contrib: the parts flowgraph has)
 # TF1.15's tf.math, tf.random, tf.linalg namespaces (re-exports under TF1's names)
 from . import linalg, math, random  # noqa: E402,A004

@@ -356,6 +356,124 @@ def conv1d(inputs, filters, kernel_size, strides=1, padding="valid",
                   kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)(inputs)
 
 
+# --- TF1's tf.layers.SeparableConv2D / separable_conv2d (fg.nn.separable_conv2d) ------------
+
+class SeparableConv2D(Conv2D):
+    """``tf.layers.SeparableConv2D``: ``activation(separable_conv2d(inputs,
+    depthwise_kernel, pointwise_kernel) + bias)`` over NHWC ``inputs``;
+    ``depthwise_kernel [kh, kw, in, depth_multiplier]``, ``pointwise_kernel [1, 1,
+    in * depth_multiplier, filters]`` (both Glorot-uniform over their receptive fields
+    by default, as TF1) and ``bias [filters]``, TF1's variable names, in the scope
+    ``name`` (else ``separable_conv2d``, ``separable_conv2d_1``, ...); ``reuse`` and
+    regularizers as :class:`Conv2D`'s (``depthwise_regularizer``,
+    ``pointwise_regularizer``).
+
+    >>> import numpy as np, flowgraph as fg
+    >>> with fg.Graph().as_default():
+    ...     x = fg.placeholder(fg.float32, (None, 8, 8, 3))
+    ...     y = fg.layers.separable_conv2d(x, 4, 3, padding="same", depth_multiplier=2)
+    ...     print(y.shape)
+    ...     for v in fg.trainable_variables():
+    ...         print(v.op.name, tuple(v.shape))
+    (None, 8, 8, 4)
+    separable_conv2d/depthwise_kernel (3, 3, 3, 2)
+    separable_conv2d/pointwise_kernel (1, 1, 6, 4)
+    separable_conv2d/bias (4,)
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
+                 data_format="channels_last", dilation_rate=(1, 1), depth_multiplier=1,
+                 activation=None, use_bias=True, depthwise_initializer=None,
+                 pointwise_initializer=None, bias_initializer=None,
+                 depthwise_regularizer=None, pointwise_regularizer=None,
+                 bias_regularizer=None, activity_regularizer=None,
+                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None,
+                 trainable=True, name=None, _reuse=None, seed=None):
+        _channels_last("separable_conv2d", data_format)
+        _no_constraints("SeparableConv2D", depthwise_constraint=depthwise_constraint,
+                        pointwise_constraint=pointwise_constraint)
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
+                         activation, use_bias, None, bias_initializer, name, _reuse,
+                         trainable, seed, bias_regularizer=bias_regularizer,
+                         activity_regularizer=activity_regularizer,
+                         bias_constraint=bias_constraint)
+        self.name = name or "separable_conv2d"     # the default scope: separable_conv2d_1
+        self.kernel_size = _pair("separable_conv2d", "kernel_size", kernel_size)
+        self.strides = _pair("separable_conv2d", "strides", strides)
+        self.dilation_rate = _pair("separable_conv2d", "dilation_rate", dilation_rate)
+        self.depth_multiplier = int(depth_multiplier)
+        self._initializers = (depthwise_initializer, pointwise_initializer)
+        self._regularizers = (depthwise_regularizer, pointwise_regularizer)
+        self.depthwise_kernel = self.pointwise_kernel = None
+
+    def _build(self, features, dtype):
+        from .nn.init import glorot_uniform
+        from .regularizers import add_regularization_loss
+        from .variable_scopes import _store, get_variable, get_variable_scope
+        created = get_variable_scope().name + "/depthwise_kernel" not in _store().variables
+        shapes = ((*self.kernel_size, features, self.depth_multiplier),
+                  (1, 1, features * self.depth_multiplier, self.units))
+        kernels = []
+        for what, shape, init in zip(("depthwise_kernel", "pointwise_kernel"), shapes,
+                                     self._initializers):
+            if init is None and get_variable_scope().initializer is None:
+                def init(s, dtype=None):                 # TF1's default: Glorot-uniform
+                    return np.asarray(glorot_uniform(s, self._rng, dtype), dtype=dtype)
+            kernels.append(get_variable(what, shape, dtype, initializer=init,
+                                        trainable=self.trainable))
+        self.depthwise_kernel, self.pointwise_kernel = kernels
+        self.kernel = self.depthwise_kernel          # Conv2D's "built" mark
+        self.variables.extend(kernels)
+        if self.use_bias:
+            self.bias = get_variable("bias", (self.units,), dtype,
+                                     initializer=self._bias_init or
+                                     (lambda s, dtype=None: np.zeros(s, dtype)),
+                                     trainable=self.trainable)
+            self.variables.append(self.bias)
+        if created:          # TF1: a reused layer adds no second regularization loss
+            for kernel, regularizer in zip(kernels, self._regularizers):
+                add_regularization_loss(kernel, regularizer)
+            if self.use_bias:
+                add_regularization_loss(self.bias, self.bias_regularizer)
+
+    def __call__(self, inputs):
+        from .graph import name_scope
+        from .nn.depthwise import separable_conv2d
+        x = F.convert_to_tensor(inputs)
+        if x.shape is None or len(x.shape) != 4 or x.shape[-1] is None:
+            raise ShapeError(f"separable_conv2d '{self.name}': expected inputs [batch, "
+                             f"height, width, channels] with known channels, found "
+                             f"{x.name} of shape {S.fmt(x.shape)}")
+        if self.kernel is None:
+            self._build_in_scope(x)
+        with name_scope(self._scope):
+            y = separable_conv2d(x, self.depthwise_kernel, self.pointwise_kernel,
+                                 [1, *self.strides, 1], self.padding,
+                                 rate=self.dilation_rate)
+            if self.use_bias:
+                y = y + self.bias
+            y = self.activation(y) if self.activation is not None else y
+        return self._regularize_activity(y)
+
+
+def separable_conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
+                     data_format="channels_last", dilation_rate=(1, 1), depth_multiplier=1,
+                     activation=None, use_bias=True, depthwise_initializer=None,
+                     pointwise_initializer=None, bias_initializer=None,
+                     depthwise_regularizer=None, pointwise_regularizer=None,
+                     bias_regularizer=None, activity_regularizer=None,
+                     depthwise_constraint=None, pointwise_constraint=None,
+                     bias_constraint=None, trainable=True, name=None, reuse=None):
+    """``tf.layers.separable_conv2d``: a new :class:`SeparableConv2D` applied once to
+    NHWC ``inputs`` (TF1's argument order)."""
+    return SeparableConv2D(filters, kernel_size, strides, padding, data_format,
+                           dilation_rate, depth_multiplier, activation, use_bias,
+                           depthwise_initializer, pointwise_initializer, bias_initializer,
+                           depthwise_regularizer, pointwise_regularizer, bias_regularizer,
+                           activity_regularizer, depthwise_constraint, pointwise_constraint,
+                           bias_constraint, trainable, name, _reuse=reuse)(inputs)
+
+
 def max_pooling2d(inputs, pool_size, strides, padding="valid",
                   data_format="channels_last", name=None):
     """``tf.layers.max_pooling2d`` (NHWC): :func:`fg.nn.max_pool` with ``pool_size``
@@ -430,5 +548,7 @@ __all__ = ["Dense", "dense", "dropout", "flatten",
            "Conv2D", "conv2d", "max_pooling2d", "average_pooling2d",
            # TF1's transposed and 1-D convolution layers
            "Conv2DTranspose", "conv2d_transpose", "Conv1D", "conv1d",
+           # TF1's separable convolution layer
+           "SeparableConv2D", "separable_conv2d",
            # TF1's batch normalization
            "BatchNormalization", "batch_normalization"]

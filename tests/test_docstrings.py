@@ -47,6 +47,9 @@ MODULES += ["flowgraph.segment_ops"]
 MODULES += ["flowgraph.nn.conv"]
 # the image-patches primitives under conv2d (im2col, col2im) and their CPU kernels
 MODULES += ["flowgraph.patches_ops", "kernels.cpu.patches"]
+# TF1's depthwise/separable convolutions and tf.image (resizers, cheap image ops)
+MODULES += ["flowgraph.nn.depthwise", "flowgraph.image", "flowgraph.image.resize",
+            "flowgraph.image.basic"]
 # TF1's tf.nn.top_k and tf.boolean_mask
 MODULES += ["flowgraph.selection_ops"]
 # TF1's tf.Print

@@ -323,6 +323,26 @@ def test_gather_grad_kernel_adds_repeated_rows_and_checks_indices():
     np.testing.assert_array_equal(out, before)              # nothing written
 
 
+def test_gather_grad_kernel_stages_a_strided_g():
+    # the gradient of a gather along an inner axis arrives as a transpose's view: the
+    # kernel copies it into a contiguous buffer (each run) instead of leaving the step
+    # to the reference's np.add.at
+    from kernels.cpu import scatter
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((3, 4, 5))
+    g = base.transpose(1, 0, 2)                              # [4, 3, 5], not contiguous
+    idx = np.array([2, 0, 2, 1], np.int32)
+    out = np.full((3, 3, 5), np.nan)
+    step = scatter.gather_grad_step({}, [g, idx, out], [out])
+    assert step is not None
+    for _ in range(2):                                        # a new g each run is read
+        base[...] = rng.standard_normal(base.shape)
+        step()
+        want = np.zeros((3, 3, 5))
+        np.add.at(want, idx, g)
+        np.testing.assert_allclose(out, want, rtol=1e-15)
+
+
 def test_every_declared_fact_is_usable():
     """The facts each primitive declares are well formed: a ufunc is a NumPy ufunc or
     names a compound, a template renders, a float-only op's shape rule refuses ints,

@@ -25,6 +25,8 @@ from ..selection_ops import top_k
 from .conv import avg_pool, conv1d, conv2d, max_pool
 # TF1's transposed convolution: a matmul and one col2im (flowgraph.patches_ops)
 from .conv import conv2d_transpose
+# TF1's depthwise and separable convolutions (compositions on ExtractPatches)
+from .depthwise import depthwise_conv2d, depthwise_conv2d_native, separable_conv2d
 from ..math_ops import log_sigmoid
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
@@ -47,4 +49,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            # TF1's convolution and pooling
            "conv2d", "max_pool", "avg_pool", "conv1d",
            # TF1's transposed convolution
-           "conv2d_transpose"]
+           "conv2d_transpose",
+           # TF1's depthwise and separable convolutions
+           "depthwise_conv2d", "depthwise_conv2d_native", "separable_conv2d"]

@@ -3,7 +3,8 @@ the rows of ``g`` added at ``indices``.
 
 The reference (``np.zeros`` then ``np.add.at``) allocates a new table every run and
 adds element by element; this kernel zeroes the plan's buffer and adds row by row
-(a vectorized loop per row). Indices are checked first, so a bad one raises
+(a vectorized loop per row); a strided ``g`` (a transpose's view) is first copied
+into a contiguous buffer. Indices are checked first, so a bad one raises
 ``InvalidArgumentError`` before anything is written. Compiled on first use through
 the sealed kernel cache.
 
@@ -68,7 +69,15 @@ def gather_grad_step(attrs, inputs, outputs):
         flat_idx.shape = (-1,)
     except AttributeError:
         return None
-    arrays = [_rows(g, width), flat_idx, _rows(out, width)]
+    rows_g, staged = _rows(g, width), None
+    if rows_g is None and width:
+        # a strided view (a transpose's output, e.g. the gradient of a gather along an
+        # inner axis): copied into a contiguous buffer each run, which costs one pass
+        # where the reference's np.add.at took 40x the kernel's time (32x28x14x64 float32
+        # rows: 17 ms against 0.4 ms)
+        staged = np.empty(g.shape, g.dtype)
+        rows_g = _rows(staged, width)
+    arrays = [rows_g, flat_idx, _rows(out, width)]
     if any(a is None for a in arrays) or width == 0 or np.shares_memory(out, g):
         return None
     from numba import typeof
@@ -78,6 +87,8 @@ def gather_grad_step(attrs, inputs, outputs):
     a, b, c, rows = *arrays, out.shape[0]
 
     def step():
+        if staged is not None:
+            np.copyto(staged, g)
         bad = kernel(a, b, c)
         if bad >= 0:
             raise InvalidArgumentError(f"expected indices in [0, {rows}), found {b[bad]}")
