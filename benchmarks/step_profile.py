@@ -124,7 +124,7 @@ def profile(cell, size, dtype, repeats, clock=time.perf_counter):
 
 def profile_program(name, repeats, clock=time.perf_counter):
     """:func:`profile` for a whole training step of ``programs.py`` (``char``, ``ptb``
-    or ``rows``)."""
+    ``rows`` or ``cnn``)."""
     import programs
     cfg = programs.PROGRAMS[name]
     step, _, _ = programs.fg_program(name, cfg)
@@ -167,7 +167,7 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--program", choices=["char", "ptb", "rows"], default=None,
+    parser.add_argument("--program", choices=["char", "ptb", "rows", "cnn"], default=None,
                         help="profile a model of programs.py instead of an RNN cell")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time in this thread's CPU time (time.thread_time), not wall "
