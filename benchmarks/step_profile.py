@@ -152,7 +152,7 @@ def _profile_step(run, sess, title, repeats, clock=time.perf_counter):
     print(f"{title}: step {step_ms:.2f} ms {what} (median of {repeats}; with a "
           f"timer on each of its {len(plan._steps)} steps "
           f"{1e3 * statistics.median(r[0] for r in rows):.2f} ms)")
-    for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:12]:
+    for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:int(os.environ.get("TOPN", 12))]:
         print(f"  {1e3 * sec:9.3f} ms {100 * 1e3 * sec / step_ms:5.1f}%  {label}")
     print("  GEMMs by shape (per step, medians):")
     for key, (t, count, flops) in sorted(gemms.items(), key=lambda kv: -kv[1][0]):
