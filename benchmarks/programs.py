@@ -12,7 +12,13 @@ anything is timed:
   20 steps x batch 20, loss summed over time and averaged over the batch, SGD with
   learning rate 1, clipping to norm 5);
 - ``rows``: an LSTM 128 classifier over the 28 rows of a 28x28 image, 10 classes,
-  batch 128, Adam.
+  batch 128, Adam;
+- ``cnn``: the CNN of ``examples/mnist_cnn.py`` (TF1's Deep MNIST / ``tf.layers``
+  tutorial: conv 5x5x32 + ReLU + max-pool 2x2, conv 5x5x64 + batch normalization in
+  training mode + ReLU + max-pool, dense 1024 + ReLU, dense 10; sparse softmax
+  cross-entropy plus an L2 penalty on the kernels; Adam with the moving-average updates
+  as control dependencies), batch 50 of 28x28x1 images. Dropout is left out: the two
+  frameworks draw different masks, and the first losses must agree.
 
 flowgraph and torch are timed in turn within every repeat (medians after warm-up), on
 one pinned core with one BLAS thread, each program in a fresh process (torch's step
@@ -38,6 +44,8 @@ PROGRAMS = {
                 lr=1.0, clip=5.0, loss="sum_time"),
     "rows": dict(inputs=28, hidden=128, T=28, B=128, classes=10, opt="adam", lr=0.001,
                  clip=None),
+    "cnn": dict(size=28, B=50, filters=(32, 64), dense=1024, classes=10, opt="adam",
+                lr=0.001, l2=1e-4, clip=None),
 }
 
 
@@ -58,6 +66,10 @@ def cpu_model() -> str:
 def make_batch(name, cfg, seed=0):
     import numpy as np
     rng = np.random.default_rng(seed)
+    if name == "cnn":
+        x = rng.random((cfg["B"], cfg["size"], cfg["size"], 1), dtype=np.float32)
+        y = rng.integers(0, cfg["classes"], cfg["B"]).astype(np.int32)
+        return x, y
     if name == "rows":
         x = rng.random((cfg["B"], cfg["T"], cfg["inputs"]), dtype=np.float32)
         y = rng.integers(0, cfg["classes"], cfg["B"]).astype(np.int32)
@@ -68,10 +80,100 @@ def make_batch(name, cfg, seed=0):
 
 # --- flowgraph -----------------------------------------------------------------------------
 
+def fg_cnn_program(cfg):
+    """:func:`fg_program` for ``cnn``: the model of ``examples/mnist_cnn.py`` (less its
+    dropout), written with ``fg.layers`` as the example is."""
+    import flowgraph as fg
+    graph = fg.Graph()
+    with graph.as_default():
+        fg.set_random_seed(0)
+        B, S, (f1, f2) = cfg["B"], cfg["size"], cfg["filters"]
+        x = fg.placeholder(fg.float32, (B, S, S, 1), name="x")
+        y = fg.placeholder(fg.int32, (B,), name="y")
+        training = fg.placeholder_with_default(False, shape=[], name="is_training")
+        l2 = fg.contrib.layers.l2_regularizer(cfg["l2"])
+        h = fg.layers.conv2d(x, f1, 5, padding="same", activation=fg.nn.relu,
+                             kernel_regularizer=l2, name="conv1")
+        h = fg.layers.max_pooling2d(h, 2, 2)
+        h = fg.layers.conv2d(h, f2, 5, padding="same", use_bias=False,
+                             kernel_regularizer=l2, name="conv2")
+        h = fg.layers.batch_normalization(h, training=training, name="bn2")
+        h = fg.layers.max_pooling2d(fg.nn.relu(h), 2, 2)
+        h = fg.reshape(h, [B, (S // 4) * (S // 4) * f2])
+        h = fg.layers.dense(h, cfg["dense"], activation=fg.nn.relu, kernel_regularizer=l2,
+                            name="fc1")
+        logits = fg.layers.dense(h, cfg["classes"], kernel_regularizer=l2, name="logits")
+        loss = fg.reduce_mean(fg.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=logits)) + fg.losses.get_regularization_loss()
+        with fg.control_dependencies(fg.get_collection(fg.GraphKeys.UPDATE_OPS)):
+            train_op = fg.train.AdamOptimizer(cfg["lr"]).minimize(loss)
+        variables = fg.trainable_variables()
+        sess = fg.Session(graph, fg.SessionConfig(compile="eager"))
+        # by layer name: conv1/kernel, bn2/gamma, ... (no ":0")
+        initial = {v.name.split(":")[0]: sess.variable_value(v) for v in variables}
+        call = sess.make_callable([loss, train_op], [x, y, training])
+
+        def step(xv, yv):
+            return float(call(xv, yv, True)[0])
+    step.session = sess
+    return step, initial, {}
+
+
+def torch_cnn_program(cfg, initial):
+    """:func:`torch_program` for ``cnn``: the same layers in torch (NCHW inside, the
+    flatten in flowgraph's NHWC order), the same initial weights, the L2 penalty as
+    ``l2_regularizer``'s ``scale * sum(w ** 2) / 2`` on the kernels."""
+    import numpy as np
+    import torch
+    nn = torch.nn
+    (f1, f2), S = cfg["filters"], cfg["size"]
+    conv1 = nn.Conv2d(1, f1, 5, padding=2)
+    conv2 = nn.Conv2d(f1, f2, 5, padding=2, bias=False)
+    bn2 = nn.BatchNorm2d(f2, eps=1e-3, momentum=0.01)       # TF1's momentum 0.99
+    fc1 = nn.Linear((S // 4) * (S // 4) * f2, cfg["dense"])
+    out = nn.Linear(cfg["dense"], cfg["classes"])
+
+    def load(param, value):
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    load(conv1.weight, initial["conv1/kernel"].transpose(3, 2, 0, 1))
+    load(conv1.bias, initial["conv1/bias"])
+    load(conv2.weight, initial["conv2/kernel"].transpose(3, 2, 0, 1))
+    load(bn2.weight, initial["bn2/gamma"])
+    load(bn2.bias, initial["bn2/beta"])
+    load(fc1.weight, initial["fc1/kernel"].T)
+    load(fc1.bias, initial["fc1/bias"])
+    load(out.weight, initial["logits/kernel"].T)
+    load(out.bias, initial["logits/bias"])
+    modules = [conv1, conv2, bn2, fc1, out]
+    for m in modules:
+        m.train()
+    params = [p for m in modules for p in m.parameters()]
+    kernels = [conv1.weight, conv2.weight, fc1.weight, out.weight]
+    opt = torch.optim.Adam(params, lr=cfg["lr"])
+    F = torch.nn.functional
+
+    def step(xv, yv):
+        opt.zero_grad(set_to_none=True)
+        h = torch.from_numpy(xv).permute(0, 3, 1, 2)
+        h = F.max_pool2d(F.relu(conv1(h)), 2, 2)
+        h = F.max_pool2d(F.relu(bn2(conv2(h))), 2, 2)
+        h = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)         # NHWC's flatten
+        logits = out(F.relu(fc1(h)))
+        loss = F.cross_entropy(logits, torch.from_numpy(yv).long()) + \
+            cfg["l2"] * sum((k * k).sum() for k in kernels) / 2
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
 def fg_program(name, cfg, dtype="float32"):
     """(step(x, y) -> loss, {weight name: initial array}) for one program."""
     import numpy as np
     import flowgraph as fg
+    if name == "cnn":
+        return fg_cnn_program(cfg)
     graph = fg.Graph()
     with graph.as_default():
         H, T, B = cfg["hidden"], cfg["T"], cfg["B"]
@@ -156,6 +258,8 @@ def _lstm_to_torch(kernel, bias, input_dim, H):
 def torch_program(name, cfg, initial, layout):
     import numpy as np
     import torch
+    if name == "cnn":
+        return torch_cnn_program(cfg, initial)
     H, T, B = cfg["hidden"], cfg["T"], cfg["B"]
     layers = cfg.get("layers", 1)
     input_dim = cfg["inputs"] if name == "rows" else cfg["embed"]
@@ -260,7 +364,7 @@ def run(names, repeats, warmup, out=None, in_process=True):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--programs", nargs="+", choices=sorted(PROGRAMS),
-                   default=["char", "ptb", "rows"])
+                   default=["char", "ptb", "rows", "cnn"])
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)

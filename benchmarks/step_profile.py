@@ -124,7 +124,7 @@ def profile(cell, size, dtype, repeats, clock=time.perf_counter):
 
 def profile_program(name, repeats, clock=time.perf_counter):
     """:func:`profile` for a whole training step of ``programs.py`` (``char``, ``ptb``
-    or ``rows``)."""
+    ``rows`` or ``cnn``)."""
     import programs
     cfg = programs.PROGRAMS[name]
     step, _, _ = programs.fg_program(name, cfg)
@@ -152,7 +152,7 @@ def _profile_step(run, sess, title, repeats, clock=time.perf_counter):
     print(f"{title}: step {step_ms:.2f} ms {what} (median of {repeats}; with a "
           f"timer on each of its {len(plan._steps)} steps "
           f"{1e3 * statistics.median(r[0] for r in rows):.2f} ms)")
-    for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:12]:
+    for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:int(os.environ.get("TOPN", 12))]:
         print(f"  {1e3 * sec:9.3f} ms {100 * 1e3 * sec / step_ms:5.1f}%  {label}")
     print("  GEMMs by shape (per step, medians):")
     for key, (t, count, flops) in sorted(gemms.items(), key=lambda kv: -kv[1][0]):
@@ -167,7 +167,7 @@ def main():
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--program", choices=["char", "ptb", "rows"], default=None,
+    parser.add_argument("--program", choices=["char", "ptb", "rows", "cnn"], default=None,
                         help="profile a model of programs.py instead of an RNN cell")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time in this thread's CPU time (time.thread_time), not wall "

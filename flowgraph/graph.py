@@ -299,12 +299,13 @@ class Graph:
         dev = device if device is not None else scopes.device
         op = Operation(self, type_, self.unique_name(name or primitive.default_name),
                        inputs, attrs or {}, dev,
-                       scopes.control_inputs_for(self) + list(control_inputs),
+                       scopes.control_inputs_for(self, inputs) + list(control_inputs),
                        _user_location())
         if output_specs is None:
             output_specs = primitive.infer_checked(op)
         op.outputs = tuple(Tensor(op, i, shape, dtype)
                            for i, (shape, dtype) in enumerate(output_specs))
+        scopes.record_op(self, op)
         with self._lock:
             op._id = len(self._operations)
             self._operations.append(op)
@@ -386,7 +387,8 @@ class _Scopes(threading.local):
     def __init__(self):
         self.devices: list[str | None] = []
         self.names: list[str] = []
-        self.controls: list[tuple[Graph, tuple[Operation, ...]]] = []
+        # (graph, control ops, ids of the ops created inside that context)
+        self.controls: list[tuple[Graph, tuple[Operation, ...], set]] = []
 
     @property
     def device(self):
@@ -396,12 +398,25 @@ class _Scopes(threading.local):
     def name_prefix(self) -> str:
         return "".join(f"{n}/" for n in self.names)
 
-    def control_inputs_for(self, graph):
+    def control_inputs_for(self, graph, inputs=()):
+        """The control inputs of a new op of ``graph`` with data ``inputs``, by TF1's
+        rule (``Graph._control_dependencies_for_inputs``): a context's ops, except
+        where one of ``inputs`` was made inside that context (that input already runs
+        after them, so the new op does too) and those ``inputs`` already are. Fewer
+        control edges lets the compiler fuse what a ``control_dependencies`` block
+        holds (a whole ``minimize`` under ``UPDATE_OPS``, say) as it fuses the rest."""
         out = []
-        for g, ops in self.controls:
-            if g is graph:
-                out.extend(ops)
+        input_ops = [t.op for t in inputs]
+        for g, ops, seen in self.controls:
+            if g is graph and not any(id(o) in seen for o in input_ops):
+                out.extend(o for o in ops if all(o is not i for i in input_ops))
         return out
+
+    def record_op(self, graph, op):
+        """``op`` was made inside each open ``control_dependencies`` of ``graph``."""
+        for g, _, seen in self.controls:
+            if g is graph:
+                seen.add(id(op))
 
 
 _scope_state = _Scopes()
@@ -448,7 +463,7 @@ def control_dependencies(ops):
     """
     ops = tuple(o.op if isinstance(o, Tensor) else o for o in (ops or ()))
     graph = ops[0].graph if ops else get_default_graph()
-    _scope_state.controls.append((graph, ops))
+    _scope_state.controls.append((graph, ops, set()))
     try:
         yield
     finally:

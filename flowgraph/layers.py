@@ -57,6 +57,15 @@ class Dense(nn_layers.Dense):
         super().__init__(units, activation, use_bias, name or "dense", seed,
                          kernel_initializer=tf1_kernel_init,
                          bias_initializer=bias_initializer, trainable=trainable)
+        if kernel_initializer is None and seed is None:
+            # TF1's default, get_variable's glorot_uniform_initializer(): its seed comes
+            # from the graph's (fg.set_random_seed), so a seeded program initializes
+            # the same weights every run (fg.nn's rng would draw fresh ones each time).
+            # A variable scope's initializer still takes precedence (_build).
+            def tf1_default_init(shape, rng, dtype):
+                from .initializers import glorot_uniform_initializer
+                return glorot_uniform_initializer()(shape, dtype=dtype)
+            self._kernel_init = tf1_default_init
         self._scope_name, self._reuse = name, _reuse
 
     # --- TF1's regularizers (kernel_/bias_/activity_regularizer) ----------------------

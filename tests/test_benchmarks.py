@@ -116,7 +116,7 @@ def test_compile_latency_loop_child_compiles_no_body_for_a_new_length(bench_path
 
 
 def test_programs_benchmark_models_agree_with_torch(bench_path, monkeypatch):
-    """The three whole-program steps start from the same weights as their torch twins:
+    """The whole-program steps start from the same weights as their torch twins:
     first-step losses agree (run() raises otherwise), and a second step still agrees
     roughly after one identical update."""
     pytest.importorskip("torch", reason="the bench extra (torch) is not installed")
@@ -124,7 +124,8 @@ def test_programs_benchmark_models_agree_with_torch(bench_path, monkeypatch):
     small = {"char": dict(programs.PROGRAMS["char"], vocab=11, embed=5, hidden=6, T=3,
                           B=4),
              "ptb": dict(programs.PROGRAMS["ptb"], vocab=13, embed=6, hidden=6, T=3, B=2),
-             "rows": dict(programs.PROGRAMS["rows"], inputs=5, hidden=6, T=4, B=3)}
+             "rows": dict(programs.PROGRAMS["rows"], inputs=5, hidden=6, T=4, B=3),
+             "cnn": dict(programs.PROGRAMS["cnn"], size=8, B=3, filters=(3, 4), dense=6)}
     monkeypatch.setattr(programs, "PROGRAMS", small)
     for name, cfg in small.items():
         fg_step, initial, layout = programs.fg_program(name, cfg)

@@ -155,11 +155,36 @@ def test_control_dependencies_order_side_effects():
     v = fg.Variable(0.0, name="v")
     inc = v.assign_add(1.0)
     with fg.control_dependencies([inc]):
-        out = fg.identity(v.read_value())
-    assert inc in out.op.control_inputs
+        read = v.read_value()
+        out = fg.identity(read)
+    # TF1's rule: the read (no input made inside) waits for inc; the identity reads the
+    # read, so it runs after inc already and gets no control edge of its own
+    assert inc in read.op.control_inputs and inc not in out.op.control_inputs
     with fg.Session() as sess:
         assert sess.run(out) == 1.0
         assert sess.run(out) == 2.0
+
+
+def test_control_dependencies_follow_tf1s_domination_rule():
+    """TF1's Graph._control_dependencies_for_inputs: an op made in a context gets its
+    control inputs unless one of its inputs was made in that context (it runs after
+    them already); a control op that is also a data input is not repeated; nested
+    contexts each apply; ops made outside any context are unaffected."""
+    a = fg.Variable(1.0, name="a")
+    x = fg.constant(2.0)
+    up1, up2 = fg.assign_add(a, 1.0), fg.assign_add(a, 2.0)
+    with fg.control_dependencies([up1]):
+        y = x * x                       # x made outside: gets up1
+        z = y + 1.0                     # y made inside: dominated
+        w = fg.identity(up1)            # up1 is its input: not repeated
+        with fg.control_dependencies([up2]):
+            u = z * y                   # dominated for up1, not for up2
+    assert list(y.op.control_inputs) == [up1.op] and not z.op.control_inputs
+    assert not w.op.control_inputs and list(u.op.control_inputs) == [up2.op]
+    with fg.Session() as sess:
+        sess.run(fg.global_variables_initializer())
+        sess.run(u)
+        assert sess.run(a) == 4.0        # both updates ran
 
 
 # --- operators -------------------------------------------------------------------------
