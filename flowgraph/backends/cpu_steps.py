@@ -272,6 +272,14 @@ class CpuSteps:
         holder, ref, copyto = self._state, get_primitive(n.type).ref, np.copyto
 
         def step_with(generator):
+            if len(outs) > 1:      # a candidate sampler: three outputs of one draw
+                def random_step_outputs():
+                    values = ref(n, *ins, counter=holder[0].random_counter(),
+                                 generator=generator)
+                    for out, value in zip(outs, values):
+                        copyto(out, value)
+                return random_step_outputs
+
             def random_step():
                 copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter(),
                                     generator=generator))

@@ -26,6 +26,10 @@ from .conv import avg_pool, conv1d, conv2d, max_pool
 # TF1's transposed convolution: a matmul and one col2im (flowgraph.patches_ops)
 from .conv import conv2d_transpose
 from ..math_ops import log_sigmoid
+# TF1's candidate samplers and sampled losses (word2vec's nce_loss, sampled softmax)
+from ..candidate_sampling_ops import (fixed_unigram_candidate_sampler,
+                                      log_uniform_candidate_sampler, uniform_candidate_sampler)
+from .sampled_losses import nce_loss, sampled_softmax_loss
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "relu", "sigmoid",
@@ -47,4 +51,7 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            # TF1's convolution and pooling
            "conv2d", "max_pool", "avg_pool", "conv1d",
            # TF1's transposed convolution
-           "conv2d_transpose"]
+           "conv2d_transpose",
+           # TF1's candidate samplers and sampled losses
+           "uniform_candidate_sampler", "log_uniform_candidate_sampler",
+           "fixed_unigram_candidate_sampler", "nce_loss", "sampled_softmax_loss"]
