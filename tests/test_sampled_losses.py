@@ -229,3 +229,26 @@ def test_word2vec_skipgram_trains_and_compiled_equals_reference(loss_name):
     assert ref_losses[-10:].mean() < 0.8 * ref_losses[:10].mean()
     np.testing.assert_allclose(opt_losses, ref_losses, rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(after_opt, after, rtol=2e-4)
+
+
+# --- on a GPU: the samplers on the host (random ops), the losses' ops on the device -----
+
+@pytest.mark.usefixtures("needs_gpu")
+def test_sampling_ops_and_losses_on_the_gpu_equal_the_cpu():
+    def build():
+        fg.set_random_seed(4)
+        x = fg.placeholder(fg.float32, (None, D))
+        labels = fg.placeholder(fg.int64, (None, 1))
+        w = fg.constant(W0.astype(np.float32))
+        b = fg.constant(B0.astype(np.float32))
+        sampled = fg.nn.log_uniform_candidate_sampler(labels, 1, 3, True, V)
+        nce = fg.nn.nce_loss(w, b, labels, x, 3, V, sampled_values=sampled)
+        softmax = fg.nn.sampled_softmax_loss(w, b, labels, x, 3, V, seed=1)
+        g = fg.gradients(fg.reduce_sum(nce) + fg.reduce_sum(softmax), [x])
+        return [nce, softmax, g, list(sampled), fg.random.shuffle(x),
+                fg.random.categorical(x, 5)], {x: X0.astype(np.float32), labels: LABELS[:, :1]}
+    results = fg.testing.compare_devices(build)
+    cpu, gpu = results["/cpu:0"], results["/gpu:0"]
+    for a, b in zip(cpu[3:], gpu[3:]):          # the draws: bit-identical
+        for u, v in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
+            np.testing.assert_array_equal(u, v)
