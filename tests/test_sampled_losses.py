@@ -129,6 +129,10 @@ def test_embedding_gradient_stays_one_gather_grad(kind):
         w, b, x, labels, loss = _build(LOSSES[kind][0], True)
         gw, gb = fg.gradients(fg.reduce_mean(loss), [w, b])
         assert gw.op.type == "GatherGrad" and gb.op.type == "GatherGrad"
+        fg.train.GradientDescentOptimizer(0.1).minimize(fg.reduce_mean(loss))
+        updates = [op for op in fg.get_default_graph().operations
+                   if op.type == "SparseRowsSGD"]
+        assert {op.attrs["variable"] for op in updates} == {w, b}
 
 
 @pytest.mark.parametrize("strategy", ["mod", "div"])
