@@ -62,6 +62,9 @@ def _compute_sampled_logits(weights, biases, labels, inputs, num_sampled, num_cl
         sampled = F.cast(sampled, dtypes.int64)
         n_sampled = sampled.shape[0] if sampled.shape and sampled.shape[0] is not None \
             else num_sampled
+        if n_sampled < 1:     # (the rows are split from the end: at least one sampled)
+            raise ValueError(f"expected at least one sampled class, found {n_sampled}"
+                             f"{location_suffix('called')}")
         all_ids = F.concat([labels_flat, sampled], 0)
 
         # The rows of the true and the sampled classes: one lookup (one gradient scatter).
