@@ -10,7 +10,7 @@ from flowgraph import candidate_sampling_ops as cs
 from flowgraph.errors import DTypeError, ShapeError
 
 REF = fg.SessionConfig(optimize=False)
-OPT = fg.SessionConfig(optimize=True)
+OPT = fg.SessionConfig(optimize=True, compile="eager")   # the Numba Philox rounds at once
 
 # Chi-square acceptance: with k - 1 degrees of freedom the statistic's mean is k - 1 and
 # its standard deviation sqrt(2 (k - 1)); we accept below mean + 5 sd (a false alarm
