@@ -59,6 +59,8 @@ from .initializers import glorot_normal_initializer, variance_scaling_initialize
 from .variable_scopes import (AUTO_REUSE, VariableScope, get_variable, get_variable_scope,
                              variable_scope)
 # --- end of randomness, initializers and variable scopes ---
+# TF1's tf.random_shuffle, tf.multinomial (tf.random.shuffle/categorical: fg.random)
+from .sampling_ops import multinomial, random_shuffle  # noqa: E402
 from . import ops as _ops  # registers the primitives  # noqa: F401
 from . import dtypes, nn, testing, train  # noqa: E402
 from .math_ops import (count_nonzero, eye, is_finite, is_inf, is_nan, log_sigmoid,  # noqa: E402

@@ -184,8 +184,10 @@ def evaluate_op(op, inputs, state: RunState, check_numerics=False, generator=Non
             outs = run_state_op(op, inputs, state)
         elif kind == "random":
             # generator: a faster maker of the same Philox words (kernels.cpu.philox)
-            outs = (op.primitive.ref(op, *inputs, counter=state.random_counter(),
-                                     generator=generator),)
+            outs = op.primitive.ref(op, *inputs, counter=state.random_counter(),
+                                    generator=generator)
+            if not isinstance(outs, tuple):   # a candidate sampler returns three
+                outs = (outs,)
         else:
             outs = op.primitive.ref(op, *inputs)
             if not isinstance(outs, tuple):

@@ -15,4 +15,14 @@ from .random_ops import get_seed, set_random_seed, truncated_normal
 from .random_ops import random_normal as normal
 from .random_ops import random_uniform as uniform
 
-__all__ = ["normal", "uniform", "truncated_normal", "set_random_seed", "get_seed"]
+# TF1's tf.random.shuffle / categorical / multinomial and the candidate samplers
+from .sampling_ops import categorical, multinomial
+from .sampling_ops import random_shuffle as shuffle
+from .candidate_sampling_ops import (fixed_unigram_candidate_sampler,
+                                     log_uniform_candidate_sampler,
+                                     uniform_candidate_sampler)
+
+__all__ = ["normal", "uniform", "truncated_normal", "set_random_seed", "get_seed",
+           # TF1's sampling ops
+           "shuffle", "categorical", "multinomial", "uniform_candidate_sampler",
+           "log_uniform_candidate_sampler", "fixed_unigram_candidate_sampler"]

@@ -65,6 +65,9 @@ MODULES += ["flowgraph.einsum_ops"]
 # TF1's tf.norm, tf.sort/argsort, tf.linspace, tf.meshgrid
 MODULES += ["flowgraph.norm_ops", "flowgraph.sort_ops", "flowgraph.grid_ops"]
 MODULES += ["flowgraph.safe_math_ops", "flowgraph.diag_ops", "flowgraph.math_helpers"]
+# TF1's sampling ops, candidate samplers and sampled losses
+MODULES += ["flowgraph.sampling_ops", "flowgraph.candidate_sampling_ops",
+            "flowgraph.nn.sampled_losses"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -457,6 +457,8 @@ HANDLED_BY_THE_PLAN = {"Placeholder", "Variable", "ReadVariable", "Assign", "Ass
 # the host, drawn as the CPU draws them, and are copied up: bit-identical to the CPU's);
 # test_random_ops_and_dropout_on_the_gpu_are_bit_identical checks it.
 HANDLED_BY_THE_PLAN |= {"RandomUniform", "RandomStandardNormal", "TruncatedNormal"}
+# TF1's sampling ops are random ops too (tests/test_sampled_losses.py runs them on the GPU)
+HANDLED_BY_THE_PLAN |= {"RandomShuffle", "Multinomial", "CandidateSampler"}
 # Print and PyFunc (kind "io"): a documented host fallback too (host_fallback: they run
 # Python on the host); tests/test_tf1_print.py runs them on the GPU.
 HANDLED_BY_THE_PLAN |= {"Print", "PyFunc"}

@@ -788,6 +788,36 @@ def _random(data):
     np.testing.assert_array_equal(got[3], got[0])
 
 
+@case("RandomShuffle", "Multinomial", "CandidateSampler")
+def _sampling(data):
+    # TF1's sampling ops: their specification is the NumPy draw of flowgraph's sampling
+    # modules, from the same Philox words (tests/test_sampling.py: statistics, TF1's
+    # expected counts); here each against it, run 0 and key (graph seed, op seed).
+    from flowgraph import candidate_sampling_ops as cs
+    from flowgraph import sampling_ops as so
+    seed = data.draw(st.integers(0, 2 ** 31 - 2), label="seed")
+    key = (fg.random_ops.DEFAULT_GRAPH_SEED, seed)
+    x = float_array(data, shape=fgst.shapes(min_rank=1, max_rank=3))
+    logits = float_array(data, shape=st.tuples(st.integers(1, 3), st.integers(1, 4)))
+    n = data.draw(st.integers(1, 5), label="n")
+    unique = data.draw(st.booleans(), label="unique")
+    p, q = feed_ph(data, x), feed_ph(data, logits)
+    true = np.array([[0], [2]], np.int64)
+    fetch = [fg.random.shuffle(p, seed=seed), fg.random.categorical(q, n, seed=seed),
+             list(fg.nn.log_uniform_candidate_sampler(true, 1, n, unique, 6, seed=seed))]
+    got = run(fetch, {p: x, q: logits})
+    bits = so.bits64(*so.words64(key, 0, x.shape[0]))
+    np.testing.assert_array_equal(got[0], x[np.argsort(bits, kind="stable")]
+                                  if x.shape[0] > 1 else x)
+    assert got[1].shape == (logits.shape[0], n) and got[1].dtype == np.int64
+    assert ((0 <= got[1]) & (got[1] < logits.shape[1])).all()
+    attrs = {"sampler": "log_uniform", "range_max": 6, "num_sampled": n, "unique": unique}
+    candidates, tries = cs.sample(attrs, key, 0)
+    np.testing.assert_array_equal(got[2][0], candidates)
+    np.testing.assert_array_equal(got[2][1], cs.expected_counts(
+        cs.probabilities(attrs, true), n, tries))
+
+
 # --- control flow (flowgraph.control_flow) ----------------------------------------------
 
 @case("While")

@@ -9,6 +9,7 @@ import pytest
 
 import flowgraph as fg
 from flowgraph import math_helpers, safe_math_ops
+from flowgraph import sampling_ops  # TF1's tf.random.categorical
 
 MATH = {
     "abs": fg.abs, "add": fg.add, "add_n": fg.add_n, "argmax": fg.argmax,
@@ -47,7 +48,13 @@ MATH = {
 }
 RANDOM = {"normal": fg.random_normal, "uniform": fg.random_uniform,
           "truncated_normal": fg.truncated_normal, "set_random_seed": fg.set_random_seed,
-          "get_seed": fg.get_seed}
+          "get_seed": fg.get_seed,
+          # TF1's sampling ops and candidate samplers
+          "shuffle": fg.random_shuffle, "categorical": sampling_ops.categorical,
+          "multinomial": fg.multinomial,
+          "uniform_candidate_sampler": fg.nn.uniform_candidate_sampler,
+          "log_uniform_candidate_sampler": fg.nn.log_uniform_candidate_sampler,
+          "fixed_unigram_candidate_sampler": fg.nn.fixed_unigram_candidate_sampler}
 LINALG = {"matmul": fg.matmul, "tensordot": fg.tensordot, "eye": fg.eye,
           "matrix_transpose": fg.matrix_transpose,
           "transpose": fg.matrix_transpose,          # TF1: linalg.transpose swaps the last two

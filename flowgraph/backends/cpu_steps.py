@@ -111,12 +111,14 @@ class CpuSteps:
         outs = self._group_outputs[group]
         spec.outputs = [members[v[0]] for v in outs]
         shape = group.shape if shape is None else shape
+        # A reduction's output, and its second home (a window of a concatenation),
+        # has the loop's rank, 1 where reduced.
         bound = [np.broadcast_to(arrays[v], shape) if arrays[v].shape != shape else arrays[v]
                  for v in ins] + [_kept_dims(v[0], arrays[v], shape) for v in outs]
         for v in outs:
             for a in self._also_arrays.get(v, ()):
                 spec.outputs.append(members[v[0]])
-                bound.append(a)
+                bound.append(_kept_dims(v[0], a, shape))
         parents = self._parents
         label = "+".join(dict.fromkeys(n.type for n in group.nodes))
 
@@ -272,6 +274,14 @@ class CpuSteps:
         holder, ref, copyto = self._state, get_primitive(n.type).ref, np.copyto
 
         def step_with(generator):
+            if len(outs) > 1:      # a candidate sampler: three outputs of one draw
+                def random_step_outputs():
+                    values = ref(n, *ins, counter=holder[0].random_counter(),
+                                 generator=generator)
+                    for out, value in zip(outs, values):
+                        copyto(out, value)
+                return random_step_outputs
+
             def random_step():
                 copyto(outs[0], ref(n, *ins, counter=holder[0].random_counter(),
                                     generator=generator))

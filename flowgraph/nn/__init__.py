@@ -28,6 +28,10 @@ from .conv import conv2d_transpose
 # TF1's depthwise and separable convolutions (compositions on ExtractPatches)
 from .depthwise import depthwise_conv2d, depthwise_conv2d_native, separable_conv2d
 from ..math_ops import log_sigmoid
+# TF1's candidate samplers and sampled losses (word2vec's nce_loss, sampled softmax)
+from ..candidate_sampling_ops import (fixed_unigram_candidate_sampler,
+                                      log_uniform_candidate_sampler, uniform_candidate_sampler)
+from .sampled_losses import nce_loss, sampled_softmax_loss
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "relu", "sigmoid",
@@ -52,3 +56,6 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "conv2d_transpose",
            # TF1's depthwise and separable convolutions
            "depthwise_conv2d", "depthwise_conv2d_native", "separable_conv2d"]
+           # TF1's candidate samplers and sampled losses
+           "uniform_candidate_sampler", "log_uniform_candidate_sampler",
+           "fixed_unigram_candidate_sampler", "nce_loss", "sampled_softmax_loss"]

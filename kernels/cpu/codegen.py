@@ -234,8 +234,9 @@ def _lead_index(names, modes, k, d):
     return f"i{d} + {names[k]}_off{d}" if windowed else f"i{d}"
 
 
-def _operand_mode(array, shape, parent):
-    """(array to pass, mode, offsets) for one operand of output shape ``shape``."""
+def _operand_mode(array, shape, parent, output=False):
+    """(array to pass, mode, offsets) for one operand of output shape ``shape``
+    (``output``: the kernel writes it)."""
     import numpy as np
     rank = len(shape)
     x = array.reshape((1,) * (rank - array.ndim) + array.shape) if array.ndim < rank \
@@ -258,6 +259,12 @@ def _operand_mode(array, shape, parent):
         # dispatcher unboxes a Python int in about half the time (measured: 16 offsets
         # 2.8 us per call as np.int64, 2.0 us as int, AVX-512 EPYC)
         return parent, (broadcast, True), [int(o) for o in offsets]
+    if output and broadcast:
+        # A reduction's strided output (kept dimensions of a window of a concatenation):
+        # written through as it is, reduced dimensions indexed as broadcast ones; a
+        # broadcast view would be read-only (and its parent, written whole by the
+        # reduction's final store, would lose the other windows).
+        return x, (broadcast, False), []
     return np.broadcast_to(x, shape), None, []
 
 
@@ -310,8 +317,8 @@ def prepare_fused(spec: FusedSpec, arrays, parents=None, shape=None):
     else:
         rank = len(shape)
         passed, modes, extra = [], [], []
-        for a in arrays:
-            x, mode, offsets = _operand_mode(a, shape, parents.get(id(a)))
+        for k, a in enumerate(arrays):
+            x, mode, offsets = _operand_mode(a, shape, parents.get(id(a)), output=k >= n_in)
             passed.append(x)
             modes.append(mode)
             extra.extend(offsets)
