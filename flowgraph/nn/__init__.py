@@ -55,7 +55,7 @@ __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            # TF1's transposed convolution
            "conv2d_transpose",
            # TF1's depthwise and separable convolutions
-           "depthwise_conv2d", "depthwise_conv2d_native", "separable_conv2d"]
+           "depthwise_conv2d", "depthwise_conv2d_native", "separable_conv2d",
            # TF1's candidate samplers and sampled losses
            "uniform_candidate_sampler", "log_uniform_candidate_sampler",
            "fixed_unigram_candidate_sampler", "nce_loss", "sampled_softmax_loss"]
