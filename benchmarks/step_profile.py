@@ -152,7 +152,7 @@ def _profile_step(run, sess, title, repeats, clock=time.perf_counter):
     print(f"{title}: step {step_ms:.2f} ms {what} (median of {repeats}; with a "
           f"timer on each of its {len(plan._steps)} steps "
           f"{1e3 * statistics.median(r[0] for r in rows):.2f} ms)")
-    for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:int(os.environ.get("TOPN", 12))]:
+    for label, sec in sorted(per_kind.items(), key=lambda kv: -kv[1])[:TOP_KINDS]:
         print(f"  {1e3 * sec:9.3f} ms {100 * 1e3 * sec / step_ms:5.1f}%  {label}")
     print("  GEMMs by shape (per step, medians):")
     for key, (t, count, flops) in sorted(gemms.items(), key=lambda kv: -kv[1][0]):
@@ -160,7 +160,11 @@ def _profile_step(run, sess, title, repeats, clock=time.perf_counter):
     return results, rows, plan
 
 
+TOP_KINDS = 12     # kinds of plan step listed, most time first (--top)
+
+
 def main():
+    global TOP_KINDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cell", default="lstm", choices=["rnn", "lstm", "gru"])
     parser.add_argument("--size", default="medium", choices=["small", "medium", "large"])
@@ -173,7 +177,10 @@ def main():
                         help="time in this thread's CPU time (time.thread_time), not wall "
                         "time: on a shared machine, time other jobs hold the core is "
                         "not counted (one thread only)")
+    parser.add_argument("--top", type=int, default=TOP_KINDS,
+                        help="how many kinds of plan step to list (most time first)")
     args = parser.parse_args()
+    TOP_KINDS = args.top
     pin_threads(args.threads)
     clock = time.thread_time if args.cpu_time else time.perf_counter
     if args.program:
