@@ -433,12 +433,7 @@ class SeparableConv2D(Conv2D):
         self.depthwise_kernel, self.pointwise_kernel = kernels
         self.kernel = self.depthwise_kernel          # Conv2D's "built" mark
         self.variables.extend(kernels)
-        if self.use_bias:
-            self.bias = get_variable("bias", (self.units,), dtype,
-                                     initializer=self._bias_init or
-                                     (lambda s, dtype=None: np.zeros(s, dtype)),
-                                     trainable=self.trainable)
-            self.variables.append(self.bias)
+        self._build_bias(dtype)
         if created:          # TF1: a reused layer adds no second regularization loss
             for kernel, regularizer in zip(kernels, self._regularizers):
                 add_regularization_loss(kernel, regularizer)

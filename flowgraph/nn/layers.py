@@ -86,6 +86,11 @@ class Dense:
                                        np.asarray(self._kernel_init(s, self._rng, dtype),
                                                   dtype=dtype), trainable=self.trainable)
         self.variables.append(self.kernel)
+        self._build_bias(dtype)
+
+    def _build_bias(self, dtype):
+        """The ``bias [units]`` variable (zeros unless ``bias_initializer``), if
+        ``use_bias``; also the layers built on this one (fg.layers) call it."""
         if self.use_bias:
             self.bias = get_variable("bias", (self.units,), dtype,
                                      initializer=self._bias_init or
