@@ -416,7 +416,6 @@ class SeparableConv2D(Conv2D):
         self.depthwise_kernel = self.pointwise_kernel = None
 
     def _build(self, features, dtype):
-        from .nn.init import glorot_uniform
         from .regularizers import add_regularization_loss
         from .variable_scopes import _store, get_variable, get_variable_scope
         created = get_variable_scope().name + "/depthwise_kernel" not in _store().variables
@@ -426,8 +425,8 @@ class SeparableConv2D(Conv2D):
         for what, shape, init in zip(("depthwise_kernel", "pointwise_kernel"), shapes,
                                      self._initializers):
             if init is None and get_variable_scope().initializer is None:
-                def init(s, dtype=None):                 # TF1's default: Glorot-uniform
-                    return np.asarray(glorot_uniform(s, self._rng, dtype), dtype=dtype)
+                def init(s, dtype=None):   # the layers' default (TF1's, graph-seeded)
+                    return np.asarray(self._kernel_init(s, self._rng, dtype), dtype=dtype)
             kernels.append(get_variable(what, shape, dtype, initializer=init,
                                         trainable=self.trainable))
         self.depthwise_kernel, self.pointwise_kernel = kernels

@@ -251,3 +251,20 @@ def test_layers_separable_conv2d_errors():
         fg.layers.separable_conv2d(fg.placeholder(fg.float32, (4, 4, 2)), 2, 3)
     with pytest.raises(NotImplementedError, match="SeparableConv2D: depthwise_constraint"):
         fg.layers.separable_conv2d(x, 2, 3, depthwise_constraint=lambda w: w)
+
+
+def test_separable_conv2d_layer_kernels_follow_the_graph_seed():
+    """As every fg.layers kernel (TF1's graph-seeded glorot_uniform_initializer): a
+    seeded program initializes the same depthwise and pointwise kernels every time."""
+    def kernels():
+        with fg.Graph().as_default():
+            fg.set_random_seed(3)
+            x = fg.placeholder(fg.float32, (None, 8, 8, 3))
+            fg.layers.separable_conv2d(x, 4, 3)
+            sess = fg.Session()
+            sess.run(fg.global_variables_initializer())
+            return sess.run(fg.trainable_variables()[:2])
+    first, second = kernels(), kernels()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0].ravel()[:6], first[1].ravel()[:6])
