@@ -121,15 +121,20 @@ def central_crop(image, central_fraction):
     return x[..., top:int(h) - top, left:int(w) - left, :]
 
 
+def _box(fn, offset_height, offset_width, target_height, target_width):
+    """The bounding-box arguments as Python ints: offsets >= 0, sizes >= 1."""
+    return (_int(fn, "offset_height", offset_height, 0),
+            _int(fn, "offset_width", offset_width, 0),
+            _int(fn, "target_height", target_height, 1),
+            _int(fn, "target_width", target_width, 1))
+
+
 def pad_to_bounding_box(image, offset_height, offset_width, target_height, target_width):
     """TF1's ``tf.image.pad_to_bounding_box``: ``image`` placed at ``(offset_height,
     offset_width)`` in a zero image of ``target_height x target_width``."""
     fn = "pad_to_bounding_box"
     x = _image(fn, image, need_hw=True)
-    top, left = _int(fn, "offset_height", offset_height, 0), _int(fn, "offset_width",
-                                                                  offset_width, 0)
-    th, tw = _int(fn, "target_height", target_height, 1), _int(fn, "target_width",
-                                                              target_width, 1)
+    top, left, th, tw = _box(fn, offset_height, offset_width, target_height, target_width)
     h, w = x.shape[-3], x.shape[-2]
     bottom, right = th - top - h, tw - left - w
     if bottom < 0 or right < 0:
@@ -151,10 +156,7 @@ def crop_to_bounding_box(image, offset_height, offset_width, target_height, targ
     """
     fn = "crop_to_bounding_box"
     x = _image(fn, image, need_hw=True)
-    top, left = _int(fn, "offset_height", offset_height, 0), _int(fn, "offset_width",
-                                                                  offset_width, 0)
-    th, tw = _int(fn, "target_height", target_height, 1), _int(fn, "target_width",
-                                                              target_width, 1)
+    top, left, th, tw = _box(fn, offset_height, offset_width, target_height, target_width)
     h, w = x.shape[-3], x.shape[-2]
     if top + th > h or left + tw > w:
         raise _fail(ValueError, fn, f"the {th}x{tw} box at offset ({top}, {left}) does not "
